@@ -1,0 +1,216 @@
+"""Turning an implementation into the callable that is timed, with its one-off cost.
+
+- ``eager``: the declared callable. On CUDA, a NumPy/SciPy baseline gets its inputs
+  copied to the host and its output copied back *inside* the call: that is its real
+  cost on a GPU.
+- ``torchscript``: ``torch.jit.script`` of the native callable (one-off: scripting).
+- ``compile``: ``torch.compile(fn, dynamic=False)``; the one-off cost is its first
+  forward (no_grad and training) and first backward call, which compile.
+- ``onnxruntime``: ``torch.onnx.export(..., dynamo=True)`` then an
+  ``onnxruntime.InferenceSession``; forward only. Exported models are cached on disk
+  by layer, implementation, shapes, dtype and versions, with their export time, so
+  repeated use does not re-export; the one-off cost is export plus session creation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import io
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.layer import Implementation, Layer, Point
+
+__all__ = ["Built", "build", "onnx_cache_dir", "quiet"]
+
+
+@dataclass
+class Built:
+    """A ready-to-time callable and what it cost to make it."""
+
+    fn: Callable[..., torch.Tensor]
+    oneoff_s: float | None = None
+    oneoff_what: str | None = None
+
+
+def onnx_cache_dir() -> Path:
+    """Where exported ONNX models are kept (``$HARNESS_CACHE_DIR`` or ~/.cache)."""
+    root = os.environ.get("HARNESS_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "port-harness"
+    )
+    return Path(root) / "onnx"
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the exporters' and compilers' chatter (prints, warnings, log records)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch._inductor", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    sink = io.StringIO()
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR + 10)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _script(fn: Callable[..., Any]) -> Any:
+    # torch.jit.script is deprecated in torch 2.13; we call it on purpose, to measure
+    # the TorchScript form users still deploy, so its deprecation warning is silenced.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.script(fn)
+
+
+class _Wrapper(torch.nn.Module):
+    """Lets a plain callable be exported as a module."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.fn(*args)
+
+
+def _source_hash(fn: object) -> str:
+    try:
+        src = inspect.getsource(fn)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        src = getattr(fn, "__qualname__", repr(fn))
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+def _onnx_model(layer: Layer, impl: Implementation, fn: Callable[..., torch.Tensor], example: Sequence[torch.Tensor], dtype: str) -> tuple[bytes, float, bool]:
+    """Exported model bytes, the export's duration, and whether it came from the cache."""
+    import onnxruntime
+
+    target = impl.fn if impl.fn is not None else impl.module
+    key = json.dumps(
+        {
+            "layer": layer.name,
+            "impl": impl.origin,
+            "code": _source_hash(target),
+            "shapes": [list(t.shape) for t in example],
+            "dtype": dtype,
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    folder = onnx_cache_dir() / f"{layer.name}-{impl.origin}-{digest}"
+    model_path, meta_path = folder / "model.onnx", folder / "meta.json"
+    if model_path.is_file() and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            return model_path.read_bytes(), float(meta["export_s"]), True
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry is re-exported below
+    module = _Wrapper(fn).eval()
+    cpu_example = tuple(t.detach().cpu() for t in example)
+    t0 = time.perf_counter()
+    with quiet():
+        program = torch.onnx.export(module, cpu_example, dynamo=True, verbose=False)
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
+    data: bytes = program.model_proto.SerializeToString()
+    export_s = time.perf_counter() - t0
+    from harness.results import atomic_write_bytes, atomic_write_json
+
+    try:
+        atomic_write_bytes(model_path, data)
+        atomic_write_json(meta_path, {"export_s": export_s, "key": json.loads(key)})
+    except OSError:
+        pass  # an unwritable cache only costs re-exporting next time
+    return data, export_s, False
+
+
+def _ort_callable(data: bytes, threads: int, device: str) -> Callable[..., torch.Tensor]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise NotImplementedError("this onnxruntime build has no CUDAExecutionProvider")
+        providers = ["CUDAExecutionProvider"]
+    session = ort.InferenceSession(data, options, providers=providers)
+    names = [i.name for i in session.get_inputs()]
+
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        feeds = {n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=False)}
+        out = session.run(None, feeds)[0]
+        return torch.from_numpy(out).to(args[0].device)
+
+    return run
+
+
+def _host_roundtrip(fn: Callable[..., torch.Tensor], device: str) -> Callable[..., torch.Tensor]:
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        return fn(*(a.cpu() for a in args)).to(device)
+
+    return run
+
+
+def build(
+    layer: Layer,
+    impl: Implementation,
+    point: Point,
+    example: Sequence[torch.Tensor],
+    dtype: str,
+    threads: int,
+    device: str,
+    grad_mask: Sequence[bool],
+) -> Built:
+    """The callable for ``impl`` at ``point``; ``example`` inputs drive compilation."""
+    fn = impl.callable_for(point)
+    if impl.form == "eager":
+        if device != "cpu" and impl.role == "baseline":
+            return Built(_host_roundtrip(fn, device))
+        return Built(fn)
+    if impl.form == "torchscript":
+        t0 = time.perf_counter()
+        if impl.module is not None:
+            raise NotImplementedError("TorchScript form of a module-based implementation: declare it with fn=")
+        scripted = _script(fn)
+        return Built(scripted, time.perf_counter() - t0, "torch.jit.script")
+    if impl.form == "compile":
+        # The backward phase calls backward repeatedly on one retained graph; donated
+        # buffers (a memory optimisation of compiled backward) forbid retain_graph.
+        torch._functorch.config.donated_buffer = False
+        compiled = torch.compile(fn, dynamic=False)
+        t0 = time.perf_counter()
+        with quiet():
+            with torch.no_grad():
+                compiled(*example)
+            leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]
+            out = compiled(*leaves)
+            if impl.backward and any(grad_mask):
+                out.sum().backward()
+        return Built(compiled, time.perf_counter() - t0, "first calls: compile forward (no_grad and training) and backward")
+    if impl.form == "onnxruntime":
+        data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype)
+        t0 = time.perf_counter()
+        run = _ort_callable(data, threads, device)
+        return Built(run, export_s + time.perf_counter() - t0, "torch.onnx.export(dynamo=True) + InferenceSession")
+    raise ValueError(f"unknown form {impl.form!r}")

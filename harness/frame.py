@@ -1,0 +1,127 @@
+"""The results frame: its columns, documented in one place, and how it is built.
+
+One row per (layer, implementation, grid point, dtype, threads, device, phase).
+The frame is built once from a list of row dicts and checked against ``COLUMNS``;
+nothing is ever ``eval``-ed back from text. pyperf's JSON (``pyperf.json``) stays the
+archive of raw timing values; ``DEVIATION_COLUMNS`` describes the per-tensor detail
+(output and each gradient) kept beside it in ``deviations.csv``.
+
+Besides the columns below, the frame has one column per grid axis (``n``, ``k``, ...),
+named after the axis, empty where a layer has no such axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "CAPABILITY_COLUMNS",
+    "COLUMNS",
+    "DEVIATION_COLUMNS",
+    "build_frame",
+    "build_table",
+    "axis_columns",
+]
+
+#: name -> (pandas dtype, meaning)
+COLUMNS: dict[str, tuple[str, str]] = {
+    # identity
+    "case": ("string", "unique case name: layer/impl/point/dtype/tTHREADS/device/phase; the pyperf benchmark name"),
+    "layer": ("string", "layer name"),
+    "impl": ("string", "implementation name (numpy, scipy, torch, torchscript, compile, onnxruntime, ...)"),
+    "role": ("string", "'baseline' (the NumPy/SciPy implementation) or 'native' (a torch candidate)"),
+    "form": ("string", "'eager', or the derived form: 'torchscript', 'compile', 'onnxruntime'"),
+    "source": ("string", "the declared implementation this row's form derives from"),
+    "point": ("string", "grid point as 'axis=value,...'"),
+    "size": ("Float64", "value of the layer's size axis (what reports plot against)"),
+    "dtype": ("string", "input dtype (float32, float64, ...)"),
+    "threads": ("Int64", "intra-op threads for torch and for NumPy/SciPy pools (threadpoolctl)"),
+    "device": ("string", "'cpu' or 'cuda'"),
+    "phase": ("string", "'forward' (output under no_grad) or 'backward' (autograd.grad on a retained graph)"),
+    # outcome
+    "status": ("string", "'ok', 'error' (it failed: see error) or 'unsupported' (not applicable, e.g. backward of an ONNX Runtime session)"),
+    "error": ("string", "exception type and first line of the message, or why the point was not measured"),
+    # timing: seconds per call, over all values of all processes (pyperf)
+    "median_s": ("Float64", "median seconds per call"),
+    "mean_s": ("Float64", "mean seconds per call"),
+    "stdev_s": ("Float64", "standard deviation of seconds per call"),
+    "min_s": ("Float64", "fastest value, seconds per call"),
+    "max_s": ("Float64", "slowest value, seconds per call"),
+    "n_values": ("Int64", "number of timed values (warm-ups excluded)"),
+    "n_processes": ("Int64", "number of worker processes that contributed values"),
+    "loops": ("Int64", "calls per value (calibrated so that one value lasts at least the profile's min_time)"),
+    # deviation against the float64 reference
+    "max_abs_err": ("Float64", "max |impl - ref| over the phase's tensors (output, or every gradient)"),
+    "max_rel_err": ("Float64", "max |impl - ref| / |ref| over entries with |ref| > 1e-3 * max|ref|, over the phase's tensors"),
+    "worst_tensor": ("string", "the tensor with the largest relative error ('output', 'grad_x', ...)"),
+    "rtol": ("Float64", "relative tolerance for this dtype"),
+    "within_tol": ("boolean", "every entry satisfies |impl - ref| <= rtol * |ref| + atol * max|ref|, atol = rtol / 10"),
+    "gradcheck": ("boolean", "torch.autograd.gradcheck in float64 at the layer's small point (baseline implementations, backward rows)"),
+    "gradcheck_error": ("string", "why gradcheck failed"),
+    # one-off costs, never part of steady-state timing
+    "oneoff_s": ("Float64", "one-off cost in seconds: TorchScript scripting, torch.compile's first call (cold cache), ONNX export plus session creation"),
+    "oneoff_what": ("string", "what oneoff_s measured"),
+}
+
+#: Per-tensor deviation detail (deviations.csv).
+DEVIATION_COLUMNS: dict[str, tuple[str, str]] = {
+    "case": COLUMNS["case"],
+    "layer": COLUMNS["layer"],
+    "impl": COLUMNS["impl"],
+    "point": COLUMNS["point"],
+    "size": COLUMNS["size"],
+    "dtype": COLUMNS["dtype"],
+    "phase": COLUMNS["phase"],
+    "tensor": ("string", "'output' or 'grad_<input name>'"),
+    "max_abs_err": ("Float64", "max |impl - ref|"),
+    "max_rel_err": ("Float64", "max relative error, as in the main frame"),
+    "within_tol": ("boolean", "within the dtype's tolerance"),
+}
+
+#: The capability matrix (capabilities.csv), one row per (layer, implementation, check).
+CAPABILITY_COLUMNS: dict[str, tuple[str, str]] = {
+    "layer": COLUMNS["layer"],
+    "impl": ("string", "declared implementation"),
+    "role": COLUMNS["role"],
+    "check": ("string", "script_save, trace, compile_fullgraph, compile, onnx_dynamo, onnx_legacy"),
+    "status": ("string", "'ok', 'unsupported' (it raised) or 'wrong' (it ran but gave wrong results on a second input)"),
+    "reason": ("string", "exception type and first line, or what was wrong"),
+    "graph_breaks": ("Int64", "torch.compile graph breaks (compile check only)"),
+}
+
+
+def axis_columns(frame: pd.DataFrame) -> list[str]:
+    """The grid-axis columns of a results frame, in order."""
+    return [c for c in frame.columns if c not in COLUMNS]
+
+
+def build_table(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Mapping[str, tuple[str, str]],
+    extra: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Build a frame with exactly ``columns`` (then ``extra``), typed as documented.
+
+    A row with a key that is neither a column nor in ``extra`` is a bug, not data:
+    it raises ``KeyError`` rather than being silently dropped.
+    """
+    rows = list(rows)
+    allowed = set(columns) | set(extra)
+    for row in rows:
+        unknown = set(row) - allowed
+        if unknown:
+            raise KeyError(f"undocumented columns {sorted(unknown)}")
+    frame = pd.DataFrame.from_records(rows, columns=[*columns, *extra])
+    for name, (dtype, _) in columns.items():
+        frame[name] = frame[name].astype(dtype)
+    for name in extra:
+        frame[name] = frame[name].astype("object")
+    return frame
+
+
+def build_frame(rows: Iterable[Mapping[str, Any]], axes: Sequence[str] = ()) -> pd.DataFrame:
+    """The results frame from row dicts; ``axes`` names the grid-axis columns."""
+    return build_table(rows, COLUMNS, extra=axes)

@@ -1,0 +1,515 @@
+"""How a layer is declared: its grid axes, inputs, reference and implementations.
+
+This is the public declaration API. The built-in layers in the top-level ``layers``
+package use nothing else, so they are the reference example::
+
+    from harness import Axis, Layer, baseline, native
+
+    LAYER = Layer(
+        name="conv2d",
+        description="2-D cross-correlation with a learnable filter and scalar bias",
+        axes=(Axis("n", (8, 64, 512), "image side"), Axis("k", (3, 15), "filter side")),
+        constraint=lambda p: None if p["k"] <= p["n"] else "k must be <= n",
+        inputs={"x": 2, "filter": 2, "bias": 2},
+        make_inputs=lambda p, g: (torch.randn(p["n"], p["n"], generator=g), ...),
+        reference=torch_conv2d,
+        implementations=(baseline("scipy", ScipyConv2dFunction), native("torch", torch_conv2d)),
+    )
+
+A *baseline* is the NumPy/SciPy implementation the user has today; a *native*
+candidate is a torch implementation they could port to. Every native candidate gets
+TorchScript, ``torch.compile`` and ONNX Runtime forms for free (``forms=()`` opts out).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import product
+from typing import Any, Literal
+
+import torch
+
+from harness.errors import ConfigError, InputError, LayerDefinitionError
+
+__all__ = [
+    "FORMS",
+    "Axis",
+    "AxisValue",
+    "Implementation",
+    "Layer",
+    "Point",
+    "baseline",
+    "native",
+]
+
+AxisValue = int | float | str
+Point = Mapping[str, AxisValue]
+Role = Literal["baseline", "native"]
+#: A plain callable on the layer's tensors, or an ``autograd.Function`` subclass.
+ImplFn = Callable[..., torch.Tensor] | type[torch.autograd.Function]
+
+#: Forms derived from a native candidate, in the order they are listed.
+FORMS: tuple[str, ...] = ("torchscript", "compile", "onnxruntime")
+#: Forms that can run backward (ONNX Runtime sessions are forward only).
+_BACKWARD_FORMS = frozenset({"eager", "torchscript", "compile"})
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+def _check_name(what: str, name: object, owner: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise LayerDefinitionError(
+            f"{owner}: {what} name {name!r} is not valid "
+            "(use letters, digits, '_', '.', '-', starting with a letter or '_')"
+        )
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One grid axis of a layer, such as the image side ``n``.
+
+    ``default`` is the list of values ``python -m harness run`` sweeps when the user
+    gives no ``--grid`` for this axis. Numeric values must be ``>= minimum`` (sizes are
+    positive by default); ``choices`` restricts the values to a fixed set.
+    """
+
+    name: str
+    default: tuple[AxisValue, ...]
+    description: str = ""
+    type: type = int
+    minimum: float | None = 1
+    choices: tuple[AxisValue, ...] | None = None
+
+    def parse(self, text: str, layer: str = "") -> AxisValue:
+        """Turn one value from the command line into this axis's type."""
+        try:
+            if self.type is int:
+                return int(text)
+            return self.type(text)  # type: ignore[no-any-return]
+        except ValueError:
+            where = f"layer {layer!r}: " if layer else ""
+            raise ConfigError(
+                f"{where}axis {self.name!r} value {text!r} is not a valid {self.type.__name__}"
+            ) from None
+
+    def validate(self, value: object, layer: str = "") -> AxisValue:
+        """Return ``value`` if it is allowed on this axis, else raise ``ConfigError``."""
+        where = f"layer {layer!r}: " if layer else ""
+        if isinstance(value, bool) or not isinstance(value, self.type):
+            raise ConfigError(
+                f"{where}axis {self.name!r} value {value!r} is not a {self.type.__name__}"
+            )
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(
+                f"{where}axis {self.name!r} value {value!r} is not one of {list(self.choices)}"
+            )
+        if self.minimum is not None and isinstance(value, int | float):
+            if not math.isfinite(value) or value < self.minimum:
+                raise ConfigError(
+                    f"{where}axis {self.name!r} value {value!r} must be >= {self.minimum:g}"
+                )
+        return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One way to compute a layer.
+
+    ``fn`` takes the layer's input tensors positionally and returns one tensor. It may
+    be a plain callable, or an ``autograd.Function`` subclass (its ``apply`` is used).
+    For an ``nn.Module`` give ``module=``: a factory called with the grid point that
+    returns the module; the layer's inputs after the first are bound to the module's
+    parameters of the same name, so the harness controls their values.
+
+    ``form`` is ``"eager"`` for what the user declares; the harness derives
+    ``"torchscript"``, ``"compile"`` and ``"onnxruntime"`` forms from native candidates,
+    with ``source`` naming the declared implementation they come from.
+    """
+
+    name: str
+    role: Role
+    fn: ImplFn | None = None
+    module: Callable[[Point], torch.nn.Module] | None = None
+    backward: bool = True
+    forms: tuple[str, ...] = FORMS
+    description: str = ""
+    form: str = "eager"
+    source: str = ""
+
+    @property
+    def origin(self) -> str:
+        """Name of the declared implementation this one is (or is derived from)."""
+        return self.source or self.name
+
+    def callable_for(self, point: Point) -> Callable[..., torch.Tensor]:
+        """The eager callable for one grid point (modules are built here)."""
+        if self.module is not None:
+            mod = self.module(point)
+            return _bind_module(mod)
+        fn = self.fn
+        if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
+            return fn.apply  # type: ignore[no-any-return]
+        assert fn is not None  # checked in Layer.__post_init__
+        return fn
+
+
+def _bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
+    """Call ``mod(x)`` with its parameters replaced by the remaining inputs, by name."""
+    params = [name for name, _ in mod.named_parameters()]
+
+    def call(x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        if len(rest) != len(params):
+            raise InputError(
+                f"module {type(mod).__name__} has parameters {params} but got {len(rest)} "
+                "parameter tensors"
+            )
+        return torch.func.functional_call(mod, dict(zip(params, rest, strict=True)), (x,))  # type: ignore[no-any-return]
+
+    call.__name__ = type(mod).__name__
+    call.__qualname__ = type(mod).__qualname__
+    return call
+
+
+def baseline(
+    name: str,
+    fn: ImplFn | None = None,
+    *,
+    module: Callable[[Point], torch.nn.Module] | None = None,
+    backward: bool = True,
+    description: str = "",
+) -> Implementation:
+    """Declare the NumPy/SciPy implementation the user has today."""
+    return Implementation(
+        name=name, role="baseline", fn=fn, module=module, backward=backward, forms=(),
+        description=description,
+    )
+
+
+def native(
+    name: str,
+    fn: ImplFn | None = None,
+    *,
+    module: Callable[[Point], torch.nn.Module] | None = None,
+    backward: bool = True,
+    forms: Sequence[str] = FORMS,
+    description: str = "",
+) -> Implementation:
+    """Declare a native torch candidate; its ``forms`` are derived automatically."""
+    return Implementation(
+        name=name, role="native", fn=fn, module=module, backward=backward,
+        forms=tuple(forms), description=description,
+    )
+
+
+def form_name(source: str, form: str) -> str:
+    """Name of a derived form: ``torchscript`` for the candidate named ``torch``,
+    ``<source>-<form>`` (``einsum-compile``) for any other candidate."""
+    return form if source == "torch" else f"{source}-{form}"
+
+
+InputFactory = Callable[[Point, torch.Generator], Sequence[torch.Tensor]]
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """A layer to benchmark: its grid, inputs, float64 reference and implementations.
+
+    ``inputs`` maps each input tensor's name to its number of dimensions, in the order
+    implementations take them. ``make_inputs(point, generator)`` returns those tensors
+    for one grid point, drawn from ``generator`` so that every process sees the same
+    values; the harness casts them to each dtype and device. ``reference`` is called
+    in float64 on the CPU and is the ground truth for outputs and gradients.
+    ``constraint(point)`` returns a message when a combination of axis values is
+    invalid (``k > n``), else ``None``. Gradients are taken with respect to
+    ``grad_inputs`` (default: every input).
+    """
+
+    name: str
+    description: str
+    axes: tuple[Axis, ...]
+    inputs: Mapping[str, int]
+    make_inputs: InputFactory
+    reference: Callable[..., torch.Tensor]
+    implementations: tuple[Implementation, ...]
+    constraint: Callable[[Point], str | None] | None = None
+    size_axis: str | None = None
+    grad_inputs: tuple[str, ...] | None = None
+    gradcheck_point: Mapping[str, AxisValue] | None = None
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("layer", self.name, "layer")
+        owner = f"layer {self.name!r}"
+        if not isinstance(self.description, str):
+            raise LayerDefinitionError(f"{owner}: description must be a string")
+        object.__setattr__(self, "axes", tuple(self.axes))
+        object.__setattr__(self, "implementations", tuple(self.implementations))
+        object.__setattr__(self, "inputs", dict(self.inputs))
+        if not self.axes:
+            raise LayerDefinitionError(f"{owner}: declares no grid axes")
+        seen: set[str] = set()
+        for axis in self.axes:
+            if not isinstance(axis, Axis):
+                raise LayerDefinitionError(f"{owner}: axes must be Axis objects, got {axis!r}")
+            _check_name("axis", axis.name, owner)
+            if axis.name in seen:
+                raise LayerDefinitionError(f"{owner}: axis {axis.name!r} is declared twice")
+            seen.add(axis.name)
+            if not axis.default:
+                raise LayerDefinitionError(f"{owner}: axis {axis.name!r} has no default values")
+            for value in axis.default:
+                try:
+                    axis.validate(value, self.name)
+                except ConfigError as exc:
+                    raise LayerDefinitionError(f"invalid default: {exc}") from None
+        if not self.inputs:
+            raise LayerDefinitionError(f"{owner}: declares no inputs")
+        for iname, ndim in self.inputs.items():
+            _check_name("input", iname, owner)
+            if not isinstance(ndim, int) or isinstance(ndim, bool) or ndim < 0:
+                raise LayerDefinitionError(
+                    f"{owner}: input {iname!r} must map to its number of dimensions, got {ndim!r}"
+                )
+        if not callable(self.make_inputs):
+            raise LayerDefinitionError(f"{owner}: has no input factory (make_inputs)")
+        if self.reference is None or not callable(self.reference):
+            raise LayerDefinitionError(f"{owner}: has no float64 reference (reference=...)")
+        if self.size_axis is not None and self.size_axis not in seen:
+            raise LayerDefinitionError(
+                f"{owner}: size_axis {self.size_axis!r} is not one of its axes {sorted(seen)}"
+            )
+        if self.grad_inputs is not None:
+            unknown = [g for g in self.grad_inputs if g not in self.inputs]
+            if unknown:
+                raise LayerDefinitionError(f"{owner}: grad_inputs {unknown} are not inputs")
+        self._check_implementations(owner)
+
+    def _check_implementations(self, owner: str) -> None:
+        if not self.implementations:
+            raise LayerDefinitionError(f"{owner}: declares no implementations")
+        names: set[str] = set()
+        for impl in self.implementations:
+            if not isinstance(impl, Implementation):
+                raise LayerDefinitionError(
+                    f"{owner}: implementations must be declared with baseline() or native(), "
+                    f"got {impl!r}"
+                )
+            _check_name("implementation", impl.name, owner)
+            if impl.role not in ("baseline", "native"):
+                raise LayerDefinitionError(
+                    f"{owner}: implementation {impl.name!r} has role {impl.role!r}, "
+                    "expected 'baseline' or 'native'"
+                )
+            if (impl.fn is None) == (impl.module is None):
+                raise LayerDefinitionError(
+                    f"{owner}: implementation {impl.name!r} needs exactly one of fn= or module="
+                )
+            target = impl.fn if impl.fn is not None else impl.module
+            if not callable(target):
+                raise LayerDefinitionError(
+                    f"{owner}: implementation {impl.name!r} is not callable: {target!r}"
+                )
+            bad = [f for f in impl.forms if f not in FORMS]
+            if bad:
+                raise LayerDefinitionError(
+                    f"{owner}: implementation {impl.name!r} asks for unknown forms {bad}; "
+                    f"known: {list(FORMS)}"
+                )
+            for name in [impl.name, *(form_name(impl.name, f) for f in impl.forms)]:
+                if name in names:
+                    raise LayerDefinitionError(
+                        f"{owner}: implementation name {name!r} is used twice"
+                    )
+                names.add(name)
+        if not any(i.role == "baseline" for i in self.implementations):
+            raise LayerDefinitionError(
+                f"{owner}: declares no baseline (the NumPy/SciPy implementation to compare "
+                "against; declare it with baseline(...))"
+            )
+
+    # -- implementations ------------------------------------------------------------
+
+    def all_implementations(self) -> tuple[Implementation, ...]:
+        """Declared implementations followed by the forms derived from native ones."""
+        out = list(self.implementations)
+        for impl in self.implementations:
+            for form in impl.forms:
+                out.append(
+                    replace(
+                        impl,
+                        name=form_name(impl.name, form),
+                        form=form,
+                        source=impl.name,
+                        forms=(),
+                        backward=impl.backward and form in _BACKWARD_FORMS,
+                    )
+                )
+        return tuple(out)
+
+    def implementation(self, name: str) -> Implementation:
+        """Look an implementation (declared or derived) up by name."""
+        for impl in self.all_implementations():
+            if impl.name == name:
+                return impl
+        known = ", ".join(i.name for i in self.all_implementations())
+        raise ConfigError(f"layer {self.name!r} has no implementation {name!r} (known: {known})")
+
+    @property
+    def baseline(self) -> Implementation:
+        """The first declared baseline implementation."""
+        return next(i for i in self.implementations if i.role == "baseline")
+
+    # -- grid -----------------------------------------------------------------------
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    @property
+    def size_axis_name(self) -> str:
+        """The axis reports plot against (the declared one, else the first)."""
+        return self.size_axis or self.axes[0].name
+
+    def axis(self, name: str) -> Axis:
+        for axis in self.axes:
+            if axis.name == name:
+                return axis
+        raise ConfigError(
+            f"layer {self.name!r} has no axis {name!r} (axes: {', '.join(self.axis_names)})"
+        )
+
+    def check_point(self, point: Mapping[str, object]) -> dict[str, AxisValue]:
+        """Validate one grid point, returning it in axis order; ``ConfigError`` if bad."""
+        missing = [a for a in self.axis_names if a not in point]
+        extra = [k for k in point if k not in self.axis_names]
+        if missing or extra:
+            raise ConfigError(
+                f"layer {self.name!r}: point {dict(point)} "
+                + (f"lacks axes {missing}" if missing else f"has unknown axes {extra}")
+            )
+        clean = {a.name: a.validate(point[a.name], self.name) for a in self.axes}
+        if self.constraint is not None:
+            problem = self.constraint(clean)
+            if problem:
+                raise ConfigError(f"layer {self.name!r}: point {_fmt(clean)}: {problem}")
+        return clean
+
+    def points(
+        self, overrides: Mapping[str, Sequence[AxisValue]] | None = None
+    ) -> tuple[list[dict[str, AxisValue]], list[str]]:
+        """The cartesian product of the axis values, split into valid points and the
+        reasons combinations were dropped. Each value is validated on its own first."""
+        overrides = overrides or {}
+        values = []
+        for axis in self.axes:
+            chosen = overrides.get(axis.name, axis.default)
+            values.append([axis.validate(v, self.name) for v in chosen])
+        valid: list[dict[str, AxisValue]] = []
+        dropped: list[str] = []
+        for combo in product(*values):
+            point = dict(zip(self.axis_names, combo, strict=True))
+            problem = self.constraint(point) if self.constraint else None
+            if problem:
+                dropped.append(f"{_fmt(point)}: {problem}")
+            else:
+                valid.append(point)
+        return valid, dropped
+
+    def smallest_point(self) -> dict[str, AxisValue]:
+        """The first valid point of the default grid in sorted order: used for quick
+        checks (capabilities, gradcheck) when no ``gradcheck_point`` is declared."""
+        if self.gradcheck_point is not None:
+            return self.check_point(self.gradcheck_point)
+        valid, _ = self.points({a.name: sorted(a.default) for a in self.axes})  # type: ignore[type-var]
+        if not valid:
+            raise LayerDefinitionError(f"layer {self.name!r}: its default grid has no valid point")
+        return valid[0]
+
+    # -- inputs ---------------------------------------------------------------------
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        return self.grad_inputs if self.grad_inputs is not None else tuple(self.inputs)
+
+    def make(
+        self,
+        point: Point,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> tuple[torch.Tensor, ...]:
+        """Seeded inputs for ``point`` in ``dtype`` on ``device`` (validated)."""
+        gen = torch.Generator().manual_seed(seed)
+        try:
+            made = self.make_inputs(point, gen)
+        except Exception as exc:  # a user's factory: report, naming the layer
+            raise LayerDefinitionError(
+                f"layer {self.name!r}: make_inputs failed at {_fmt(point)}: "
+                f"{type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
+        if isinstance(made, torch.Tensor):
+            made = (made,)
+        if not isinstance(made, Sequence) or not all(isinstance(t, torch.Tensor) for t in made):
+            raise LayerDefinitionError(
+                f"layer {self.name!r}: make_inputs must return a tuple of tensors, "
+                f"got {type(made).__name__}"
+            )
+        try:
+            self.check_inputs(*made)
+        except InputError as exc:
+            raise LayerDefinitionError(f"make_inputs returned bad inputs: {exc}") from None
+        return tuple(t.detach().to(device=device, dtype=dtype) for t in made)
+
+    def check_inputs(self, *tensors: torch.Tensor) -> None:
+        """Raise ``InputError`` unless ``tensors`` match the declared inputs."""
+        names = list(self.inputs)
+        if len(tensors) != len(names):
+            raise InputError(
+                f"layer {self.name!r} takes {len(names)} inputs ({', '.join(names)}), "
+                f"got {len(tensors)}"
+            )
+        for name, tensor in zip(names, tensors, strict=True):
+            want = self.inputs[name]
+            if not isinstance(tensor, torch.Tensor):
+                raise InputError(
+                    f"layer {self.name!r}: input {name!r} must be a tensor, "
+                    f"got {type(tensor).__name__}"
+                )
+            if tensor.dim() != want:
+                raise InputError(
+                    f"layer {self.name!r}: input {name!r} must be {want}-D, got "
+                    f"{tensor.dim()}-D with shape {tuple(tensor.shape)}"
+                )
+
+    def __call__(self, impl: str, *tensors: torch.Tensor, point: Point | None = None) -> torch.Tensor:
+        """Run one eager implementation on user tensors, after checking them."""
+        self.check_inputs(*tensors)
+        chosen = self.implementation(impl)
+        if chosen.form != "eager":
+            raise ConfigError(
+                f"layer {self.name!r}: {impl!r} is a derived form; call {chosen.origin!r} instead"
+            )
+        return chosen.callable_for(point or {})(*tensors)
+
+    def describe_source(self, fn: object) -> str:
+        """Where ``fn`` is defined, for listings (``module:qualname``)."""
+        mod = inspect.getmodule(fn)
+        return f"{mod.__name__ if mod else '?'}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _fmt(point: Mapping[str, object]) -> str:
+    return ",".join(f"{k}={v}" for k, v in point.items())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def iter_points(layer: Layer) -> Iterator[dict[str, AxisValue]]:
+    """The default grid's valid points."""
+    yield from layer.points()[0]

@@ -1,0 +1,280 @@
+"""The report's figures: matplotlib on the Agg backend, one PNG per function call.
+
+Each function takes one layer's rows and an output path, draws one panel per setting
+(``k=3``, ``k=15``) and returns the path. Failed points are marked with a red ``x``
+on the size axis, so a missing line segment never reads as "not measured".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from harness.report._data import Setting, impl_order, records, settings, size_axis
+from harness.report._format import fmt_size
+
+__all__ = ["plot_deviations", "plot_speedups", "plot_times"]
+
+_PHASES = ("forward", "backward")
+_STYLE = {"forward": "-", "backward": "--"}
+
+
+def _figure(rows: int, cols: int) -> tuple[Figure, list[list[Axes]]]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False, constrained_layout=True
+    )
+    return fig, [list(r) for r in axes]
+
+
+def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _size_ticks(ax: Axes, sizes: Sequence[float]) -> None:
+    if sizes:
+        ax.set_xticks(list(sizes))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_size(v)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+
+
+def _seconds_label(v: float, _: Any) -> str:
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")):
+        if v >= scale:
+            return f"{v / scale:g} {unit}"
+    return f"{v:g} s"
+
+
+def _mark_failures(ax: Axes, failures: Sequence[float], label: bool) -> None:
+    if failures:
+        ax.scatter(
+            failures,
+            [0.02] * len(failures),
+            marker="x",
+            color="red",
+            transform=ax.get_xaxis_transform(),
+            label="error" if label else None,
+            zorder=5,
+            clip_on=False,
+        )
+
+
+def _series(
+    setting: Setting, impl: str, phase: str, key: str
+) -> list[tuple[float, Mapping[str, Any]]]:
+    pts = [
+        (float(r["size"]), r)
+        for r in setting.rows_for(impl, phase)
+        if r.get("size") is not None and r.get("status") == "ok" and r.get(key) is not None
+    ]
+    return sorted(pts, key=lambda p: p[0])
+
+
+def _failures(setting: Setting, impl: str, phase: str) -> list[float]:
+    return sorted(
+        float(r["size"])
+        for r in setting.rows_for(impl, phase)
+        if r.get("status") == "error" and r.get("size") is not None
+    )
+
+
+def _title(layer: str, setting: Setting, extra: str) -> str:
+    parts = [layer, extra]
+    if setting.label:
+        parts.append(setting.label)
+    return ", ".join(parts)
+
+
+def _colors(impls: Sequence[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    return {impl: cmap(i % 10) for i, impl in enumerate(impls)}
+
+
+def plot_times(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Median seconds per call against size, log-log, one line per implementation with
+    its min-max band; forward and backward side by side, one row per setting."""
+    rows = records(layer_frame)
+    axis = size_axis(rows)
+    layer = str(rows[0]["layer"]) if rows else ""
+    groups = settings(rows)
+    colors = _colors(impl_order(rows))
+    fig, axes = _figure(max(1, len(groups)), len(_PHASES))
+    for i, setting in enumerate(groups):
+        sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
+        for j, phase in enumerate(_PHASES):
+            ax = axes[i][j]
+            drawn = False
+            for impl in impl_order(setting.rows):
+                pts = _series(setting, impl, phase, "median_s")
+                fails = _failures(setting, impl, phase)
+                label = impl + (
+                    " (baseline)"
+                    if setting.rows_for(impl, phase)
+                    and setting.rows_for(impl, phase)[0].get("role") == "baseline"
+                    else ""
+                )
+                if pts:
+                    xs = [p[0] for p in pts]
+                    ax.plot(
+                        xs,
+                        [p[1]["median_s"] for p in pts],
+                        marker="o",
+                        ms=3,
+                        color=colors[impl],
+                        label=label,
+                    )
+                    lo = [p[1].get("min_s") or p[1]["median_s"] for p in pts]
+                    hi = [p[1].get("max_s") or p[1]["median_s"] for p in pts]
+                    ax.fill_between(xs, lo, hi, color=colors[impl], alpha=0.2, linewidth=0)
+                    drawn = True
+                _mark_failures(
+                    ax,
+                    fails,
+                    label=bool(fails) and not any(h.get_label() == "error" for h in ax.collections),
+                )
+            if drawn:
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(FuncFormatter(_seconds_label))
+                _size_ticks(ax, sizes)
+                ax.legend(fontsize="small")
+            else:
+                ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xlabel(f"{axis} (size)")
+            ax.set_ylabel("time per call (median, min-max band)")
+            ax.set_title(_title(layer, setting, phase))
+            ax.grid(True, which="major", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_speedups(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Speedup of each native implementation over the baseline (baseline time / native
+    time) against size, log-log, forward solid and backward dashed, 1x line marked."""
+    rows = records(layer_frame)
+    axis = size_axis(rows)
+    layer = str(rows[0]["layer"]) if rows else ""
+    groups = settings(rows)
+    colors = _colors(impl_order(rows))
+    fig, axes = _figure(max(1, len(groups)), 1)
+    for i, setting in enumerate(groups):
+        ax = axes[i][0]
+        base = next((str(r["impl"]) for r in setting.rows if r.get("role") == "baseline"), None)
+        sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
+        ratios: list[float] = []
+        for impl in impl_order(setting.rows):
+            if impl == base or base is None:
+                continue
+            for phase in _PHASES:
+                b = dict(_series(setting, base, phase, "median_s"))
+                pts = [
+                    (s, b[s]["median_s"] / r["median_s"])
+                    for s, r in _series(setting, impl, phase, "median_s")
+                    if s in b and r["median_s"] > 0
+                ]
+                if pts:
+                    ratios += [p[1] for p in pts]
+                    ax.plot(
+                        [p[0] for p in pts],
+                        [p[1] for p in pts],
+                        _STYLE[phase],
+                        marker="o",
+                        ms=3,
+                        color=colors[impl],
+                        label=f"{impl}, {phase}",
+                    )
+        ax.axhline(1.0, color="black", linewidth=1.2, label="1× (same speed)")
+        if ratios:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            top = max(max(ratios), 1.0) * 1.5
+            bottom = min(min(ratios), 1.0) / 1.5
+            ax.set_ylim(bottom, top)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"×{v:g}"))
+            _size_ticks(ax, sizes)
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                "no native and baseline both measured",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+        ax.set_xlabel(f"{axis} (size)")
+        ax.set_ylabel(f"speedup over {base or 'baseline'} (× faster)")
+        ax.set_title(_title(layer, setting, "speedup (above 1: native faster)"))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_deviations(
+    layer_frame: pd.DataFrame,
+    path: str | os.PathLike[str],
+) -> Path:
+    """Max relative error against the float64 reference against size, log-log, one line
+    per implementation and phase, with the dtype's tolerance dashed. Exact zeros are
+    drawn at the bottom of the axis."""
+    rows = records(layer_frame)
+    axis = size_axis(rows)
+    layer = str(rows[0]["layer"]) if rows else ""
+    groups = settings(rows)
+    colors = _colors(impl_order(rows))
+    fig, axes = _figure(max(1, len(groups)), 1)
+    for i, setting in enumerate(groups):
+        ax = axes[i][0]
+        sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
+        positive = [
+            float(r["max_rel_err"]) for r in setting.rows if (r.get("max_rel_err") or 0) > 0
+        ]
+        floor = min(positive) / 10 if positive else 1e-16
+        drawn = False
+        for impl in impl_order(setting.rows):
+            for phase in _PHASES:
+                pts = _series(setting, impl, phase, "max_rel_err")
+                if not pts:
+                    continue
+                ys = [max(float(r["max_rel_err"]), floor) for _, r in pts]
+                what = "output" if phase == "forward" else "gradients"
+                ax.plot(
+                    [p[0] for p in pts],
+                    ys,
+                    _STYLE[phase],
+                    marker="o",
+                    ms=3,
+                    color=colors[impl],
+                    label=f"{impl}, {what}",
+                )
+                drawn = True
+        tols = sorted({float(r["rtol"]) for r in setting.rows if r.get("rtol") is not None})
+        for tol in tols:
+            ax.axhline(tol, color="grey", linestyle=":", label=f"tolerance {tol:g}")
+        if drawn:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            _size_ticks(ax, sizes)
+            ax.legend(fontsize="small")
+        else:
+            ax.text(
+                0.5, 0.5, "no deviation recorded", ha="center", va="center", transform=ax.transAxes
+            )
+        ax.set_xlabel(f"{axis} (size)")
+        ax.set_ylabel("max relative error vs float64 reference")
+        ax.set_title(_title(layer, setting, "deviation"))
+        ax.grid(True, which="major", alpha=0.3)
+    return _save(fig, path)

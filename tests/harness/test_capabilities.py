@@ -1,0 +1,356 @@
+"""The capability matrix: what each declared implementation survives, on real layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import harness.capabilities as capabilities
+from harness import Axis, ConfigError, Layer, Point, baseline, native
+from harness.capabilities import (
+    CHECKS,
+    capability_frame,
+    capability_matrix,
+    format_capabilities,
+)
+from harness.frame import CAPABILITY_COLUMNS, build_table
+from layers import CONV2D, FFT
+
+#: Every check but the two that call torch.compile (those tests are marked slow).
+FAST_CHECKS = [c for c in CHECKS if not c.startswith("compile")]
+COMPILE_CHECKS = ["compile_fullgraph", "compile"]
+
+Rows = dict[tuple[str, str], dict[str, Any]]
+
+
+def _by_cell(rows: list[dict[str, Any]]) -> Rows:
+    return {(row["impl"], row["check"]): row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def fft_rows() -> list[dict[str, Any]]:
+    return capability_matrix(FFT, checks=FAST_CHECKS)
+
+
+@pytest.fixture(scope="module")
+def conv_rows() -> list[dict[str, Any]]:
+    return capability_matrix(CONV2D, checks=FAST_CHECKS)
+
+
+@pytest.fixture(scope="module")
+def compile_cells() -> dict[str, Rows]:
+    return {
+        layer.name: _by_cell(capability_matrix(layer, checks=COMPILE_CHECKS))
+        for layer in (FFT, CONV2D)
+    }
+
+
+# -- tiny layers of our own, for behaviours the built-in ones do not show ---------------
+
+
+def _square_inputs(point: Point, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    n = int(point["n"])
+    return (torch.randn(n, n, generator=gen, dtype=torch.float64),)
+
+
+def numpy_abs(x: torch.Tensor) -> torch.Tensor:
+    """NumPy called directly, with no autograd.Function around it."""
+    return torch.from_numpy(np.abs(x.detach().numpy()))
+
+
+def torch_abs(x: torch.Tensor) -> torch.Tensor:
+    return x.abs()
+
+
+def broken(x: torch.Tensor) -> torch.Tensor:
+    raise ValueError("this layer is broken\nsecond line")
+
+
+class Scale(torch.nn.Module):
+    """A native candidate declared as a module: its weight comes from the inputs."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(n, n))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight + 1.0
+
+
+def _scale_inputs(point: Point, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    n = int(point["n"])
+    return (
+        torch.randn(n, n, generator=gen, dtype=torch.float64),
+        torch.randn(n, n, generator=gen, dtype=torch.float64),
+    )
+
+
+ABS = Layer(
+    name="abs",
+    description="elementwise |x|",
+    axes=(Axis("n", (4,)),),
+    inputs={"x": 2},
+    make_inputs=_square_inputs,
+    reference=torch_abs,
+    implementations=(baseline("numpy", numpy_abs), native("torch", torch_abs)),
+)
+
+BROKEN = Layer(
+    name="broken",
+    description="raises",
+    axes=(Axis("n", (4,)),),
+    inputs={"x": 2},
+    make_inputs=_square_inputs,
+    reference=torch_abs,
+    implementations=(baseline("broken", broken),),
+)
+
+SCALE = Layer(
+    name="scale",
+    description="x * w + 1 with a learnable w",
+    axes=(Axis("n", (4,)),),
+    inputs={"x": 2, "weight": 2},
+    make_inputs=_scale_inputs,
+    reference=lambda x, w: x * w + 1.0,
+    implementations=(
+        baseline("numpy", lambda x, w: torch.from_numpy(x.numpy() * w.numpy() + 1.0)),
+        native("module", module=lambda p: Scale(int(p["n"]))),
+    ),
+)
+
+
+# -- rows -------------------------------------------------------------------------------
+
+
+def test_rows_have_exactly_the_documented_columns(fft_rows: list[dict[str, Any]]) -> None:
+    assert all(list(row) == list(CAPABILITY_COLUMNS) for row in fft_rows)
+    assert [(r["impl"], r["check"]) for r in fft_rows] == [
+        (impl.name, check) for impl in FFT.implementations for check in FAST_CHECKS
+    ]
+    roles = {r["impl"]: r["role"] for r in fft_rows}
+    assert roles == {"numpy": "baseline", "torch": "native"}
+    assert {r["status"] for r in fft_rows} <= {"ok", "unsupported", "wrong"}
+    assert all(r["graph_breaks"] is None for r in fft_rows)  # compile check only
+
+
+@pytest.mark.parametrize("layer", [FFT, CONV2D], ids=lambda layer: layer.name)
+def test_native_torch_is_portable(
+    layer: Layer, fft_rows: list[dict[str, Any]], conv_rows: list[dict[str, Any]]
+) -> None:
+    cells = _by_cell(fft_rows if layer is FFT else conv_rows)
+    for check in ("script_save", "trace", "onnx_dynamo"):
+        row = cells["torch", check]
+        assert (row["status"], row["reason"]) == ("ok", None), check
+
+
+def test_torch_fft_has_no_legacy_onnx_export(fft_rows: list[dict[str, Any]]) -> None:
+    row = _by_cell(fft_rows)["torch", "onnx_legacy"]
+    assert row["status"] == "unsupported"
+    assert row["reason"].startswith("UnsupportedOperatorError: ")
+    assert "fft_rfft2" in row["reason"]
+
+
+def test_torch_conv2d_exports_with_both_onnx_exporters(conv_rows: list[dict[str, Any]]) -> None:
+    cells = _by_cell(conv_rows)
+    assert cells["torch", "onnx_legacy"]["status"] == "ok"
+    assert cells["torch", "onnx_dynamo"]["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("layer", "impl"), [(FFT, "numpy"), (CONV2D, "scipy")], ids=["fft", "conv2d"]
+)
+def test_seed_baselines_neither_script_nor_export(
+    layer: Layer, impl: str, fft_rows: list[dict[str, Any]], conv_rows: list[dict[str, Any]]
+) -> None:
+    cells = _by_cell(fft_rows if layer is FFT else conv_rows)
+    for check in ("script_save", "onnx_dynamo"):
+        row = cells[impl, check]
+        assert row["status"] == "unsupported", check
+        # "ExceptionType: first line", short and on one line
+        name, _, message = row["reason"].partition(": ")
+        assert name and message and name[0].isupper(), row["reason"]
+        assert "\n" not in row["reason"] and len(row["reason"]) <= 200
+    assert ".numpy()" in cells[impl, "onnx_dynamo"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("layer", "impl"), [(FFT, "numpy"), (CONV2D, "scipy")], ids=["fft", "conv2d"]
+)
+def test_legacy_onnx_of_a_seed_baseline_is_a_constant(
+    layer: Layer, impl: str, fft_rows: list[dict[str, Any]], conv_rows: list[dict[str, Any]]
+) -> None:
+    row = _by_cell(fft_rows if layer is FFT else conv_rows)[impl, "onnx_legacy"]
+    assert row["status"] == "wrong"
+    assert "second input differs from eager (max rel err" in row["reason"]
+    assert "no inputs" in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("layer", "impl", "function"),
+    [(FFT, "numpy", "BadFFTFunction"), (CONV2D, "scipy", "ScipyConv2dFunction")],
+    ids=["fft", "conv2d"],
+)
+def test_trace_of_a_seed_baseline_runs_through_a_python_op(
+    layer: Layer,
+    impl: str,
+    function: str,
+    fft_rows: list[dict[str, Any]],
+    conv_rows: list[dict[str, Any]],
+) -> None:
+    # torch.jit.trace records an autograd.Function as a prim::PythonOp that calls the
+    # NumPy code again on every input: right answers, but not a saveable trace.
+    row = _by_cell(fft_rows if layer is FFT else conv_rows)[impl, "trace"]
+    assert row["status"] == "ok"
+    assert function in row["reason"] and "cannot be saved" in row["reason"]
+
+
+def test_numpy_outside_an_autograd_function_is_baked_into_traces() -> None:
+    cells = _by_cell(capability_matrix(ABS, checks=["trace", "onnx_legacy"]))
+    for check in ("trace", "onnx_legacy"):
+        row = cells["numpy", check]
+        assert row["status"] == "wrong", check
+        assert row["reason"].startswith("output on a second input differs from eager")
+        assert cells["torch", check]["status"] == "ok"
+
+
+def test_a_module_implementation_gets_its_parameters_from_the_inputs() -> None:
+    # B's weight differs from A's: a check that kept A's weight would be 'wrong'.
+    cells = _by_cell(capability_matrix(SCALE, checks=FAST_CHECKS))
+    for check in FAST_CHECKS:
+        assert cells["module", check]["status"] == "ok", (check, cells["module", check])
+    assert cells["numpy", "trace"]["status"] == "wrong"
+
+
+def test_a_failing_layer_is_recorded_not_raised() -> None:
+    rows = capability_matrix(BROKEN)
+    assert [r["check"] for r in rows] == list(CHECKS)
+    assert {r["status"] for r in rows} == {"unsupported"}
+    assert rows[0]["reason"] == "eager call failed: ValueError: this layer is broken"
+
+
+def test_one_failing_check_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(subject: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setitem(capabilities._CHECK_FUNCTIONS, "script_save", explode)
+    rows = capability_matrix(ABS, ["torch"], checks=["script_save", "trace"])
+    assert [(r["check"], r["status"]) for r in rows] == [
+        ("script_save", "unsupported"),
+        ("trace", "ok"),
+    ]
+    assert rows[0]["reason"] == "KeyError: 'boom'"
+
+
+def test_checks_print_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    # the TorchScript-based exporter prints the graph from C++ when it fails
+    rows = capability_matrix(FFT, ["torch"], checks=["onnx_legacy"])
+    assert rows[0]["status"] == "unsupported"
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_bad_requests_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="not declared"):
+        capability_matrix(FFT, ["torchscript"])  # a derived form
+    with pytest.raises(ConfigError, match="unknown capability checks"):
+        capability_matrix(FFT, checks=["pickle"])
+    with pytest.raises(ConfigError):
+        capability_matrix(CONV2D, point={"n": 3, "k": 5})
+    with pytest.raises(ConfigError, match="no checked layer declares"):
+        capability_frame([FFT], ["scipy"])
+
+
+def test_frame_is_typed_and_keeps_only_the_requested_implementations() -> None:
+    frame = capability_frame([ABS, CONV2D], ["torch"], checks=["trace"])
+    assert list(frame.columns) == list(CAPABILITY_COLUMNS)
+    assert str(frame["graph_breaks"].dtype) == "Int64"
+    assert str(frame["status"].dtype) == "string"
+    assert list(zip(frame["layer"], frame["impl"], frame["status"], strict=True)) == [
+        ("abs", "torch", "ok"),
+        ("conv2d", "torch", "ok"),
+    ]
+
+
+# -- torch.compile ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["fft", "conv2d"])
+def test_native_torch_compiles_without_graph_breaks(
+    layer: str, compile_cells: dict[str, Rows]
+) -> None:
+    cells = compile_cells[layer]
+    assert cells["torch", "compile_fullgraph"]["status"] == "ok"
+    assert cells["torch", "compile"]["status"] == "ok"
+    assert cells["torch", "compile"]["graph_breaks"] == 0
+    assert cells["torch", "compile_fullgraph"]["graph_breaks"] is None
+
+
+@pytest.mark.slow
+def test_seed_baselines_do_not_compile_as_one_graph(compile_cells: dict[str, Rows]) -> None:
+    fft, conv = compile_cells["fft"], compile_cells["conv2d"]
+    assert fft["numpy", "compile_fullgraph"]["status"] == "unsupported"
+    assert conv["scipy", "compile_fullgraph"]["status"] == "unsupported"
+    assert "scipy" in conv["scipy", "compile_fullgraph"]["reason"]
+    # SciPy is left to Python between graphs; the NumPy FFT fails under fake tensors
+    assert conv["scipy", "compile"]["status"] == "ok"
+    assert conv["scipy", "compile"]["graph_breaks"] >= 1
+    assert fft["numpy", "compile"]["status"] == "unsupported"
+
+
+# -- the Markdown formatter -------------------------------------------------------------
+
+
+def _frame(rows: list[tuple[str, str, str, str, str, str | None, int | None]]) -> pd.DataFrame:
+    return build_table(
+        (dict(zip(CAPABILITY_COLUMNS, row, strict=True)) for row in rows), CAPABILITY_COLUMNS
+    )
+
+
+def test_format_capabilities_cells_and_footnotes() -> None:
+    frame = _frame(
+        [
+            (
+                "fft",
+                "numpy",
+                "baseline",
+                "script_save",
+                "unsupported",
+                "NotSupportedError: no",
+                None,
+            ),
+            ("fft", "numpy", "baseline", "compile", "ok", None, 2),
+            ("fft", "numpy", "baseline", "onnx_legacy", "wrong", "a | b", None),
+            ("fft", "torch", "native", "script_save", "ok", None, None),
+            ("fft", "torch", "native", "compile", "ok", None, 1),
+            ("fft", "torch", "native", "onnx_legacy", "ok", None, None),
+            ("conv2d", "torch", "native", "compile", "ok", None, 0),
+        ]
+    )
+    text = format_capabilities(frame)
+    assert text.index("### fft") < text.index("### conv2d")
+    assert "| impl | role | script_save | compile | onnx_legacy |" in text
+    assert "| numpy | baseline | unsupported [1] | ok (2 graph breaks) | wrong [2] |" in text
+    assert "| torch | native | ok | ok (1 graph break) | ok |" in text
+    assert "[1] numpy, script_save: NotSupportedError: no" in text
+    assert "[2] numpy, onnx_legacy: a \\| b" in text
+    assert "| torch | native | ok |" in text.split("### conv2d")[1]  # 0 breaks: plain ok
+    assert format_capabilities(frame.iloc[0:0]) == "No capability checks.\n"
+
+
+def test_format_capabilities_of_real_rows(
+    fft_rows: list[dict[str, Any]], conv_rows: list[dict[str, Any]]
+) -> None:
+    text = format_capabilities(build_table(fft_rows + conv_rows, CAPABILITY_COLUMNS))
+    header = "| impl | role | " + " | ".join(FAST_CHECKS) + " |"
+    assert text.count(header) == 2
+    fft, conv = text.split("### conv2d")
+    assert "| numpy | baseline | unsupported [1] | ok [2] | unsupported [3] | wrong [4] |" in fft
+    assert "| torch | native | ok | ok | ok | unsupported [5] |" in fft
+    assert "[5] torch, onnx_legacy: UnsupportedOperatorError: " in fft
+    assert "| scipy | baseline | unsupported [1] | ok [2] | unsupported [3] | wrong [4] |" in conv
+    assert "| torch | native | ok | ok | ok | ok |" in conv
