@@ -10,6 +10,7 @@ The public API::
 from harness.errors import ConfigError, HarnessError, InputError, LayerDefinitionError, ResultsError
 from harness.layer import FORMS, Axis, AxisValue, Implementation, Layer, Point, baseline, native
 from harness.results import Results, load, load_results
+from harness.runner import run
 
 __all__ = [
     "FORMS",
@@ -28,4 +29,5 @@ __all__ = [
     "load",
     "load_results",
     "native",
+    "run",
 ]

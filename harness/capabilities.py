@@ -21,6 +21,13 @@ raised; ``reason`` has the exception type and first line) or ``'wrong'`` (it ran
 gave a different output, typically on B: a trace or export that baked the trace-time
 output in as a constant). A layer's failures are recorded, never raised. Rows follow
 ``harness.frame.CAPABILITY_COLUMNS``; ``format_capabilities`` renders them as Markdown.
+
+An ``ok`` cell may still carry a reason: ``torch.jit.trace`` records an
+``autograd.Function`` as a ``prim::PythonOp`` that calls the NumPy code again on every
+input, so such a trace gives right answers in this process but cannot be saved or
+exported. An implementation declared with ``module=`` is scripted as the module itself
+and traced with its parameters fed from the layer's inputs, as ``callable_for`` binds
+them; the ``torch.compile`` and dynamo ONNX checks use ``callable_for`` directly.
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ class Variant:
 
     @property
     def name(self) -> str:
-        return f"{self.layer}/{self.impl}/{self.point_str}/{self.dtype}/t{self.threads}/{self.device}"
+        return (
+            f"{self.layer}/{self.impl}/{self.point_str}/{self.dtype}/t{self.threads}/{self.device}"
+        )
 
     def case(self, phase: Phase) -> Case:
         return Case(self, phase)

@@ -27,30 +27,61 @@ class _Parser(argparse.ArgumentParser):
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", help="comma-separated layer names (default: all registered)")
     p.add_argument(
-        "--layers-from", action="append", default=[], metavar="MODULE_OR_FILE",
+        "--layers-from",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
         help="also load layers from a module path or a .py file (repeatable)",
     )
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(
+        prog="python -m harness", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="measure a grid and write a results folder and its report")
     _add_selection(run)
     run.add_argument("--impls", help="comma-separated implementations (default: all of each layer)")
     run.add_argument(
-        "--grid", action="append", default=[], metavar="AXIS=VALUES",
+        "--grid",
+        action="append",
+        default=[],
+        metavar="AXIS=VALUES",
         help="values of one grid axis: n=8,16,32 or n=8..1024*2 or n=8..64+8 (repeatable)",
     )
     run.add_argument("--dtype", help="comma-separated dtypes (default: float32)")
     run.add_argument("--threads", help="comma-separated thread counts (default: 1)")
     run.add_argument("--device", help="cpu, cuda, or both comma-separated (default: cpu)")
     run.add_argument("--config", metavar="FILE.toml", help="read these settings from a TOML file")
-    run.add_argument("--profile", choices=["quick", "default", "rigorous"], help="how much measuring each point gets")
-    run.add_argument("--out", help="results folder to create (default: a new folder under reports/)")
-    run.add_argument("--resume", metavar="DIR", help="continue an interrupted run in DIR, measuring only what is missing")
-    run.add_argument("--seed", type=int, help="seed of the inputs and of the case order (default: 0)")
+    run.add_argument(
+        "--profile",
+        choices=["quick", "default", "rigorous"],
+        help="how much measuring each point gets",
+    )
+    run.add_argument(
+        "--out", help="results folder to create (default: a new folder under reports/)"
+    )
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue an interrupted run in DIR, measuring only what is missing",
+    )
+    run.add_argument(
+        "--seed", type=int, help="seed of the inputs and of the case order (default: 0)"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="time limit of one case in one worker (default: the profile's)",
+    )
+    run.add_argument(
+        "--no-capabilities",
+        action="store_true",
+        help="skip the capability matrix (TorchScript, compile, ONNX checks)",
+    )
     run.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -59,7 +90,9 @@ def _build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="compare two results folders")
     cmp_.add_argument("args", nargs=argparse.REMAINDER)
 
-    cap = sub.add_parser("capabilities", help="print the capability matrix (TorchScript, compile, ONNX)")
+    cap = sub.add_parser(
+        "capabilities", help="print the capability matrix (TorchScript, compile, ONNX)"
+    )
     _add_selection(cap)
     cap.add_argument("--impls", help="comma-separated declared implementations (default: all)")
     cap.add_argument("--format", choices=["markdown", "csv"], default="markdown")
@@ -87,7 +120,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             settings["threads"] = tuple(int(t) for t in parse_list(args.threads, "--threads"))
         except ValueError:
-            raise ConfigError(f"--threads {args.threads!r}: expected integers such as 1,2") from None
+            raise ConfigError(
+                f"--threads {args.threads!r}: expected integers such as 1,2"
+            ) from None
     if args.device:
         settings["devices"] = parse_list(args.device, "--device")
     if args.profile:
@@ -96,10 +131,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings["layers_from"] = (*settings.get("layers_from", ()), *args.layers_from)
     if args.seed is not None:
         settings["seed"] = args.seed
+    if args.timeout is not None:
+        settings["timeout_s"] = args.timeout
+    if args.no_capabilities:
+        settings["capabilities"] = False
     config = RunConfig(**settings)
     if args.resume and args.out:
         raise ConfigError("--out and --resume are exclusive: --resume continues its own folder")
-    runner = Runner(config, out=args.out or out, resume=args.resume, quiet=args.quiet, report=not args.no_report)
+    runner = Runner(
+        config, out=args.out or out, resume=args.resume, quiet=args.quiet, report=not args.no_report
+    )
     outcome = runner.run()
     if outcome.interrupted:
         return 130
@@ -133,7 +174,9 @@ def cmd_capabilities(args: argparse.Namespace) -> int:
         known = {i.name for layer in layers for i in layer.implementations}
         unknown = [i for i in impls if i not in known]
         if unknown:
-            raise ConfigError(f"unknown implementation {unknown[0]!r} (declared: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"unknown implementation {unknown[0]!r} (declared: {', '.join(sorted(known))})"
+            )
     frame = capability_frame(layers, impls=impls)
     if args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
@@ -157,7 +200,10 @@ def cmd_layers(args: argparse.Namespace) -> int:
         lines.append(f"  {layer.description}")
         for axis in layer.axes:
             values = ",".join(str(v) for v in axis.default)
-            lines.append(f"  axis {axis.name}: {values}" + (f"  ({axis.description})" if axis.description else ""))
+            lines.append(
+                f"  axis {axis.name}: {values}"
+                + (f"  ({axis.description})" if axis.description else "")
+            )
         for impl in layer.all_implementations():
             kind = impl.role if impl.form == "eager" else f"{impl.form} form of {impl.source}"
             back = "" if impl.backward else ", forward only"

@@ -17,7 +17,7 @@ from harness.case import PHASES, Case, Variant
 from harness.frame import CAPABILITY_COLUMNS, DEVIATION_COLUMNS, build_frame, build_table
 from harness.registry import Registry
 
-__all__ = ["State", "build_outputs", "read_state", "merge_suite"]
+__all__ = ["State", "build_outputs", "merge_suite", "read_state"]
 
 RAW_DIR = "raw"
 SETUP_FILE = "setup.jsonl"
@@ -175,9 +175,14 @@ def build_outputs(
                 for d in devs:
                     dev_rows.append(
                         {
-                            "case": case.name, "layer": variant.layer, "impl": variant.impl,
-                            "point": variant.point_str, "size": row["size"], "dtype": variant.dtype,
-                            "phase": phase, **d,
+                            "case": case.name,
+                            "layer": variant.layer,
+                            "impl": variant.impl,
+                            "point": variant.point_str,
+                            "size": row["size"],
+                            "dtype": variant.dtype,
+                            "phase": phase,
+                            **d,
                         }
                     )
             if phase == "backward" and impl.role == "baseline" and impl.form == "eager":
@@ -193,13 +198,17 @@ def build_outputs(
                 if bench is not None:
                     row.update(_timing_stats(bench))
                     if errors:
-                        row["error"] = f"{len(errors)} worker process(es) failed: {next(iter(errors.values()))}"
+                        row["error"] = (
+                            f"{len(errors)} worker process(es) failed: {next(iter(errors.values()))}"
+                        )
                 elif errors:
                     row["status"] = "error"
                     row["error"] = next(iter(errors.values()))
                 else:
                     row["status"] = "incomplete"
-                    row["error"] = "checked but not timed yet: the run was interrupted (resume it with --resume)"
+                    row["error"] = (
+                        "checked but not timed yet: the run was interrupted (resume it with --resume)"
+                    )
             rows.append(row)
     frame = build_frame(rows, axes)
     deviations = build_table(dev_rows, DEVIATION_COLUMNS)

@@ -64,15 +64,21 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", processes=2, values=3, warmups=1, min_time=0.005, case_timeout_s=60),
-    "default": Profile("default", processes=3, values=4, warmups=1, min_time=0.02),
-    "rigorous": Profile("rigorous", processes=10, values=5, warmups=2, min_time=0.1, case_timeout_s=600),
+    "quick": Profile("quick", processes=2, values=3, warmups=1, min_time=0.002, case_timeout_s=60),
+    "default": Profile("default", processes=2, values=3, warmups=1, min_time=0.01),
+    "rigorous": Profile(
+        "rigorous", processes=10, values=5, warmups=2, min_time=0.1, case_timeout_s=600
+    ),
 }
 
 
 def parse_list(text: str | Sequence[Any], what: str) -> tuple[str, ...]:
     """``"a,b"`` or ``["a", "b"]`` -> ``("a", "b")``; empty items are an error."""
-    items = [str(x).strip() for x in text] if not isinstance(text, str) else [x.strip() for x in text.split(",")]
+    items = (
+        [str(x).strip() for x in text]
+        if not isinstance(text, str)
+        else [x.strip() for x in text.split(",")]
+    )
     if not items or any(not x for x in items):
         raise ConfigError(f"{what}: expected a comma-separated list, got {text!r}")
     return tuple(items)
@@ -151,8 +157,14 @@ class RunConfig:
     profile: str = "default"
     layers_from: tuple[str, ...] = ()
     seed: int = 0
+    capabilities: bool = True
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ConfigError(
+                f"timeout must be a positive number of seconds, got {self.timeout_s!r}"
+            )
         for dtype in self.dtypes:
             if dtype not in DTYPES:
                 raise ConfigError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
@@ -170,7 +182,9 @@ class RunConfig:
 
     @property
     def profile_spec(self) -> Profile:
-        return PROFILES[self.profile]
+        """The profile, with ``timeout_s`` applied when given."""
+        base = PROFILES[self.profile]
+        return replace(base, case_timeout_s=self.timeout_s) if self.timeout_s else base
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -189,6 +203,8 @@ class RunConfig:
             profile=data.get("profile", "default"),
             layers_from=tuple(data.get("layers_from", ())),
             seed=int(data.get("seed", 0)),
+            capabilities=bool(data.get("capabilities", True)),
+            timeout_s=data.get("timeout_s"),
         )
 
     def updated(self, **changes: Any) -> RunConfig:
@@ -204,8 +220,19 @@ def _ints(values: tuple[str, ...], what: str) -> tuple[int, ...]:
 
 
 _CONFIG_KEYS = {
-    "layers", "impls", "grid", "dtype", "dtypes", "threads", "device", "devices",
-    "profile", "layers_from", "seed",
+    "layers",
+    "impls",
+    "grid",
+    "dtype",
+    "dtypes",
+    "threads",
+    "device",
+    "devices",
+    "profile",
+    "layers_from",
+    "seed",
+    "capabilities",
+    "timeout_s",
 }
 
 
@@ -233,7 +260,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
             if not isinstance(data["grid"], dict):
                 raise ConfigError("grid must be a table of axis = values")
             kwargs["grid"] = parse_grid(data["grid"])
-        for key, target in (("dtype", "dtypes"), ("dtypes", "dtypes"), ("device", "devices"), ("devices", "devices")):
+        for key, target in (
+            ("dtype", "dtypes"),
+            ("dtypes", "dtypes"),
+            ("device", "devices"),
+            ("devices", "devices"),
+        ):
             if key in data:
                 kwargs[target] = parse_list(_as_list(data[key]), key)
         if "threads" in data:
@@ -244,6 +276,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
             kwargs["layers_from"] = parse_list(_as_list(data["layers_from"]), "layers_from")
         if "seed" in data:
             kwargs["seed"] = int(data["seed"])
+        if "capabilities" in data:
+            kwargs["capabilities"] = bool(data["capabilities"])
+        if "timeout_s" in data:
+            kwargs["timeout_s"] = float(data["timeout_s"])
         if "out" in data:
             kwargs["out"] = str(data["out"])
     except ConfigError as exc:

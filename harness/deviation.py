@@ -38,12 +38,16 @@ class TensorDeviation:
     within_tol: bool
 
 
-def compare_tensors(name: str, actual: torch.Tensor, ref: torch.Tensor, dtype: str) -> TensorDeviation:
+def compare_tensors(
+    name: str, actual: torch.Tensor, ref: torch.Tensor, dtype: str
+) -> TensorDeviation:
     """Deviation of ``actual`` from ``ref`` (compared in float64 on the CPU)."""
     a = actual.detach().to("cpu", torch.float64)
     r = ref.detach().to("cpu", torch.float64)
     if a.shape != r.shape:
-        raise ValueError(f"{name}: shape {tuple(a.shape)} differs from the reference's {tuple(r.shape)}")
+        raise ValueError(
+            f"{name}: shape {tuple(a.shape)} differs from the reference's {tuple(r.shape)}"
+        )
     if r.numel() == 0:
         return TensorDeviation(name, 0.0, 0.0, True)
     diff = (a - r).abs()
@@ -52,7 +56,11 @@ def compare_tensors(name: str, actual: torch.Tensor, ref: torch.Tensor, dtype: s
         return TensorDeviation(name, float("inf"), float("inf"), False)
     max_abs = float(diff.max())
     mask = r.abs() > 1e-3 * scale
-    max_rel = float((diff[mask] / r.abs()[mask]).max()) if bool(mask.any()) else (0.0 if max_abs == 0 else float("inf"))
+    max_rel = (
+        float((diff[mask] / r.abs()[mask]).max())
+        if bool(mask.any())
+        else (0.0 if max_abs == 0 else float("inf"))
+    )
     rtol = RTOL[dtype]
     ok = bool((diff <= rtol * r.abs() + (rtol / 10) * scale).all())
     return TensorDeviation(name, max_abs, max_rel, ok)
@@ -65,16 +73,23 @@ def gradients(
     grads = torch.autograd.grad(
         output, list(leaves), grad_output.to(output.dtype), retain_graph=True, allow_unused=True
     )
-    return tuple(g if g is not None else torch.zeros_like(t) for g, t in zip(grads, leaves, strict=True))
+    return tuple(
+        g if g is not None else torch.zeros_like(t) for g, t in zip(grads, leaves, strict=True)
+    )
 
 
-def run_gradcheck(fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], grad_mask: Sequence[bool]) -> tuple[bool, str]:
+def run_gradcheck(
+    fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], grad_mask: Sequence[bool]
+) -> tuple[bool, str]:
     """``torch.autograd.gradcheck`` in float64; returns (passed, why not)."""
     args = [
-        t.detach().to(torch.float64).requires_grad_(bool(m)) for t, m in zip(inputs, grad_mask, strict=True)
+        t.detach().to(torch.float64).requires_grad_(bool(m))
+        for t, m in zip(inputs, grad_mask, strict=True)
     ]
     try:
-        ok = torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True)
+        ok = torch.autograd.gradcheck(
+            fn, args, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
+        )
     except Exception as exc:
         text = str(exc).strip().splitlines()
         return False, f"{type(exc).__name__}: {text[0] if text else ''}"

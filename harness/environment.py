@@ -25,7 +25,18 @@ ALLOCATOR_ENV: dict[str, str] = {
 }
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-_PACKAGES = ("torch", "numpy", "scipy", "pandas", "pyperf", "onnx", "onnxscript", "onnxruntime", "matplotlib", "threadpoolctl")
+_PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyperf",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "matplotlib",
+    "threadpoolctl",
+)
 
 
 def worker_env(max_threads: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -55,7 +66,10 @@ def _cpu_model() -> str:
 def _git_revision() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
@@ -75,13 +89,22 @@ def _versions() -> dict[str, str]:
 
 def _native_pools() -> list[dict[str, Any]]:
     try:
-        from threadpoolctl import threadpool_info
-
         import numpy  # noqa: F401  (load its BLAS so threadpoolctl sees it)
         import scipy.linalg  # noqa: F401
+        from threadpoolctl import threadpool_info
 
         return [
-            {k: info.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "prefix", "architecture")}
+            {
+                k: info.get(k)
+                for k in (
+                    "user_api",
+                    "internal_api",
+                    "version",
+                    "num_threads",
+                    "prefix",
+                    "architecture",
+                )
+            }
             for info in threadpool_info()
         ]
     except Exception as exc:  # diagnostics must never break a run
@@ -114,14 +137,23 @@ def collect_environment(threads: Sequence[int] = (1,)) -> dict[str, Any]:
         "versions": _versions(),
         "torch_config": {
             "parallel": torch.__config__.parallel_info().splitlines()[:6],
-            "fft_backend": "pocketfft (CPU)" if not torch.backends.mkl.is_available() else "MKL (CPU)",
+            "fft_backend": "pocketfft (CPU)"
+            if not torch.backends.mkl.is_available()
+            else "MKL (CPU)",
             "mkldnn": torch.backends.mkldnn.is_available(),
         },
         "numpy_fft": "pocketfft (numpy.fft)",
         "native_pools": _native_pools(),
-        "threads": {"swept": list(threads), "worker_env": {v: str(max(threads)) for v in _THREAD_VARS}},
+        "threads": {
+            "swept": list(threads),
+            "worker_env": {v: str(max(threads)) for v in _THREAD_VARS},
+        },
         "allocator": dict(ALLOCATOR_ENV),
-        "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if os.environ.get(k)},
+        "openblas_env": {
+            k: os.environ.get(k)
+            for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+            if os.environ.get(k)
+        },
         "gpus": _gpus(),
         "git_revision": _git_revision(),
     }

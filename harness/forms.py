@@ -55,13 +55,20 @@ def onnx_cache_dir() -> Path:
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Silence the exporters' and compilers' chatter (prints, warnings, log records)."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch._inductor", "onnxscript")]
+    loggers = [
+        logging.getLogger(n)
+        for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch._inductor", "onnxscript")
+    ]
     levels = [lg.level for lg in loggers]
     sink = io.StringIO()
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR + 10)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -97,7 +104,13 @@ def _source_hash(fn: object) -> str:
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
-def _onnx_model(layer: Layer, impl: Implementation, fn: Callable[..., torch.Tensor], example: Sequence[torch.Tensor], dtype: str) -> tuple[bytes, float, bool]:
+def _onnx_model(
+    layer: Layer,
+    impl: Implementation,
+    fn: Callable[..., torch.Tensor],
+    example: Sequence[torch.Tensor],
+    dtype: str,
+) -> tuple[bytes, float, bool]:
     """Exported model bytes, the export's duration, and whether it came from the cache."""
     import onnxruntime
 
@@ -191,13 +204,17 @@ def build(
     if impl.form == "torchscript":
         t0 = time.perf_counter()
         if impl.module is not None:
-            raise NotImplementedError("TorchScript form of a module-based implementation: declare it with fn=")
+            raise NotImplementedError(
+                "TorchScript form of a module-based implementation: declare it with fn="
+            )
         scripted = _script(fn)
         return Built(scripted, time.perf_counter() - t0, "torch.jit.script")
     if impl.form == "compile":
         # The backward phase calls backward repeatedly on one retained graph; donated
         # buffers (a memory optimisation of compiled backward) forbid retain_graph.
-        torch._functorch.config.donated_buffer = False
+        import torch._functorch.config as functorch_config
+
+        functorch_config.donated_buffer = False
         compiled = torch.compile(fn, dynamic=False)
         t0 = time.perf_counter()
         with quiet():
@@ -207,10 +224,18 @@ def build(
             out = compiled(*leaves)
             if impl.backward and any(grad_mask):
                 out.sum().backward()
-        return Built(compiled, time.perf_counter() - t0, "first calls: compile forward (no_grad and training) and backward")
+        return Built(
+            compiled,
+            time.perf_counter() - t0,
+            "first calls: compile forward (no_grad and training) and backward",
+        )
     if impl.form == "onnxruntime":
         data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype)
         t0 = time.perf_counter()
         run = _ort_callable(data, threads, device)
-        return Built(run, export_s + time.perf_counter() - t0, "torch.onnx.export(dynamo=True) + InferenceSession")
+        return Built(
+            run,
+            export_s + time.perf_counter() - t0,
+            "torch.onnx.export(dynamo=True) + InferenceSession",
+        )
     raise ValueError(f"unknown form {impl.form!r}")

@@ -21,18 +21,27 @@ __all__ = [
     "CAPABILITY_COLUMNS",
     "COLUMNS",
     "DEVIATION_COLUMNS",
+    "axis_columns",
     "build_frame",
     "build_table",
-    "axis_columns",
 ]
 
 #: name -> (pandas dtype, meaning)
 COLUMNS: dict[str, tuple[str, str]] = {
     # identity
-    "case": ("string", "unique case name: layer/impl/point/dtype/tTHREADS/device/phase; the pyperf benchmark name"),
+    "case": (
+        "string",
+        "unique case name: layer/impl/point/dtype/tTHREADS/device/phase; the pyperf benchmark name",
+    ),
     "layer": ("string", "layer name"),
-    "impl": ("string", "implementation name (numpy, scipy, torch, torchscript, compile, onnxruntime, ...)"),
-    "role": ("string", "'baseline' (the NumPy/SciPy implementation) or 'native' (a torch candidate)"),
+    "impl": (
+        "string",
+        "implementation name (numpy, scipy, torch, torchscript, compile, onnxruntime, ...)",
+    ),
+    "role": (
+        "string",
+        "'baseline' (the NumPy/SciPy implementation) or 'native' (a torch candidate)",
+    ),
     "form": ("string", "'eager', or the derived form: 'torchscript', 'compile', 'onnxruntime'"),
     "source": ("string", "the declared implementation this row's form derives from"),
     "point": ("string", "grid point as 'axis=value,...'"),
@@ -40,10 +49,19 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "dtype": ("string", "input dtype (float32, float64, ...)"),
     "threads": ("Int64", "intra-op threads for torch and for NumPy/SciPy pools (threadpoolctl)"),
     "device": ("string", "'cpu' or 'cuda'"),
-    "phase": ("string", "'forward' (output under no_grad) or 'backward' (autograd.grad on a retained graph)"),
+    "phase": (
+        "string",
+        "'forward' (output under no_grad) or 'backward' (autograd.grad on a retained graph)",
+    ),
     # outcome
-    "status": ("string", "'ok', 'error' (it failed: see error) or 'unsupported' (not applicable, e.g. backward of an ONNX Runtime session)"),
-    "error": ("string", "exception type and first line of the message, or why the point was not measured"),
+    "status": (
+        "string",
+        "'ok', 'error' (it failed: see error) or 'unsupported' (not applicable, e.g. backward of an ONNX Runtime session)",
+    ),
+    "error": (
+        "string",
+        "exception type and first line of the message, or why the point was not measured",
+    ),
     # timing: seconds per call, over all values of all processes (pyperf)
     "median_s": ("Float64", "median seconds per call"),
     "mean_s": ("Float64", "mean seconds per call"),
@@ -52,17 +70,38 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "max_s": ("Float64", "slowest value, seconds per call"),
     "n_values": ("Int64", "number of timed values (warm-ups excluded)"),
     "n_processes": ("Int64", "number of worker processes that contributed values"),
-    "loops": ("Int64", "calls per value (calibrated so that one value lasts at least the profile's min_time)"),
+    "loops": (
+        "Int64",
+        "calls per value (calibrated so that one value lasts at least the profile's min_time)",
+    ),
     # deviation against the float64 reference
-    "max_abs_err": ("Float64", "max |impl - ref| over the phase's tensors (output, or every gradient)"),
-    "max_rel_err": ("Float64", "max |impl - ref| / |ref| over entries with |ref| > 1e-3 * max|ref|, over the phase's tensors"),
-    "worst_tensor": ("string", "the tensor with the largest relative error ('output', 'grad_x', ...)"),
+    "max_abs_err": (
+        "Float64",
+        "max |impl - ref| over the phase's tensors (output, or every gradient)",
+    ),
+    "max_rel_err": (
+        "Float64",
+        "max |impl - ref| / |ref| over entries with |ref| > 1e-3 * max|ref|, over the phase's tensors",
+    ),
+    "worst_tensor": (
+        "string",
+        "the tensor with the largest relative error ('output', 'grad_x', ...)",
+    ),
     "rtol": ("Float64", "relative tolerance for this dtype"),
-    "within_tol": ("boolean", "every entry satisfies |impl - ref| <= rtol * |ref| + atol * max|ref|, atol = rtol / 10"),
-    "gradcheck": ("boolean", "torch.autograd.gradcheck in float64 at the layer's small point (baseline implementations, backward rows)"),
+    "within_tol": (
+        "boolean",
+        "every entry satisfies |impl - ref| <= rtol * |ref| + atol * max|ref|, atol = rtol / 10",
+    ),
+    "gradcheck": (
+        "boolean",
+        "torch.autograd.gradcheck in float64 at the layer's small point (baseline implementations, backward rows)",
+    ),
     "gradcheck_error": ("string", "why gradcheck failed"),
     # one-off costs, never part of steady-state timing
-    "oneoff_s": ("Float64", "one-off cost in seconds: TorchScript scripting, torch.compile's first call (cold cache), ONNX export plus session creation"),
+    "oneoff_s": (
+        "Float64",
+        "one-off cost in seconds: TorchScript scripting, torch.compile's first call (cold cache), ONNX export plus session creation",
+    ),
     "oneoff_what": ("string", "what oneoff_s measured"),
 }
 
@@ -87,7 +126,10 @@ CAPABILITY_COLUMNS: dict[str, tuple[str, str]] = {
     "impl": ("string", "declared implementation"),
     "role": COLUMNS["role"],
     "check": ("string", "script_save, trace, compile_fullgraph, compile, onnx_dynamo, onnx_legacy"),
-    "status": ("string", "'ok', 'unsupported' (it raised) or 'wrong' (it ran but gave wrong results on a second input)"),
+    "status": (
+        "string",
+        "'ok', 'unsupported' (it raised) or 'wrong' (it ran but gave wrong results on a second input)",
+    ),
     "reason": ("string", "exception type and first line, or what was wrong"),
     "graph_breaks": ("Int64", "torch.compile graph breaks (compile check only)"),
 }
@@ -116,7 +158,7 @@ def build_table(
             raise KeyError(f"undocumented columns {sorted(unknown)}")
     frame = pd.DataFrame.from_records(rows, columns=[*columns, *extra])
     for name, (dtype, _) in columns.items():
-        frame[name] = frame[name].astype(dtype)
+        frame[name] = frame[name].astype(pd.api.types.pandas_dtype(dtype))
     for name in extra:
         frame[name] = frame[name].astype("object")
     return frame

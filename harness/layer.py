@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import product
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
@@ -107,11 +107,14 @@ class Axis:
             raise ConfigError(
                 f"{where}axis {self.name!r} value {value!r} is not one of {list(self.choices)}"
             )
-        if self.minimum is not None and isinstance(value, int | float):
-            if not math.isfinite(value) or value < self.minimum:
-                raise ConfigError(
-                    f"{where}axis {self.name!r} value {value!r} must be >= {self.minimum:g}"
-                )
+        if (
+            self.minimum is not None
+            and isinstance(value, int | float)
+            and not (math.isfinite(value) and value >= self.minimum)
+        ):
+            raise ConfigError(
+                f"{where}axis {self.name!r} value {value!r} must be >= {self.minimum:g}"
+            )
         return value  # type: ignore[return-value]
 
 
@@ -154,7 +157,7 @@ class Implementation:
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             return fn.apply  # type: ignore[no-any-return]
         assert fn is not None  # checked in Layer.__post_init__
-        return fn
+        return cast(Callable[..., torch.Tensor], fn)
 
 
 def _bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
@@ -184,7 +187,12 @@ def baseline(
 ) -> Implementation:
     """Declare the NumPy/SciPy implementation the user has today."""
     return Implementation(
-        name=name, role="baseline", fn=fn, module=module, backward=backward, forms=(),
+        name=name,
+        role="baseline",
+        fn=fn,
+        module=module,
+        backward=backward,
+        forms=(),
         description=description,
     )
 
@@ -200,8 +208,13 @@ def native(
 ) -> Implementation:
     """Declare a native torch candidate; its ``forms`` are derived automatically."""
     return Implementation(
-        name=name, role="native", fn=fn, module=module, backward=backward,
-        forms=tuple(forms), description=description,
+        name=name,
+        role="native",
+        fn=fn,
+        module=module,
+        backward=backward,
+        forms=tuple(forms),
+        description=description,
     )
 
 
@@ -485,7 +498,9 @@ class Layer:
                     f"{tensor.dim()}-D with shape {tuple(tensor.shape)}"
                 )
 
-    def __call__(self, impl: str, *tensors: torch.Tensor, point: Point | None = None) -> torch.Tensor:
+    def __call__(
+        self, impl: str, *tensors: torch.Tensor, point: Point | None = None
+    ) -> torch.Tensor:
         """Run one eager implementation on user tensors, after checking them."""
         self.check_inputs(*tensors)
         chosen = self.implementation(impl)

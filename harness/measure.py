@@ -29,7 +29,9 @@ def _sync_for(device: str) -> Callable[[], None] | None:
 
 
 def forward_time_func(
-    fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], device: str = "cpu",
+    fn: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    device: str = "cpu",
     clock: Clock = time.perf_counter,
 ) -> TimeFunc:
     sync = _sync_for(device)
@@ -50,8 +52,11 @@ def forward_time_func(
 
 
 def backward_time_func(
-    output: torch.Tensor, leaves: Sequence[torch.Tensor], grad_output: torch.Tensor,
-    device: str = "cpu", clock: Clock = time.perf_counter,
+    output: torch.Tensor,
+    leaves: Sequence[torch.Tensor],
+    grad_output: torch.Tensor,
+    device: str = "cpu",
+    clock: Clock = time.perf_counter,
 ) -> TimeFunc:
     sync = _sync_for(device)
     wrt = list(leaves)
@@ -71,7 +76,9 @@ def backward_time_func(
     return time_func
 
 
-def calibrate_loops(time_func: TimeFunc, min_time: float, max_loops: int = 2**20) -> tuple[int, float]:
+def calibrate_loops(
+    time_func: TimeFunc, min_time: float, max_loops: int = 2**20
+) -> tuple[int, float]:
     """pyperf's calibration: double the loop count until one value lasts ``min_time``.
 
     Returns (loops, seconds per call of the last try). One untimed warm-up call first.

@@ -51,13 +51,15 @@ def make_plan(registry: Registry, config: RunConfig) -> Plan:
             if not any(name in (i.name for i in layer.all_implementations()) for layer in layers):
                 known = sorted({i.name for layer in layers for i in layer.all_implementations()})
                 raise ConfigError(
-                    f"unknown implementation {name!r} for layers {', '.join(l.name for l in layers)} "
+                    f"unknown implementation {name!r} for layers {', '.join(layer.name for layer in layers)} "
                     f"(known: {', '.join(known)})"
                 )
     for axis in config.grid:
         if not any(axis in layer.axis_names for layer in layers):
             have = sorted({a for layer in layers for a in layer.axis_names})
-            raise ConfigError(f"--grid axis {axis!r} is not an axis of the selected layers (axes: {', '.join(have)})")
+            raise ConfigError(
+                f"--grid axis {axis!r} is not an axis of the selected layers (axes: {', '.join(have)})"
+            )
     if "cuda" in config.devices:
         import torch
 
@@ -70,8 +72,8 @@ def make_plan(registry: Registry, config: RunConfig) -> Plan:
         overrides: dict[str, list[AxisValue]] = {}
         for axis_name, raw_values in config.grid.items():
             if axis_name in layer.axis_names:
-                axis = layer.axis(axis_name)
-                overrides[axis_name] = [axis.parse(v, layer.name) for v in raw_values]
+                spec = layer.axis(axis_name)
+                overrides[axis_name] = [spec.parse(v, layer.name) for v in raw_values]
         points, why = layer.points(overrides)
         if not points:
             raise ConfigError(
@@ -88,7 +90,9 @@ def make_plan(registry: Registry, config: RunConfig) -> Plan:
                 for dtype in config.dtypes:
                     for threads in config.threads:
                         for device in config.devices:
-                            variants.append(Variant.make(layer.name, impl.name, point, dtype, threads, device))
+                            variants.append(
+                                Variant.make(layer.name, impl.name, point, dtype, threads, device)
+                            )
     if not variants:
         raise ConfigError("nothing to measure: no selected layer has the selected implementations")
     return Plan(config, tuple(layer.name for layer in layers), tuple(variants), tuple(dropped))

@@ -13,7 +13,7 @@ __all__ = ["Progress", "format_duration"]
 
 
 def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -24,7 +24,12 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Counts tasks of the current stage; ``step(name)`` is called as each starts."""
 
-    def __init__(self, enabled: bool = True, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -55,7 +60,7 @@ class Progress:
         eta = self.eta()
         head = f"{self.label} [{bar:<20}] {self.started}/{self.total} ETA {format_duration(eta) if eta is not None else '?'} "
         room = max(10, width - len(head))
-        return head + (current if len(current) <= room else "..." + current[-(room - 3):])
+        return head + (current if len(current) <= room else "..." + current[-(room - 3) :])
 
     def step(self, current: str) -> None:
         self.started += 1
@@ -74,7 +79,8 @@ class Progress:
                 print(
                     f"{self.label}: {self.started - 1}/{self.total} done"
                     + (f", ETA {format_duration(eta)}" if eta is not None else ""),
-                    file=self.stream, flush=True,
+                    file=self.stream,
+                    flush=True,
                 )
 
     def message(self, text: str) -> None:

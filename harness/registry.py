@@ -49,7 +49,9 @@ class Registry:
 
     def register(self, layer: Layer, origin: str) -> None:
         if not isinstance(layer, Layer):
-            raise LayerDefinitionError(f"{origin}: expected a harness.Layer, got {type(layer).__name__}")
+            raise LayerDefinitionError(
+                f"{origin}: expected a harness.Layer, got {type(layer).__name__}"
+            )
         if layer.name in self._entries:
             first = self._entries[layer.name]
             if first.layer is layer:
@@ -111,7 +113,9 @@ def _as_layers(obj: Any, origin: str) -> list[Layer]:
         items = list(obj)
         bad = [x for x in items if not isinstance(x, Layer)]
         if bad:
-            raise LayerDefinitionError(f"{origin}: holds {type(bad[0]).__name__}, not harness.Layer")
+            raise LayerDefinitionError(
+                f"{origin}: holds {type(bad[0]).__name__}, not harness.Layer"
+            )
         return items
     raise LayerDefinitionError(f"{origin}: expected a harness.Layer or a list of them")
 
@@ -166,7 +170,9 @@ def load_layers_from(source: str) -> list[Layer]:
     else:
         found = [v for v in vars(module).values() if isinstance(v, Layer)]
     if not found:
-        raise LayerDefinitionError(f"--layers-from {source}: declares no layer (define LAYERS = [...])")
+        raise LayerDefinitionError(
+            f"--layers-from {source}: declares no layer (define LAYERS = [...])"
+        )
     return found
 
 

@@ -20,6 +20,7 @@ so a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -64,10 +65,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -89,7 +88,9 @@ def is_results_dir(path: str | os.PathLike[str]) -> bool:
 
 def _read_table(path: Path, columns: Mapping[str, tuple[str, str]], what: str) -> pd.DataFrame:
     try:
-        raw = pd.read_csv(path, dtype={name: "string" for name in columns if columns[name][0] == "string"})
+        raw = pd.read_csv(
+            path, dtype={name: "string" for name in columns if columns[name][0] == "string"}
+        )
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read {what}: {exc}".splitlines()[0]) from None
     missing = [c for c in columns if c not in raw.columns]
@@ -97,9 +98,11 @@ def _read_table(path: Path, columns: Mapping[str, tuple[str, str]], what: str) -
         raise ResultsError(f"{path}: not a valid {what}: missing columns {missing}")
     try:
         for name, (dtype, _) in columns.items():
-            raw[name] = raw[name].astype(dtype)
+            raw[name] = raw[name].astype(pd.api.types.pandas_dtype(dtype))
     except (ValueError, TypeError) as exc:
-        raise ResultsError(f"{path}: column has bad values in {what}: {exc}".splitlines()[0]) from None
+        raise ResultsError(
+            f"{path}: column has bad values in {what}: {exc}".splitlines()[0]
+        ) from None
     return raw
 
 

@@ -32,8 +32,16 @@ from typing import Any
 
 import pandas as pd
 
-from harness.case import PHASES, Variant
-from harness.collect import RAW_DIR, SETUP_FILE, State, build_outputs, read_state, suite_json, timing_file
+from harness.case import PHASES
+from harness.collect import (
+    RAW_DIR,
+    SETUP_FILE,
+    State,
+    build_outputs,
+    read_state,
+    suite_json,
+    timing_file,
+)
 from harness.config import RunConfig
 from harness.environment import collect_environment, fingerprint, worker_env
 from harness.errors import ConfigError, HarnessError, ResultsError
@@ -109,7 +117,9 @@ def _check_resume(folder: Path, config: RunConfig, env: dict[str, Any]) -> RunCo
         raise ConfigError(f"--resume {folder}: not a results folder (no {RUN_JSON})") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"--resume {folder}: {RUN_JSON} is unreadable ({exc})") from None
-    if config != RunConfig() and config.updated(profile=stored_config.profile) != stored_config.updated(profile=stored_config.profile):
+    if config != RunConfig() and config.updated(
+        profile=stored_config.profile
+    ) != stored_config.updated(profile=stored_config.profile):
         raise ConfigError(
             f"--resume {folder}: it was made with a different grid or selection "
             f"({_describe_config(stored_config)}); resume it without other options, or start a new --out"
@@ -165,7 +175,9 @@ class Runner:
         for name in self.plan.layers:
             layer = self.registry.get(name)
             with quiet():
-                notes += validate_layer(layer, [i.origin for i in map(layer.implementation, self.plan.impls_of(name))])
+                notes += validate_layer(
+                    layer, [i.origin for i in map(layer.implementation, self.plan.impls_of(name))]
+                )
         return notes
 
     # -- the run --------------------------------------------------------------------
@@ -203,8 +215,10 @@ class Runner:
             signal.signal(signal.SIGTERM, old_term)
             self.progress.close()
             frame = self._write_outputs()
+        bad = frame[frame["status"].isin(["error", "incomplete"])]
         failed = [
-            f"{r.case}: {r.status}: {r.error}" for r in frame.itertuples() if r.status in ("error", "incomplete")
+            f"{c}: {s}: {e}"
+            for c, s, e in zip(bad["case"], bad["status"], bad["error"], strict=True)
         ]
         if interrupted:
             self._say(
@@ -213,13 +227,17 @@ class Runner:
                 always=True,
             )
         else:
-            self._say(f"measured {len(frame)} points in {time.monotonic() - started:.0f}s into {self.out}")
+            self._say(
+                f"measured {len(frame)} points in {time.monotonic() - started:.0f}s into {self.out}"
+            )
         if failed:
             self._say(f"{len(failed)} points failed:", always=True)
             for line in failed[:50]:
                 self._say(f"  {line}", always=True)
             if len(failed) > 50:
-                self._say(f"  ... and {len(failed) - 50} more (see {self.out / RESULTS_CSV})", always=True)
+                self._say(
+                    f"  ... and {len(failed) - 50} more (see {self.out / RESULTS_CSV})", always=True
+                )
         if self.report and not interrupted:
             self._write_report()
         return RunOutcome(self.out, frame, failed, interrupted)
@@ -247,18 +265,38 @@ class Runner:
 
     def _setup_tasks(self, state: State) -> list[dict[str, Any]]:
         tasks: list[dict[str, Any]] = []
-        for name in self.plan.layers:
+        for name in self.plan.layers if self.config.capabilities else ():
             if name not in state.capabilities:
                 layer = self.registry.get(name)
-                declared = list(dict.fromkeys(layer.implementation(i).origin for i in self.plan.impls_of(name)))
-                tasks.append({"kind": "capabilities", "key": f"capabilities:{name}", "layer": name, "impls": declared})
+                declared = list(
+                    dict.fromkeys(layer.implementation(i).origin for i in self.plan.impls_of(name))
+                )
+                tasks.append(
+                    {
+                        "kind": "capabilities",
+                        "key": f"capabilities:{name}",
+                        "layer": name,
+                        "impls": declared,
+                    }
+                )
         for variant in self.plan.variants:
             layer = self.registry.get(variant.layer)
             impl = layer.implementation(variant.impl)
-            if impl.role == "baseline" and impl.form == "eager" and (variant.layer, variant.impl) not in state.gradchecks:
+            if (
+                impl.role == "baseline"
+                and impl.form == "eager"
+                and (variant.layer, variant.impl) not in state.gradchecks
+            ):
                 key = f"gradcheck:{variant.layer}/{variant.impl}"
                 if not any(t["key"] == key for t in tasks):
-                    tasks.append({"kind": "gradcheck", "key": key, "layer": variant.layer, "impl": variant.impl})
+                    tasks.append(
+                        {
+                            "kind": "gradcheck",
+                            "key": key,
+                            "layer": variant.layer,
+                            "impl": variant.impl,
+                        }
+                    )
             if variant.name not in state.setup:
                 tasks.append({"kind": "variant", "key": variant.name, "phases": list(PHASES)})
         return tasks
@@ -270,7 +308,10 @@ class Runner:
             return
         self.progress.begin("checking", len(tasks))
         self._run_until_done(
-            "setup", tasks, self.out / RAW_DIR / SETUP_FILE, process=None,
+            "setup",
+            tasks,
+            self.out / RAW_DIR / SETUP_FILE,
+            process=None,
             remaining=lambda: self._setup_tasks(read_state(self.out)),
         )
 
@@ -289,7 +330,10 @@ class Runner:
     def _timing_passes(self) -> None:
         state = read_state(self.out)
         cases = self._timed_cases(state)
-        todo = {p: [c for c in cases if not state.done_for(c[0], p)] for p in range(self.profile.processes)}
+        todo = {
+            p: [c for c in cases if not state.done_for(c[0], p)]
+            for p in range(self.profile.processes)
+        }
         total = sum(len(v) for v in todo.values())
         if total == 0:
             return
@@ -301,11 +345,17 @@ class Runner:
 
             def remaining(p: int = process, rng: random.Random = rng) -> list[dict[str, Any]]:
                 st = read_state(self.out)
-                left = [{"case": c, "loops": loops, "key": c} for c, loops in cases if not st.done_for(c, p)]
+                left = [
+                    {"case": c, "loops": loops, "key": c}
+                    for c, loops in cases
+                    if not st.done_for(c, p)
+                ]
                 rng.shuffle(left)
                 return left
 
-            self._run_until_done("timing", remaining(), self.out / RAW_DIR / timing_file(process), process, remaining)
+            self._run_until_done(
+                "timing", remaining(), self.out / RAW_DIR / timing_file(process), process, remaining
+            )
 
     def _run_until_done(
         self,
@@ -323,7 +373,9 @@ class Runner:
             self._run_worker(mode, tasks, raw, process, attempts)
             tasks = remaining()
 
-    def _run_worker(self, mode: str, tasks: list[dict[str, Any]], raw: Path, process: int | None, attempt: int) -> None:
+    def _run_worker(
+        self, mode: str, tasks: list[dict[str, Any]], raw: Path, process: int | None, attempt: int
+    ) -> None:
         tag = f"{mode}-{process if process is not None else 0:03d}-{attempt}"
         job = {
             "mode": mode,
@@ -342,8 +394,12 @@ class Runner:
         with open(self.out / "logs" / f"{tag}.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.worker", str(job_path)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True, cwd=os.getcwd(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                cwd=os.getcwd(),
             )
             try:
                 self._watch(proc, raw, offset, process)
@@ -358,7 +414,9 @@ class Runner:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _watch(self, proc: subprocess.Popen[bytes], raw: Path, offset: int, process: int | None) -> None:
+    def _watch(
+        self, proc: subprocess.Popen[bytes], raw: Path, offset: int, process: int | None
+    ) -> None:
         current: str | None = None
         since = time.monotonic()
         buffer = b""
@@ -397,9 +455,13 @@ class Runner:
                 _kill(proc)
                 proc.wait()
                 what = current or "worker start-up"
-                self._record_crash(raw, current or "startup", f"timed out after {limit:.0f}s ({what})")
+                self._record_crash(
+                    raw, current or "startup", f"timed out after {limit:.0f}s ({what})"
+                )
                 if current is None:
-                    raise ResultsError(f"a worker did not start within {limit:.0f}s; see {self.out / 'logs'}")
+                    raise ResultsError(
+                        f"a worker did not start within {limit:.0f}s; see {self.out / 'logs'}"
+                    )
                 return
             self._maybe_write()
             time.sleep(0.05)
@@ -417,7 +479,9 @@ class Runner:
 
     def _write_outputs(self) -> pd.DataFrame:
         state = read_state(self.out)
-        frame, deviations, capabilities, suite = build_outputs(state, self.plan.variants, self.registry)
+        frame, deviations, capabilities, suite = build_outputs(
+            state, self.plan.variants, self.registry
+        )
         if suite is not None:
             atomic_write_text(self.out / PYPERF_JSON, suite_json(suite))
         atomic_write_csv(self.out / RESULTS_CSV, frame)
@@ -436,7 +500,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-class quiet_if:  # noqa: N801 - used like a context manager function
+class quiet_if:
     def __init__(self, on: bool) -> None:
         self._cm = quiet() if on else None
 
@@ -463,6 +527,8 @@ def run(
     quiet: bool = True,
     report: bool = True,
     seed: int = 0,
+    capabilities: bool = True,
+    timeout_s: float | None = None,
 ) -> pd.DataFrame:
     """Measure a grid and return the results frame (columns: ``harness.frame.COLUMNS``).
 
@@ -488,6 +554,8 @@ def run(
         profile=profile,
         layers_from=as_tuple(layers_from),
         seed=seed,
+        capabilities=capabilities,
+        timeout_s=timeout_s,
     )
     outcome = Runner(config, out=out, resume=resume, quiet=quiet, report=report).run()
     frame = outcome.frame

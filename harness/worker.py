@@ -88,7 +88,7 @@ class EventLog:
 
 @dataclass
 class _Prepared:
-    """One variant made ready in this process: inputs, form, reference results."""
+    """One variant made ready in this process: its inputs and its built form."""
 
     variant: Variant
     layer: Layer
@@ -96,10 +96,9 @@ class _Prepared:
     built: Built
     inputs: tuple[torch.Tensor, ...]
     grad_mask: tuple[bool, ...]
-    grad_output: torch.Tensor
-    ref_output: torch.Tensor
-    ref_grads: tuple[torch.Tensor, ...]
+    seed: int
     _graph: tuple[torch.Tensor, list[torch.Tensor]] | None = field(default=None, repr=False)
+    _grad_output: torch.Tensor | None = field(default=None, repr=False)
 
     def forward_time_func(self) -> Callable[[int], float]:
         return forward_time_func(self.built.fn, self.inputs, self.variant.device)
@@ -107,14 +106,26 @@ class _Prepared:
     def graph(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Output with its autograd graph, and the leaves to differentiate (built once)."""
         if self._graph is None:
-            leaves = [t.detach().clone().requires_grad_(m) for t, m in zip(self.inputs, self.grad_mask, strict=True)]
+            leaves = [
+                t.detach().clone().requires_grad_(m)
+                for t, m in zip(self.inputs, self.grad_mask, strict=True)
+            ]
             out = self.built.fn(*leaves)
             self._graph = (out, [t for t, m in zip(leaves, self.grad_mask, strict=True) if m])
         return self._graph
 
+    def grad_output(self) -> torch.Tensor:
+        """The seeded upstream gradient: the same values as the reference's, in every process."""
+        if self._grad_output is None:
+            out, _ = self.graph()
+            gen = torch.Generator().manual_seed(self.seed + 1)
+            grad = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+            self._grad_output = grad.to(device=out.device, dtype=out.dtype)
+        return self._grad_output
+
     def backward_time_func(self) -> Callable[[int], float]:
         out, wrt = self.graph()
-        return backward_time_func(out, wrt, self.grad_output.to(self.variant.device), self.variant.device)
+        return backward_time_func(out, wrt, self.grad_output(), self.variant.device)
 
 
 class Worker:
@@ -126,11 +137,16 @@ class Worker:
         self.seed = int(job.get("seed", 0))
         self.min_time = float(job["profile"]["min_time"])
         self._prepared: dict[Variant, _Prepared] = {}
-        self._refs: dict[tuple[str, tuple[Any, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]] = {}
+        self._refs: dict[
+            tuple[str, tuple[Any, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]
+        ] = {}
 
     # -- preparation ----------------------------------------------------------------
 
-    def _reference(self, layer: Layer, variant: Variant) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+    def _reference(
+        self, layer: Layer, variant: Variant
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """float64 reference output and gradients (setup only; cached per point)."""
         key = (layer.name, variant.point)
         if key not in self._refs:
             inputs = layer.make(variant.point_dict, torch.float64, "cpu", self.seed)
@@ -140,7 +156,7 @@ class Worker:
             gen = torch.Generator().manual_seed(self.seed + 1)
             grad_out = torch.randn(out.shape, generator=gen, dtype=torch.float64)
             grads = gradients(out, [t for t in leaves if t.requires_grad], grad_out)
-            self._refs[key] = (out.detach(), tuple(g.detach() for g in grads), grad_out)
+            self._refs[key] = (out.detach(), tuple(g.detach() for g in grads))
         return self._refs[key]
 
     def prepare(self, variant: Variant) -> _Prepared:
@@ -149,12 +165,20 @@ class Worker:
         layer = self.registry.get(variant.layer)
         impl = layer.implementation(variant.impl)
         set_threads(variant.threads)
-        ref_out, ref_grads, grad_out = self._reference(layer, variant)
         dtype = _DTYPES[variant.dtype]
         inputs = layer.make(variant.point_dict, dtype, variant.device, self.seed)
         mask = tuple(name in layer.differentiable for name in layer.inputs)
-        built = build(layer, impl, variant.point_dict, inputs, variant.dtype, variant.threads, variant.device, mask)
-        prepared = _Prepared(variant, layer, impl, built, inputs, mask, grad_out.to(dtype), ref_out, ref_grads)
+        built = build(
+            layer,
+            impl,
+            variant.point_dict,
+            inputs,
+            variant.dtype,
+            variant.threads,
+            variant.device,
+            mask,
+        )
+        prepared = _Prepared(variant, layer, impl, built, inputs, mask, self.seed)
         self._prepared[variant] = prepared
         return prepared
 
@@ -165,20 +189,26 @@ class Worker:
             out = p.built.fn(*p.inputs)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"returned {type(out).__name__}, not a tensor")
-        dev = compare_tensors("output", out, p.ref_output, p.variant.dtype)
+        ref_out, _ = self._reference(p.layer, p.variant)
+        dev = compare_tensors("output", out, ref_out, p.variant.dtype)
         loops, per_call = calibrate_loops(p.forward_time_func(), self.min_time)
         return {"status": "ok", "loops": loops, "estimate_s": per_call, "deviations": [asdict(dev)]}
 
     def _setup_backward(self, p: _Prepared) -> dict[str, Any]:
         if not p.impl.backward:
-            why = "ONNX Runtime sessions run forward only" if p.impl.form == "onnxruntime" else "declared without backward"
+            why = (
+                "ONNX Runtime sessions run forward only"
+                if p.impl.form == "onnxruntime"
+                else "declared without backward"
+            )
             return {"status": "unsupported", "error": why}
+        _, ref_grads = self._reference(p.layer, p.variant)
         out, wrt = p.graph()
-        grads = gradients(out, wrt, p.grad_output.to(p.variant.device))
+        grads = gradients(out, wrt, p.grad_output())
         names = [f"grad_{n}" for n, m in zip(p.layer.inputs, p.grad_mask, strict=True) if m]
         devs = [
             asdict(compare_tensors(name, g, r, p.variant.dtype))
-            for name, g, r in zip(names, grads, p.ref_grads, strict=True)
+            for name, g, r in zip(names, grads, ref_grads, strict=True)
         ]
         loops, per_call = calibrate_loops(p.backward_time_func(), self.min_time)
         return {"status": "ok", "loops": loops, "estimate_s": per_call, "deviations": devs}
@@ -216,7 +246,16 @@ class Worker:
         except Exception as exc:
             ok, why = False, describe(exc)
         where = ",".join(f"{k}={v}" for k, v in point.items())
-        self.log.write({"event": "gradcheck", "layer": layer_name, "impl": impl_name, "ok": ok, "error": why, "point": where})
+        self.log.write(
+            {
+                "event": "gradcheck",
+                "layer": layer_name,
+                "impl": impl_name,
+                "ok": ok,
+                "error": why,
+                "point": where,
+            }
+        )
 
     def capabilities(self, layer_name: str, impls: list[str]) -> None:
         try:
@@ -236,7 +275,16 @@ class Worker:
         prof = self.job["profile"]
         runner = pyperf.Runner(values=prof["values"], warmups=prof["warmups"], processes=1, loops=1)
         runner.parse_args(
-            ["--worker", "--quiet", "--loops", "1", "--values", str(prof["values"]), "--warmups", str(prof["warmups"])]
+            [
+                "--worker",
+                "--quiet",
+                "--loops",
+                "1",
+                "--values",
+                str(prof["values"]),
+                "--warmups",
+                str(prof["warmups"]),
+            ]
         )
         for task in tasks:
             case = Case.from_name(task["case"])
@@ -246,9 +294,13 @@ class Worker:
                 with quiet():
                     p = self.prepare(case.variant)
                 set_threads(case.variant.threads)
-                time_func = p.forward_time_func() if case.phase == "forward" else p.backward_time_func()
+                time_func = (
+                    p.forward_time_func() if case.phase == "forward" else p.backward_time_func()
+                )
 
-                def run_loops(loops: int, tf: Callable[[int], float] = time_func, inner: int = inner) -> float:
+                def run_loops(
+                    loops: int, tf: Callable[[int], float] = time_func, inner: int = inner
+                ) -> float:
                     return tf(loops * inner)
 
                 metadata = {
@@ -257,7 +309,9 @@ class Worker:
                     "harness_device": case.variant.device,
                     "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "adaptive"),
                 }
-                bench = runner.bench_time_func(case.name, run_loops, inner_loops=inner, metadata=metadata)
+                bench = runner.bench_time_func(
+                    case.name, run_loops, inner_loops=inner, metadata=metadata
+                )
                 buf = io.StringIO()
                 bench.dump(buf)
                 self.log.write({"event": "bench", "case": case.name, "bench": buf.getvalue()})
@@ -285,7 +339,7 @@ class Worker:
         self.log.write({"event": "done"})
 
 
-def Variant_from_name(name: str) -> Variant:  # noqa: N802 - mirrors Case.from_name
+def Variant_from_name(name: str) -> Variant:
     return Case.from_name(f"{name}/forward").variant
 
 

@@ -34,14 +34,16 @@ LAYER = Layer(
     ),
     axes=(
         Axis("n", (8, 16, 32, 64, 128, 256, 512, 1024), "image side (n x n input)"),
-        Axis("k", (3, 15), "filter side (k x k filter)"),
+        Axis("k", (3, 7), "filter side (k x k filter)"),
     ),
     constraint=_k_fits,
     inputs={"x": 2, "filter": 2, "bias": 2},
     make_inputs=_make_inputs,
     reference=torch_conv2d,
     implementations=(
-        baseline("scipy", module=_scipy_module, description="seed ScipyConv2d module (scipy.signal)"),
+        baseline(
+            "scipy", module=_scipy_module, description="seed ScipyConv2d module (scipy.signal)"
+        ),
         native("torch", torch_conv2d, description="torch.nn.functional.conv2d + bias"),
     ),
     gradcheck_point={"n": 12, "k": 3},

@@ -57,7 +57,7 @@ class ScipyConv2dFunction(Function):
     @staticmethod
     def backward(ctx, grad_output):
         grad_output = grad_output.detach()
-        input, filter, bias = ctx.saved_tensors
+        input, filter, _bias = ctx.saved_tensors
         grad_output = grad_output.numpy()
         grad_bias = np.sum(grad_output, keepdims=True)
         grad_input = convolve2d(grad_output, filter.numpy(), mode="full")

@@ -35,9 +35,13 @@ def _sig3(value: float) -> str:
 
 
 def fmt_speedup(ratio: float) -> str:
-    """``3.14`` -> ``×3.14``; ``123.4`` -> ``×123``."""
+    """``0.041`` -> ``×0.041``; ``0.3`` -> ``×0.30``; ``3.1`` -> ``×3.10``; ``12.34`` -> ``×12.3``; ``123.4`` -> ``×123``."""
     if not math.isfinite(ratio):
         return f"×{ratio}"
+    if abs(ratio) < 0.1:
+        return f"×{ratio:.2g}"
+    if abs(ratio) < 10:
+        return f"×{ratio:.2f}"
     return f"×{_sig3(ratio)}"
 
 

@@ -7,8 +7,10 @@ on the size axis, so a missing line segment never reads as "not measured".
 
 from __future__ import annotations
 
+import io
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.report._data import Setting, impl_order, records, settings, size_axis
 from harness.report._format import fmt_size
+from harness.results import atomic_write_bytes
 
 __all__ = ["plot_deviations", "plot_speedups", "plot_times"]
 
@@ -40,17 +43,37 @@ def _figure(rows: int, cols: int) -> tuple[Figure, list[list[Axes]]]:
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(out, buffer.getvalue())
     return out
 
 
 def _size_ticks(ax: Axes, sizes: Sequence[float]) -> None:
-    if sizes:
-        ax.set_xticks(list(sizes))
+    """Ticks at the grid sizes, skipping any too close to the previous one to read."""
+    ticks: list[float] = []
+    for size in sorted(sizes):
+        if not ticks or size / ticks[-1] >= 1.4:
+            ticks.append(size)
+    if ticks:
+        ax.set_xticks(ticks)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_size(v)))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _log_y(ax: Axes, label: Callable[[float, Any], str]) -> None:
+    """Log y axis with 1-2-5 ticks on short ranges, decades on long ones, all labelled
+    by ``label`` (no ``6×10^-1`` minor labels)."""
+    ax.set_yscale("log")
+    bottom, top = ax.get_ylim()
+    decades = math.log10(top / bottom) if bottom > 0 and top > bottom else 1.0
+    subs = (1.0, 2.0, 5.0) if decades <= 2 else (1.0, 3.0) if decades <= 4 else (1.0,)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _seconds_label(v: float, _: Any) -> str:
@@ -60,15 +83,19 @@ def _seconds_label(v: float, _: Any) -> str:
     return f"{v:g} s"
 
 
-def _mark_failures(ax: Axes, failures: Sequence[float], label: bool) -> None:
+def _mark_failures(ax: Axes, failures: Sequence[float], impl: str, color: Any) -> None:
+    """Red crosses on the size axis where ``impl`` failed (edged in its line colour)."""
     if failures:
         ax.scatter(
             failures,
-            [0.02] * len(failures),
-            marker="x",
+            [0.03] * len(failures),
+            marker="X",
+            s=60,
             color="red",
+            edgecolors=[color],
+            linewidths=0.8,
             transform=ax.get_xaxis_transform(),
-            label="error" if label else None,
+            label=f"{impl} failed",
             zorder=5,
             clip_on=False,
         )
@@ -118,7 +145,7 @@ def plot_times(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
         for j, phase in enumerate(_PHASES):
             ax = axes[i][j]
-            drawn = False
+            drawn = failed = False
             for impl in impl_order(setting.rows):
                 pts = _series(setting, impl, phase, "median_s")
                 fails = _failures(setting, impl, phase)
@@ -142,19 +169,16 @@ def plot_times(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
                     hi = [p[1].get("max_s") or p[1]["median_s"] for p in pts]
                     ax.fill_between(xs, lo, hi, color=colors[impl], alpha=0.2, linewidth=0)
                     drawn = True
-                _mark_failures(
-                    ax,
-                    fails,
-                    label=bool(fails) and not any(h.get_label() == "error" for h in ax.collections),
-                )
+                _mark_failures(ax, fails, impl, colors[impl])
+                failed = failed or bool(fails)
             if drawn:
                 ax.set_xscale("log")
-                ax.set_yscale("log")
-                ax.yaxis.set_major_formatter(FuncFormatter(_seconds_label))
+                _log_y(ax, _seconds_label)
                 _size_ticks(ax, sizes)
                 ax.legend(fontsize="small")
             else:
-                ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+                what = "every point failed" if failed else "not measured"
+                ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes)
             ax.set_xlabel(f"{axis} (size)")
             ax.set_ylabel("time per call (median, min-max band)")
             ax.set_title(_title(layer, setting, phase))
@@ -201,10 +225,8 @@ def plot_speedups(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Pa
         if ratios:
             ax.set_xscale("log")
             ax.set_yscale("log")
-            top = max(max(ratios), 1.0) * 1.5
-            bottom = min(min(ratios), 1.0) / 1.5
-            ax.set_ylim(bottom, top)
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"×{v:g}"))
+            ax.set_ylim(min(min(ratios), 1.0) / 1.3, max(max(ratios), 1.0) * 1.3)
+            _log_y(ax, lambda v, _: f"×{v:g}")
             _size_ticks(ax, sizes)
         else:
             ax.text(
@@ -266,7 +288,7 @@ def plot_deviations(
             ax.axhline(tol, color="grey", linestyle=":", label=f"tolerance {tol:g}")
         if drawn:
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            _log_y(ax, lambda v, _: f"{v:.0e}" if v < 0.01 else f"{v:g}")
             _size_ticks(ax, sizes)
             ax.legend(fontsize="small")
         else:

@@ -8,7 +8,6 @@ footnote holding the recorded message; a point that was never measured reads ``â
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -339,61 +338,120 @@ def noise_warnings(frame: pd.DataFrame, limit: int = 20) -> list[str]:
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, sort_keys=True, default=str)
+    """A JSON value in words: ``a=1, b=2``; nested mappings in parentheses."""
+    if isinstance(value, Mapping):
+        return ", ".join(
+            f"{k} ({_value(v)})" if isinstance(v, Mapping) else f"{k}={_value(v)}"
+            for k, v in value.items()
+        )
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value)
     return str(value)
 
 
-_ENV_KEYS = (
-    ("date", "date"),
-    ("cpu", "CPU"),
-    ("cores", "cores"),
-    ("platform", "platform"),
-    ("python", "Python"),
-    ("threads", "threads"),
-    ("blas", "BLAS / FFT"),
-    ("git_revision", "git revision"),
-)
+def _native_libraries(environment: Mapping[str, Any]) -> str | None:
+    """BLAS, FFT and OpenMP libraries: recorded ``blas`` or threadpoolctl's pools."""
+    parts: list[str] = []
+    if environment.get("blas"):
+        parts.append(_value(environment["blas"]))
+    pools = environment.get("native_pools")
+    if isinstance(pools, list):
+        for pool in pools:
+            if isinstance(pool, Mapping):
+                text = " ".join(
+                    str(pool[k]) for k in ("internal_api", "version") if pool.get(k) is not None
+                )
+                if pool.get("architecture"):
+                    text += f" ({pool['architecture']})"
+                parts.append(text)
+    if environment.get("numpy_fft"):
+        parts.append(f"NumPy FFT: {environment['numpy_fft']}")
+    torch_config = environment.get("torch_config")
+    if isinstance(torch_config, Mapping) and torch_config.get("fft_backend"):
+        parts.append(f"torch FFT: {torch_config['fft_backend']}")
+    parts = list(dict.fromkeys(p for p in parts if p))
+    return "; ".join(parts) if parts else None
+
+
+def _threads(environment: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    threads = environment.get("threads")
+    if isinstance(threads, Mapping):
+        parts = []
+        swept = threads.get("swept")
+        if swept not in (None, [], ""):
+            parts.append(f"swept {_value(swept)}")
+        env = threads.get("worker_env")
+        if isinstance(env, Mapping) and env:
+            parts.append("workers' " + ", ".join(f"{k}={v}" for k, v in sorted(env.items())))
+        rest = {k: v for k, v in threads.items() if k not in ("swept", "worker_env")}
+        if rest:
+            parts.append(_value(rest))
+        return "; ".join(parts) or None
+    if threads not in (None, "", [], {}):
+        return _value(threads)
+    if config.get("threads") not in (None, "", [], {}):
+        return f"swept {_value(config['threads'])}"
+    return None
+
+
+def _grid(grid: Any) -> str | None:
+    """``{"n": [8, 16], "k": [3]}`` -> ``n=8,16 k=3``; per layer when keyed by layer."""
+    if not isinstance(grid, Mapping) or not grid:
+        return None if grid in (None, "", [], {}) else _value(grid)
+
+    def axes(g: Mapping[str, Any]) -> str:
+        return " ".join(
+            f"{axis}=" + (",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v))
+            for axis, v in g.items()
+        )
+
+    if all(isinstance(v, Mapping) for v in grid.values()):
+        return "; ".join(f"{layer}: {axes(g)}" for layer, g in grid.items())
+    return axes(grid)
 
 
 def environment_table(environment: Mapping[str, Any], run: Mapping[str, Any]) -> str:
-    """What the numbers were measured on and with: a two-column table."""
+    """What the numbers were measured on and with: a two-column table.
+
+    Reads ``environment.json`` and ``run.json`` keys when present (run settings either
+    at the top level or under ``config``); missing keys are left out.
+    """
+    nested = run.get("config")
+    config: Mapping[str, Any] = nested if isinstance(nested, Mapping) else run
     body: list[list[str]] = []
-    for key, label in _ENV_KEYS:
-        if environment.get(key) not in (None, "", {}, []):
-            body.append([label, cell(_value(environment[key]))])
+
+    def add(label: str, value: Any) -> None:
+        if value not in (None, "", {}, []):
+            body.append([label, cell(value if isinstance(value, str) else _value(value))])
+
+    add("date", environment.get("date") or run.get("created"))
+    add("CPU", environment.get("cpu"))
+    add("cores", environment.get("cores"))
+    add("platform", environment.get("platform"))
+    add("Python", environment.get("python"))
+    add("GPUs", environment.get("gpus"))
+    add("threads", _threads(environment, config))
+    add("BLAS / FFT", _native_libraries(environment))
     versions = environment.get("versions")
-    if isinstance(versions, Mapping) and versions:
-        text = ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-        body.append(["versions", cell(text)])
+    if isinstance(versions, Mapping):
+        add("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     allocator = environment.get("allocator")
     if isinstance(allocator, Mapping):
-        text = (
-            ", ".join(f"{k}={v}" for k, v in sorted(allocator.items()) if v not in (None, ""))
-            or "defaults"
-        )
-        body.append(["allocator", cell(text)])
-    profile = run.get("profile")
+        text = ", ".join(f"{k}={v}" for k, v in sorted(allocator.items()) if v not in (None, ""))
+        add("allocator", text or "defaults (no allocator variables set)")
+    add("git revision", environment.get("git_revision"))
+    profile = run.get("profile") or config.get("profile")
     if isinstance(profile, Mapping):
-        name = profile.get("name", "")
-        rest = {k: v for k, v in profile.items() if k != "name"}
-        text = str(name) + (
-            f" ({', '.join(f'{k}={_value(v)}' for k, v in sorted(rest.items()))})" if rest else ""
+        rest = {k: v for k, v in sorted(profile.items()) if k != "name"}
+        add(
+            "profile",
+            f"{profile.get('name', '')} ({_value(rest)})" if rest else profile.get("name"),
         )
-        body.append(["profile", cell(text)])
-    elif profile:
-        body.append(["profile", cell(_value(profile))])
-    for key, label in (
-        ("dtypes", "dtypes"),
-        ("devices", "devices"),
-        ("grid", "grid"),
-        ("created", "run created"),
-    ):
-        if run.get(key) not in (None, "", {}, []):
-            label_threads = label
-            body.append([label_threads, cell(_value(run[key]))])
-    if run.get("threads") not in (None, "", [], {}) and "threads" not in environment:
-        body.append(["threads", cell(_value(run["threads"]))])
+    else:
+        add("profile", profile)
+    add("dtypes", config.get("dtypes"))
+    add("devices", config.get("devices"))
+    add("grid", _grid(config.get("grid")))
     if not body:
         return "No environment was recorded."
     return md_table(["", "value"], body, ["l", "l"])

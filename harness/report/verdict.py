@@ -404,7 +404,11 @@ def _setting_verdict(
     }
 
     # decide
-    decisive = [(p.size, p.decisive) for p in points if p.decisive]
+    # Sides win on measured sizes; where nothing measured is decisive, a side that
+    # runs where the other fails wins.
+    decisive = [(p.size, p.winner) for p in points if p.winner in ("native", "baseline")]
+    if not decisive:
+        decisive = [(p.size, p.decisive) for p in points if p.decisive]
     blocks: list[tuple[str, list[float]]] = []
     for size, side in decisive:
         if blocks and blocks[-1][0] == side:
@@ -463,17 +467,12 @@ def _setting_verdict(
             per_phase.append(text)
         reasons.append("By phase: " + "; ".join(per_phase) + ".")
     reasons.append(_significance_sentence(points, axis, alpha, min_effect))
-    fails = [p for p in points if p.winner in ("baseline failed", "native failed")]
-    for side in ("baseline failed", "native failed"):
-        bad = [p for p in fails if p.winner == side]
-        if bad:
-            who, m = (
-                (baseline, bad[0].baseline) if side == "baseline failed" else (best, bad[0].native)
-            )
-            reasons.append(
-                f"{who} fails at {_sizes_list(axis, [p.size for p in bad])} "
-                f"({m.error or 'no message'}), so the other side wins there."
-            )
+    bad = [p for p in points if p.winner == "native failed"]
+    if bad:
+        reasons.append(
+            f"{best} fails at {_sizes_list(axis, [p.size for p in bad])}: "
+            f"{bad[0].native.error or 'no message'}."
+        )
     if not blocks:
         reasons.append("With no significant difference, speed is no reason to port.")
     return SettingVerdict(
@@ -538,6 +537,9 @@ def _gradient_findings(
             f"{', '.join(sorted({str(r['impl']) for r in back if r.get('gradcheck') is True}))} passes gradcheck."
         )
 
+    problem = {"outputs": False, "gradients": False}
+    known_any = {"outputs": False, "gradients": False}
+    agree: dict[str, list[float]] = {"outputs": [], "gradients": []}
     for setting, sv in zip(setting_list, verdicts, strict=True):
         suffix = f" ({setting.label})" if setting.label else ""
         for phase, noun in (("forward", "outputs"), ("backward", "gradients")):
@@ -571,16 +573,19 @@ def _gradient_findings(
                     f"{_sizes_list(axis, sorted(float(r['size']) for r in nat_bad if r.get('size') is not None))} "
                     f"(max relative error {_err(worst)})."
                 )
-            if not base_bad and not nat_bad and (base_known or nat_known):
-                errs = [
-                    float(r["max_rel_err"])
-                    for r in base_known + nat_known
-                    if r.get("max_rel_err") is not None
-                ]
-                worst_txt = f" (max relative error {fmt_rel_err(max(errs))})" if errs else ""
+            if base_bad and nat_bad:
                 sentences.append(
-                    f"{noun.capitalize()} of both agree within tolerance{suffix}{worst_txt}."
+                    f"Both sides' {noun} disagree{suffix}, so the reference or the tolerance "
+                    "may be at fault rather than either implementation."
                 )
+            if base_bad or nat_bad:
+                problem[noun] = True
+            agree[noun] += [
+                float(r["max_rel_err"])
+                for r in base_known + nat_known
+                if r.get("max_rel_err") is not None
+            ]
+            known_any[noun] = known_any[noun] or bool(base_known or nat_known)
             if sv.baseline:
                 errored = [
                     r for r in setting.rows_for(sv.baseline, phase) if r.get("status") == "error"
@@ -591,6 +596,14 @@ def _gradient_findings(
                         f"{sv.baseline}'s {phase} fails{suffix} at {_sizes_list(axis, sizes)}: "
                         f"{errored[0].get('error') or 'no message'}."
                     )
+    fine = [noun for noun in ("outputs", "gradients") if known_any[noun] and not problem[noun]]
+    if fine:
+        errs = [e for noun in fine for e in agree[noun]]
+        worst_txt = f" (max relative error {fmt_rel_err(max(errs))})" if errs else ""
+        sentences.append(
+            f"{' and '.join(fine).capitalize()} agree with the float64 reference within "
+            f"tolerance{worst_txt}."
+        )
     return fix, _dedupe(sentences)
 
 
@@ -682,14 +695,9 @@ def layer_verdicts(
             )
         elif layer_caps and best is not None:
             reasons.append("The capability matrix shows nothing that porting would add.")
-        if mixed:
+        if mixed and not fix:
             reasons.append(
-                "Settings disagree: "
-                + "; ".join(
-                    f"{v.label}: {_headline(v.kind, v.threshold, v.threshold_interpolated, axis)}"
-                    for v in svs
-                )
-                + "."
+                "The settings disagree (below), so the layer's verdict is the cautious one."
             )
         out.append(
             Verdict(

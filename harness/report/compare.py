@@ -1,0 +1,413 @@
+"""Comparing two results folders: ``python -m harness compare BASE_DIR NEW_DIR``.
+
+For every case measured in both runs: the ratio new/base of the medians, whether the
+change is significant (Mann-Whitney U on pyperf's raw values, min-max ranges where
+those are missing) and at least ``threshold_pct``; a geometric mean per layer and
+implementation; slowdowns first. Cases only one run measured are listed as left out;
+machine and version differences are flagged, not refused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.report._data import Measure, measure, records
+from harness.report._format import cell, fmt_seconds, md_table
+from harness.report._stats import ALPHA, Significance, compare_measures
+from harness.results import Results, load_results
+
+__all__ = [
+    "Comparison",
+    "GeoMean",
+    "PointChange",
+    "compare_results",
+    "compare_runs",
+    "format_comparison",
+]
+
+SLOWER = "slower"
+FASTER = "faster"
+SAME = "same"
+NOW_FAILING = "now failing"
+NOW_WORKING = "now working"
+FAILS_IN_BOTH = "fails in both"
+NOT_MEASURED = "not measured in either"
+
+
+@dataclass(frozen=True)
+class PointChange:
+    """One case measured in both runs."""
+
+    case: str
+    layer: str
+    impl: str
+    phase: str
+    base: Measure
+    new: Measure
+    test: Significance | None
+    change: str
+    """``slower``, ``faster``, ``same``, ``now failing``, ``now working``, ``fails in
+    both`` or ``not measured in either`` (unsupported, say)."""
+
+    @property
+    def ratio(self) -> float | None:
+        """New time / base time (above 1: slower)."""
+        return None if self.test is None else self.test.ratio
+
+
+@dataclass(frozen=True)
+class GeoMean:
+    """Geometric mean of new/base over the common successful points of one layer and
+    implementation, per phase and over both."""
+
+    layer: str
+    impl: str
+    by_phase: Mapping[str, float]
+    overall: float
+    points: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything ``format_comparison`` prints and the CLI decides on."""
+
+    base_path: Path
+    new_path: Path
+    threshold_pct: float
+    points: tuple[PointChange, ...]
+    geomeans: tuple[GeoMean, ...]
+    only_in_base: tuple[str, ...] = ()
+    only_in_new: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()
+    base_date: str | None = None
+    new_date: str | None = None
+    alpha: float = ALPHA
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def slowdowns(self) -> list[PointChange]:
+        """Significant slowdowns beyond the threshold, worst first."""
+        return sorted((p for p in self.points if p.change == SLOWER), key=lambda p: -(p.ratio or 0))
+
+    @property
+    def speedups(self) -> list[PointChange]:
+        """Significant speedups beyond the threshold, best first."""
+        return sorted((p for p in self.points if p.change == FASTER), key=lambda p: p.ratio or 0)
+
+    @property
+    def newly_failing(self) -> list[PointChange]:
+        """Cases that ran in the base run and fail (or became unsupported) in the new one."""
+        return [p for p in self.points if p.change == NOW_FAILING]
+
+    @property
+    def worst_significant_slowdown_pct(self) -> float:
+        """The largest statistically significant slowdown, in percent (0 if none).
+
+        Significance here is the test alone, not the threshold, so that
+        ``--fail-above PCT`` can be stricter or looser than ``--threshold``.
+        """
+        worst = 0.0
+        for p in self.points:
+            if p.test is not None and p.test.significant and p.test.ratio > 1:
+                worst = max(worst, 100.0 * (p.test.ratio - 1.0))
+        return worst
+
+
+def _key(row: Mapping[str, Any]) -> str:
+    if row.get("case"):
+        return str(row["case"])
+    return "/".join(
+        str(row.get(k)) for k in ("layer", "impl", "point", "dtype", "threads", "device", "phase")
+    )
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+_MACHINE_KEYS = (
+    "hostname",
+    "cpu",
+    "cores",
+    "gpus",
+    "platform",
+    "python",
+    "blas",
+    "native_pools",
+    "numpy_fft",
+    "versions",
+    "threads",
+    "allocator",
+)
+
+
+def _differences(base: Results, new: Results) -> list[str]:
+    """Machine, version and profile differences, as ``key: base → new`` lines."""
+    out = []
+    for key in _MACHINE_KEYS:
+        a = _flatten(key, base.environment.get(key))
+        b = _flatten(key, new.environment.get(key))
+        for name in sorted(set(a) | set(b)):
+            if a.get(name) != b.get(name) and not (a.get(name) is None and b.get(name) is None):
+                out.append(f"{name}: {a.get(name, '—')} → {b.get(name, '—')}")
+    a = _flatten("profile", base.run.get("profile"))
+    b = _flatten("profile", new.run.get("profile"))
+    for name in sorted(set(a) | set(b)):
+        if a.get(name) != b.get(name):
+            out.append(f"{name}: {a.get(name, '—')} → {b.get(name, '—')}")
+    return out
+
+
+def _geomean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def compare_results(
+    base: Results,
+    new: Results,
+    threshold_pct: float = 5.0,
+    *,
+    base_raw: Mapping[str, Sequence[float]] | None = None,
+    new_raw: Mapping[str, Sequence[float]] | None = None,
+    alpha: float = ALPHA,
+) -> Comparison:
+    """Compare two loaded runs (pure, given raw values; ``None`` reads ``pyperf.json``)."""
+    braw = base.raw_values() if base_raw is None else base_raw
+    nraw = new.raw_values() if new_raw is None else new_raw
+    brows = {_key(r): r for r in records(base.frame)}
+    nrows = {_key(r): r for r in records(new.frame)}
+    common = [k for k in brows if k in nrows]
+    points = []
+    for key in common:
+        b, n = brows[key], nrows[key]
+        bm, nm = measure(b, braw), measure(n, nraw)
+        test = None
+        if bm.ok and nm.ok:
+            test = compare_measures(nm, bm, alpha=alpha, min_effect=threshold_pct / 100.0)
+            change = (SLOWER if test.ratio > 1 else FASTER) if test.decisive else SAME
+        elif bm.ok:
+            change = NOW_FAILING
+        elif nm.ok:
+            change = NOW_WORKING
+        elif "error" in (bm.status, nm.status):
+            change = FAILS_IN_BOTH
+        else:
+            change = NOT_MEASURED
+        points.append(
+            PointChange(
+                key,
+                str(b.get("layer")),
+                str(b.get("impl")),
+                str(b.get("phase")),
+                bm,
+                nm,
+                test,
+                change,
+            )
+        )
+    groups: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for p in points:
+        if p.ratio is not None and p.ratio > 0:
+            groups.setdefault((p.layer, p.impl), {}).setdefault(p.phase, []).append(p.ratio)
+    geomeans = tuple(
+        GeoMean(
+            layer,
+            impl,
+            {phase: _geomean(v) for phase, v in by_phase.items()},
+            _geomean([r for v in by_phase.values() for r in v]),
+            sum(len(v) for v in by_phase.values()),
+        )
+        for (layer, impl), by_phase in groups.items()
+    )
+    return Comparison(
+        base_path=base.path,
+        new_path=new.path,
+        threshold_pct=threshold_pct,
+        points=tuple(points),
+        geomeans=geomeans,
+        only_in_base=tuple(k for k in brows if k not in nrows),
+        only_in_new=tuple(k for k in nrows if k not in brows),
+        differences=tuple(_differences(base, new)),
+        base_date=_date(base),
+        new_date=_date(new),
+        alpha=alpha,
+    )
+
+
+def _date(results: Results) -> str | None:
+    value = results.environment.get("date") or results.run.get("created")
+    return None if value is None else str(value)
+
+
+def compare_runs(
+    base_path: str | os.PathLike[str],
+    new_path: str | os.PathLike[str],
+    threshold_pct: float = 5.0,
+) -> Comparison:
+    """Load two results folders and compare them; ``ResultsError`` for bad input."""
+    return compare_results(load_results(base_path), load_results(new_path), threshold_pct)
+
+
+def _pct(ratio: float) -> str:
+    return f"{100 * (ratio - 1):+.1f}%"
+
+
+def _measure_cell(m: Measure) -> str:
+    if m.ok and m.median is not None:
+        return fmt_seconds(m.median)
+    if m.status == "unsupported":
+        return "n/a (unsupported)"
+    return cell(m.status)
+
+
+def _short(text: str | None, limit: int = 100) -> str:
+    text = " ".join((text or "no message").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _change_cell(p: PointChange) -> str:
+    if p.change == NOW_FAILING or (p.change == FAILS_IN_BOTH and p.new.status == "error"):
+        return cell(f"{p.change}: {_short(p.new.error)}")
+    if p.change == FAILS_IN_BOTH:
+        return cell(f"{p.change}: {_short(p.base.error)}")
+    return p.change
+
+
+def _point_rows(points: Sequence[PointChange]) -> list[list[str]]:
+    rows = []
+    for p in points:
+        rows.append(
+            [
+                f"`{cell(p.case)}`",
+                _measure_cell(p.base),
+                _measure_cell(p.new),
+                "—" if p.ratio is None else f"{p.ratio:.3f} ({_pct(p.ratio)})",
+                "—" if p.test is None else cell(p.test.describe),
+                _change_cell(p),
+            ]
+        )
+    return rows
+
+
+_POINT_HEADER = ["case", "base", "new", "new / base", "test", "change"]
+
+
+def _left_out(keys: Sequence[str], limit: int = 20) -> list[str]:
+    lines = [f"- `{k}`" for k in keys[:limit]]
+    if len(keys) > limit:
+        lines.append(f"- … and {len(keys) - limit} more")
+    return lines
+
+
+def format_comparison(cmp: Comparison) -> str:
+    """The comparison as Markdown: flags, slowdowns first, geometric means, every point."""
+    t = cmp.threshold_pct
+    out = [
+        "# Comparison",
+        "",
+        f"- base: `{cmp.base_path}`" + (f" ({cmp.base_date})" if cmp.base_date else ""),
+        f"- new: `{cmp.new_path}`" + (f" ({cmp.new_date})" if cmp.new_date else ""),
+        "",
+        "Ratios are new time / base time (above 1: slower). A change counts when it is "
+        f"significant (Mann-Whitney U on pyperf's raw values, p < {cmp.alpha:g}; "
+        f"non-overlapping min-max ranges where raw values are missing) and beyond ±{t:g}%.",
+        "",
+    ]
+    if cmp.differences:
+        out += [
+            "**Warning: the runs come from different machines, versions or profiles**; "
+            "part of any change may be theirs:",
+            "",
+            *[f"- {cell(d)}" for d in cmp.differences],
+            "",
+        ]
+    if cmp.only_in_base or cmp.only_in_new:
+        out += [
+            f"The grids differ: compared on the {len(cmp.points)} common points; "
+            f"{len(cmp.only_in_base)} only in base, {len(cmp.only_in_new)} only in new "
+            "(listed at the end).",
+            "",
+        ]
+    worst = cmp.worst_significant_slowdown_pct
+    slow = cmp.slowdowns
+    failing = cmp.newly_failing
+    summary = (
+        f"{len(slow)} slower beyond {t:g}%, {len(cmp.speedups)} faster, "
+        f"{len(failing)} now failing, of {len(cmp.points)} common points; "
+        f"worst significant slowdown {worst:+.1f}%."
+    )
+    out += [f"**{summary}**", ""]
+
+    out += [f"## Slower beyond {t:g}%", ""]
+    out += (
+        [md_table(_POINT_HEADER, _point_rows(slow), ["l", "r", "r", "r", "l", "l"]), ""]
+        if slow
+        else ["None.", ""]
+    )
+    if failing:
+        out += [
+            "## Now failing",
+            "",
+            md_table(_POINT_HEADER, _point_rows(failing), ["l", "r", "r", "r", "l", "l"]),
+            "",
+        ]
+    fast = cmp.speedups
+    out += [f"## Faster beyond {t:g}%", ""]
+    out += (
+        [md_table(_POINT_HEADER, _point_rows(fast), ["l", "r", "r", "r", "l", "l"]), ""]
+        if fast
+        else ["None.", ""]
+    )
+
+    out += ["## Geometric mean of new / base per layer and implementation", ""]
+    if cmp.geomeans:
+        phases = sorted(
+            {ph for g in cmp.geomeans for ph in g.by_phase}, key=lambda p: (p != "forward", p)
+        )
+        body = [
+            [cell(g.layer), cell(g.impl)]
+            + [f"{g.by_phase[ph]:.3f}" if ph in g.by_phase else "—" for ph in phases]
+            + [f"{g.overall:.3f} ({_pct(g.overall)})", str(g.points)]
+            for g in cmp.geomeans
+        ]
+        out += [
+            md_table(
+                ["layer", "implementation", *phases, "all", "points"],
+                body,
+                ["l", "l"] + ["r"] * (len(phases) + 2),
+            ),
+            "",
+        ]
+    else:
+        out += ["No point succeeded in both runs.", ""]
+
+    out += ["## Other common points", ""]
+    others = [p for p in cmp.points if p.change not in (SLOWER, FASTER, NOW_FAILING)]
+    out += (
+        [md_table(_POINT_HEADER, _point_rows(others), ["l", "r", "r", "r", "l", "l"]), ""]
+        if others
+        else ["None besides those above.", ""]
+    )
+
+    if cmp.only_in_base or cmp.only_in_new:
+        out += ["## Left out", ""]
+        if cmp.only_in_base:
+            out += [
+                f"Only in base ({len(cmp.only_in_base)}):",
+                "",
+                *_left_out(cmp.only_in_base),
+                "",
+            ]
+        if cmp.only_in_new:
+            out += [f"Only in new ({len(cmp.only_in_new)}):", "", *_left_out(cmp.only_in_new), ""]
+    return "\n".join(out).rstrip("\n") + "\n"

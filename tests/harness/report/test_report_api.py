@@ -1,0 +1,38 @@
+"""The public surface of harness.report, pinned."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import harness.report
+from harness.report import layer_verdicts, render_report
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(harness.report.__all__) == [
+        "KINDS",
+        "Comparison",
+        "Verdict",
+        "compare_results",
+        "compare_runs",
+        "format_comparison",
+        "layer_verdicts",
+        "render_report",
+        "write_plots",
+        "write_report",
+    ]
+    for name in harness.report.__all__:
+        assert hasattr(harness.report, name)
+    assert harness.report.KINDS == (
+        "port",
+        "keep",
+        "port above size N",
+        "keep above size N",
+        "fix the gradient first",
+    )
+
+
+def test_an_empty_frame_renders(rf: ModuleType) -> None:
+    assert layer_verdicts(rf.frame([])) == []
+    text = render_report(rf.results([]), {}, {})
+    assert "nothing was measured" in text

@@ -1,0 +1,154 @@
+"""compare: ratios with significance on crafted folders, exit codes, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from harness.errors import ResultsError
+from harness.report import compare_runs, format_comparison
+from harness.report.commands import cmd_compare, cmd_report
+
+IMPLS = {"numpy": lambda n: 1e-3, "torch": lambda n: 0.5e-3}
+
+
+def _make(rf: ModuleType, path: Path, sizes, slower: float = 1.0, cpu: str = "cpu A") -> Path:
+    rows = rf.series("fft", IMPLS, sizes)
+    for r in rows:
+        if r["impl"] == "torch" and r["phase"] == "forward" and r["n"] == 64:
+            rows[rows.index(r)] = rf.row("fft", "torch", 64, "forward", 0.5e-3 * slower)
+    return rf.write_folder(path, rows, raw=rf.raw_for(rows), environment={"cpu": cpu})
+
+
+@pytest.fixture
+def runs(rf: ModuleType, tmp_path: Path) -> tuple[Path, Path]:
+    base = _make(rf, tmp_path / "base", (8, 64, 256))
+    new = _make(rf, tmp_path / "new", (64, 256, 1024), slower=1.3, cpu="cpu B")
+    return base, new
+
+
+def test_compare_finds_the_known_slowdown(runs: tuple[Path, Path]) -> None:
+    cmp = compare_runs(*runs)
+    (slow,) = cmp.slowdowns
+    assert slow.case == "fft/torch/n=64/float32/t1/cpu/forward"
+    assert slow.ratio == pytest.approx(1.3)
+    assert slow.test is not None and slow.test.method == "Mann-Whitney U"
+    assert cmp.worst_significant_slowdown_pct == pytest.approx(30.0)
+    assert not cmp.speedups and not cmp.newly_failing
+    # common points only; the rest said
+    assert len(cmp.points) == 8
+    assert len(cmp.only_in_base) == 4 and len(cmp.only_in_new) == 4
+    torch = next(g for g in cmp.geomeans if g.impl == "torch")
+    assert torch.by_phase["forward"] == pytest.approx(1.3**0.5)
+    assert torch.by_phase["backward"] == pytest.approx(1.0)
+
+
+def test_compare_markdown_lists_slowdowns_first_and_flags(runs: tuple[Path, Path]) -> None:
+    text = format_comparison(compare_runs(*runs))
+    assert "cpu: cpu A → cpu B" in text
+    assert (
+        "The grids differ: compared on the 8 common points; 4 only in base, 4 only in new" in text
+    )
+    first_table = text.index("## Slower beyond 5%")
+    assert first_table < text.index("## Geometric mean") < text.index("## Left out")
+    assert text.index("fft/torch/n=64/float32/t1/cpu/forward") > first_table
+    assert "1.300 (+30.0%)" in text
+    assert "`fft/numpy/n=8/float32/t1/cpu/forward`" in text.split("Only in base")[1]
+
+
+def test_a_threshold_above_the_change_hides_it(runs: tuple[Path, Path]) -> None:
+    cmp = compare_runs(*runs, threshold_pct=40)
+    assert not cmp.slowdowns
+    assert cmp.worst_significant_slowdown_pct == pytest.approx(30.0)
+
+
+def test_no_change_is_not_significant(rf: ModuleType, tmp_path: Path) -> None:
+    base = _make(rf, tmp_path / "a", (8, 64))
+    new = _make(rf, tmp_path / "b", (8, 64))
+    cmp = compare_runs(base, new)
+    assert cmp.worst_significant_slowdown_pct == 0.0
+    assert all(p.change == "same" for p in cmp.points)
+    assert not cmp.differences
+
+
+def test_exit_codes(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = map(str, runs)
+    assert cmd_compare([base, new]) == 0
+    assert "## Slower beyond 5%" in capsys.readouterr().out
+    assert cmd_compare([base, new, "--fail-above", "10"]) == 1
+    assert "30.0% exceeds --fail-above 10%" in capsys.readouterr().err
+    assert cmd_compare([base, new, "--fail-above", "50"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "cmp.md"
+    assert cmd_compare([base, new, "--out", str(out), "--threshold", "2"]) == 0
+    assert capsys.readouterr().out == ""
+    assert "## Slower beyond 2%" in out.read_text(encoding="utf-8")
+
+
+def test_a_point_failing_in_new_fails_ci(rf: ModuleType, tmp_path: Path) -> None:
+    base = _make(rf, tmp_path / "a", (8,))
+    rows = rf.series("fft", {"numpy": lambda n: 1e-3}, (8,))
+    rows += [
+        rf.row("fft", "torch", 8, "forward", status="error", error="RuntimeError: boom"),
+        rf.row("fft", "torch", 8, "backward", 0.5e-3),
+    ]
+    new = rf.write_folder(tmp_path / "b", rows, raw=rf.raw_for(rows))
+    cmp = compare_runs(base, new)
+    assert [p.case for p in cmp.newly_failing] == ["fft/torch/n=8/float32/t1/cpu/forward"]
+    assert "RuntimeError: boom" in format_comparison(cmp)
+    assert cmd_compare([str(base), str(new), "--fail-above", "10"]) == 1
+
+
+def _missing(tmp_path: Path) -> Path:
+    return tmp_path / "missing"
+
+
+def _empty(tmp_path: Path) -> Path:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    return folder
+
+
+def _corrupt(tmp_path: Path) -> Path:
+    folder = tmp_path / "corrupt"
+    folder.mkdir()
+    (folder / "results.csv").write_text("this,is\nnot,a results table\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_missing, "no such folder"),
+        (_empty, "not a results folder"),
+        (_corrupt, "not a valid results table"),
+    ],
+    ids=["missing", "not-results", "corrupt-csv"],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    runs: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], Path],
+    message: str,
+) -> None:
+    bad = make(tmp_path)
+    with pytest.raises(ResultsError):
+        compare_runs(runs[0], bad)
+    for command, args in ((cmd_compare, [str(runs[0]), str(bad)]), (cmd_report, [str(bad)])):
+        assert command(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err
+        assert err.count("\n") == 1
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_compare(["only-one"]) == 2
+    assert cmd_compare(["a", "b", "--fail-above", "-3"]) == 2
+    assert cmd_report([]) == 2
+    capsys.readouterr()

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import math
+
+import torch
+
+from harness.deviation import RTOL, compare_tensors, run_gradcheck
+from layers.native import torch_fft
+from layers.seed import BadFFTFunction, ScipyConv2dFunction
+
+
+def test_identical_tensors_have_no_deviation() -> None:
+    x = torch.randn(5, 5, dtype=torch.float64)
+    dev = compare_tensors("output", x, x, "float32")
+    assert (dev.max_abs_err, dev.max_rel_err, dev.within_tol) == (0.0, 0.0, True)
+
+
+def test_relative_error_ignores_entries_near_zero() -> None:
+    ref = torch.tensor([1.0, 1e-9], dtype=torch.float64)
+    actual = torch.tensor([1.0 + 1e-5, 2e-9], dtype=torch.float64)
+    dev = compare_tensors("output", actual, ref, "float32")
+    assert math.isclose(dev.max_rel_err, 1e-5, rel_tol=1e-6)  # the 1e-9 entry is below 1e-3 * max
+    assert dev.within_tol
+
+
+def test_float32_rounding_passes_float32_but_fails_float64_tolerance() -> None:
+    ref = torch.randn(100, dtype=torch.float64)
+    rounded = ref.to(torch.float32)
+    assert compare_tensors("g", rounded, ref, "float32").within_tol
+    assert not compare_tensors("g", rounded, ref, "float64").within_tol
+    assert RTOL["float64"] < RTOL["float32"] < RTOL["float16"]
+
+
+def test_non_finite_output_is_never_within_tolerance() -> None:
+    ref = torch.ones(3, dtype=torch.float64)
+    bad = torch.tensor([1.0, float("nan"), 1.0])
+    assert not compare_tensors("output", bad, ref, "float32").within_tol
+
+
+def test_gradcheck_passes_for_scipy_conv_and_fails_for_bad_fft() -> None:
+    gen = torch.Generator().manual_seed(0)
+    conv_inputs = [
+        torch.randn(12, 12, generator=gen),
+        torch.randn(3, 3, generator=gen),
+        torch.randn(1, 1, generator=gen),
+    ]
+    ok, why = run_gradcheck(ScipyConv2dFunction.apply, conv_inputs, [True, True, True])
+    assert ok, why
+    ok, why = run_gradcheck(BadFFTFunction.apply, [torch.randn(8, 8, generator=gen)], [True])
+    assert not ok and "Jacobian mismatch" in why
+
+
+def test_bad_fft_gradient_relative_error_is_near_one() -> None:
+    x = torch.randn(16, 16, dtype=torch.float64, requires_grad=True)
+    y = BadFFTFunction.apply(x)
+    g = torch.randn_like(y)
+    (bad,) = torch.autograd.grad(y, x, g)
+    x2 = x.detach().clone().requires_grad_(True)
+    (good,) = torch.autograd.grad(torch_fft(x2), x2, g)
+    dev = compare_tensors("grad_x", bad, good, "float32")
+    assert not dev.within_tol and dev.max_rel_err > 0.5

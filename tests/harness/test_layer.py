@@ -1,0 +1,137 @@
+"""The declaration API refuses incomplete or inconsistent layers with a clear message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from harness import Axis, Layer, baseline, native
+from harness.errors import ConfigError, InputError, LayerDefinitionError
+
+
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    return torch.relu(x)
+
+
+def _make(point: Any, gen: torch.Generator) -> tuple[torch.Tensor]:
+    return (torch.randn(int(point["n"]), generator=gen, dtype=torch.float64),)
+
+
+def _layer(**changes: Any) -> Layer:
+    kwargs: dict[str, Any] = dict(
+        name="relu",
+        description="a test layer",
+        axes=(Axis("n", (4, 8)),),
+        inputs={"x": 1},
+        make_inputs=_make,
+        reference=_relu,
+        implementations=(baseline("numpy", _relu), native("torch", _relu)),
+    )
+    kwargs.update(changes)
+    return Layer(**kwargs)
+
+
+def test_a_valid_layer_and_its_derived_forms() -> None:
+    layer = _layer()
+    assert [i.name for i in layer.all_implementations()] == [
+        "numpy",
+        "torch",
+        "torchscript",
+        "compile",
+        "onnxruntime",
+    ]
+    assert layer.implementation("compile").source == "torch"
+    assert layer.smallest_point() == {"n": 4}
+    (x,) = layer.make({"n": 5}, torch.float32, "cpu", seed=1)
+    assert x.dtype == torch.float32 and x.shape == (5,)
+    (again,) = layer.make({"n": 5}, torch.float32, "cpu", seed=1)
+    assert torch.equal(x, again)  # seeded: every process sees the same input
+
+
+def test_forms_of_other_candidates_are_prefixed_and_can_be_opted_out() -> None:
+    layer = _layer(
+        implementations=(baseline("numpy", _relu), native("clamp", _relu, forms=("compile",)))
+    )
+    assert [i.name for i in layer.all_implementations()] == ["numpy", "clamp", "clamp-compile"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": "bad name"}, "layer name 'bad name' is not valid"),
+        ({"axes": ()}, "declares no grid axes"),
+        ({"axes": (Axis("n", (4,)), Axis("n", (8,)))}, "axis 'n' is declared twice"),
+        ({"axes": (Axis("n", (0,)),)}, "invalid default.*must be >= 1"),
+        ({"axes": (Axis("n", ()),)}, "no default values"),
+        ({"reference": None}, "has no float64 reference"),
+        ({"make_inputs": None}, "has no input factory"),
+        ({"inputs": {}}, "declares no inputs"),
+        ({"inputs": {"x": "2-D"}}, "must map to its number of dimensions"),
+        ({"implementations": (native("torch", _relu),)}, "declares no baseline"),
+        ({"implementations": ()}, "declares no implementations"),
+        (
+            {"implementations": (baseline("numpy", _relu), baseline("numpy", _relu))},
+            "'numpy' is used twice",
+        ),
+        (
+            {
+                "implementations": (
+                    baseline("numpy", _relu),
+                    native("compile", _relu, forms=()),
+                    native("torch", _relu),
+                )
+            },
+            "'compile' is used twice",
+        ),
+        ({"implementations": (baseline("numpy"),)}, "needs exactly one of fn= or module="),
+        ({"implementations": (baseline("numpy", 3),)}, "is not callable"),  # type: ignore[arg-type]
+        (
+            {"implementations": (baseline("numpy", _relu), native("torch", _relu, forms=("tvm",)))},
+            "unknown forms",
+        ),
+        ({"size_axis": "m"}, "size_axis 'm' is not one of its axes"),
+        ({"grad_inputs": ("w",)}, r"grad_inputs \['w'\] are not inputs"),
+    ],
+)
+def test_invalid_declarations_name_the_layer_and_the_problem(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(LayerDefinitionError, match=message):
+        _layer(**changes)
+
+
+def test_points_drop_invalid_combinations_and_validate_values() -> None:
+    layer = _layer(
+        axes=(Axis("n", (4, 8)), Axis("k", (3, 5))),
+        constraint=lambda p: None if p["k"] <= p["n"] else "k must be <= n",
+    )
+    valid, dropped = layer.points()
+    assert {(p["n"], p["k"]) for p in valid} == {(4, 3), (8, 3), (8, 5)}
+    assert dropped == ["n=4,k=5: k must be <= n"]
+    with pytest.raises(ConfigError, match="'k' value 2.5 is not a int"):
+        layer.points({"k": [2.5]})
+    with pytest.raises(ConfigError, match="lacks axes"):
+        layer.check_point({"n": 4})
+
+
+def test_check_inputs_refuses_wrong_rank_and_count() -> None:
+    layer = _layer()
+    with pytest.raises(InputError, match="'x' must be 1-D, got 2-D"):
+        layer("numpy", torch.randn(3, 3))
+    with pytest.raises(InputError, match="takes 1 inputs"):
+        layer.check_inputs(torch.randn(3), torch.randn(3))
+    assert torch.equal(layer("torch", torch.ones(3)), torch.ones(3))
+
+
+def test_an_input_factory_of_the_wrong_shape_or_type_is_a_definition_error() -> None:
+    wrong_rank = _layer(make_inputs=lambda p, g: (torch.randn(2, 2, generator=g),))
+    with pytest.raises(LayerDefinitionError, match="'x' must be 1-D"):
+        wrong_rank.make({"n": 4})
+    not_tensors = _layer(make_inputs=lambda p, g: [[1.0, 2.0]])
+    with pytest.raises(LayerDefinitionError, match="must return a tuple of tensors"):
+        not_tensors.make({"n": 4})
+    raising = _layer(make_inputs=lambda p, g: 1 / 0)
+    with pytest.raises(LayerDefinitionError, match="make_inputs failed.*ZeroDivisionError"):
+        raising.make({"n": 4})

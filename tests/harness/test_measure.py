@@ -1,0 +1,85 @@
+"""Timing logic with a fake clock: what is timed, and how loops are calibrated."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.measure import backward_time_func, calibrate_loops, forward_time_func
+from harness.progress import Progress, format_duration
+
+
+class FakeClock:
+    """Each call to the timed function advances the clock by ``per_call`` seconds."""
+
+    def __init__(self, per_call: float) -> None:
+        self.now = 0.0
+        self.per_call = per_call
+        self.calls = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def fn(self, *args: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.now += self.per_call
+        return args[0]
+
+
+def test_forward_time_func_times_exactly_the_loops() -> None:
+    clock = FakeClock(per_call=0.002)
+    tf = forward_time_func(clock.fn, [torch.ones(2)], clock=clock)
+    assert tf(5) == pytest.approx(0.010)
+    assert clock.calls == 5
+
+
+def test_forward_runs_without_building_a_graph() -> None:
+    seen = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        y = x * 2
+        seen.append(y.requires_grad)
+        return y
+
+    forward_time_func(fn, [torch.ones(2, requires_grad=True)])(2)
+    assert seen == [False, False]
+
+
+def test_backward_time_func_returns_fresh_gradients_each_call() -> None:
+    x = torch.ones(3, requires_grad=True)
+    y = (x * 3).sum()
+    elapsed = backward_time_func(y, [x], torch.tensor(1.0))(4)
+    assert elapsed > 0
+    assert x.grad is None  # autograd.grad: nothing accumulates between runs
+
+
+@pytest.mark.parametrize(
+    ("per_call", "min_time", "expected"), [(0.5, 0.1, 1), (0.001, 0.1, 120), (1e-6, 0.01, 12000)]
+)
+def test_calibration_reaches_min_time(per_call: float, min_time: float, expected: int) -> None:
+    clock = FakeClock(per_call)
+    tf = forward_time_func(clock.fn, [torch.ones(1)], clock=clock)
+    loops, per = calibrate_loops(tf, min_time)
+    assert loops * per_call >= min_time or loops == 1
+    assert loops == pytest.approx(expected, rel=0.25)
+    assert per == pytest.approx(per_call)
+
+
+def test_calibration_is_capped() -> None:
+    clock = FakeClock(1e-9)
+    tf = forward_time_func(clock.fn, [torch.ones(1)], clock=clock)
+    loops, _ = calibrate_loops(tf, 10.0, max_loops=1024)
+    assert loops == 1024
+
+
+def test_progress_eta_with_a_fake_clock(capsys: pytest.CaptureFixture[str]) -> None:
+    now = [0.0]
+    progress = Progress(enabled=True, clock=lambda: now[0])
+    progress.begin("timing", 11)
+    for i in range(11):
+        now[0] = float(i)
+        progress.step(f"case-{i}")
+    assert progress.eta() == pytest.approx(1.0)
+    err = capsys.readouterr().err
+    assert "timing: 11 tasks" in err and "ETA" in err
+    assert format_duration(75) == "1m15s" and format_duration(7300) == "2h01m"

@@ -1,0 +1,308 @@
+"""End-to-end runs on tiny grids with the quick profile (they spawn worker processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import harness
+from harness.frame import COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+USER_LAYERS = str(FIXTURES / "user_layers.py")
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """Both seed layers, their eager implementations, an even and an odd size."""
+    out = tmp_path_factory.mktemp("runs") / "seed"
+    return harness.run(
+        layers="fft,conv2d",
+        impls="numpy,scipy,torch",
+        grid=["n=8,9", "k=3"],
+        profile="quick",
+        out=out,
+        capabilities=False,
+        report=False,
+    )
+
+
+def test_frame_has_the_documented_columns_and_types(seed_run: pd.DataFrame) -> None:
+    assert list(seed_run.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert {"n", "k"} <= set(seed_run.columns)
+    for name, (dtype, _) in COLUMNS.items():
+        assert str(seed_run[name].dtype) == str(pd.Series(dtype=dtype).dtype), name
+    # 2 fft sizes x 2 impls + 2 conv sizes x 2 impls, 2 phases each
+    assert len(seed_run) == 16
+    assert seed_run["case"].is_unique
+    back = harness.load(seed_run.attrs["path"])
+    pd.testing.assert_frame_equal(
+        back.reset_index(drop=True), seed_run.reset_index(drop=True), check_dtype=False
+    )
+
+
+def test_timings_are_positive_and_pyperf_backed(seed_run: pd.DataFrame) -> None:
+    ok = seed_run[seed_run["status"] == "ok"]
+    assert len(ok) >= 14
+    assert (ok["median_s"] > 0).all() and (ok["min_s"] <= ok["median_s"]).all()
+    assert (ok["median_s"] <= ok["max_s"]).all()
+    assert (ok["n_processes"] == 2).all() and (ok["n_values"] == 2 * 3).all()
+    assert (ok["loops"] >= 1).all()
+    path = Path(seed_run.attrs["path"]) / "pyperf.json"
+    stats = subprocess.run(
+        [sys.executable, "-m", "pyperf", "stats", str(path)], capture_output=True, text=True
+    )
+    assert stats.returncode == 0, stats.stderr
+    assert (
+        "fft/numpy/n=8/float32/t1/cpu/forward" in stats.stdout and "Median +- MAD" in stats.stdout
+    )
+    hist = subprocess.run(
+        [sys.executable, "-m", "pyperf", "hist", str(path)], capture_output=True, text=True
+    )
+    assert hist.returncode == 0, hist.stderr
+
+
+def test_bad_fft_backward_fails_at_an_odd_width_without_stopping_the_run(
+    seed_run: pd.DataFrame,
+) -> None:
+    row = seed_run.set_index("case").loc["fft/numpy/n=9/float32/t1/cpu/backward"]
+    assert row["status"] == "error"
+    assert "shape" in row["error"]
+    assert seed_run.set_index("case").loc["fft/numpy/n=9/float32/t1/cpu/forward", "status"] == "ok"
+    assert (
+        seed_run.set_index("case").loc["conv2d/scipy/n=9,k=3/float32/t1/cpu/backward", "status"]
+        == "ok"
+    )
+
+
+def test_deviation_figures_of_the_seed_layers(seed_run: pd.DataFrame) -> None:
+    rows = seed_run.set_index("case")
+    bad = rows.loc["fft/numpy/n=8/float32/t1/cpu/backward"]
+    assert not bad["within_tol"] and bad["max_rel_err"] > 0.5 and bad["gradcheck"] is False
+    assert "Jacobian mismatch" in bad["gradcheck_error"]
+    assert rows.loc["fft/numpy/n=8/float32/t1/cpu/forward", "within_tol"]
+    conv = rows.loc["conv2d/scipy/n=8,k=3/float32/t1/cpu/backward"]
+    assert conv["within_tol"] and conv["gradcheck"] is True and conv["max_rel_err"] < 1e-4
+    native = rows.loc["fft/torch/n=8/float32/t1/cpu/backward"]
+    assert native["within_tol"] and pd.isna(native["gradcheck"])
+    devs = pd.read_csv(Path(seed_run.attrs["path"]) / "deviations.csv")
+    conv_grads = set(
+        devs[(devs["case"] == "conv2d/scipy/n=8,k=3/float32/t1/cpu/backward")]["tensor"]
+    )
+    assert conv_grads == {"grad_x", "grad_filter", "grad_bias"}
+
+
+def test_float64_run_shows_the_seed_conv_downcasting_its_parameter_gradients(
+    tmp_path: Path,
+) -> None:
+    frame = harness.run(
+        layers="conv2d",
+        impls="scipy,torch",
+        grid=["n=12", "k=3"],
+        dtypes="float64",
+        profile="quick",
+        out=tmp_path / "f64",
+        capabilities=False,
+        report=False,
+    )
+    devs = pd.read_csv(tmp_path / "f64" / "deviations.csv").set_index(["impl", "phase", "tensor"])
+    assert devs.loc[("scipy", "backward", "grad_x"), "within_tol"]
+    assert not devs.loc[
+        ("scipy", "backward", "grad_filter"), "within_tol"
+    ]  # .to(torch.float) in backward
+    assert devs.loc[("torch", "backward", "grad_filter"), "within_tol"]
+    assert set(frame["status"]) == {"ok"}
+
+
+def test_environment_and_run_files(seed_run: pd.DataFrame) -> None:
+    folder = Path(seed_run.attrs["path"])
+    env = json.loads((folder / "environment.json").read_text())
+    assert env["allocator"]["MALLOC_MMAP_THRESHOLD_"] and env["versions"]["torch"]
+    assert env["threads"]["swept"] == [1]
+    run = json.loads((folder / "run.json").read_text())
+    assert run["config"]["profile"] == "quick" and len(run["variants"]) == 8
+    suite = json.loads((folder / "pyperf.json").read_text())
+    meta = suite["benchmarks"][0]["runs"][0]["metadata"]
+    assert meta["harness_threads"] == 1 and meta["MALLOC_MMAP_THRESHOLD_"] == str(32 * 1024 * 1024)
+
+
+def test_user_layer_isolation_exception_crash_and_hang(tmp_path: Path) -> None:
+    out = tmp_path / "user"
+    frame = harness.run(
+        layers="square",
+        layers_from=USER_LAYERS,
+        grid=["n=8,16"],
+        profile="quick",
+        out=out,
+        capabilities=False,
+        report=False,
+        timeout_s=15,
+    )
+    rows = frame.set_index("case")
+    for impl in ("numpy", "torch", "raises", "crashes", "hangs"):
+        assert rows.loc[f"square/{impl}/n=8/float32/t1/cpu/forward", "status"] == "ok", impl
+    assert "broken above n=8" in rows.loc["square/raises/n=16/float32/t1/cpu/forward", "error"]
+    assert "exit code 7" in rows.loc["square/crashes/n=16/float32/t1/cpu/forward", "error"]
+    assert "timed out after 15s" in rows.loc["square/hangs/n=16/float32/t1/cpu/forward", "error"]
+    # the run went on: points after the failures were measured
+    assert rows.loc["square/numpy/n=16/float32/t1/cpu/backward", "status"] == "ok"
+    assert rows.loc["square/torch/n=16/float32/t1/cpu/backward", "status"] == "ok"
+
+
+def test_interrupted_run_keeps_its_points_and_resume_measures_only_the_rest(tmp_path: Path) -> None:
+    out = tmp_path / "interrupted"
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "--layers",
+        "fft",
+        "--impls",
+        "numpy,torch",
+        "--grid",
+        "n=8,16,32,64",
+        "--profile",
+        "quick",
+        "--no-capabilities",
+        "--no-report",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    timing = out / "raw" / "timing-000.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if timing.exists() and timing.read_text().count('"bench"') >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    kept = harness.load(out)
+    assert (kept["status"] == "ok").sum() >= 1
+    assert set(kept["status"]) <= {"ok", "incomplete"}
+    setup_lines = (out / "raw" / "setup.jsonl").read_text().count('"event": "setup"')
+    before = {p.name: p.read_text().count('"bench"') for p in (out / "raw").glob("timing-*.jsonl")}
+
+    done = cli("run", "--resume", str(out), "--no-report")
+    assert done.returncode == 0, done.stderr
+    final = harness.load(out)
+    assert set(final["status"]) == {"ok"} and len(final) == 16
+    assert (final["n_processes"] == 2).all()
+    # what was measured before was kept, not measured again
+    assert (out / "raw" / "setup.jsonl").read_text().count('"event": "setup"') == setup_lines
+    after = {p.name: p.read_text().count('"bench"') for p in (out / "raw").glob("timing-*.jsonl")}
+    assert sum(after.values()) == 16 * 2 and all(after[k] >= v for k, v in before.items())
+
+
+def test_resume_refuses_an_incompatible_grid(seed_run: pd.DataFrame) -> None:
+    res = cli("run", "--resume", seed_run.attrs["path"], "--grid", "n=16")
+    assert res.returncode == 2
+    assert res.stderr.startswith("error: --resume") and "different grid" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layers", "nope"], "unknown layer 'nope'"),
+        (["--impls", "cuda_fft"], "unknown implementation 'cuda_fft'"),
+        (["--grid", "n=8..x"], "must look like"),
+        (["--grid", "n"], "expected AXIS=VALUES"),
+        (["--layers", "conv2d", "--grid", "n=8", "--grid", "k=15"], "k must be <= n"),
+        (["--grid", "n=0"], "must be >= 1"),
+        (["--grid", "n=-8"], "must be >= 1"),
+        (["--config", "/nonexistent/grid.toml"], "no such file"),
+        (["--out", "/proc/harness-cannot-write"], "cannot write there"),
+        (["--dtype", "float7"], "unknown dtype"),
+        (["--threads", "two"], "expected integers"),
+        (["--profile", "slowest"], "invalid choice"),
+        (["--layers-from", "/nonexistent/layers.py"], "no such file"),
+        (
+            ["--layers-from", str(FIXTURES / "bad_shape_layers.py")],
+            "returns shape (3,) at n=4, but the reference returns (4,)",
+        ),
+        (
+            ["--layers-from", str(FIXTURES / "no_baseline_layers.py")],
+            "layer 'lonely': declares no baseline",
+        ),
+        (["--layers-from", str(FIXTURES / "duplicate_layers.py")], "layer 'fft' from"),
+        (
+            ["--layers-from", str(FIXTURES / "bad_factory_layers.py")],
+            "make_inputs must return a tuple of tensors",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    res = cli("run", *args, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0]
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "reports").exists()  # nothing was created or measured
+
+
+def test_existing_results_folder_is_never_overwritten(seed_run: pd.DataFrame) -> None:
+    folder = Path(seed_run.attrs["path"])
+    before = (folder / "results.csv").read_bytes()
+    res = cli("run", "--out", str(folder))
+    assert res.returncode == 2 and "already exists" in res.stderr
+    assert (folder / "results.csv").read_bytes() == before
+
+
+def test_layers_command_lists_where_layers_come_from() -> None:
+    res = cli("layers", "--layers-from", USER_LAYERS)
+    assert res.returncode == 0, res.stderr
+    assert "fft  (built-in (layers))" in res.stdout
+    assert f"square  ({USER_LAYERS})" in res.stdout
+    assert "impl onnxruntime: onnxruntime form of torch, forward only" in res.stdout
+
+
+@pytest.mark.skipif(
+    not os.environ.get("HARNESS_TEST_CUDA") and not __import__("torch").cuda.is_available(),
+    reason="no CUDA device",
+)
+@pytest.mark.cuda
+def test_cuda_run(tmp_path: Path) -> None:
+    frame = harness.run(
+        layers="conv2d",
+        impls="scipy,torch",
+        grid=["n=32", "k=3"],
+        devices="cuda",
+        profile="quick",
+        out=tmp_path / "cuda",
+        capabilities=False,
+        report=False,
+    )
+    assert set(frame["status"]) == {"ok"}
+    env = json.loads((tmp_path / "cuda" / "environment.json").read_text())
+    assert env["gpus"]

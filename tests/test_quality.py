@@ -1,0 +1,38 @@
+"""The habits that keep the codebase healthy, run as part of the test command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed next to {sys.executable}: install the 'test' extra")
+    return str(path)
+
+
+def test_ruff_lint() -> None:
+    res = _run(_tool("ruff"), "check", ".")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_ruff_format() -> None:
+    res = _run(_tool("ruff"), "format", "--check", ".")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_mypy() -> None:
+    res = _run(_tool("mypy"))
+    assert res.returncode == 0, res.stdout + res.stderr
