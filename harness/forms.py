@@ -178,6 +178,20 @@ def _ort_callable(data: bytes, threads: int, device: str) -> Callable[..., torch
     return run
 
 
+def _own_code(fn: Callable[..., torch.Tensor], name: str) -> Callable[..., torch.Tensor]:
+    """A wrapper with a code object of its own. Dynamo keys its cache on the code
+    object: without this, every shape of a grid shares one cache, each call walks the
+    guards of all other shapes' entries, and timings get an overhead a user compiling
+    one shape never sees."""
+
+    def call(*args: torch.Tensor) -> torch.Tensor:
+        return fn(*args)
+
+    call.__code__ = call.__code__.replace(co_name=name.replace("-", "_").replace(".", "_"))
+    call.__name__ = call.__qualname__ = call.__code__.co_name
+    return call
+
+
 def _host_roundtrip(fn: Callable[..., torch.Tensor], device: str) -> Callable[..., torch.Tensor]:
     def run(*args: torch.Tensor) -> torch.Tensor:
         return fn(*(a.cpu() for a in args)).to(device)
@@ -212,10 +226,16 @@ def build(
     if impl.form == "compile":
         # The backward phase calls backward repeatedly on one retained graph; donated
         # buffers (a memory optimisation of compiled backward) forbid retain_graph.
+        import torch._dynamo.config as dynamo_config
         import torch._functorch.config as functorch_config
 
         functorch_config.donated_buffer = False
-        compiled = torch.compile(fn, dynamic=False)
+        # Every shape of a grid compiles the same function again. Past dynamo's
+        # recompile limit (8) it would silently run eager: the 'compile' timings of
+        # larger sizes would then be eager timings.
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 4096)
+        dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 65536)
+        compiled = torch.compile(_own_code(fn, f"compiled_{impl.origin}_{id(example)}"), dynamic=False)
         t0 = time.perf_counter()
         with quiet():
             with torch.no_grad():

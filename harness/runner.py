@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -166,7 +168,7 @@ class Runner:
         self.progress = progress or Progress(enabled=not quiet)
         self.profile = config.profile_spec
         self._last_write = 0.0
-        self._stop: str | None = None
+        self._cache_dir: Path | None = None
 
     # -- validation -------------------------------------------------------------------
 
@@ -215,6 +217,8 @@ class Runner:
             signal.signal(signal.SIGTERM, old_term)
             self.progress.close()
             frame = self._write_outputs()
+            if self._cache_dir is not None:
+                shutil.rmtree(self._cache_dir, ignore_errors=True)
         bad = frame[frame["status"].isin(["error", "incomplete"])]
         failed = [
             f"{c}: {s}: {e}"
@@ -409,10 +413,11 @@ class Runner:
 
     def _inductor_cache(self) -> Path:
         # One cache per run: the setup worker compiles cold (the one-off cost a user
-        # pays), the timing workers reuse its kernels instead of compiling again.
-        path = self.out / "logs" / "inductor-cache"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        # pays), the timing workers reuse its kernels instead of compiling again. It
+        # lives outside the results folder and is removed at the end.
+        if self._cache_dir is None:
+            self._cache_dir = Path(tempfile.mkdtemp(prefix="harness-inductor-"))
+        return self._cache_dir
 
     def _watch(
         self, proc: subprocess.Popen[bytes], raw: Path, offset: int, process: int | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,6 @@ class Comparison:
     base_date: str | None = None
     new_date: str | None = None
     alpha: float = ALPHA
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def slowdowns(self) -> list[PointChange]:

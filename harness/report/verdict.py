@@ -12,13 +12,15 @@ conv2d's ``k``, dtype, threads, device):
 3. At each size the speedup is baseline time / native time (medians). A side *wins*
    only when the difference is statistically significant (two-sided Mann-Whitney U
    on pyperf's raw values at ``alpha``; where raw values are absent or too few, the
-   min-max ranges must not overlap) **and** at least ``min_effect`` (5%) large. A
-   side also wins where the other fails.
+   min-max ranges must not overlap) **and** at least ``min_effect`` (5%) large.
+   Failures are reported; they decide only where no measured size is decisive (a
+   baseline that fails everywhere loses to a native one that runs).
 4. A *crossover* is where the speedup crosses 1 between two neighbouring sizes,
    interpolated linearly in log(size)-log(speedup) space (geometrically).
 5. Only the native side wins anywhere: *port*. Only the baseline, or nobody: *keep*.
    Both: the side that wins at the largest sizes decides, *port above size N* or
-   *keep above size N*, N being the crossover just below its winning stretch.
+   *keep above size N*, N being the crossover just below its winning stretch (or,
+   where the speedup does not cross 1 there, the last size the other side won).
 6. Whatever the speed, a baseline that fails ``gradcheck``, or whose gradients are
    outside tolerance where the best native's are within, gets *fix the gradient first*.
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -186,7 +188,6 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     capability_gains: tuple[str, ...] = ()
     mixed: bool = False
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def headline(self) -> str:

@@ -10,8 +10,8 @@ from harness.report import layer_verdicts, render_report
 
 def test_all_is_pinned() -> None:
     assert sorted(harness.report.__all__) == [
-        "KINDS",
         "Comparison",
+        "KINDS",
         "Verdict",
         "compare_results",
         "compare_runs",
