@@ -234,8 +234,12 @@ def build(
         # recompile limit (8) it would silently run eager: the 'compile' timings of
         # larger sizes would then be eager timings.
         dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 4096)
-        dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 65536)
-        compiled = torch.compile(_own_code(fn, f"compiled_{impl.origin}_{id(example)}"), dynamic=False)
+        dynamo_config.accumulated_recompile_limit = max(
+            dynamo_config.accumulated_recompile_limit, 65536
+        )
+        compiled = torch.compile(
+            _own_code(fn, f"compiled_{impl.origin}_{id(example)}"), dynamic=False
+        )
         t0 = time.perf_counter()
         with quiet():
             with torch.no_grad():

@@ -260,8 +260,11 @@ class Runner:
             return
         try:
             path = write_report(self.out)
-        except HarnessError as exc:
-            self._say(f"report not written: {exc}", always=True)
+        except Exception as exc:  # the results are saved; a report failure must not hide them
+            self._say(
+                f"report not written ({type(exc).__name__}: {exc}); retry with: python -m harness report {self.out}",
+                always=True,
+            )
             return
         self._say(f"report: {path}")
 

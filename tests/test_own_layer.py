@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def readme_example(tmp_path: Path) -> Path:
     text = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- readme-example: start -->\n```python\n(.*?)```\n<!-- readme-example: end -->", text, re.S)
+    match = re.search(
+        r"<!-- readme-example: start -->\n```python\n(.*?)```\n<!-- readme-example: end -->",
+        text,
+        re.S,
+    )
     assert match, "README lost its example layer"
     path = tmp_path / "my_layers.py"
     path.write_text(match.group(1))
@@ -41,11 +45,27 @@ def test_own_layers_are_measured_compared_and_judged(tmp_path: Path) -> None:
     out = tmp_path / "own"
     res = subprocess.run(
         [
-            sys.executable, "-m", "harness", "run", "--layers-from", str(readme_example(tmp_path)),
-            "--layers-from", "examples/bad_gradient.py", "--layers", "tanh,bad_tanh",
-            "--grid", "n=1000,100000", "--profile", "quick", "--out", str(out),
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--layers-from",
+            str(readme_example(tmp_path)),
+            "--layers-from",
+            "examples/bad_gradient.py",
+            "--layers",
+            "tanh,bad_tanh",
+            "--grid",
+            "n=1000,100000",
+            "--profile",
+            "quick",
+            "--out",
+            str(out),
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert res.returncode == 0, res.stderr
     report = (out / "report.md").read_text()
@@ -60,7 +80,10 @@ def test_own_layers_are_measured_compared_and_judged(tmp_path: Path) -> None:
     assert (out / "plots" / "tanh-time.png").is_file()
     # and it compares like any run
     cmp = subprocess.run(
-        [sys.executable, "-m", "harness", "compare", str(out), str(out)], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "harness", "compare", str(out), str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert cmp.returncode == 0, cmp.stderr
     assert "tanh" in cmp.stdout
