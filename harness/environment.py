@@ -64,17 +64,21 @@ def _cpu_model() -> str:
 
 
 def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.SubprocessError):
+    """HEAD of the harness's checkout, with ``+dirty`` when tracked files are modified."""
+    where = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=where)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{head}+dirty" if dirty else head
 
 
 def _versions() -> dict[str, str]:

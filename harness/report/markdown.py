@@ -34,8 +34,9 @@ _INTRO = (
 
 _KINDS = (
     "*port*: the native implementation is significantly faster, and never significantly "
-    "slower; *keep*: it is not faster; *port above size N* / *keep above size N*: the "
-    "faster side changes at size N; *fix the gradient first*: the baseline's gradient "
+    "slower; *keep*: it is not faster; *port above size N*: the baseline is faster below "
+    "N and native above it; *keep above size N*: native is faster below N and the baseline "
+    "above it (port only for sizes below N); *fix the gradient first*: the baseline's gradient "
     "disagrees with autograd, whatever the speed."
 )
 

@@ -312,3 +312,16 @@ def test_cuda_run(tmp_path: Path) -> None:
     assert set(frame["status"]) == {"ok"}
     env = json.loads((tmp_path / "cuda" / "environment.json").read_text())
     assert env["gpus"]
+
+
+def test_capabilities_command_prints_the_matrix() -> None:
+    res = cli("capabilities", "--layers", "fft", "--impls", "numpy,torch")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "| torch |" in out and "| numpy |" in out
+    torch_row = next(line for line in out.splitlines() if line.startswith("| torch |"))
+    numpy_row = next(line for line in out.splitlines() if line.startswith("| numpy |"))
+    assert torch_row.count("ok") >= 5  # script_save, trace, compile (x2), onnx_dynamo
+    assert "unsupported" in numpy_row and "wrong" in numpy_row  # legacy ONNX bakes in a constant
+    bad = cli("capabilities", "--layers", "fft", "--impls", "compile")
+    assert bad.returncode == 2 and "unknown implementation 'compile'" in bad.stderr
