@@ -32,12 +32,8 @@ them; the ``torch.compile`` and dynamo ONNX checks use ``callable_for`` directly
 
 from __future__ import annotations
 
-import contextlib
 import io
-import logging
-import os
 import re
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +44,7 @@ import pandas as pd
 import torch
 
 from harness.errors import ConfigError, InputError
+from harness.forms import CallableModule, quiet
 from harness.frame import CAPABILITY_COLUMNS, build_table
 from harness.layer import Implementation, Layer
 
@@ -77,7 +74,6 @@ ATOL_FRACTION = 1e-5
 _REASON_CHARS = 200
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: Loggers that print progress during exports and compiles.
-_NOISY_LOGGERS = ("torch.onnx", "torch._dynamo", "torch._inductor", "torch.export", "onnxscript")
 
 Inputs = tuple[torch.Tensor, ...]
 Runner = Callable[[Inputs], Any]
@@ -111,19 +107,8 @@ class _Subject:
         """A module taking all the layer's inputs, for ``torch.jit.trace`` and the
         TorchScript-based ONNX exporter."""
         if self.module is None:
-            return _AsModule(self.fn)
+            return CallableModule(self.fn)
         return _ParamsAsInputs(self.module())
-
-
-class _AsModule(torch.nn.Module):
-    """An ``nn.Module`` whose forward is the layer's callable (for trace and export)."""
-
-    def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.fn(*inputs)
 
 
 class _ParamsAsInputs(torch.nn.Module):
@@ -333,7 +318,7 @@ def _check_implementation(
 def _run_check(check: str, subject: _Subject) -> _Outcome:
     torch._dynamo.reset()
     try:
-        with _quiet(), torch.no_grad():
+        with quiet(), torch.no_grad():
             return _CHECK_FUNCTIONS[check](subject)
     except Exception as exc:
         return _Outcome("unsupported", _truncate(_describe(exc)))
@@ -430,7 +415,7 @@ def _compile(subject: _Subject) -> _Outcome:
 
 def _onnx_dynamo(subject: _Subject) -> _Outcome:
     program = torch.onnx.export(
-        _AsModule(subject.fn),
+        CallableModule(subject.fn),
         subject.a,
         dynamo=True,
         input_names=list(subject.names),
@@ -555,54 +540,3 @@ def _cell(status: str, graph_breaks: Any) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence what exporters and compilers print, for the duration of one check:
-    Python's stdout and stderr, file descriptors 1 and 2 (the TorchScript exporter
-    prints from C++), their loggers and their warnings."""
-    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    sink = io.StringIO()
-    try:
-        for logger in loggers:
-            logger.setLevel(logging.CRITICAL + 1)
-        with (
-            warnings.catch_warnings(),
-            _silenced_fds(),
-            contextlib.redirect_stdout(sink),
-            contextlib.redirect_stderr(sink),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def _silenced_fds() -> Iterator[None]:
-    """Point file descriptors 1 and 2 at the null device, restoring them afterwards."""
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        with contextlib.suppress(Exception):
-            stream.flush()  # type: ignore[union-attr]
-    saved: list[tuple[int, int]] = []
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        for fd in (1, 2):
-            try:
-                saved.append((fd, os.dup(fd)))
-                os.dup2(null, fd)
-            except OSError:
-                continue
-        yield
-    finally:
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
-        os.close(null)

@@ -60,6 +60,11 @@ class Variant:
     def case(self, phase: Phase) -> Case:
         return Case(self, phase)
 
+    @classmethod
+    def from_name(cls, name: str) -> Variant:
+        """Inverse of ``name``."""
+        return Case.from_name(f"{name}/forward").variant
+
 
 @dataclass(frozen=True, order=True)
 class Case:

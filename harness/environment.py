@@ -69,7 +69,9 @@ def _git_revision() -> str | None:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=where)
+            out = subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=5, cwd=where
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None

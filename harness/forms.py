@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,7 @@ import torch
 
 from harness.layer import Implementation, Layer, Point
 
-__all__ = ["Built", "build", "onnx_cache_dir", "quiet"]
+__all__ = ["Built", "CallableModule", "build", "onnx_cache_dir", "quiet"]
 
 
 @dataclass
@@ -52,28 +53,58 @@ def onnx_cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
+_NOISY_LOGGERS = ("torch.onnx", "torch._dynamo", "torch._inductor", "torch.export", "onnxscript")
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence the exporters' and compilers' chatter (prints, warnings, log records)."""
-    loggers = [
-        logging.getLogger(n)
-        for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch._inductor", "onnxscript")
-    ]
-    levels = [lg.level for lg in loggers]
+    """Silence what exporters and compilers print, for the duration of one check:
+    Python's stdout and stderr, file descriptors 1 and 2 (the TorchScript exporter
+    prints from C++), their loggers and their warnings."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
     sink = io.StringIO()
     try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR + 10)
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL + 1)
         with (
             warnings.catch_warnings(),
+            _silenced_fds(),
             contextlib.redirect_stdout(sink),
             contextlib.redirect_stderr(sink),
         ):
             warnings.simplefilter("ignore")
             yield
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _silenced_fds() -> Iterator[None]:
+    """Point file descriptors 1 and 2 at the null device, restoring them afterwards."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()  # type: ignore[union-attr]
+    saved: list[tuple[int, int]] = []
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        for fd in (1, 2):
+            try:
+                saved.append((fd, os.dup(fd)))
+                os.dup2(null, fd)
+            except OSError:
+                continue
+        yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
 
 
 def _script(fn: Callable[..., Any]) -> Any:
@@ -85,8 +116,8 @@ def _script(fn: Callable[..., Any]) -> Any:
         return torch.jit.script(fn)
 
 
-class _Wrapper(torch.nn.Module):
-    """Lets a plain callable be exported as a module."""
+class CallableModule(torch.nn.Module):
+    """A plain callable as an ``nn.Module`` (for tracing and export)."""
 
     def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
         super().__init__()
@@ -136,7 +167,7 @@ def _onnx_model(
             return model_path.read_bytes(), float(meta["export_s"]), True
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is re-exported below
-    module = _Wrapper(fn).eval()
+    module = CallableModule(fn).eval()
     cpu_example = tuple(t.detach().cpu() for t in example)
     t0 = time.perf_counter()
     with quiet():

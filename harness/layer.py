@@ -23,13 +23,12 @@ TorchScript, ``torch.compile`` and ONNX Runtime forms for free (``forms=()`` opt
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from itertools import product
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import torch
 
@@ -252,7 +251,6 @@ class Layer:
     size_axis: str | None = None
     grad_inputs: tuple[str, ...] | None = None
     gradcheck_point: Mapping[str, AxisValue] | None = None
-    tags: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_name("layer", self.name, "layer")
@@ -510,11 +508,6 @@ class Layer:
             )
         return chosen.callable_for(point or {})(*tensors)
 
-    def describe_source(self, fn: object) -> str:
-        """Where ``fn`` is defined, for listings (``module:qualname``)."""
-        mod = inspect.getmodule(fn)
-        return f"{mod.__name__ if mod else '?'}:{getattr(fn, '__qualname__', repr(fn))}"
-
 
 def _fmt(point: Mapping[str, object]) -> str:
     return ",".join(f"{k}={v}" for k, v in point.items())
@@ -523,8 +516,3 @@ def _fmt(point: Mapping[str, object]) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
-
-
-def iter_points(layer: Layer) -> Iterator[dict[str, AxisValue]]:
-    """The default grid's valid points."""
-    yield from layer.points()[0]

@@ -47,7 +47,7 @@ from harness.collect import (
 from harness.config import RunConfig
 from harness.environment import collect_environment, fingerprint, worker_env
 from harness.errors import ConfigError, HarnessError, ResultsError
-from harness.forms import quiet
+from harness.forms import quiet as silence
 from harness.plan import Plan, make_plan
 from harness.progress import Progress
 from harness.registry import Registry, validate_layer
@@ -160,7 +160,7 @@ class Runner:
             self.out = Path(out) if out is not None else default_out_dir()
             self.resuming = False
         self.config = config
-        with quiet_if(True):
+        with silence():
             self.registry = Registry.default(config.layers_from)
         self.plan: Plan = make_plan(self.registry, config)
         self.quiet = quiet
@@ -176,7 +176,7 @@ class Runner:
         notes: list[str] = []
         for name in self.plan.layers:
             layer = self.registry.get(name)
-            with quiet():
+            with silence():
                 notes += validate_layer(
                     layer, [i.origin for i in map(layer.implementation, self.plan.impls_of(name))]
                 )
@@ -506,19 +506,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         except (ProcessLookupError, PermissionError):
             proc.kill()
         proc.wait()
-
-
-class quiet_if:
-    def __init__(self, on: bool) -> None:
-        self._cm = quiet() if on else None
-
-    def __enter__(self) -> None:
-        if self._cm is not None:
-            self._cm.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._cm is not None:
-            self._cm.__exit__(*exc)  # type: ignore[arg-type]
 
 
 def run(

@@ -327,7 +327,7 @@ class Worker:
                 kind = task["kind"]
                 self.log.write({"event": "start", "key": task["key"], "t": time.time()})
                 if kind == "variant":
-                    self.setup(Variant_from_name(task["key"]), task["phases"])
+                    self.setup(Variant.from_name(task["key"]), task["phases"])
                 elif kind == "gradcheck":
                     self.gradcheck(task["layer"], task["impl"])
                 elif kind == "capabilities":
@@ -337,10 +337,6 @@ class Worker:
         else:
             raise ValueError(f"unknown worker mode {mode!r}")
         self.log.write({"event": "done"})
-
-
-def Variant_from_name(name: str) -> Variant:
-    return Case.from_name(f"{name}/forward").variant
 
 
 def main(argv: list[str] | None = None) -> int:
