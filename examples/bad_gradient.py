@@ -59,7 +59,6 @@ LAYER = Layer(
         native("torch", torch_tanh, description="torch.tanh"),
     ),
     gradcheck_point={"n": 16},
-    tags={"intentional_bug": "backward is 2x the gradient"},
 )
 
 LAYERS = [LAYER]
