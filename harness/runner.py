@@ -46,11 +46,11 @@ from harness.collect import (
 )
 from harness.config import RunConfig
 from harness.environment import collect_environment, fingerprint, worker_env
-from harness.errors import ConfigError, HarnessError, ResultsError
+from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
 from harness.forms import quiet as silence
 from harness.plan import Plan, make_plan
 from harness.progress import Progress
-from harness.registry import Registry, validate_layer
+from harness.registry import Registry
 from harness.results import (
     CAPABILITIES_CSV,
     DEVIATIONS_CSV,
@@ -172,13 +172,70 @@ class Runner:
 
     # -- validation -------------------------------------------------------------------
 
+    def _declared_impls(self, name: str) -> list[str]:
+        layer = self.registry.get(name)
+        return list(dict.fromkeys(layer.implementation(i).origin for i in self.plan.impls_of(name)))
+
     def validate(self) -> list[str]:
+        """Check every layer's declaration by running it once, in a worker process:
+        it is the user's code, and it may raise, crash or hang. A broken declaration
+        raises ``LayerDefinitionError``; an implementation that fails is a note (its
+        points will be measured, and fail, in isolation)."""
+        from harness.worker import EventLog
+
+        tasks = [
+            {"key": f"validate:{name}", "layer": name, "impls": self._declared_impls(name)}
+            for name in self.plan.layers
+        ]
+        limit = _STARTUP_TIMEOUT_S + sum(30.0 * (len(t["impls"]) + 1) for t in tasks)
+        code: int | None
+        with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
+            raw = Path(tmp) / "validate.jsonl"
+            job = Path(tmp) / "job.json"
+            atomic_write_json(
+                job,
+                {
+                    "mode": "validate",
+                    "tasks": tasks,
+                    "raw": str(raw),
+                    "process": -1,
+                    "profile": vars(self.profile),
+                    "layers_from": list(self.config.layers_from),
+                    "seed": self.config.seed,
+                },
+            )
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "harness.worker", str(job)],
+                    capture_output=True,
+                    text=True,
+                    env=worker_env(max(self.config.threads)),
+                    stdin=subprocess.DEVNULL,
+                    timeout=limit,
+                )
+                code, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+            except subprocess.TimeoutExpired:
+                code, tail = None, []
+            events = EventLog.read(raw)
         notes: list[str] = []
-        for name in self.plan.layers:
-            layer = self.registry.get(name)
-            with silence():
-                notes += validate_layer(
-                    layer, [i.origin for i in map(layer.implementation, self.plan.impls_of(name))]
+        done = set()
+        for event in events:
+            if event["event"] == "invalid":
+                raise LayerDefinitionError(event["error"])
+            if event["event"] == "validated":
+                notes += event["notes"]
+                done.add(event["layer"])
+        for task in tasks:
+            if task["layer"] not in done:
+                why = (
+                    f"timed out after {limit:.0f}s"
+                    if code is None
+                    else f"the worker exited with code {code}"
+                )
+                notes.append(
+                    f"layer {task['layer']!r}: checking its declaration failed ({why}"
+                    + (f": {tail[0]}" if tail else "")
+                    + "); its points will be measured in isolation"
                 )
         return notes
 

@@ -6,8 +6,10 @@ imports torch once and then runs many cases, appending one JSON line per event t
 the worker or of the runner. Before each case it writes a ``start`` line: if the
 worker dies or hangs, the runner knows which case did it.
 
-Two modes:
+Three modes:
 
+- ``validate``: run each layer's declaration checks (``registry.validate_layer``),
+  which call the user's code, before anything is measured.
 - ``setup``: for each variant, build the form (its one-off cost), check outputs and
   gradients against the float64 reference, run gradcheck for baselines, calibrate the
   loop count of each phase, and compute each layer's capability matrix.
@@ -34,10 +36,11 @@ import torch
 
 from harness.case import Case, Variant
 from harness.deviation import compare_tensors, gradients, run_gradcheck
+from harness.errors import LayerDefinitionError
 from harness.forms import Built, build, quiet
 from harness.layer import Implementation, Layer
 from harness.measure import backward_time_func, calibrate_loops, forward_time_func, set_threads
-from harness.registry import Registry
+from harness.registry import Registry, validate_layer
 
 __all__ = ["EventLog", "main"]
 
@@ -320,9 +323,23 @@ class Worker:
 
     # -- entry ----------------------------------------------------------------------
 
+    def validate(self, layer_name: str, impls: list[str]) -> None:
+        layer = self.registry.get(layer_name)
+        try:
+            with quiet():
+                notes = validate_layer(layer, impls)
+        except LayerDefinitionError as exc:
+            self.log.write({"event": "invalid", "layer": layer_name, "error": str(exc)})
+            return
+        self.log.write({"event": "validated", "layer": layer_name, "notes": notes})
+
     def run(self) -> None:
         mode = self.job["mode"]
-        if mode == "setup":
+        if mode == "validate":
+            for task in self.job["tasks"]:
+                self.log.write({"event": "start", "key": task["key"], "t": time.time()})
+                self.validate(task["layer"], task["impls"])
+        elif mode == "setup":
             for task in self.job["tasks"]:
                 kind = task["kind"]
                 self.log.write({"event": "start", "key": task["key"], "t": time.time()})

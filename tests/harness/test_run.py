@@ -167,11 +167,14 @@ def test_user_layer_isolation_exception_crash_and_hang(tmp_path: Path) -> None:
         timeout_s=15,
     )
     rows = frame.set_index("case")
-    for impl in ("numpy", "torch", "raises", "crashes", "hangs"):
+    for impl in ("numpy", "torch", "raises", "crashes", "hangs"):  # fine at n=8
         assert rows.loc[f"square/{impl}/n=8/float32/t1/cpu/forward", "status"] == "ok", impl
     assert "broken above n=8" in rows.loc["square/raises/n=16/float32/t1/cpu/forward", "error"]
     assert "exit code 7" in rows.loc["square/crashes/n=16/float32/t1/cpu/forward", "error"]
     assert "timed out after 15s" in rows.loc["square/hangs/n=16/float32/t1/cpu/forward", "error"]
+    # crashing even at the point where declarations are checked: still only failed points
+    for n in (8, 16):
+        assert "exit code 9" in rows.loc[f"square/always_crashes/n={n}/float32/t1/cpu/forward", "error"]
     # the run went on: points after the failures were measured
     assert rows.loc["square/numpy/n=16/float32/t1/cpu/backward", "status"] == "ok"
     assert rows.loc["square/torch/n=16/float32/t1/cpu/backward", "status"] == "ok"
