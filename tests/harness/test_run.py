@@ -174,7 +174,10 @@ def test_user_layer_isolation_exception_crash_and_hang(tmp_path: Path) -> None:
     assert "timed out after 15s" in rows.loc["square/hangs/n=16/float32/t1/cpu/forward", "error"]
     # crashing even at the point where declarations are checked: still only failed points
     for n in (8, 16):
-        assert "exit code 9" in rows.loc[f"square/always_crashes/n={n}/float32/t1/cpu/forward", "error"]
+        assert (
+            "exit code 9"
+            in rows.loc[f"square/always_crashes/n={n}/float32/t1/cpu/forward", "error"]
+        )
     # the run went on: points after the failures were measured
     assert rows.loc["square/numpy/n=16/float32/t1/cpu/backward", "status"] == "ok"
     assert rows.loc["square/torch/n=16/float32/t1/cpu/backward", "status"] == "ok"
