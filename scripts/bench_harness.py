@@ -30,11 +30,13 @@ from typing import Any
 
 import pandas as pd
 
-# Measure the Timer side under the allocator settings the harness's workers use.
-from harness.environment import ALLOCATOR_ENV
+# Measure the Timer side under the settings the harness's workers get (allocator
+# thresholds, thread pools sized for one thread), so only the method differs.
+from harness.environment import worker_env
 
-if any(os.environ.get(k) != v for k, v in ALLOCATOR_ENV.items()):
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **ALLOCATOR_ENV})
+_ENV = worker_env(1)
+if any(os.environ.get(k) != _ENV[k] for k in ("MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")):
+    os.execve(sys.executable, [sys.executable, *sys.argv], _ENV)
 
 import torch
 from torch.utils.benchmark import Timer

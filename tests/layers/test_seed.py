@@ -92,10 +92,18 @@ def test_native_conv_agrees_with_seed_forward_and_gradients(n: int, k: int) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("layer", [layers.FFT, layers.CONV2D], ids=lambda layer: layer.name)
+@pytest.mark.parametrize(
+    ("layer", "point"),
+    [
+        (layers.FFT, {"n": 8}),
+        (layers.FFT, {"n": 33}),
+        (layers.CONV2D, {"n": 12, "k": 3}),
+        (layers.CONV2D, {"n": 40, "k": 7}),
+    ],
+    ids=["fft-8", "fft-33", "conv2d-12-3", "conv2d-40-7"],
+)
 @pytest.mark.parametrize("form", ["torchscript", "compile", "onnxruntime"])
-def test_derived_forms_agree_with_the_seed_layer(layer, form: str) -> None:
-    point = layer.smallest_point()
+def test_derived_forms_agree_with_the_seed_layer(layer, point, form: str) -> None:
     inputs = layer.make(point, torch.float32, "cpu", seed=3)
     impl = layer.implementation(form)
     mask = [True] * len(inputs)
@@ -109,6 +117,13 @@ def test_derived_forms_agree_with_the_seed_layer(layer, form: str) -> None:
     other = layer.make(point, torch.float32, "cpu", seed=4)
     with torch.no_grad():
         assert compare_tensors("output", built.fn(*other), seed(*other), "float32").within_tol
+    if impl.backward:  # and the gradients match native autograd's
+        leaves = [t.clone().requires_grad_(True) for t in inputs]
+        ref_leaves = [t.clone().requires_grad_(True) for t in inputs]
+        out, ref = built.fn(*leaves), layer.reference(*ref_leaves)
+        g = torch.randn(ref.shape, generator=torch.Generator().manual_seed(5))
+        for a, b in zip(gradients(out, leaves, g), gradients(ref, ref_leaves, g), strict=True):
+            assert compare_tensors("grad", a, b, "float32").within_tol
 
 
 def test_registry_declarations_of_the_seed_layers() -> None:
