@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,6 +153,9 @@ class Worker:
         """float64 reference output and gradients (setup only; cached per point)."""
         key = (layer.name, variant.point)
         if key not in self._refs:
+            # Variants of one point come one after another in the plan: keeping the
+            # last point's reference only bounds memory on large grids.
+            self._refs.clear()
             inputs = layer.make(variant.point_dict, torch.float64, "cpu", self.seed)
             mask = [name in layer.differentiable for name in layer.inputs]
             leaves = [t.clone().requires_grad_(m) for t, m in zip(inputs, mask, strict=True)]
@@ -289,9 +293,11 @@ class Worker:
                 str(prof["warmups"]),
             ]
         )
+        left = Counter(Case.from_name(t["case"]).variant for t in tasks)
         for task in tasks:
             case = Case.from_name(task["case"])
             inner = int(task["loops"])
+            left[case.variant] -= 1
             self.log.write({"event": "start", "key": case.name, "t": time.time()})
             try:
                 with quiet():
@@ -320,6 +326,8 @@ class Worker:
                 self.log.write({"event": "bench", "case": case.name, "bench": buf.getvalue()})
             except Exception as exc:
                 self.log.write({"event": "error", "key": case.name, "error": describe(exc)})
+            if left[case.variant] == 0:  # both phases done here: free its inputs, graph, form
+                self._prepared.pop(case.variant, None)
 
     # -- entry ----------------------------------------------------------------------
 
@@ -344,7 +352,9 @@ class Worker:
                 kind = task["kind"]
                 self.log.write({"event": "start", "key": task["key"], "t": time.time()})
                 if kind == "variant":
-                    self.setup(Variant.from_name(task["key"]), task["phases"])
+                    variant = Variant.from_name(task["key"])
+                    self.setup(variant, task["phases"])
+                    self._prepared.pop(variant, None)  # set up once per process
                 elif kind == "gradcheck":
                     self.gradcheck(task["layer"], task["impl"])
                 elif kind == "capabilities":
