@@ -64,7 +64,8 @@ def _cpu_model() -> str:
 
 
 def _git_revision() -> str | None:
-    """HEAD of the harness's checkout, with ``+dirty`` when tracked files are modified."""
+    """HEAD of the harness's checkout, with ``+dirty`` when the code that runs (not, say,
+    a committed example report being regenerated) differs from it."""
     where = Path(__file__).resolve().parent
 
     def git(*args: str) -> str | None:
@@ -79,7 +80,8 @@ def _git_revision() -> str | None:
     head = git("rev-parse", "HEAD")
     if not head:
         return None
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    code = (":/harness", ":/layers", ":/pyproject.toml", ":/constraints.txt")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *code)
     return f"{head}+dirty" if dirty else head
 
 
