@@ -241,7 +241,8 @@ def plot_speedups(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Pa
         ax.set_ylabel(f"speedup over {base or 'baseline'} (× faster)")
         ax.set_title(_title(layer, setting, "speedup (above 1: native faster)"))
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize="small")
+        # up to two lines per native form: outside the axes, so no line is hidden
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
 
 
