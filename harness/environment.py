@@ -96,27 +96,18 @@ def _versions() -> dict[str, str]:
 
 
 def _native_pools() -> list[dict[str, Any]]:
+    keys = ("user_api", "internal_api", "version", "num_threads", "prefix", "architecture")
     try:
         import numpy  # noqa: F401  (load its BLAS so threadpoolctl sees it)
         import scipy.linalg  # noqa: F401
         from threadpoolctl import threadpool_info
 
-        return [
-            {
-                k: info.get(k)
-                for k in (
-                    "user_api",
-                    "internal_api",
-                    "version",
-                    "num_threads",
-                    "prefix",
-                    "architecture",
-                )
-            }
-            for info in threadpool_info()
-        ]
+        pools = [{k: info.get(k) for k in keys} for info in threadpool_info()]
     except Exception as exc:  # diagnostics must never break a run
         return [{"error": f"{type(exc).__name__}: {exc}"}]
+    # threadpool_info lists pools in library load order, which varies between
+    # processes: sorted, two runs on one machine compare equal.
+    return sorted(pools, key=lambda pool: tuple(str(pool[k]) for k in keys))
 
 
 def _gpus() -> list[str]:

@@ -87,12 +87,19 @@ def cmd_compare(args: Sequence[str]) -> int:
         default=None,
         help="exit 1 when a statistically significant slowdown exceeds PCT percent",
     )
+    parser.add_argument(
+        "--no-correction",
+        action="store_true",
+        help="do not adjust p-values for the number of points compared (Benjamini-Hochberg)",
+    )
     ns = _parse(parser, args)
     if isinstance(ns, int):
         return ns
 
     def body() -> int:
-        cmp = compare_runs(ns.base, ns.new, threshold_pct=ns.threshold)
+        cmp = compare_runs(
+            ns.base, ns.new, threshold_pct=ns.threshold, correct=not ns.no_correction
+        )
         text = format_comparison(cmp)
         if ns.out:
             try:

@@ -9,6 +9,7 @@ machine and version differences are flagged, not refused.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,7 @@ class Comparison:
     base_date: str | None = None
     new_date: str | None = None
     alpha: float = ALPHA
+    corrected: bool = False
 
     @property
     def slowdowns(self) -> list[PointChange]:
@@ -131,6 +133,11 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
         for k, v in value.items():
             out.update(_flatten(f"{prefix}.{k}" if prefix else str(k), v))
         return out
+    if isinstance(value, list):
+        # lists such as the native thread pools carry no meaningful order
+        return {
+            prefix: sorted(value, key=lambda item: json.dumps(item, sort_keys=True, default=str))
+        }
     return {prefix: value}
 
 
@@ -171,6 +178,28 @@ def _geomean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
+def _adjust(
+    tests: Mapping[str, Significance], alpha: float, min_effect: float
+) -> dict[str, Significance]:
+    """Benjamini-Hochberg adjustment of the tests that have a p-value."""
+    with_p = sorted((t.p_value, k) for k, t in tests.items() if t.p_value is not None)
+    m = len(with_p)
+    adjusted: dict[str, float] = {}
+    running = 1.0
+    for rank in range(m, 0, -1):  # step-up: q_i = min over j >= i of p_j * m / j
+        p_value, key = with_p[rank - 1]
+        running = min(running, p_value * m / rank)
+        adjusted[key] = running
+    out = dict(tests)
+    for key, q in adjusted.items():
+        t = tests[key]
+        big_enough = t.ratio >= 1 + min_effect or t.ratio <= 1 / (1 + min_effect)
+        out[key] = Significance(
+            t.ratio, q < alpha, q, f"{t.method}, BH-adjusted over {m}", q < alpha and big_enough
+        )
+    return out
+
+
 def compare_results(
     base: Results,
     new: Results,
@@ -179,20 +208,34 @@ def compare_results(
     base_raw: Mapping[str, Sequence[float]] | None = None,
     new_raw: Mapping[str, Sequence[float]] | None = None,
     alpha: float = ALPHA,
+    correct: bool = True,
 ) -> Comparison:
-    """Compare two loaded runs (pure, given raw values; ``None`` reads ``pyperf.json``)."""
+    """Compare two loaded runs (pure, given raw values; ``None`` reads ``pyperf.json``).
+
+    With ``correct`` (the default) the Mann-Whitney p-values are adjusted for the
+    number of points compared (Benjamini-Hochberg): comparing 240 points at p < 0.05
+    would otherwise call about 12 of them changed between two runs of the same code.
+    """
     braw = base.raw_values() if base_raw is None else base_raw
     nraw = new.raw_values() if new_raw is None else new_raw
     brows = {_key(r): r for r in records(base.frame)}
     nrows = {_key(r): r for r in records(new.frame)}
     common = [k for k in brows if k in nrows]
+    min_effect = threshold_pct / 100.0
+    measures = {k: (measure(brows[k], braw), measure(nrows[k], nraw)) for k in common}
+    tests = {
+        k: compare_measures(nm, bm, alpha=alpha, min_effect=min_effect)
+        for k, (bm, nm) in measures.items()
+        if bm.ok and nm.ok
+    }
+    if correct:
+        tests = _adjust(tests, alpha, min_effect)
     points = []
     for key in common:
-        b, n = brows[key], nrows[key]
-        bm, nm = measure(b, braw), measure(n, nraw)
-        test = None
-        if bm.ok and nm.ok:
-            test = compare_measures(nm, bm, alpha=alpha, min_effect=threshold_pct / 100.0)
+        b = brows[key]
+        bm, nm = measures[key]
+        test = tests.get(key)
+        if test is not None:
             change = (SLOWER if test.ratio > 1 else FASTER) if test.decisive else SAME
         elif bm.ok:
             change = NOW_FAILING
@@ -240,6 +283,7 @@ def compare_results(
         base_date=_date(base),
         new_date=_date(new),
         alpha=alpha,
+        corrected=correct,
     )
 
 
@@ -252,9 +296,12 @@ def compare_runs(
     base_path: str | os.PathLike[str],
     new_path: str | os.PathLike[str],
     threshold_pct: float = 5.0,
+    correct: bool = True,
 ) -> Comparison:
     """Load two results folders and compare them; ``ResultsError`` for bad input."""
-    return compare_results(load_results(base_path), load_results(new_path), threshold_pct)
+    return compare_results(
+        load_results(base_path), load_results(new_path), threshold_pct, correct=correct
+    )
 
 
 def _pct(ratio: float) -> str:
@@ -318,8 +365,13 @@ def format_comparison(cmp: Comparison) -> str:
         f"- new: `{cmp.new_path}`" + (f" ({cmp.new_date})" if cmp.new_date else ""),
         "",
         "Ratios are new time / base time (above 1: slower). A change counts when it is "
-        f"significant (Mann-Whitney U on pyperf's raw values, p < {cmp.alpha:g}; "
-        f"non-overlapping min-max ranges where raw values are missing) and beyond ±{t:g}%.",
+        f"significant (Mann-Whitney U on pyperf's raw values, p < {cmp.alpha:g}"
+        + (
+            ", p-values adjusted for the number of points compared (Benjamini-Hochberg)"
+            if cmp.corrected
+            else ""
+        )
+        + f"; non-overlapping min-max ranges where raw values are missing) and beyond ±{t:g}%.",
         "",
     ]
     if cmp.differences:

@@ -35,7 +35,7 @@ def test_compare_finds_the_known_slowdown(runs: tuple[Path, Path]) -> None:
     (slow,) = cmp.slowdowns
     assert slow.case == "fft/torch/n=64/float32/t1/cpu/forward"
     assert slow.ratio == pytest.approx(1.3)
-    assert slow.test is not None and slow.test.method == "Mann-Whitney U"
+    assert slow.test is not None and slow.test.method.startswith("Mann-Whitney U, BH-adjusted")
     assert cmp.worst_significant_slowdown_pct == pytest.approx(30.0)
     assert not cmp.speedups and not cmp.newly_failing
     # common points only; the rest said
@@ -152,3 +152,28 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cmd_compare(["a", "b", "--fail-above", "-3"]) == 2
     assert cmd_report([]) == 2
     capsys.readouterr()
+
+
+def test_benjamini_hochberg_keeps_false_alarms_down() -> None:
+    from harness.report._stats import Significance
+    from harness.report.compare import _adjust
+
+    ps = {"a": 0.001, "b": 0.01, "c": 0.035, "d": 0.045, "e": 0.5}
+    tests = {k: Significance(1.5, p < 0.05, p, "Mann-Whitney U", p < 0.05) for k, p in ps.items()}
+    adjusted = _adjust(tests, alpha=0.05, min_effect=0.05)
+    # q_i = min over j >= i of p_j * m / j: c and d were "significant" only uncorrected
+    assert [adjusted[k].p_value for k in "abcde"] == pytest.approx(
+        [0.005, 0.025, 0.05625, 0.05625, 0.5]
+    )
+    assert [adjusted[k].significant for k in "abcde"] == [True, True, False, False, False]
+    assert [adjusted[k].decisive for k in "abcde"] == [True, True, False, False, False]
+
+
+def test_no_correction_flag(runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_compare([str(runs[0]), str(runs[1]), "--no-correction"]) == 0
+    out = capsys.readouterr().out
+    assert "Benjamini-Hochberg" not in out and "1.300 (+30.0%)" in out
+    assert cmd_compare([str(runs[0]), str(runs[1])]) == 0
+    assert (
+        "adjusted for the number of points compared (Benjamini-Hochberg)" in capsys.readouterr().out
+    )
