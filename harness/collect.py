@@ -14,8 +14,10 @@ from typing import Any
 import pandas as pd
 
 from harness.case import PHASES, Case, Variant
+from harness.deviation import RTOL
 from harness.frame import CAPABILITY_COLUMNS, DEVIATION_COLUMNS, build_frame, build_table
 from harness.registry import Registry
+from harness.worker import EventLog
 
 __all__ = ["State", "build_outputs", "merge_suite", "read_state"]
 
@@ -67,8 +69,6 @@ class State:
 
 
 def read_state(folder: Path) -> State:
-    from harness.worker import EventLog
-
     state = State()
     raw = folder / RAW_DIR
     for event in EventLog.read(raw / SETUP_FILE):
@@ -169,8 +169,6 @@ def build_outputs(
                     worst_tensor=worst["tensor"],
                     within_tol=all(d["within_tol"] for d in devs),
                 )
-                from harness.deviation import RTOL
-
                 row["rtol"] = RTOL[variant.dtype]
                 for d in devs:
                     dev_rows.append(

@@ -62,6 +62,7 @@ from harness.results import (
     atomic_write_json,
     atomic_write_text,
 )
+from harness.worker import EventLog
 
 __all__ = ["RunOutcome", "Runner", "default_out_dir", "run"]
 
@@ -181,8 +182,6 @@ class Runner:
         it is the user's code, and it may raise, crash or hang. A broken declaration
         raises ``LayerDefinitionError``; an implementation that fails is a note (its
         points will be measured, and fail, in isolation)."""
-        from harness.worker import EventLog
-
         tasks = [
             {"key": f"validate:{name}", "layer": name, "impls": self._declared_impls(name)}
             for name in self.plan.layers
@@ -343,6 +342,7 @@ class Runner:
                         "impls": declared,
                     }
                 )
+        planned: set[str] = set()
         for variant in self.plan.variants:
             layer = self.registry.get(variant.layer)
             impl = layer.implementation(variant.impl)
@@ -352,7 +352,8 @@ class Runner:
                 and (variant.layer, variant.impl) not in state.gradchecks
             ):
                 key = f"gradcheck:{variant.layer}/{variant.impl}"
-                if not any(t["key"] == key for t in tasks):
+                if key not in planned:
+                    planned.add(key)
                     tasks.append(
                         {
                             "kind": "gradcheck",
@@ -532,8 +533,6 @@ class Runner:
             time.sleep(0.05)
 
     def _record_crash(self, raw: Path, key: str, why: str) -> None:
-        from harness.worker import EventLog
-
         EventLog(raw).write({"event": "crash", "key": key, "error": why})
 
     # -- outputs --------------------------------------------------------------------
