@@ -16,42 +16,51 @@ onnx_dynamo        ``torch.onnx.export(dynamo=True)`` on A, run by ONNX Runtime 
 onnx_legacy        ``torch.onnx.export(dynamo=False)`` on A, run by ONNX Runtime (CPU)
 ================== =====================================================================
 
-Each cell is ``'ok'`` (it ran and matched eager on A and B), ``'unsupported'`` (it
-raised; ``reason`` has the exception type and first line) or ``'wrong'`` (it ran but
+Each cell is ``'ok'`` (it ran and matched eager on A and B within the tolerance of the
+output's dtype, ``harness.deviation.within_tolerance``), ``'unsupported'`` (it raised;
+``reason`` has ``harness.errors.describe`` of the root cause) or ``'wrong'`` (it ran but
 gave a different output, typically on B: a trace or export that baked the trace-time
 output in as a constant). A layer's failures are recorded, never raised. Rows follow
-``harness.frame.CAPABILITY_COLUMNS``; ``format_capabilities`` renders them as Markdown.
+``harness.frame.CAPABILITY_COLUMNS``; ``format_capabilities`` renders them as Markdown,
+for the CLI and for the report alike.
 
 An ``ok`` cell may still carry a reason: ``torch.jit.trace`` records an
 ``autograd.Function`` as a ``prim::PythonOp`` that calls the NumPy code again on every
 input, so such a trace gives right answers in this process but cannot be saved or
 exported. An implementation declared with ``module=`` is scripted as the module itself
-and traced with its parameters fed from the layer's inputs, as ``callable_for`` binds
-them; the ``torch.compile`` and dynamo ONNX checks use ``callable_for`` directly.
+(its parameters then set from the layer's inputs); every other check goes through
+``callable_for``, whose parameter binding (``harness.layer.bind_module``) also works
+under the tracer. ONNX models run in ``harness.forms.ort_session``.
+
+Importing this module does not import torch (the report renders capability tables
+without it); the checks import it when they run.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
-import torch
 
-from harness.errors import ConfigError, InputError
-from harness.forms import CallableModule, quiet
+from harness.errors import ConfigError, describe, first_line, root_cause, truncate
 from harness.frame import CAPABILITY_COLUMNS, build_table
-from harness.layer import Implementation, Layer
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.layer import Implementation, Layer
+
+    Inputs = tuple[torch.Tensor, ...]
+    Runner = Callable[[Inputs], Any]
 
 __all__ = [
-    "ATOL_FRACTION",
     "CHECKS",
-    "RTOL",
+    "CHECK_LABELS",
     "capability_frame",
     "capability_matrix",
     "format_capabilities",
@@ -66,17 +75,17 @@ CHECKS: tuple[str, ...] = (
     "onnx_dynamo",
     "onnx_legacy",
 )
-#: Relative tolerance when comparing a converted callable with eager (float32).
-RTOL = 1e-4
-#: Absolute tolerance, as a fraction of the largest ``|eager output|``.
-ATOL_FRACTION = 1e-5
+#: Each check in words, as tables head their columns.
+CHECK_LABELS: dict[str, str] = {
+    "script_save": "TorchScript (script and save)",
+    "trace": "torch.jit.trace",
+    "compile_fullgraph": "torch.compile with fullgraph=True",
+    "compile": "torch.compile",
+    "onnx_dynamo": "ONNX export (dynamo)",
+    "onnx_legacy": "ONNX export (TorchScript-based)",
+}
 
 _REASON_CHARS = 200
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-#: Loggers that print progress during exports and compiles.
-
-Inputs = tuple[torch.Tensor, ...]
-Runner = Callable[[Inputs], Any]
 
 
 @dataclass(frozen=True)
@@ -90,9 +99,11 @@ class _Outcome:
 class _Subject:
     """One declared implementation at one point, with its inputs and eager outputs.
 
-    ``module`` builds a fresh instance of a module-declared implementation (``None``
-    for a plain callable): TorchScript and the tracer cannot go through the
-    ``functional_call`` that ``Implementation.callable_for`` binds parameters with.
+    ``fn`` is ``Implementation.callable_for(point)``: for a module-declared
+    implementation it binds the module's parameters to the layer's inputs
+    (``harness.layer.bind_module``), under the tracer too. ``module`` builds a fresh
+    instance of such a module (``None`` for a plain callable), for TorchScript, which
+    scripts the module itself.
     """
 
     fn: Callable[..., torch.Tensor]
@@ -105,46 +116,10 @@ class _Subject:
 
     def traceable(self) -> torch.nn.Module:
         """A module taking all the layer's inputs, for ``torch.jit.trace`` and the
-        TorchScript-based ONNX exporter."""
-        if self.module is None:
-            return CallableModule(self.fn)
-        return _ParamsAsInputs(self.module())
+        exporters."""
+        from harness.forms import CallableModule
 
-
-class _ParamsAsInputs(torch.nn.Module):
-    """``inner(x)`` with its parameters replaced by the remaining inputs, by name.
-
-    The same binding as ``Implementation.callable_for`` (parameters in
-    ``named_parameters`` order), done by plain attribute assignment so that the tracer
-    records the parameters as graph inputs.
-    """
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.names = [name for name, _ in inner.named_parameters()]
-        self.slots: list[tuple[torch.nn.Module, str]] = []
-        for name in self.names:
-            owner_name, _, attr = name.rpartition(".")
-            owner = inner.get_submodule(owner_name)
-            delattr(owner, attr)  # a plain attribute from now on, set on every call
-            self.slots.append((owner, attr))
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
-        _check_param_count(self.inner, self.names, params)
-        for (owner, attr), value in zip(self.slots, params, strict=True):
-            setattr(owner, attr, value)
-        return self.inner(x)  # type: ignore[no-any-return]
-
-
-def _check_param_count(
-    module: torch.nn.Module, names: Sequence[str], params: Sequence[torch.Tensor]
-) -> None:
-    if len(params) != len(names):
-        raise InputError(
-            f"module {type(module).__name__} has parameters {list(names)} but got "
-            f"{len(params)} parameter tensors"
-        )
+        return CallableModule(self.fn)
 
 
 # -- public API ---------------------------------------------------------------------
@@ -230,46 +205,82 @@ def capability_frame(
     return build_table(rows, CAPABILITY_COLUMNS)
 
 
-def format_capabilities(frame: pd.DataFrame) -> str:
-    """Markdown: one table per layer, implementations as rows, checks as columns.
+class Notes(Protocol):
+    """Where cell footnotes go: ``ref(text)`` returns the marker to put in the cell
+    (``harness.report._format.Footnotes`` is one)."""
 
-    A cell is ``ok``, ``ok (2 graph breaks)``, ``unsupported`` or ``wrong``; a cell
-    with a reason gets a numbered marker and the reason is listed under its table.
+    def ref(self, text: str) -> str: ...
+
+
+def format_capabilities(
+    rows: pd.DataFrame | Iterable[Mapping[str, Any]],
+    notes: Notes | None = None,
+    *,
+    headings: bool = True,
+) -> str:
+    """The capability matrix as Markdown: one table per layer, implementations as rows
+    (baselines first, marked ``(baseline)``), checks as columns (in ``CHECKS`` order,
+    headed by ``CHECK_LABELS``). Pure: it writes nothing.
+
+    A cell reads ``✓``, ``✓ (2 graph breaks)``, ``✗ unsupported`` or ``✗ wrong``, ``—``
+    where a check has no row; a cell with a reason gets a footnote marker. Given
+    ``notes`` (the report's running footnotes), markers come from ``notes.ref`` and
+    the footnotes are left to its owner; without, they are numbered here and listed
+    at the end. ``headings`` puts ``### <layer>`` above each table. No rows:
+    ``"No capability checks.\n"``.
     """
-    if frame.empty:
+    from harness.report._format import Footnotes, cell, md_table
+
+    table_rows = _records(rows)
+    if not table_rows:
         return "No capability checks.\n"
+    own = Footnotes() if notes is None else None
+    refs: Notes = own if own is not None else notes  # type: ignore[assignment]
     out: list[str] = []
-    for layer in dict.fromkeys(frame["layer"]):
-        sub = frame[frame["layer"] == layer]
-        present = set(sub["check"])
-        checks = [c for c in CHECKS if c in present] + sorted(present - set(CHECKS))
-        out.append(f"### {layer}")
-        out.append("")
-        out.append("| impl | role | " + " | ".join(checks) + " |")
-        out.append("|---|---|" + "---|" * len(checks))
-        notes: list[str] = []
-        for impl in dict.fromkeys(sub["impl"]):
-            rows = sub[sub["impl"] == impl]
-            cells = []
+    for layer in dict.fromkeys(str(r["layer"]) for r in table_rows):
+        caps = [r for r in table_rows if str(r["layer"]) == layer]
+        present = list(dict.fromkeys(str(r["check"]) for r in caps))
+        checks = [c for c in CHECKS if c in present] + [c for c in present if c not in CHECKS]
+        seen = list(dict.fromkeys(str(r["impl"]) for r in caps))
+        base = {str(r["impl"]) for r in caps if r.get("role") == "baseline"}
+        body = []
+        for impl in [i for i in seen if i in base] + [i for i in seen if i not in base]:
+            cells = [cell(f"{impl} (baseline)" if impl in base else impl)]
             for check in checks:
-                hit = rows[rows["check"] == check]
-                if hit.empty:
-                    cells.append("")
-                    continue
-                row = hit.iloc[0]
-                cell = _cell(str(row["status"]), row["graph_breaks"])
-                if not pd.isna(row["reason"]) and str(row["reason"]):
-                    notes.append(f"{impl}, {check}: {row['reason']}")
-                    cell += f" [{len(notes)}]"
-                cells.append(cell)
-            role = rows["role"].iloc[0]
-            role_text = "" if pd.isna(role) else str(role)
-            out.append(f"| {impl} | {role_text} | " + " | ".join(cells) + " |")
-        if notes:
-            out.append("")
-            out.extend(f"[{i}] {_escape(note)}" for i, note in enumerate(notes, 1))
-        out.append("")
+                hit = next((r for r in caps if r["impl"] == impl and r["check"] == check), None)
+                cells.append("—" if hit is None else _cell(hit, refs))
+            body.append(cells)
+        header = ["implementation"] + [CHECK_LABELS.get(c, c) for c in checks]
+        if headings:
+            out += [f"### {layer}", ""]
+        out += [md_table(header, body, ["l"] * len(header)), ""]
+    if own:
+        out += [own.render(), ""]
     return "\n".join(out)
+
+
+def _records(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as dicts, with every missing value (NA, NaN) as ``None``."""
+    if isinstance(rows, pd.DataFrame):
+        clean = rows.astype(object).where(rows.notna(), None)
+        return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
+    return [{str(k): v for k, v in row.items()} for row in rows]
+
+
+def _cell(row: Mapping[str, Any], notes: Notes) -> str:
+    status = str(row.get("status"))
+    if status == "ok":
+        text = "✓"
+        breaks = row.get("graph_breaks")
+        if breaks:
+            n = int(breaks)
+            text += f" ({n} graph break{'s' if n != 1 else ''})"
+    else:
+        text = f"✗ {status}"
+    reason = row.get("reason")
+    if reason:
+        text += notes.ref(str(reason))
+    return text
 
 
 # -- running the checks -----------------------------------------------------------------
@@ -292,6 +303,8 @@ def _check_implementation(
 ) -> Iterator[tuple[str, _Outcome]]:
     """Yield ``(check, outcome)`` for each check; a failure before any check (inputs,
     the eager call itself) is recorded as ``unsupported`` for all of them."""
+    import torch
+
     try:
         fn = impl.callable_for(point)
         a = layer.make(point, torch.float32, "cpu", seed=0)
@@ -302,7 +315,7 @@ def _check_implementation(
             if not isinstance(ref, torch.Tensor):
                 raise TypeError(f"eager call returned {type(ref).__name__}, not a tensor")
     except Exception as exc:  # the layer's own failure: record it for every check
-        reason = _truncate(f"eager call failed: {_describe(exc)}")
+        reason = _reason(f"eager call failed: {_describe(exc)}")
         for check in checks:
             yield check, _Outcome("unsupported", reason)
         return
@@ -316,12 +329,16 @@ def _check_implementation(
 
 
 def _run_check(check: str, subject: _Subject) -> _Outcome:
+    import torch
+
+    from harness.forms import quiet
+
     torch._dynamo.reset()
     try:
         with quiet(), torch.no_grad():
             return _CHECK_FUNCTIONS[check](subject)
     except Exception as exc:
-        return _Outcome("unsupported", _truncate(_describe(exc)))
+        return _Outcome("unsupported", _reason(_describe(exc)))
     finally:
         torch._dynamo.reset()
 
@@ -342,11 +359,13 @@ def _verdict(
             reason = f"{which} {problem}"
             if note:
                 reason += f"; {note}"
-            return _Outcome("wrong", _truncate(reason), graph_breaks)
-    return _Outcome("ok", _truncate(note) if note else None, graph_breaks)
+            return _Outcome("wrong", _reason(reason), graph_breaks)
+    return _Outcome("ok", _reason(note) if note else None, graph_breaks)
 
 
 def _script_save(subject: _Subject) -> _Outcome:
+    import torch
+
     with warnings.catch_warnings():
         # torch.jit.script/save/load are deprecated in torch >= 2.10; this check exists
         # to ask whether TorchScript still works, so we call them on purpose.
@@ -362,12 +381,12 @@ def _script_save(subject: _Subject) -> _Outcome:
         loaded = torch.jit.load(buffer)
     if subject.module is None:
         return _verdict(subject, lambda inputs: loaded(*inputs))
-    params = dict(loaded.named_parameters())
+    # The eager call (bind_module) has checked that the inputs match the parameters.
+    params = [param for _, param in loaded.named_parameters()]
 
     def run(inputs: Inputs) -> torch.Tensor:
         x, *values = inputs
-        _check_param_count(loaded, list(params), values)
-        for param, value in zip(params.values(), values, strict=True):
+        for param, value in zip(params, values, strict=True):
             param.copy_(value)
         return loaded(x)  # type: ignore[no-any-return]
 
@@ -375,6 +394,8 @@ def _script_save(subject: _Subject) -> _Outcome:
 
 
 def _trace(subject: _Subject) -> _Outcome:
+    import torch
+
     with warnings.catch_warnings():
         # TracerWarnings (a Python value baked into the trace, ...) are exactly what
         # the second input detects, so they are silenced on purpose; so is trace's
@@ -397,25 +418,31 @@ def _trace(subject: _Subject) -> _Outcome:
 
 
 def _compile_fullgraph(subject: _Subject) -> _Outcome:
+    import torch
+
     compiled = torch.compile(subject.fn, fullgraph=True, dynamic=False)
     return _verdict(subject, lambda inputs: compiled(*inputs))
 
 
 def _compile(subject: _Subject) -> _Outcome:
+    import torch
+
     note = None
     breaks: int | None = None
     try:
         breaks = int(torch._dynamo.explain(subject.fn)(*subject.a).graph_break_count)
     except Exception as exc:
-        note = _truncate(f"graph breaks unknown: torch._dynamo.explain raised {_describe(exc)}")
+        note = _reason(f"graph breaks unknown: torch._dynamo.explain raised {_describe(exc)}")
     torch._dynamo.reset()
     compiled = torch.compile(subject.fn, dynamic=False)
     return _verdict(subject, lambda inputs: compiled(*inputs), note, breaks)
 
 
 def _onnx_dynamo(subject: _Subject) -> _Outcome:
+    import torch
+
     program = torch.onnx.export(
-        CallableModule(subject.fn),
+        subject.traceable(),
         subject.a,
         dynamo=True,
         input_names=list(subject.names),
@@ -428,6 +455,8 @@ def _onnx_dynamo(subject: _Subject) -> _Outcome:
 
 
 def _onnx_legacy(subject: _Subject) -> _Outcome:
+    import torch
+
     buffer = io.BytesIO()
     torch.onnx.export(
         subject.traceable(),
@@ -441,28 +470,14 @@ def _onnx_legacy(subject: _Subject) -> _Outcome:
 
 
 def _onnx_verdict(subject: _Subject, model: bytes) -> _Outcome:
-    import onnxruntime as ort
+    from harness.forms import ort_callable, ort_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    graph_inputs = [i.name for i in session.get_inputs()]
+    session = ort_session(model)
     note = None
-    if not graph_inputs:
+    if not session.get_inputs():
         note = "the exported graph has no inputs: its output is a constant"
-
-    def run(inputs: Inputs) -> np.ndarray:
-        by_name = dict(zip(subject.names, inputs, strict=True))
-        if all(name in by_name for name in graph_inputs):
-            chosen = [by_name[name] for name in graph_inputs]
-        else:  # renamed by the exporter: feed them in order
-            chosen = list(inputs[: len(graph_inputs)])
-        feed = {
-            name: t.detach().cpu().numpy() for name, t in zip(graph_inputs, chosen, strict=True)
-        }
-        return np.asarray(session.run(None, feed)[0])
-
-    return _verdict(subject, run, note)
+    run = ort_callable(session, subject.names)
+    return _verdict(subject, lambda inputs: run(*inputs), note)
 
 
 _CHECK_FUNCTIONS: dict[str, Callable[[_Subject], _Outcome]] = {
@@ -479,7 +494,13 @@ _CHECK_FUNCTIONS: dict[str, Callable[[_Subject], _Outcome]] = {
 
 
 def _mismatch(out: Any, ref: torch.Tensor) -> str | None:
-    """``None`` if ``out`` matches the eager ``ref``, else what differs."""
+    """``None`` if ``out`` matches the eager ``ref`` within the tolerance of ``ref``'s
+    dtype (``harness.deviation.within_tolerance``), else what differs."""
+    import torch
+
+    from harness.deviation import within_tolerance
+    from harness.dtypes import dtype_name
+
     if isinstance(out, tuple | list) and len(out) == 1:
         out = out[0]
     if not isinstance(out, torch.Tensor):
@@ -489,54 +510,44 @@ def _mismatch(out: Any, ref: torch.Tensor) -> str | None:
             return f"is a {type(out).__name__}, not a tensor"
     if tuple(out.shape) != tuple(ref.shape):
         return f"has shape {tuple(out.shape)}, eager gives {tuple(ref.shape)}"
-    wide = torch.complex128 if ref.is_complex() or out.is_complex() else torch.float64
-    got = out.detach().cpu().to(wide)
-    want = ref.detach().cpu().to(wide)
-    scale = float(want.abs().max()) if want.numel() else 0.0
-    if torch.allclose(got, want, rtol=RTOL, atol=ATOL_FRACTION * scale, equal_nan=True):
+    try:
+        dtype = dtype_name(ref.dtype)
+    except ValueError:  # not a floating dtype (an integer output): be strict
+        dtype = "float64"
+    if within_tolerance(out, ref, dtype):
         return None
-    diff = (got - want).abs()
-    big = want.abs() > 1e-3 * scale
+    wide = torch.complex128 if ref.is_complex() or out.is_complex() else torch.float64
+    diff = (out.detach().cpu().to(wide) - ref.detach().cpu().to(wide)).abs()
+    want = ref.detach().cpu().to(wide).abs()
+    scale = float(want.max()) if want.numel() else 0.0
+    big = want > 1e-3 * scale
     if scale > 0 and bool(big.any()):
-        rel = float((diff[big] / want.abs()[big]).max())
+        rel = float((diff[big] / want[big]).max())
     else:
         rel = float("inf") if float(diff.max()) > 0 else float("nan")
     return f"differs from eager (max rel err {rel:.2g})"
 
 
 def _describe(exc: BaseException) -> str:
-    """``Type: first line`` of an exception. Wrappers (``TorchExportError``, dynamo's
-    ``TorchRuntimeError``) are described by their root ``__cause__``, named after
-    them, and dynamo's ``Explanation:`` line is kept: their first lines say little."""
-    root = exc
-    while root.__cause__ is not None and _lines(root.__cause__):
-        root = root.__cause__
-    lines = _lines(root)
-    text = lines[0] if lines else ""
-    explanation = next((ln for ln in lines[1:] if ln.startswith("Explanation:")), None)
+    """``harness.errors.describe`` of the root cause: wrappers (``TorchExportError``,
+    dynamo's ``TorchRuntimeError``) are described by their root ``__cause__``, named
+    after them, and dynamo's ``Explanation:`` line is kept: their first lines say little."""
+    root = root_cause(exc)
+    text = describe(root, limit=None)
+    first = first_line(root)
+    explanation = next(
+        (
+            line.strip()
+            for line in str(root).splitlines()
+            if line.strip().startswith("Explanation:") and line.strip() != first
+        ),
+        None,
+    )
     if explanation:
         text += f" ({explanation.removeprefix('Explanation:').strip()})"
-    name = type(root).__name__
-    if root is not exc:
-        name = f"{type(exc).__name__} from {name}"
-    return f"{name}: {text}" if text else name
+    return f"{type(exc).__name__} from {text}" if root is not exc else text
 
 
-def _lines(exc: BaseException) -> list[str]:
-    text = _ANSI.sub("", str(exc))
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _truncate(text: str, limit: int = _REASON_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _cell(status: str, graph_breaks: Any) -> str:
-    if pd.isna(graph_breaks) or int(graph_breaks) == 0:
-        return status
-    n = int(graph_breaks)
-    return f"{status} ({n} graph break{'s' if n != 1 else ''})"
-
-
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _reason(text: str) -> str:
+    """A reason as stored: at most ``_REASON_CHARS`` characters."""
+    return truncate(text, _REASON_CHARS)

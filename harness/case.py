@@ -1,9 +1,18 @@
-"""The identity of one measurement: a frozen, hashable case key.
+"""The identity of one measurement: frozen, hashable keys with readable names.
 
-A ``Variant`` is everything that decides *what* runs (layer, implementation, grid
-point, dtype, threads, device); a ``Case`` adds the phase (forward or backward).
-Both have a unique readable ``name`` that is the pyperf benchmark name and the key of
-every record, so a case is found the same way in every process and every file.
+- A ``Group`` is one grid point of one layer in one setting (dtype, threads, device,
+  allocator): the implementations of a group are timed together, in alternation, so
+  that their ratios are paired.
+- A ``Variant`` adds the implementation: everything that decides *what* runs.
+- A ``Case`` adds the phase (forward or backward): one timed measurement.
+
+Each has a unique readable ``name`` (the case's is the pyperf benchmark name and the
+key of every record), and ``from_name`` inverts it, so a case is found the same way in
+every process and every file::
+
+    conv2d/n=64,k=3/float32/t1/cpu/glibc                     a group
+    conv2d/torch/n=64,k=3/float32/t1/cpu/glibc               a variant
+    conv2d/torch/n=64,k=3/float32/t1/cpu/glibc/backward      a case
 """
 
 from __future__ import annotations
@@ -12,17 +21,62 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.layer import AxisValue
+from harness.points import format_point, parse_point
 
-__all__ = ["PHASES", "Case", "Phase", "Variant"]
+AxisValue = int | float | str
+
+__all__ = ["PHASES", "Case", "Group", "Phase", "Variant"]
 
 Phase = Literal["forward", "backward"]
 PHASES: tuple[Phase, ...] = ("forward", "backward")
 
 
 @dataclass(frozen=True, order=True)
+class Group:
+    """One (layer, point, dtype, threads, device, allocator): a unit of paired timing."""
+
+    layer: str
+    point: tuple[tuple[str, AxisValue], ...]
+    dtype: str = "float32"
+    threads: int = 1
+    device: str = "cpu"
+    allocator: str = "glibc"
+
+    @property
+    def point_dict(self) -> dict[str, AxisValue]:
+        return dict(self.point)
+
+    @property
+    def point_str(self) -> str:
+        return format_point(dict(self.point))
+
+    @property
+    def setting(self) -> str:
+        return f"{self.dtype}/t{self.threads}/{self.device}/{self.allocator}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}/{self.point_str}/{self.setting}"
+
+    def variant(self, impl: str) -> Variant:
+        return Variant(
+            self.layer, impl, self.point, self.dtype, self.threads, self.device, self.allocator
+        )
+
+    @classmethod
+    def from_name(cls, name: str) -> Group:
+        parts = name.split("/")
+        if len(parts) != 6:
+            raise ValueError(f"not a group name: {name!r}")
+        layer, point, dtype, threads, device, allocator = parts
+        return cls(
+            layer, tuple(parse_point(point).items()), dtype, int(threads[1:]), device, allocator
+        )
+
+
+@dataclass(frozen=True, order=True)
 class Variant:
-    """One (layer, implementation, point, dtype, threads, device)."""
+    """One (layer, implementation, point, dtype, threads, device, allocator)."""
 
     layer: str
     impl: str
@@ -30,6 +84,7 @@ class Variant:
     dtype: str = "float32"
     threads: int = 1
     device: str = "cpu"
+    allocator: str = "glibc"
 
     @classmethod
     def make(
@@ -40,8 +95,13 @@ class Variant:
         dtype: str = "float32",
         threads: int = 1,
         device: str = "cpu",
+        allocator: str = "glibc",
     ) -> Variant:
-        return cls(layer, impl, tuple(point.items()), dtype, threads, device)
+        return cls(layer, impl, tuple(point.items()), dtype, threads, device, allocator)
+
+    @property
+    def group(self) -> Group:
+        return Group(self.layer, self.point, self.dtype, self.threads, self.device, self.allocator)
 
     @property
     def point_dict(self) -> dict[str, AxisValue]:
@@ -49,13 +109,11 @@ class Variant:
 
     @property
     def point_str(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.point)
+        return format_point(dict(self.point))
 
     @property
     def name(self) -> str:
-        return (
-            f"{self.layer}/{self.impl}/{self.point_str}/{self.dtype}/t{self.threads}/{self.device}"
-        )
+        return f"{self.layer}/{self.impl}/{self.point_str}/{self.group.setting}"
 
     def case(self, phase: Phase) -> Case:
         return Case(self, phase)
@@ -80,20 +138,17 @@ class Case:
     @classmethod
     def from_name(cls, name: str) -> Case:
         """Inverse of ``name`` (axis values come back as int, float or str)."""
-        layer, impl, point, dtype, threads, device, phase = name.split("/")
-        pairs: list[tuple[str, AxisValue]] = []
-        for item in point.split(","):
-            key, _, raw = item.partition("=")
-            pairs.append((key, _parse_value(raw)))
-        if phase not in PHASES:
+        parts = name.split("/")
+        if len(parts) != 8 or parts[7] not in PHASES:
             raise ValueError(f"not a case name: {name!r}")
-        return cls(Variant(layer, impl, tuple(pairs), dtype, int(threads[1:]), device), phase)  # type: ignore[arg-type]
-
-
-def _parse_value(raw: str) -> AxisValue:
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw
+        layer, impl, point, dtype, threads, device, allocator, phase = parts
+        variant = Variant(
+            layer,
+            impl,
+            tuple(parse_point(point).items()),
+            dtype,
+            int(threads[1:]),
+            device,
+            allocator,
+        )
+        return cls(variant, phase)  # type: ignore[arg-type]

@@ -1,8 +1,10 @@
 """``python -m harness``: a thin command line over the library.
 
-Commands: ``run``, ``report``, ``compare``, ``capabilities``, ``layers``. Every error
-the harness raises on purpose (``HarnessError``) and every usage error is one line
-``error: ...`` on stderr and exit code 2; an interrupted run exits 130.
+Commands: ``run``, ``report``, ``compare``, ``merge``, ``capabilities``, ``layers``, all
+in one argparse tree. ``run``'s options come from ``RunConfig``'s declaration
+(``harness.config``). Every error the harness raises on purpose (``HarnessError``)
+and every usage error is one line ``error: ...`` on stderr and exit code 2; an
+interrupted run exits 130; ``compare --fail-above`` exits 1 on a slowdown.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from harness.config import add_run_options, load_config, parse_list, settings_from_namespace
 from harness.errors import ConfigError, HarnessError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,10 +27,21 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a percentage must be >= 0, not {text!r}")
+    return value
+
+
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", help="comma-separated layer names (default: all registered)")
     p.add_argument(
         "--layers-from",
+        dest="layers_from",
         action="append",
         default=[],
         metavar="MODULE_OR_FILE",
@@ -35,60 +49,65 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m harness", description=__doc__.splitlines()[0] if __doc__ else None
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="measure a grid and write a results folder and its report")
-    _add_selection(run)
-    run.add_argument("--impls", help="comma-separated implementations (default: all of each layer)")
+    add_run_options(run)
+    run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
+    run.add_argument("--out", help="results folder to create (default: a new one under reports/)")
     run.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="AXIS=VALUES",
-        help="values of one grid axis: n=8,16,32 or n=8..1024*2 or n=8..64+8 (repeatable)",
-    )
-    run.add_argument("--dtype", help="comma-separated dtypes (default: float32)")
-    run.add_argument("--threads", help="comma-separated thread counts (default: 1)")
-    run.add_argument("--device", help="cpu, cuda, or both comma-separated (default: cpu)")
-    run.add_argument("--config", metavar="FILE.toml", help="read these settings from a TOML file")
-    run.add_argument(
-        "--profile",
-        choices=["quick", "default", "rigorous"],
-        help="how much measuring each point gets",
-    )
-    run.add_argument(
-        "--out", help="results folder to create (default: a new folder under reports/)"
-    )
-    run.add_argument(
-        "--resume",
-        metavar="DIR",
-        help="continue an interrupted run in DIR, measuring only what is missing",
-    )
-    run.add_argument(
-        "--seed", type=int, help="seed of the inputs and of the case order (default: 0)"
-    )
-    run.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help="time limit of one case in one worker (default: the profile's)",
-    )
-    run.add_argument(
-        "--no-capabilities",
-        action="store_true",
-        help="skip the capability matrix (TorchScript, compile, ONNX checks)",
+        "--resume", metavar="DIR", help="continue an interrupted run in DIR (only what is missing)"
     )
     run.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     rep = sub.add_parser("report", help="write DIR/report.md and its plots from a results folder")
-    rep.add_argument("args", nargs=argparse.REMAINDER)
-    cmp_ = sub.add_parser("compare", help="compare two results folders")
-    cmp_.add_argument("args", nargs=argparse.REMAINDER)
+    rep.add_argument("dir", metavar="DIR", help="results folder")
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="compare two results folders point by point",
+        description="Compare two results folders point by point (new / base), slowdowns "
+        "first. Exit status 1 when --fail-above is given and a significant slowdown "
+        "exceeds it, or a point that ran in BASE fails in NEW.",
+    )
+    cmp_.add_argument("base", metavar="BASE_DIR", help="results folder of the reference run")
+    cmp_.add_argument("new", metavar="NEW_DIR", help="results folder of the run to judge")
+    cmp_.add_argument("--out", metavar="FILE", help="write the Markdown here instead of stdout")
+    cmp_.add_argument(
+        "--threshold",
+        metavar="PCT",
+        type=_percent,
+        default=5.0,
+        help="smallest change reported as slower or faster (default 5)",
+    )
+    cmp_.add_argument(
+        "--fail-above",
+        metavar="PCT",
+        type=_percent,
+        default=None,
+        help="exit 1 when a statistically significant slowdown exceeds PCT percent",
+    )
+    cmp_.add_argument(
+        "--no-correction",
+        action="store_true",
+        help="do not adjust p-values for the number of points compared (Benjamini-Hochberg)",
+    )
+
+    mrg = sub.add_parser(
+        "merge", help="merge the results folders of the parts of a --shard run into one"
+    )
+    mrg.add_argument("out", metavar="OUT", help="results folder to create")
+    mrg.add_argument("parts", metavar="DIR", nargs="+", help="results folders of the parts")
+    mrg.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="merge parts measured on different machines (the report says so)",
+    )
 
     cap = sub.add_parser(
         "capabilities", help="print the capability matrix (TorchScript, compile, ONNX)"
@@ -103,70 +122,93 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.config import RunConfig, load_config, parse_grid, parse_list
     from harness.runner import Runner
 
-    settings: dict[str, Any] = load_config(args.config) if args.config else {}
-    out = settings.pop("out", None)
-    if args.layers:
-        settings["layers"] = parse_list(args.layers, "--layers")
-    if args.impls:
-        settings["impls"] = parse_list(args.impls, "--impls")
-    if args.grid:
-        settings["grid"] = {**settings.get("grid", {}), **parse_grid(args.grid)}
-    if args.dtype:
-        settings["dtypes"] = parse_list(args.dtype, "--dtype")
-    if args.threads:
-        try:
-            settings["threads"] = tuple(int(t) for t in parse_list(args.threads, "--threads"))
-        except ValueError:
-            raise ConfigError(
-                f"--threads {args.threads!r}: expected integers such as 1,2"
-            ) from None
-    if args.device:
-        settings["devices"] = parse_list(args.device, "--device")
-    if args.profile:
-        settings["profile"] = args.profile
-    if args.layers_from:
-        settings["layers_from"] = (*settings.get("layers_from", ()), *args.layers_from)
-    if args.seed is not None:
-        settings["seed"] = args.seed
-    if args.timeout is not None:
-        settings["timeout_s"] = args.timeout
-    if args.no_capabilities:
-        settings["capabilities"] = False
-    config = RunConfig(**settings)
+    file_settings: dict[str, Any] = load_config(args.config) if args.config else {}
+    out = args.out or file_settings.pop("out", None)
+    file_settings.pop("out", None)
+    given = settings_from_namespace(args)
+    settings = {**file_settings, **given}
+    # Repeatable options add to what the file has rather than replace it.
+    if "grid" in file_settings and "grid" in given:
+        settings["grid"] = {**file_settings["grid"], **given["grid"]}
+    if "layers_from" in file_settings and "layers_from" in given:
+        settings["layers_from"] = (*file_settings["layers_from"], *given["layers_from"])
     if args.resume and args.out:
         raise ConfigError("--out and --resume are exclusive: --resume continues its own folder")
-    runner = Runner(
-        config, out=args.out or out, resume=args.resume, quiet=args.quiet, report=not args.no_report
+    runner = Runner.from_settings(
+        settings,
+        out=out,
+        resume=args.resume,
+        quiet=args.quiet,
+        report=not args.no_report,
     )
     outcome = runner.run()
-    if outcome.interrupted:
-        return 130
-    return 0
+    return 130 if outcome.interrupted else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report.commands import cmd_report as report
+    from harness.report import write_report
 
-    return report(args.args)
+    path = write_report(args.dir, notes=_note)
+    print(path)
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.report.commands import cmd_compare as compare
+    from harness.report import compare_runs, format_comparison
+    from harness.results import atomic_write_text
 
-    return compare(args.args)
+    cmp = compare_runs(
+        args.base, args.new, threshold_pct=args.threshold, correct=not args.no_correction
+    )
+    text = format_comparison(cmp)
+    if args.out:
+        try:
+            atomic_write_text(args.out, text)
+        except OSError as exc:
+            raise ConfigError(f"{args.out}: cannot write: {exc}".splitlines()[0]) from None
+    else:
+        sys.stdout.write(text)
+    if args.fail_above is not None:
+        worst = cmp.worst_significant_slowdown_pct
+        if worst > args.fail_above:
+            print(
+                f"compare: significant slowdown of {worst:.1f}% exceeds --fail-above "
+                f"{args.fail_above:g}%",
+                file=sys.stderr,
+            )
+            return 1
+        if cmp.newly_failing:
+            print(
+                f"compare: {len(cmp.newly_failing)} point(s) that ran in the base run "
+                "fail in the new one",
+                file=sys.stderr,
+            )
+            return 1
+    return 0
 
 
-def cmd_capabilities(args: argparse.Namespace) -> int:
-    from harness.capabilities import capability_frame, format_capabilities
-    from harness.config import parse_list
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.merge import merge
+
+    path = merge(args.out, args.parts, allow_mixed=args.allow_mixed)
+    print(path)
+    return 0
+
+
+def _registry(layers_from: Sequence[str]) -> Any:
     from harness.forms import quiet
     from harness.registry import Registry
 
     with quiet():
-        registry = Registry.default(args.layers_from)
+        return Registry.default(layers_from)
+
+
+def cmd_capabilities(args: argparse.Namespace) -> int:
+    from harness.capabilities import capability_frame, format_capabilities
+
+    registry = _registry(args.layers_from)
     names = parse_list(args.layers, "--layers") if args.layers else registry.names()
     layers = [registry.get(n) for n in names]
     impls = parse_list(args.impls, "--impls") if args.impls else None
@@ -186,12 +228,7 @@ def cmd_capabilities(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from harness.config import parse_list
-    from harness.forms import quiet
-    from harness.registry import Registry
-
-    with quiet():
-        registry = Registry.default(args.layers_from)
+    registry = _registry(args.layers_from)
     names = parse_list(args.layers, "--layers") if args.layers else registry.names()
     lines = []
     for name in names:
@@ -212,10 +249,15 @@ def cmd_layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "report": cmd_report,
     "compare": cmd_compare,
+    "merge": cmd_merge,
     "capabilities": cmd_capabilities,
     "layers": cmd_layers,
 }
@@ -223,7 +265,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m harness``; returns the exit code."""
-    parser = _build_parser()
+    parser = build_parser()
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
         return COMMANDS[args.command](args)

@@ -1,14 +1,22 @@
-"""What a run measures: profiles, grid parsing, and the run configuration.
+"""What a run measures: the settings, declared once, and the profiles.
 
-A ``RunConfig`` comes from the command line or from a TOML file holding the same
-settings, for example::
+``RunConfig``'s fields are the one declaration of every setting of a run. Each field's
+metadata (``setting(...)``) names its command-line option, its TOML key(s), its help
+text and its parser; from it come
+
+- the options of ``python -m harness run`` (``add_run_options``),
+- the keys of a TOML config file (``load_config``),
+- ``run.json``'s round trip (``RunConfig.to_json`` / ``from_json``),
+- the signature of ``harness.run()`` (``run_signature``).
+
+A TOML config holds the same settings, for example::
 
     layers = ["conv2d"]
     impls = ["scipy", "torch", "compile"]
     dtype = ["float32"]
     threads = [1]
-    device = ["cpu"]
     profile = "quick"
+    out = "reports/conv2d"      # where to write (not a setting of the measurement)
 
     [grid]
     n = "8..1024*2"      # 8, 16, ..., 1024; also "8..64+8" or [8, 16, 32]
@@ -17,13 +25,16 @@ settings, for example::
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import math
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from harness.dtypes import DTYPES
 from harness.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -32,48 +43,90 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "ALLOCATOR_NAMES",
     "DTYPES",
+    "OPTIONS",
     "PROFILES",
     "Profile",
     "RunConfig",
+    "add_run_options",
     "load_config",
     "parse_grid",
     "parse_grid_values",
     "parse_list",
+    "run_signature",
+    "settings_from_namespace",
 ]
 
-DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: Allocators a worker can run with (``harness.environment`` knows how).
+ALLOCATOR_NAMES = ("glibc", "glibc-fixed", "jemalloc", "tcmalloc")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """How much measuring each point gets.
+    """How much measuring a run gets: a time budget for timing, and its design.
 
-    ``processes`` worker processes each run every case, in a different order;
-    each contributes ``warmups`` discarded and ``values`` kept values, and one value
-    repeats the call ``loops`` times, with ``loops`` calibrated so a value lasts at
-    least ``min_time`` seconds. ``case_timeout_s`` bounds one case in one process.
+    Timing is paired: each worker process times every implementation of one grid
+    point in alternation, ``rounds`` rounds, each in a fresh random order. The first
+    pass runs ``processes`` processes with as many rounds as fit in half of
+    ``budget_s`` (at least ``min_rounds``, at most ``max_rounds``); then, while the
+    budget lasts, extra processes give ``extra_rounds`` more rounds to the points
+    whose speedup interval still straddles the ±5% band, points near a crossover
+    first. One timed value repeats the call until it lasts at least ``min_time``.
+    ``case_timeout_s`` bounds one setup task (or one group's rounds, scaled by their
+    expected duration) in one process.
     """
 
     name: str
+    budget_s: float
     processes: int
-    values: int
-    warmups: int
+    min_rounds: int
+    max_rounds: int
+    extra_rounds: int
     min_time: float
     case_timeout_s: float = 120.0
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", processes=2, values=3, warmups=1, min_time=0.002, case_timeout_s=60),
-    "default": Profile("default", processes=2, values=3, warmups=1, min_time=0.01),
+    "quick": Profile(
+        "quick",
+        budget_s=20,
+        processes=2,
+        min_rounds=3,
+        max_rounds=8,
+        extra_rounds=4,
+        min_time=0.002,
+        case_timeout_s=60,
+    ),
+    "default": Profile(
+        "default",
+        budget_s=100,
+        processes=3,
+        min_rounds=5,
+        max_rounds=20,
+        extra_rounds=8,
+        min_time=0.005,
+    ),
     "rigorous": Profile(
-        "rigorous", processes=10, values=5, warmups=2, min_time=0.1, case_timeout_s=600
+        "rigorous",
+        budget_s=900,
+        processes=6,
+        min_rounds=10,
+        max_rounds=60,
+        extra_rounds=16,
+        min_time=0.02,
+        case_timeout_s=600,
     ),
 }
 
 
+# ---------------------------------------------------------------------------- parsers
+
+
 def parse_list(text: str | Sequence[Any], what: str) -> tuple[str, ...]:
     """``"a,b"`` or ``["a", "b"]`` -> ``("a", "b")``; empty items are an error."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        text = [text]
     items = (
         [str(x).strip() for x in text]
         if not isinstance(text, str)
@@ -114,10 +167,9 @@ def parse_grid_values(axis: str, text: str) -> tuple[str, ...]:
             out.append(str(value))
             value = value * step if op == "*" else value + step
             count += 1
-            if count > 10_000:
+            if count > 100_000:
                 raise ConfigError(f"--grid {axis}={text}: range {item!r} has too many values")
-    # keep order, drop repeats
-    return tuple(dict.fromkeys(out))
+    return tuple(dict.fromkeys(out))  # keep order, drop repeats
 
 
 def parse_grid(items: Sequence[str] | Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -127,9 +179,11 @@ def parse_grid(items: Sequence[str] | Mapping[str, Any]) -> dict[str, tuple[str,
     if isinstance(items, Mapping):
         pairs = list(items.items())
     else:
+        if isinstance(items, str):
+            items = [items]
         pairs = []
         for item in items:
-            axis, eq, values = item.partition("=")
+            axis, eq, values = str(item).partition("=")
             if not eq or not axis.strip():
                 raise ConfigError(f"--grid {item!r}: expected AXIS=VALUES, such as n=8,16,32")
             pairs.append((axis.strip(), values))
@@ -142,102 +196,331 @@ def parse_grid(items: Sequence[str] | Mapping[str, Any]) -> dict[str, tuple[str,
     return grid
 
 
+def _names(what: str, known: Sequence[str] | None = None) -> Callable[[Any], tuple[str, ...]]:
+    def parse(value: Any) -> tuple[str, ...]:
+        items = parse_list(value, what)
+        if known is not None:
+            for item in items:
+                if item not in known:
+                    raise ConfigError(f"unknown {what} {item!r} (known: {', '.join(known)})")
+        if len(set(items)) != len(items):
+            raise ConfigError(f"{what}: {','.join(items)} lists a value twice")
+        return items
+
+    return parse
+
+
+def _positive_ints(what: str) -> Callable[[Any], tuple[int, ...]]:
+    def parse(value: Any) -> tuple[int, ...]:
+        items = parse_list(value, what)
+        try:
+            out = tuple(int(x) for x in items)
+        except ValueError:
+            raise ConfigError(
+                f"{what} {','.join(items)!r}: expected integers such as 1,2"
+            ) from None
+        if any(x < 1 for x in out):
+            raise ConfigError(f"{what} must be positive integers, got {','.join(items)}")
+        return out
+
+    return parse
+
+
+def _int(what: str) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{what}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what}: expected an integer, got {value!r}") from None
+
+    return parse
+
+
+def _seconds(what: str) -> Callable[[Any], float | None]:
+    def parse(value: Any) -> float | None:
+        if value is None:
+            return None
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what}: expected seconds, got {value!r}") from None
+        if not (math.isfinite(out) and out > 0):
+            raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
+        return out
+
+    return parse
+
+
+def _bool(what: str) -> Callable[[Any], bool]:
+    def parse(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "1", "on"):
+            return True
+        if text in ("false", "no", "0", "off"):
+            return False
+        raise ConfigError(f"{what}: expected true or false, got {value!r}")
+
+    return parse
+
+
+def _profile(value: Any) -> str:
+    name = str(value)
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
+    return name
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else parse(value)
+
+
+def _shard(value: Any) -> Any:
+    if value is None:
+        return None
+    from harness.shard import Shard, parse_shard
+
+    if isinstance(value, Shard):
+        return value
+    if isinstance(value, Mapping):
+        return Shard(int(value["index"]), int(value["count"]))
+    return parse_shard(str(value))
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def setting(
+    default: Any,
+    *,
+    parse: Callable[[Any], Any],
+    flag: str,
+    help: str,
+    toml: Sequence[str] = (),
+    metavar: str | None = None,
+    negate: bool = False,
+    append: bool = False,
+    in_plan: bool = True,
+) -> Any:
+    """A ``RunConfig`` field with everything the CLI, TOML and ``harness.run`` need.
+
+    ``negate``: a boolean whose option is ``--no-...`` (given: False). ``append``: the
+    option may be repeated (``--grid``, ``--layers-from``). ``in_plan``: False for
+    settings that do not change what a run measures (a shard of the same plan).
+    """
+    meta = {
+        "parse": parse,
+        "flag": flag,
+        "help": help,
+        "toml": tuple(toml),
+        "metavar": metavar,
+        "negate": negate,
+        "append": append,
+        "in_plan": in_plan,
+    }
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything ``python -m harness run`` needs to know; the cartesian product of
-    grid, dtypes, threads and devices (per selected layer and implementation) is the
-    set of points measured."""
+    grid, dtypes, threads, devices and allocators (per selected layer and
+    implementation) is the set of points measured. Values are parsed and validated
+    on construction, whatever their source."""
 
-    layers: tuple[str, ...] | None = None
-    impls: tuple[str, ...] | None = None
-    grid: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    dtypes: tuple[str, ...] = ("float32",)
-    threads: tuple[int, ...] = (1,)
-    devices: tuple[str, ...] = ("cpu",)
-    profile: str = "default"
-    layers_from: tuple[str, ...] = ()
-    seed: int = 0
-    capabilities: bool = True
-    timeout_s: float | None = None
+    layers: tuple[str, ...] | None = setting(
+        None,
+        parse=_optional(_names("layer")),
+        flag="--layers",
+        help="comma-separated layer names (default: all registered)",
+    )
+    impls: tuple[str, ...] | None = setting(
+        None,
+        parse=_optional(_names("implementation")),
+        flag="--impls",
+        help="comma-separated implementations (default: all of each layer)",
+    )
+    grid: Mapping[str, tuple[str, ...]] = setting(
+        {},
+        parse=parse_grid,
+        flag="--grid",
+        metavar="AXIS=VALUES",
+        append=True,
+        help="values of one grid axis: n=8,16,32 or n=8..1024*2 or n=8..64+8 (repeatable)",
+    )
+    dtypes: tuple[str, ...] = setting(
+        ("float32",),
+        parse=_names("dtype", DTYPES),
+        flag="--dtype",
+        toml=("dtype", "dtypes"),
+        help="comma-separated dtypes (default: float32)",
+    )
+    threads: tuple[int, ...] = setting(
+        (1,),
+        parse=_positive_ints("threads"),
+        flag="--threads",
+        help="comma-separated intra-op thread counts (default: 1)",
+    )
+    devices: tuple[str, ...] = setting(
+        ("cpu",),
+        parse=_names("device", ("cpu", "cuda")),
+        flag="--device",
+        toml=("device", "devices"),
+        help="cpu, cuda, or both comma-separated (default: cpu)",
+    )
+    allocators: tuple[str, ...] = setting(
+        ("glibc",),
+        parse=_names("allocator", ALLOCATOR_NAMES),
+        flag="--allocator",
+        toml=("allocator", "allocators"),
+        help="memory allocators of the workers, comma-separated: glibc (glibc's defaults, "
+        "what a training process gets; the default), glibc-fixed (fixed mmap/trim "
+        "thresholds), jemalloc, tcmalloc (LD_PRELOAD, where installed)",
+    )
+    profile: str = setting(
+        "default",
+        parse=_profile,
+        flag="--profile",
+        metavar="quick|default|rigorous",
+        help="time budget and design of timing (default: default)",
+    )
+    budget_s: float | None = setting(
+        None,
+        parse=_seconds("budget"),
+        flag="--budget",
+        metavar="SECONDS",
+        toml=("budget_s",),
+        help="seconds of timing to spend, first pass and adaptive rounds (default: the profile's)",
+    )
+    layers_from: tuple[str, ...] = setting(
+        (),
+        parse=lambda v: parse_list(v, "layers_from") if v not in ((), []) else (),
+        flag="--layers-from",
+        metavar="MODULE_OR_FILE",
+        append=True,
+        help="also load layers from a module path or a .py file (repeatable)",
+    )
+    seed: int = setting(
+        0, parse=_int("seed"), flag="--seed", help="seed of inputs and case order (default: 0)"
+    )
+    capabilities: bool = setting(
+        True,
+        parse=_bool("capabilities"),
+        flag="--no-capabilities",
+        negate=True,
+        help="skip the capability matrix (TorchScript, compile, ONNX checks)",
+    )
+    memory: bool = setting(
+        True,
+        parse=_bool("memory"),
+        flag="--no-memory",
+        negate=True,
+        help="skip measuring peak memory in the setup pass",
+    )
+    timeout_s: float | None = setting(
+        None,
+        parse=_seconds("timeout"),
+        flag="--timeout",
+        metavar="SECONDS",
+        toml=("timeout_s",),
+        help="time limit of one setup task in one worker (default: the profile's)",
+    )
+    shard: Any = setting(
+        None,
+        parse=_shard,
+        flag="--shard",
+        metavar="K/N|auto|auto/N",
+        in_plan=False,
+        help="measure only the K-th of N deterministic parts of the plan (0-based); auto "
+        "reads SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (auto/N)",
+    )
 
     def __post_init__(self) -> None:
-        if self.timeout_s is not None and not self.timeout_s > 0:
-            raise ConfigError(
-                f"timeout must be a positive number of seconds, got {self.timeout_s!r}"
-            )
-        for dtype in self.dtypes:
-            if dtype not in DTYPES:
-                raise ConfigError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
-        for t in self.threads:
-            if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-                raise ConfigError(f"threads must be positive integers, got {t!r}")
-        for device in self.devices:
-            if device not in ("cpu", "cuda"):
-                raise ConfigError(f"unknown device {device!r} (known: cpu, cuda)")
-        if self.profile not in PROFILES:
-            raise ConfigError(f"unknown profile {self.profile!r} (known: {', '.join(PROFILES)})")
-        for name in ("dtypes", "threads", "devices"):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "grid" and isinstance(value, Mapping) and not value:
+                object.__setattr__(self, "grid", {})
+                continue
+            object.__setattr__(self, f.name, f.metadata["parse"](value))
+        for name in ("dtypes", "threads", "devices", "allocators"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must not be empty")
 
     @property
     def profile_spec(self) -> Profile:
-        """The profile, with ``timeout_s`` applied when given."""
+        """The profile, with ``budget_s`` and ``timeout_s`` applied when given."""
         base = PROFILES[self.profile]
-        return replace(base, case_timeout_s=self.timeout_s) if self.timeout_s else base
+        if self.timeout_s:
+            base = replace(base, case_timeout_s=self.timeout_s)
+        if self.budget_s:
+            base = replace(base, budget_s=self.budget_s)
+        return base
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["grid"] = {k: list(v) for k, v in self.grid.items()}
-        return data
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "grid":
+                value = {k: list(v) for k, v in value.items()}
+            elif f.name == "shard":
+                value = None if value is None else {"index": value.index, "count": value.count}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def plan_json(self) -> dict[str, Any]:
+        """The settings that define what is measured (not which part of it)."""
+        return {k: v for k, v in self.to_json().items() if _FIELDS[k].metadata["in_plan"]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunConfig:
-        return cls(
-            layers=tuple(data["layers"]) if data.get("layers") else None,
-            impls=tuple(data["impls"]) if data.get("impls") else None,
-            grid={k: tuple(v) for k, v in data.get("grid", {}).items()},
-            dtypes=tuple(data.get("dtypes", ("float32",))),
-            threads=tuple(int(t) for t in data.get("threads", (1,))),
-            devices=tuple(data.get("devices", ("cpu",))),
-            profile=data.get("profile", "default"),
-            layers_from=tuple(data.get("layers_from", ())),
-            seed=int(data.get("seed", 0)),
-            capabilities=bool(data.get("capabilities", True)),
-            timeout_s=data.get("timeout_s"),
-        )
+        unknown = sorted(set(data) - set(_FIELDS))
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}")
+        return cls(**{k: v for k, v in data.items()})
 
     def updated(self, **changes: Any) -> RunConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def differences(self, other: RunConfig, keys: Sequence[str]) -> list[str]:
+        """``--option value`` for each of ``keys`` whose value differs from ``other``'s."""
+        return [
+            f"{_FIELDS[k].metadata['flag']} ({_show(getattr(self, k))} here, "
+            f"{_show(getattr(other, k))} there)"
+            for k in keys
+            if getattr(self, k) != getattr(other, k)
+        ]
 
-def _ints(values: tuple[str, ...], what: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(v) for v in values)
-    except ValueError:
-        raise ConfigError(f"{what}: expected integers, got {','.join(values)!r}") from None
-    return out
+
+_FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(RunConfig)}
+#: Settings a TOML file or ``harness.run`` may name, besides RunConfig's: where to write.
+OPTIONS = ("out",)
 
 
-_CONFIG_KEYS = {
-    "layers",
-    "impls",
-    "grid",
-    "dtype",
-    "dtypes",
-    "threads",
-    "device",
-    "devices",
-    "profile",
-    "layers_from",
-    "seed",
-    "capabilities",
-    "timeout_s",
-}
+def _show(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value) or "none"
+    if isinstance(value, Mapping):
+        return " ".join(f"{k}={','.join(map(str, v))}" for k, v in value.items()) or "default"
+    return str(value)
+
+
+def _toml_keys() -> dict[str, str]:
+    keys = {}
+    for f in fields(RunConfig):
+        for key in f.metadata["toml"] or (f.name,):
+            keys[key] = f.name
+    return keys
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config into keyword arguments for ``RunConfig`` (and ``out``)."""
+    """Read a TOML config into ``RunConfig`` keyword arguments (and ``out``), parsed."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -247,47 +530,85 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config {path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - _CONFIG_KEYS - {"out"})
+    keys = _toml_keys()
+    unknown = sorted(set(data) - set(keys) - set(OPTIONS))
     if unknown:
-        raise ConfigError(f"config {path}: unknown keys {unknown} (known: {sorted(_CONFIG_KEYS)})")
-    kwargs: dict[str, Any] = {}
+        raise ConfigError(
+            f"config {path}: unknown keys {unknown} (known: {sorted([*keys, *OPTIONS])})"
+        )
+    out: dict[str, Any] = {}
     try:
-        if "layers" in data:
-            kwargs["layers"] = parse_list(data["layers"], "layers")
-        if "impls" in data:
-            kwargs["impls"] = parse_list(data["impls"], "impls")
-        if "grid" in data:
-            if not isinstance(data["grid"], dict):
+        for key, value in data.items():
+            if key in OPTIONS:
+                out[key] = str(value)
+                continue
+            name = keys[key]
+            if name == "grid" and not isinstance(value, dict):
                 raise ConfigError("grid must be a table of axis = values")
-            kwargs["grid"] = parse_grid(data["grid"])
-        for key, target in (
-            ("dtype", "dtypes"),
-            ("dtypes", "dtypes"),
-            ("device", "devices"),
-            ("devices", "devices"),
-        ):
-            if key in data:
-                kwargs[target] = parse_list(_as_list(data[key]), key)
-        if "threads" in data:
-            kwargs["threads"] = _ints(parse_list(_as_list(data["threads"]), "threads"), "threads")
-        if "profile" in data:
-            kwargs["profile"] = str(data["profile"])
-        if "layers_from" in data:
-            kwargs["layers_from"] = parse_list(_as_list(data["layers_from"]), "layers_from")
-        if "seed" in data:
-            kwargs["seed"] = int(data["seed"])
-        if "capabilities" in data:
-            kwargs["capabilities"] = bool(data["capabilities"])
-        if "timeout_s" in data:
-            kwargs["timeout_s"] = float(data["timeout_s"])
-        if "out" in data:
-            kwargs["out"] = str(data["out"])
+            out[name] = _FIELDS[name].metadata["parse"](value)
     except ConfigError as exc:
         raise ConfigError(f"config {path}: {exc}") from None
-    return kwargs
+    return out
 
 
-def _as_list(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return [value] if not (isinstance(value, float) and math.isnan(value)) else []
-    return value
+# ------------------------------------------------------------------------ the CLI side
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """One option per ``RunConfig`` field, named and explained by its declaration.
+
+    Every option defaults to ``None`` so that "given on the command line" can be told
+    from "left at its default" (for TOML merging and ``--resume`` checks)."""
+    for f in fields(RunConfig):
+        meta = f.metadata
+        dest = f.name
+        if meta["negate"]:
+            parser.add_argument(
+                meta["flag"], dest=dest, action="store_const", const=False, help=meta["help"]
+            )
+        elif meta["append"]:
+            parser.add_argument(
+                meta["flag"], dest=dest, action="append", metavar=meta["metavar"], help=meta["help"]
+            )
+        else:
+            parser.add_argument(meta["flag"], dest=dest, metavar=meta["metavar"], help=meta["help"])
+
+
+def settings_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (parsed), by field name."""
+    out: dict[str, Any] = {}
+    for f in fields(RunConfig):
+        value = getattr(ns, f.name, None)
+        if value is None:
+            continue
+        if f.metadata["append"] and f.name != "grid":
+            value = [item for v in value for item in parse_list(v, f.metadata["flag"])]
+        out[f.name] = f.metadata["parse"](value)
+    return out
+
+
+def run_signature(extra: Sequence[inspect.Parameter]) -> inspect.Signature:
+    """``harness.run``'s signature: every ``RunConfig`` field as a keyword, then ``extra``."""
+    params = []
+    for f in fields(RunConfig):
+        default = f.default if f.default is not MISSING else {}
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default))
+    return inspect.Signature([*params, *extra])
+
+
+def options_markdown() -> str:
+    """The README's table of ``run`` options, generated from the declaration (a test
+    keeps the README in step with it)."""
+    lines = ["| option | TOML key | meaning |", "| --- | --- | --- |"]
+    for f in fields(RunConfig):
+        meta = f.metadata
+        flag = meta["flag"] + (
+            f" {meta['metavar']}" if meta["metavar"] and not meta["negate"] else ""
+        )
+        keys = " / ".join(f"`{k}`" for k in (meta["toml"] or (f.name,)))
+        if meta["negate"]:
+            keys += " = false"
+        text = meta["help"].replace("|", "\\|")
+        flag = flag.replace("|", "\\|")
+        lines.append(f"| `{flag}` | {keys} | {text} |")
+    return "\n".join(lines)

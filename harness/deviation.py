@@ -7,8 +7,10 @@ errors that cancel). For one tensor:
 - ``max_abs_err`` = max |a - r|;
 - ``max_rel_err`` = max |a - r| / |r| over the entries where |r| > 1e-3 * max|r|
   (elementwise, skipping entries too close to zero for a relative error to mean much);
-- ``within_tol``: every entry satisfies |a - r| <= rtol * |r| + atol * max|r|, with the
-  dtype's ``rtol`` (``RTOL``) and atol = rtol / 10, scaled by the tensor's magnitude.
+- ``within_tol``: every entry satisfies |a - r| <= rtol * |r| + rtol / 10 * max|r|,
+  with the dtype's ``rtol`` (``harness.dtypes.RTOL``): an absolute tolerance scaled by
+  the tensor's magnitude. ``within_tolerance`` is that rule alone; it is the one
+  tolerance of the harness (the capability checks use it too).
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["RTOL", "TensorDeviation", "compare_tensors", "gradients", "run_gradcheck"]
+from harness.dtypes import RTOL
+from harness.errors import describe
 
-#: Relative tolerance per dtype. float64 is strict on purpose: a float64 layer that
-#: silently computes a gradient in float32 is a defect worth seeing.
-RTOL: dict[str, float] = {
-    "float64": 1e-9,
-    "float32": 1e-4,
-    "float16": 1e-2,
-    "bfloat16": 5e-2,
-}
+__all__ = [
+    "RTOL",
+    "TensorDeviation",
+    "compare_tensors",
+    "gradients",
+    "run_gradcheck",
+    "within_tolerance",
+]
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,10 @@ class TensorDeviation:
 def compare_tensors(
     name: str, actual: torch.Tensor, ref: torch.Tensor, dtype: str
 ) -> TensorDeviation:
-    """Deviation of ``actual`` from ``ref`` (compared in float64 on the CPU)."""
+    """Deviation of ``actual`` from ``ref`` (compared in float64 on the CPU).
+
+    A non-finite entry in ``actual`` makes both errors infinite and ``within_tol`` false.
+    """
     a = actual.detach().to("cpu", torch.float64)
     r = ref.detach().to("cpu", torch.float64)
     if a.shape != r.shape:
@@ -50,10 +56,10 @@ def compare_tensors(
         )
     if r.numel() == 0:
         return TensorDeviation(name, 0.0, 0.0, True)
-    diff = (a - r).abs()
-    scale = float(r.abs().max())
     if not torch.isfinite(a).all():
         return TensorDeviation(name, float("inf"), float("inf"), False)
+    diff = (a - r).abs()
+    scale = float(r.abs().max())
     max_abs = float(diff.max())
     mask = r.abs() > 1e-3 * scale
     max_rel = (
@@ -61,9 +67,33 @@ def compare_tensors(
         if bool(mask.any())
         else (0.0 if max_abs == 0 else float("inf"))
     )
+    return TensorDeviation(name, max_abs, max_rel, within_tolerance(a, r, dtype))
+
+
+def within_tolerance(actual: torch.Tensor, ref: torch.Tensor, dtype: str) -> bool:
+    """Whether ``actual`` matches ``ref`` within ``dtype``'s tolerance: everywhere
+    |a - r| <= rtol * |r| + rtol / 10 * max|r|, with ``rtol = RTOL[dtype]``.
+
+    Compared in float64 (complex128 if either is complex) on the CPU; ``ValueError`` if
+    the shapes differ. An empty tensor matches; a non-finite entry matches only an
+    identical one (the same infinity, or NaN against NaN), and ``max|r|`` is taken over
+    the finite entries of ``ref``.
+    """
+    wide = torch.complex128 if actual.is_complex() or ref.is_complex() else torch.float64
+    a = actual.detach().to("cpu", wide)
+    r = ref.detach().to("cpu", wide)
+    if a.shape != r.shape:
+        raise ValueError(f"shape {tuple(a.shape)} differs from the reference's {tuple(r.shape)}")
+    if r.numel() == 0:
+        return True
+    same = (a == r) | (torch.isnan(a) & torch.isnan(r))
+    finite = torch.isfinite(a) & torch.isfinite(r)
+    if not bool((same | finite).all()):
+        return False
+    a, r = torch.where(finite, a, 0), torch.where(finite, r, 0)
+    scale = float(r.abs().max())
     rtol = RTOL[dtype]
-    ok = bool((diff <= rtol * r.abs() + (rtol / 10) * scale).all())
-    return TensorDeviation(name, max_abs, max_rel, ok)
+    return bool(((a - r).abs() <= rtol * r.abs() + (rtol / 10) * scale).all())
 
 
 def gradients(
@@ -91,6 +121,5 @@ def run_gradcheck(
             fn, args, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
         )
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        return False, f"{type(exc).__name__}: {text[0] if text else ''}"
+        return False, describe(exc)
     return bool(ok), ""

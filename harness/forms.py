@@ -27,13 +27,25 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from harness.layer import Implementation, Layer, Point
 
-__all__ = ["Built", "CallableModule", "build", "onnx_cache_dir", "quiet"]
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
+__all__ = [
+    "Built",
+    "CallableModule",
+    "build",
+    "onnx_cache_dir",
+    "ort_callable",
+    "ort_session",
+    "quiet",
+]
 
 
 @dataclass
@@ -186,25 +198,46 @@ def _onnx_model(
     return data, export_s, False
 
 
-def _ort_callable(data: bytes, threads: int, device: str) -> Callable[..., torch.Tensor]:
+def ort_session(model: bytes, threads: int = 1, device: str = "cpu") -> InferenceSession:
+    """An ONNX Runtime session for ``model`` (serialized ONNX): ``threads`` intra-op
+    threads, one inter-op thread, errors-only logging, on the CPU or CUDA provider.
+    ``NotImplementedError`` for ``device="cuda"`` when onnxruntime has no CUDA provider."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 3  # errors only
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise NotImplementedError("this onnxruntime build has no CUDAExecutionProvider")
         providers = ["CUDAExecutionProvider"]
-    session = ort.InferenceSession(data, options, providers=providers)
-    names = [i.name for i in session.get_inputs()]
+    return ort.InferenceSession(model, options, providers=providers)
+
+
+def ort_callable(
+    session: InferenceSession, input_names: Sequence[str] = ()
+) -> Callable[..., torch.Tensor]:
+    """``session`` as a callable on the layer's tensors, returning its first output as
+    a tensor on the first argument's device.
+
+    Graph inputs are fed by name when ``input_names`` (the layer's inputs, in order)
+    covers all of them, else positionally: an exporter may rename inputs, and drops
+    those the graph does not use (a graph with none computes a constant)."""
+    graph_inputs = [i.name for i in session.get_inputs()]
 
     def run(*args: torch.Tensor) -> torch.Tensor:
-        feeds = {n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=False)}
-        out = session.run(None, feeds)[0]
-        return torch.from_numpy(out).to(args[0].device)
+        by_name = dict(zip(input_names, args, strict=False))
+        if input_names and all(name in by_name for name in graph_inputs):
+            chosen = [by_name[name] for name in graph_inputs]
+        else:
+            chosen = list(args[: len(graph_inputs)])
+        feed = {
+            name: t.detach().cpu().numpy() for name, t in zip(graph_inputs, chosen, strict=True)
+        }
+        out = session.run(None, feed)[0]
+        return torch.from_numpy(np.asarray(out)).to(args[0].device)
 
     return run
 
@@ -287,7 +320,7 @@ def build(
     if impl.form == "onnxruntime":
         data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype)
         t0 = time.perf_counter()
-        run = _ort_callable(data, threads, device)
+        run = ort_callable(ort_session(data, threads, device))
         return Built(
             run,
             export_s + time.perf_counter() - t0,

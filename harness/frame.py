@@ -21,7 +21,6 @@ __all__ = [
     "CAPABILITY_COLUMNS",
     "COLUMNS",
     "DEVIATION_COLUMNS",
-    "axis_columns",
     "build_frame",
     "build_table",
 ]
@@ -49,6 +48,14 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "dtype": ("string", "input dtype (float32, float64, ...)"),
     "threads": ("Int64", "intra-op threads for torch and for NumPy/SciPy pools (threadpoolctl)"),
     "device": ("string", "'cpu' or 'cuda'"),
+    "allocator": (
+        "string",
+        "memory allocator of the worker processes: glibc (defaults), glibc-fixed, jemalloc, tcmalloc",
+    ),
+    "group": (
+        "string",
+        "the group: every implementation of one point and setting, timed together in paired rounds",
+    ),
     "phase": (
         "string",
         "'forward' (output under no_grad) or 'backward' (autograd.grad on a retained graph)",
@@ -62,18 +69,54 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "string",
         "exception type and first line of the message, or why the point was not measured",
     ),
-    # timing: seconds per call, over all values of all processes (pyperf)
+    # timing: seconds per call, over all rounds of all processes (pyperf)
     "median_s": ("Float64", "median seconds per call"),
     "mean_s": ("Float64", "mean seconds per call"),
     "stdev_s": ("Float64", "standard deviation of seconds per call"),
     "min_s": ("Float64", "fastest value, seconds per call"),
     "max_s": ("Float64", "slowest value, seconds per call"),
-    "n_values": ("Int64", "number of timed values (warm-ups excluded)"),
-    "n_processes": ("Int64", "number of worker processes that contributed values"),
+    "n_values": ("Int64", "number of timed values: one per round (warm-up rounds excluded)"),
+    "n_processes": ("Int64", "number of worker processes that contributed rounds"),
     "loops": (
         "Int64",
         "calls per value (calibrated so that one value lasts at least the profile's min_time)",
     ),
+    # paired speedup against the baseline (candidate rows; empty on the baseline's own)
+    "versus": ("string", "the baseline the speedup is measured against"),
+    "speedup": (
+        "Float64",
+        "baseline time / this time, per round (paired: both timed in the same round of the "
+        "same process), median over all rounds; above 1: this implementation is faster",
+    ),
+    "speedup_low": (
+        "Float64",
+        "lower end of the speedup's 95% interval (rounds nested in processes: harness.stats)",
+    ),
+    "speedup_high": ("Float64", "upper end of the speedup's 95% interval"),
+    "decision": (
+        "string",
+        "'faster' (interval above 1.05), 'slower' (below 1/1.05) or 'undecided', against the ±5% band",
+    ),
+    "step_speedup": (
+        "Float64",
+        "speedup of a training step (forward + backward summed per round); the same on both phase rows",
+    ),
+    "step_speedup_low": ("Float64", "lower end of the training step speedup's 95% interval"),
+    "step_speedup_high": ("Float64", "upper end of the training step speedup's 95% interval"),
+    "step_decision": ("string", "'faster', 'slower' or 'undecided' for the training step"),
+    "break_even_calls": (
+        "Float64",
+        "calls after which the one-off cost has paid off against the baseline: oneoff_s / "
+        "(baseline time - this time), per call of a training step (forward where there is "
+        "no backward); empty where this is not faster or has no one-off cost",
+    ),
+    # peak memory of one call, measured in the setup pass (harness.memory)
+    "peak_bytes": (
+        "Int64",
+        "peak bytes allocated during one call above what was live before it, summed over "
+        "the counted allocators (an upper bound when they peak at different moments)",
+    ),
+    "peak_sources": ("string", "what peak_bytes counted and what it could not"),
     # deviation against the float64 reference
     "max_abs_err": (
         "Float64",
@@ -133,11 +176,6 @@ CAPABILITY_COLUMNS: dict[str, tuple[str, str]] = {
     "reason": ("string", "exception type and first line, or what was wrong"),
     "graph_breaks": ("Int64", "torch.compile graph breaks (compile check only)"),
 }
-
-
-def axis_columns(frame: pd.DataFrame) -> list[str]:
-    """The grid-axis columns of a results frame, in order."""
-    return [c for c in frame.columns if c not in COLUMNS]
 
 
 def build_table(

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import product
 from typing import Literal, cast
 
 import torch
 
-from harness.errors import ConfigError, InputError, LayerDefinitionError
+from harness.errors import ConfigError, InputError, LayerDefinitionError, describe
+from harness.points import AxisValue, Point, format_point
 
 __all__ = [
     "FORMS",
@@ -42,11 +44,10 @@ __all__ = [
     "Layer",
     "Point",
     "baseline",
+    "bind_module",
     "native",
 ]
 
-AxisValue = int | float | str
-Point = Mapping[str, AxisValue]
 Role = Literal["baseline", "native"]
 #: A plain callable on the layer's tensors, or an ``autograd.Function`` subclass.
 ImplFn = Callable[..., torch.Tensor] | type[torch.autograd.Function]
@@ -151,7 +152,7 @@ class Implementation:
         """The eager callable for one grid point (modules are built here)."""
         if self.module is not None:
             mod = self.module(point)
-            return _bind_module(mod)
+            return bind_module(mod)
         fn = self.fn
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             return fn.apply  # type: ignore[no-any-return]
@@ -159,21 +160,49 @@ class Implementation:
         return cast(Callable[..., torch.Tensor], fn)
 
 
-def _bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
-    """Call ``mod(x)`` with its parameters replaced by the remaining inputs, by name."""
-    params = [name for name, _ in mod.named_parameters()]
+def bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
+    """``call(x, *params)``: ``mod(x)`` with its parameters replaced by ``params``.
 
-    def call(x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        if len(rest) != len(params):
+    The one binding of a module's parameters to a layer's inputs: ``params`` are the
+    layer's inputs after the first, in ``named_parameters`` order, so the harness
+    controls their values and autograd reaches them. Eager calls and ``torch.compile``
+    go through ``torch.func.functional_call``; under ``torch.jit.trace`` (which
+    ``functional_call`` refuses) the parameters are swapped in place for the call, so
+    that the tracer records them as graph inputs. ``InputError`` if the count differs.
+    """
+    names = [name for name, _ in mod.named_parameters()]
+
+    def call(x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        if len(params) != len(names):
             raise InputError(
-                f"module {type(mod).__name__} has parameters {params} but got {len(rest)} "
+                f"module {type(mod).__name__} has parameters {names} but got {len(params)} "
                 "parameter tensors"
             )
-        return torch.func.functional_call(mod, dict(zip(params, rest, strict=True)), (x,))  # type: ignore[no-any-return]
+        values = dict(zip(names, params, strict=True))
+        if torch.jit.is_tracing():
+            with _parameters_swapped(mod, values):
+                return mod(x)  # type: ignore[no-any-return]
+        return torch.func.functional_call(mod, values, (x,))  # type: ignore[no-any-return]
 
     call.__name__ = type(mod).__name__
     call.__qualname__ = type(mod).__qualname__
     return call
+
+
+@contextmanager
+def _parameters_swapped(mod: torch.nn.Module, values: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """Put ``values`` in the place of ``mod``'s parameters (by name) for the body."""
+    saved: list[tuple[torch.nn.Module, str, torch.nn.Parameter | None]] = []
+    try:
+        for name, value in values.items():
+            owner_name, _, attr = name.rpartition(".")
+            owner = mod.get_submodule(owner_name)
+            saved.append((owner, attr, owner._parameters[attr]))
+            owner._parameters[attr] = value  # type: ignore[assignment]
+        yield
+    finally:
+        for owner, attr, original in reversed(saved):
+            owner._parameters[attr] = original
 
 
 def baseline(
@@ -406,7 +435,7 @@ class Layer:
         if self.constraint is not None:
             problem = self.constraint(clean)
             if problem:
-                raise ConfigError(f"layer {self.name!r}: point {_fmt(clean)}: {problem}")
+                raise ConfigError(f"layer {self.name!r}: point {format_point(clean)}: {problem}")
         return clean
 
     def points(
@@ -425,7 +454,7 @@ class Layer:
             point = dict(zip(self.axis_names, combo, strict=True))
             problem = self.constraint(point) if self.constraint else None
             if problem:
-                dropped.append(f"{_fmt(point)}: {problem}")
+                dropped.append(f"{format_point(point)}: {problem}")
             else:
                 valid.append(point)
         return valid, dropped
@@ -459,8 +488,7 @@ class Layer:
             made = self.make_inputs(point, gen)
         except Exception as exc:  # a user's factory: report, naming the layer
             raise LayerDefinitionError(
-                f"layer {self.name!r}: make_inputs failed at {_fmt(point)}: "
-                f"{type(exc).__name__}: {_first_line(exc)}"
+                f"layer {self.name!r}: make_inputs failed at {format_point(point)}: {describe(exc)}"
             ) from exc
         if isinstance(made, torch.Tensor):
             made = (made,)
@@ -507,12 +535,3 @@ class Layer:
                 f"layer {self.name!r}: {impl!r} is a derived form; call {chosen.origin!r} instead"
             )
         return chosen.callable_for(point or {})(*tensors)
-
-
-def _fmt(point: Mapping[str, object]) -> str:
-    return ",".join(f"{k}={v}" for k, v in point.items())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

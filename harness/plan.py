@@ -1,50 +1,98 @@
-"""From a ``RunConfig`` to the list of variants to measure, validated up front.
+"""From a ``RunConfig`` to the groups and variants to measure, validated up front.
 
 Everything that can be wrong with the user's request is found here, before any
 folder is created or anything measured: unknown layers or implementations, grid axes
-no selected layer has, values an axis refuses, a grid with no valid point, a device
-that is not there.
+no selected layer has, values an axis refuses, a grid with no valid point, a device or
+allocator that is not there. With ``--shard K/N`` the plan keeps the K-th of N
+deterministic, cost-balanced parts; the unit of the split is the group (every
+implementation of one grid point), so paired comparisons stay paired.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.case import PHASES, Case, Variant
+from harness.case import Group, Variant
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.layer import AxisValue, Layer
 from harness.registry import Registry
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["LayerInfo", "Plan", "make_plan"]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the report needs to know of a layer, recorded in run.json."""
+
+    name: str
+    axes: tuple[str, ...]
+    size_axis: str
+    baselines: tuple[str, ...]
+    backward: tuple[str, ...]
+    """Implementations (declared and derived) that run backward."""
+    sources: dict[str, str]
+    """Implementation -> the declared implementation it is (or derives from)."""
+    roles: dict[str, str]
+    forms: dict[str, str]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "axes": list(self.axes),
+            "size_axis": self.size_axis,
+            "baselines": list(self.baselines),
+            "backward": list(self.backward),
+            "sources": self.sources,
+            "roles": self.roles,
+            "forms": self.forms,
+        }
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The variants of a run, in a fixed order, and what was left out and why."""
+    """The variants of a run grouped by grid point, in a fixed order, and what was
+    left out and why."""
 
     config: RunConfig
     layers: tuple[str, ...]
-    variants: tuple[Variant, ...]
+    groups: tuple[Group, ...]
+    impls: dict[str, tuple[str, ...]]
+    """Layer -> implementations measured, in declaration order (baselines first)."""
     dropped: tuple[str, ...]
+    info: dict[str, LayerInfo]
 
     @property
-    def cases(self) -> tuple[Case, ...]:
-        return tuple(v.case(ph) for v in self.variants for ph in PHASES)
+    def variants(self) -> tuple[Variant, ...]:
+        return tuple(g.variant(i) for g in self.groups for i in self.impls[g.layer])
+
+    def variants_of(self, group: Group) -> tuple[Variant, ...]:
+        return tuple(group.variant(i) for i in self.impls[group.layer])
 
     def impls_of(self, layer: str) -> list[str]:
-        return list(dict.fromkeys(v.impl for v in self.variants if v.layer == layer))
+        return list(self.impls.get(layer, ()))
 
 
 def _selected_layers(registry: Registry, config: RunConfig) -> list[Layer]:
     names = config.layers or tuple(registry.names())
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--layers lists a layer twice: {','.join(names)}")
     return [registry.get(n) for n in names]
 
 
+def _layer_info(layer: Layer, impls: tuple[str, ...]) -> LayerInfo:
+    chosen = [layer.implementation(i) for i in impls]
+    return LayerInfo(
+        name=layer.name,
+        axes=layer.axis_names,
+        size_axis=layer.size_axis_name,
+        baselines=tuple(i.name for i in chosen if i.role == "baseline"),
+        backward=tuple(i.name for i in chosen if i.backward),
+        sources={i.name: i.origin for i in chosen},
+        roles={i.name: i.role for i in chosen},
+        forms={i.name: i.form for i in chosen},
+    )
+
+
 def make_plan(registry: Registry, config: RunConfig) -> Plan:
-    """Validate ``config`` against the registry and enumerate its variants."""
+    """Validate ``config`` against the registry and enumerate its groups."""
     layers = _selected_layers(registry, config)
     if config.impls is not None:
         for name in config.impls:
@@ -65,8 +113,14 @@ def make_plan(registry: Registry, config: RunConfig) -> Plan:
 
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available here")
+    from harness.environment import allocator_env
 
-    variants: list[Variant] = []
+    for allocator in config.allocators:
+        allocator_env(allocator)  # raises ConfigError when it is not installed here
+
+    groups: list[Group] = []
+    impls: dict[str, tuple[str, ...]] = {}
+    info: dict[str, LayerInfo] = {}
     dropped: list[str] = []
     for layer in layers:
         overrides: dict[str, list[AxisValue]] = {}
@@ -80,19 +134,45 @@ def make_plan(registry: Registry, config: RunConfig) -> Plan:
                 f"layer {layer.name!r}: no valid point in the grid ({why[0] if why else 'empty grid'})"
             )
         dropped.extend(f"{layer.name}: {w}" for w in why)
-        impls = [
-            i for i in layer.all_implementations() if config.impls is None or i.name in config.impls
-        ]
-        if not impls:
+        chosen = tuple(
+            i.name
+            for i in layer.all_implementations()
+            if config.impls is None or i.name in config.impls
+        )
+        if not chosen:
             continue
+        impls[layer.name] = chosen
+        info[layer.name] = _layer_info(layer, chosen)
         for point in points:
-            for impl in impls:
-                for dtype in config.dtypes:
-                    for threads in config.threads:
-                        for device in config.devices:
-                            variants.append(
-                                Variant.make(layer.name, impl.name, point, dtype, threads, device)
+            for dtype in config.dtypes:
+                for threads in config.threads:
+                    for device in config.devices:
+                        for allocator in config.allocators:
+                            groups.append(
+                                Group(
+                                    layer.name,
+                                    tuple(point.items()),
+                                    dtype,
+                                    threads,
+                                    device,
+                                    allocator,
+                                )
                             )
-    if not variants:
+    if not groups:
         raise ConfigError("nothing to measure: no selected layer has the selected implementations")
-    return Plan(config, tuple(layer.name for layer in layers), tuple(variants), tuple(dropped))
+    if config.shard is not None:
+        from harness.shard import assign, group_cost
+
+        costs = [(g.name, group_cost(g.point_dict, 2 * len(impls[g.layer]))) for g in groups]
+        part = assign(costs, config.shard.count)
+        groups = [g for g in groups if part[g.name] == config.shard.index]
+        if not groups:
+            dropped.append(f"shard {config.shard}: this part is empty (more parts than points)")
+    return Plan(
+        config,
+        tuple(layer.name for layer in layers if layer.name in impls),
+        tuple(groups),
+        impls,
+        tuple(dropped),
+        info,
+    )

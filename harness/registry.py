@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError, LayerDefinitionError
+from harness.errors import ConfigError, LayerDefinitionError, describe
 from harness.layer import Layer
+from harness.points import format_point
 
 __all__ = ["ENTRY_POINT_GROUP", "Registry", "load_layers_from", "validate_layer"]
 
@@ -96,7 +97,7 @@ class Registry:
                 except Exception as exc:
                     raise LayerDefinitionError(
                         f"entry point {ep.name} = {ep.value} ({ENTRY_POINT_GROUP}) failed to load: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{describe(exc)}"
                     ) from None
                 for layer in _as_layers(obj, f"entry point {ep.value}"):
                     reg.register(layer, f"entry point {ep.name} ({ep.value})")
@@ -140,7 +141,7 @@ def _import_source(source: str) -> ModuleType:
             if isinstance(exc, LayerDefinitionError):
                 raise LayerDefinitionError(f"{source}: {exc}") from None
             raise LayerDefinitionError(
-                f"--layers-from {source}: importing it failed: {type(exc).__name__}: {_first(exc)}"
+                f"--layers-from {source}: importing it failed: {describe(exc)}"
             ) from None
         return module
     try:
@@ -149,13 +150,13 @@ def _import_source(source: str) -> ModuleType:
         if exc.name and source.startswith(exc.name):
             raise ConfigError(f"--layers-from {source}: no such module or file") from None
         raise LayerDefinitionError(
-            f"--layers-from {source}: importing it failed: {type(exc).__name__}: {_first(exc)}"
+            f"--layers-from {source}: importing it failed: {describe(exc)}"
         ) from None
     except LayerDefinitionError as exc:
         raise LayerDefinitionError(f"{source}: {exc}") from None
     except Exception as exc:
         raise LayerDefinitionError(
-            f"--layers-from {source}: importing it failed: {type(exc).__name__}: {_first(exc)}"
+            f"--layers-from {source}: importing it failed: {describe(exc)}"
         ) from None
 
 
@@ -174,11 +175,6 @@ def load_layers_from(source: str) -> list[Layer]:
             f"--layers-from {source}: declares no layer (define LAYERS = [...])"
         )
     return found
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
 
 
 @contextmanager
@@ -212,14 +208,14 @@ def validate_layer(
     a failed point, so one bad implementation does not stop the run.
     """
     point = layer.smallest_point()
-    where = ",".join(f"{k}={v}" for k, v in point.items())
+    where = format_point(point)
     inputs = layer.make(point, torch.float64, "cpu", seed=0)
     try:
         with torch.no_grad(), _time_limit(timeout_s, "reference"):
             ref = layer.reference(*inputs)
     except Exception as exc:
         raise LayerDefinitionError(
-            f"layer {layer.name!r}: reference failed at {where}: {type(exc).__name__}: {_first(exc)}"
+            f"layer {layer.name!r}: reference failed at {where}: {describe(exc)}"
         ) from None
     if not isinstance(ref, torch.Tensor):
         raise LayerDefinitionError(
@@ -236,7 +232,7 @@ def validate_layer(
         except Exception as exc:
             notes.append(
                 f"layer {layer.name!r}: implementation {impl.name!r} failed at {where}: "
-                f"{type(exc).__name__}: {_first(exc)}"
+                f"{describe(exc)}"
             )
             continue
         if not isinstance(out, torch.Tensor):

@@ -1,4 +1,4 @@
-"""A results folder on disk: its layout, atomic writes, and reading it back.
+"""A results folder on disk: its layout, atomic writes, and reading it back, checked.
 
 Layout of a results folder ``DIR``::
 
@@ -9,40 +9,58 @@ Layout of a results folder ``DIR``::
                        the source of truth that survives a kill)
     logs/*.log         each worker's stdout and stderr
     pyperf.json        every timing as a pyperf BenchmarkSuite (python -m pyperf stats ...)
-    results.csv        the results frame (columns: harness.frame.COLUMNS)
+    results.csv        the results frame (columns: harness.frame.COLUMNS, then grid axes)
     deviations.csv     per-tensor deviation detail (harness.frame.DEVIATION_COLUMNS)
     capabilities.csv   the capability matrix (harness.frame.CAPABILITY_COLUMNS)
+    manifest.json      schema, rows, columns, size and sha256 of the files above
     report.md, plots/  the report (python -m harness report DIR)
 
 Every file but ``raw/`` is rewritten whole through a temporary file and ``os.replace``,
-so a reader never sees half a file.
+so a reader never sees half a file from a live writer; a file cut short or altered
+afterwards (a full disk, a bad copy, an editor) is caught by ``load_results``.
+
+Schema versions: the format is ``SCHEMA_VERSION`` (2). The JSON files carry it as a
+top-level ``"schema"`` key (``versioned``); the CSVs and pyperf.json have it in
+``manifest.json``. A folder without versions is format 1 and is still read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import hashlib
+import io
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.errors import ResultsError
+from harness.errors import HarnessError, ResultsError
 from harness.frame import CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
 
 __all__ = [
+    "MANIFEST_JSON",
+    "SCHEMA_VERSION",
     "Results",
     "atomic_write_bytes",
+    "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
-    "is_results_dir",
     "load",
     "load_results",
+    "versioned",
+    "write_results",
 ]
+
+#: The format of a results folder this harness writes, and the newest it reads.
+#: 1: no versions anywhere (before the manifest); 2: "schema" in the JSON files, manifest.json.
+SCHEMA_VERSION = 2
 
 RUN_JSON = "run.json"
 ENVIRONMENT_JSON = "environment.json"
@@ -50,7 +68,70 @@ PYPERF_JSON = "pyperf.json"
 RESULTS_CSV = "results.csv"
 DEVIATIONS_CSV = "deviations.csv"
 CAPABILITIES_CSV = "capabilities.csv"
+MANIFEST_JSON = "manifest.json"
 REPORT_MD = "report.md"
+
+_RAW_DIR = "raw"  # harness.collect.RAW_DIR (not imported: collect imports the worker)
+
+#: The columns each CSV had in format 1. A format-1 folder must have these (those still
+#: documented in harness.frame); the columns documented since are read as empty. When
+#: columns are added again, bump SCHEMA_VERSION and keep the column sets of the older
+#: formats here.
+_FORMAT1_COLUMNS: dict[str, frozenset[str]] = {
+    "results.csv": frozenset(
+        [
+            "case",
+            "layer",
+            "impl",
+            "role",
+            "form",
+            "source",
+            "point",
+            "size",
+            "dtype",
+            "threads",
+            "device",
+            "phase",
+            "status",
+            "error",
+            "median_s",
+            "mean_s",
+            "stdev_s",
+            "min_s",
+            "max_s",
+            "n_values",
+            "n_processes",
+            "loops",
+            "max_abs_err",
+            "max_rel_err",
+            "worst_tensor",
+            "rtol",
+            "within_tol",
+            "gradcheck",
+            "gradcheck_error",
+            "oneoff_s",
+            "oneoff_what",
+        ]
+    ),
+    "deviations.csv": frozenset(
+        [
+            "case",
+            "layer",
+            "impl",
+            "point",
+            "size",
+            "dtype",
+            "phase",
+            "tensor",
+            "max_abs_err",
+            "max_rel_err",
+            "within_tol",
+        ]
+    ),
+    "capabilities.csv": frozenset(
+        ["layer", "impl", "role", "check", "status", "reason", "graph_breaks"]
+    ),
+}
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -79,6 +160,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as JSON, as given: a file of a results folder passes ``versioned(obj)``."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
@@ -86,45 +168,360 @@ def atomic_write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 
 
-def is_results_dir(path: str | os.PathLike[str]) -> bool:
-    return (Path(path) / RUN_JSON).is_file() or (Path(path) / RESULTS_CSV).is_file()
+def versioned(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` with ``"schema": SCHEMA_VERSION``: how run.json and
+    environment.json are written (``atomic_write_json(path, versioned(obj))``)."""
+    return {**obj, "schema": SCHEMA_VERSION}
 
 
-def _read_table(path: Path, columns: Mapping[str, tuple[str, str]], what: str) -> pd.DataFrame:
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_results(
+    folder: str | os.PathLike[str],
+    frame: pd.DataFrame,
+    deviations: pd.DataFrame,
+    capabilities: pd.DataFrame,
+    pyperf_text: str | None,
+) -> None:
+    """Write the data files of a results folder, then ``manifest.json`` describing them.
+
+    results.csv, deviations.csv and capabilities.csv are written atomically, then
+    pyperf.json when ``pyperf_text`` is given, and last the manifest::
+
+        {"schema": 2,
+         "files": {"results.csv": {"schema": 2, "rows": 12, "columns": [...],
+                                   "bytes": 4096, "sha256": "..."},
+                   "deviations.csv": {...}, "capabilities.csv": {...},
+                   "pyperf.json": {"schema": 2, "bytes": 8192, "sha256": "..."}}}
+
+    A file cut short or with a row missing is also caught without the manifest (the
+    last row must be complete) or by its row count; but a byte flipped inside a number
+    that still parses (``0.0123`` read as ``0.0133``) leaves a well-formed file with
+    wrong data, and the checksum is the only way to catch it: that is why the manifest
+    exists.
+
+    The old manifest is removed before the data files are replaced, so a writer killed
+    halfway leaves a folder without a manifest (read with the structural checks only),
+    never a manifest that describes other files than those present.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        (folder / MANIFEST_JSON).unlink()
+    files: dict[str, dict[str, Any]] = {}
+    for name, table in (
+        (RESULTS_CSV, frame),
+        (DEVIATIONS_CSV, deviations),
+        (CAPABILITIES_CSV, capabilities),
+    ):
+        data = table.to_csv(index=False).encode("utf-8")
+        atomic_write_bytes(folder / name, data)
+        files[name] = {
+            "schema": SCHEMA_VERSION,
+            "rows": len(table),
+            "columns": [str(c) for c in table.columns],
+            "bytes": len(data),
+            "sha256": _sha256(data),
+        }
+    if pyperf_text is not None:
+        data = pyperf_text.encode("utf-8")
+        atomic_write_bytes(folder / PYPERF_JSON, data)
+        files[PYPERF_JSON] = {"schema": SCHEMA_VERSION, "bytes": len(data), "sha256": _sha256(data)}
+    atomic_write_json(folder / MANIFEST_JSON, versioned({"files": files}))
+
+
+# -- reading back ---------------------------------------------------------------------
+
+
+class _Problem(Exception):
+    """What is wrong with one file of a folder (turned into a ``ResultsError`` line)."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        detail: str = "",
+        *,
+        rebuildable: bool = True,
+        hint: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(name, kind, detail)
+        self.name = name
+        self.kind = kind  # "damaged", "missing", or what the file is ("was written by ...")
+        self.detail = detail
+        self.rebuildable = rebuildable
+        self.hint = hint
+        self.message = message  # the whole error line, when "FILE: KIND: DETAIL" does not fit
+
+    def what(self, folder: Path) -> str:
+        """The file and the problem, without advice."""
+        if self.message is not None:
+            return self.message
+        sep = " " if self.kind.startswith("was ") else ": "
+        text = f"{folder / self.name}{sep}{self.kind}"
+        return text + (f": {self.detail}" if self.detail else "")
+
+    def error(self, folder: Path, *, has_raw: bool, rebuilt: bool = False) -> str:
+        """The whole error line: the file, the problem, and what to do."""
+        text = self.what(folder)
+        if rebuilt:
+            hint = f"rebuilding it from {_RAW_DIR}/ did not fix it; re-run it"
+        elif self.hint is not None:
+            hint = self.hint
+        elif self.message is not None:
+            hint = ""
+        elif has_raw and self.rebuildable:
+            hint = "re-run or rebuild it with --resume"
+        else:
+            hint = "re-run it"
+        return f"{text}; {hint}" if hint else text
+
+    def note(self) -> str:
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.name} is {self.kind}{detail}; rebuilt it from {_RAW_DIR}/"
+
+
+def _newer(name: str, schema: int) -> _Problem:
+    return _Problem(
+        name,
+        f"was written by a newer harness (schema {schema}; this one reads up to {SCHEMA_VERSION})",
+        rebuildable=False,
+        hint="read it with a newer version of the harness",
+    )
+
+
+def _check_schema(name: str, value: Any, *, rebuildable: bool, where: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Problem(
+            name,
+            "damaged",
+            f"{where}schema is {value!r}, not a version number",
+            rebuildable=rebuildable,
+        )
+    if value > SCHEMA_VERSION:
+        raise _newer(name, value)
+    return value
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise _Problem(path.name, "damaged", "it is a folder, not a file") from None
+    except OSError as exc:
+        raise _Problem(path.name, "unreadable", exc.strerror or str(exc)) from None
+
+
+def _parse_json(name: str, data: bytes, *, rebuildable: bool) -> dict[str, Any]:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Problem(name, "damaged", "it is not UTF-8 text", rebuildable=rebuildable) from None
+    except ValueError as exc:
+        raise _Problem(
+            name, "damaged", f"not valid JSON ({exc})", rebuildable=rebuildable
+        ) from None
+    if not isinstance(obj, dict):
+        raise _Problem(name, "damaged", "expected a JSON object", rebuildable=rebuildable)
+    if "schema" in obj:
+        _check_schema(name, obj["schema"], rebuildable=rebuildable)
+    return obj
+
+
+def _read_json(folder: Path, name: str) -> dict[str, Any]:
+    """run.json or environment.json: ``{}`` when absent. Not derived from raw/, so a
+    damaged one cannot be rebuilt."""
+    data = _read_bytes(folder / name)
+    if data is None:
+        return {}
+    return _parse_json(name, data, rebuildable=False)
+
+
+def _parse_manifest(data: bytes) -> tuple[int, dict[str, dict[str, Any]]]:
+    """The schema and the ``files`` of manifest.json, each entry checked for shape."""
+    obj = _parse_json(MANIFEST_JSON, data, rebuildable=True)
+    if "schema" not in obj:
+        raise _Problem(MANIFEST_JSON, "damaged", "it has no schema")
+    files = obj.get("files")
+    if not isinstance(files, dict):
+        raise _Problem(MANIFEST_JSON, "damaged", "'files' is not an object")
+    for name, entry in files.items():
+        ok = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("bytes"), int)
+            and isinstance(entry.get("sha256"), str)
+        )
+        if ok and name != PYPERF_JSON:
+            ok = isinstance(entry.get("rows"), int) and isinstance(entry.get("columns"), list)
+        if not ok:
+            raise _Problem(MANIFEST_JSON, "damaged", f"its entry for {name} is malformed")
+        if "schema" in entry:
+            _check_schema(name, entry["schema"], rebuildable=True, where="manifest.json: ")
+    return obj["schema"], files
+
+
+def _check_against_manifest(
+    name: str,
+    data: bytes,
+    entry: Mapping[str, Any] | None,
+    rows: int | None = None,
+    columns: list[str] | None = None,
+) -> None:
+    if entry is None:
+        return
+    if len(data) != entry["bytes"]:
+        raise _Problem(
+            name, "damaged", f"it is {len(data)} bytes, {MANIFEST_JSON} says {entry['bytes']}"
+        )
+    if _sha256(data) != entry["sha256"]:
+        raise _Problem(name, "damaged", f"sha256 differs from {MANIFEST_JSON}")
+    if rows is not None and rows != entry["rows"]:
+        raise _Problem(name, "damaged", f"it has {rows} rows, {MANIFEST_JSON} says {entry['rows']}")
+    if columns is not None and columns != entry["columns"]:
+        raise _Problem(name, "damaged", f"its columns differ from those in {MANIFEST_JSON}")
+
+
+def _csv_records(name: str, data: bytes) -> tuple[str, list[str], int]:
+    """(text, header, number of data rows) of a CSV whose every row is complete."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Problem(name, "damaged", "it is not UTF-8 text") from None
+    if not text.strip():
+        raise _Problem(name, "damaged", "it is empty")
+    try:
+        records = [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
+    except csv.Error as exc:
+        if "end of data" in str(exc):
+            raise _Problem(
+                name, "damaged", "its last row is incomplete (it ends inside a quoted field)"
+            ) from None
+        raise _Problem(name, "damaged", f"it is not valid CSV ({exc})") from None
+    header, rows = records[0], records[1:]
+    for number, record in enumerate(rows, start=1):
+        if len(record) != len(header):
+            counts = f"row {number} has {len(record)} of {len(header)} fields"
+            if number == len(rows) and len(record) < len(header):
+                raise _Problem(name, "damaged", f"its last row is incomplete ({counts})")
+            raise _Problem(name, "damaged", counts)
+    if not text.endswith("\n"):
+        raise _Problem(
+            name, "damaged", "its last row is incomplete (the file does not end with a newline)"
+        )
+    return text, header, len(rows)
+
+
+def _bad_value(series: pd.Series, dtype: str) -> tuple[int, Any] | None:
+    """The first (row number, value) of ``series`` that is not a ``dtype``."""
+    for number, value in enumerate(series.tolist(), start=1):
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            continue
+        if dtype == "boolean":
+            good = isinstance(value, bool) or str(value) in ("True", "False", "true", "false")
+        elif dtype in ("Float64", "Int64"):
+            try:
+                number_value = float(value)
+                good = dtype == "Float64" or number_value.is_integer()
+            except (TypeError, ValueError):
+                good = False
+        else:
+            good = True
+        if not good:
+            return number, value
+    return None
+
+
+_KIND_OF = {"Float64": "a number", "Int64": "an integer", "boolean": "True or False"}
+
+
+def _read_table(
+    name: str,
+    data: bytes,
+    columns: Mapping[str, tuple[str, str]],
+    entry: Mapping[str, Any] | None,
+    *,
+    extra_allowed: bool,
+    schema: int,
+    notes: list[str],
+) -> pd.DataFrame:
+    """A checked CSV as a typed frame: ``columns`` (then, for results.csv, the grid axes)."""
+    text, header, rows = _csv_records(name, data)
+    _check_against_manifest(name, data, entry, rows, header)
+    # a format-1 file lacks the columns documented since: they are read as empty
+    older = _FORMAT1_COLUMNS[name] if schema == 1 else frozenset(columns)
+    missing = [c for c in columns if c not in header and c in older]
+    absent = [c for c in columns if c not in header and c not in older]
+    unexpected = [] if extra_allowed else [c for c in header if c not in columns]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(unexpected))
+        raise _Problem(name, "damaged", "wrong columns (" + "; ".join(parts) + ")")
+    if len(set(header)) != len(header):
+        raise _Problem(name, "damaged", "a column name appears twice")
     try:
         raw = pd.read_csv(
-            path, dtype={name: "string" for name in columns if columns[name][0] == "string"}
+            io.StringIO(text),
+            dtype={c: "string" for c, (dtype, _) in columns.items() if dtype == "string"},
         )
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read {what}: {exc}".splitlines()[0]) from None
-    missing = [c for c in columns if c not in raw.columns]
-    if missing:
-        raise ResultsError(f"{path}: not a valid {what}: missing columns {missing}")
-    try:
-        for name, (dtype, _) in columns.items():
-            raw[name] = raw[name].astype(pd.api.types.pandas_dtype(dtype))
-    except (ValueError, TypeError) as exc:
-        raise ResultsError(
-            f"{path}: column has bad values in {what}: {exc}".splitlines()[0]
-        ) from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise _Problem(name, "damaged", f"cannot parse it ({exc})".splitlines()[0]) from None
+    if len(raw) != rows:
+        raise _Problem(name, "damaged", f"pandas reads {len(raw)} rows, the csv module {rows}")
+    if absent:
+        for column in absent:
+            raw[column] = pd.NA
+        notes.append(
+            f"{name} is from an older harness (format 1): its columns {', '.join(absent)} are empty"
+        )
+    # format-1 columns no longer documented are dropped (they are not grid axes)
+    gone = [c for c in raw.columns if c in _FORMAT1_COLUMNS[name] and c not in columns]
+    raw = raw[[*columns, *(c for c in raw.columns if c not in columns and c not in gone)]]
+    for column, (dtype, _) in columns.items():
+        try:
+            raw[column] = raw[column].astype(pd.api.types.pandas_dtype(dtype))
+        except (ValueError, TypeError) as exc:
+            bad = _bad_value(raw[column], dtype)
+            what = _KIND_OF.get(dtype, dtype)
+            detail = (
+                f"column {column} has {bad[1]!r} in row {bad[0]}, not {what}"
+                if bad is not None
+                else f"column {column} is not {what} ({exc})".splitlines()[0]
+            )
+            raise _Problem(name, "damaged", detail) from None
     return raw
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _empty_table(columns: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, (t, _) in columns.items()})
+
+
+def _parse_suite(data: bytes) -> Any:
+    import pyperf
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{path}: cannot read: {exc}".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object")
-    return data
+        return pyperf.BenchmarkSuite.load(io.StringIO(data.decode("utf-8")))
+    except Exception as exc:  # pyperf raises ValueError, KeyError, TypeError, ... on bad input
+        detail = f"pyperf cannot read it ({type(exc).__name__}: {exc})".splitlines()[0]
+        raise _Problem(PYPERF_JSON, "damaged", detail) from None
+
+
+_UNLOADED = object()
 
 
 @dataclass
 class Results:
-    """Everything a results folder holds, read back."""
+    """Everything a results folder holds, read back.
+
+    ``notes`` says what ``load_results`` had to repair (a file rebuilt from ``raw/``).
+    """
 
     path: Path
     frame: pd.DataFrame
@@ -132,21 +529,28 @@ class Results:
     capabilities: pd.DataFrame
     environment: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    _suite: Any = field(default=_UNLOADED, init=False, repr=False, compare=False)
 
     @property
     def pyperf_path(self) -> Path:
         return self.path / PYPERF_JSON
 
     def suite(self) -> Any:
-        """The pyperf ``BenchmarkSuite`` holding the raw values (None if absent)."""
-        import pyperf
+        """The pyperf ``BenchmarkSuite`` holding the raw values (None if absent).
 
-        if not self.pyperf_path.is_file():
-            return None
-        try:
-            return pyperf.BenchmarkSuite.load(str(self.pyperf_path))
-        except Exception as exc:
-            raise ResultsError(f"{self.pyperf_path}: cannot read: {exc}".splitlines()[0]) from None
+        ``load_results`` has read and checked it already; a ``Results`` built in memory
+        reads ``pyperf.json`` on the first call. Either way it is read once.
+        """
+        if self._suite is _UNLOADED:
+            data = None
+            with contextlib.suppress(OSError):
+                data = self.pyperf_path.read_bytes()
+            try:
+                self._suite = None if data is None else _parse_suite(data)
+            except _Problem as problem:
+                raise ResultsError(f"{self.pyperf_path}: {problem.detail}") from None
+        return self._suite
 
     def raw_values(self) -> dict[str, list[float]]:
         """Raw timing values (seconds per call) per case name."""
@@ -156,37 +560,137 @@ class Results:
         return {b.get_name(): list(b.get_values()) for b in suite.get_benchmarks()}
 
 
-def load_results(path: str | os.PathLike[str]) -> Results:
-    """Read a results folder; ``ResultsError`` if it is missing, not one, or corrupt."""
+def _has_raw(folder: Path) -> bool:
+    raw = folder / _RAW_DIR
+    return raw.is_dir() and any(raw.glob("*.jsonl"))
+
+
+def _load_once(folder: Path, manifest_data: bytes | None) -> Results:
+    manifest: dict[str, dict[str, Any]] | None = None
+    run = _read_json(folder, RUN_JSON)
+    environment = _read_json(folder, ENVIRONMENT_JSON)
+    # the folder's format: the manifest's; before the first write, run.json's (the runner
+    # writes it first); without either, format 1
+    schema = int(run.get("schema", environment.get("schema", 1)))
+    if manifest_data is not None:
+        schema, manifest = _parse_manifest(manifest_data)
+    notes: list[str] = []
+
+    def entry(name: str) -> dict[str, Any] | None:
+        if manifest is None:
+            return None
+        if name not in manifest:
+            raise _Problem(name, "damaged", f"it is not listed in {MANIFEST_JSON}")
+        return manifest[name]
+
+    def table(name: str, columns: Mapping[str, tuple[str, str]], *, required: bool) -> pd.DataFrame:
+        data = _read_bytes(folder / name)
+        if data is None:
+            if manifest is not None:
+                raise _Problem(name, "missing", f"{MANIFEST_JSON} lists it")
+            if required:
+                raise _Problem(
+                    name, "missing", message=f"{folder}: not a results folder (no {name})"
+                )
+            return _empty_table(columns)
+        return _read_table(
+            name,
+            data,
+            columns,
+            entry(name),
+            extra_allowed=columns is COLUMNS,
+            schema=schema,
+            notes=notes,
+        )
+
+    frame = table(RESULTS_CSV, COLUMNS, required=True)
+    deviations = table(DEVIATIONS_CSV, DEVIATION_COLUMNS, required=False)
+    capabilities = table(CAPABILITIES_CSV, CAPABILITY_COLUMNS, required=False)
+
+    suite = None
+    data = _read_bytes(folder / PYPERF_JSON)
+    if data is None:
+        if manifest is not None and PYPERF_JSON in manifest:
+            raise _Problem(PYPERF_JSON, "missing", f"{MANIFEST_JSON} lists it")
+    else:
+        if manifest is not None:
+            _check_against_manifest(PYPERF_JSON, data, manifest.get(PYPERF_JSON))
+        suite = _parse_suite(data)
+
+    results = Results(
+        path=folder,
+        frame=frame,
+        deviations=deviations,
+        capabilities=capabilities,
+        environment=environment,
+        run=run,
+        notes=tuple(notes),
+    )
+    results._suite = suite
+    return results
+
+
+def _load_consistent(folder: Path) -> Results:
+    """One consistent reading: a writer may replace the files while they are read (the
+    manifest is removed first and written last), so a mismatch seen while the manifest
+    changed is read again rather than reported."""
+    attempts = 3
+    for attempt in range(attempts):
+        manifest = _read_bytes(folder / MANIFEST_JSON)
+        try:
+            return _load_once(folder, manifest)
+        except _Problem:
+            if attempt == attempts - 1 or _read_bytes(folder / MANIFEST_JSON) == manifest:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+def load_results(
+    path: str | os.PathLike[str], rebuild: Callable[[Path], None] | None = None
+) -> Results:
+    """Read a results folder, checking every file it reads; ``ResultsError`` (one line
+    naming the file and the problem) if it is missing, not one, damaged, or newer.
+
+    Checked: run.json, environment.json and manifest.json parse and have no newer
+    ``schema``; each CSV has complete rows (it ends with a newline, every row has as
+    many fields as the header), the documented columns (``harness.frame``; results.csv
+    may have grid-axis columns besides), values of the documented types, and, when
+    manifest.json lists it, its size, sha256, rows and columns; pyperf.json parses. A
+    folder without manifest.json (format 1, or a run interrupted before its first
+    write finished) gets every check but those against the manifest.
+
+    With ``rebuild``, a damaged or missing results.csv, deviations.csv,
+    capabilities.csv, pyperf.json or manifest.json in a folder that has ``raw/*.jsonl``
+    is repaired by calling ``rebuild(folder)`` (which rewrites them from the workers'
+    raw event files) and reading again; ``Results.notes`` then says what was rebuilt.
+    Nothing is rebuilt for a damaged run.json or environment.json (they do not come from
+    raw/) nor for a file written by a newer harness.
+    """
     folder = Path(path)
     if not folder.exists():
         raise ResultsError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise ResultsError(f"{folder}: not a folder")
-    csv = folder / RESULTS_CSV
-    if not csv.is_file():
-        raise ResultsError(f"{folder}: not a results folder (no {RESULTS_CSV})")
-    frame = _read_table(csv, COLUMNS, "results table")
-    dev_path = folder / DEVIATIONS_CSV
-    deviations = (
-        _read_table(dev_path, DEVIATION_COLUMNS, "deviation table")
-        if dev_path.is_file()
-        else pd.DataFrame({c: pd.Series(dtype=t) for c, (t, _) in DEVIATION_COLUMNS.items()})
-    )
-    cap_path = folder / CAPABILITIES_CSV
-    capabilities = (
-        _read_table(cap_path, CAPABILITY_COLUMNS, "capability table")
-        if cap_path.is_file()
-        else pd.DataFrame({c: pd.Series(dtype=t) for c, (t, _) in CAPABILITY_COLUMNS.items()})
-    )
-    return Results(
-        path=folder,
-        frame=frame,
-        deviations=deviations,
-        capabilities=capabilities,
-        environment=_read_json(folder / ENVIRONMENT_JSON),
-        run=_read_json(folder / RUN_JSON),
-    )
+    try:
+        return _load_consistent(folder)
+    except _Problem as problem:
+        has_raw = _has_raw(folder)
+        if rebuild is None or not has_raw or not problem.rebuildable:
+            raise ResultsError(problem.error(folder, has_raw=has_raw)) from None
+        first = problem
+    try:
+        rebuild(folder)
+    except (HarnessError, OSError) as exc:
+        raise ResultsError(
+            f"{first.what(folder)}; rebuilding it from {_RAW_DIR}/ failed: {exc}".splitlines()[0]
+        ) from None
+    try:
+        results = _load_consistent(folder)
+    except _Problem as problem:
+        raise ResultsError(problem.error(folder, has_raw=True, rebuilt=True)) from None
+    results.notes = (first.note(), *results.notes)
+    return results
 
 
 def load(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -3,20 +3,27 @@
 The runner never times anything itself. It starts one worker at a time (timings must
 not overlap on a small machine):
 
-1. a *setup* worker checks every variant (deviation, gradcheck, one-off costs, loop
-   calibration) and computes each layer's capability matrix;
-2. ``profile.processes`` *timing* workers each run every case that set up cleanly,
-   each in its own shuffled order, so slow drift and allocator state do not favour
-   one implementation; their pyperf runs merge into one suite.
+1. a *validate* worker runs each layer's declaration once (it is the user's code);
+2. a *setup* worker (per allocator) checks every variant (deviation, gradcheck, peak
+   memory, one-off costs, loop calibration) and computes each layer's capabilities;
+3. the *first timing pass*: ``profile.processes`` workers (per allocator) each time
+   every group in paired rounds (``harness.worker``), each in its own seeded order,
+   with as many rounds as fit in half of the profile's time budget;
+4. *adaptive passes*: while the budget lasts, one more worker at a time gives extra
+   rounds to the groups whose speedup interval still straddles the ±5% band, points
+   next to a crossover first (``harness.stats.plan_extra_rounds``). Each pass is a new
+   process: the process level is where most of the uncertainty lives.
 
-A worker that crashes or hangs (no progress within ``profile.case_timeout_s``) is
-killed; the case it was on is recorded as failed and a new worker carries on with the
-rest. Results are rewritten atomically as they arrive; Ctrl-C or SIGTERM keeps
-everything measured so far, and ``--resume DIR`` measures only what is missing.
+A worker that crashes or hangs is killed; the task it was on is recorded as failed
+(``Crash``) and a new worker carries on with the rest. The runner follows the raw
+files incrementally (``harness.collect.Collector``) and rewrites the results
+atomically as they arrive; Ctrl-C or SIGTERM keeps everything measured so far, and
+``--resume DIR`` measures only what is missing.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import random
@@ -26,48 +33,58 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.case import PHASES
-from harness.collect import (
-    RAW_DIR,
-    SETUP_FILE,
-    State,
-    build_outputs,
-    read_state,
-    suite_json,
-    timing_file,
-)
-from harness.config import RunConfig
-from harness.environment import collect_environment, fingerprint, worker_env
+from harness.case import PHASES, Group
+from harness.collect import RAW_DIR, SETUP_FILE, Builder, Collector, State, suite_json, timing_file
+from harness.config import RunConfig, run_signature
+from harness.environment import NoiseMonitor, collect_environment, fingerprint, worker_env
 from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
 from harness.forms import quiet as silence
 from harness.plan import Plan, make_plan
 from harness.progress import Progress
+from harness.protocol import (
+    CapabilitiesTask,
+    Crash,
+    EventLog,
+    EventReader,
+    Finished,
+    GradcheckTask,
+    Invalid,
+    Job,
+    RoundsTask,
+    SetupTask,
+    Started,
+    Task,
+    Validated,
+    ValidateTask,
+)
 from harness.registry import Registry
 from harness.results import (
-    CAPABILITIES_CSV,
-    DEVIATIONS_CSV,
     ENVIRONMENT_JSON,
-    PYPERF_JSON,
     RESULTS_CSV,
     RUN_JSON,
-    atomic_write_csv,
     atomic_write_json,
-    atomic_write_text,
+    versioned,
+    write_results,
 )
-from harness.worker import EventLog
+from harness.stats import Pending, plan_extra_rounds, straddles
 
-__all__ = ["RunOutcome", "Runner", "default_out_dir", "run"]
+__all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
 _WRITE_EVERY_S = 2.0
+#: Rebuilding the outputs may take at most this share of the runner's time.
+_WRITE_SHARE = 0.05
+_SAMPLE_EVERY_S = 5.0
 _STARTUP_TIMEOUT_S = 180.0
+#: Seconds a worker takes to start (import torch, build the registry): budgeted for.
+_WORKER_START_S = 4.0
 
 
 class Interrupted(HarnessError):
@@ -94,6 +111,26 @@ class RunOutcome:
     interrupted: bool = False
 
 
+@dataclass
+class TimingLog:
+    """How the timing budget was spent (recorded in run.json, told by the report)."""
+
+    budget_s: float
+    first_pass: dict[str, Any] = field(default_factory=dict)
+    adaptive: list[dict[str, Any]] = field(default_factory=list)
+    spent_s: float = 0.0
+    stopped: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "budget_s": self.budget_s,
+            "first_pass": self.first_pass,
+            "adaptive": self.adaptive,
+            "spent_s": round(self.spent_s, 2),
+            "stopped": self.stopped,
+        }
+
+
 def _prepare_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(
@@ -108,36 +145,52 @@ def _prepare_out(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
-def _check_resume(folder: Path, config: RunConfig, env: dict[str, Any]) -> RunConfig:
-    """The stored config of a folder to resume, after checking it may be resumed."""
+def _stored_run(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ConfigError(f"--resume {folder}: no such folder")
     path = folder / RUN_JSON
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-        stored_config = RunConfig.from_json(stored["config"])
     except FileNotFoundError:
         raise ConfigError(f"--resume {folder}: not a results folder (no {RUN_JSON})") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--resume {folder}: {RUN_JSON} is unreadable ({exc})") from None
-    if config != RunConfig() and config.updated(
-        profile=stored_config.profile
-    ) != stored_config.updated(profile=stored_config.profile):
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: damaged: {exc}".splitlines()[0]) from None
+    if not isinstance(stored, dict) or "config" not in stored:
+        raise ResultsError(f"{path}: damaged: no run settings in it")
+    from harness.results import SCHEMA_VERSION
+
+    if int(stored.get("schema", 1)) > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: written by a newer harness (schema {stored['schema']}; this one reads up to {SCHEMA_VERSION})"
+        )
+    if int(stored.get("schema", 1)) < SCHEMA_VERSION:
         raise ConfigError(
-            f"--resume {folder}: it was made with a different grid or selection "
-            f"({_describe_config(stored_config)}); resume it without other options, or start a new --out"
+            f"--resume {folder}: it was made by an older harness (schema {stored.get('schema', 1)}); start a new --out"
+        )
+    return stored
+
+
+def resume_config(folder: Path, given: Mapping[str, Any], env: Mapping[str, Any]) -> RunConfig:
+    """The stored config of a folder to resume, after checking that the settings given
+    with ``--resume`` agree with it and the machine is the same."""
+    stored = _stored_run(folder)
+    try:
+        config = RunConfig.from_json(stored["config"])
+    except (HarnessError, TypeError, ValueError) as exc:
+        raise ResultsError(f"{folder / RUN_JSON}: damaged: {exc}".splitlines()[0]) from None
+    asked = RunConfig.from_json({**config.to_json(), **given})
+    conflicts = asked.differences(config, list(given))
+    if conflicts:
+        raise ConfigError(
+            f"--resume {folder}: {'; '.join(conflicts)}: a resumed run keeps its own settings; "
+            "resume without them, or start a new --out"
         )
     if stored.get("fingerprint") != fingerprint(env):
         raise ConfigError(
             f"--resume {folder}: it was measured on another machine or with other versions "
             f"({stored.get('fingerprint')} vs {fingerprint(env)}); start a new --out"
         )
-    return stored_config
-
-
-def _describe_config(config: RunConfig) -> str:
-    grid = " ".join(f"{k}={','.join(v)}" for k, v in config.grid.items()) or "default grid"
-    return f"layers={','.join(config.layers or ['all'])} impls={','.join(config.impls or ['all'])} {grid} dtypes={','.join(config.dtypes)}"
+    return config
 
 
 class Runner:
@@ -151,11 +204,12 @@ class Runner:
         quiet: bool = False,
         report: bool = True,
         progress: Progress | None = None,
+        given: Mapping[str, Any] | None = None,
     ) -> None:
-        self.env = collect_environment(config.threads)
+        self.env = collect_environment(config.threads, config.allocators)
         if resume is not None:
             self.out = Path(resume)
-            config = _check_resume(self.out, config, self.env)
+            config = resume_config(self.out, given if given is not None else {}, self.env)
             self.resuming = True
         else:
             self.out = Path(out) if out is not None else default_out_dir()
@@ -168,44 +222,59 @@ class Runner:
         self.report = report
         self.progress = progress or Progress(enabled=not quiet)
         self.profile = config.profile_spec
+        self.collector = Collector(self.out)
+        self.builder = Builder(self.plan, self.registry, config.seed)
+        self.noise = NoiseMonitor()
+        self.timing = TimingLog(self.profile.budget_s)
         self._last_write = 0.0
+        self._write_cost = 0.0
+        self._last_sample = time.monotonic()
         self._cache_dir: Path | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Mapping[str, Any],
+        out: str | Path | None = None,
+        resume: str | Path | None = None,
+        quiet: bool = False,
+        report: bool = True,
+    ) -> Runner:
+        """A runner from parsed settings (the CLI's); with ``resume`` they are checked
+        against the folder's stored settings rather than used."""
+        if resume is not None:
+            return cls(RunConfig(), resume=resume, quiet=quiet, report=report, given=settings)
+        return cls(RunConfig(**settings), out=out, quiet=quiet, report=report)
 
     # -- validation -------------------------------------------------------------------
 
-    def _declared_impls(self, name: str) -> list[str]:
+    def _declared_impls(self, name: str) -> tuple[str, ...]:
         layer = self.registry.get(name)
-        return list(dict.fromkeys(layer.implementation(i).origin for i in self.plan.impls_of(name)))
+        return tuple(
+            dict.fromkeys(layer.implementation(i).origin for i in self.plan.impls_of(name))
+        )
 
     def validate(self) -> list[str]:
         """Check every layer's declaration by running it once, in a worker process:
         it is the user's code, and it may raise, crash or hang. A broken declaration
         raises ``LayerDefinitionError``; an implementation that fails is a note (its
         points will be measured, and fail, in isolation)."""
-        tasks = [
-            {"key": f"validate:{name}", "layer": name, "impls": self._declared_impls(name)}
-            for name in self.plan.layers
-        ]
-        limit = _STARTUP_TIMEOUT_S + sum(30.0 * (len(t["impls"]) + 1) for t in tasks)
+        tasks = [ValidateTask(name, self._declared_impls(name)) for name in self.plan.layers]
+        limit = _STARTUP_TIMEOUT_S + sum(30.0 * (len(t.impls) + 1) for t in tasks)
         code: int | None
         with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
             raw = Path(tmp) / "validate.jsonl"
-            job = Path(tmp) / "job.json"
-            atomic_write_json(
-                job,
-                {
-                    "mode": "validate",
-                    "tasks": tasks,
-                    "raw": str(raw),
-                    "process": -1,
-                    "profile": vars(self.profile),
-                    "layers_from": list(self.config.layers_from),
-                    "seed": self.config.seed,
-                },
-            )
+            job_path = Path(tmp) / "job.json"
+            Job(
+                "validate",
+                tuple(tasks),
+                str(raw),
+                layers_from=self.config.layers_from,
+                seed=self.config.seed,
+            ).write(job_path)
             try:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "harness.worker", str(job)],
+                    [sys.executable, "-m", "harness.worker", str(job_path)],
                     capture_output=True,
                     text=True,
                     env=worker_env(max(self.config.threads)),
@@ -219,20 +288,20 @@ class Runner:
         notes: list[str] = []
         done = set()
         for event in events:
-            if event["event"] == "invalid":
-                raise LayerDefinitionError(event["error"])
-            if event["event"] == "validated":
-                notes += event["notes"]
-                done.add(event["layer"])
+            if isinstance(event, Invalid):
+                raise LayerDefinitionError(event.error)
+            if isinstance(event, Validated):
+                notes += event.notes
+                done.add(event.layer)
         for task in tasks:
-            if task["layer"] not in done:
+            if task.layer not in done:
                 why = (
                     f"timed out after {limit:.0f}s"
                     if code is None
                     else f"the worker exited with code {code}"
                 )
                 notes.append(
-                    f"layer {task['layer']!r}: checking its declaration failed ({why}"
+                    f"layer {task.layer!r}: checking its declaration failed ({why}"
                     + (f": {tail[0]}" if tail else "")
                     + "); its points will be measured in isolation"
                 )
@@ -240,25 +309,37 @@ class Runner:
 
     # -- the run --------------------------------------------------------------------
 
+    def _run_json(self) -> dict[str, Any]:
+        from harness.shard import plan_id
+
+        data: dict[str, Any] = {
+            "config": self.config.to_json(),
+            "profile": {"name": self.profile.name, **vars(self.profile)},
+            "layers": {name: info.to_json() for name, info in self.plan.info.items()},
+            "groups": len(self.plan.groups),
+            "created": self.env["date"],
+            "fingerprint": fingerprint(self.env),
+            "command": " ".join(sys.argv),
+            "plan": plan_id(self.config.plan_json()),
+            "timing": self.timing.to_json(),
+        }
+        if self.config.shard is not None:
+            data["shard"] = {
+                "index": self.config.shard.index,
+                "count": self.config.shard.count,
+                "plan": data["plan"],
+            }
+        return versioned(data)
+
     def run(self) -> RunOutcome:
         notes = self.validate()
         if not self.resuming:
             _prepare_out(self.out)
         for note in [*self.plan.dropped, *notes]:
             self._say(f"note: {note}")
-        atomic_write_json(
-            self.out / RUN_JSON,
-            {
-                "config": self.config.to_json(),
-                "profile": {"name": self.profile.name, **vars(self.profile)},
-                "variants": [v.name for v in self.plan.variants],
-                "created": self.env["date"],
-                "fingerprint": fingerprint(self.env),
-                "command": " ".join(sys.argv),
-            },
-        )
+        atomic_write_json(self.out / RUN_JSON, self._run_json())
         if not (self.out / ENVIRONMENT_JSON).exists():
-            atomic_write_json(self.out / ENVIRONMENT_JSON, self.env)
+            atomic_write_json(self.out / ENVIRONMENT_JSON, versioned(dict(self.env)))
         (self.out / RAW_DIR).mkdir(exist_ok=True)
         (self.out / "logs").mkdir(exist_ok=True)
         interrupted = False
@@ -273,6 +354,7 @@ class Runner:
             signal.signal(signal.SIGTERM, old_term)
             self.progress.close()
             frame = self._write_outputs()
+            self._write_run_records()
             if self._cache_dir is not None:
                 shutil.rmtree(self._cache_dir, ignore_errors=True)
         bad = frame[frame["status"].isin(["error", "incomplete"])]
@@ -302,6 +384,15 @@ class Runner:
             self._write_report()
         return RunOutcome(self.out, frame, failed, interrupted)
 
+    def _write_run_records(self) -> None:
+        atomic_write_json(self.out / RUN_JSON, self._run_json())
+        try:
+            env = json.loads((self.out / ENVIRONMENT_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            env = versioned(dict(self.env))
+        env["noise"] = self.noise.summary()
+        atomic_write_json(self.out / ENVIRONMENT_JSON, env)
+
     def _on_term(self, signum: int, frame: Any) -> None:
         raise Interrupted("terminated")
 
@@ -310,10 +401,8 @@ class Runner:
             self.progress.message(text)
 
     def _write_report(self) -> None:
-        try:
-            from harness.report import write_report
-        except ImportError:  # pragma: no cover - shipped with the harness
-            return
+        from harness.report import write_report
+
         try:
             path = write_report(self.out)
         except Exception as exc:  # the results are saved; a report failure must not hide them
@@ -324,138 +413,296 @@ class Runner:
             return
         self._say(f"report: {path}")
 
-    # -- passes ---------------------------------------------------------------------
+    # -- setup ----------------------------------------------------------------------
 
-    def _setup_tasks(self, state: State) -> list[dict[str, Any]]:
-        tasks: list[dict[str, Any]] = []
-        for name in self.plan.layers if self.config.capabilities else ():
+    def _setup_tasks(self, state: State, allocator: str) -> list[Task]:
+        tasks: list[Task] = []
+        first = allocator == self.config.allocators[0]
+        for name in self.plan.layers if (self.config.capabilities and first) else ():
             if name not in state.capabilities:
-                layer = self.registry.get(name)
-                declared = list(
-                    dict.fromkeys(layer.implementation(i).origin for i in self.plan.impls_of(name))
-                )
-                tasks.append(
-                    {
-                        "kind": "capabilities",
-                        "key": f"capabilities:{name}",
-                        "layer": name,
-                        "impls": declared,
-                    }
-                )
-        planned: set[str] = set()
-        for variant in self.plan.variants:
-            layer = self.registry.get(variant.layer)
-            impl = layer.implementation(variant.impl)
-            if (
-                impl.role == "baseline"
-                and impl.form == "eager"
-                and (variant.layer, variant.impl) not in state.gradchecks
-            ):
-                key = f"gradcheck:{variant.layer}/{variant.impl}"
-                if key not in planned:
-                    planned.add(key)
-                    tasks.append(
-                        {
-                            "kind": "gradcheck",
-                            "key": key,
-                            "layer": variant.layer,
-                            "impl": variant.impl,
-                        }
-                    )
-            if variant.name not in state.setup:
-                tasks.append({"kind": "variant", "key": variant.name, "phases": list(PHASES)})
+                tasks.append(CapabilitiesTask(name, self._declared_impls(name)))
+        planned: set[GradcheckTask] = set()
+        for group in self.plan.groups:
+            if group.allocator != allocator:
+                continue
+            layer = self.registry.get(group.layer)
+            for variant in self.plan.variants_of(group):
+                impl = layer.implementation(variant.impl)
+                # A baseline declared without a backward has no gradient to check.
+                if first and impl.role == "baseline" and impl.form == "eager" and impl.backward:
+                    task = GradcheckTask(variant.layer, variant.impl)
+                    if (task.layer, task.impl) not in state.gradchecks and task not in planned:
+                        planned.add(task)
+                        tasks.append(task)
+                if variant.name not in state.setup:
+                    tasks.append(SetupTask(variant.name))
         return tasks
 
     def _setup_pass(self) -> None:
-        state = read_state(self.out)
-        tasks = self._setup_tasks(state)
-        if not tasks:
-            return
-        self.progress.begin("checking", len(tasks))
-        self._run_until_done(
-            "setup",
-            tasks,
-            self.out / RAW_DIR / SETUP_FILE,
-            process=None,
-            remaining=lambda: self._setup_tasks(read_state(self.out)),
-        )
+        for allocator in self.config.allocators:
+            tasks = self._setup_tasks(self.collector.poll(), allocator)
+            if not tasks:
+                continue
+            self.progress.begin("checking", len(tasks))
+            self._run_until_done(
+                "setup",
+                tasks,
+                self.out / RAW_DIR / SETUP_FILE,
+                allocator,
+                remaining=lambda a=allocator: self._setup_tasks(self.collector.poll(), a),  # type: ignore[misc]
+            )
 
-    def _timed_cases(self, state: State) -> list[tuple[str, int]]:
-        out = []
-        for variant in self.plan.variants:
+    # -- timing -----------------------------------------------------------------------
+
+    def _group_cases(self, state: State, group: Group) -> tuple[tuple[str, int], ...]:
+        cases = []
+        for variant in self.plan.variants_of(group):
             setup = state.setup.get(variant.name)
-            if not setup:
+            if setup is None:
                 continue
             for phase in PHASES:
-                info = setup["phases"].get(phase, {})
-                if info.get("status") == "ok":
-                    out.append((f"{variant.name}/{phase}", int(info["loops"])))
-        return out
+                info = setup.phases.get(phase)
+                if info is not None and info.status == "ok" and info.loops:
+                    cases.append((variant.case(phase).name, int(info.loops)))
+        return tuple(cases)
+
+    def _round_cost(self, state: State, group: Group) -> float:
+        """Expected seconds of one round of ``group`` (from the setup's calibration)."""
+        total = 0.0
+        for variant in self.plan.variants_of(group):
+            setup = state.setup.get(variant.name)
+            if setup is None:
+                continue
+            for info in setup.phases.values():
+                if info.status == "ok" and info.loops and info.estimate_s:
+                    total += info.loops * info.estimate_s
+        return total
+
+    def _first_pass_rounds(self, state: State, groups: Sequence[Group]) -> int:
+        for by_process in state.rounds.values():
+            for done in by_process.values():
+                if done.batch == 0 and done.values:
+                    return len(next(iter(done.values.values())))
+        prof = self.profile
+        per_round = sum(self._round_cost(state, g) for g in groups) or 1e-3
+        processes = prof.processes * len(self.config.allocators)
+        fit = int(0.5 * prof.budget_s / (processes * per_round))
+        return max(prof.min_rounds, min(prof.max_rounds, fit))
+
+    def _rounds_limit(self, state: State, task: RoundsTask) -> float:
+        cost = self._round_cost(state, Group.from_name(task.group)) * (task.rounds + 1)
+        return max(self.profile.case_timeout_s, 10 * cost + 60)
 
     def _timing_passes(self) -> None:
-        state = read_state(self.out)
-        cases = self._timed_cases(state)
-        todo = {
-            p: [c for c in cases if not state.done_for(c[0], p)]
-            for p in range(self.profile.processes)
-        }
-        total = sum(len(v) for v in todo.values())
-        if total == 0:
+        state = self.collector.poll()
+        timed = [g for g in self.plan.groups if self._group_cases(state, g)]
+        if not timed:
             return
-        self.progress.begin("timing", total)
-        for process in range(self.profile.processes):
-            if not todo[process]:
-                continue
-            rng = random.Random(self.config.seed * 1000 + process)
+        rounds = self._first_pass_rounds(state, timed)
+        prof = self.profile
+        t0 = time.monotonic()
+        todo = [
+            (a, p, g)
+            for a, allocator in enumerate(self.config.allocators)
+            for p in range(prof.processes)
+            for g in timed
+            if g.allocator == allocator and not state.timed(g.name, a * prof.processes + p)
+        ]
+        if todo:
+            self.progress.begin("timing", len(todo))
+        for a, allocator in enumerate(self.config.allocators):
+            for p in range(prof.processes):
+                process = a * prof.processes + p
+                order = [g for g in timed if g.allocator == allocator]
+                random.Random(self.config.seed * 1000 + process).shuffle(order)
 
-            def remaining(p: int = process, rng: random.Random = rng) -> list[dict[str, Any]]:
-                st = read_state(self.out)
-                left = [
-                    {"case": c, "loops": loops, "key": c}
-                    for c, loops in cases
-                    if not st.done_for(c, p)
+                def remaining(order: list[Group] = order, process: int = process) -> list[Task]:
+                    st = self.collector.poll()
+                    return [
+                        RoundsTask(g.name, self._group_cases(st, g), rounds, 0)
+                        for g in order
+                        if not st.timed(g.name, process)
+                    ]
+
+                tasks = remaining()
+                if tasks:
+                    self._run_until_done(
+                        "timing",
+                        tasks,
+                        self.out / RAW_DIR / timing_file(process),
+                        allocator,
+                        remaining,
+                        process,
+                    )
+        first_s = time.monotonic() - t0
+        timed_s = rounds * prof.processes * sum(self._round_cost(state, g) for g in timed)
+        self.timing.first_pass = {
+            "processes": prof.processes * len(self.config.allocators),
+            "rounds": rounds,
+            "groups": len(timed),
+            "seconds": round(first_s, 2),
+        }
+        self._adaptive_passes(timed, first_s, max(0.0, first_s - timed_s))
+
+    def _pending(self, state: State, groups: Sequence[Group]) -> list[Pending]:
+        """Groups whose decisive intervals (training step, or forward where a side has
+        no backward) do not decide yet, with what one more round costs."""
+        self._write_outputs(force=True)
+        decisive: dict[str, list[Any]] = {}
+        estimates: dict[tuple[str, str, str], list[tuple[float, str, float]]] = {}
+        for group in groups:
+            analysis = self.builder.analysis(state, group)
+            intervals = []
+            for impl, comparison in analysis.comparisons.items():
+                interval = comparison.step or comparison.phase.get("forward")
+                intervals.append(interval)
+                if interval is not None:
+                    info = self.plan.info[group.layer]
+                    setting = (
+                        group.layer,
+                        impl,
+                        f"{group.setting}/{_others(group, info.size_axis)}",
+                    )
+                    size = group.point_dict[info.size_axis]
+                    if isinstance(size, int | float):
+                        estimates.setdefault(setting, []).append(
+                            (float(size), group.name, interval.estimate)
+                        )
+            decisive[group.name] = intervals
+        near: set[str] = set()
+        for series in estimates.values():
+            series.sort()
+            sides = [e > 1 for _, _, e in series]
+            for i, (_, name, _) in enumerate(series):
+                if (i > 0 and sides[i - 1] != sides[i]) or (
+                    i + 1 < len(series) and sides[i + 1] != sides[i]
+                ):
+                    near.add(name)
+        return [
+            Pending(g.name, tuple(decisive[g.name]), self._round_cost(state, g), g.name in near)
+            for g in groups
+            if any(straddles(i) for i in decisive[g.name])
+        ]
+
+    def _adaptive_passes(self, groups: Sequence[Group], spent: float, overhead: float) -> None:
+        prof = self.profile
+        by_name = {g.name: g for g in groups}
+        # what preparing one group costs a new process (building forms, compiling)
+        prep = overhead / max(1, len(groups) * prof.processes)
+        first = prof.processes * len(self.config.allocators)
+        seen = self.collector.poll().processes()
+        next_process = max([first - 1, *seen]) + 1
+        batch = 1 + len([p for p in seen if p >= first])
+        t0 = time.monotonic() - spent
+        while True:
+            left = prof.budget_s - (time.monotonic() - t0) - _WORKER_START_S
+            state = self.collector.poll()
+            pending = self._pending(state, groups)
+            if not pending:
+                self.timing.stopped = "every point decided (or equal within the band)"
+                break
+            if left <= 0:
+                self.timing.stopped = f"budget spent with {len(pending)} points still undecided"
+                break
+            costed = [
+                Pending(p.key, p.intervals, p.cost_s + prep / prof.extra_rounds, p.near_crossover)
+                for p in pending
+            ]
+            chosen = plan_extra_rounds(costed, left, prof.extra_rounds)
+            if not chosen:
+                self.timing.stopped = (
+                    f"budget left ({left:.0f}s) too small for another round of the "
+                    f"{len(pending)} undecided points"
+                )
+                break
+            started = time.monotonic()
+            for allocator in self.config.allocators:
+                mine = [by_name[k] for k in chosen if by_name[k].allocator == allocator]
+                if not mine:
+                    continue
+                process = next_process
+                next_process += 1
+                tasks: list[Task] = [
+                    RoundsTask(g.name, self._group_cases(state, g), prof.extra_rounds, batch)
+                    for g in mine
                 ]
-                rng.shuffle(left)
-                return left
+                self.progress.begin(f"extra rounds ({len(pending)} undecided)", len(tasks))
 
-            self._run_until_done(
-                "timing", remaining(), self.out / RAW_DIR / timing_file(process), process, remaining
-            )
+                def left_over(
+                    p: int = process, b: int = batch, gs: list[Group] = mine
+                ) -> list[Task]:
+                    st = self.collector.poll()
+                    return [
+                        RoundsTask(g.name, self._group_cases(st, g), prof.extra_rounds, b)
+                        for g in gs
+                        if not st.timed(g.name, p)
+                    ]
+
+                self._run_until_done(
+                    "timing",
+                    tasks,
+                    self.out / RAW_DIR / timing_file(process),
+                    allocator,
+                    left_over,
+                    process,
+                )
+                self.timing.adaptive.append(
+                    {
+                        "process": process,
+                        "groups": len(mine),
+                        "undecided_before": len(pending),
+                        "rounds": prof.extra_rounds,
+                        "seconds": round(time.monotonic() - started, 2),
+                    }
+                )
+            batch += 1
+        self.timing.spent_s = time.monotonic() - t0
+
+    # -- workers ----------------------------------------------------------------------
 
     def _run_until_done(
         self,
         mode: str,
-        tasks: list[dict[str, Any]],
+        tasks: list[Task],
         raw: Path,
-        process: int | None,
-        remaining: Callable[[], list[dict[str, Any]]],
+        allocator: str,
+        remaining: Callable[[], list[Task]],
+        process: int = -1,
     ) -> None:
         attempts = 0
         while tasks:
             attempts += 1
             if attempts > len(tasks) + 3:
                 raise ResultsError(f"workers keep failing; see {self.out / 'logs'}")
-            self._run_worker(mode, tasks, raw, process, attempts)
+            self._run_worker(mode, tasks, raw, allocator, process, attempts)
             tasks = remaining()
 
     def _run_worker(
-        self, mode: str, tasks: list[dict[str, Any]], raw: Path, process: int | None, attempt: int
+        self,
+        mode: str,
+        tasks: list[Task],
+        raw: Path,
+        allocator: str,
+        process: int,
+        attempt: int,
     ) -> None:
-        tag = f"{mode}-{process if process is not None else 0:03d}-{attempt}"
-        job = {
-            "mode": mode,
-            "tasks": tasks,
-            "raw": str(raw),
-            "process": process if process is not None else -1,
-            "profile": vars(self.profile),
-            "layers_from": list(self.config.layers_from),
-            "seed": self.config.seed,
-        }
+        tag = f"{mode}-{max(process, 0):03d}-{allocator}-{attempt}"
+        job = Job(
+            mode,  # type: ignore[arg-type]
+            tuple(tasks),
+            str(raw),
+            process=process,
+            min_time=self.profile.min_time,
+            layers_from=self.config.layers_from,
+            seed=self.config.seed,
+            memory=self.config.memory,
+        )
         job_path = self.out / "logs" / f"{tag}.job.json"
-        atomic_write_json(job_path, job)
+        job.write(job_path)
         extra = {"TORCHINDUCTOR_CACHE_DIR": str(self._inductor_cache())}
-        env = worker_env(max(self.config.threads), extra)
-        offset = raw.stat().st_size if raw.exists() else 0
+        env = worker_env(max(self.config.threads), allocator, extra)
+        reader = EventReader(raw)
+        reader.offset = raw.stat().st_size if raw.exists() else 0
         with open(self.out / "logs" / f"{tag}.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.worker", str(job_path)],
@@ -467,7 +714,7 @@ class Runner:
                 cwd=os.getcwd(),
             )
             try:
-                self._watch(proc, raw, offset, process)
+                self._watch(proc, raw, reader)
             except BaseException:
                 _kill(proc)
                 raise
@@ -480,79 +727,108 @@ class Runner:
             self._cache_dir = Path(tempfile.mkdtemp(prefix="harness-inductor-"))
         return self._cache_dir
 
-    def _watch(
-        self, proc: subprocess.Popen[bytes], raw: Path, offset: int, process: int | None
-    ) -> None:
-        current: str | None = None
+    def _task_limit(self, task: Task) -> float:
+        if isinstance(task, RoundsTask):
+            return self._rounds_limit(self.collector.state, task)
+        return self.profile.case_timeout_s
+
+    def _watch(self, proc: subprocess.Popen[bytes], raw: Path, reader: EventReader) -> None:
+        current: Task | None = None
         since = time.monotonic()
-        buffer = b""
         limit = _STARTUP_TIMEOUT_S
         while True:
             code = proc.poll()
-            if raw.exists():
-                with open(raw, "rb") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-                offset += len(chunk)
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    try:
-                        event = json.loads(line)
-                    except ValueError:
-                        continue
-                    kind = event.get("event")
-                    if kind == "start":
-                        current = event["key"]
-                        since = time.monotonic()
-                        limit = self.profile.case_timeout_s
-                        self.progress.step(current)
-                    elif kind == "done":
-                        current = None
+            for event in reader.poll():
+                if isinstance(event, Started):
+                    current = event.task
+                    since = time.monotonic()
+                    limit = self._task_limit(current)
+                    self.progress.step(_describe_task(current))
+                elif isinstance(event, Finished):
+                    current = None
             if code is not None:
                 if current is not None:
                     why = f"worker crashed (exit code {code}) while running it; see {self.out / 'logs'}"
                     if code < 0:
                         why = f"worker killed by signal {-code} while running it; see {self.out / 'logs'}"
-                    self._record_crash(raw, current, why)
+                    EventLog(raw).write(Crash(current, why))
                 self._maybe_write()
                 return
             if time.monotonic() - since > limit:
                 _kill(proc)
-                proc.wait()
-                what = current or "worker start-up"
-                self._record_crash(
-                    raw, current or "startup", f"timed out after {limit:.0f}s ({what})"
-                )
                 if current is None:
                     raise ResultsError(
                         f"a worker did not start within {limit:.0f}s; see {self.out / 'logs'}"
                     )
+                EventLog(raw).write(
+                    Crash(current, f"timed out after {limit:.0f}s ({_describe_task(current)})")
+                )
                 return
             self._maybe_write()
             time.sleep(0.05)
 
-    def _record_crash(self, raw: Path, key: str, why: str) -> None:
-        EventLog(raw).write({"event": "crash", "key": key, "error": why})
-
     # -- outputs --------------------------------------------------------------------
 
     def _maybe_write(self) -> None:
-        if time.monotonic() - self._last_write >= _WRITE_EVERY_S:
+        now = time.monotonic()
+        if now - self._last_sample >= _SAMPLE_EVERY_S:
+            self.noise.sample()
+            self._last_sample = now
+        # Rebuilding the outputs costs time in proportion to the grid: on a large
+        # grid, write less often so that it stays a small share of the runner's time.
+        interval = max(_WRITE_EVERY_S, self._write_cost / _WRITE_SHARE)
+        if now - self._last_write >= interval:
             self._write_outputs()
 
-    def _write_outputs(self) -> pd.DataFrame:
-        state = read_state(self.out)
-        frame, deviations, capabilities, suite = build_outputs(
-            state, self.plan.variants, self.registry
+    def _write_outputs(self, force: bool = False) -> pd.DataFrame:
+        t0 = time.monotonic()
+        state = self.collector.poll()
+        outputs = self.builder.build(state)
+        write_results(
+            self.out,
+            outputs.frame,
+            outputs.deviations,
+            outputs.capabilities,
+            suite_json(outputs.suite) if outputs.suite is not None else None,
         )
-        if suite is not None:
-            atomic_write_text(self.out / PYPERF_JSON, suite_json(suite))
-        atomic_write_csv(self.out / RESULTS_CSV, frame)
-        atomic_write_csv(self.out / DEVIATIONS_CSV, deviations)
-        atomic_write_csv(self.out / CAPABILITIES_CSV, capabilities)
         self._last_write = time.monotonic()
-        return frame
+        self._write_cost = self._last_write - t0
+        return outputs.frame
+
+
+def rebuild_outputs(folder: str | Path) -> None:
+    """Rewrite a results folder's tables and pyperf.json from its raw event files (the
+    source of truth), for ``load_results(..., rebuild=rebuild_outputs)``."""
+    folder = Path(folder)
+    stored = _stored_run(folder)
+    config = RunConfig.from_json(stored["config"])
+    with silence():
+        registry = Registry.default(config.layers_from)
+    plan = make_plan(registry, config)
+    outputs = Builder(plan, registry, config.seed).build(Collector(folder).poll())
+    write_results(
+        folder,
+        outputs.frame,
+        outputs.deviations,
+        outputs.capabilities,
+        suite_json(outputs.suite) if outputs.suite is not None else None,
+    )
+
+
+def _others(group: Group, size_axis: str) -> str:
+    return ",".join(f"{k}={v}" for k, v in group.point if k != size_axis)
+
+
+def _describe_task(task: Task) -> str:
+    if isinstance(task, SetupTask):
+        return task.variant
+    if isinstance(task, RoundsTask):
+        return task.group
+    if isinstance(task, GradcheckTask):
+        return f"gradcheck {task.layer}/{task.impl}"
+    if isinstance(task, CapabilitiesTask):
+        return f"capabilities {task.layer}"
+    return f"validate {task.layer}"
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -565,52 +841,40 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run(
-    layers: Sequence[str] | str | None = None,
-    impls: Sequence[str] | str | None = None,
-    grid: Sequence[str] | dict[str, Any] | None = None,
-    dtypes: Sequence[str] | str = ("float32",),
-    threads: Sequence[int] | int = (1,),
-    devices: Sequence[str] | str = ("cpu",),
-    profile: str = "default",
-    layers_from: Sequence[str] | str = (),
+    *,
     out: str | Path | None = None,
     resume: str | Path | None = None,
     quiet: bool = True,
     report: bool = True,
-    seed: int = 0,
-    capabilities: bool = True,
-    timeout_s: float | None = None,
+    **settings: Any,
 ) -> pd.DataFrame:
     """Measure a grid and return the results frame (columns: ``harness.frame.COLUMNS``).
 
-    Arguments mirror ``python -m harness run``: ``grid`` is ``["n=8,16", "k=3"]`` or
-    ``{"n": [8, 16]}``. The results folder is ``frame.attrs["path"]``.
+    The settings are ``RunConfig``'s fields, the same as ``python -m harness run``'s
+    options (``grid=["n=8,16", "k=3"]`` or ``{"n": [8, 16]}``, ``dtypes="float32"``,
+    ``threads=(1, 2)``, ``profile="quick"``, ...). The results folder is
+    ``frame.attrs["path"]``.
     """
-    from harness.config import parse_grid, parse_list
-
-    def as_tuple(value: Sequence[Any] | str | int) -> tuple[Any, ...]:
-        if isinstance(value, str):
-            return parse_list(value, "value")
-        if isinstance(value, int):
-            return (value,)
-        return tuple(value)
-
-    config = RunConfig(
-        layers=as_tuple(layers) if layers is not None else None,
-        impls=as_tuple(impls) if impls is not None else None,
-        grid=parse_grid(grid) if grid else {},
-        dtypes=as_tuple(dtypes),
-        threads=tuple(int(t) for t in as_tuple(threads)),
-        devices=as_tuple(devices),
-        profile=profile,
-        layers_from=as_tuple(layers_from),
-        seed=seed,
-        capabilities=capabilities,
-        timeout_s=timeout_s,
-    )
-    outcome = Runner(config, out=out, resume=resume, quiet=quiet, report=report).run()
+    unknown = sorted(set(settings) - set(RunConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"harness.run: unknown settings {unknown}")
+    if resume is not None:
+        runner = Runner.from_settings(settings, resume=resume, quiet=quiet, report=report)
+    else:
+        runner = Runner.from_settings(settings, out=out, quiet=quiet, report=report)
+    outcome = runner.run()
     frame = outcome.frame
     frame.attrs["path"] = str(outcome.path)
     if outcome.interrupted:
         raise KeyboardInterrupt
     return frame
+
+
+run.__signature__ = run_signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=True),
+        inspect.Parameter("report", inspect.Parameter.KEYWORD_ONLY, default=True),
+    ]
+)

@@ -1,93 +1,68 @@
 """A worker process: ``python -m harness.worker JOB.json``.
 
 The runner starts workers one at a time and never times anything itself. A worker
-imports torch once and then runs many cases, appending one JSON line per event to its
-``raw/*.jsonl`` file (flushed and fsynced), so what it measured survives a crash of
-the worker or of the runner. Before each case it writes a ``start`` line: if the
-worker dies or hangs, the runner knows which case did it.
+imports torch once and then runs the tasks of its ``Job`` (``harness.protocol``),
+appending one event per line to its raw file (flushed and fsynced), so what it
+measured survives a crash of the worker or of the runner. Before each task it writes
+``Started(task)``: if the worker dies or hangs, the runner knows which task did it.
 
 Three modes:
 
 - ``validate``: run each layer's declaration checks (``registry.validate_layer``),
   which call the user's code, before anything is measured.
 - ``setup``: for each variant, build the form (its one-off cost), check outputs and
-  gradients against the float64 reference, run gradcheck for baselines, calibrate the
-  loop count of each phase, and compute each layer's capability matrix.
-- ``timing``: pyperf's worker mode (``--worker``, no ``--worker-task``): every case of
-  the job in one process, each ``bench_time_func`` call giving one pyperf run of
-  ``values`` values after ``warmups`` warm-ups, with the calibrated loop count as
-  ``inner_loops``.
+  gradients against the float64 reference, measure peak memory, calibrate the loop
+  count of each phase; gradcheck for baselines with a backward; each layer's
+  capability matrix.
+- ``timing``: paired rounds. For each group (every implementation of one grid point),
+  one discarded warm-up round, then ``rounds`` rounds, each timing every case of the
+  group once, in a fresh random order: drift and bursts of noise then hit every
+  implementation of a point alike, and the per-round ratios cancel them.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
+import random
 import sys
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.case import Case, Variant
+from harness.case import Case, Group, Variant
 from harness.deviation import compare_tensors, gradients, run_gradcheck
-from harness.errors import LayerDefinitionError
+from harness.dtypes import torch_dtype
+from harness.errors import LayerDefinitionError, describe
 from harness.forms import Built, build, quiet
 from harness.layer import Implementation, Layer
 from harness.measure import backward_time_func, calibrate_loops, forward_time_func, set_threads
+from harness.points import format_point
+from harness.protocol import (
+    CapabilitiesDone,
+    CapabilitiesTask,
+    EventLog,
+    Finished,
+    GradcheckDone,
+    GradcheckTask,
+    Invalid,
+    Job,
+    PhaseSetup,
+    RoundsDone,
+    RoundsTask,
+    SetupDone,
+    SetupTask,
+    Started,
+    Task,
+    Validated,
+    ValidateTask,
+)
 from harness.registry import Registry, validate_layer
 
-__all__ = ["EventLog", "main"]
-
-_DTYPES = {
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "float32": torch.float32,
-    "float64": torch.float64,
-}
-
-
-def describe(exc: BaseException) -> str:
-    """``Type: first line`` of an exception, for the frame's ``error`` column."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
-
-
-class EventLog:
-    """Append-only JSON lines, each flushed and fsynced as written."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the process
-
-    def write(self, event: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(event, default=str) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    @staticmethod
-    def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-        """Events in a file; a torn last line (a kill mid-write) is ignored."""
-        out = []
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        for line in text.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                out.append(event)
-        return out
+__all__ = ["Worker", "main"]
 
 
 @dataclass
@@ -131,15 +106,17 @@ class _Prepared:
         out, wrt = self.graph()
         return backward_time_func(out, wrt, self.grad_output(), self.variant.device)
 
+    def time_func(self, phase: str) -> Callable[[int], float]:
+        return self.forward_time_func() if phase == "forward" else self.backward_time_func()
+
 
 class Worker:
-    def __init__(self, job: dict[str, Any]) -> None:
+    def __init__(self, job: Job) -> None:
         self.job = job
-        self.log = EventLog(job["raw"])
+        self.log = EventLog(job.raw)
         with quiet():
-            self.registry = Registry.default(job.get("layers_from", ()))
-        self.seed = int(job.get("seed", 0))
-        self.min_time = float(job["profile"]["min_time"])
+            self.registry = Registry.default(job.layers_from)
+        self.seed = job.seed
         self._prepared: dict[Variant, _Prepared] = {}
         self._refs: dict[
             tuple[str, tuple[Any, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]
@@ -172,8 +149,9 @@ class Worker:
         layer = self.registry.get(variant.layer)
         impl = layer.implementation(variant.impl)
         set_threads(variant.threads)
-        dtype = _DTYPES[variant.dtype]
-        inputs = layer.make(variant.point_dict, dtype, variant.device, self.seed)
+        inputs = layer.make(
+            variant.point_dict, torch_dtype(variant.dtype), variant.device, self.seed
+        )
         mask = tuple(name in layer.differentiable for name in layer.inputs)
         built = build(
             layer,
@@ -191,55 +169,80 @@ class Worker:
 
     # -- setup mode -----------------------------------------------------------------
 
-    def _setup_forward(self, p: _Prepared) -> dict[str, Any]:
+    def _peak(self, p: _Prepared, call: Callable[[], Any]) -> dict[str, Any]:
+        if not self.job.memory:
+            return {}
+        try:
+            from harness.memory import measure_peak
+
+            peak = measure_peak(
+                call, device=p.variant.device, onnxruntime=p.impl.form == "onnxruntime"
+            )
+        except Exception as exc:  # memory is a diagnostic: never fail the phase for it
+            return {"peak_sources": f"not measured: {describe(exc, 200)}"}
+        return {"peak_bytes": peak.peak_bytes, "peak_sources": peak.describe_sources()}
+
+    def _setup_forward(self, p: _Prepared) -> PhaseSetup:
         with torch.no_grad():
             out = p.built.fn(*p.inputs)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"returned {type(out).__name__}, not a tensor")
         ref_out, _ = self._reference(p.layer, p.variant)
         dev = compare_tensors("output", out, ref_out, p.variant.dtype)
-        loops, per_call = calibrate_loops(p.forward_time_func(), self.min_time)
-        return {"status": "ok", "loops": loops, "estimate_s": per_call, "deviations": [asdict(dev)]}
+        del out
 
-    def _setup_backward(self, p: _Prepared) -> dict[str, Any]:
+        def call() -> Any:
+            with torch.no_grad():
+                return p.built.fn(*p.inputs)
+
+        peak = self._peak(p, call)
+        loops, per_call = calibrate_loops(p.forward_time_func(), self.job.min_time)
+        return PhaseSetup("ok", loops=loops, estimate_s=per_call, deviations=(asdict(dev),), **peak)
+
+    def _setup_backward(self, p: _Prepared) -> PhaseSetup:
         if not p.impl.backward:
             why = (
                 "ONNX Runtime sessions run forward only"
                 if p.impl.form == "onnxruntime"
                 else "declared without backward"
             )
-            return {"status": "unsupported", "error": why}
+            return PhaseSetup("unsupported", error=why)
+        if not any(p.grad_mask):
+            return PhaseSetup("unsupported", error="the layer declares no differentiable input")
         _, ref_grads = self._reference(p.layer, p.variant)
         out, wrt = p.graph()
         grads = gradients(out, wrt, p.grad_output())
         names = [f"grad_{n}" for n, m in zip(p.layer.inputs, p.grad_mask, strict=True) if m]
-        devs = [
+        devs = tuple(
             asdict(compare_tensors(name, g, r, p.variant.dtype))
             for name, g, r in zip(names, grads, ref_grads, strict=True)
-        ]
-        loops, per_call = calibrate_loops(p.backward_time_func(), self.min_time)
-        return {"status": "ok", "loops": loops, "estimate_s": per_call, "deviations": devs}
+        )
+        del grads
+        grad_out = p.grad_output()
 
-    def setup(self, variant: Variant, phases: list[str]) -> None:
-        event: dict[str, Any] = {"event": "setup", "variant": variant.name, "phases": {}}
+        def call() -> Any:
+            return torch.autograd.grad(out, wrt, grad_out, retain_graph=True, allow_unused=True)
+
+        peak = self._peak(p, call)
+        loops, per_call = calibrate_loops(p.backward_time_func(), self.job.min_time)
+        return PhaseSetup("ok", loops=loops, estimate_s=per_call, deviations=devs, **peak)
+
+    def setup(self, variant: Variant) -> None:
         try:
             with quiet():
                 p = self.prepare(variant)
         except Exception as exc:
-            err = {"status": "error", "error": describe(exc)}
-            event["phases"] = {ph: err for ph in phases}
-            self.log.write(event)
+            err = PhaseSetup("error", error=describe(exc))
+            self.log.write(SetupDone(variant.name, {"forward": err, "backward": err}))
             return
-        event["oneoff_s"] = p.built.oneoff_s
-        event["oneoff_what"] = p.built.oneoff_what
-        for phase in phases:
-            step = self._setup_forward if phase == "forward" else self._setup_backward
+        phases: dict[str, PhaseSetup] = {}
+        for phase, step in (("forward", self._setup_forward), ("backward", self._setup_backward)):
             try:
                 set_threads(variant.threads)
-                event["phases"][phase] = step(p)
+                phases[phase] = step(p)
             except Exception as exc:
-                event["phases"][phase] = {"status": "error", "error": describe(exc)}
-        self.log.write(event)
+                phases[phase] = PhaseSetup("error", error=describe(exc))
+        self.log.write(SetupDone(variant.name, phases, p.built.oneoff_s, p.built.oneoff_what))
 
     def gradcheck(self, layer_name: str, impl_name: str) -> None:
         layer = self.registry.get(layer_name)
@@ -252,118 +255,106 @@ class Worker:
                 ok, why = run_gradcheck(impl.callable_for(point), inputs, mask)
         except Exception as exc:
             ok, why = False, describe(exc)
-        where = ",".join(f"{k}={v}" for k, v in point.items())
-        self.log.write(
-            {
-                "event": "gradcheck",
-                "layer": layer_name,
-                "impl": impl_name,
-                "ok": ok,
-                "error": why,
-                "point": where,
-            }
-        )
+        self.log.write(GradcheckDone(layer_name, impl_name, ok, why, format_point(point)))
 
-    def capabilities(self, layer_name: str, impls: list[str]) -> None:
-        try:
-            from harness.capabilities import capability_matrix
-        except ImportError:  # pragma: no cover - the module ships with the harness
-            return
+    def capabilities(self, layer_name: str, impls: tuple[str, ...]) -> None:
+        from harness.capabilities import capability_matrix
+
         layer = self.registry.get(layer_name)
         with quiet():
-            rows = capability_matrix(layer, impls)
-        self.log.write({"event": "capabilities", "layer": layer_name, "rows": rows})
+            rows = capability_matrix(layer, list(impls))
+        self.log.write(CapabilitiesDone(layer_name, tuple(rows)))
 
     # -- timing mode ----------------------------------------------------------------
 
-    def timing(self, tasks: list[dict[str, Any]]) -> None:
-        import pyperf
+    def rounds(self, task: RoundsTask) -> None:
+        """Time every case of a group in alternation, ``task.rounds`` rounds."""
+        from harness.environment import allocator_in_use
 
-        prof = self.job["profile"]
-        runner = pyperf.Runner(values=prof["values"], warmups=prof["warmups"], processes=1, loops=1)
-        runner.parse_args(
-            [
-                "--worker",
-                "--quiet",
-                "--loops",
-                "1",
-                "--values",
-                str(prof["values"]),
-                "--warmups",
-                str(prof["warmups"]),
-            ]
-        )
-        left = Counter(Case.from_name(t["case"]).variant for t in tasks)
-        for task in tasks:
-            case = Case.from_name(task["case"])
-            inner = int(task["loops"])
-            left[case.variant] -= 1
-            self.log.write({"event": "start", "key": case.name, "t": time.time()})
+        group = Group.from_name(task.group)
+        rng = random.Random(f"{self.seed}/{self.job.process}/{task.batch}/{task.group}")
+        funcs: dict[str, Callable[[int], float]] = {}
+        loops = dict(task.cases)
+        errors: dict[str, str] = {}
+        for name, _ in task.cases:
+            case = Case.from_name(name)
             try:
                 with quiet():
                     p = self.prepare(case.variant)
                 set_threads(case.variant.threads)
-                time_func = (
-                    p.forward_time_func() if case.phase == "forward" else p.backward_time_func()
-                )
-
-                def run_loops(
-                    loops: int, tf: Callable[[int], float] = time_func, inner: int = inner
-                ) -> float:
-                    return tf(loops * inner)
-
-                metadata = {
-                    "harness_threads": case.variant.threads,
-                    "harness_process": int(self.job["process"]),
-                    "harness_device": case.variant.device,
-                    "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "adaptive"),
-                }
-                bench = runner.bench_time_func(
-                    case.name, run_loops, inner_loops=inner, metadata=metadata
-                )
-                buf = io.StringIO()
-                bench.dump(buf)
-                self.log.write({"event": "bench", "case": case.name, "bench": buf.getvalue()})
+                funcs[name] = p.time_func(case.phase)
             except Exception as exc:
-                self.log.write({"event": "error", "key": case.name, "error": describe(exc)})
-            if left[case.variant] == 0:  # both phases done here: free its inputs, graph, form
-                self._prepared.pop(case.variant, None)
+                errors[name] = describe(exc)
+        values: dict[str, list[float]] = {name: [] for name in funcs}
+        warmups: dict[str, float] = {}
+        set_threads(group.threads)
+        for r in range(-1, task.rounds):  # round -1 is the discarded warm-up
+            order = list(funcs)
+            rng.shuffle(order)
+            for name in order:
+                try:
+                    per_call = funcs[name](loops[name]) / loops[name]
+                except Exception as exc:
+                    errors[name] = describe(exc)
+                    del funcs[name]
+                    values.pop(name, None)
+                    continue
+                if r < 0:
+                    warmups[name] = per_call
+                else:
+                    values[name].append(per_call)
+        for variant in {Case.from_name(n).variant for n, _ in task.cases}:
+            self._prepared.pop(variant, None)  # free inputs, graph and form
+        self.log.write(
+            RoundsDone(
+                group=task.group,
+                process=self.job.process,
+                batch=task.batch,
+                values={k: tuple(v) for k, v in values.items()},
+                loops={k: loops[k] for k in values},
+                warmups=warmups,
+                errors=errors,
+                metadata={
+                    "threads": group.threads,
+                    "device": group.device,
+                    "allocator": allocator_in_use(),
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "pid": os.getpid(),
+                },
+            )
+        )
 
     # -- entry ----------------------------------------------------------------------
 
-    def validate(self, layer_name: str, impls: list[str]) -> None:
+    def validate(self, layer_name: str, impls: tuple[str, ...]) -> None:
         layer = self.registry.get(layer_name)
         try:
             with quiet():
-                notes = validate_layer(layer, impls)
+                notes = validate_layer(layer, list(impls))
         except LayerDefinitionError as exc:
-            self.log.write({"event": "invalid", "layer": layer_name, "error": str(exc)})
+            self.log.write(Invalid(layer_name, str(exc)))
             return
-        self.log.write({"event": "validated", "layer": layer_name, "notes": notes})
+        self.log.write(Validated(layer_name, tuple(notes)))
+
+    def run_task(self, task: Task) -> None:
+        self.log.write(Started(task, time.time()))
+        if isinstance(task, ValidateTask):
+            self.validate(task.layer, task.impls)
+        elif isinstance(task, SetupTask):
+            variant = Variant.from_name(task.variant)
+            self.setup(variant)
+            self._prepared.pop(variant, None)  # set up once per process
+        elif isinstance(task, GradcheckTask):
+            self.gradcheck(task.layer, task.impl)
+        elif isinstance(task, CapabilitiesTask):
+            self.capabilities(task.layer, task.impls)
+        elif isinstance(task, RoundsTask):
+            self.rounds(task)
 
     def run(self) -> None:
-        mode = self.job["mode"]
-        if mode == "validate":
-            for task in self.job["tasks"]:
-                self.log.write({"event": "start", "key": task["key"], "t": time.time()})
-                self.validate(task["layer"], task["impls"])
-        elif mode == "setup":
-            for task in self.job["tasks"]:
-                kind = task["kind"]
-                self.log.write({"event": "start", "key": task["key"], "t": time.time()})
-                if kind == "variant":
-                    variant = Variant.from_name(task["key"])
-                    self.setup(variant, task["phases"])
-                    self._prepared.pop(variant, None)  # set up once per process
-                elif kind == "gradcheck":
-                    self.gradcheck(task["layer"], task["impl"])
-                elif kind == "capabilities":
-                    self.capabilities(task["layer"], task["impls"])
-        elif mode == "timing":
-            self.timing(self.job["tasks"])
-        else:
-            raise ValueError(f"unknown worker mode {mode!r}")
-        self.log.write({"event": "done"})
+        for task in self.job.tasks:
+            self.run_task(task)
+        self.log.write(Finished())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m harness.worker JOB.json", file=sys.stderr)
         return 2
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    job = Job.read(argv[0])
     try:
         Worker(job).run()
     except Exception:

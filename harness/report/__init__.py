@@ -4,34 +4,40 @@
 
     write_report(DIR)             DIR/report.md and DIR/plots/*.png (python -m harness report)
     render_report(results, plots) the Markdown of report.md, written nowhere
-    layer_verdicts(frame, ...)    port / keep / port above N / keep above N / fix the gradient first
+    decide_layers(frame, run)     structured verdicts: port / keep / port above N /
+                                  keep above N / fix the gradient first / undecided
     compare_runs(BASE, NEW)       new/base per common point, with significance
     format_comparison(cmp)        that comparison as Markdown
 
-The modules: ``verdict`` decides, ``tables`` and ``markdown`` format (pure), ``plots``
-draws, ``compare`` compares two runs, ``commands`` is the CLI's entry.
+The modules: ``decide`` decides (structured findings, no prose), ``explain`` turns
+them into sentences, ``tables``, ``memory`` and ``markdown`` format (pure), ``plots``
+draws, ``compare`` compares two runs. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError
+from harness.report._data import rebuild_from_raw
 from harness.report.compare import Comparison, compare_results, compare_runs, format_comparison
+from harness.report.decide import KINDS, LayerDecision, decide_layers
 from harness.report.markdown import render_report
+from harness.report.memory import plot_memory
 from harness.report.plots import plot_deviations, plot_speedups, plot_times
-from harness.report.verdict import KINDS, Verdict, layer_verdicts
 from harness.results import REPORT_MD, Results, atomic_write_text, load_results
 
 __all__ = [
     "KINDS",
     "Comparison",
-    "Verdict",
+    "LayerDecision",
     "compare_results",
     "compare_runs",
+    "decide_layers",
     "format_comparison",
-    "layer_verdicts",
     "render_report",
     "write_plots",
     "write_report",
@@ -44,22 +50,31 @@ def write_plots(results: Results, folder: str | os.PathLike[str]) -> dict[str, d
     """Draw every layer's plots into ``folder``; return layer -> kind -> file name."""
     out: dict[str, dict[str, str]] = {}
     frame = results.frame
+    layers = results.run.get("layers")
+    infos: dict[str, Any] = layers if isinstance(layers, dict) else {}
     for layer in dict.fromkeys(str(v) for v in frame["layer"].dropna()):
         layer_frame = frame[frame["layer"] == layer]
+        axis = (infos.get(layer) or {}).get("size_axis")
+        base = Path(folder)
         paths = {
-            "time": plot_times(layer_frame, Path(folder) / f"{layer}-time.png"),
-            "speedup": plot_speedups(layer_frame, Path(folder) / f"{layer}-speedup.png"),
-            "deviation": plot_deviations(layer_frame, Path(folder) / f"{layer}-deviation.png"),
+            "time": plot_times(layer_frame, base / f"{layer}-time.png", axis),
+            "speedup": plot_speedups(layer_frame, base / f"{layer}-speedup.png", axis),
+            "deviation": plot_deviations(layer_frame, base / f"{layer}-deviation.png", axis),
+            "memory": plot_memory(layer_frame, base / f"{layer}-memory.png", axis),
         }
-        out[layer] = {kind: path.name for kind, path in paths.items()}
+        out[layer] = {kind: path.name for kind, path in paths.items() if path is not None}
     return out
 
 
-def write_report(path: str | os.PathLike[str]) -> Path:
+def write_report(path: str | os.PathLike[str], notes: Callable[[str], None] | None = None) -> Path:
     """Write ``DIR/report.md`` and ``DIR/plots/*.png`` for a results folder; return the
-    report's path. ``ResultsError`` when ``DIR`` is not a readable results folder,
-    ``ConfigError`` when it cannot be written."""
-    results = load_results(path)
+    report's path. ``ResultsError`` when ``DIR`` is not a readable results folder (a
+    damaged one is rebuilt from its raw events where it has them, and ``notes`` is
+    told so), ``ConfigError`` when it cannot be written."""
+    results = load_results(path, rebuild=rebuild_from_raw)
+    for note in results.notes:
+        if notes is not None:
+            notes(note)
     folder = results.path
     try:
         names = write_plots(results, folder / PLOTS_DIR)

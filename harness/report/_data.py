@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from harness.points import parse_point as _parse_point
 
 __all__ = [
     "Measure",
@@ -50,13 +53,11 @@ def _clean(value: Any) -> Any:
 
 
 def parse_point(point: str | None) -> dict[str, str]:
-    """``'n=8,k=3'`` -> ``{'n': '8', 'k': '3'}`` (values kept as written)."""
-    out: dict[str, str] = {}
-    for item in (point or "").split(","):
-        key, sep, value = item.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
+    """``'n=8,k=3'`` -> ``{'n': '8', 'k': '3'}`` (values kept as written, for labels)."""
+    try:
+        return {k: str(v) for k, v in _parse_point(point or "").items()}
+    except ValueError:
+        return {}
 
 
 def _num(value: str) -> float | None:
@@ -95,7 +96,7 @@ def impl_order(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One series of a layer: fixed non-size axes, dtype, threads and device."""
+    """One series of a layer: fixed non-size axes, dtype, threads, device, allocator."""
 
     axes: tuple[tuple[str, str], ...]
     dtype: str
@@ -103,11 +104,14 @@ class Setting:
     device: str
     label: str
     rows: tuple[Mapping[str, Any], ...]
+    size_axis: str = "size"
+    allocator: str = ""
 
     @property
     def context(self) -> str:
-        """Dtype, threads and device in words: ``float32, 1 thread, cpu``."""
-        return _context(self.dtype, self.threads, self.device)
+        """Dtype, threads, device (and allocator) in words: ``float32, 1 thread, cpu``."""
+        text = _context(self.dtype, self.threads, self.device)
+        return f"{text}, {self.allocator} allocator" if self.allocator else text
 
     def rows_for(self, impl: str, phase: str) -> list[Mapping[str, Any]]:
         return [r for r in self.rows if r.get("impl") == impl and r.get("phase") == phase]
@@ -126,13 +130,22 @@ def _axis_sort(value: str) -> tuple[int, float, str]:
     return (0, num, "") if num is not None else (1, 0.0, value)
 
 
-def settings(rows: Sequence[Mapping[str, Any]]) -> list[Setting]:
-    """The settings of one layer's rows, sorted; labels name only what varies."""
-    axis = size_axis(rows)
+def settings(rows: Sequence[Mapping[str, Any]], axis: str | None = None) -> list[Setting]:
+    """The settings of one layer's rows, sorted; labels name only what varies.
+
+    ``axis`` is the layer's size axis as run.json records it; folders written before it
+    was recorded fall back to the axis whose values equal the ``size`` column."""
+    axis = axis or size_axis(rows)
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         axes = tuple((k, v) for k, v in parse_point(row.get("point")).items() if k != axis)
-        key = (axes, str(row.get("dtype") or ""), row.get("threads"), str(row.get("device") or ""))
+        key = (
+            axes,
+            str(row.get("dtype") or ""),
+            row.get("threads"),
+            str(row.get("device") or ""),
+            str(row.get("allocator") or ""),
+        )
         groups.setdefault(key, []).append(row)
     keys = sorted(
         groups,
@@ -141,14 +154,15 @@ def settings(rows: Sequence[Mapping[str, Any]]) -> list[Setting]:
             k[1],
             -1 if k[2] is None else k[2],
             k[3],
+            k[4],
         ),
     )
-    varies = [len({k[i] for k in keys}) > 1 for i in range(4)]
+    varies = [len({k[i] for k in keys}) > 1 for i in range(5)]
     axis_names = list(dict.fromkeys(name for k in keys for name, _ in k[0]))
     varying_axes = [n for n in axis_names if len({dict(k[0]).get(n) for k in keys}) > 1]
     out = []
     for key in keys:
-        axes, dtype, threads, device = key
+        axes, dtype, threads, device, allocator = key
         parts = [f"{n}={v}" for n, v in axes if n in varying_axes]
         if varies[1]:
             parts.append(dtype)
@@ -156,12 +170,21 @@ def settings(rows: Sequence[Mapping[str, Any]]) -> list[Setting]:
             parts.append(_context("", threads, "").strip(", "))
         if varies[3]:
             parts.append(device)
-        out.append(Setting(axes, dtype, threads, device, ", ".join(parts), tuple(groups[key])))
+        if varies[4]:
+            parts.append(allocator)
+        out.append(
+            Setting(
+                axes,
+                dtype,
+                threads,
+                device,
+                ", ".join(parts),
+                tuple(groups[key]),
+                axis,
+                allocator if varies[4] else "",
+            )
+        )
     return out
-
-
-def iter_sizes(rows: Sequence[Mapping[str, Any]]) -> Iterator[float]:
-    yield from sorted({float(r["size"]) for r in rows if r.get("size") is not None})
 
 
 @dataclass(frozen=True)
@@ -217,3 +240,11 @@ def measure(row: Mapping[str, Any] | None, raw: Mapping[str, Sequence[float]]) -
         values=tuple(float(v) for v in values) if values else None,
         error=row.get("error"),
     )
+
+
+def rebuild_from_raw(folder: Path) -> None:
+    """Rewrite a damaged results folder's tables from its raw events. Only a damaged
+    folder gets here: rebuilding needs the layers, hence torch, imported now."""
+    from harness.runner import rebuild_outputs
+
+    rebuild_outputs(folder)

@@ -4,23 +4,28 @@ For every case measured in both runs: the ratio new/base of the medians, whether
 change is significant (Mann-Whitney U on pyperf's raw values, min-max ranges where
 those are missing) and at least ``threshold_pct``; a geometric mean per layer and
 implementation; slowdowns first. Cases only one run measured are listed as left out;
-machine and version differences are flagged, not refused.
+machine and version differences are flagged, not refused. A change of CPU model or of
+torch's CPU capability (``AVX2`` against ``AVX512``: which kernels torch runs) makes
+the runs come from *different machines*, said plainly at the top.
+
+The statistics (the test, the Benjamini-Hochberg adjustment, the minimum effect, the
+geometric mean) live in :mod:`harness.stats`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.report._data import Measure, measure, records
+from harness.report._data import Measure, measure, rebuild_from_raw, records
 from harness.report._format import cell, fmt_seconds, md_table
 from harness.report._stats import ALPHA, Significance, compare_measures
 from harness.results import Results, load_results
+from harness.stats import big_enough, fdr_adjust, geomean
 
 __all__ = [
     "Comparison",
@@ -89,6 +94,10 @@ class Comparison:
     new_date: str | None = None
     alpha: float = ALPHA
     corrected: bool = False
+    different_machine: bool = False
+    """The CPU model or torch's CPU capability changed: timings are not comparable."""
+    machine_changes: tuple[str, ...] = ()
+    """What makes the machines different, e.g. ``CPU capability AVX512 → AVX2``."""
 
     @property
     def slowdowns(self) -> list[PointChange]:
@@ -144,23 +153,65 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 _MACHINE_KEYS = (
     "hostname",
     "cpu",
+    "cpu_capability",
+    "cpu_flags",
     "cores",
     "gpus",
     "platform",
     "python",
-    "blas",
     "native_pools",
-    "numpy_fft",
     "versions",
     "threads",
     "allocator",
 )
+
+#: Keys whose change makes two runs come from different machines, with their names.
+_MACHINE_IDENTITY = {"cpu_capability": "CPU capability", "cpu": "CPU"}
+
+
+def _flag_set(value: Any) -> set[str] | None:
+    if isinstance(value, str):
+        return set(value.split())
+    if isinstance(value, (list, tuple, set)):
+        return {str(v) for v in value}
+    return None
+
+
+def _flag_change(base: Any, new: Any, limit: int = 12) -> str | None:
+    """``cpu_flags: +avx512f −sse4a`` (``None`` when equal or not recorded on a side)."""
+    a, b = _flag_set(base), _flag_set(new)
+    if a is None or b is None or a == b:
+        return None
+    changes = [f"+{f}" for f in sorted(b - a)] + [f"−{f}" for f in sorted(a - b)]
+    more = f" … and {len(changes) - limit} more" if len(changes) > limit else ""
+    return "cpu_flags: " + " ".join(changes[:limit]) + more
+
+
+def _machine_changes(base: Results, new: Results) -> list[str]:
+    """Changes that make the runs come from different machines (both sides recorded)."""
+    out = []
+    for key, name in _MACHINE_IDENTITY.items():
+        a, b = base.environment.get(key), new.environment.get(key)
+        if a is not None and b is not None and a != b:
+            out.append(f"{name} {a} → {b}")
+    return out
 
 
 def _differences(base: Results, new: Results) -> list[str]:
     """Machine, version and profile differences, as ``key: base → new`` lines."""
     out = []
     for key in _MACHINE_KEYS:
+        if key == "cpu_flags":
+            a_flags, b_flags = base.environment.get(key), new.environment.get(key)
+            line = _flag_change(a_flags, b_flags)
+            if line is not None:
+                out.append(line)
+            elif (a_flags is None) != (b_flags is None):
+                out.append(
+                    f"cpu_flags: {'—' if a_flags is None else 'recorded'} → "
+                    f"{'—' if b_flags is None else 'recorded'}"
+                )
+            continue
         a = _flatten(key, base.environment.get(key))
         b = _flatten(key, new.environment.get(key))
         for name in sorted(set(a) | set(b)):
@@ -174,28 +225,22 @@ def _differences(base: Results, new: Results) -> list[str]:
     return out
 
 
-def _geomean(values: Sequence[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
 def _adjust(
     tests: Mapping[str, Significance], alpha: float, min_effect: float
 ) -> dict[str, Significance]:
     """Benjamini-Hochberg adjustment of the tests that have a p-value."""
-    with_p = sorted((t.p_value, k) for k, t in tests.items() if t.p_value is not None)
-    m = len(with_p)
-    adjusted: dict[str, float] = {}
-    running = 1.0
-    for rank in range(m, 0, -1):  # step-up: q_i = min over j >= i of p_j * m / j
-        p_value, key = with_p[rank - 1]
-        running = min(running, p_value * m / rank)
-        adjusted[key] = running
+    with_p = [(k, t.p_value) for k, t in tests.items() if t.p_value is not None]
+    keys = [k for k, _ in with_p]
+    qs = fdr_adjust([p for _, p in with_p])
     out = dict(tests)
-    for key, q in adjusted.items():
+    for key, q in zip(keys, qs, strict=True):
         t = tests[key]
-        big_enough = t.ratio >= 1 + min_effect or t.ratio <= 1 / (1 + min_effect)
         out[key] = Significance(
-            t.ratio, q < alpha, q, f"{t.method}, BH-adjusted over {m}", q < alpha and big_enough
+            t.ratio,
+            q < alpha,
+            q,
+            f"{t.method}, BH-adjusted over {len(keys)}",
+            q < alpha and big_enough(t.ratio, min_effect),
         )
     return out
 
@@ -265,12 +310,13 @@ def compare_results(
         GeoMean(
             layer,
             impl,
-            {phase: _geomean(v) for phase, v in by_phase.items()},
-            _geomean([r for v in by_phase.values() for r in v]),
+            {phase: geomean(v) for phase, v in by_phase.items()},
+            geomean([r for v in by_phase.values() for r in v]),
             sum(len(v) for v in by_phase.values()),
         )
         for (layer, impl), by_phase in groups.items()
     )
+    machine = _machine_changes(base, new)
     return Comparison(
         base_path=base.path,
         new_path=new.path,
@@ -280,6 +326,8 @@ def compare_results(
         only_in_base=tuple(k for k in brows if k not in nrows),
         only_in_new=tuple(k for k in nrows if k not in brows),
         differences=tuple(_differences(base, new)),
+        different_machine=bool(machine),
+        machine_changes=tuple(machine),
         base_date=_date(base),
         new_date=_date(new),
         alpha=alpha,
@@ -300,7 +348,10 @@ def compare_runs(
 ) -> Comparison:
     """Load two results folders and compare them; ``ResultsError`` for bad input."""
     return compare_results(
-        load_results(base_path), load_results(new_path), threshold_pct, correct=correct
+        load_results(base_path, rebuild=rebuild_from_raw),
+        load_results(new_path, rebuild=rebuild_from_raw),
+        threshold_pct,
+        correct=correct,
     )
 
 
@@ -374,6 +425,14 @@ def format_comparison(cmp: Comparison) -> str:
         + f"; non-overlapping min-max ranges where raw values are missing) and beyond ±{t:g}%.",
         "",
     ]
+    if cmp.different_machine:
+        out += [
+            "**Different machines**: "
+            + "; ".join(cell(c) for c in cmp.machine_changes)
+            + ": timings are not comparable; a change below may be the machine's, "
+            "not the code's.",
+            "",
+        ]
     if cmp.differences:
         out += [
             "**Warning: the runs come from different machines, versions or profiles**; "

@@ -4,10 +4,19 @@ environment. Pure: it reads the loaded ``Results`` and returns a string."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from harness.report._data import records, settings
 from harness.report._format import Footnotes
-from harness.report._stats import ALPHA, MIN_EFFECT
+from harness.report.decide import FIX_GRADIENT, LayerDecision, decide_layers
+from harness.report.explain import (
+    budget_sentence,
+    headline,
+    layer_sentences,
+    setting_headline,
+    setting_sentences,
+)
+from harness.report.memory import memory_finding, memory_table
 from harness.report.tables import (
     capability_table,
     deviation_table,
@@ -17,27 +26,31 @@ from harness.report.tables import (
     summary_table,
     time_tables,
 )
-from harness.report.verdict import FIX_GRADIENT, Verdict, layer_verdicts, setting_headline
 from harness.results import Results
+from harness.stats import BAND
 
 __all__ = ["render_report"]
 
 _INTRO = (
     "This report compares NumPy/SciPy autograd layers (the *baseline*, what the code "
-    "uses today) with native torch implementations they could be ported to. Times are "
-    "seconds per call: the median over every timed value of every worker process "
-    "(pyperf). A speedup ×N means the native implementation is N times faster than the "
-    "baseline (below ×1 it is slower). A difference counts only when it is statistically "
-    "significant (Mann-Whitney U test on the raw values, p < {alpha:g}; min-max ranges "
-    "that do not overlap where raw values are missing) and at least {effect:.0%}."
+    "uses today) with native torch implementations they could be ported to, and their "
+    "TorchScript, torch.compile and ONNX Runtime forms. Timing is paired: inside each "
+    "worker process the implementations of one point are timed in alternation, round "
+    "after round in a fresh random order, so that drift and bursts of noise hit every "
+    "side of a comparison alike. A speedup ×N is the median over rounds of baseline time "
+    "/ candidate time within a round (above ×1 the candidate is faster), with its 95% "
+    "interval (rounds nested in processes) in parentheses. A size is decided only when "
+    "the interval lies outside the ±{band:.0%} band; a verdict is built from decided "
+    "sizes only, and says *undecided* where noise could change it."
 )
 
 _KINDS = (
-    "*port*: the native implementation is significantly faster, and never significantly "
-    "slower; *keep*: it is not faster; *port above size N*: the baseline is faster below "
-    "N and native above it; *keep above size N*: native is faster below N and the baseline "
-    "above it (port only for sizes below N); *fix the gradient first*: the baseline's gradient "
-    "disagrees with autograd, whatever the speed."
+    "*port*: the native implementation is faster at some size and slower at none; "
+    "*keep*: it is faster at no size; *port above size N*: the baseline is faster below "
+    "N and native above it (N with the range of sizes it lies in); *keep above size N*: "
+    "native is faster below N and the baseline above it (port only for sizes below N); "
+    "*fix the gradient first*: the baseline's gradient disagrees with autograd, whatever "
+    "the speed; *undecided*: too noisy to tell at the sizes named."
 )
 
 
@@ -46,126 +59,195 @@ def _plot(paths: Mapping[str, str], kind: str, alt: str) -> str | None:
     return f"![{alt}]({path})" if path else None
 
 
-def _verdict_block(v: Verdict) -> list[str]:
-    lines = []
-    if len(v.settings) == 1:
-        s = v.settings[0]
-        reasons = [*v.reasons, *s.reasons] if v.kind == FIX_GRADIENT else [*s.reasons, *v.reasons]
-        lines.append(f"**Verdict: {v.headline}.** " + " ".join(reasons))
-        return lines
-    lines.append(f"**Verdict: {v.headline}.** " + " ".join(v.reasons))
-    lines.append("")
-    for s in v.settings:
-        lines.append(f"- **{s.label}: {setting_headline(v, s)}.** " + " ".join(s.reasons))
+def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
+    layer_text = layer_sentences(d)
+    per_setting = []
+    for s in d.settings:
+        memory = (
+            memory_finding(
+                layer_frame_for(layer_frame, s, d.size_axis), s.baseline, s.native, d.size_axis
+            )
+            if s.baseline and s.native
+            else None
+        )
+        per_setting.append(setting_sentences(s, d.size_axis, memory=memory))
+    head = headline(d.kind, d.threshold, d.size_axis)
+    if len(d.settings) == 1:
+        head = setting_headline(d, d.settings[0])
+        s_text = per_setting[0]
+        reasons = [*layer_text, *s_text] if d.kind == FIX_GRADIENT else [*s_text, *layer_text]
+        return [f"**Verdict: {head}.** " + " ".join(reasons)]
+    lines = [f"**Verdict: {head}.** " + " ".join(layer_text), ""]
+    for s, text in zip(d.settings, per_setting, strict=True):
+        lines.append(f"- **{s.label}: {setting_headline(d, s)}.** " + " ".join(text))
     return lines
 
 
-def render_report(
-    results: Results,
-    plot_paths: Mapping[str, Mapping[str, str]],
-    raw_values: Mapping[str, Sequence[float]] | None = None,
-    *,
-    alpha: float = ALPHA,
-    min_effect: float = MIN_EFFECT,
-) -> str:
+def layer_frame_for(layer_frame: Any, setting: Any, axis: str) -> Any:
+    """The rows of one setting, as a frame (for the memory finding)."""
+    cases = {r.get("case") for r in setting_rows(layer_frame, setting, axis)}
+    return layer_frame[layer_frame["case"].isin(cases)]
+
+
+def setting_rows(layer_frame: Any, setting: Any, axis: str) -> Sequence[Mapping[str, Any]]:
+    for s in settings(records(layer_frame), axis):
+        if s.label == setting.label:
+            return s.rows
+    return ()
+
+
+def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]]) -> str:
     """The Markdown of ``report.md`` for a loaded results folder.
 
-    ``plot_paths`` maps a layer to its plots (``time``, ``speedup``, ``deviation``) as
-    paths relative to the report, which are linked as given. ``raw_values`` maps case
-    names to pyperf's raw values; ``None`` reads them from the folder's ``pyperf.json``
-    (absent: significance falls back to min-max ranges).
-    """
-    raw = results.raw_values() if raw_values is None else raw_values
+    ``plot_paths`` maps a layer to its plots (``time``, ``speedup``, ``deviation``,
+    ``memory``) as paths relative to the report, which are linked as given."""
     frame = results.frame
-    verdicts = layer_verdicts(frame, raw, results.capabilities, alpha=alpha, min_effect=min_effect)
+    decisions = decide_layers(frame, results.run, results.capabilities)
     notes = Footnotes()
-    out: list[str] = ["# Port report", "", _INTRO.format(alpha=alpha, effect=min_effect), ""]
+    out: list[str] = ["# Port report", "", _INTRO.format(band=BAND), ""]
     date = results.environment.get("date") or results.run.get("created")
+    cap = results.environment.get("cpu_capability")
     if date:
-        out += [f"Measured {date}; see [Environment](#environment) for the machine.", ""]
+        machine = f" on a CPU with {cap} kernels" if cap else ""
+        out += [f"Measured {date}{machine}; see [Environment](#environment).", ""]
+    if results.run.get("mixed_machines"):
+        out += [
+            "**Mixed machines**: this folder merges parts measured on machines whose "
+            "fingerprints differ (see Environment); compare speedups within a part only.",
+            "",
+        ]
+    for note in results.notes:
+        out += [f"*Note: {note}.*", ""]
 
     out += ["## Summary", ""]
-    if verdicts:
-        out += [summary_table(verdicts), "", _KINDS, ""]
+    if decisions:
+        out += [summary_table(decisions), "", _KINDS, ""]
     else:
         out += ["The results frame holds no rows: nothing was measured.", ""]
+    budget = budget_sentence(results.run.get("timing") or {})
+    if budget:
+        out += [budget, ""]
 
-    for v in verdicts:
-        layer_frame = frame[frame["layer"] == v.layer]
+    for d in decisions:
+        layer_frame = frame[frame["layer"] == d.layer]
         rows = records(layer_frame)
-        paths = plot_paths.get(v.layer, {})
-        out += [f"## {v.layer}", ""]
-        out += _verdict_block(v)
+        paths = plot_paths.get(d.layer, {})
+        out += [f"## {d.layer}", ""]
+        out += _verdict_block(d, layer_frame)
         out.append("")
-        contexts = list(dict.fromkeys(s.context for s in settings(rows)))
+        contexts = list(dict.fromkeys(s.context for s in settings(rows, d.size_axis)))
         if len(contexts) == 1:
-            out += [f"Measured in {contexts[0]}; size axis `{v.size_axis}`.", ""]
+            out += [f"Measured in {contexts[0]}; size axis `{d.size_axis}`.", ""]
 
-        out += [f"### Time per call ({v.layer})", ""]
+        out += [f"### Time per call ({d.layer})", ""]
         img = _plot(
-            paths, "time", f"{v.layer}: time per call against {v.size_axis}, log-log, min-max bands"
+            paths, "time", f"{d.layer}: time per call against {d.size_axis}, log-log, min-max bands"
         )
         if img:
             out += [img, ""]
         for phase in ("forward", "backward"):
-            tables = time_tables(layer_frame, phase, notes, raw, alpha=alpha, min_effect=min_effect)
-            for label, text in tables:
+            for label, text in time_tables(layer_frame, phase, notes, d.size_axis):
                 title = phase.capitalize() + (f", {label}" if label else "")
                 out += [f"**{title}**", "", text, ""]
         out += [
             "Cells: median time per call ± standard deviation as a share of the median; "
-            f"×N: speedup over the baseline, **bold** where significant and at least {min_effect:.0%}.",
+            "×N (low–high): paired speedup over the baseline with its 95% interval, **bold** "
+            f"where the interval lies outside the ±{BAND:.0%} band.",
             "",
         ]
-        img = _plot(paths, "speedup", f"{v.layer}: speedup over the baseline against {v.size_axis}")
+        img = _plot(paths, "speedup", f"{d.layer}: speedup over the baseline against {d.size_axis}")
         if img:
-            out += [f"### Speedup ({v.layer})", "", img, ""]
+            out += [f"### Speedup ({d.layer})", "", img, ""]
 
-        table: str | None = oneoff_table(layer_frame, notes)
+        table: str | None = oneoff_table(layer_frame, notes, d.size_axis)
         if table:
             out += [
-                f"### One-off costs ({v.layer})",
+                f"### One-off costs ({d.layer})",
                 "",
-                "Paid once per process or shape, never part of the times above.",
+                "Paid once per process or shape, never part of the times above; "
+                "`break_even_calls` in results.csv says after how many calls each pays off.",
                 "",
                 table,
                 "",
             ]
 
+        table = memory_table(layer_frame, d.size_axis)
+        if table:
+            out += [
+                f"### Peak memory ({d.layer})",
+                "",
+                "Peak bytes allocated during one call above what was live before it "
+                "(measured in the setup pass, never while timing).",
+                "",
+                table,
+                "",
+            ]
+            img = _plot(paths, "memory", f"{d.layer}: peak memory against {d.size_axis}")
+            if img:
+                out += [img, ""]
+
         devs = results.deviations
-        layer_devs = devs[devs["layer"] == v.layer] if len(devs) else None
+        layer_devs = devs[devs["layer"] == d.layer] if len(devs) else None
         table = deviation_table(layer_frame, layer_devs, notes)
         if table:
             out += [
-                f"### Deviation from the float64 reference ({v.layer})",
+                f"### Deviation from the float64 reference ({d.layer})",
                 "",
                 "Largest relative error over all sizes; ✗: outside the dtype's tolerance at some size.",
                 "",
                 table,
                 "",
             ]
-            img = _plot(paths, "deviation", f"{v.layer}: max relative error against {v.size_axis}")
+            img = _plot(paths, "deviation", f"{d.layer}: max relative error against {d.size_axis}")
             if img:
                 out += [img, ""]
 
         caps = results.capabilities
-        table = capability_table(caps[caps["layer"] == v.layer], notes) if len(caps) else None
+        table = capability_table(caps[caps["layer"] == d.layer], notes) if len(caps) else None
         if table:
-            out += [f"### Capabilities ({v.layer})", "", table, ""]
+            out += [f"### Capabilities ({d.layer})", "", table, ""]
 
     out += ["## Environment", "", environment_table(results.environment, results.run), ""]
+    out += ["### Noise", ""]
+    out += _noise_lines(results.environment)
     warnings = noise_warnings(frame)
-    out += ["### Noise warnings", ""]
     if warnings:
         out += [
-            "These points have a large spread (pyperf `check`'s rules); rerun them with "
-            "more processes or values, or on a quieter machine, before trusting them:",
+            "These points have a large spread (pyperf `check`'s rules); their paired "
+            "speedups are still valid where decided, but their absolute times are rough:",
             "",
         ]
         out += [f"- {w}" for w in warnings]
     else:
-        out.append("None: every point's spread is within pyperf `check`'s limits.")
+        out.append("Every point's spread is within pyperf `check`'s limits.")
     out.append("")
     if notes:
         out += ["## Notes", "", notes.render(), ""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _noise_lines(environment: Mapping[str, Any]) -> list[str]:
+    noise = environment.get("noise")
+    if not isinstance(noise, Mapping):
+        return []
+    if not noise.get("available", True):
+        return [f"The machine's load was not recorded ({noise.get('why', 'unavailable')}).", ""]
+    load = noise.get("load1") if isinstance(noise.get("load1"), Mapping) else {}
+    text = (
+        f"While this run measured ({noise.get('duration_s', 0):.0f}s, {noise.get('samples', 0)} "
+        f"samples of /proc/stat): CPU steal {noise.get('steal_pct', 0):.1f}% of all CPU time "
+        f"(worst interval {noise.get('steal_pct_max', 0):.1f}%), iowait "
+        f"{noise.get('iowait_pct', 0):.1f}%, machine busy {noise.get('busy_pct', 0):.0f}%"
+    )
+    if load:
+        text += (
+            f", 1-minute load average {load.get('min', 0):.2f}–{load.get('max', 0):.2f} "
+            f"(median {load.get('median', 0):.2f})"
+        )
+    text += "."
+    if (noise.get("steal_pct_max") or 0) >= 5:
+        text += (
+            " Another tenant took CPU time from this VM during the run: expect wider "
+            "intervals and more undecided sizes."
+        )
+    return [text, ""]

@@ -132,13 +132,15 @@ def _colors(impls: Sequence[str]) -> dict[str, Any]:
     return {impl: cmap(i % 10) for i, impl in enumerate(impls)}
 
 
-def plot_times(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def plot_times(
+    layer_frame: pd.DataFrame, path: str | os.PathLike[str], axis: str | None = None
+) -> Path:
     """Median seconds per call against size, log-log, one line per implementation with
     its min-max band; forward and backward side by side, one row per setting."""
     rows = records(layer_frame)
-    axis = size_axis(rows)
+    axis = axis or size_axis(rows)
     layer = str(rows[0]["layer"]) if rows else ""
-    groups = settings(rows)
+    groups = settings(rows, axis)
     colors = _colors(impl_order(rows))
     fig, axes = _figure(max(1, len(groups)), len(_PHASES))
     for i, setting in enumerate(groups):
@@ -186,13 +188,15 @@ def plot_times(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return _save(fig, path)
 
 
-def plot_speedups(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Speedup of each native implementation over the baseline (baseline time / native
-    time) against size, log-log, forward solid and backward dashed, 1x line marked."""
+def plot_speedups(
+    layer_frame: pd.DataFrame, path: str | os.PathLike[str], axis: str | None = None
+) -> Path:
+    """Paired speedup of each candidate over the baseline against size, log-log, with its
+    95% interval as a band; forward solid and backward dashed; the ±5% band shaded."""
     rows = records(layer_frame)
-    axis = size_axis(rows)
+    axis = axis or size_axis(rows)
     layer = str(rows[0]["layer"]) if rows else ""
-    groups = settings(rows)
+    groups = settings(rows, axis)
     colors = _colors(impl_order(rows))
     fig, axes = _figure(max(1, len(groups)), 1)
     for i, setting in enumerate(groups):
@@ -204,24 +208,30 @@ def plot_speedups(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Pa
             if impl == base or base is None:
                 continue
             for phase in _PHASES:
-                b = dict(_series(setting, base, phase, "median_s"))
-                pts = [
-                    (s, b[s]["median_s"] / r["median_s"])
-                    for s, r in _series(setting, impl, phase, "median_s")
-                    if s in b and r["median_s"] > 0
-                ]
+                pts = _series(setting, impl, phase, "speedup")
                 if pts:
-                    ratios += [p[1] for p in pts]
+                    xs = [p[0] for p in pts]
+                    est = [float(p[1]["speedup"]) for p in pts]
+                    lo = [
+                        float(p[1].get("speedup_low") or e) for p, e in zip(pts, est, strict=True)
+                    ]
+                    hi = [
+                        min(float(p[1].get("speedup_high") or e), 1e3 * e)
+                        for p, e in zip(pts, est, strict=True)
+                    ]
+                    ratios += est
                     ax.plot(
-                        [p[0] for p in pts],
-                        [p[1] for p in pts],
+                        xs,
+                        est,
                         _STYLE[phase],
                         marker="o",
                         ms=3,
                         color=colors[impl],
                         label=f"{impl}, {phase}",
                     )
+                    ax.fill_between(xs, lo, hi, color=colors[impl], alpha=0.15, linewidth=0)
         ax.axhline(1.0, color="black", linewidth=1.2, label="1× (same speed)")
+        ax.axhspan(1 / 1.05, 1.05, color="grey", alpha=0.2, linewidth=0, label="±5% band")
         if ratios:
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -249,14 +259,15 @@ def plot_speedups(layer_frame: pd.DataFrame, path: str | os.PathLike[str]) -> Pa
 def plot_deviations(
     layer_frame: pd.DataFrame,
     path: str | os.PathLike[str],
+    axis: str | None = None,
 ) -> Path:
     """Max relative error against the float64 reference against size, log-log, one line
     per implementation and phase, with the dtype's tolerance dashed. Exact zeros are
     drawn at the bottom of the axis."""
     rows = records(layer_frame)
-    axis = size_axis(rows)
+    axis = axis or size_axis(rows)
     layer = str(rows[0]["layer"]) if rows else ""
-    groups = settings(rows)
+    groups = settings(rows, axis)
     colors = _colors(impl_order(rows))
     fig, axes = _figure(max(1, len(groups)), 1)
     for i, setting in enumerate(groups):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.capabilities import format_capabilities
 from harness.report._data import Measure, impl_order, measure, records, settings, size_axis
 from harness.report._format import (
     Footnotes,
@@ -21,11 +22,10 @@ from harness.report._format import (
     fmt_rel_err,
     fmt_seconds,
     fmt_size,
-    fmt_speedup,
     md_table,
 )
-from harness.report._stats import ALPHA, MIN_EFFECT, compare_measures
-from harness.report.verdict import CAPABILITY_NAMES, Verdict, setting_headline
+from harness.report.decide import LayerDecision
+from harness.report.explain import fmt_interval, setting_headline
 
 __all__ = [
     "capability_table",
@@ -70,61 +70,59 @@ def time_tables(
     layer_frame: pd.DataFrame,
     phase: str,
     notes: Footnotes,
-    raw_values: Mapping[str, Sequence[float]] | None = None,
-    *,
-    alpha: float = ALPHA,
-    min_effect: float = MIN_EFFECT,
+    axis: str | None = None,
 ) -> list[tuple[str, str]]:
     """Median time per call per implementation (rows) and size (columns), for one phase.
 
     Returns ``(setting label, table)`` pairs, one per setting of the other axes. Cells
-    read ``1.23 ms ±4%`` (median ± standard deviation as a share of it); native cells
-    add the speedup over the baseline, ``×3.1``, in bold where it is significant and at
-    least ``min_effect``.
+    read ``1.23 ms ±4%`` (median ± standard deviation as a share of it); candidate cells
+    add the paired speedup over the baseline with its 95% interval, ``×3.1 (2.9–3.3)``,
+    in bold where the interval lies outside the ±5% band (decided faster or slower).
     """
-    raw = raw_values or {}
     all_rows = records(layer_frame)
-    axis = size_axis(all_rows)
     out = []
-    for setting in settings(all_rows):
+    for setting in settings(all_rows, axis):
         rows = [r for r in setting.rows if r.get("phase") == phase]
         if not rows:
             continue
         sizes = sorted({float(r["size"]) for r in rows if r.get("size") is not None})
         impls = impl_order(rows)
         base_impl = next((r["impl"] for r in rows if r.get("role") == "baseline"), None)
-        base = _rows_by(rows, base_impl, phase) if base_impl else {}
         body = []
         for impl in impls:
             by_size = _rows_by(rows, impl, phase)
             label = f"{impl} (baseline)" if impl == base_impl else impl
             cells = [cell(label)]
             for size in sizes:
-                m = measure(by_size.get(size), raw)
+                row = by_size.get(size)
+                m = measure(row, {})
                 if not m.ok:
                     cells.append(_status_cell(m, notes))
                     continue
                 text = _time_cell(m)
-                b = measure(base.get(size), raw)
-                if impl != base_impl and b.ok:
-                    t = compare_measures(b, m, alpha=alpha, min_effect=min_effect)
-                    speed = fmt_speedup(t.ratio)
-                    text += f" **{speed}**" if t.decisive else f" {speed}"
+                if row is not None and row.get("speedup") is not None:
+                    speed = fmt_interval(
+                        row["speedup"], row.get("speedup_low"), row.get("speedup_high")
+                    )
+                    decided = row.get("decision") in ("faster", "slower")
+                    text += f" **{speed}**" if decided else f" {speed}"
                 cells.append(text)
             body.append(cells)
-        header = ["implementation"] + [f"{axis}={fmt_size(s)}" for s in sizes]
+        header = ["implementation"] + [f"{setting.size_axis}={fmt_size(s)}" for s in sizes]
         out.append((setting.label, md_table(header, body)))
     return out
 
 
-def oneoff_table(layer_frame: pd.DataFrame, notes: Footnotes) -> str | None:
+def oneoff_table(
+    layer_frame: pd.DataFrame, notes: Footnotes, axis: str | None = None
+) -> str | None:
     """One-off costs (scripting, first compiled call, ONNX export) per implementation and
     size; ``None`` when nothing recorded one."""
     all_rows = records(layer_frame)
-    axis = size_axis(all_rows)
+    axis = axis or size_axis(all_rows)
     found: dict[tuple[str, str, str], dict[float, float]] = {}
     sizes: set[float] = set()
-    for setting in settings(all_rows):
+    for setting in settings(all_rows, axis):
         for r in setting.rows:
             if r.get("oneoff_s") is None or r.get("size") is None:
                 continue
@@ -236,57 +234,31 @@ def _gradcheck_cell(rows: Sequence[Mapping[str, Any]], impl: str, notes: Footnot
 
 
 def capability_table(layer_capabilities: pd.DataFrame, notes: Footnotes) -> str | None:
-    """The capability matrix: implementations as rows, checks as columns."""
-    caps = records(layer_capabilities)
-    if not caps:
+    """The capability matrix: implementations as rows, checks as columns (rendered by
+    ``harness.capabilities.format_capabilities``, its footnotes added to ``notes``)."""
+    if layer_capabilities.empty:
         return None
-    impls = impl_order(caps)
-    checks = list(dict.fromkeys(str(c["check"]) for c in caps))
-    body = []
-    for impl in impls:
-        role = next((c.get("role") for c in caps if c["impl"] == impl), None)
-        cells = [cell(f"{impl} (baseline)" if role == "baseline" else impl)]
-        for check in checks:
-            c = next((c for c in caps if c["impl"] == impl and c["check"] == check), None)
-            if c is None:
-                cells.append("—")
-                continue
-            status = str(c.get("status"))
-            if status == "ok":
-                text = "✓"
-                breaks = c.get("graph_breaks")
-                if breaks:
-                    text += f" ({breaks} graph break{'s' if breaks != 1 else ''})"
-            else:
-                text = f"✗ {status}"
-                if c.get("reason"):
-                    text += notes.ref(str(c["reason"]))
-            cells.append(text)
-        body.append(cells)
-    header = ["implementation"] + [CAPABILITY_NAMES.get(c, c) for c in checks]
-    return md_table(header, body, ["l"] + ["l"] * len(checks))
+    return format_capabilities(layer_capabilities, notes, headings=False).rstrip("\n")
 
 
-def summary_table(verdicts: Sequence[Verdict]) -> str:
-    """One row per layer and setting: verdict, best native, speedup at the extremes."""
+def summary_table(decisions: Sequence[LayerDecision]) -> str:
+    """One row per layer and setting: verdict, best candidate, speedup at the extremes."""
     body = []
-    for v in verdicts:
-        for s in v.settings:
+    for d in decisions:
+        for s in d.settings:
             measured = [p for p in s.points if p.speedup is not None]
             if measured:
                 lo, hi = measured[0], measured[-1]
-                speed = f"{fmt_speedup(lo.speedup or 0)} at {v.size_axis}={fmt_size(lo.size)}"
+                speed = f"{fmt_interval(lo.speedup, lo.low, lo.high)} at {d.size_axis}={fmt_size(lo.size)}"
                 if hi is not lo:
-                    speed += (
-                        f", {fmt_speedup(hi.speedup or 0)} at {v.size_axis}={fmt_size(hi.size)}"
-                    )
+                    speed += f", {fmt_interval(hi.speedup, hi.low, hi.high)} at {d.size_axis}={fmt_size(hi.size)}"
             else:
                 speed = "—"
             body.append(
                 [
-                    cell(v.layer),
+                    cell(d.layer),
                     cell(s.label or "all"),
-                    f"**{cell(setting_headline(v, s))}**",
+                    f"**{cell(setting_headline(d, s))}**",
                     cell(s.native or "—"),
                     cell(s.metric),
                     speed,
@@ -296,9 +268,9 @@ def summary_table(verdicts: Sequence[Verdict]) -> str:
         "layer",
         "setting",
         "verdict",
-        "best native",
+        "best candidate",
         "decided on",
-        "speedup (smallest, largest size)",
+        "speedup, 95% interval (smallest, largest size)",
     ]
     return md_table(header, body, ["l", "l", "l", "l", "l", "l"])
 
@@ -352,8 +324,6 @@ def _value(value: Any) -> str:
 def _native_libraries(environment: Mapping[str, Any]) -> str | None:
     """BLAS, FFT and OpenMP libraries: recorded ``blas`` or threadpoolctl's pools."""
     parts: list[str] = []
-    if environment.get("blas"):
-        parts.append(_value(environment["blas"]))
     pools = environment.get("native_pools")
     if isinstance(pools, list):
         for pool in pools:
@@ -366,6 +336,8 @@ def _native_libraries(environment: Mapping[str, Any]) -> str | None:
                 parts.append(text)
     if environment.get("numpy_fft"):
         parts.append(f"NumPy FFT: {environment['numpy_fft']}")
+    if environment.get("scipy_fft"):
+        parts.append(f"SciPy FFT: {environment['scipy_fft']}")
     torch_config = environment.get("torch_config")
     if isinstance(torch_config, Mapping) and torch_config.get("fft_backend"):
         parts.append(f"torch FFT: {torch_config['fft_backend']}")
@@ -392,6 +364,22 @@ def _threads(environment: Mapping[str, Any], config: Mapping[str, Any]) -> str |
     if config.get("threads") not in (None, "", [], {}):
         return f"swept {_value(config['threads'])}"
     return None
+
+
+def _allocator(allocator: Any) -> str | None:
+    """The allocators swept, and which others were available."""
+    if not isinstance(allocator, Mapping):
+        return None
+    if "swept" not in allocator:  # format 1: the fixed glibc variables
+        text = ", ".join(f"{k}={v}" for k, v in sorted(allocator.items()) if v not in (None, ""))
+        return text or "glibc defaults"
+    text = "swept " + ", ".join(str(a) for a in allocator.get("swept") or [])
+    available = allocator.get("available")
+    if isinstance(available, Mapping):
+        missing = [f"{k} ({v})" for k, v in available.items() if v]
+        if missing:
+            text += "; not available here: " + "; ".join(missing)
+    return text
 
 
 def _grid(grid: Any) -> str | None:
@@ -426,6 +414,11 @@ def environment_table(environment: Mapping[str, Any], run: Mapping[str, Any]) ->
 
     add("date", environment.get("date") or run.get("created"))
     add("CPU", environment.get("cpu"))
+    add("CPU capability (torch kernels)", environment.get("cpu_capability"))
+    add("ISA flags", " ".join(environment.get("cpu_flags") or []))
+    caches = environment.get("caches")
+    if isinstance(caches, Mapping):
+        add("caches", ", ".join(f"{k} {v}" for k, v in caches.items()))
     add("cores", environment.get("cores"))
     add("platform", environment.get("platform"))
     add("Python", environment.get("python"))
@@ -435,10 +428,7 @@ def environment_table(environment: Mapping[str, Any], run: Mapping[str, Any]) ->
     versions = environment.get("versions")
     if isinstance(versions, Mapping):
         add("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-    allocator = environment.get("allocator")
-    if isinstance(allocator, Mapping):
-        text = ", ".join(f"{k}={v}" for k, v in sorted(allocator.items()) if v not in (None, ""))
-        add("allocator", text or "defaults (no allocator variables set)")
+    add("allocator", _allocator(environment.get("allocator")))
     add("git revision", environment.get("git_revision"))
     profile = run.get("profile") or config.get("profile")
     if isinstance(profile, Mapping):

@@ -12,6 +12,7 @@ import torch
 import harness.capabilities as capabilities
 from harness import Axis, ConfigError, Layer, Point, baseline, native
 from harness.capabilities import (
+    CHECK_LABELS,
     CHECKS,
     capability_frame,
     capability_matrix,
@@ -327,30 +328,57 @@ def test_format_capabilities_cells_and_footnotes() -> None:
             ("fft", "numpy", "baseline", "onnx_legacy", "wrong", "a | b", None),
             ("fft", "torch", "native", "script_save", "ok", None, None),
             ("fft", "torch", "native", "compile", "ok", None, 1),
-            ("fft", "torch", "native", "onnx_legacy", "ok", None, None),
+            ("fft", "torch", "native", "onnx_legacy", "ok", "a note", None),
             ("conv2d", "torch", "native", "compile", "ok", None, 0),
         ]
     )
     text = format_capabilities(frame)
     assert text.index("### fft") < text.index("### conv2d")
-    assert "| impl | role | script_save | compile | onnx_legacy |" in text
-    assert "| numpy | baseline | unsupported [1] | ok (2 graph breaks) | wrong [2] |" in text
-    assert "| torch | native | ok | ok (1 graph break) | ok |" in text
-    assert "[1] numpy, script_save: NotSupportedError: no" in text
-    assert "[2] numpy, onnx_legacy: a \\| b" in text
-    assert "| torch | native | ok |" in text.split("### conv2d")[1]  # 0 breaks: plain ok
+    header = "| implementation | TorchScript (script and save) | torch.compile | ONNX export (TorchScript-based) |"
+    assert header in text
+    assert "| numpy (baseline) | ✗ unsupported[^1] | ✓ (2 graph breaks) | ✗ wrong[^2] |" in text
+    assert "| torch | ✓ | ✓ (1 graph break) | ✓[^3] |" in text
+    # the footnotes follow the last table, once each
+    assert text.rstrip().endswith("[^1]: NotSupportedError: no\n[^2]: a | b\n[^3]: a note")
+    assert "| torch | ✓ |" in text.split("### conv2d")[1]  # 0 breaks: plain ✓
     assert format_capabilities(frame.iloc[0:0]) == "No capability checks.\n"
+
+
+def test_format_capabilities_with_the_callers_footnotes() -> None:
+    class Notes:
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def ref(self, text: str) -> str:
+            self.texts.append(text)
+            return f"[^r{len(self.texts)}]"
+
+    rows = [
+        {"layer": "lay", "impl": "torch", "role": "native", "check": "onnx_dynamo", "status": "ok"},
+        {"layer": "lay", "impl": "numpy", "role": "baseline", "check": "trace", "status": "wrong", "reason": "why"},
+    ]  # fmt: skip
+    notes = Notes()
+    text = format_capabilities(rows, notes, headings=False)
+    assert notes.texts == ["why"]
+    assert text == (
+        "| implementation | torch.jit.trace | ONNX export (dynamo) |\n"
+        "| --- | --- | --- |\n"
+        "| numpy (baseline) | ✗ wrong[^r1] | — |\n"
+        "| torch | — | ✓ |\n"
+    )
 
 
 def test_format_capabilities_of_real_rows(
     fft_rows: list[dict[str, Any]], conv_rows: list[dict[str, Any]]
 ) -> None:
     text = format_capabilities(build_table(fft_rows + conv_rows, CAPABILITY_COLUMNS))
-    header = "| impl | role | " + " | ".join(FAST_CHECKS) + " |"
+    header = "| implementation | " + " | ".join(CHECK_LABELS[c] for c in FAST_CHECKS) + " |"
     assert text.count(header) == 2
     fft, conv = text.split("### conv2d")
-    assert "| numpy | baseline | unsupported [1] | ok [2] | unsupported [3] | wrong [4] |" in fft
-    assert "| torch | native | ok | ok | ok | unsupported [5] |" in fft
-    assert "[5] torch, onnx_legacy: UnsupportedOperatorError: " in fft
-    assert "| scipy | baseline | unsupported [1] | ok [2] | unsupported [3] | wrong [4] |" in conv
-    assert "| torch | native | ok | ok | ok | ok |" in conv
+    assert (
+        "| numpy (baseline) | ✗ unsupported[^1] | ✓[^2] | ✗ unsupported[^3] | ✗ wrong[^4] |" in fft
+    )
+    assert "| torch | ✓ | ✓ | ✓ | ✗ unsupported[^5] |" in fft
+    assert "[^5]: UnsupportedOperatorError: " in conv  # footnotes come after the last table
+    assert "| scipy (baseline) | ✗ unsupported[^" in conv
+    assert "| torch | ✓ | ✓ | ✓ | ✓ |" in conv

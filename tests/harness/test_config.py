@@ -44,6 +44,8 @@ def test_run_config_validation() -> None:
         RunConfig(devices=("tpu",))
     with pytest.raises(ConfigError, match="unknown profile"):
         RunConfig(profile="slow")
+    with pytest.raises(ConfigError, match="unknown allocator"):
+        RunConfig(allocators=("hoard",))
     config = RunConfig(layers=("fft",), grid={"n": ("8",)}, threads=(1, 2))
     assert RunConfig.from_json(config.to_json()) == config
     assert set(PROFILES) == {"quick", "default", "rigorous"}
@@ -79,3 +81,87 @@ def test_bad_toml_config(tmp_path: Path, text: str, message: str) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "missing.toml")
+
+
+# -- one declaration: CLI options, TOML keys, run.json and harness.run come from it --
+
+
+def test_every_setting_is_a_cli_option_a_toml_key_and_a_run_parameter() -> None:
+    import argparse
+    import dataclasses
+    import inspect
+
+    import harness
+    from harness.config import add_run_options, run_signature
+
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    dests = {a.dest for a in parser._actions}
+    fields = [f.name for f in dataclasses.fields(RunConfig)]
+    assert set(fields) <= dests
+    params = inspect.signature(harness.run).parameters
+    assert set(fields) <= set(params)
+    assert all(params[f].kind is inspect.Parameter.KEYWORD_ONLY for f in fields)
+    assert run_signature([]).parameters.keys() == set(fields)
+
+
+def test_cli_namespace_and_toml_give_the_same_config(tmp_path: Path) -> None:
+    from harness.cli import build_parser
+    from harness.config import settings_from_namespace
+
+    ns = build_parser().parse_args(
+        [
+            "run",
+            "--layers",
+            "conv2d",
+            "--grid",
+            "n=8..32*2",
+            "--grid",
+            "k=3",
+            "--dtype",
+            "float32,float64",
+            "--threads",
+            "1,2",
+            "--allocator",
+            "glibc,glibc-fixed",
+            "--profile",
+            "quick",
+            "--budget",
+            "30",
+            "--no-capabilities",
+        ]
+    )
+    from_cli = RunConfig(**settings_from_namespace(ns))
+    path = tmp_path / "grid.toml"
+    path.write_text(
+        'layers = "conv2d"\ndtype = ["float32", "float64"]\nthreads = [1, 2]\n'
+        'allocator = ["glibc", "glibc-fixed"]\nprofile = "quick"\nbudget_s = 30\n'
+        "capabilities = false\n[grid]\nn = \"8..32*2\"\nk = [3]\n"
+    )
+    from_toml = RunConfig(**load_config(path))
+    assert from_cli == from_toml
+    assert RunConfig.from_json(from_cli.to_json()) == from_cli
+    assert from_cli.profile_spec.budget_s == 30
+    # options left out are None in the namespace: "given" can be told from "default"
+    assert settings_from_namespace(build_parser().parse_args(["run"])) == {}
+
+
+def test_differences_name_the_option() -> None:
+    a = RunConfig(profile="quick", grid={"n": ("8",)})
+    b = RunConfig(profile="default", grid={"n": ("8",)})
+    assert a.differences(b, ["profile", "grid"]) == ["--profile (quick here, default there)"]
+
+
+def test_profiles_are_time_budgets() -> None:
+    for name, prof in PROFILES.items():
+        assert prof.budget_s > 0 and prof.processes >= 2, name
+        assert prof.min_rounds <= prof.max_rounds
+    assert PROFILES["quick"].budget_s < PROFILES["default"].budget_s < PROFILES["rigorous"].budget_s
+
+
+def test_plan_json_leaves_the_shard_out() -> None:
+    from harness.shard import Shard
+
+    a = RunConfig(shard=Shard(0, 2)).plan_json()
+    b = RunConfig(shard=Shard(1, 2)).plan_json()
+    assert a == b and "shard" not in a

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from harness.deviation import RTOL, compare_tensors, run_gradcheck
+from harness import deviation, dtypes
+from harness.deviation import RTOL, compare_tensors, run_gradcheck, within_tolerance
+from harness.dtypes import DTYPES, dtype_name, torch_dtype
 from layers.native import torch_fft
 from layers.seed import BadFFTFunction, ScipyConv2dFunction
 
@@ -59,3 +62,59 @@ def test_bad_fft_gradient_relative_error_is_near_one() -> None:
     (good,) = torch.autograd.grad(torch_fft(x2), x2, g)
     dev = compare_tensors("grad_x", bad, good, "float32")
     assert not dev.within_tol and dev.max_rel_err > 0.5
+
+
+# -- the one tolerance rule and the one dtype list --------------------------------------
+
+
+def test_dtypes_have_one_home() -> None:
+    assert DTYPES == ("float16", "bfloat16", "float32", "float64")
+    assert deviation.RTOL is dtypes.RTOL and set(RTOL) == set(DTYPES)
+    assert [torch_dtype(name) for name in DTYPES] == [
+        torch.float16,
+        torch.bfloat16,
+        torch.float32,
+        torch.float64,
+    ]
+    assert [dtype_name(torch_dtype(name)) for name in DTYPES] == list(DTYPES)
+    assert dtype_name(torch.complex64) == "float32"
+    with pytest.raises(ValueError, match="unknown dtype 'int8'"):
+        torch_dtype("int8")
+    with pytest.raises(ValueError, match="no tolerance"):
+        dtype_name(torch.int64)
+
+
+def test_within_tolerance_is_the_rule_compare_tensors_applies() -> None:
+    ref = torch.tensor([1.0, -2.0, 1e-9], dtype=torch.float64)
+    rtol = RTOL["float32"]
+    # |a - r| <= rtol * |r| + rtol / 10 * max|r|
+    edge = ref + torch.tensor([rtol * 1.0 + rtol / 10 * 2.0, 0.0, 0.0], dtype=torch.float64)
+    past = ref + torch.tensor([0.0, 0.0, rtol / 10 * 2.0 * 1.01], dtype=torch.float64)
+    for actual, expected in ((ref, True), (edge * (1 - 1e-12), True), (past, False)):
+        assert within_tolerance(actual, ref, "float32") is expected
+        assert compare_tensors("t", actual, ref, "float32").within_tol is expected
+    noisy = torch.randn(100, dtype=torch.float64)
+    assert within_tolerance(noisy.to(torch.float32), noisy, "float32")
+    assert not within_tolerance(noisy.to(torch.float32), noisy, "float64")
+
+
+def test_within_tolerance_on_special_values() -> None:
+    nan, inf = float("nan"), float("inf")
+    ref = torch.tensor([1.0, nan, inf])
+    assert within_tolerance(ref.clone(), ref, "float32")  # the same non-finite values
+    assert not within_tolerance(torch.tensor([1.0, 0.0, inf]), ref, "float32")
+    assert not within_tolerance(torch.tensor([1.0, nan, -inf]), ref, "float32")
+    assert within_tolerance(torch.empty(0), torch.empty(0), "float16")
+    z = torch.tensor([1 + 1j, 2 - 1j], dtype=torch.complex64)
+    assert within_tolerance(z, z.to(torch.complex128), "float32")
+    assert not within_tolerance(z.conj().resolve_conj(), z, "float32")
+    with pytest.raises(ValueError, match="shape"):
+        within_tolerance(torch.zeros(2), torch.zeros(3), "float32")
+
+
+def test_gradcheck_failure_is_described_in_one_line() -> None:
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("no gradient today\nmore detail")
+
+    ok, why = run_gradcheck(broken, [torch.randn(3)], [True])
+    assert (ok, why) == (False, "ValueError: no gradient today")

@@ -7,7 +7,7 @@ import torch
 
 from harness import Axis, Layer, baseline, native
 from harness.deviation import compare_tensors
-from harness.forms import build
+from harness.forms import CallableModule, build, ort_callable, ort_session
 from layers.native import torch_conv2d
 from layers.seed import ScipyConv2dFunction
 
@@ -28,8 +28,8 @@ LAYER = Layer(
     axes=(Axis("n", (10,)), Axis("k", (3,))),
     inputs={"x": 2, "filter": 2, "bias": 2},
     make_inputs=lambda p, g: (
-        torch.randn(p["n"], p["n"], generator=g),
-        torch.randn(p["k"], p["k"], generator=g),
+        torch.randn(int(p["n"]), int(p["n"]), generator=g),
+        torch.randn(int(p["k"]), int(p["k"]), generator=g),
         torch.randn(1, 1, generator=g),
     ),
     reference=torch_conv2d,
@@ -65,3 +65,48 @@ def test_module_candidate_has_no_torchscript_form() -> None:
             "cpu",
             [True] * 3,
         )
+
+
+def _onnx(fn: object, example: tuple[torch.Tensor, ...], names: list[str]) -> bytes:
+    import io
+    import warnings
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            CallableModule(fn),  # type: ignore[arg-type]
+            example,
+            buffer,  # type: ignore[arg-type]
+            dynamo=False,
+            input_names=names,
+            verbose=False,
+        )
+    return buffer.getvalue()
+
+
+def test_one_ort_session_builder_feeds_inputs_by_name_or_in_order() -> None:
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    model = _onnx(lambda a, b: a - 2 * b, (x, y), ["a", "b"])
+    session = ort_session(model, threads=2)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    by_name = ort_callable(session, ["a", "b"])
+    in_order = ort_callable(session)
+    for run in (by_name, in_order):
+        out = run(x, y)
+        assert isinstance(out, torch.Tensor) and torch.allclose(out, x - 2 * y)
+    # an exporter that drops an unused input: the remaining ones are found by name
+    model = _onnx(lambda a, b: b * 3, (x, y), ["a", "b"])
+    session = ort_session(model)
+    assert [i.name for i in session.get_inputs()] == ["b"]
+    assert torch.allclose(ort_callable(session, ["a", "b"])(x, y), y * 3)
+
+
+def test_ort_session_on_cuda_needs_the_cuda_provider() -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider")
+    x = torch.randn(2, 2)
+    with pytest.raises(NotImplementedError, match="no CUDAExecutionProvider"):
+        ort_session(_onnx(lambda a: a + 1, (x,), ["a"]), device="cuda")

@@ -9,6 +9,8 @@ import torch
 
 from harness import Axis, Layer, baseline, native
 from harness.errors import ConfigError, InputError, LayerDefinitionError
+from harness.layer import bind_module
+from harness.points import format_point, parse_point
 
 
 def _relu(x: torch.Tensor) -> torch.Tensor:
@@ -135,3 +137,77 @@ def test_an_input_factory_of_the_wrong_shape_or_type_is_a_definition_error() -> 
     raising = _layer(make_inputs=lambda p, g: 1 / 0)
     with pytest.raises(LayerDefinitionError, match="make_inputs failed.*ZeroDivisionError"):
         raising.make({"n": 4})
+    with pytest.raises(LayerDefinitionError) as failed:
+        raising.make({"n": 4})
+    assert "make_inputs failed at n=4: ZeroDivisionError: division by zero" in str(failed.value)
+
+
+# -- point strings ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("point", "text"),
+    [
+        ({"n": 64, "k": 3}, "n=64,k=3"),
+        ({"n": 8, "scale": 0.5, "mode": "same"}, "n=8,scale=0.5,mode=same"),
+        ({"x": 2.0}, "x=2.0"),
+        ({}, ""),
+    ],
+)
+def test_point_strings_round_trip(point: dict[str, Any], text: str) -> None:
+    assert format_point(point) == text
+    parsed = parse_point(text)
+    assert parsed == point and [type(v) for v in parsed.values()] == [
+        type(v) for v in point.values()
+    ]
+
+
+def test_parse_point_refuses_what_is_not_a_point() -> None:
+    assert parse_point(" n = 8 , k=3 ") == {"n": 8, "k": 3}
+    for bad in ("n", "n=8,", "=3"):
+        with pytest.raises(ValueError, match="not a grid point"):
+            parse_point(bad)
+
+
+# -- module implementations: the one binding of parameters to inputs ---------------------
+
+
+class _Affine(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.Linear(3, 3, bias=False)
+        self.shift = torch.nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) + self.shift
+
+
+def test_bind_module_takes_parameters_from_the_inputs_by_name() -> None:
+    mod = _Affine()
+    call = bind_module(mod)
+    x, b, w = torch.randn(2, 3), torch.randn(3), torch.randn(3, 3, requires_grad=True)
+    out = call(x, b, w)  # named_parameters order: shift, then inner.weight
+    assert torch.allclose(out, x @ w.T + b)
+    out.sum().backward()
+    assert w.grad is not None and mod.inner.weight.grad is None
+    with pytest.raises(InputError, match=r"parameters \['shift', 'inner.weight'\] but got 1"):
+        call(x, b)
+
+
+def test_bind_module_works_under_the_tracer_and_restores_the_module() -> None:
+    mod = _Affine()
+    before = [(name, p) for name, p in mod.named_parameters()]
+    call = bind_module(mod)
+
+    class Wrapper(torch.nn.Module):
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            return call(*args)
+
+    a = (torch.randn(2, 3), torch.randn(3), torch.randn(3, 3))
+    b = (torch.randn(2, 3), torch.randn(3), torch.randn(3, 3))
+    traced = torch.jit.trace(Wrapper(), a, check_trace=False)
+    with torch.no_grad():
+        assert torch.allclose(traced(*b), call(*b))  # the parameters are graph inputs
+    after = [(name, p) for name, p in mod.named_parameters()]
+    assert [n for n, _ in after] == [n for n, _ in before]
+    assert all(p is q for (_, p), (_, q) in zip(before, after, strict=True))

@@ -6,7 +6,7 @@ Tests reach these helpers through the ``rf`` fixture (the tests import in
 
 from __future__ import annotations
 
-import json
+import io
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,10 +18,40 @@ import pyperf
 import pytest
 
 from harness.frame import CAPABILITY_COLUMNS, DEVIATION_COLUMNS, build_frame, build_table
-from harness.results import Results
+from harness.results import Results, atomic_write_json, versioned, write_results
+from harness.stats import BAND
 
 BASELINES = ("numpy", "scipy")
 AXES = ("n", "k")
+
+#: A speedup as a test gives it: (estimate, low, high) of its 95% interval.
+Speedup = tuple[float, float, float]
+
+
+def iv(estimate: float, half: float = 0.02) -> Speedup:
+    """``estimate`` with an interval of relative half-width ``half`` (in log space):
+    ``(estimate, estimate / (1 + half), estimate * (1 + half))``."""
+    return (estimate, estimate / (1 + half), estimate * (1 + half))
+
+
+def decision(low: float, high: float) -> str:
+    """As ``harness.stats.decide``: the interval against the ±5% band."""
+    if low > 1 + BAND:
+        return "faster"
+    if high < 1 / (1 + BAND):
+        return "slower"
+    return "undecided"
+
+
+def _interval_columns(prefix: str, speedup: Speedup) -> dict[str, Any]:
+    est, low, high = speedup
+    assert low <= est <= high, f"not an interval: {speedup}"
+    return {
+        f"{prefix}speedup": est,
+        f"{prefix}speedup_low": low,
+        f"{prefix}speedup_high": high,
+        f"{prefix}decision": decision(low, high),
+    }
 
 
 def values(median: float, spread: float = 0.02, count: int = 20) -> list[float]:
@@ -49,6 +79,13 @@ def row(
     dtype: str = "float32",
     threads: int = 1,
     device: str = "cpu",
+    allocator: str = "glibc",
+    speedup: Speedup | None = None,
+    step: Speedup | None = None,
+    versus: str | None = None,
+    break_even_calls: float | None = None,
+    peak_bytes: int | None = None,
+    peak_sources: str | None = None,
     max_rel_err: float | None = 1e-7,
     within_tol: bool | None = True,
     rtol: float = 1e-5,
@@ -58,11 +95,16 @@ def row(
     oneoff_s: float | None = None,
     oneoff_what: str | None = None,
 ) -> dict[str, Any]:
-    """One frame row; timing columns follow from ``median`` and ``spread``."""
+    """One frame row; timing columns follow from ``median`` and ``spread``.
+
+    ``speedup`` and ``step`` are a candidate's paired speedups over ``versus`` (default
+    ``numpy``) as (estimate, low, high): for this phase and for a training step; the
+    decision columns follow from them. ``paired`` derives those a test leaves out."""
     point = f"n={n}" + (f",k={k}" if k is not None else "")
     role = role or ("baseline" if impl in BASELINES else "native")
+    setting = f"{dtype}/t{threads}/{device}/{allocator}"
     out: dict[str, Any] = {
-        "case": f"{layer}/{impl}/{point}/{dtype}/t{threads}/{device}/{phase}",
+        "case": f"{layer}/{impl}/{point}/{setting}/{phase}",
         "layer": layer,
         "impl": impl,
         "role": role,
@@ -73,12 +115,25 @@ def row(
         "dtype": dtype,
         "threads": threads,
         "device": device,
+        "allocator": allocator,
+        "group": f"{layer}/{point}/{setting}",
         "phase": phase,
         "status": status,
         "error": error,
         "n": n,
         "k": k,
     }
+    if speedup is not None or step is not None:
+        assert role != "baseline", "a baseline has no speedup over itself"
+        out["versus"] = versus or "numpy"
+        if speedup is not None:
+            out.update(_interval_columns("", speedup))
+        if step is not None:
+            out.update(_interval_columns("step_", step))
+    if break_even_calls is not None:
+        out["break_even_calls"] = break_even_calls
+    if peak_bytes is not None:
+        out.update(peak_bytes=peak_bytes, peak_sources=peak_sources or "numpy+torch-cpu")
     if status == "ok":
         assert median is not None
         vals = values(median, spread, count)
@@ -110,6 +165,40 @@ def frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return build_frame(rows, axes=AXES)
 
 
+def paired(rows: list[dict[str, Any]], half: float = 0.02) -> list[dict[str, Any]]:
+    """Fill in the speedups a test left out, from the medians: for each candidate row
+    whose group's baseline row of the same phase is ok, ``speedup = iv(baseline median /
+    its median, half)``; ``step`` likewise from the sums of the forward and backward
+    medians, where both sides have both. ``versus`` is the group's baseline. Rows that
+    have a speedup (or step) keep it. Returns ``rows``, changed in place."""
+    by_group: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for r in rows:
+        by_group.setdefault(r["group"], {})[(r["impl"], r["phase"])] = r
+
+    def median(members: Mapping[tuple[str, str], Any], impl: str, phase: str) -> float | None:
+        r = members.get((impl, phase))
+        return r["median_s"] if r is not None and r["status"] == "ok" else None
+
+    for members in by_group.values():
+        base = next((i for (i, _), r in members.items() if r["role"] == "baseline"), None)
+        if base is None:
+            continue
+        for (impl, phase), r in members.items():
+            if r["role"] == "baseline" or r["status"] != "ok":
+                continue
+            b, c = median(members, base, phase), median(members, impl, phase)
+            if "speedup" not in r and b is not None and c is not None:
+                r["versus"] = base
+                r.update(_interval_columns("", iv(b / c, half)))
+            times = [median(members, i, p) for i in (base, impl) for p in ("forward", "backward")]
+            if "step_speedup" not in r and all(t is not None for t in times):
+                bf, bb, cf, cb = times
+                assert bf and bb and cf and cb
+                r["versus"] = base
+                r.update(_interval_columns("step_", iv((bf + bb) / (cf + cb), half)))
+    return rows
+
+
 def raw_for(rows: Iterable[Mapping[str, Any]], count: int = 20) -> dict[str, list[float]]:
     """Raw values matching the rows' medians and spreads (as ``Results.raw_values``)."""
     out = {}
@@ -125,15 +214,18 @@ def series(
     impls: Mapping[str, Callable[[int], float]],
     sizes: Sequence[int],
     phases: Sequence[str] = ("forward", "backward"),
+    half: float = 0.02,
     **kw: Any,
 ) -> list[dict[str, Any]]:
-    """Rows for every impl, size and phase; ``impls`` maps name -> median(n)."""
-    return [
+    """Rows for every impl, size and phase; ``impls`` maps name -> median(n). The
+    candidates' speedups follow from the medians (``paired`` with ``half``)."""
+    rows = [
         row(layer, impl, n, phase, fn(n), **kw)
         for impl, fn in impls.items()
         for n in sizes
         for phase in phases
     ]
+    return paired(rows, half)
 
 
 def capabilities(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -174,15 +266,15 @@ def write_folder(
     environment: Mapping[str, Any] | None = None,
     run: Mapping[str, Any] | None = None,
 ) -> Path:
-    """A results folder on disk, written as the harness writes one."""
+    """A results folder on disk, written as the harness writes one (run.json and
+    environment.json ``versioned``, the tables and pyperf.json through
+    ``write_results``, so that it has a manifest and loads under every check)."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "results.csv").write_text(frame(rows).to_csv(index=False))
-    if devs:
-        (path / "deviations.csv").write_text(deviations(devs).to_csv(index=False))
-    if caps:
-        (path / "capabilities.csv").write_text(capabilities(caps).to_csv(index=False))
-    (path / "run.json").write_text(json.dumps(dict(run or {"profile": {"name": "test"}})))
-    (path / "environment.json").write_text(json.dumps(dict(environment or {"cpu": "test cpu"})))
+    atomic_write_json(path / "run.json", versioned(dict(run or {"profile": {"name": "test"}})))
+    atomic_write_json(
+        path / "environment.json", versioned(dict(environment or {"cpu": "test cpu"}))
+    )
+    pyperf_text = None
     if raw:
         benches = [
             pyperf.Benchmark(
@@ -196,7 +288,10 @@ def write_folder(
             )
             for name, vals in raw.items()
         ]
-        pyperf.BenchmarkSuite(benches).dump(str(path / "pyperf.json"))
+        buf = io.StringIO()
+        pyperf.BenchmarkSuite(benches).dump(buf, compact=True)
+        pyperf_text = buf.getvalue()
+    write_results(path, frame(rows), deviations(devs), capabilities(caps), pyperf_text)
     return path
 
 
@@ -229,6 +324,26 @@ RUN = {
         "devices": ["cpu"],
     },
     "created": "2024-06-01T11:00:00",
+    "layers": {
+        "fft": {
+            "size_axis": "n",
+            "baselines": ["numpy"],
+            "backward": ["numpy", "torch", "torchscript", "compile"],
+        },
+        "conv2d": {
+            "size_axis": "n",
+            "baselines": ["scipy"],
+            "backward": ["scipy", "torch", "compile"],
+        },
+        # numpy is declared without a backward: decided on forward
+        "norm": {"size_axis": "n", "baselines": ["numpy"], "backward": ["torch"]},
+    },
+    "timing": {
+        "budget_s": 120,
+        "first_pass": {"processes": 4, "rounds": 5, "groups": 27, "seconds": 81},
+        "adaptive": [{"rounds": 10, "groups": 2, "seconds": 19}],
+        "spent_s": 100,
+    },
 }
 
 FFT_SIZES = (8, 9, 64, 256, 1024)
@@ -236,11 +351,26 @@ CONV_SIZES = (8, 64, 256, 1024)
 BAD_FFT_GRAD = "ValueError: operands could not be broadcast together with shapes (9,9) (9,5)"
 GRADCHECK_MSG = "Jacobian mismatch for output 0 with respect to input 0"
 ORT_BACKWARD = "ONNX Runtime sessions run forward only"
+NO_BACKWARD = "numpy is declared without a backward"
+NORM_SIZES = (8, 64, 256, 1024)
+#: norm's forward speedups: decided faster up to n=256, too noisy to tell at n=1024
+NORM_SPEEDUPS: dict[int, Speedup] = {
+    8: iv(1.6),
+    64: iv(1.4),
+    256: iv(1.25),
+    1024: (1.08, 0.9, 1.3),
+}
+#: conv2d k=3, compile at n=8: a noisy point (wide spread and interval) on the baseline's
+#: side of the crossover, which cannot change the verdict
+NOISY_STEP: Speedup = (0.41, 0.2, 1.1)
 
 
 def seed_like_rows() -> list[dict[str, Any]]:
-    """fft (wrong NumPy gradient, odd width fails backward) and conv2d (k=3 crosses over
-    near n=100, k=15 native everywhere; one compile failure; one noisy point)."""
+    """fft (wrong NumPy gradient, odd width fails backward), conv2d (k=3 crosses over
+    between n=64 and n=256, k=15 native everywhere; one compile failure; one noisy point
+    that cannot change the verdict; peak memory recorded) and norm (a forward-only
+    NumPy baseline, undecided at n=1024). Speedups follow from the medians (``paired``,
+    ±2%) except the noisy ones, which are given."""
     rows: list[dict[str, Any]] = []
     natives = {
         "torch": lambda n: 15e-6 + 1e-9 * n * n,
@@ -291,12 +421,18 @@ def seed_like_rows() -> list[dict[str, Any]]:
     for k in (3, 15):
         for n in CONV_SIZES:
             c = k * k
-            rows.append(row("conv2d", "scipy", n, "forward", 4e-6 + 0.4e-9 * c * n * n, k=k))
             rows.append(
                 row(
-                    "conv2d", "scipy", n, "backward", 8e-6 + 0.8e-9 * c * n * n, k=k, gradcheck=True
+                    "conv2d", "scipy", n, "forward", 4e-6 + 0.4e-9 * c * n * n, k=k,
+                    peak_bytes=12 * n * n + 4096,
                 )
-            )
+            )  # fmt: skip
+            rows.append(
+                row(
+                    "conv2d", "scipy", n, "backward", 8e-6 + 0.8e-9 * c * n * n, k=k,
+                    gradcheck=True, peak_bytes=24 * n * n,
+                )
+            )  # fmt: skip
             for impl, base, slope in (("torch", 20e-6, 0.3e-9), ("compile", 10e-6, 0.35e-9)):
                 form = "eager" if impl == "torch" else impl
                 t = (
@@ -332,24 +468,29 @@ def seed_like_rows() -> list[dict[str, Any]]:
                         )
                     )
                     continue
-                spread = 0.6 if (impl == "torch" and n == 8 and k == 3) else 0.02
+                noisy = impl == "compile" and n == 8 and k == 3
+                given: dict[str, Any] = {"step": NOISY_STEP} if noisy else {}
                 rows.append(
                     row(
-                        "conv2d",
-                        impl,
-                        n,
-                        "forward",
-                        t,
-                        k=k,
-                        form=form,
-                        source="torch",
-                        spread=spread,
+                        "conv2d", impl, n, "forward", t, k=k, form=form, source="torch",
+                        spread=0.6 if noisy else 0.02, peak_bytes=4 * n * n + 1024,
+                        **given, **({"speedup": (0.41, 0.2, 1.1), "versus": "scipy"} if noisy else {}),
                     )
-                )
+                )  # fmt: skip
                 rows.append(
-                    row("conv2d", impl, n, "backward", 2 * t, k=k, form=form, source="torch")
-                )
-    return rows
+                    row(
+                        "conv2d", impl, n, "backward", 2 * t, k=k, form=form, source="torch",
+                        peak_bytes=8 * n * n, **given, **({"versus": "scipy"} if noisy else {}),
+                    )
+                )  # fmt: skip
+    for n in NORM_SIZES:
+        base = 2e-6 + 1e-9 * n * n
+        est = NORM_SPEEDUPS[n]
+        rows.append(row("norm", "numpy", n, "forward", base))
+        rows.append(row("norm", "numpy", n, "backward", status="unsupported", error=NO_BACKWARD))
+        rows.append(row("norm", "torch", n, "forward", base / est[0], speedup=est))
+        rows.append(row("norm", "torch", n, "backward", 2 * base / est[0]))
+    return paired(rows)
 
 
 def seed_like_caps() -> list[dict[str, Any]]:
@@ -388,7 +529,7 @@ def seed_like_devs(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         tensors = (
             ["output"]
             if r["phase"] == "forward"
-            else (["grad_x"] if r["layer"] == "fft" else ["grad_x", "grad_filter", "grad_bias"])
+            else (["grad_x", "grad_filter", "grad_bias"] if r["layer"] == "conv2d" else ["grad_x"])
         )
         for tensor in tensors:
             out.append(

@@ -5,18 +5,18 @@ from __future__ import annotations
 from types import ModuleType
 
 import harness.report
-from harness.report import layer_verdicts, render_report
+from harness.report import decide_layers, render_report
 
 
 def test_all_is_pinned() -> None:
     assert sorted(harness.report.__all__) == [
         "Comparison",
         "KINDS",
-        "Verdict",
+        "LayerDecision",
         "compare_results",
         "compare_runs",
+        "decide_layers",
         "format_comparison",
-        "layer_verdicts",
         "render_report",
         "write_plots",
         "write_report",
@@ -29,10 +29,11 @@ def test_all_is_pinned() -> None:
         "port above size N",
         "keep above size N",
         "fix the gradient first",
+        "undecided",
     )
 
 
 def test_an_empty_frame_renders(rf: ModuleType) -> None:
-    assert layer_verdicts(rf.frame([])) == []
-    text = render_report(rf.results([]), {}, {})
+    assert decide_layers(rf.frame([])) == []
+    text = render_report(rf.results([]), {})
     assert "nothing was measured" in text

@@ -16,31 +16,33 @@ import pytest
 
 from harness.errors import ResultsError
 from harness.report import render_report, write_report
+from harness.report.memory import plot_memory
 from harness.report.plots import plot_deviations, plot_speedups, plot_times
+from harness.results import Results, load_results
 
 GOLDEN = Path(__file__).parent / "expected" / "report.md"
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOTS = {
-    layer: {kind: f"plots/{layer}-{kind}.png" for kind in ("time", "speedup", "deviation")}
-    for layer in ("fft", "conv2d")
+    layer: {
+        kind: f"plots/{layer}-{kind}.png" for kind in ("time", "speedup", "deviation", "memory")
+    }
+    for layer in ("fft", "conv2d", "norm")
 }
 
 
-def _seed_results(rf: ModuleType):
+def _seed_results(rf: ModuleType) -> Results:
     rows = rf.seed_like_rows()
-    res = rf.results(
+    return rf.results(
         rows,
         caps=rf.seed_like_caps(),
         devs=rf.seed_like_devs(rows),
         environment=rf.ENVIRONMENT,
         run=rf.RUN,
     )
-    return res, rf.raw_for(rows)
 
 
 def test_report_matches_the_golden_file(rf: ModuleType) -> None:
-    res, raw = _seed_results(rf)
-    text = render_report(res, PLOTS, raw)
+    text = render_report(_seed_results(rf), PLOTS)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
@@ -48,29 +50,40 @@ def test_report_matches_the_golden_file(rf: ModuleType) -> None:
 
 
 def test_report_opens_with_verdicts_and_shows_failures(rf: ModuleType) -> None:
-    res, raw = _seed_results(rf)
-    text = render_report(res, PLOTS, raw)
+    text = render_report(_seed_results(rf), PLOTS)
     summary = text.index("## Summary")
-    assert summary < text.index("## fft") < text.index("## conv2d") < text.index("## Environment")
+    assert summary < text.index("## fft") < text.index("## conv2d") < text.index("## norm")
+    assert text.index("## norm") < text.index("## Environment")
     assert "| fft | all | **fix the gradient first** |" in text
-    assert "| conv2d | k=3 | **port above n ≈ 160** |" in text
+    assert "| conv2d | k=3 | **port above n ≈ 160 (64–256)** | compile |" in text
+    assert "| conv2d | k=15 | **port** | torch |" in text
+    assert "| norm | all | **undecided at n=1024** | torch | forward |" in text
     # each layer section begins with its verdict
     assert text.split("## fft\n\n", 1)[1].startswith("**Verdict: fix the gradient first.**")
+    norm = text.split("## norm\n\n", 1)[1]
+    assert norm.startswith("**Verdict: undecided at n=1024.**")
+    assert "**Undecided at n=1024: too noisy on this machine**" in norm
+    assert "Decided on forward: numpy is declared without a backward" in norm
+    # decided speedups in bold with their interval, the noisy one plain
+    assert "**×1.60 (1.57–1.63)**" in norm and " ×1.08 (0.90–1.30) |" in norm
+    assert "Timing budget 120s: a first pass of 4 processes × 5 paired rounds" in text
     # failures with their message, never blank
     assert re.search(r"\| numpy \(baseline\) \| [^|]+ \| error\[\^\d+\] \|", text)
     assert "n/a (unsupported)[^" in text
     assert "ValueError: operands could not be broadcast together" in text
     assert "(plots/fft-time.png)" in text
     assert "MALLOC_ARENA_MAX=2" in text and "quick (" in text
-    assert "conv2d/torch/n=8,k=3/float32/t1/cpu/forward" in text  # noise warning
+    assert "conv2d/compile/n=8,k=3/float32/t1/cpu/glibc/forward" in text  # noise warning
+    assert "### Peak memory (conv2d)" in text and "### Peak memory (fft)" not in text
+    assert "Porting also needs 3× less memory at n=1024" in text
 
 
-def test_report_without_raw_values_or_extras(rf: ModuleType) -> None:
+def test_report_without_extras(rf: ModuleType) -> None:
     rows = rf.series("lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 0.5e-3}, (8, 64))
-    text = render_report(rf.results(rows), {}, {})
+    text = render_report(rf.results(rows), {})
     assert "**Verdict: port.**" in text
-    assert "min-max ranges" in text
     assert "No environment was recorded." in text
+    assert "Timing budget" not in text
     assert "![" not in text
 
 
@@ -81,6 +94,18 @@ def test_plots_are_valid_pngs(rf: ModuleType, tmp_path: Path) -> None:
     for fn in (plot_times, plot_speedups, plot_deviations):
         path = fn(conv, tmp_path / "sub" / f"{fn.__name__}.png")
         assert path.read_bytes().startswith(PNG)
+    memory = plot_memory(conv, tmp_path / "sub" / "memory.png")
+    assert memory is not None and memory.read_bytes().startswith(PNG)
+    assert plot_memory(frame[frame["layer"] == "fft"], tmp_path / "none.png") is None
+
+
+def write_links(folder: Path) -> dict[str, dict[str, str]]:
+    """The plot links write_report makes, from the files it wrote."""
+    out: dict[str, dict[str, str]] = {}
+    for png in sorted((folder / "plots").glob("*.png")):
+        layer, kind = png.stem.rsplit("-", 1)
+        out.setdefault(layer, {})[kind] = f"plots/{png.name}"
+    return out
 
 
 def test_write_report_writes_report_and_linked_plots(rf: ModuleType, tmp_path: Path) -> None:
@@ -98,11 +123,14 @@ def test_write_report_writes_report_and_linked_plots(rf: ModuleType, tmp_path: P
     assert report == folder / "report.md"
     text = report.read_text(encoding="utf-8")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(links) == 6
+    # time, speedup and deviation for each of the 3 layers; memory for conv2d alone
+    assert len(links) == 10
     for link in links:
         assert not Path(link).is_absolute()
         assert (folder / link).read_bytes().startswith(PNG)
-    assert "Mann-Whitney U" in text
+    assert "(plots/conv2d-memory.png)" in text
+    # the same report as rendered in memory, but for the plot links
+    assert text == render_report(load_results(folder), write_links(folder))
     assert not list(folder.glob("**/*.tmp"))
 
 

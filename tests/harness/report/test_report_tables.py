@@ -1,15 +1,18 @@
-"""Markdown tables: cell format, failed and unsupported points, noise warnings."""
+"""Markdown tables: cell format (paired speedups with their intervals, bold when
+decided), failed and unsupported points, the summary, noise warnings."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 from harness.report._format import Footnotes, fmt_seconds, fmt_speedup
+from harness.report.decide import decide_layers
 from harness.report.tables import (
     capability_table,
     deviation_table,
     noise_warnings,
     oneoff_table,
+    summary_table,
     time_tables,
 )
 
@@ -28,31 +31,52 @@ def test_formats() -> None:
 def test_time_table_rows_are_implementations_and_columns_sizes(rf: ModuleType) -> None:
     rows = rf.series("lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 0.25e-3}, (8, 64))
     notes = Footnotes()
-    ((label, table),) = time_tables(rf.frame(rows), "forward", notes, rf.raw_for(rows))
+    ((label, table),) = time_tables(rf.frame(rows), "forward", notes)
     assert label == ""
     lines = table.splitlines()
     assert lines[0] == "| implementation | n=8 | n=64 |"
     assert lines[2] == "| numpy (baseline) | 1 ms ±1% | 1 ms ±1% |"
-    assert lines[3] == "| torch | 250 µs ±1% **×4.00** | 250 µs ±1% **×4.00** |"
+    # the paired speedup with its 95% interval, bold: decided faster
+    assert (
+        lines[3]
+        == "| torch | 250 µs ±1% **×4.00 (3.92–4.08)** | 250 µs ±1% **×4.00 (3.92–4.08)** |"
+    )
     assert not notes
 
 
-def test_failed_and_unsupported_points_show_as_such(rf: ModuleType) -> None:
+def test_only_decided_speedups_are_bold(rf: ModuleType) -> None:
     rows = [
-        rf.row("lay", "numpy", 8, "backward", 1e-3),
-        rf.row("lay", "numpy", 9, "backward", status="error", error="ValueError: bad shape"),
-        rf.row("lay", "torch", 8, "backward", 1e-3),
-        rf.row("lay", "torch", 9, "backward", 1e-3),
-        rf.row("lay", "onnxruntime", 8, "backward", status="unsupported", error="forward only"),
-        rf.row("lay", "onnxruntime", 9, "backward", status="unsupported", error="forward only"),
-    ]
+        rf.row("lay", "numpy", n, "forward", 1e-3) for n in (8, 16, 32)
+    ] + [
+        rf.row("lay", "torch", 8, "forward", 2e-3, speedup=(0.5, 0.45, 0.55)),  # slower
+        rf.row("lay", "torch", 16, "forward", 1e-3, speedup=(1.0, 0.97, 1.03)),  # a tie
+        rf.row("lay", "torch", 32, "forward", 0.9e-3, speedup=(1.1, 0.9, 1.3)),  # noisy
+    ]  # fmt: skip
+    ((_, table),) = time_tables(rf.frame(rows), "forward", Footnotes(), "n")
+    assert table.splitlines()[3] == (
+        "| torch | 2 ms ±1% **×0.50 (0.45–0.55)** | 1 ms ±1% ×1.00 (0.97–1.03) "
+        "| 900 µs ±1% ×1.10 (0.90–1.30) |"
+    )
+
+
+def test_failed_and_unsupported_points_show_as_such(rf: ModuleType) -> None:
+    rows = rf.paired(
+        [
+            rf.row("lay", "numpy", 8, "backward", 1e-3),
+            rf.row("lay", "numpy", 9, "backward", status="error", error="ValueError: bad shape"),
+            rf.row("lay", "torch", 8, "backward", 1e-3),
+            rf.row("lay", "torch", 9, "backward", 1e-3),
+            rf.row("lay", "onnxruntime", 8, "backward", status="unsupported", error="forward only"),
+            rf.row("lay", "onnxruntime", 9, "backward", status="unsupported", error="forward only"),
+        ]
+    )
     notes = Footnotes()
     ((_, table),) = time_tables(rf.frame(rows), "backward", notes)
     assert "| numpy (baseline) | 1 ms ±1% | error[^1] |" in table
     assert "| onnxruntime | n/a (unsupported)[^2] | n/a (unsupported)[^2] |" in table
     assert notes.render() == "[^1]: ValueError: bad shape\n[^2]: forward only"
-    # the same ratio is not called a win: ×1 in plain text
-    assert "| torch | 1 ms ±1% ×1.00 | 1 ms ±1% |" in table
+    # the same speed is not called a win: plain text; no speedup where numpy failed
+    assert "| torch | 1 ms ±1% ×1.00 (0.98–1.02) | 1 ms ±1% |" in table
 
 
 def test_one_table_per_setting(rf: ModuleType) -> None:
@@ -90,7 +114,9 @@ def test_noise_warnings_follow_pyperf_check(rf: ModuleType) -> None:
         rf.row("lay", "numpy", 16, "forward", 1e-3, spread=0.6),
     ]
     (warning,) = noise_warnings(rf.frame(rows))
-    assert warning.startswith("`lay/numpy/n=16/float32/t1/cpu/forward`: the standard deviation is")
+    assert warning.startswith(
+        "`lay/numpy/n=16/float32/t1/cpu/glibc/forward`: the standard deviation is"
+    )
     assert "60% smaller than the mean" in warning
 
 
@@ -100,3 +126,35 @@ def test_settings_label_what_varies(rf: ModuleType) -> None:
     )
     tables = time_tables(rf.frame(rows), "forward", Footnotes())
     assert [label for label, _ in tables] == ["float32, 1 thread", "float64, 4 threads"]
+
+
+def test_settings_label_the_allocator_when_it_varies(rf: ModuleType) -> None:
+    rows = rf.series("lay", {"numpy": lambda n: 1e-3}, (8,)) + rf.series(
+        "lay", {"numpy": lambda n: 1e-3}, (8,), allocator="jemalloc"
+    )
+    tables = time_tables(rf.frame(rows), "forward", Footnotes())
+    assert [label for label, _ in tables] == ["glibc", "jemalloc"]
+
+
+def test_summary_table_one_row_per_setting(rf: ModuleType) -> None:
+    rows = rf.series("c", {"scipy": lambda n: 1e-3, "torch": lambda n: 0.5e-3}, (8, 64), k=3)
+    rows += rf.series("c", {"scipy": lambda n: 1e-3, "torch": lambda n: 2e-3}, (8, 64), k=15)
+    rows += [rf.row("c", "scipy", 128, "forward", 1e-3, k=15)] + [
+        rf.row("c", "torch", 128, ph, 1e-3, k=15, speedup=(1.0, 0.8, 1.3), step=(1.0, 0.8, 1.3))
+        for ph in ("forward", "backward")
+    ]
+    rows.append(rf.row("c", "scipy", 128, "backward", 1e-3, k=15))
+    table = summary_table(decide_layers(rf.frame(rows)))
+    lines = table.splitlines()
+    assert lines[0] == (
+        "| layer | setting | verdict | best candidate | decided on "
+        "| speedup, 95% interval (smallest, largest size) |"
+    )
+    assert lines[2] == (
+        "| c | k=3 | **port** | torch | forward + backward "
+        "| ×2.00 (1.96–2.04) at n=8, ×2.00 (1.96–2.04) at n=64 |"
+    )
+    assert lines[3] == (
+        "| c | k=15 | **undecided at n=128** | torch | forward + backward "
+        "| ×0.50 (0.49–0.51) at n=8, ×1.00 (0.80–1.30) at n=128 |"
+    )

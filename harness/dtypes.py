@@ -1,0 +1,50 @@
+"""The input dtypes the harness measures, and each one's tolerance.
+
+The one home of the dtype list: the config validates against ``DTYPES``, the worker
+casts with ``torch_dtype``, and the deviation check reads ``RTOL``. Importing this
+module does not import torch; ``torch_dtype`` does, when first called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DTYPES", "RTOL", "dtype_name", "torch_dtype"]
+
+#: Dtype names, narrowest first.
+DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+#: Relative tolerance per dtype (see ``harness.deviation`` for how it is applied).
+#: float64 is strict on purpose: a float64 layer that silently computes a gradient in
+#: float32 is a defect worth seeing.
+RTOL: dict[str, float] = {
+    "float16": 1e-2,
+    "bfloat16": 5e-2,
+    "float32": 1e-4,
+    "float64": 1e-9,
+}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``"float32"`` -> ``torch.float32``; ``ValueError`` for a name not in ``DTYPES``."""
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r} (known: {', '.join(DTYPES)})")
+    import torch
+
+    dtype = getattr(torch, name)
+    assert isinstance(dtype, torch.dtype)
+    return dtype
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` -> ``"float32"``; a complex dtype by its real part's name
+    (``complex64`` -> ``"float32"``); ``ValueError`` for a dtype not in ``DTYPES``."""
+    if dtype.is_complex:
+        dtype = dtype.to_real()
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ValueError(f"no tolerance for dtype {name!r} (known: {', '.join(DTYPES)})")
+    return name

@@ -1,0 +1,426 @@
+"""The protocol between the runner and its worker processes, typed in one place.
+
+The runner writes a ``Job`` (JSON) and starts ``python -m harness.worker JOB.json``.
+The worker appends one JSON line per ``Event`` to its raw file (``raw/*.jsonl``,
+flushed and fsynced), and the runner, ``collect`` and ``--resume`` read them back with
+``EventLog.read`` or, incrementally, ``EventReader``. Both sides import this module
+and nothing else defines an event or a task: no string keys are split apart.
+
+Tasks, the units of work a job lists::
+
+    ValidateTask      check one layer's declaration by running it once
+    CapabilitiesTask  the capability matrix of one layer's declared implementations
+    GradcheckTask     torch.autograd.gradcheck of one baseline
+    SetupTask         one variant: build its form (one-off cost), deviation against the
+                      float64 reference, peak memory, loop calibration of each phase
+    RoundsTask        paired timing of one *group* (every implementation of one grid
+                      point, dtype, threads, device and allocator): ``rounds`` rounds,
+                      each timing every case of the group once, in a fresh random order
+
+Events, what a worker reports::
+
+    Started(task)           before a task: if the worker dies or hangs, the runner
+                            knows which task did it and writes Crash(task, why)
+    Validated / Invalid     a ValidateTask's outcome
+    CapabilitiesDone        a CapabilitiesTask's rows
+    GradcheckDone           a GradcheckTask's outcome
+    SetupDone               a SetupTask's outcome, per phase
+    RoundsDone              a RoundsTask's values: seconds per call, per case, one
+                            value per round, in round order (paired across cases)
+    Crash                   written by the runner: the task a dead or hung worker was on
+    Finished                the worker's job is done
+
+Every line carries ``"event": <kind>``; every task carries ``"kind": <kind>``.
+``SCHEMA`` is the version of this protocol, written in every ``Job`` and in every
+``Finished`` line; a reader refuses events of a kind it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeAlias
+
+__all__ = [
+    "SCHEMA",
+    "CapabilitiesDone",
+    "CapabilitiesTask",
+    "Crash",
+    "Event",
+    "EventLog",
+    "EventReader",
+    "Finished",
+    "GradcheckDone",
+    "GradcheckTask",
+    "Invalid",
+    "Job",
+    "PhaseSetup",
+    "ProtocolError",
+    "RoundsDone",
+    "RoundsTask",
+    "SetupDone",
+    "SetupTask",
+    "Started",
+    "Task",
+    "ValidateTask",
+    "Validated",
+    "event_from_json",
+    "event_to_json",
+    "task_from_json",
+    "task_to_json",
+]
+
+SCHEMA = 2
+
+Mode = Literal["validate", "setup", "timing"]
+
+
+class ProtocolError(ValueError):
+    """A line or job that does not follow this protocol."""
+
+
+# ------------------------------------------------------------------------------ tasks
+
+
+@dataclass(frozen=True)
+class ValidateTask:
+    kind: ClassVar[str] = "validate"
+    layer: str
+    impls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CapabilitiesTask:
+    kind: ClassVar[str] = "capabilities"
+    layer: str
+    impls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GradcheckTask:
+    kind: ClassVar[str] = "gradcheck"
+    layer: str
+    impl: str
+
+
+@dataclass(frozen=True)
+class SetupTask:
+    kind: ClassVar[str] = "setup"
+    variant: str
+    """The variant's name (``harness.case.Variant.name``)."""
+
+
+@dataclass(frozen=True)
+class RoundsTask:
+    kind: ClassVar[str] = "rounds"
+    group: str
+    """The group's name (``harness.case.Group.name``)."""
+    cases: tuple[tuple[str, int], ...]
+    """(case name, calls per value) of every case of the group to time."""
+    rounds: int
+    batch: int = 0
+    """0 for the first pass; adaptive passes count up."""
+
+
+Task: TypeAlias = ValidateTask | CapabilitiesTask | GradcheckTask | SetupTask | RoundsTask
+_TASKS: dict[str, type[Any]] = {
+    t.kind: t for t in (ValidateTask, CapabilitiesTask, GradcheckTask, SetupTask, RoundsTask)
+}
+
+
+def task_to_json(task: Task) -> dict[str, Any]:
+    data = asdict(task)
+    data["kind"] = task.kind
+    return data
+
+
+def task_from_json(data: Mapping[str, Any]) -> Task:
+    try:
+        cls = _TASKS[data["kind"]]
+    except (KeyError, TypeError):
+        raise ProtocolError(f"not a task: {data!r}") from None
+    kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+    if cls in (ValidateTask, CapabilitiesTask):
+        kwargs["impls"] = tuple(kwargs.get("impls", ()))
+    if cls is RoundsTask:
+        kwargs["cases"] = tuple((str(c), int(n)) for c, n in kwargs["cases"])
+    try:
+        return cls(**kwargs)  # type: ignore[no-any-return]
+    except TypeError as exc:
+        raise ProtocolError(f"bad {data['kind']} task: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Started:
+    kind: ClassVar[str] = "start"
+    task: Task
+    t: float = 0.0
+
+
+@dataclass(frozen=True)
+class Validated:
+    kind: ClassVar[str] = "validated"
+    layer: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invalid:
+    kind: ClassVar[str] = "invalid"
+    layer: str
+    error: str
+
+
+@dataclass(frozen=True)
+class CapabilitiesDone:
+    kind: ClassVar[str] = "capabilities"
+    layer: str
+    rows: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class GradcheckDone:
+    kind: ClassVar[str] = "gradcheck"
+    layer: str
+    impl: str
+    ok: bool
+    error: str = ""
+    point: str = ""
+
+
+@dataclass(frozen=True)
+class PhaseSetup:
+    """One phase of a variant, checked: ``status`` ok / error / unsupported."""
+
+    status: str
+    error: str | None = None
+    loops: int | None = None
+    estimate_s: float | None = None
+    deviations: tuple[Mapping[str, Any], ...] = ()
+    peak_bytes: int | None = None
+    peak_sources: str | None = None
+
+
+@dataclass(frozen=True)
+class SetupDone:
+    kind: ClassVar[str] = "setup"
+    variant: str
+    phases: Mapping[str, PhaseSetup]
+    oneoff_s: float | None = None
+    oneoff_what: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundsDone:
+    kind: ClassVar[str] = "rounds"
+    group: str
+    process: int
+    batch: int
+    values: Mapping[str, tuple[float, ...]]
+    """Case name -> seconds per call, one value per round, in round order."""
+    loops: Mapping[str, int]
+    """Case name -> calls per value."""
+    warmups: Mapping[str, float] = field(default_factory=dict)
+    """Case name -> seconds per call of the discarded warm-up round."""
+    errors: Mapping[str, str] = field(default_factory=dict)
+    """Case name -> why it could not be timed in this process."""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """What this process ran with (threads, allocator, process index, ...)."""
+
+
+@dataclass(frozen=True)
+class Crash:
+    kind: ClassVar[str] = "crash"
+    task: Task
+    error: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    kind: ClassVar[str] = "done"
+    schema: int = SCHEMA
+
+
+Event: TypeAlias = (
+    Started
+    | Validated
+    | Invalid
+    | CapabilitiesDone
+    | GradcheckDone
+    | SetupDone
+    | RoundsDone
+    | Crash
+    | Finished
+)
+_EVENTS: dict[str, type[Any]] = {
+    e.kind: e
+    for e in (
+        Started,
+        Validated,
+        Invalid,
+        CapabilitiesDone,
+        GradcheckDone,
+        SetupDone,
+        RoundsDone,
+        Crash,
+        Finished,
+    )
+}
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = {"event": event.kind}
+    for f in fields(event):  # type: ignore[arg-type]
+        value = getattr(event, f.name)
+        if f.name == "task":
+            value = task_to_json(value)
+        elif isinstance(value, Mapping) and f.name == "phases":
+            value = {k: asdict(v) for k, v in value.items()}
+        data[f.name] = value
+    return data
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event:
+    """The event a JSON object describes; ``ProtocolError`` if it is not one."""
+    try:
+        cls = _EVENTS[data["event"]]
+    except (KeyError, TypeError):
+        raise ProtocolError(f"not an event: {str(data)[:200]}") from None
+    kwargs: dict[str, Any] = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+    try:
+        if "task" in kwargs:
+            kwargs["task"] = task_from_json(kwargs["task"])
+        if cls is SetupDone:
+            kwargs["phases"] = {
+                k: PhaseSetup(**{**v, "deviations": tuple(v.get("deviations") or ())})
+                for k, v in kwargs["phases"].items()
+            }
+        elif cls is RoundsDone:
+            kwargs["values"] = {k: tuple(float(x) for x in v) for k, v in kwargs["values"].items()}
+            kwargs["loops"] = {k: int(v) for k, v in kwargs["loops"].items()}
+        elif cls is CapabilitiesDone:
+            kwargs["rows"] = tuple(kwargs["rows"])
+        elif cls is Validated:
+            kwargs["notes"] = tuple(kwargs.get("notes", ()))
+        return cls(**kwargs)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ProtocolError(f"bad {data.get('event')} event: {exc}") from None
+
+
+# -------------------------------------------------------------------------------- job
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker process is asked to do."""
+
+    mode: Mode
+    tasks: tuple[Task, ...]
+    raw: str
+    """The raw event file the worker appends to."""
+    process: int = -1
+    """Index of this timing process (its pyperf run); -1 outside timing."""
+    min_time: float = 0.01
+    """Seconds one timed value lasts at least (loop calibration, setup mode)."""
+    layers_from: tuple[str, ...] = ()
+    seed: int = 0
+    memory: bool = True
+    """Measure peak memory in the setup pass."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tasks"] = [task_to_json(t) for t in self.tasks]
+        data["schema"] = SCHEMA
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Job:
+        if data.get("schema") != SCHEMA:
+            raise ProtocolError(
+                f"job written for protocol {data.get('schema')}, this worker speaks {SCHEMA}"
+            )
+        return cls(
+            mode=data["mode"],
+            tasks=tuple(task_from_json(t) for t in data["tasks"]),
+            raw=str(data["raw"]),
+            process=int(data.get("process", -1)),
+            min_time=float(data.get("min_time", 0.01)),
+            layers_from=tuple(data.get("layers_from", ())),
+            seed=int(data.get("seed", 0)),
+            memory=bool(data.get("memory", True)),
+        )
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        from harness.results import atomic_write_json
+
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> Job:
+        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+# --------------------------------------------------------------------------- raw files
+
+
+class EventLog:
+    """Append-only JSON lines, each flushed and fsynced as written."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the process
+
+    def write(self, event: Event) -> None:
+        self._fh.write(json.dumps(event_to_json(event), default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> list[Event]:
+        """Every event of a file; a torn last line (a kill mid-write) is ignored."""
+        return list(EventReader(path).poll())
+
+
+class EventReader:
+    """Reads a raw file incrementally: each ``poll`` returns only the events appended
+    since the last one, so following a run costs time in proportion to what is new."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self._buffer = b""
+
+    def poll(self) -> Iterator[Event]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(chunk)
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a kill, followed by a restart's lines
+            yield event_from_json(data)
+
+
+def read_all(paths: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[Path, Event]]:
+    for path in paths:
+        for event in EventLog.read(path):
+            yield Path(path), event

@@ -1,0 +1,573 @@
+"""Deciding, apart from explaining: per layer, a structured verdict with its evidence.
+
+The inputs are the results frame's paired-speedup columns (``harness.collect`` computes
+them once: a median and a 95% interval per candidate, size and phase, and for a
+training step) and what ``run.json`` records of each layer (its size axis, baselines,
+which implementations run backward). Nothing here writes a sentence: ``explain`` does.
+
+For each *setting* of a layer (fixed non-size axes such as conv2d's ``k``, dtype,
+threads, device, allocator):
+
+1. The metric is a training step (forward + backward) when the baseline runs
+   backward, forward alone otherwise (a forward-only baseline gets no gradient check
+   and no backward comparison). Candidates without the metric (ONNX Runtime, forward
+   only) appear in the per-phase evidence only.
+2. The *best candidate* is the one with the metric at the most sizes, then the highest
+   geometric mean speedup.
+3. At each size its speedup interval decides a side: *native* (interval above the
+   ±5% band), *baseline* (below it), *tie* (inside the band: equally fast within 5%)
+   or *noisy* (it straddles a band edge: more measuring could decide it). A side that
+   runs where the other fails wins that size.
+4. The verdict is built from decided sizes only: *port* (native wins somewhere, the
+   baseline nowhere), *keep* (native wins nowhere), *port above N* / *keep above N*
+   (the side winning at the largest sizes decides; N is the crossover, with the range
+   of sizes it lies in). Where a noisy size could change that verdict (every way the
+   noisy sizes could fall is tried) the verdict is **undecided**, naming those sizes.
+5. Whatever the speed, a baseline that fails ``gradcheck``, or whose gradients are
+   outside tolerance where the best candidate's are within, gets *fix the gradient
+   first*.
+
+A layer's verdict merges its settings': *fix the gradient first* wins; then any
+*undecided* setting makes the layer undecided; equal kinds stay (the largest N for
+*port above*, the smallest for *keep above*); *port* with *port above* is *port above*
+the largest N; any other mix is *keep* (the cautious one), with each setting's own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from harness.report._data import Setting, impl_order, layer_names, records, settings
+from harness.stats import BAND, geomean
+
+__all__ = [
+    "FIX_GRADIENT",
+    "KEEP",
+    "KEEP_ABOVE",
+    "KINDS",
+    "PORT",
+    "PORT_ABOVE",
+    "STEP",
+    "UNDECIDED",
+    "Crossover",
+    "GradientFindings",
+    "LayerDecision",
+    "PointDecision",
+    "SettingDecision",
+    "decide_layers",
+    "find_crossovers",
+]
+
+PORT = "port"
+KEEP = "keep"
+PORT_ABOVE = "port above size N"
+KEEP_ABOVE = "keep above size N"
+FIX_GRADIENT = "fix the gradient first"
+UNDECIDED = "undecided"
+KINDS = (PORT, KEEP, PORT_ABOVE, KEEP_ABOVE, FIX_GRADIENT, UNDECIDED)
+
+STEP = "forward + backward"
+_UPPER = 1 + BAND
+_LOWER = 1 / (1 + BAND)
+#: Beyond this many noisy sizes, the ways they could fall are not enumerated.
+_MAX_NOISY = 8
+
+
+@dataclass(frozen=True)
+class PointDecision:
+    """The best candidate against the baseline at one size, on one metric."""
+
+    size: float
+    speedup: float | None
+    low: float | None
+    high: float | None
+    side: str
+    """``native``, ``baseline``, ``tie``, ``noisy``, or ``none`` (nothing measured)."""
+    allows: frozenset[str]
+    """The sides this size could still turn out to be (one element when decided)."""
+    failed: str | None = None
+    """``baseline`` or ``native`` when that side failed here (the other wins)."""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Where the faster side changes: estimated at ``size``, within ``lower``..``upper``."""
+
+    size: float
+    lower: float
+    upper: float
+    faster_above: str
+
+
+@dataclass(frozen=True)
+class SettingDecision:
+    label: str
+    context: str
+    kind: str
+    threshold: Crossover | None
+    baseline: str | None
+    native: str | None
+    metric: str
+    points: tuple[PointDecision, ...] = ()
+    phase_points: Mapping[str, tuple[PointDecision, ...]] = field(default_factory=dict)
+    crossovers: tuple[Crossover, ...] = ()
+    undecided_sizes: tuple[float, ...] = ()
+    possible: tuple[str, ...] = ()
+    """Verdicts the noisy sizes leave possible (when undecided)."""
+    forward_only: bool = False
+    """The baseline has no backward: decided on forward."""
+    note: str | None = None
+    """Why nothing could be compared, when that is the case."""
+
+
+@dataclass(frozen=True)
+class GradientFindings:
+    fix: bool
+    gradcheck_failed: tuple[tuple[str, str | None], ...] = ()
+    gradcheck_passed: tuple[str, ...] = ()
+    baseline_out_of_tol: tuple[tuple[str, str, tuple[float, ...], Mapping[str, Any]], ...] = ()
+    """(setting label, 'outputs'|'gradients', sizes, worst row)."""
+    native_out_of_tol: tuple[tuple[str, str, str, tuple[float, ...], Mapping[str, Any]], ...] = ()
+    """(setting label, candidate, 'outputs'|'gradients', sizes, worst row)."""
+    baseline_failures: tuple[tuple[str, str, str, tuple[float, ...], str], ...] = ()
+    """(setting label, baseline, phase, sizes, error)."""
+    agree: tuple[str, ...] = ()
+    """'outputs' and/or 'gradients' found within tolerance everywhere."""
+    worst_agreeing_error: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerDecision:
+    layer: str
+    kind: str
+    threshold: Crossover | None
+    size_axis: str
+    settings: tuple[SettingDecision, ...]
+    gradient: GradientFindings
+    capability_gains: tuple[str, ...] = ()
+    native_source: str | None = None
+    mixed: bool = False
+    timing: Mapping[str, Any] = field(default_factory=dict)
+    capabilities_checked: bool = False
+
+
+# -------------------------------------------------------------------------- crossovers
+
+
+def find_crossovers(points: Sequence[tuple[float, float]]) -> list[Crossover]:
+    """Crossovers of (size, speedup) pairs, sorted by size, interpolated linearly in
+    log(size) against log(speedup) between neighbouring sizes on either side of 1."""
+    pts = sorted((float(s), float(r)) for s, r in points if s > 0 and r > 0)
+    out = []
+    prev: tuple[float, float] | None = None
+    exact: float | None = None
+    for s1, r1 in pts:
+        l1 = math.log(r1)
+        if l1 == 0:
+            exact = s1 if exact is None else exact
+            continue
+        if prev is not None:
+            s0, r0 = prev
+            l0 = math.log(r0)
+            if (l0 < 0) != (l1 < 0):
+                if exact is not None:
+                    size = exact
+                else:
+                    t = l0 / (l0 - l1)
+                    size = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
+                out.append(Crossover(size, s0, s1, "native" if l1 > 0 else "baseline"))
+        prev, exact = (s1, r1), None
+    return out
+
+
+# ----------------------------------------------------------------------------- points
+
+
+def _point(
+    size: float,
+    base_row: Mapping[str, Any] | None,
+    cand_row: Mapping[str, Any] | None,
+    prefix: str,
+) -> PointDecision:
+    base_ok = base_row is not None and base_row.get("status") == "ok"
+    cand_ok = cand_row is not None and cand_row.get("status") == "ok"
+    if base_row is not None and base_row.get("status") == "error" and cand_ok:
+        return PointDecision(
+            size, None, None, None, "native", frozenset({"native"}), "baseline",
+            base_row.get("error"),
+        )  # fmt: skip
+    if cand_row is not None and cand_row.get("status") == "error" and base_ok:
+        return PointDecision(
+            size, None, None, None, "baseline", frozenset({"baseline"}), "native",
+            cand_row.get("error"),
+        )  # fmt: skip
+    if cand_row is None or not (base_ok and cand_ok):
+        return PointDecision(size, None, None, None, "none", frozenset())
+    est = cand_row.get(f"{prefix}speedup")
+    low = cand_row.get(f"{prefix}speedup_low")
+    high = cand_row.get(f"{prefix}speedup_high")
+    if est is None or low is None or high is None:
+        return PointDecision(size, est, low, high, "none", frozenset())
+    est, low, high = float(est), float(low), float(high)
+    if low > _UPPER:
+        return PointDecision(size, est, low, high, "native", frozenset({"native"}))
+    if high < _LOWER:
+        return PointDecision(size, est, low, high, "baseline", frozenset({"baseline"}))
+    if low >= _LOWER and high <= _UPPER:
+        return PointDecision(size, est, low, high, "tie", frozenset({"tie"}))
+    allows = {"tie"}
+    if high > _UPPER:
+        allows.add("native")
+    if low < _LOWER:
+        allows.add("baseline")
+    return PointDecision(size, est, low, high, "noisy", frozenset(allows))
+
+
+def _kind_of(sides: Sequence[tuple[float, str]]) -> tuple[str, float | None, float | None]:
+    """(kind, lower, upper) from decided (size, side) pairs: the crossover, if any, lies
+    between the last size the other side won and the first of the winning stretch."""
+    wins = [(s, side) for s, side in sides if side in ("native", "baseline")]
+    blocks: list[tuple[str, list[float]]] = []
+    for size, side in wins:
+        if blocks and blocks[-1][0] == side:
+            blocks[-1][1].append(size)
+        else:
+            blocks.append((side, [size]))
+    if not blocks:
+        return KEEP, None, None
+    if len(blocks) == 1:
+        return (PORT if blocks[0][0] == "native" else KEEP), None, None
+    winner, stretch = blocks[-1]
+    return (PORT_ABOVE if winner == "native" else KEEP_ABOVE), blocks[-2][1][-1], stretch[0]
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _rows_by_size(setting: Setting, impl: str, phase: str) -> dict[float, Mapping[str, Any]]:
+    return {float(r["size"]): r for r in setting.rows_for(impl, phase) if r.get("size") is not None}
+
+
+def _has(rows: Mapping[float, Mapping[str, Any]], column: str) -> int:
+    return sum(1 for r in rows.values() if r.get(column) is not None)
+
+
+def _setting_decision(
+    setting: Setting, baselines: Sequence[str], backward: Sequence[str] | None
+) -> SettingDecision:
+    rows = setting.rows
+    order = impl_order(rows)
+    base_names = [i for i in order if i in baselines] or [
+        i for i in order if any(r["impl"] == i and r.get("role") == "baseline" for r in rows)
+    ]
+    candidates = [i for i in order if i not in base_names]
+    if not base_names or not candidates:
+        what = "no NumPy/SciPy implementation" if not base_names else "no native implementation"
+        return SettingDecision(
+            setting.label, setting.context, KEEP, None,
+            base_names[0] if base_names else None, candidates[0] if candidates else None,
+            "forward", note=f"Nothing to compare: {what} was measured.",
+        )  # fmt: skip
+    baseline = base_names[0]
+    base_back = _rows_by_size(setting, baseline, "backward")
+    if backward is not None:
+        forward_only = baseline not in backward
+    else:
+        forward_only = not any(r.get("status") == "ok" for r in base_back.values())
+    sizes = sorted({float(r["size"]) for r in rows if r.get("size") is not None})
+
+    def score(impl: str, prefix: str) -> tuple[int, float]:
+        fwd = _rows_by_size(setting, impl, "forward")
+        ests = [float(r[f"{prefix}speedup"]) for r in fwd.values() if r.get(f"{prefix}speedup")]
+        return len(ests), (geomean(ests) if ests else 0.0)
+
+    metric, prefix = ("forward", "") if forward_only else (STEP, "step_")
+    scored = [(score(i, prefix), -n, i) for n, i in enumerate(candidates)]
+    scored = [s for s in scored if s[0][0] > 0]
+    if not scored and prefix:
+        metric, prefix = "forward", ""
+        scored = [(score(i, ""), -n, i) for n, i in enumerate(candidates)]
+        scored = [s for s in scored if s[0][0] > 0]
+    runs = [
+        i
+        for i in candidates
+        if any(r.get("status") == "ok" for r in setting.rows_for(i, "forward"))
+    ]
+    if not scored:
+        best = runs[0] if runs else None
+        if best is None:
+            return SettingDecision(
+                setting.label, setting.context, KEEP, None, baseline, None, metric,
+                forward_only=forward_only, note="No native implementation ran successfully.",
+            )  # fmt: skip
+    else:
+        best = max(scored)[2]
+    base_fwd = _rows_by_size(setting, baseline, "forward")
+    cand_fwd = _rows_by_size(setting, best, "forward")
+    # the step columns sit on both phase rows; a failure of either phase fails the step
+    points = []
+    for s in sizes:
+        b, c = base_fwd.get(s), cand_fwd.get(s)
+        if metric == STEP:
+            bb, cb = base_back.get(s), _rows_by_size(setting, best, "backward").get(s)
+            for extra_b, extra_c in ((bb, cb),):
+                if extra_b is not None and extra_b.get("status") == "error":
+                    b = extra_b
+                if extra_c is not None and extra_c.get("status") == "error":
+                    c = extra_c
+        points.append(_point(s, b, c, prefix))
+    phase_points = {}
+    for phase in ("forward", "backward"):
+        if phase == "backward" and forward_only:
+            continue
+        bp, cp = _rows_by_size(setting, baseline, phase), _rows_by_size(setting, best, phase)
+        if bp and cp:
+            phase_points[phase] = tuple(_point(s, bp.get(s), cp.get(s), "") for s in sizes)
+
+    kind, threshold, undecided, possible = _verdict(points)
+    crossovers = tuple(
+        find_crossovers([(p.size, p.speedup) for p in points if p.speedup is not None])
+    )
+    return SettingDecision(
+        setting.label,
+        setting.context,
+        kind,
+        threshold if threshold is None else _refine(threshold, crossovers),
+        baseline,
+        best,
+        metric,
+        tuple(points),
+        phase_points,
+        crossovers,
+        undecided,
+        possible,
+        forward_only,
+    )
+
+
+def _verdict(
+    points: Sequence[PointDecision],
+) -> tuple[str, Crossover | None, tuple[float, ...], tuple[str, ...]]:
+    """(kind, crossover range, undecided sizes, possible kinds)."""
+    fixed = [(p.size, p.side) for p in points if p.side in ("native", "baseline", "tie")]
+    noisy = [p for p in points if p.side == "noisy"]
+    kind, lower, upper = _kind_of(fixed)
+    if not noisy:
+        return kind, _crossing(kind, lower, upper), (), ()
+    if len(noisy) > _MAX_NOISY:
+        return UNDECIDED, None, tuple(p.size for p in noisy), ()
+    outcomes: dict[str, list[tuple[float | None, float | None]]] = {}
+    for choice in itertools.product(*(sorted(p.allows) for p in noisy)):
+        chosen = dict(zip((p.size for p in noisy), choice, strict=True))
+        sides = sorted([*fixed, *chosen.items()], key=lambda pair: pair[0])
+        k, lo, hi = _kind_of(sides)
+        outcomes.setdefault(k, []).append((lo, hi))
+    if len(outcomes) == 1:
+        ((only, bounds),) = outcomes.items()
+        los = [b[0] for b in bounds if b[0] is not None]
+        his = [b[1] for b in bounds if b[1] is not None]
+        if only in (PORT_ABOVE, KEEP_ABOVE) and los and his:
+            return only, _crossing(only, min(los), max(his)), (), ()
+        return only, None, (), ()
+    return UNDECIDED, None, tuple(p.size for p in noisy), tuple(k for k in KINDS if k in outcomes)
+
+
+def _crossing(kind: str, lower: float | None, upper: float | None) -> Crossover | None:
+    if kind not in (PORT_ABOVE, KEEP_ABOVE) or lower is None or upper is None:
+        return None
+    side = "native" if kind == PORT_ABOVE else "baseline"
+    return Crossover(math.sqrt(lower * upper), lower, upper, side)
+
+
+def _refine(threshold: Crossover, crossovers: Sequence[Crossover]) -> Crossover:
+    """The interpolated crossing of the median speedups, where one lies in the range."""
+    inside = [
+        c
+        for c in crossovers
+        if threshold.lower <= c.size <= threshold.upper and c.faster_above == threshold.faster_above
+    ]
+    if inside:
+        return Crossover(inside[-1].size, threshold.lower, threshold.upper, threshold.faster_above)
+    return threshold
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def _sizes_where(rows: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
+    return tuple(sorted(float(r["size"]) for r in rows if r.get("size") is not None))
+
+
+def _gradient_findings(
+    layer_rows: Sequence[Mapping[str, Any]],
+    decisions: Sequence[SettingDecision],
+    setting_list: Sequence[Setting],
+) -> GradientFindings:
+    baselines = {str(r["impl"]) for r in layer_rows if r.get("role") == "baseline"}
+    back = [r for r in layer_rows if r.get("impl") in baselines and r.get("phase") == "backward"]
+    failed = tuple(
+        dict.fromkeys(
+            (str(r["impl"]), r.get("gradcheck_error")) for r in back if r.get("gradcheck") is False
+        )
+    )
+    passed = tuple(sorted({str(r["impl"]) for r in back if r.get("gradcheck") is True}))
+    fix = bool(failed)
+    base_bad, nat_bad, base_fail = [], [], []
+    agree_errs: dict[str, list[float]] = {"outputs": [], "gradients": []}
+    problem = {"outputs": False, "gradients": False}
+    known = {"outputs": False, "gradients": False}
+    for setting, d in zip(setting_list, decisions, strict=True):
+        for phase, noun in (("forward", "outputs"), ("backward", "gradients")):
+            if phase == "backward" and d.forward_only:
+                continue
+            status: dict[str, tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]] = {}
+            for impl in (d.baseline, d.native):
+                if impl is None:
+                    continue
+                ok = [r for r in setting.rows_for(impl, phase) if r.get("status") == "ok"]
+                status[impl] = (
+                    [r for r in ok if r.get("within_tol") is False],
+                    [r for r in ok if r.get("within_tol") is not None],
+                )
+            bb, bk = status.get(d.baseline or "", ([], []))
+            nb, nk = status.get(d.native or "", ([], []))
+            if bb:
+                worst = max(bb, key=lambda r: r.get("max_rel_err") or 0)
+                base_bad.append((setting.label, noun, _sizes_where(bb), worst))
+                if phase == "backward" and not nb:
+                    fix = True
+            if nb:
+                worst = max(nb, key=lambda r: r.get("max_rel_err") or 0)
+                nat_bad.append((setting.label, d.native or "", noun, _sizes_where(nb), worst))
+            if bb or nb:
+                problem[noun] = True
+            agree_errs[noun] += [
+                float(r["max_rel_err"]) for r in bk + nk if r.get("max_rel_err") is not None
+            ]
+            known[noun] = known[noun] or bool(bk or nk)
+            if d.baseline:
+                errored = [
+                    r for r in setting.rows_for(d.baseline, phase) if r.get("status") == "error"
+                ]
+                if errored:
+                    base_fail.append(
+                        (
+                            setting.label,
+                            d.baseline,
+                            phase,
+                            _sizes_where(errored),
+                            str(errored[0].get("error") or "no message"),
+                        )
+                    )
+    agree = tuple(n for n in ("outputs", "gradients") if known[n] and not problem[n])
+    errs = [e for n in agree for e in agree_errs[n]]
+    return GradientFindings(
+        fix,
+        failed,
+        passed,
+        tuple(base_bad),
+        tuple(nat_bad),
+        tuple(base_fail),
+        agree,
+        max(errs) if errs else None,
+    )
+
+
+def _capability_gains(
+    caps: Sequence[Mapping[str, Any]], baseline: str | None, native_source: str | None
+) -> tuple[str, ...]:
+    if not caps or baseline is None or native_source is None:
+        return ()
+    status = {(str(c.get("impl")), str(c.get("check"))): c.get("status") for c in caps}
+    checks = list(dict.fromkeys(str(c.get("check")) for c in caps))
+    return tuple(
+        check
+        for check in checks
+        if status.get((native_source, check)) == "ok" and status.get((baseline, check)) != "ok"
+    )
+
+
+def _merge(decisions: Sequence[SettingDecision]) -> tuple[str, Crossover | None, bool]:
+    kinds = {d.kind for d in decisions}
+    if not decisions:
+        return KEEP, None, False
+    if UNDECIDED in kinds:
+        return UNDECIDED, None, len(kinds) > 1
+    if len(kinds) == 1 and next(iter(kinds)) in (PORT, KEEP):
+        return next(iter(kinds)), None, False
+    if kinds <= {PORT, PORT_ABOVE}:
+        above = [d for d in decisions if d.kind == PORT_ABOVE and d.threshold is not None]
+        top = max(above, key=lambda d: d.threshold.size if d.threshold else 0)
+        return PORT_ABOVE, top.threshold, len(kinds) > 1
+    if kinds == {KEEP_ABOVE}:
+        low = min(decisions, key=lambda d: d.threshold.size if d.threshold else 0)
+        return KEEP_ABOVE, low.threshold, False
+    return KEEP, None, True
+
+
+def decide_layers(
+    frame: pd.DataFrame,
+    run: Mapping[str, Any] | None = None,
+    capabilities: pd.DataFrame | None = None,
+) -> list[LayerDecision]:
+    """One ``LayerDecision`` per layer of a results frame, in the frame's order.
+
+    ``run`` is the folder's run.json: its ``layers`` entry says each layer's size axis,
+    baselines and which implementations run backward (older folders without it fall
+    back to what the rows say). ``capabilities`` is the capability matrix."""
+    run = run or {}
+    infos = run.get("layers") if isinstance(run.get("layers"), Mapping) else {}
+    caps = records(capabilities) if capabilities is not None and len(capabilities) else []
+    all_rows = records(frame)
+    out = []
+    for layer in layer_names(frame):
+        rows = [r for r in all_rows if r.get("layer") == layer]
+        info = infos.get(layer) if isinstance(infos, Mapping) else None
+        info = info if isinstance(info, Mapping) else {}
+        setting_list = settings(rows, info.get("size_axis"))
+        baselines = tuple(info.get("baselines") or ())
+        backward = info.get("backward")
+        decisions = [
+            _setting_decision(s, baselines, list(backward) if backward is not None else None)
+            for s in setting_list
+        ]
+        gradient = _gradient_findings(rows, decisions, setting_list)
+        kind, threshold, mixed = _merge(decisions)
+        if gradient.fix:
+            kind, threshold = FIX_GRADIENT, None
+        best = next((d for d in decisions if d.native), None)
+        native_source = None
+        if best is not None:
+            src = [
+                r.get("source") for r in rows if r.get("impl") == best.native and r.get("source")
+            ]
+            native_source = str(src[0]) if src else best.native
+        layer_caps = [c for c in caps if c.get("layer") == layer]
+        gains = _capability_gains(
+            layer_caps,
+            best.baseline if best else None,
+            native_source,
+        )
+        out.append(
+            LayerDecision(
+                layer,
+                kind,
+                threshold,
+                setting_list[0].size_axis if setting_list else "size",
+                tuple(decisions),
+                gradient,
+                gains,
+                native_source,
+                mixed,
+                timing if isinstance(timing := run.get("timing"), Mapping) else {},
+                bool(layer_caps),
+            )
+        )
+    return out

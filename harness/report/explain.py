@@ -1,0 +1,292 @@
+"""Explaining, apart from deciding: the sentences of a verdict, made from a
+``LayerDecision`` (``harness.report.decide``) and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.report._format import fmt_rel_err, fmt_size, fmt_speedup
+from harness.report.decide import (
+    FIX_GRADIENT,
+    KEEP,
+    KEEP_ABOVE,
+    PORT_ABOVE,
+    STEP,
+    UNDECIDED,
+    Crossover,
+    LayerDecision,
+    PointDecision,
+    SettingDecision,
+)
+from harness.stats import BAND
+
+__all__ = [
+    "CAPABILITY_NAMES",
+    "NEXT_STEPS",
+    "budget_sentence",
+    "describe_points",
+    "fmt_interval",
+    "headline",
+    "layer_sentences",
+    "setting_headline",
+    "setting_sentences",
+]
+
+#: Capability checks in words.
+CAPABILITY_NAMES: dict[str, str] = {
+    "script_save": "TorchScript (script and save)",
+    "trace": "torch.jit.trace",
+    "compile_fullgraph": "torch.compile with fullgraph=True",
+    "compile": "torch.compile",
+    "onnx_dynamo": "ONNX export (dynamo)",
+    "onnx_legacy": "ONNX export (TorchScript-based)",
+}
+
+NEXT_STEPS = (
+    "measure longer (`--profile rigorous`, or a larger `--budget`: more worker processes "
+    "narrow the intervals), on a quieter machine, or with fewer threads"
+)
+
+
+_KIND_WORDS = {
+    PORT_ABOVE: "port above some size",
+    KEEP_ABOVE: "keep above some size",
+}
+
+
+def fmt_interval(speedup: float | None, low: float | None, high: float | None) -> str:
+    """``×2.1 (1.9–2.3)``; ``—`` when nothing was measured."""
+    if speedup is None:
+        return "—"
+    if low is None or high is None:
+        return fmt_speedup(speedup)
+    return f"{fmt_speedup(speedup)} ({fmt_speedup(low)[1:]}–{_hi(high)})"
+
+
+def _hi(high: float) -> str:
+    return "∞" if high == float("inf") else fmt_speedup(high)[1:]
+
+
+def _range(axis: str, c: Crossover) -> str:
+    if c.lower == c.upper:
+        return f"{axis} = {fmt_size(c.size)}"
+    return f"{axis} ≈ {fmt_size(c.size)} (between {fmt_size(c.lower)} and {fmt_size(c.upper)})"
+
+
+def headline(kind: str, threshold: Crossover | None, axis: str) -> str:
+    """The verdict in a few words: ``port above n ≈ 91 (64–128)``."""
+    if kind in (PORT_ABOVE, KEEP_ABOVE) and threshold is not None:
+        word = "port" if kind == PORT_ABOVE else "keep"
+        if threshold.lower == threshold.upper:
+            return f"{word} above {axis} = {fmt_size(threshold.size)}"
+        return (
+            f"{word} above {axis} ≈ {fmt_size(threshold.size)} "
+            f"({fmt_size(threshold.lower)}–{fmt_size(threshold.upper)})"
+        )
+    return kind
+
+
+def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
+    """A setting's verdict in a few words (``fix the gradient first`` when the layer's is)."""
+    if decision.kind == FIX_GRADIENT:
+        return FIX_GRADIENT
+    if setting.kind == UNDECIDED and setting.undecided_sizes:
+        return f"undecided at {_sizes(decision.size_axis, setting.undecided_sizes)}"
+    return headline(setting.kind, setting.threshold, decision.size_axis)
+
+
+def _sizes(axis: str, sizes: Sequence[float]) -> str:
+    return f"{axis}=" + ", ".join(fmt_size(s) for s in sizes)
+
+
+def _span(values: Sequence[float]) -> str:
+    lo, hi = min(values), max(values)
+    if fmt_speedup(lo) == fmt_speedup(hi):
+        return fmt_speedup(lo)
+    return f"{fmt_speedup(lo)}–{fmt_speedup(hi)}"
+
+
+def _size_span(axis: str, sizes: Sequence[float]) -> str:
+    if len(sizes) == 1:
+        return f"{axis}={fmt_size(sizes[0])}"
+    return f"{axis}={fmt_size(min(sizes))}–{fmt_size(max(sizes))}"
+
+
+def describe_points(points: Sequence[PointDecision], axis: str) -> str:
+    """Speedup per run of sizes on the same side: ``×0.4–×0.8 at n=8–64, ...``."""
+    measured = [p for p in points if p.speedup is not None]
+    if not measured:
+        return "not measured on both sides"
+    bands: list[list[PointDecision]] = [[measured[0]]]
+    for p in measured[1:]:
+        if ((p.speedup or 0) > 1 and (bands[-1][-1].speedup or 0) > 1) or (
+            (p.speedup or 0) <= 1 and (bands[-1][-1].speedup or 0) <= 1
+        ):
+            bands[-1].append(p)
+        else:
+            bands.append([p])
+    return ", ".join(
+        f"{_span([p.speedup for p in band if p.speedup is not None])} at "
+        f"{_size_span(axis, [p.size for p in band])}"
+        for band in bands
+    )
+
+
+def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = None) -> list[str]:
+    """The reasons behind one setting's verdict, in figures."""
+    if s.note:
+        return [s.note]
+    out: list[str] = []
+    what = "a training step (forward + backward)" if s.metric == STEP else "forward"
+    out.append(
+        f"Speedup of {s.native} over {s.baseline} on {what}: {describe_points(s.points, axis)}."
+    )
+    if s.forward_only:
+        out.append(
+            f"Decided on forward: {s.baseline} is declared without a backward, so it has no "
+            "gradient to check or time."
+        )
+    decided = [p for p in s.points if p.side in ("native", "baseline") and p.failed is None]
+    compared = [p for p in s.points if p.speedup is not None]
+    ties = [p for p in s.points if p.side == "tie"]
+    if decided:
+        out.append(
+            f"The 95% interval is outside the ±{BAND:.0%} band at {len(decided)} of "
+            f"{len(compared)} sizes compared"
+            + (
+                f"; equal within ±{BAND:.0%} at {_sizes(axis, [p.size for p in ties])}"
+                if ties
+                else ""
+            )
+            + "."
+        )
+    elif ties and not s.undecided_sizes:
+        out.append(
+            f"{s.native} and {s.baseline} are equally fast within ±{BAND:.0%} at every size: "
+            "speed is no reason to port."
+        )
+    if s.threshold is not None:
+        faster = s.native if s.threshold.faster_above == "native" else s.baseline
+        out.append(
+            f"The faster side changes at {_range(axis, s.threshold)}; {faster} is faster above."
+        )
+    if s.kind == UNDECIDED:
+        noisy = [p for p in s.points if p.side == "noisy"]
+        shown = ", ".join(
+            f"{axis}={fmt_size(p.size)} {fmt_interval(p.speedup, p.low, p.high)}" for p in noisy
+        )
+        could = " or ".join(_KIND_WORDS.get(k, k) for k in s.possible) or "one of several"
+        out.append(
+            f"**Undecided at {_sizes(axis, s.undecided_sizes)}: too noisy on this machine** "
+            f"(intervals {shown} straddle the ±{BAND:.0%} band, and the verdict could be {could}). "
+            f"To decide: {NEXT_STEPS}."
+        )
+    if s.metric == STEP:
+        parts = []
+        for phase, pts in s.phase_points.items():
+            parts.append(f"{phase} {describe_points(pts, axis)}")
+        if parts:
+            out.append("By phase: " + "; ".join(parts) + ".")
+    failed = [p for p in s.points if p.failed == "native"]
+    if failed:
+        out.append(
+            f"{s.native} fails at {_sizes(axis, [p.size for p in failed])}: "
+            f"{failed[0].error or 'no message'}."
+        )
+    if s.kind == KEEP and not decided and not ties and not s.undecided_sizes:
+        out.append("Nothing was decided, so speed is no reason to port.")
+    if memory:
+        out.append(memory)
+    return out
+
+
+def layer_sentences(d: LayerDecision) -> list[str]:
+    """Layer-wide sentences: correctness of outputs and gradients, what porting enables,
+    how the timing budget was spent."""
+    g = d.gradient
+    out: list[str] = []
+    if d.kind == FIX_GRADIENT:
+        out.append(
+            "The NumPy/SciPy gradient is wrong, so its timings do not matter until it is "
+            "fixed (or replaced by the native implementation, whose autograd gradient is correct)."
+        )
+    for impl, why in g.gradcheck_failed:
+        out.append(f"{impl} fails torch.autograd.gradcheck" + (f" ({why})" if why else "") + ".")
+    if g.gradcheck_passed and not g.gradcheck_failed:
+        out.append(f"{', '.join(g.gradcheck_passed)} passes gradcheck.")
+    for label, noun, sizes, worst in g.baseline_out_of_tol:
+        baseline = next((s.baseline for s in d.settings if s.baseline), "the baseline")
+        out.append(
+            f"{baseline}'s {noun} disagree with the float64 reference{_label(label)} at "
+            f"{_sizes(d.size_axis, sizes)}: max relative error {_err(worst)}"
+            + (f" in {worst['worst_tensor']}" if worst.get("worst_tensor") else "")
+            + (f" (tolerance {worst['rtol']:g})" if worst.get("rtol") is not None else "")
+            + "."
+        )
+    for label, native, noun, sizes, worst in g.native_out_of_tol:
+        out.append(
+            f"Caution: {native}'s {noun} exceed tolerance{_label(label)} at "
+            f"{_sizes(d.size_axis, sizes)} (max relative error {_err(worst)})."
+        )
+    for label, baseline, phase, sizes, error in g.baseline_failures:
+        out.append(
+            f"{baseline}'s {phase} fails{_label(label)} at {_sizes(d.size_axis, sizes)}: {error}."
+        )
+    if g.agree:
+        worst_text = (
+            f" (max relative error {fmt_rel_err(g.worst_agreeing_error)})"
+            if g.worst_agreeing_error is not None
+            else ""
+        )
+        out.append(
+            f"{' and '.join(g.agree).capitalize()} agree with the float64 reference within "
+            f"tolerance{worst_text}."
+        )
+    if d.capability_gains:
+        names = [CAPABILITY_NAMES.get(c, c) for c in d.capability_gains]
+        out.append(f"Porting to {d.native_source} also makes possible: " + ", ".join(names) + ".")
+    elif d.native_source and d.capabilities_checked:
+        out.append("The capability matrix shows nothing that porting would add.")
+    if d.mixed and d.kind not in (FIX_GRADIENT, UNDECIDED):
+        out.append("The settings disagree (below), so the layer's verdict is the cautious one.")
+    return _dedupe(out)
+
+
+def budget_sentence(timing: Mapping[str, Any]) -> str | None:
+    """How the timing budget was spent, from run.json's ``timing``."""
+    if not timing or not timing.get("first_pass"):
+        return None
+    first = timing["first_pass"]
+    text = (
+        f"Timing budget {timing.get('budget_s', 0):g}s: a first pass of {first.get('processes')} "
+        f"processes × {first.get('rounds')} paired rounds over {first.get('groups')} points "
+        f"({first.get('seconds', 0):.0f}s)"
+    )
+    extra = timing.get("adaptive") or []
+    if extra:
+        rounds = sum(int(e.get("rounds", 0)) for e in extra)
+        groups = sum(int(e.get("groups", 0)) for e in extra)
+        seconds = sum(float(e.get("seconds", 0)) for e in extra)
+        text += (
+            f", then {len(extra)} adaptive process(es) giving {rounds} more rounds to "
+            f"{groups} undecided point(s) in all ({seconds:.0f}s)"
+        )
+    text += f"; {timing.get('spent_s', 0):.0f}s spent"
+    if timing.get("stopped"):
+        text += f"; stopped: {timing['stopped']}"
+    return text + "."
+
+
+def _label(label: str) -> str:
+    return f" ({label})" if label else ""
+
+
+def _err(row: Mapping[str, Any]) -> str:
+    err = row.get("max_rel_err")
+    return "unknown" if err is None else fmt_rel_err(float(err))
+
+
+def _dedupe(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,468 @@
+"""Statistics of timings: paired speedups with honest intervals, decisions against a
+band, planning of extra rounds, and the tests the report and ``compare`` use.
+
+Pure functions on plain numbers (NumPy and SciPy only: no torch, no pandas, nothing
+from :mod:`harness.report`), so the runner, the report and ``compare`` share one home
+for each statistical concept.
+
+Paired rounds
+-------------
+Inside each worker process the implementations of one grid point are timed in
+alternation, in *rounds*: each round times every implementation once, in random order.
+For a baseline ``B`` and a candidate ``C`` the per-round speedup is ``tB / tC``
+(:func:`round_ratios`); drift of the machine (a trend, a burst of background load)
+hits both sides of a round alike and cancels in the ratio. A training step is judged on
+forward + backward: :func:`combine_phases` sums the phases per round first.
+
+The interval (:func:`speedup_interval`)
+---------------------------------------
+Rounds are nested in processes, and processes differ from one another (address-space
+layout, allocator state, frequency, which core): Kalibera & Jones, "Rigorous
+Benchmarking in Reasonable Time" (ISMM 2013), show that the process level is usually
+where most of the uncertainty lives, and that it can only be estimated from the number
+of processes, not of rounds. With the common 2-3 processes a plain percentile
+hierarchical bootstrap under-covers (it has 2-3 values to resample from at the top
+level, shrinks their spread by ``(P-1)/P`` and uses normal-like quantiles where a
+t-distribution with ``P-1`` degrees of freedom is due).
+
+The method, in log space (speedups are ratios; their noise is multiplicative):
+
+* estimate: the median of all per-round speedups, pooled over processes;
+* process level (K&J's between-process component): a t-interval
+  ``log(estimate) ± t(P-1) · s / sqrt(P)``, where ``s`` is the standard deviation of
+  the per-process median log-speedups. A process median carries its round noise too,
+  so ``s`` estimates the whole variance of a process-level summary, with ``P-1``
+  degrees of freedom, as K&J's variance-component formula does for a balanced design;
+* round level: the percentile interval of the pooled median under a stratified
+  bootstrap that resamples rounds within each process (processes kept); it is a floor
+  for the cases where two or three process medians agree by chance;
+* the interval reported is the hull of the two (the lower of the lows, the higher of
+  the highs).
+
+Measured coverage of the true median speedup at nominal 95% (lognormal noise on the
+per-round ratio; 400 simulations each, default 2000 resamples), and the median
+half-width of the interval in log space (about the relative half-width):
+
+=========  ==============  ===========  ========  ==========
+processes  rounds/process  process sd   round sd  coverage, half-width
+=========  ==============  ===========  ========  ==========
+2          10              0            5%        99%, ±11%
+2          10              0            8%        99%, ±18%
+2          10              3%           8%        99%, ±23%
+2          10              10%          5%        96%, ±61%
+3          8               3%           8%        97.5%, ±9.5%
+3          10              0            5%        98%, ±3.8%
+3          10              10%          5%        96%, ±22%
+5          10              3%           8%        96%, ±4.9%
+10         5               3%           8%        97%, ±3.8%
+=========  ==============  ===========  ========  ==========
+
+``tests/harness/test_stats.py`` checks two designs with 200 simulations and 300
+resamples (3 x 8 with a 3% process effect: 96%; 2 x 10 without: 100%). A percentile
+bootstrap of rounds alone covers 28-83% in the designs with a process effect.
+
+Limits: with two processes the t quantile is 12.7, so the interval is wide: two
+processes decide only large effects, and more processes, not more rounds, narrow it
+(rounds only shrink the round-level part). Without a process effect the interval is
+conservative (98-99%). The t-interval assumes roughly normal process medians in log
+space (the median makes it robust to outlying rounds, not to an outlying process).
+Processes with different numbers of rounds weigh equally at the process level and by
+their rounds in the pooled median. With one process there is no estimate of the
+process level at all, and the interval is ``(0, inf)``: undecided.
+
+Decisions (:func:`decide`, :func:`inside_band`, :func:`straddles`) compare the interval
+with the band ``[1 / (1 + BAND), 1 + BAND]``; :func:`plan_extra_rounds` spends a time
+budget on the groups that more rounds could decide.
+
+Two runs or two implementations without pairing (the report's tables, ``compare``) use
+:func:`significance` (Mann-Whitney U on raw values, min-max ranges as a fallback),
+:func:`fdr_adjust` (Benjamini-Hochberg) and :func:`big_enough` (the minimum effect).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+__all__ = [
+    "ALPHA",
+    "BAND",
+    "CONFIDENCE",
+    "MIN_EFFECT",
+    "Decision",
+    "Interval",
+    "Pending",
+    "Significance",
+    "big_enough",
+    "combine_phases",
+    "decide",
+    "fdr_adjust",
+    "geomean",
+    "inside_band",
+    "plan_extra_rounds",
+    "round_ratios",
+    "significance",
+    "speedup_interval",
+    "straddles",
+]
+
+K = TypeVar("K", bound=Hashable)
+
+#: The ±5% band: a speedup counts when its interval lies above ``1 + BAND`` or below
+#: ``1 / (1 + BAND)``.
+BAND: float = 0.05
+#: Confidence level of the speedup intervals.
+CONFIDENCE: float = 0.95
+#: Significance level of the Mann-Whitney U test.
+ALPHA: float = 0.05
+#: Minimum effect: a ratio within ``1 ± MIN_EFFECT`` (here 5%) is never called a win.
+MIN_EFFECT: float = 0.05
+
+Decision = Literal["faster", "slower", "undecided"]
+
+
+def _valid(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+# ------------------------------------------------------------------ paired rounds
+
+
+def round_ratios(
+    base: Mapping[K, Sequence[float]], cand: Mapping[K, Sequence[float]]
+) -> dict[K, list[float]]:
+    """Per-round speedups ``base[i] / cand[i]`` per process key.
+
+    Rounds pair by index within a process; a round missing on either side, or with a
+    non-positive or non-finite time, is skipped; a process with no pair is dropped.
+    """
+    out: dict[K, list[float]] = {}
+    for key, b_times in base.items():
+        c_times = cand.get(key)
+        if c_times is None:
+            continue
+        ratios = [
+            float(b) / float(c)
+            for b, c in zip(b_times, c_times, strict=False)
+            if _valid(float(b)) and _valid(float(c))
+        ]
+        if ratios:
+            out[key] = ratios
+    return out
+
+
+def combine_phases(
+    per_phase_base: Sequence[Mapping[K, Sequence[float]]],
+    per_phase_cand: Sequence[Mapping[K, Sequence[float]]],
+) -> tuple[dict[K, list[float]], dict[K, list[float]]]:
+    """Per process and round, the sum of the phases' times (forward + backward), for
+    the baseline and the candidate.
+
+    ``per_phase_base[k][process][i]`` is the time of phase ``k`` in round ``i`` of that
+    process (the same phases, in the same order, on both sides). A round is kept only
+    where every phase of *both* sides has a positive finite time, and the kept rounds
+    are renumbered alike on both sides, so ``round_ratios`` of the result pairs them
+    correctly. Processes left with no round are dropped.
+    """
+    if len(per_phase_base) != len(per_phase_cand):
+        raise ValueError(
+            f"combine_phases: {len(per_phase_base)} baseline phases but "
+            f"{len(per_phase_cand)} candidate phases"
+        )
+    if not per_phase_base:
+        raise ValueError("combine_phases: no phases")
+    phases = [*per_phase_base, *per_phase_cand]
+    keys = [k for k in per_phase_base[0] if all(k in phase for phase in phases)]
+    out_b: dict[K, list[float]] = {}
+    out_c: dict[K, list[float]] = {}
+    half = len(per_phase_base)
+    for key in keys:
+        columns = [phase[key] for phase in phases]
+        sums_b: list[float] = []
+        sums_c: list[float] = []
+        for i in range(min(len(c) for c in columns)):
+            times = [float(c[i]) for c in columns]
+            if all(_valid(t) for t in times):
+                sums_b.append(math.fsum(times[:half]))
+                sums_c.append(math.fsum(times[half:]))
+        if sums_b:
+            out_b[key] = sums_b
+            out_c[key] = sums_c
+    return out_b, out_c
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A speedup (baseline time / candidate time: above 1 the candidate is faster)
+    with its confidence interval."""
+
+    estimate: float
+    """Median of the per-round speedups, pooled over processes."""
+    low: float
+    high: float
+    processes: int
+    """Number of processes contributing."""
+    rounds: int
+    """Total number of rounds."""
+
+
+def speedup_interval(
+    ratios: Mapping[Any, Sequence[float]],
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Interval | None:
+    """The median speedup and its interval (the method: see the module docstring).
+
+    ``ratios`` maps a process key to its per-round speedups (``round_ratios``);
+    non-positive and non-finite ratios are ignored. ``None`` when no ratio is left.
+    Deterministic for a given ``seed`` (processes are taken in the order of their keys'
+    ``repr``, so the order of the mapping does not matter).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), not {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, not {resamples}")
+    logs = []
+    for key in sorted(ratios, key=repr):
+        values = np.asarray(ratios[key], dtype=float)
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size:
+            logs.append(np.log(values))
+    if not logs:
+        return None
+    pooled = np.exp(np.concatenate(logs))
+    estimate = float(np.median(pooled))
+    processes, rounds = len(logs), int(pooled.size)
+    if processes < 2:
+        return Interval(estimate, 0.0, math.inf, processes, rounds)
+    tail = (1 - confidence) / 2
+
+    # round level: resample rounds within each process, keep the processes
+    rng = np.random.default_rng(seed)
+    boot = np.concatenate(
+        [g[rng.integers(0, g.size, size=(resamples, g.size))] for g in logs], axis=1
+    )
+    low_r, high_r = np.quantile(np.median(boot, axis=1), [tail, 1 - tail])
+
+    # process level: t-interval on the per-process medians, centred on the estimate
+    from scipy.stats import t as student_t
+
+    medians = np.array([np.median(g) for g in logs])
+    half = (
+        float(student_t.ppf(1 - tail, processes - 1)) * medians.std(ddof=1) / math.sqrt(processes)
+    )
+    centre = math.log(estimate)
+    low = math.exp(min(float(low_r), centre - half))
+    high = math.exp(max(float(high_r), centre + half))
+    return Interval(estimate, low, high, processes, rounds)
+
+
+# ------------------------------------------------------------------ decisions
+
+
+def _edges(band: float) -> tuple[float, float]:
+    if not band >= 0:
+        raise ValueError(f"band must be non-negative, not {band}")
+    return 1 / (1 + band), 1 + band
+
+
+def decide(interval: Interval | None, band: float = BAND) -> Decision:
+    """``faster`` when the whole interval lies above ``1 + band``, ``slower`` when it
+    lies below ``1 / (1 + band)``, else (and for ``None``) ``undecided``."""
+    lower, upper = _edges(band)
+    if interval is None:
+        return "undecided"
+    if interval.low > upper:
+        return "faster"
+    if interval.high < lower:
+        return "slower"
+    return "undecided"
+
+
+def inside_band(interval: Interval | None, band: float = BAND) -> bool:
+    """The interval lies within ``[1 / (1 + band), 1 + band]``: equal within the band,
+    and more rounds will not decide it."""
+    lower, upper = _edges(band)
+    return interval is not None and lower <= interval.low and interval.high <= upper
+
+
+def straddles(interval: Interval | None, band: float = BAND) -> bool:
+    """Undecided but not inside the band: the interval crosses a band edge, and more
+    rounds could decide it. ``False`` for ``None`` (nothing measured)."""
+    return (
+        interval is not None
+        and decide(interval, band) == "undecided"
+        and not inside_band(interval, band)
+    )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A group (a grid point) that could get more rounds."""
+
+    key: str
+    intervals: tuple[Interval | None, ...]
+    """The group's comparisons (each candidate x phase)."""
+    cost_s: float
+    """Measured seconds one more round of this group costs."""
+    near_crossover: bool
+    """A neighbouring size decided the other way."""
+
+
+def _shortfall(interval: Interval, band: float) -> float:
+    """How far the interval is from deciding, relative to its width, in log space:
+    the distance from the band edge on the estimate's side to the interval's bound
+    that must cross it, over the interval's width. Near 0: a little more precision
+    decides it; near 1 or above: hopeless for now."""
+    if not (interval.low > 0 and math.isfinite(interval.high)):
+        return math.inf
+    low, high = math.log(interval.low), math.log(interval.high)
+    edge = math.log1p(band)
+    width = high - low
+    gap = edge - low if interval.estimate >= 1 else high + edge
+    return max(gap, 0.0) / width if width > 0 else math.inf
+
+
+def plan_extra_rounds(pending: Sequence[Pending], budget_s: float, rounds: int) -> list[str]:
+    """Keys of the groups to give ``rounds`` more rounds, in priority order, with
+    ``sum(cost_s * rounds) <= budget_s``.
+
+    Only groups with at least one straddling interval qualify. Groups near a crossover
+    come first; then the least hopeless first: the group whose most promising
+    straddling interval has the smallest shortfall (the distance from the band edge to
+    the bound that must cross it, relative to the interval's width, in log space).
+    Ties go by key. The budget is filled greedily: a group that does not fit is
+    skipped and cheaper ones after it may still be taken.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
+    scored = []
+    for group in pending:
+        if not (math.isfinite(group.cost_s) and group.cost_s >= 0):
+            raise ValueError(f"{group.key}: cost_s must be non-negative, not {group.cost_s}")
+        open_ = [iv for iv in group.intervals if iv is not None and straddles(iv)]
+        if open_:
+            score = min(_shortfall(iv, BAND) for iv in open_)
+            scored.append((not group.near_crossover, score, group.key, group.cost_s))
+    scored.sort()
+    chosen, spent = [], 0.0
+    for _, _, key, cost in scored:
+        if spent + cost * rounds <= budget_s:
+            chosen.append(key)
+            spent += cost * rounds
+    return chosen
+
+
+# ------------------------------------------------------------------ unpaired tests
+
+
+def geomean(values: Iterable[float]) -> float:
+    """The geometric mean; ``ValueError`` when empty or when a value is not positive
+    and finite (nothing is left out silently)."""
+    logs = []
+    for v in values:
+        if not _valid(float(v)):
+            raise ValueError(f"geomean: {v!r} is not a positive finite number")
+        logs.append(math.log(v))
+    if not logs:
+        raise ValueError("geomean of no values")
+    return math.exp(math.fsum(logs) / len(logs))
+
+
+def fdr_adjust(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``),
+    in the order given."""
+    if not len(pvalues):
+        return []
+    from scipy.stats import false_discovery_control
+
+    return [float(q) for q in false_discovery_control(np.asarray(pvalues, dtype=float))]
+
+
+def big_enough(ratio: float, min_effect: float) -> bool:
+    """The minimum effect: ``ratio`` is at least ``1 + min_effect`` or at most
+    ``1 / (1 + min_effect)``."""
+    return ratio >= 1 + min_effect or ratio <= 1 / (1 + min_effect)
+
+
+@dataclass(frozen=True)
+class Significance:
+    """The outcome of comparing two timings ``a`` and ``b``.
+
+    ``ratio`` is ``a / b`` of the medians (above 1: ``b`` is faster). ``significant``
+    is the statistical test alone; ``decisive`` adds the minimum effect size.
+    """
+
+    ratio: float
+    significant: bool
+    p_value: float | None
+    method: str
+    decisive: bool
+
+    @property
+    def describe(self) -> str:
+        if self.p_value is not None:
+            return f"{self.method}, p={_fmt_p(self.p_value)}"
+        return self.method
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.001 else "<0.001"
+
+
+def _min_attainable_p(n1: int, n2: int) -> float:
+    """The smallest two-sided p-value the exact Mann-Whitney test can give."""
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
+def _mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
+    from scipy.stats import mannwhitneyu
+
+    if len(set(a)) == 1 and set(a) == set(b):
+        return 1.0
+    try:
+        p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    except ValueError:
+        return None
+    return None if math.isnan(p) else p
+
+
+def significance(
+    a_values: Sequence[float] | None,
+    b_values: Sequence[float] | None,
+    a_range: tuple[float, float] | None,
+    b_range: tuple[float, float] | None,
+    *,
+    alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+    ratio: float | None = None,
+) -> Significance:
+    """Is ``a`` different from ``b``?
+
+    With enough raw values on both sides (enough that the exact test could reach
+    ``alpha``), a two-sided Mann-Whitney U test on them; otherwise the ``(min, max)``
+    ranges must not overlap; with neither, not significant. ``ratio`` is ``a / b`` of
+    the medians, by default computed from the values (``ValueError`` if there are
+    none); ``decisive`` needs the test and :func:`big_enough`.
+    """
+    if ratio is None:
+        if not (a_values and b_values):
+            raise ValueError("significance: give ratio when there are no raw values")
+        ratio = float(np.median(a_values)) / float(np.median(b_values))
+    enough = big_enough(ratio, min_effect)
+    if a_values and b_values and _min_attainable_p(len(a_values), len(b_values)) < alpha:
+        p = _mann_whitney(a_values, b_values)
+        if p is not None:
+            significant = p < alpha
+            return Significance(ratio, significant, p, "Mann-Whitney U", significant and enough)
+    if a_range is not None and b_range is not None:
+        apart = a_range[0] > b_range[1] or b_range[0] > a_range[1]
+        method = "min-max ranges " + ("apart" if apart else "overlap")
+        return Significance(ratio, apart, None, method, apart and enough)
+    return Significance(ratio, False, None, "no spread recorded", False)

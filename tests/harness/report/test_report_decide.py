@@ -1,0 +1,586 @@
+"""Deciding on crafted frames: sides from intervals, verdicts from decided sizes only,
+undecided where noise could change them, gradients, forward-only baselines, settings.
+
+The speedup intervals are given directly (``rf.iv`` and explicit triples), so each test
+states exactly which sizes are decided. Assertions are on ``decide``'s structured values;
+a few at the end check ``explain``'s sentences."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from harness.report.decide import (
+    FIX_GRADIENT,
+    KEEP,
+    KEEP_ABOVE,
+    PORT,
+    PORT_ABOVE,
+    STEP,
+    UNDECIDED,
+    Crossover,
+    LayerDecision,
+    decide_layers,
+    find_crossovers,
+)
+from harness.report.explain import (
+    fmt_interval,
+    headline,
+    layer_sentences,
+    setting_headline,
+    setting_sentences,
+)
+
+Speedup = tuple[float, float, float]
+SIZES = (8, 16, 32, 64, 128, 256, 512)
+
+
+def layer_rows(
+    rf: ModuleType,
+    steps: Mapping[int, Speedup],
+    *,
+    layer: str = "lay",
+    baseline: str = "numpy",
+    native: str = "torch",
+    forward: Mapping[int, Speedup] | None = None,
+    base_backward: Mapping[str, Any] | None = None,
+    native_backward: Mapping[str, Any] | None = None,
+    **kw: Any,
+) -> list[dict[str, Any]]:
+    """Baseline and one candidate at each size of ``steps``, both phases: the candidate's
+    training-step speedup is ``steps[n]`` and its per-phase speedups ``forward[n]`` (the
+    step's when not given); medians consistent with the step's estimate."""
+    rows = []
+    for n, step in steps.items():
+        phase_speed = (forward or {}).get(n, step)
+        cand = 1e-3 / step[0]
+        rows += [
+            rf.row(layer, baseline, n, "forward", 1e-3, **kw),
+            rf.row(layer, baseline, n, "backward", 1e-3, **{**kw, **(base_backward or {})}),
+            rf.row(
+                layer, native, n, "forward", cand, speedup=phase_speed, step=step,
+                versus=baseline, **kw,
+            ),
+            rf.row(
+                layer, native, n, "backward", cand, speedup=phase_speed, step=step,
+                versus=baseline, **{**kw, **(native_backward or {})},
+            ),
+        ]  # fmt: skip
+    return rows
+
+
+def decide_one(
+    rf: ModuleType,
+    rows: Sequence[Mapping[str, Any]],
+    run: Mapping[str, Any] | None = None,
+    caps: Sequence[Mapping[str, Any]] = (),
+) -> LayerDecision:
+    (d,) = decide_layers(rf.frame(rows), run, rf.capabilities(caps) if caps else None)
+    return d
+
+
+def sides(d: LayerDecision, setting: int = 0) -> list[str]:
+    return [p.side for p in d.settings[setting].points]
+
+
+# ------------------------------------------------------------------------- crossovers
+
+
+def test_find_crossovers_interpolates_geometrically() -> None:
+    (c,) = find_crossovers([(10, 0.5), (100, 2.0)])
+    assert c.size == pytest.approx(math.sqrt(10 * 100))
+    assert (c.lower, c.upper, c.faster_above) == (10, 100, "native")
+    (c,) = find_crossovers([(10, 4.0), (100, 0.5)])
+    # log-speedup falls from log 4 to log 0.5: it crosses 0 two thirds of the way
+    assert c.size == pytest.approx(10 ** (1 + 2 / 3))
+    assert c.faster_above == "baseline"
+
+
+def test_find_crossovers_on_a_grid_point_none_and_several() -> None:
+    (c,) = find_crossovers([(8, 0.5), (16, 1.0), (32, 2.0)])
+    assert (c.size, c.lower, c.upper) == (16, 8, 32)
+    assert find_crossovers([(8, 2.0), (16, 3.0)]) == []
+    # unsorted input; two crossings, in size order
+    found = find_crossovers([(64, 0.5), (8, 0.5), (16, 2.0)])
+    assert [(c.lower, c.upper, c.faster_above) for c in found] == [
+        (8, 16, "native"),
+        (16, 64, "baseline"),
+    ]
+
+
+# ----------------------------------------------------------------- port, keep, ties
+
+
+def test_port_when_always_decided_faster(rf: ModuleType) -> None:
+    d = decide_one(rf, layer_rows(rf, {n: rf.iv(2.0) for n in SIZES}))
+    assert d.kind == PORT and d.threshold is None
+    (s,) = d.settings
+    assert (s.kind, s.baseline, s.native, s.metric) == (PORT, "numpy", "torch", STEP)
+    assert not s.forward_only and s.undecided_sizes == ()
+    assert sides(d) == ["native"] * len(SIZES)
+    assert all(p.allows == frozenset({"native"}) for p in s.points)
+    assert [p.size for p in s.points] == [float(n) for n in SIZES]
+    assert d.size_axis == "n"
+
+
+def test_keep_when_always_decided_slower(rf: ModuleType) -> None:
+    d = decide_one(rf, layer_rows(rf, {n: rf.iv(0.5) for n in SIZES}))
+    assert d.kind == KEEP and d.threshold is None and not d.mixed
+    assert sides(d) == ["baseline"] * len(SIZES)
+
+
+def test_an_interval_inside_the_band_is_a_tie_not_a_win(rf: ModuleType) -> None:
+    # 3% faster, decided to lie within ±5%: equally fast, no reason to port
+    d = decide_one(rf, layer_rows(rf, {n: (1.03, 1.01, 1.045) for n in SIZES}))
+    assert sides(d) == ["tie"] * len(SIZES)
+    assert all(p.allows == frozenset({"tie"}) for p in d.settings[0].points)
+    assert d.kind == KEEP
+    assert d.settings[0].undecided_sizes == ()
+
+
+def test_ties_do_not_break_a_port(rf: ModuleType) -> None:
+    steps = {8: rf.iv(1.02, 0.01), 16: rf.iv(1.5), 32: rf.iv(1.0, 0.01), 64: rf.iv(2.0)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert sides(d) == ["tie", "native", "tie", "native"]
+    assert d.kind == PORT
+
+
+# ------------------------------------------------------------------------ crossovers
+
+
+def test_port_above_a_crossover_with_its_range(rf: ModuleType) -> None:
+    # speedup n/64 = 0.25, 0.5, 2, 4: the medians cross 1 at sqrt(32 * 128) = 64
+    rows = rf.series(
+        "lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 1e-3 * 64 / n}, (16, 32, 128, 256)
+    )
+    d = decide_one(rf, rows)
+    assert d.kind == PORT_ABOVE
+    assert d.threshold is not None
+    assert (d.threshold.lower, d.threshold.upper) == (32, 128)
+    assert d.threshold.size == pytest.approx(64)
+    assert d.threshold.faster_above == "native"
+    (s,) = d.settings
+    assert s.threshold == d.threshold
+    assert [c.faster_above for c in s.crossovers] == ["native"]
+
+
+def test_keep_above_a_crossover_with_its_range(rf: ModuleType) -> None:
+    # speedup 64/n: native faster below 64, NumPy above
+    rows = rf.series(
+        "lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 1e-3 * n / 64}, (16, 32, 128, 256)
+    )
+    d = decide_one(rf, rows)
+    assert d.kind == KEEP_ABOVE
+    assert d.threshold == Crossover(pytest.approx(64), 32, 128, "baseline")
+
+
+def test_the_range_spans_ties_between_the_sides(rf: ModuleType) -> None:
+    # baseline wins at 16, ties at 32 and 64, native wins from 128: the crossover lies
+    # between the last size the baseline won and the first of native's winning stretch;
+    # the estimate is where the medians cross 1 (between 32 and 64), interpolated
+    steps = {
+        16: rf.iv(0.5),
+        32: rf.iv(0.99, 0.01),
+        64: rf.iv(1.02, 0.01),
+        128: rf.iv(2.0),
+        256: rf.iv(3.0),
+    }
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert sides(d) == ["baseline", "tie", "tie", "native", "native"]
+    assert d.kind == PORT_ABOVE
+    assert d.threshold is not None
+    assert (d.threshold.lower, d.threshold.upper) == (16, 128)
+    t = math.log(0.99) / (math.log(0.99) - math.log(1.02))
+    assert d.threshold.size == pytest.approx(math.exp(math.log(32) + t * math.log(2)))
+    assert 32 < d.threshold.size < 64
+
+
+def test_the_last_winning_stretch_decides(rf: ModuleType) -> None:
+    # native, baseline, native: port above, from the baseline's last win
+    steps = {8: rf.iv(2.0), 16: rf.iv(0.5), 32: rf.iv(0.6), 64: rf.iv(1.5), 128: rf.iv(2.0)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert d.kind == PORT_ABOVE
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (32, 64)
+
+
+# ---------------------------------------------------------------------------- noise
+
+
+def test_a_noisy_size_that_could_change_the_verdict_makes_it_undecided(
+    rf: ModuleType,
+) -> None:
+    # native decided faster at n=8..256; at n=512 the interval 0.9-1.3 straddles both
+    # band edges: port if it is native or a tie, keep above if it is the baseline
+    steps = {n: rf.iv(2.0) for n in SIZES[:-1]} | {512: (1.1, 0.9, 1.3)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert d.kind == UNDECIDED and d.threshold is None
+    (s,) = d.settings
+    assert s.kind == UNDECIDED and s.threshold is None
+    assert s.undecided_sizes == (512.0,)
+    assert s.possible == (PORT, KEEP_ABOVE)
+    noisy = s.points[-1]
+    assert (noisy.side, noisy.low, noisy.high) == ("noisy", 0.9, 1.3)
+    assert noisy.allows == frozenset({"native", "tie", "baseline"})
+
+
+def test_a_noisy_size_that_cannot_change_the_verdict_leaves_it_decided(
+    rf: ModuleType,
+) -> None:
+    # 0.97-1.3 in the middle of an all-faster series: native or a tie, port either way
+    steps = {n: rf.iv(2.0) for n in SIZES} | {64: (1.1, 0.97, 1.3)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert d.kind == PORT
+    (s,) = d.settings
+    assert s.undecided_sizes == () and s.possible == ()
+    (noisy,) = [p for p in s.points if p.side == "noisy"]
+    assert noisy.size == 64 and noisy.allows == frozenset({"native", "tie"})
+
+
+def test_a_noisy_size_on_the_losing_side_of_a_crossover_leaves_it_decided(
+    rf: ModuleType,
+) -> None:
+    # noisy at n=8, below a crossover between 16 and 64: port above, whatever n=8 is
+    steps = {8: (0.4, 0.2, 1.1), 16: rf.iv(0.5), 64: rf.iv(2.0), 128: rf.iv(3.0)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert sides(d) == ["noisy", "baseline", "native", "native"]
+    assert d.kind == PORT_ABOVE
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (16, 64)
+
+
+def test_a_noisy_size_that_could_move_the_crossover_widens_its_range(
+    rf: ModuleType,
+) -> None:
+    # baseline at 8 and 16, noisy at 32, native from 64: port above in every case,
+    # the crossover between 16 (if 32 goes native) and 64 (if it goes to the baseline)
+    steps = {8: rf.iv(0.5), 16: rf.iv(0.6), 32: (1.0, 0.8, 1.3), 64: rf.iv(2.0)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert d.kind == PORT_ABOVE
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (16, 64)
+
+
+# ------------------------------------------------------------------------ gradients
+
+
+def _fast_wrong_numpy(rf: ModuleType, **base_backward: Any) -> list[dict[str, Any]]:
+    # NumPy is 5x faster than torch, but see its backward
+    return layer_rows(
+        rf, {n: rf.iv(0.2) for n in (16, 32, 128)}, layer="fft", base_backward=base_backward
+    )
+
+
+def test_fix_the_gradient_first_when_gradcheck_fails(rf: ModuleType) -> None:
+    d = decide_one(rf, _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error="Jacobian mismatch"))
+    assert d.kind == FIX_GRADIENT and d.threshold is None
+    assert d.gradient.fix
+    assert d.gradient.gradcheck_failed == (("numpy", "Jacobian mismatch"),)
+    assert d.settings[0].kind == KEEP  # the speed is still decided, and reported
+
+
+def test_fix_the_gradient_first_when_only_the_baselines_gradients_disagree(
+    rf: ModuleType,
+) -> None:
+    d = decide_one(rf, _fast_wrong_numpy(rf, within_tol=False, max_rel_err=0.9))
+    assert d.kind == FIX_GRADIENT
+    g = d.gradient
+    assert g.fix and g.gradcheck_failed == ()
+    ((label, noun, sizes, worst),) = g.baseline_out_of_tol
+    assert (label, noun, sizes) == ("", "gradients", (16.0, 32.0, 128.0))
+    assert worst["max_rel_err"] == 0.9
+    assert g.native_out_of_tol == ()
+    assert g.agree == ("outputs",)
+
+
+def test_no_fix_first_when_both_sides_disagree(rf: ModuleType) -> None:
+    rows = layer_rows(
+        rf,
+        {n: rf.iv(0.2) for n in (16, 32)},
+        base_backward={"within_tol": False},
+        native_backward={"within_tol": False},
+    )
+    d = decide_one(rf, rows)
+    assert d.kind == KEEP and not d.gradient.fix
+    assert len(d.gradient.baseline_out_of_tol) == 1
+    assert [n[1:3] for n in d.gradient.native_out_of_tol] == [("torch", "gradients")]
+
+
+def test_outputs_out_of_tolerance_alone_are_not_fix_the_gradient(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r["within_tol"] = False
+    d = decide_one(rf, rows)
+    assert d.kind == PORT and not d.gradient.fix
+    assert [b[1] for b in d.gradient.baseline_out_of_tol] == ["outputs"]
+
+
+def test_baseline_backward_failures_are_native_wins_and_reported(rf: ModuleType) -> None:
+    rows = []
+    for n in (8, 9, 16, 17):
+        rows.append(rf.row("fft", "numpy", n, "forward", 1e-3))
+        if n % 2:
+            rows.append(
+                rf.row("fft", "numpy", n, "backward", status="error", error="ValueError: shapes")
+            )
+        else:
+            rows.append(rf.row("fft", "numpy", n, "backward", 1e-3))
+        rows.append(rf.row("fft", "torch", n, "forward", 0.5e-3))
+        rows.append(rf.row("fft", "torch", n, "backward", 0.5e-3))
+    d = decide_one(rf, rf.paired(rows))
+    assert d.kind == PORT
+    points = d.settings[0].points
+    assert [p.side for p in points] == ["native"] * 4
+    assert [p.failed for p in points] == [None, "baseline", None, "baseline"]
+    assert points[1].error == "ValueError: shapes"
+    assert d.gradient.baseline_failures == (
+        ("", "numpy", "backward", (9.0, 17.0), "ValueError: shapes"),
+    )
+
+
+def test_a_native_failure_is_a_baseline_win(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {8: rf.iv(2.0), 16: rf.iv(2.0)})
+    rows.append(rf.row("lay", "numpy", 32, "forward", 1e-3))
+    rows.append(rf.row("lay", "numpy", 32, "backward", 1e-3))
+    rows.append(rf.row("lay", "torch", 32, "forward", status="error", error="RuntimeError: oom"))
+    rows.append(rf.row("lay", "torch", 32, "backward", status="error", error="RuntimeError: oom"))
+    d = decide_one(rf, rows)
+    assert sides(d) == ["native", "native", "baseline"]
+    assert d.settings[0].points[-1].failed == "native"
+    assert d.kind == KEEP_ABOVE
+
+
+def test_a_baseline_failing_everywhere_means_port(rf: ModuleType) -> None:
+    rows = []
+    for n in (16, 32):
+        rows.append(rf.row("lay", "numpy", n, "forward", status="error", error="MemoryError"))
+        rows.append(rf.row("lay", "torch", n, "forward", 1e-3))
+    d = decide_one(rf, rows)
+    assert d.kind == PORT
+    assert sides(d) == ["native", "native"]
+
+
+# ---------------------------------------------------------------- forward-only sides
+
+
+def _forward_only_rows(rf: ModuleType, speedups: Mapping[int, Speedup]) -> list[dict[str, Any]]:
+    rows = []
+    for n, speed in speedups.items():
+        rows += [
+            rf.row("lay", "numpy", n, "forward", 1e-3),
+            rf.row("lay", "numpy", n, "backward", status="unsupported", error="no backward"),
+            rf.row("lay", "torch", n, "forward", 1e-3 / speed[0], speedup=speed),
+            rf.row("lay", "torch", n, "backward", 2e-3 / speed[0]),
+        ]
+    return rows
+
+
+FORWARD_ONLY_RUN = {
+    "layers": {"lay": {"size_axis": "n", "baselines": ["numpy"], "backward": ["torch"]}}
+}
+
+
+@pytest.mark.parametrize("run", [FORWARD_ONLY_RUN, None], ids=["run.json", "from-rows"])
+def test_a_forward_only_baseline_is_decided_on_forward(
+    rf: ModuleType, run: Mapping[str, Any] | None
+) -> None:
+    d = decide_one(rf, _forward_only_rows(rf, {n: rf.iv(1.5) for n in (16, 32, 64)}), run)
+    (s,) = d.settings
+    assert s.forward_only and s.metric == "forward"
+    assert d.kind == PORT and sides(d) == ["native"] * 3
+    # no gradient to check: never "fix the gradient first", no backward failure
+    assert not d.gradient.fix and d.gradient.baseline_failures == ()
+    assert "backward" not in s.phase_points
+
+
+def test_a_forward_only_baseline_is_not_fix_the_gradient(rf: ModuleType) -> None:
+    # even where something marks its backward rows, a baseline run.json declares
+    # without a backward gets no gradient verdict
+    rows = _forward_only_rows(rf, {n: rf.iv(0.5) for n in (16, 32)})
+    rows += [
+        rf.row("lay", "numpy", 64, "forward", 1e-3),
+        rf.row("lay", "numpy", 64, "backward", 1e-3, within_tol=False),
+        rf.row("lay", "torch", 64, "forward", 2e-3, speedup=rf.iv(0.5)),
+        rf.row("lay", "torch", 64, "backward", 2e-3),
+    ]
+    d = decide_one(rf, rows, FORWARD_ONLY_RUN)
+    assert d.settings[0].forward_only and d.settings[0].metric == "forward"
+    assert d.kind == KEEP and not d.gradient.fix
+    assert d.gradient.baseline_out_of_tol == ()
+
+
+def test_forward_only_candidates_are_not_training_candidates(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(1.2) for n in (16, 32)})
+    for n in (16, 32):
+        rows.append(
+            rf.row("lay", "onnxruntime", n, "forward", 0.1e-3, form="onnxruntime",
+                   source="torch", speedup=rf.iv(10.0))
+        )  # fmt: skip
+        rows.append(
+            rf.row("lay", "onnxruntime", n, "backward", status="unsupported", error="forward only")
+        )
+    d = decide_one(rf, rows)
+    assert d.settings[0].native == "torch"
+    assert d.settings[0].metric == STEP
+
+
+def test_the_best_candidate_has_the_highest_geometric_mean(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(1.5) for n in (16, 32)})
+    for n in (16, 32):
+        for phase in ("forward", "backward"):
+            rows.append(
+                rf.row("lay", "compile", n, phase, 0.3e-3, form="compile", source="torch",
+                       speedup=rf.iv(3.0), step=rf.iv(3.0))
+            )  # fmt: skip
+    d = decide_one(rf, rows)
+    assert d.settings[0].native == "compile"
+    assert d.native_source == "torch"
+
+
+# ------------------------------------------------------------------------- settings
+
+
+#: baseline faster at 16 and 32, native at 128: port above, between 32 and 128
+CROSSING: dict[int, Speedup] = {16: (0.5, 0.49, 0.51), 32: (0.6, 0.59, 0.61), 128: (2.0, 1.9, 2.1)}
+
+
+def test_settings_are_decided_separately_then_merged(rf: ModuleType) -> None:
+    rows = layer_rows(rf, CROSSING, layer="conv2d", baseline="scipy", k=3)
+    rows += layer_rows(
+        rf, {n: rf.iv(10.0) for n in CROSSING}, layer="conv2d", baseline="scipy", k=15
+    )
+    d = decide_one(rf, rows)
+    assert [s.label for s in d.settings] == ["k=3", "k=15"]
+    assert [s.kind for s in d.settings] == [PORT_ABOVE, PORT]
+    assert d.kind == PORT_ABOVE
+    assert d.threshold == d.settings[0].threshold
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (32, 128)
+
+
+def test_port_and_keep_settings_merge_to_keep(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(0.5) for n in (16, 32)}, k=3)
+    rows += layer_rows(rf, {n: rf.iv(5.0) for n in (16, 32)}, k=15)
+    d = decide_one(rf, rows)
+    assert [s.kind for s in d.settings] == [KEEP, PORT]
+    assert d.kind == KEEP and d.mixed
+
+
+def test_any_undecided_setting_makes_the_layer_undecided(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)}, k=3)
+    rows += layer_rows(rf, {16: rf.iv(2.0), 32: (1.1, 0.9, 1.3)}, k=15)
+    d = decide_one(rf, rows)
+    assert [s.kind for s in d.settings] == [PORT, UNDECIDED]
+    assert d.kind == UNDECIDED and d.threshold is None
+    assert d.settings[1].undecided_sizes == (32.0,)
+
+
+def test_equal_kinds_merge_to_the_cautious_threshold(rf: ModuleType) -> None:
+    later = {16: rf.iv(0.5), 32: rf.iv(0.6), 64: rf.iv(0.7), 128: rf.iv(2.0)}
+    # port above: the largest N
+    d = decide_one(rf, layer_rows(rf, CROSSING, k=3) + layer_rows(rf, later, k=15))
+    assert [s.kind for s in d.settings] == [PORT_ABOVE, PORT_ABOVE]
+    assert d.threshold == d.settings[1].threshold and not d.mixed
+    # keep above: the smallest N
+    flip = {n: (1 / e, 1 / h, 1 / lo) for n, (e, lo, h) in later.items()}
+    flip_cross = {n: (1 / e, 1 / h, 1 / lo) for n, (e, lo, h) in CROSSING.items()}
+    d = decide_one(rf, layer_rows(rf, flip_cross, k=3) + layer_rows(rf, flip, k=15))
+    assert [s.kind for s in d.settings] == [KEEP_ABOVE, KEEP_ABOVE]
+    assert d.kind == KEEP_ABOVE and d.threshold == d.settings[0].threshold
+
+
+def test_fix_the_gradient_first_wins_over_every_setting(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)}, k=3)
+    rows += layer_rows(
+        rf, {n: rf.iv(2.0) for n in (16, 32)}, k=15,
+        base_backward={"gradcheck": False, "gradcheck_error": "mismatch"},
+    )  # fmt: skip
+    assert decide_one(rf, rows).kind == FIX_GRADIENT
+
+
+# ---------------------------------------------------------------------- capabilities
+
+
+def test_capability_gains_are_what_native_can_and_the_baseline_cannot(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
+    caps = [
+        {"layer": "lay", "impl": "numpy", "role": "baseline", "check": "script_save", "status": "unsupported"},
+        {"layer": "lay", "impl": "torch", "role": "native", "check": "script_save", "status": "ok"},
+        {"layer": "lay", "impl": "numpy", "role": "baseline", "check": "onnx_dynamo", "status": "ok"},
+        {"layer": "lay", "impl": "torch", "role": "native", "check": "onnx_dynamo", "status": "ok"},
+        {"layer": "lay", "impl": "numpy", "role": "baseline", "check": "trace", "status": "unsupported"},
+        {"layer": "lay", "impl": "torch", "role": "native", "check": "trace", "status": "wrong"},
+    ]  # fmt: skip
+    d = decide_one(rf, rows, caps=caps)
+    assert d.capability_gains == ("script_save",)
+    assert d.capabilities_checked and d.native_source == "torch"
+    assert "Porting to torch also makes possible: TorchScript (script and save)." in (
+        layer_sentences(d)
+    )
+    assert not decide_one(rf, rows).capabilities_checked
+
+
+def test_an_empty_frame_has_no_decisions(rf: ModuleType) -> None:
+    assert decide_layers(rf.frame([])) == []
+
+
+def test_the_run_json_timing_is_carried(rf: ModuleType) -> None:
+    timing = {"budget_s": 60, "first_pass": {"processes": 2}}
+    d = decide_one(rf, layer_rows(rf, {16: rf.iv(2.0)}), {"timing": timing})
+    assert d.timing == timing
+
+
+# ------------------------------------------------------------------------- explain
+
+
+def test_the_undecided_sentence_names_the_sizes_and_what_to_do(rf: ModuleType) -> None:
+    steps = {n: rf.iv(2.0) for n in (8, 16, 32)} | {64: (1.1, 0.9, 1.3), 128: (1.2, 0.92, 1.4)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    (s,) = d.settings
+    assert s.undecided_sizes == (64.0, 128.0)
+    assert setting_headline(d, s) == "undecided at n=64, 128"
+    text = " ".join(setting_sentences(s, d.size_axis))
+    assert "**Undecided at n=64, 128: too noisy on this machine**" in text
+    assert "n=64 ×1.10 (0.90–1.30)" in text
+    # n=64 to the baseline and n=128 to native would make it port above
+    assert s.possible == (PORT, PORT_ABOVE, KEEP_ABOVE)
+    assert "the verdict could be port or port above some size or keep above some size" in text
+    assert "--profile rigorous" in text
+
+
+def test_headlines_show_the_crossover_range() -> None:
+    assert headline(PORT_ABOVE, Crossover(90.5, 64, 128, "native"), "n") == (
+        "port above n ≈ 90.5 (64–128)"
+    )
+    assert headline(KEEP_ABOVE, Crossover(64, 64, 64, "baseline"), "n") == "keep above n = 64"
+    assert headline(PORT, None, "n") == "port"
+
+
+def test_the_port_above_headline_of_a_decision(rf: ModuleType) -> None:
+    d = decide_one(rf, layer_rows(rf, CROSSING))
+    assert d.threshold is not None
+    assert headline(d.kind, d.threshold, d.size_axis) == (
+        f"port above n ≈ {d.threshold.size:.3g} (32–128)"
+    )
+    text = " ".join(setting_sentences(d.settings[0], d.size_axis))
+    assert "The faster side changes at n ≈" in text and "(between 32 and 128)" in text
+
+
+def test_forward_only_and_gradient_sentences(rf: ModuleType) -> None:
+    d = decide_one(rf, _forward_only_rows(rf, {16: rf.iv(1.5)}), FORWARD_ONLY_RUN)
+    assert any(
+        t.startswith("Decided on forward: numpy is declared without a backward")
+        for t in setting_sentences(d.settings[0], "n")
+    )
+    d = decide_one(rf, _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error="Jacobian mismatch"))
+    sentences = layer_sentences(d)
+    assert sentences[0].startswith("The NumPy/SciPy gradient is wrong")
+    assert "numpy fails torch.autograd.gradcheck (Jacobian mismatch)." in sentences
+
+
+def test_fmt_interval() -> None:
+    assert fmt_interval(2.1, 1.9, 2.3) == "×2.10 (1.90–2.30)"
+    assert fmt_interval(2.1, 1.9, float("inf")) == "×2.10 (1.90–∞)"
+    assert fmt_interval(2.1, None, None) == "×2.10"
+    assert fmt_interval(None, None, None) == "—"

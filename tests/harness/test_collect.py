@@ -1,0 +1,203 @@
+"""Collecting worker events into state and tables: pure, no workers started."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.case import Group
+from harness.collect import Builder, Collector, State, build_outputs
+from harness.config import RunConfig
+from harness.plan import LayerInfo, Plan
+from harness.protocol import (
+    Crash,
+    EventLog,
+    GradcheckDone,
+    PhaseSetup,
+    RoundsDone,
+    RoundsTask,
+    SetupDone,
+    SetupTask,
+)
+
+IMPLS = ("numpy", "torch", "onnxruntime")
+INFO = LayerInfo(
+    name="toy",
+    axes=("n",),
+    size_axis="n",
+    baselines=("numpy",),
+    backward=("numpy", "torch"),
+    sources={"numpy": "numpy", "torch": "torch", "onnxruntime": "torch"},
+    roles={"numpy": "baseline", "torch": "native", "onnxruntime": "native"},
+    forms={"numpy": "eager", "torch": "eager", "onnxruntime": "onnxruntime"},
+)
+
+
+def plan(sizes: tuple[int, ...] = (8, 64)) -> Plan:
+    groups = tuple(Group("toy", (("n", n),)) for n in sizes)
+    return Plan(RunConfig(), ("toy",), groups, {"toy": IMPLS}, (), {"toy": INFO})
+
+
+def setup_events(p: Plan) -> list[SetupDone]:
+    out = []
+    for variant in p.variants:
+        ok = PhaseSetup(
+            "ok",
+            loops=10,
+            estimate_s=1e-4,
+            deviations=({"tensor": "output", "max_abs_err": 1e-7, "max_rel_err": 1e-6, "within_tol": True},),
+            peak_bytes=4096,
+            peak_sources="numpy+torch-cpu",
+        )
+        backward = (
+            PhaseSetup("unsupported", error="ONNX Runtime sessions run forward only")
+            if variant.impl == "onnxruntime"
+            else ok
+        )
+        oneoff = 2.0 if variant.impl == "onnxruntime" else None
+        out.append(SetupDone(variant.name, {"forward": ok, "backward": backward}, oneoff, "export" if oneoff else None))
+    return out
+
+
+def rounds(
+    group: Group,
+    process: int,
+    times: dict[tuple[str, str], float],
+    n: int = 10,
+    noise: float = 0.02,
+    drift: float = 0.0,
+    seed: int = 0,
+) -> RoundsDone:
+    """Synthetic paired rounds: each round's drift factor hits every case alike."""
+    rng = random.Random(seed * 100 + process)
+    values: dict[str, list[float]] = {}
+    for r in range(n):
+        factor = 1 + drift * r + (0.5 if r == 3 else 0.0)  # a trend and a burst
+        for (impl, phase), t in times.items():
+            case = group.variant(impl).case(phase).name  # type: ignore[arg-type]
+            values.setdefault(case, []).append(t * factor * (1 + rng.gauss(0, noise)))
+    return RoundsDone(
+        group.name,
+        process,
+        0,
+        {k: tuple(v) for k, v in values.items()},
+        {k: 10 for k in values},
+        {},
+        {},
+        {"threads": 1},
+    )
+
+
+TIMES = {
+    ("numpy", "forward"): 4e-4,
+    ("numpy", "backward"): 6e-4,
+    ("torch", "forward"): 1e-4,
+    ("torch", "backward"): 4e-4,
+    ("onnxruntime", "forward"): 0.5e-4,
+}
+
+
+def state_with_rounds(p: Plan, processes: int = 3, **kw: float) -> State:
+    state = State()
+    for event in setup_events(p):
+        state.add(event)
+    state.add(GradcheckDone("toy", "numpy", True))
+    for group in p.groups:
+        for process in range(processes):
+            state.add(rounds(group, process, TIMES, **kw), process)  # type: ignore[arg-type]
+    return state
+
+
+def test_paired_speedups_and_decisions_land_on_candidate_rows() -> None:
+    p = plan()
+    out = build_outputs(state_with_rounds(p), p, None)
+    rows = out.frame.set_index("case")
+    fwd = rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward"]
+    assert fwd["speedup"] == pytest.approx(4.0, rel=0.05)
+    assert fwd["speedup_low"] < fwd["speedup"] < fwd["speedup_high"]
+    assert fwd["decision"] == "faster" and fwd["versus"] == "numpy"
+    # a training step: (4 + 6) / (1 + 4) = 2, the same on both phase rows
+    back = rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/backward"]
+    assert fwd["step_speedup"] == pytest.approx(2.0, rel=0.05) == back["step_speedup"]
+    assert back["speedup"] == pytest.approx(1.5, rel=0.05)
+    base = rows.loc["toy/numpy/n=8/float32/t1/cpu/glibc/forward"]
+    assert pd.isna(base["speedup"]) and pd.isna(base["decision"])
+    assert rows.loc["toy/numpy/n=8/float32/t1/cpu/glibc/backward", "gradcheck"]
+    ort = rows.loc["toy/onnxruntime/n=8/float32/t1/cpu/glibc/forward"]
+    assert ort["speedup"] == pytest.approx(8.0, rel=0.05)
+    # forward only: no step; break-even on forward: 2 s / (400 - 50) us
+    assert pd.isna(ort["step_speedup"])
+    assert ort["break_even_calls"] == pytest.approx(2.0 / 3.5e-4, rel=0.05)
+    assert rows.loc["toy/onnxruntime/n=8/float32/t1/cpu/glibc/backward", "status"] == "unsupported"
+    assert (rows["n_processes"].dropna() == 3).all() and (rows["n_values"].dropna() == 30).all()
+    assert set(out.frame["peak_sources"].dropna()) == {"numpy+torch-cpu"}
+    assert out.suite is not None and len(out.suite.get_benchmarks()) == 2 * 5
+
+
+def test_drift_and_bursts_hitting_every_implementation_leave_the_speedup_alone() -> None:
+    p = plan((8,))
+    calm = build_outputs(state_with_rounds(p), p, None).frame.set_index("case")
+    drifting = build_outputs(state_with_rounds(p, drift=0.3), p, None).frame.set_index("case")
+    case = "toy/torch/n=8/float32/t1/cpu/glibc/forward"
+    assert drifting.loc[case, "speedup"] == pytest.approx(calm.loc[case, "speedup"], rel=0.01)
+    assert drifting.loc[case, "decision"] == "faster"
+    # while the absolute times moved a lot
+    assert drifting.loc[case, "max_s"] > 2 * calm.loc[case, "max_s"]
+
+
+def test_a_crashed_group_becomes_error_rows_and_unfinished_ones_incomplete() -> None:
+    p = plan()
+    state = State()
+    for event in setup_events(p):
+        state.add(event)
+    state.add(Crash(RoundsTask(p.groups[0].name, (), 3), "worker crashed (exit code 9)"), 0)
+    out = build_outputs(state, p, None).frame.set_index("case")
+    assert out.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "status"] == "error"
+    assert "exit code 9" in out.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "error"]
+    assert out.loc["toy/torch/n=64/float32/t1/cpu/glibc/forward", "status"] == "incomplete"
+    assert state.timed(p.groups[0].name, 0) and not state.timed(p.groups[0].name, 1)
+
+
+def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
+    p = plan((8,))
+    state = State()
+    variant = p.variants[1].name
+    state.add(Crash(SetupTask(variant), "timed out after 60s"))
+    out = build_outputs(state, p, None).frame
+    rows = out[out["impl"] == "torch"]
+    assert set(rows["status"]) == {"error"} and rows["error"].str.contains("timed out").all()
+
+
+def test_the_builder_recomputes_only_groups_that_changed() -> None:
+    p = plan()
+    state = state_with_rounds(p)
+    builder = Builder(p, None)
+    builder.build(state)
+    cached = dict(builder._cache)
+    extra = rounds(p.groups[1], 7, TIMES)
+    state.add(extra, 7)
+    builder.build(state)
+    assert builder._cache[p.groups[0].name] is cached[p.groups[0].name]
+    assert builder._cache[p.groups[1].name] is not cached[p.groups[1].name]
+
+
+def test_collector_reads_raw_files_incrementally(tmp_path: Path) -> None:
+    p = plan((8,))
+    raw = tmp_path / "raw"
+    setup = EventLog(raw / "setup.jsonl")
+    for event in setup_events(p):
+        setup.write(event)
+    collector = Collector(tmp_path)
+    state = collector.poll()
+    assert len(state.setup) == 3 and not state.rounds
+    timing = EventLog(raw / "timing-004.jsonl")
+    timing.write(rounds(p.groups[0], 4, TIMES))
+    timing.write(Crash(RoundsTask(p.groups[0].name, (), 3), "killed"))  # a later attempt
+    state = collector.poll()
+    assert set(state.rounds[p.groups[0].name]) == {4}
+    assert state.crashed[p.groups[0].name] == {4: "killed"}
+    assert state.processes() == {4}
+    assert collector.poll() is state  # nothing new: same state, nothing re-read
