@@ -100,11 +100,11 @@ PROFILES: dict[str, Profile] = {
     ),
     "default": Profile(
         "default",
-        budget_s=100,
+        budget_s=130,
         processes=3,
-        min_rounds=5,
+        min_rounds=4,
         max_rounds=20,
-        extra_rounds=8,
+        extra_rounds=6,
         min_time=0.005,
     ),
     "rigorous": Profile(

@@ -30,12 +30,12 @@ from typing import Any
 
 import pandas as pd
 
-# Measure the Timer side under the settings the harness's workers get (allocator
-# thresholds, thread pools sized for one thread), so only the method differs.
+# Measure the Timer side under the settings the harness's workers get (the default
+# allocator, thread pools sized for one thread), so only the method differs.
 from harness.environment import worker_env
 
 _ENV = worker_env(1)
-if any(os.environ.get(k) != _ENV[k] for k in ("MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")):
+if any(os.environ.get(k) != _ENV.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")):
     os.execve(sys.executable, [sys.executable, *sys.argv], _ENV)
 
 import torch
@@ -59,7 +59,7 @@ POINTS = [
 
 def case_name(layer: str, impl: str, point: dict[str, Any], phase: str) -> str:
     where = ",".join(f"{k}={v}" for k, v in point.items())
-    return f"{layer}/{impl}/{where}/float32/t1/cpu/{phase}"
+    return f"{layer}/{impl}/{where}/float32/t1/cpu/glibc/{phase}"
 
 
 def run_default(out: Path) -> float:

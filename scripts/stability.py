@@ -125,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"  {a.layer:10s} {sa.label or 'all':8s} {_verdict(a, sa):40s} | "
                 f"{_verdict(b, sb):40s} {'agree' if ok else 'DIFFER'}"
-                + ("" if cross is None else f", crossover ranges {'overlap' if cross else 'DISJOINT'}")
+                + (
+                    ""
+                    if cross is None
+                    else f", crossover ranges {'overlap' if cross else 'DISJOINT'}"
+                )
             )
 
     f1 = decisive_rows(load_results(folders[0]).frame)
@@ -139,17 +143,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     diffs = [abs(f1.loc[k, "speedup"] - f2.loc[k, "speedup"]) / f1.loc[k, "speedup"] for k in both]
     flipped = [k for k in both if f1.loc[k, "decision"] != f2.loc[k, "decision"]]
     median = statistics.median(diffs) if diffs else float("nan")
-    undecided = [
-        float((f["decision"] == "undecided").mean()) if len(f) else 0.0 for f in (f1, f2)
-    ]
+    undecided = [float((f["decision"] == "undecided").mean()) if len(f) else 0.0 for f in (f1, f2)]
     print(
         f"\nspeedup agreement: median |s1-s2|/s1 = {median:.1%} over {len(both)} comparisons "
         f"decided in both runs (p90 {pd.Series(diffs).quantile(0.9):.1%}); "
         f"decided opposite ways: {len(flipped)}"
     )
     for k in flipped[:10]:
-        print(f"  {k}: {f1.loc[k, 'speedup']:.2f} ({f1.loc[k, 'decision']}) vs "
-              f"{f2.loc[k, 'speedup']:.2f} ({f2.loc[k, 'decision']})")
+        print(
+            f"  {k}: {f1.loc[k, 'speedup']:.2f} ({f1.loc[k, 'decision']}) vs "
+            f"{f2.loc[k, 'speedup']:.2f} ({f2.loc[k, 'decision']})"
+        )
     print(f"undecided: {undecided[0]:.1%} and {undecided[1]:.1%} of comparisons")
     targets = {
         "identical verdicts": agree_all,

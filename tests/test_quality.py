@@ -36,3 +36,14 @@ def test_ruff_format() -> None:
 def test_mypy() -> None:
     res = _run(_tool("mypy"))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_readme_run_options_table_is_generated_from_the_declaration() -> None:
+    from harness.config import options_markdown
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("<!-- run-options: start -->") + len("<!-- run-options: start -->")
+    end = text.index("<!-- run-options: end -->")
+    assert text[start:end].strip() == options_markdown().strip(), (
+        "README's run options differ from RunConfig: paste harness.config.options_markdown()"
+    )

@@ -48,7 +48,9 @@ def setup_events(p: Plan) -> list[SetupDone]:
             "ok",
             loops=10,
             estimate_s=1e-4,
-            deviations=({"tensor": "output", "max_abs_err": 1e-7, "max_rel_err": 1e-6, "within_tol": True},),
+            deviations=(
+                {"tensor": "output", "max_abs_err": 1e-7, "max_rel_err": 1e-6, "within_tol": True},
+            ),
             peak_bytes=4096,
             peak_sources="numpy+torch-cpu",
         )
@@ -58,7 +60,14 @@ def setup_events(p: Plan) -> list[SetupDone]:
             else ok
         )
         oneoff = 2.0 if variant.impl == "onnxruntime" else None
-        out.append(SetupDone(variant.name, {"forward": ok, "backward": backward}, oneoff, "export" if oneoff else None))
+        out.append(
+            SetupDone(
+                variant.name,
+                {"forward": ok, "backward": backward},
+                oneoff,
+                "export" if oneoff else None,
+            )
+        )
     return out
 
 

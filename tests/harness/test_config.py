@@ -136,7 +136,7 @@ def test_cli_namespace_and_toml_give_the_same_config(tmp_path: Path) -> None:
     path.write_text(
         'layers = "conv2d"\ndtype = ["float32", "float64"]\nthreads = [1, 2]\n'
         'allocator = ["glibc", "glibc-fixed"]\nprofile = "quick"\nbudget_s = 30\n'
-        "capabilities = false\n[grid]\nn = \"8..32*2\"\nk = [3]\n"
+        'capabilities = false\n[grid]\nn = "8..32*2"\nk = [3]\n'
     )
     from_toml = RunConfig(**load_config(path))
     assert from_cli == from_toml

@@ -23,7 +23,9 @@ def registry() -> Registry:
 
 
 def test_groups_hold_every_implementation_of_a_point(registry: Registry) -> None:
-    plan = make_plan(registry, RunConfig(layers=("conv2d",), grid={"n": ("8", "16"), "k": ("3", "7")}))
+    plan = make_plan(
+        registry, RunConfig(layers=("conv2d",), grid={"n": ("8", "16"), "k": ("3", "7")})
+    )
     # k=7 fits n=8 and n=16: 4 points, one group each
     assert [g.name for g in plan.groups] == [
         "conv2d/n=8,k=3/float32/t1/cpu/glibc",
@@ -41,7 +43,9 @@ def test_groups_hold_every_implementation_of_a_point(registry: Registry) -> None
 def test_settings_multiply_groups(registry: Registry) -> None:
     plan = make_plan(
         registry,
-        RunConfig(layers=("fft",), grid={"n": ("8",)}, dtypes=("float32", "float64"), threads=(1, 2)),
+        RunConfig(
+            layers=("fft",), grid={"n": ("8",)}, dtypes=("float32", "float64"), threads=(1, 2)
+        ),
     )
     assert len(plan.groups) == 4
     assert {g.setting for g in plan.groups} == {
@@ -53,10 +57,17 @@ def test_settings_multiply_groups(registry: Registry) -> None:
 
 
 def test_shards_partition_the_groups(registry: Registry) -> None:
-    config = RunConfig(layers=("conv2d",), grid={"n": ("8", "16", "32", "64", "128"), "k": ("3", "7")})
+    config = RunConfig(
+        layers=("conv2d",), grid={"n": ("8", "16", "32", "64", "128"), "k": ("3", "7")}
+    )
     whole = {g.name for g in make_plan(registry, config).groups}
     parts = [
-        {g.name for g in make_plan(registry, RunConfig(**{**config.to_json(), "shard": Shard(i, 3)})).groups}
+        {
+            g.name
+            for g in make_plan(
+                registry, RunConfig(**{**config.to_json(), "shard": Shard(i, 3)})
+            ).groups
+        }
         for i in range(3)
     ]
     assert set().union(*parts) == whole
@@ -112,7 +123,11 @@ def test_resume_refuses_another_machine_and_other_formats(tmp_path: Path) -> Non
     (folder / "run.json").write_text("{not json")
     with pytest.raises(ResultsError, match="damaged"):
         resume_config(folder, {}, ENV)
-    newer = _folder(tmp_path / "x", RunConfig(), ENV, schema=3) if (tmp_path / "x").mkdir() is None else None
+    newer = (
+        _folder(tmp_path / "x", RunConfig(), ENV, schema=3)
+        if (tmp_path / "x").mkdir() is None
+        else None
+    )
     assert newer is not None
     with pytest.raises(ResultsError, match="newer harness"):
         resume_config(newer, {}, ENV)

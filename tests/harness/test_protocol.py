@@ -48,7 +48,14 @@ EVENTS = [
                 "ok",
                 loops=10,
                 estimate_s=1e-5,
-                deviations=({"tensor": "output", "max_abs_err": 0.0, "max_rel_err": 0.0, "within_tol": True},),
+                deviations=(
+                    {
+                        "tensor": "output",
+                        "max_abs_err": 0.0,
+                        "max_rel_err": 0.0,
+                        "within_tol": True,
+                    },
+                ),
                 peak_bytes=1024,
                 peak_sources="numpy",
             ),

@@ -71,7 +71,10 @@ def test_timings_are_positive_and_pyperf_backed(seed_run: pd.DataFrame) -> None:
     assert (ok["median_s"] <= ok["max_s"]).all()
     # quick profile: 2 processes in the first pass, at least 3 paired rounds each
     assert (ok["n_processes"] >= 2).all() and (ok["n_values"] >= 2 * 3).all()
-    torch_rows = ok[ok["impl"] == "torch"]
+    # fft's numpy backward fails at n=9 (odd width): nothing to pair torch's with there
+    unpaired = (ok["layer"] == "fft") & (ok["n"] == 9) & (ok["phase"] == "backward")
+    assert ok[unpaired & (ok["impl"] == "torch")]["speedup"].isna().all()
+    torch_rows = ok[(ok["impl"] == "torch") & ~unpaired]
     assert torch_rows["speedup"].notna().all() and (torch_rows["speedup_low"] > 0).all()
     assert (torch_rows["speedup_low"] <= torch_rows["speedup"]).all()
     assert (torch_rows["speedup"] <= torch_rows["speedup_high"]).all()
@@ -85,7 +88,8 @@ def test_timings_are_positive_and_pyperf_backed(seed_run: pd.DataFrame) -> None:
     )
     assert stats.returncode == 0, stats.stderr
     assert (
-        "fft/numpy/n=8/float32/t1/cpu/glibc/forward" in stats.stdout and "Median +- MAD" in stats.stdout
+        "fft/numpy/n=8/float32/t1/cpu/glibc/forward" in stats.stdout
+        and "Median +- MAD" in stats.stdout
     )
     hist = subprocess.run(
         [sys.executable, "-m", "pyperf", "hist", str(path)], capture_output=True, text=True
@@ -99,9 +103,14 @@ def test_bad_fft_backward_fails_at_an_odd_width_without_stopping_the_run(
     row = seed_run.set_index("case").loc["fft/numpy/n=9/float32/t1/cpu/glibc/backward"]
     assert row["status"] == "error"
     assert "shape" in row["error"]
-    assert seed_run.set_index("case").loc["fft/numpy/n=9/float32/t1/cpu/glibc/forward", "status"] == "ok"
     assert (
-        seed_run.set_index("case").loc["conv2d/scipy/n=9,k=3/float32/t1/cpu/glibc/backward", "status"]
+        seed_run.set_index("case").loc["fft/numpy/n=9/float32/t1/cpu/glibc/forward", "status"]
+        == "ok"
+    )
+    assert (
+        seed_run.set_index("case").loc[
+            "conv2d/scipy/n=9,k=3/float32/t1/cpu/glibc/backward", "status"
+        ]
         == "ok"
     )
 
@@ -181,9 +190,13 @@ def test_user_layer_isolation_exception_crash_and_hang(tmp_path: Path) -> None:
     rows = frame.set_index("case")
     for impl in ("numpy", "torch", "raises", "crashes", "hangs"):  # fine at n=8
         assert rows.loc[f"square/{impl}/n=8/float32/t1/cpu/glibc/forward", "status"] == "ok", impl
-    assert "broken above n=8" in rows.loc["square/raises/n=16/float32/t1/cpu/glibc/forward", "error"]
+    assert (
+        "broken above n=8" in rows.loc["square/raises/n=16/float32/t1/cpu/glibc/forward", "error"]
+    )
     assert "exit code 7" in rows.loc["square/crashes/n=16/float32/t1/cpu/glibc/forward", "error"]
-    assert "timed out after 15s" in rows.loc["square/hangs/n=16/float32/t1/cpu/glibc/forward", "error"]
+    assert (
+        "timed out after 15s" in rows.loc["square/hangs/n=16/float32/t1/cpu/glibc/forward", "error"]
+    )
     # crashing even at the point where declarations are checked: still only failed points
     for n in (8, 16):
         assert (
@@ -348,10 +361,30 @@ def test_capabilities_command_prints_the_matrix() -> None:
     res = cli("capabilities", "--layers", "fft", "--impls", "numpy,torch")
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    assert "| torch |" in out and "| numpy |" in out
     torch_row = next(line for line in out.splitlines() if line.startswith("| torch |"))
-    numpy_row = next(line for line in out.splitlines() if line.startswith("| numpy |"))
-    assert torch_row.count("ok") >= 5  # script_save, trace, compile (x2), onnx_dynamo
+    numpy_row = next(line for line in out.splitlines() if line.startswith("| numpy (baseline) |"))
+    assert torch_row.count("✓") >= 5  # script_save, trace, compile (x2), onnx_dynamo
     assert "unsupported" in numpy_row and "wrong" in numpy_row  # legacy ONNX bakes in a constant
     bad = cli("capabilities", "--layers", "fft", "--impls", "compile")
     assert bad.returncode == 2 and "unknown implementation 'compile'" in bad.stderr
+
+
+def test_a_damaged_results_file_is_rebuilt_from_raw_events(
+    seed_run: pd.DataFrame, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(seed_run.attrs["path"], folder)
+    good = (folder / "results.csv").read_bytes()
+    (folder / "results.csv").write_bytes(good[: len(good) // 2])  # cut off mid-row
+    res = cli("report", str(folder))
+    assert res.returncode == 0, res.stderr
+    assert "results.csv" in res.stderr and "rebuilt it from raw/" in res.stderr
+    assert harness.load(folder).equals(harness.load(seed_run.attrs["path"]))
+    # without the raw events there is nothing to rebuild from: one line, exit 2
+    (folder / "results.csv").write_bytes(good[: len(good) // 2])
+    shutil.rmtree(folder / "raw")
+    res = cli("report", str(folder))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "results.csv: damaged" in res.stderr
