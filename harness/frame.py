@@ -39,7 +39,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "role": (
         "string",
-        "'baseline' (the NumPy/SciPy implementation) or 'native' (a torch candidate)",
+        "'baseline' (the NumPy/SciPy implementation), 'native' (a torch candidate and its "
+        "forms) or 'compiled' (the baseline itself under torch.compile, as declared)",
     ),
     "form": ("string", "'eager', or the derived form: 'torchscript', 'compile', 'onnxruntime'"),
     "source": ("string", "the declared implementation this row's form derives from"),

@@ -48,7 +48,7 @@ __all__ = [
     "native",
 ]
 
-Role = Literal["baseline", "native"]
+Role = Literal["baseline", "native", "compiled"]
 #: A plain callable on the layer's tensors, or an ``autograd.Function`` subclass.
 ImplFn = Callable[..., torch.Tensor] | type[torch.autograd.Function]
 
@@ -211,16 +211,24 @@ def baseline(
     *,
     module: Callable[[Point], torch.nn.Module] | None = None,
     backward: bool = True,
+    compile: bool = True,
     description: str = "",
 ) -> Implementation:
-    """Declare the NumPy/SciPy implementation the user has today."""
+    """Declare the NumPy/SciPy implementation the user has today.
+
+    Unless ``compile=False``, the harness also measures ``<name>-compile``:
+    ``torch.compile`` of this code exactly as declared (an ``autograd.Function`` with
+    its own backward, or a function of tensors). Since torch 2.1 Dynamo translates
+    NumPy calls into torch ops, so some NumPy layers compile with no graph break: the
+    cheapest port of all. Where Dynamo cannot trace the code, the report says why.
+    """
     return Implementation(
         name=name,
         role="baseline",
         fn=fn,
         module=module,
         backward=backward,
-        forms=(),
+        forms=("compile",) if compile else (),
         description=description,
     )
 
@@ -339,7 +347,7 @@ class Layer:
                     f"got {impl!r}"
                 )
             _check_name("implementation", impl.name, owner)
-            if impl.role not in ("baseline", "native"):
+            if impl.role not in ("baseline", "native", "compiled"):
                 raise LayerDefinitionError(
                     f"{owner}: implementation {impl.name!r} has role {impl.role!r}, "
                     "expected 'baseline' or 'native'"
@@ -354,6 +362,8 @@ class Layer:
                     f"{owner}: implementation {impl.name!r} is not callable: {target!r}"
                 )
             bad = [f for f in impl.forms if f not in FORMS]
+            if impl.role == "baseline":
+                bad += [f for f in impl.forms if f != "compile" and f not in bad]
             if bad:
                 raise LayerDefinitionError(
                     f"{owner}: implementation {impl.name!r} asks for unknown forms {bad}; "
@@ -374,7 +384,9 @@ class Layer:
     # -- implementations ------------------------------------------------------------
 
     def all_implementations(self) -> tuple[Implementation, ...]:
-        """Declared implementations followed by the forms derived from native ones."""
+        """Declared implementations followed by their derived forms: TorchScript,
+        ``torch.compile`` and ONNX Runtime of native candidates, ``torch.compile`` of
+        baselines as declared (``<baseline>-compile``)."""
         out = list(self.implementations)
         for impl in self.implementations:
             for form in impl.forms:
@@ -382,6 +394,8 @@ class Layer:
                     replace(
                         impl,
                         name=form_name(impl.name, form),
+                        # the baseline's own code under torch.compile: a candidate
+                        role="compiled" if impl.role == "baseline" else impl.role,
                         form=form,
                         source=impl.name,
                         forms=(),

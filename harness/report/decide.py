@@ -47,6 +47,7 @@ from harness.report._data import Setting, impl_order, layer_names, records, sett
 from harness.stats import BAND, geomean
 
 __all__ = [
+    "COMPILE_AS_IS",
     "FIX_GRADIENT",
     "KEEP",
     "KEEP_ABOVE",
@@ -55,6 +56,7 @@ __all__ = [
     "PORT_ABOVE",
     "STEP",
     "UNDECIDED",
+    "CompiledFinding",
     "Crossover",
     "GradientFindings",
     "LayerDecision",
@@ -70,7 +72,8 @@ PORT_ABOVE = "port above size N"
 KEEP_ABOVE = "keep above size N"
 FIX_GRADIENT = "fix the gradient first"
 UNDECIDED = "undecided"
-KINDS = (PORT, KEEP, PORT_ABOVE, KEEP_ABOVE, FIX_GRADIENT, UNDECIDED)
+COMPILE_AS_IS = "compile as is"
+KINDS = (PORT, KEEP, PORT_ABOVE, KEEP_ABOVE, FIX_GRADIENT, UNDECIDED, COMPILE_AS_IS)
 
 STEP = "forward + backward"
 _UPPER = 1 + BAND
@@ -107,6 +110,22 @@ class Crossover:
 
 
 @dataclass(frozen=True)
+class CompiledFinding:
+    """``torch.compile`` of the baseline as declared (``<baseline>-compile``)."""
+
+    impl: str
+    points: tuple[PointDecision, ...]
+    """Against the baseline, on the setting's metric."""
+    as_fast: bool
+    """At least as fast as the best native candidate within the noise, at every size
+    where that one is decided faster (their intervals overlap, or it is faster)."""
+    gradients_ok: bool | None
+    """Outputs and gradients within tolerance everywhere (None: not checked)."""
+    error: str | None = None
+    """Why it could not run, when it never did."""
+
+
+@dataclass(frozen=True)
 class SettingDecision:
     label: str
     context: str
@@ -125,6 +144,9 @@ class SettingDecision:
     """The baseline has no backward: decided on forward."""
     note: str | None = None
     """Why nothing could be compared, when that is the case."""
+    compiled: CompiledFinding | None = None
+    break_even: tuple[tuple[float, float], ...] = ()
+    """(size, calls) after which the best candidate's one-off cost has paid off."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +178,10 @@ class LayerDecision:
     mixed: bool = False
     timing: Mapping[str, Any] = field(default_factory=dict)
     capabilities_checked: bool = False
+    compile_check: Mapping[str, Any] | None = None
+    """The capability matrix's ``compile`` row of the baseline (graph breaks, reason)."""
+    break_even: tuple[tuple[str, float, float], ...] = ()
+    """(candidate, size, calls) where a one-off cost needs over 1,000 calls to pay off."""
 
 
 # -------------------------------------------------------------------------- crossovers
@@ -267,7 +293,11 @@ def _setting_decision(
     base_names = [i for i in order if i in baselines] or [
         i for i in order if any(r["impl"] == i and r.get("role") == "baseline" for r in rows)
     ]
-    candidates = [i for i in order if i not in base_names]
+    roles = {str(r["impl"]): r.get("role") for r in rows}
+    others = [i for i in order if i not in base_names]
+    # the baseline under torch.compile is judged apart: it is not a port
+    compiled_names = [i for i in others if roles.get(i) == "compiled"]
+    candidates = [i for i in others if i not in compiled_names] or others
     if not base_names or not candidates:
         what = "no NumPy/SciPy implementation" if not base_names else "no native implementation"
         return SettingDecision(
@@ -332,6 +362,11 @@ def _setting_decision(
             phase_points[phase] = tuple(_point(s, bp.get(s), cp.get(s), "") for s in sizes)
 
     kind, threshold, undecided, possible = _verdict(points)
+    compiled = (
+        _compiled_finding(setting, compiled_names[0], baseline, points, metric, prefix, sizes)
+        if compiled_names and compiled_names[0] != best
+        else None
+    )
     crossovers = tuple(
         find_crossovers([(p.size, p.speedup) for p in points if p.speedup is not None])
     )
@@ -349,6 +384,50 @@ def _setting_decision(
         undecided,
         possible,
         forward_only,
+        compiled=compiled,
+        break_even=tuple(
+            (s, float(r["break_even_calls"]))
+            for s, r in sorted(cand_fwd.items())
+            if r.get("break_even_calls") is not None
+        ),
+    )
+
+
+def _compiled_finding(
+    setting: Setting,
+    impl: str,
+    baseline: str,
+    native_points: Sequence[PointDecision],
+    metric: str,
+    prefix: str,
+    sizes: Sequence[float],
+) -> CompiledFinding:
+    fwd = _rows_by_size(setting, impl, "forward")
+    base_fwd = _rows_by_size(setting, baseline, "forward")
+    points = tuple(_point(s, base_fwd.get(s), fwd.get(s), prefix) for s in sizes)
+    as_fast = any(p.speedup is not None for p in points)
+    for own, nat in zip(points, native_points, strict=True):
+        if nat.side != "native":
+            continue
+        if own.side != "native" or None in (own.low, own.high, nat.low, nat.high):
+            as_fast = False
+            continue
+        overlap = own.high >= nat.low and nat.high >= own.low  # type: ignore[operator]
+        close = (own.speedup or 0) * (1 + BAND) >= (nat.speedup or 0)
+        as_fast = as_fast and (overlap or close)
+    checked = [
+        r
+        for phase in ("forward", "backward")
+        for r in setting.rows_for(impl, phase)
+        if r.get("status") == "ok" and r.get("within_tol") is not None
+    ]
+    gradients_ok = all(r.get("within_tol") is True for r in checked) if checked else None
+    errors = [
+        r.get("error") for r in setting.rows_for(impl, "forward") if r.get("status") == "error"
+    ]
+    ran = any(r.get("status") == "ok" for r in setting.rows_for(impl, "forward"))
+    return CompiledFinding(
+        impl, points, as_fast, gradients_ok, None if ran else (errors[0] if errors else None)
     )
 
 
@@ -512,6 +591,45 @@ def _merge(decisions: Sequence[SettingDecision]) -> tuple[str, Crossover | None,
     return KEEP, None, True
 
 
+def _compiles_as_is(
+    decisions: Sequence[SettingDecision], compile_check: Mapping[str, Any] | None
+) -> bool:
+    """The baseline compiled as declared is the cheapest port: 0 graph breaks (from the
+    capability matrix), right gradients, and as fast as the best native everywhere."""
+    if compile_check is None or compile_check.get("status") != "ok":
+        return False
+    if compile_check.get("graph_breaks") not in (0, 0.0):
+        return False
+    return all(
+        d.compiled is not None and d.compiled.as_fast and d.compiled.gradients_ok is not False
+        for d in decisions
+    )
+
+
+#: Calls beyond which a one-off cost is worth a sentence in the verdict.
+BREAK_EVEN_LIMIT = 1000
+
+
+def _slow_payoffs(
+    rows: Sequence[Mapping[str, Any]], decisions: Sequence[SettingDecision]
+) -> tuple[tuple[str, float, float], ...]:
+    """(candidate, size, calls) where the verdict's candidate needs more than
+    ``BREAK_EVEN_LIMIT`` calls to pay off its one-off cost (worst size per candidate)."""
+    winners = {d.native for d in decisions if d.native} | {
+        d.compiled.impl for d in decisions if d.compiled is not None
+    }
+    worst: dict[str, tuple[float, float]] = {}
+    for r in rows:
+        calls, size = r.get("break_even_calls"), r.get("size")
+        if r.get("impl") not in winners or calls is None or size is None:
+            continue
+        if float(calls) > worst.get(str(r["impl"]), (0.0, 0.0))[1]:
+            worst[str(r["impl"])] = (float(size), float(calls))
+    return tuple(
+        (impl, size, calls) for impl, (size, calls) in worst.items() if calls > BREAK_EVEN_LIMIT
+    )
+
+
 def decide_layers(
     frame: pd.DataFrame,
     run: Mapping[str, Any] | None = None,
@@ -540,6 +658,13 @@ def decide_layers(
         ]
         gradient = _gradient_findings(rows, decisions, setting_list)
         kind, threshold, mixed = _merge(decisions)
+        layer_caps = [c for c in caps if c.get("layer") == layer]
+        compile_check = next(
+            (c for c in layer_caps if c.get("check") == "compile" and c.get("role") == "baseline"),
+            None,
+        )
+        if kind == PORT and _compiles_as_is(decisions, compile_check):
+            kind = COMPILE_AS_IS
         if gradient.fix:
             kind, threshold = FIX_GRADIENT, None
         best = next((d for d in decisions if d.native), None)
@@ -549,7 +674,6 @@ def decide_layers(
                 r.get("source") for r in rows if r.get("impl") == best.native and r.get("source")
             ]
             native_source = str(src[0]) if src else best.native
-        layer_caps = [c for c in caps if c.get("layer") == layer]
         gains = _capability_gains(
             layer_caps,
             best.baseline if best else None,
@@ -568,6 +692,8 @@ def decide_layers(
                 mixed,
                 timing if isinstance(timing := run.get("timing"), Mapping) else {},
                 bool(layer_caps),
+                compile_check,
+                _slow_payoffs(rows, decisions),
             )
         )
     return out

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.report._format import fmt_rel_err, fmt_size, fmt_speedup
 from harness.report.decide import (
+    COMPILE_AS_IS,
     FIX_GRADIENT,
     KEEP,
     KEEP_ABOVE,
@@ -197,6 +198,24 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         )
     if s.kind == KEEP and not decided and not ties and not s.undecided_sizes:
         out.append("Nothing was decided, so speed is no reason to port.")
+    if s.compiled is not None:
+        c = s.compiled
+        if c.error and not any(p.speedup is not None for p in c.points):
+            out.append(
+                f"torch.compile of {s.baseline} as declared ({c.impl}) cannot run it: {c.error}."
+            )
+        else:
+            out.append(
+                f"{c.impl} (torch.compile of {s.baseline} as declared) against {s.baseline}: "
+                f"{describe_points(c.points, axis)}"
+                + (f"; as fast as {s.native} within the noise" if c.as_fast else "")
+                + (
+                    "; its outputs or gradients are outside tolerance"
+                    if c.gradients_ok is False
+                    else ""
+                )
+                + "."
+            )
     if memory:
         out.append(memory)
     return out
@@ -243,6 +262,36 @@ def layer_sentences(d: LayerDecision) -> list[str]:
         out.append(
             f"{' and '.join(g.agree).capitalize()} agree with the float64 reference within "
             f"tolerance{worst_text}."
+        )
+    check = d.compile_check
+    base_name = next((s.baseline for s in d.settings if s.baseline), None)
+    if d.kind == COMPILE_AS_IS:
+        out.insert(
+            0,
+            f"torch.compile of {base_name} exactly as declared runs with no graph break, agrees "
+            "with the float64 reference and is as fast as the best native candidate: compile "
+            "it (`torch.compile(layer)`) rather than rewrite it.",
+        )
+    elif check is not None and base_name:
+        breaks = check.get("graph_breaks")
+        reason = check.get("reason")
+        if check.get("status") == "ok" and breaks:
+            out.append(
+                f"torch.compile of {base_name} as declared breaks the graph {int(breaks)} time(s)"
+                + (f" (first: {reason})" if reason else "")
+                + ": Dynamo cannot trace all of it, so compiling it as is is no port."
+            )
+        elif check.get("status") != "ok":
+            out.append(
+                f"torch.compile cannot run {base_name} as declared"
+                + (f": {reason}" if reason else "")
+                + "."
+            )
+    for impl, size, calls in d.break_even:
+        out.append(
+            f"{impl}'s one-off cost needs {calls:,.0f} calls to pay off at "
+            f"{d.size_axis}={fmt_size(size)}: worth it only where the process runs the layer "
+            "that often."
         )
     if d.capability_gains:
         names = [CAPABILITY_NAMES.get(c, c) for c in d.capability_gains]

@@ -50,7 +50,9 @@ _KINDS = (
     "N and native above it (N with the range of sizes it lies in); *keep above size N*: "
     "native is faster below N and the baseline above it (port only for sizes below N); "
     "*fix the gradient first*: the baseline's gradient disagrees with autograd, whatever "
-    "the speed; *undecided*: too noisy to tell at the sizes named."
+    "the speed; *undecided*: too noisy to tell at the sizes named; *compile as is*: "
+    "`torch.compile` of the baseline exactly as declared runs without a graph break, "
+    "agrees with the reference and keeps up with the best native candidate."
 )
 
 

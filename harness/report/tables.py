@@ -254,6 +254,11 @@ def summary_table(decisions: Sequence[LayerDecision]) -> str:
                     speed += f", {fmt_interval(hi.speedup, hi.low, hi.high)} at {d.size_axis}={fmt_size(hi.size)}"
             else:
                 speed = "—"
+            payoff = (
+                f"{s.break_even[-1][1]:,.0f} at {d.size_axis}={fmt_size(s.break_even[-1][0])}"
+                if s.break_even
+                else "—"
+            )
             body.append(
                 [
                     cell(d.layer),
@@ -262,6 +267,7 @@ def summary_table(decisions: Sequence[LayerDecision]) -> str:
                     cell(s.native or "—"),
                     cell(s.metric),
                     speed,
+                    payoff,
                 ]
             )
     header = [
@@ -271,8 +277,9 @@ def summary_table(decisions: Sequence[LayerDecision]) -> str:
         "best candidate",
         "decided on",
         "speedup, 95% interval (smallest, largest size)",
+        "break-even calls (largest size)",
     ]
-    return md_table(header, body, ["l", "l", "l", "l", "l", "l"])
+    return md_table(header, body, ["l", "l", "l", "l", "l", "l", "r"])
 
 
 def noise_warnings(frame: pd.DataFrame, limit: int = 20) -> list[str]:

@@ -40,11 +40,15 @@ def test_a_valid_layer_and_its_derived_forms() -> None:
     assert [i.name for i in layer.all_implementations()] == [
         "numpy",
         "torch",
+        "numpy-compile",
         "torchscript",
         "compile",
         "onnxruntime",
     ]
     assert layer.implementation("compile").source == "torch"
+    # the baseline as declared, under torch.compile: a candidate of its own role
+    compiled = layer.implementation("numpy-compile")
+    assert (compiled.role, compiled.form, compiled.source) == ("compiled", "compile", "numpy")
     assert layer.smallest_point() == {"n": 4}
     (x,) = layer.make({"n": 5}, torch.float32, "cpu", seed=1)
     assert x.dtype == torch.float32 and x.shape == (5,)
@@ -54,7 +58,10 @@ def test_a_valid_layer_and_its_derived_forms() -> None:
 
 def test_forms_of_other_candidates_are_prefixed_and_can_be_opted_out() -> None:
     layer = _layer(
-        implementations=(baseline("numpy", _relu), native("clamp", _relu, forms=("compile",)))
+        implementations=(
+            baseline("numpy", _relu, compile=False),
+            native("clamp", _relu, forms=("compile",)),
+        )
     )
     assert [i.name for i in layer.all_implementations()] == ["numpy", "clamp", "clamp-compile"]
 

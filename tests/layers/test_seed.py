@@ -131,6 +131,7 @@ def test_registry_declarations_of_the_seed_layers() -> None:
     assert [i.name for i in layers.FFT.all_implementations()] == [
         "numpy",
         "torch",
+        "numpy-compile",
         "torchscript",
         "compile",
         "onnxruntime",

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.report.decide import (
+    COMPILE_AS_IS,
     FIX_GRADIENT,
     KEEP,
     KEEP_ABOVE,
@@ -584,3 +585,97 @@ def test_fmt_interval() -> None:
     assert fmt_interval(2.1, 1.9, float("inf")) == "×2.10 (1.90–∞)"
     assert fmt_interval(2.1, None, None) == "×2.10"
     assert fmt_interval(None, None, None) == "—"
+
+
+# ------------------------------------------------------------- the baseline, compiled
+
+
+def _with_compiled(
+    rf: ModuleType, steps: Mapping[int, Speedup], compiled: Mapping[int, Speedup], **kw: Any
+) -> list[dict[str, Any]]:
+    rows = layer_rows(rf, steps)
+    for n, step in compiled.items():
+        for phase in ("forward", "backward"):
+            rows.append(
+                rf.row(
+                    "lay",
+                    "numpy-compile",
+                    n,
+                    phase,
+                    1e-3 / step[0],
+                    role="compiled",
+                    form="compile",
+                    source="numpy",
+                    speedup=step,
+                    step=step,
+                    **kw,
+                )
+            )
+    return rows
+
+
+def _compile_cap(breaks: int, status: str = "ok", reason: str | None = None) -> dict[str, Any]:
+    return {
+        "layer": "lay", "impl": "numpy", "role": "baseline", "check": "compile",
+        "status": status, "reason": reason, "graph_breaks": breaks,
+    }  # fmt: skip
+
+
+def test_compile_as_is_when_the_compiled_baseline_has_no_break_and_keeps_up(
+    rf: ModuleType,
+) -> None:
+    fast = {n: rf.iv(3.0) for n in (8, 64, 512)}
+    rows = _with_compiled(rf, fast, {n: rf.iv(2.9) for n in (8, 64, 512)})
+    d = decide_one(rf, rows, caps=[_compile_cap(0)])
+    assert d.kind == COMPILE_AS_IS
+    s = d.settings[0]
+    assert s.native == "torch"  # the compiled baseline is judged apart, never "best native"
+    assert s.compiled is not None and s.compiled.as_fast and s.compiled.gradients_ok
+    assert "rather than rewrite it" in " ".join(layer_sentences(d))
+
+
+def test_no_compile_as_is_with_graph_breaks_or_when_slower(rf: ModuleType) -> None:
+    fast = {n: rf.iv(3.0) for n in (8, 64, 512)}
+    keeps_up = {n: rf.iv(2.9) for n in (8, 64, 512)}
+    broken = decide_one(
+        rf, _with_compiled(rf, fast, keeps_up), caps=[_compile_cap(3, reason="scipy call")]
+    )
+    assert broken.kind == PORT
+    text = " ".join(layer_sentences(broken))
+    assert "breaks the graph 3 time(s) (first: scipy call)" in text
+    slower = decide_one(
+        rf, _with_compiled(rf, fast, {n: rf.iv(1.5) for n in (8, 64, 512)}), caps=[_compile_cap(0)]
+    )
+    assert slower.kind == PORT and slower.settings[0].compiled is not None
+    assert not slower.settings[0].compiled.as_fast
+    # gradients outside tolerance: never compile as is
+    wrong = decide_one(
+        rf, _with_compiled(rf, fast, keeps_up, within_tol=False), caps=[_compile_cap(0)]
+    )
+    assert wrong.kind == PORT
+
+
+def test_a_compiled_baseline_that_cannot_run_says_why(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(3.0) for n in (8, 64)})
+    rows += [
+        rf.row("lay", "numpy-compile", n, ph, None, role="compiled", form="compile",
+               source="numpy", status="error", error="Unsupported: .numpy() on a fake tensor")
+        for n in (8, 64)
+        for ph in ("forward", "backward")
+    ]  # fmt: skip
+    d = decide_one(rf, rows, caps=[_compile_cap(0, "unsupported", "Unsupported: .numpy()")])
+    assert d.kind == PORT
+    text = " ".join(setting_sentences(d.settings[0], "n")) + " ".join(layer_sentences(d))
+    assert "cannot run it: Unsupported: .numpy() on a fake tensor" in text
+    assert "torch.compile cannot run numpy as declared: Unsupported: .numpy()" in text
+
+
+def test_a_one_off_cost_that_does_not_pay_off_is_named(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(1.2) for n in (8, 64)})
+    for r in rows:
+        if r["impl"] == "torch":
+            r["break_even_calls"] = 5000.0 if r["n"] == 64 else 200.0
+    d = decide_one(rf, rows)
+    assert d.break_even == (("torch", 64.0, 5000.0),)
+    assert d.settings[0].break_even == ((8.0, 200.0), (64.0, 5000.0))
+    assert "needs 5,000 calls to pay off at n=64" in " ".join(layer_sentences(d))

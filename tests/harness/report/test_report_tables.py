@@ -148,13 +148,13 @@ def test_summary_table_one_row_per_setting(rf: ModuleType) -> None:
     lines = table.splitlines()
     assert lines[0] == (
         "| layer | setting | verdict | best candidate | decided on "
-        "| speedup, 95% interval (smallest, largest size) |"
+        "| speedup, 95% interval (smallest, largest size) | break-even calls (largest size) |"
     )
     assert lines[2] == (
         "| c | k=3 | **port** | torch | forward + backward "
-        "| ×2.00 (1.96–2.04) at n=8, ×2.00 (1.96–2.04) at n=64 |"
+        "| ×2.00 (1.96–2.04) at n=8, ×2.00 (1.96–2.04) at n=64 | — |"
     )
     assert lines[3] == (
         "| c | k=15 | **undecided at n=128** | torch | forward + backward "
-        "| ×0.50 (0.49–0.51) at n=8, ×1.00 (0.80–1.30) at n=128 |"
+        "| ×0.50 (0.49–0.51) at n=8, ×1.00 (0.80–1.30) at n=128 | — |"
     )
