@@ -58,7 +58,9 @@ from harness.protocol import (
     GradcheckTask,
     Invalid,
     Job,
+    PhaseSetup,
     RoundsTask,
+    SetupDone,
     SetupTask,
     Started,
     Task,
@@ -85,6 +87,7 @@ _SAMPLE_EVERY_S = 5.0
 _STARTUP_TIMEOUT_S = 180.0
 #: Seconds a worker takes to start (import torch, build the registry): budgeted for.
 _WORKER_START_S = 4.0
+_PENDING = "pending"
 
 
 class Interrupted(HarnessError):
@@ -434,9 +437,43 @@ class Runner:
                     if (task.layer, task.impl) not in state.gradchecks and task not in planned:
                         planned.add(task)
                         tasks.append(task)
-                if variant.name not in state.setup:
-                    tasks.append(SetupTask(variant.name))
+                if variant.name in state.setup:
+                    continue
+                if impl.role == "compiled":
+                    why = self._compiled_not_timed(state, variant.layer, impl.origin)
+                    if why == _PENDING:
+                        continue  # decided once the layer's capability matrix is known
+                    if why:
+                        skipped = PhaseSetup("unsupported", error=why)
+                        EventLog(self.out / RAW_DIR / SETUP_FILE).write(
+                            SetupDone(variant.name, {ph: skipped for ph in PHASES})
+                        )
+                        state.add(SetupDone(variant.name, {ph: skipped for ph in PHASES}))
+                        continue
+                tasks.append(SetupTask(variant.name))
         return tasks
+
+    def _compiled_not_timed(self, state: State, layer: str, source: str) -> str | None:
+        """Why ``<baseline>-compile`` is not worth timing, from the capability matrix:
+        compile cannot run the baseline whole (it raised, or it breaks the graph), so
+        compiling it as declared is no port (the report says why). ``_PENDING`` while
+        the matrix is still to be computed; ``None``: time it."""
+        rows = state.capabilities.get(layer)
+        if rows is None:
+            return _PENDING if self.config.capabilities else None
+        row = next(
+            (r for r in rows if r.get("impl") == source and r.get("check") == "compile"), None
+        )
+        if row is None:
+            return None
+        if row.get("status") != "ok":
+            return f"not timed: torch.compile cannot run {source} as declared (capability matrix)"
+        if row.get("graph_breaks"):
+            return (
+                f"not timed: torch.compile breaks the graph of {source} "
+                f"{int(row['graph_breaks'])} time(s) (capability matrix)"
+            )
+        return None
 
     def _setup_pass(self) -> None:
         for allocator in self.config.allocators:
@@ -486,7 +523,15 @@ class Runner:
         prof = self.profile
         per_round = sum(self._round_cost(state, g) for g in groups) or 1e-3
         processes = prof.processes * len(self.config.allocators)
-        fit = int(0.5 * prof.budget_s / (processes * per_round))
+        # What a process spends before its first round: starting, and building every
+        # form again (compiling from a warm cache costs a fraction of the cold one-off).
+        prep = _WORKER_START_S
+        for group in groups:
+            for variant in self.plan.variants_of(group):
+                setup = state.setup.get(variant.name)
+                if setup is not None and setup.oneoff_s:
+                    prep += 0.5 * min(setup.oneoff_s, 10.0)
+        fit = int((0.5 * prof.budget_s - processes * prep) / (processes * per_round))
         return max(prof.min_rounds, min(prof.max_rounds, fit))
 
     def _rounds_limit(self, state: State, task: RoundsTask) -> float:

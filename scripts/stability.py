@@ -42,6 +42,15 @@ TARGET_UNDECIDED = 0.10
 TARGET_WALL_S = 300.0
 
 
+def _burn(seconds_on: float, seconds_off: float) -> None:  # pragma: no cover - a child
+    """A noisy neighbour: bursts of pure-Python CPU work, forever."""
+    while True:
+        end = time.perf_counter() + seconds_on
+        while time.perf_counter() < end:
+            sum(i * i for i in range(10_000))
+        time.sleep(seconds_off)
+
+
 def run_once(out: Path, extra: Sequence[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(
@@ -89,8 +98,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("reports/stability"))
     parser.add_argument("--skip-runs", nargs=2, type=Path, metavar="DIR")
+    parser.add_argument(
+        "--noisy-neighbour",
+        action="store_true",
+        help="run a process beside the harness that burns CPU in bursts (2 s on, 1 s off), "
+        "as another tenant of a shared machine would",
+    )
     parser.add_argument("run_options", nargs="*", help="options for both runs (after --)")
     args = parser.parse_args(argv)
+    neighbour = None
+    if args.noisy_neighbour:
+        import multiprocessing
+
+        neighbour = multiprocessing.Process(target=_burn, args=(2.0, 1.0), daemon=True)
+        neighbour.start()
+        print("with a noisy neighbour: a process burning CPU 2 s on, 1 s off")
 
     import torch
 
@@ -105,7 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folders = [args.out / f"{stamp}-run{i}" for i in (1, 2)]
-        walls = [run_once(f, args.run_options) for f in folders]
+        try:
+            walls = [run_once(f, args.run_options) for f in folders]
+        finally:
+            if neighbour is not None:
+                neighbour.terminate()
     for i, (folder, wall) in enumerate(zip(folders, walls, strict=True), 1):
         run = json.loads((folder / "run.json").read_text())
         timing = run.get("timing", {})

@@ -201,9 +201,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.compiled is not None:
         c = s.compiled
         if c.error and not any(p.speedup is not None for p in c.points):
-            out.append(
-                f"torch.compile of {s.baseline} as declared ({c.impl}) cannot run it: {c.error}."
-            )
+            out.append(f"{c.impl} (torch.compile of {s.baseline} as declared): {c.error}.")
         else:
             out.append(
                 f"{c.impl} (torch.compile of {s.baseline} as declared) against {s.baseline}: "

@@ -8,6 +8,7 @@ footnote holding the recorded message; a point that was never measured reads ``�
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -255,7 +256,7 @@ def summary_table(decisions: Sequence[LayerDecision]) -> str:
             else:
                 speed = "—"
             payoff = (
-                f"{s.break_even[-1][1]:,.0f} at {d.size_axis}={fmt_size(s.break_even[-1][0])}"
+                f"{math.ceil(s.break_even[-1][1]):,} at {d.size_axis}={fmt_size(s.break_even[-1][0])}"
                 if s.break_even
                 else "—"
             )

@@ -666,7 +666,10 @@ def test_a_compiled_baseline_that_cannot_run_says_why(rf: ModuleType) -> None:
     d = decide_one(rf, rows, caps=[_compile_cap(0, "unsupported", "Unsupported: .numpy()")])
     assert d.kind == PORT
     text = " ".join(setting_sentences(d.settings[0], "n")) + " ".join(layer_sentences(d))
-    assert "cannot run it: Unsupported: .numpy() on a fake tensor" in text
+    assert (
+        "numpy-compile (torch.compile of numpy as declared): Unsupported: .numpy() on a fake tensor"
+        in text
+    )
     assert "torch.compile cannot run numpy as declared: Unsupported: .numpy()" in text
 
 
