@@ -113,6 +113,9 @@ class _Subject:
     b: Inputs
     ref_a: torch.Tensor
     ref_b: torch.Tensor
+    compilable: Callable[..., torch.Tensor] | None = None
+    """What torch.compile is given (``Implementation.compilable``: ``wrap_numpy`` of a
+    NumPy function of arrays); ``fn`` when None."""
 
     def traceable(self) -> torch.nn.Module:
         """A module taking all the layer's inputs, for ``torch.jit.trace`` and the
@@ -323,7 +326,7 @@ def _check_implementation(
     if impl.module is not None:
         factory = impl.module
         module = lambda: factory(point)  # noqa: E731
-    subject = _Subject(fn, module, tuple(layer.inputs), a, b, ref_a, ref_b)
+    subject = _Subject(fn, module, tuple(layer.inputs), a, b, ref_a, ref_b, impl.compilable(point))
     for check in checks:
         yield check, _run_check(check, subject)
 
@@ -420,7 +423,7 @@ def _trace(subject: _Subject) -> _Outcome:
 def _compile_fullgraph(subject: _Subject) -> _Outcome:
     import torch
 
-    compiled = torch.compile(subject.fn, fullgraph=True, dynamic=False)
+    compiled = torch.compile(subject.compilable or subject.fn, fullgraph=True, dynamic=False)
     return _verdict(subject, lambda inputs: compiled(*inputs))
 
 
@@ -430,11 +433,12 @@ def _compile(subject: _Subject) -> _Outcome:
     note = None
     breaks: int | None = None
     try:
-        breaks = int(torch._dynamo.explain(subject.fn)(*subject.a).graph_break_count)
+        target = subject.compilable or subject.fn
+        breaks = int(torch._dynamo.explain(target)(*subject.a).graph_break_count)
     except Exception as exc:
         note = _reason(f"graph breaks unknown: torch._dynamo.explain raised {_describe(exc)}")
     torch._dynamo.reset()
-    compiled = torch.compile(subject.fn, dynamic=False)
+    compiled = torch.compile(subject.compilable or subject.fn, dynamic=False)
     return _verdict(subject, lambda inputs: compiled(*inputs), note, breaks)
 
 

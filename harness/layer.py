@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import product
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
+import numpy as np
 import torch
 
 from harness.errors import ConfigError, InputError, LayerDefinitionError, describe
@@ -142,6 +143,8 @@ class Implementation:
     description: str = ""
     form: str = "eager"
     source: str = ""
+    arrays: bool = False
+    """``fn`` is a NumPy function of arrays returning an array (forward only)."""
 
     @property
     def origin(self) -> str:
@@ -157,7 +160,29 @@ class Implementation:
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             return fn.apply  # type: ignore[no-any-return]
         assert fn is not None  # checked in Layer.__post_init__
+        if self.arrays:
+            return self.compilable(point) if self.form == "compile" else _on_arrays(fn)
         return cast(Callable[..., torch.Tensor], fn)
+
+    def compilable(self, point: Point) -> Callable[..., torch.Tensor]:
+        """What ``torch.compile`` is given: for a function of arrays,
+        ``torch.compiler.wrap_numpy(fn)``, so that Dynamo traces its NumPy calls as
+        torch ops (tensors in, tensors out); otherwise the eager callable."""
+        if self.arrays and self.fn is not None:
+            return cast(Callable[..., torch.Tensor], torch.compiler.wrap_numpy(self.fn))
+        return self.callable_for(point)
+
+
+def _on_arrays(fn: Callable[..., Any]) -> Callable[..., torch.Tensor]:
+    """A NumPy function of arrays called on tensors: arrays in, a tensor out (no autograd)."""
+
+    def call(*tensors: torch.Tensor) -> torch.Tensor:
+        out = fn(*(t.detach().cpu().numpy() for t in tensors))
+        return torch.from_numpy(np.ascontiguousarray(out)).to(tensors[0].device)
+
+    call.__name__ = getattr(fn, "__name__", "numpy_function")
+    call.__qualname__ = getattr(fn, "__qualname__", call.__name__)
+    return call
 
 
 def bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
@@ -212,9 +237,14 @@ def baseline(
     module: Callable[[Point], torch.nn.Module] | None = None,
     backward: bool = True,
     compile: bool = True,
+    arrays: bool = False,
     description: str = "",
 ) -> Implementation:
     """Declare the NumPy/SciPy implementation the user has today.
+
+    ``arrays=True`` declares a plain NumPy function of arrays (``fn(*arrays) ->
+    array``): the harness converts the layer's tensors to arrays and back, and it has
+    no backward. Its compile form is ``torch.compile(torch.compiler.wrap_numpy(fn))``.
 
     Unless ``compile=False``, the harness also measures ``<name>-compile``:
     ``torch.compile`` of this code exactly as declared (an ``autograd.Function`` with
@@ -222,14 +252,19 @@ def baseline(
     NumPy calls into torch ops, so some NumPy layers compile with no graph break: the
     cheapest port of all. Where Dynamo cannot trace the code, the report says why.
     """
+    if arrays and module is not None:
+        raise LayerDefinitionError(
+            f"baseline {name!r}: arrays=True takes a NumPy function (fn=), not a module"
+        )
     return Implementation(
         name=name,
         role="baseline",
         fn=fn,
         module=module,
-        backward=backward,
+        backward=backward and not arrays,  # NumPy arrays carry no autograd graph
         forms=("compile",) if compile else (),
         description=description,
+        arrays=arrays,
     )
 
 

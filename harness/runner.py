@@ -714,13 +714,17 @@ class Runner:
         remaining: Callable[[], list[Task]],
         process: int = -1,
     ) -> None:
-        attempts = 0
+        # Each worker that dies takes one task down with it (recorded as failed), so
+        # the list shrinks; only workers that finish nothing at all are a problem.
+        attempts = stalls = 0
         while tasks:
             attempts += 1
-            if attempts > len(tasks) + 3:
-                raise ResultsError(f"workers keep failing; see {self.out / 'logs'}")
+            before = {repr(t) for t in tasks}
             self._run_worker(mode, tasks, raw, allocator, process, attempts)
             tasks = remaining()
+            stalls = stalls + 1 if {repr(t) for t in tasks} >= before else 0
+            if stalls > 3:
+                raise ResultsError(f"workers keep failing; see {self.out / 'logs'}")
 
     def _run_worker(
         self,

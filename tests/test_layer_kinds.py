@@ -40,6 +40,10 @@ def test_forward_only_and_compiled_numpy_layers(tmp_path: Path) -> None:
     assert s.metric == "forward" and s.forward_only
     report = (out / "report.md").read_text()
     assert "Decided on forward: numpy is declared without a backward" in report
+    # a plain NumPy function of arrays compiles through torch.compiler.wrap_numpy
+    wrapped = soft[(soft["impl"] == "numpy-compile") & (soft["phase"] == "forward")]
+    assert set(wrapped["status"]) == {"ok"} and wrapped["within_tol"].all()
+    assert wrapped["speedup"].notna().all()
 
     # the NumPy cumsum compiles as declared with no graph break, right gradients
     cum = frame[frame["layer"] == "cumsum"]

@@ -423,7 +423,9 @@ def _compiled_finding(
     ]
     gradients_ok = all(r.get("within_tol") is True for r in checked) if checked else None
     errors = [
-        r.get("error") for r in setting.rows_for(impl, "forward") if r.get("status") == "error"
+        r.get("error")
+        for r in setting.rows_for(impl, "forward")
+        if r.get("status") in ("error", "unsupported")
     ]
     ran = any(r.get("status") == "ok" for r in setting.rows_for(impl, "forward"))
     return CompiledFinding(

@@ -201,7 +201,10 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.compiled is not None:
         c = s.compiled
         if c.error and not any(p.speedup is not None for p in c.points):
-            out.append(f"{c.impl} (torch.compile of {s.baseline} as declared): {c.error}.")
+            if c.error.startswith("not timed: "):
+                out.append(f"{c.impl} was not timed: {c.error.removeprefix('not timed: ')}.")
+            else:
+                out.append(f"{c.impl} (torch.compile of {s.baseline} as declared): {c.error}.")
         else:
             out.append(
                 f"{c.impl} (torch.compile of {s.baseline} as declared) against {s.baseline}: "

@@ -218,3 +218,24 @@ def test_bind_module_works_under_the_tracer_and_restores_the_module() -> None:
     after = [(name, p) for name, p in mod.named_parameters()]
     assert [n for n, _ in after] == [n for n, _ in before]
     assert all(p is q for (_, p), (_, q) in zip(before, after, strict=True))
+
+
+def test_a_plain_numpy_function_of_arrays_is_a_forward_only_baseline() -> None:
+    import numpy as np
+
+    def numpy_relu(a: np.ndarray) -> np.ndarray:
+        return np.maximum(a, 0)
+
+    layer = _layer(
+        implementations=(baseline("numpy", numpy_relu, arrays=True), native("torch", _relu))
+    )
+    eager = layer.implementation("numpy")
+    assert eager.arrays and not eager.backward
+    x = torch.tensor([-1.0, 2.0])
+    assert torch.equal(eager.callable_for({})(x), torch.tensor([0.0, 2.0]))
+    compiled = layer.implementation("numpy-compile")
+    assert compiled.role == "compiled" and not compiled.backward
+    fn = torch.compile(compiled.callable_for({}), fullgraph=True)  # wrap_numpy: traced whole
+    assert torch.equal(fn(x), torch.tensor([0.0, 2.0]))
+    with pytest.raises(LayerDefinitionError, match="arrays=True takes a NumPy function"):
+        baseline("numpy", module=lambda p: torch.nn.ReLU(), arrays=True)
