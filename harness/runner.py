@@ -82,7 +82,7 @@ __all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
 _WRITE_EVERY_S = 2.0
 #: Rebuilding the outputs may take at most this share of the runner's time.
-_WRITE_SHARE = 0.05
+_WRITE_SHARE = 0.02
 _SAMPLE_EVERY_S = 5.0
 _STARTUP_TIMEOUT_S = 180.0
 #: Seconds a worker takes to start (import torch, build the registry): budgeted for.

@@ -4,7 +4,7 @@ For grids of 30, 300 and 3000 sizes (``--sizes``) of a cheap layer (elementwise 
 a vector: a NumPy baseline against ``torch.tanh``, no derived forms), runs::
 
     python -m harness run --layers-from LAYER.py --layers tanh_scaling --grid n=1..N+1
-        --profile quick --no-capabilities --no-report --quiet --out DIR
+        --profile quick --budget 1 --no-capabilities --no-report --quiet --out DIR
 
 as a subprocess and samples the *runner process itself* (not its workers) every
 ``--interval`` seconds from ``/proc/<pid>/stat`` and ``/proc/<pid>/status``:
@@ -172,6 +172,11 @@ def run_one(size: int, layer_file: Path, out: Path, interval: float, max_s: floa
         f"n=1..{size}+1",
         "--profile",
         "quick",
+        # The same work per size at every grid: a budget this small leaves the first
+        # pass at the profile's minimum rounds and no adaptive pass, which would
+        # otherwise spend the leftover budget of a small grid and bend the line.
+        "--budget",
+        "1",
         "--no-capabilities",
         "--no-report",
         "--quiet",
