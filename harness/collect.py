@@ -262,9 +262,8 @@ class Builder:
     """Builds the outputs of a plan from a state, caching each group's analysis until
     the group receives new rounds."""
 
-    def __init__(self, plan: Any, registry: Any, seed: int = 0) -> None:
+    def __init__(self, plan: Any, seed: int = 0) -> None:
         self.plan = plan
-        self.registry = registry
         self.seed = seed
         self._cache: dict[str, GroupAnalysis] = {}
 
@@ -285,15 +284,13 @@ class Builder:
         return self._cache[name]
 
     def build(self, state: State) -> Outputs:
-        return build_outputs(state, self.plan, self.registry, self)
+        return build_outputs(state, self.plan, self)
 
 
-def build_outputs(
-    state: State, plan: Any, registry: Any, builder: Builder | None = None
-) -> Outputs:
+def build_outputs(state: State, plan: Any, builder: Builder | None = None) -> Outputs:
     """(results frame, deviation table, capability table, pyperf suite or None)."""
 
-    builder = builder or Builder(plan, registry)
+    builder = builder or Builder(plan)
     rows: list[dict[str, Any]] = []
     dev_rows: list[dict[str, Any]] = []
     axes: list[str] = []

@@ -48,6 +48,7 @@ from harness.environment import NoiseMonitor, collect_environment, fingerprint, 
 from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
 from harness.forms import quiet as silence
 from harness.plan import Plan, make_plan
+from harness.points import format_point
 from harness.progress import Progress
 from harness.protocol import (
     CapabilitiesTask,
@@ -226,7 +227,7 @@ class Runner:
         self.progress = progress or Progress(enabled=not quiet)
         self.profile = config.profile_spec
         self.collector = Collector(self.out)
-        self.builder = Builder(self.plan, self.registry, config.seed)
+        self.builder = Builder(self.plan, config.seed)
         self.noise = NoiseMonitor()
         self.timing = TimingLog(self.profile.budget_s)
         self._last_write = 0.0
@@ -592,7 +593,6 @@ class Runner:
     def _pending(self, state: State, groups: Sequence[Group]) -> list[Pending]:
         """Groups whose decisive intervals (training step, or forward where a side has
         no backward) do not decide yet, with what one more round costs."""
-        self._write_outputs(force=True)
         decisive: dict[str, list[Any]] = {}
         estimates: dict[tuple[str, str, str], list[tuple[float, str, float]]] = {}
         for group in groups:
@@ -829,7 +829,7 @@ class Runner:
         if now - self._last_write >= interval:
             self._write_outputs()
 
-    def _write_outputs(self, force: bool = False) -> pd.DataFrame:
+    def _write_outputs(self) -> pd.DataFrame:
         t0 = time.monotonic()
         state = self.collector.poll()
         outputs = self.builder.build(state)
@@ -854,7 +854,7 @@ def rebuild_outputs(folder: str | Path) -> None:
     with silence():
         registry = Registry.default(config.layers_from)
     plan = make_plan(registry, config)
-    outputs = Builder(plan, registry, config.seed).build(Collector(folder).poll())
+    outputs = Builder(plan, config.seed).build(Collector(folder).poll())
     write_results(
         folder,
         outputs.frame,
@@ -865,7 +865,7 @@ def rebuild_outputs(folder: str | Path) -> None:
 
 
 def _others(group: Group, size_axis: str) -> str:
-    return ",".join(f"{k}={v}" for k, v in group.point if k != size_axis)
+    return format_point({k: v for k, v in group.point if k != size_axis})
 
 
 def _describe_task(task: Task) -> str:

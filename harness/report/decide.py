@@ -281,10 +281,6 @@ def _rows_by_size(setting: Setting, impl: str, phase: str) -> dict[float, Mappin
     return {float(r["size"]): r for r in setting.rows_for(impl, phase) if r.get("size") is not None}
 
 
-def _has(rows: Mapping[float, Mapping[str, Any]], column: str) -> int:
-    return sum(1 for r in rows.values() if r.get(column) is not None)
-
-
 def _setting_decision(
     setting: Setting, baselines: Sequence[str], backward: Sequence[str] | None
 ) -> SettingDecision:
@@ -342,16 +338,16 @@ def _setting_decision(
     base_fwd = _rows_by_size(setting, baseline, "forward")
     cand_fwd = _rows_by_size(setting, best, "forward")
     # the step columns sit on both phase rows; a failure of either phase fails the step
+    cand_back = _rows_by_size(setting, best, "backward")
     points = []
     for s in sizes:
         b, c = base_fwd.get(s), cand_fwd.get(s)
         if metric == STEP:
-            bb, cb = base_back.get(s), _rows_by_size(setting, best, "backward").get(s)
-            for extra_b, extra_c in ((bb, cb),):
-                if extra_b is not None and extra_b.get("status") == "error":
-                    b = extra_b
-                if extra_c is not None and extra_c.get("status") == "error":
-                    c = extra_c
+            bb, cb = base_back.get(s), cand_back.get(s)
+            if bb is not None and bb.get("status") == "error":
+                b = bb
+            if cb is not None and cb.get("status") == "error":
+                c = cb
         points.append(_point(s, b, c, prefix))
     phase_points = {}
     for phase in ("forward", "backward"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.capabilities import CHECK_LABELS
 from harness.report._format import fmt_rel_err, fmt_size, fmt_speedup
 from harness.report.decide import (
     COMPILE_AS_IS,
@@ -24,7 +25,6 @@ from harness.report.decide import (
 from harness.stats import BAND
 
 __all__ = [
-    "CAPABILITY_NAMES",
     "NEXT_STEPS",
     "budget_sentence",
     "describe_points",
@@ -35,15 +35,6 @@ __all__ = [
     "setting_sentences",
 ]
 
-#: Capability checks in words.
-CAPABILITY_NAMES: dict[str, str] = {
-    "script_save": "TorchScript (script and save)",
-    "trace": "torch.jit.trace",
-    "compile_fullgraph": "torch.compile with fullgraph=True",
-    "compile": "torch.compile",
-    "onnx_dynamo": "ONNX export (dynamo)",
-    "onnx_legacy": "ONNX export (TorchScript-based)",
-}
 
 NEXT_STEPS = (
     "measure longer (`--profile rigorous`, or a larger `--budget`: more worker processes "
@@ -295,7 +286,7 @@ def layer_sentences(d: LayerDecision) -> list[str]:
             "that often."
         )
     if d.capability_gains:
-        names = [CAPABILITY_NAMES.get(c, c) for c in d.capability_gains]
+        names = [CHECK_LABELS.get(c, c) for c in d.capability_gains]
         out.append(f"Porting to {d.native_source} also makes possible: " + ", ".join(names) + ".")
     elif d.native_source and d.capabilities_checked:
         out.append("The capability matrix shows nothing that porting would add.")

@@ -122,7 +122,7 @@ def state_with_rounds(p: Plan, processes: int = 3, **kw: float) -> State:
 
 def test_paired_speedups_and_decisions_land_on_candidate_rows() -> None:
     p = plan()
-    out = build_outputs(state_with_rounds(p), p, None)
+    out = build_outputs(state_with_rounds(p), p)
     rows = out.frame.set_index("case")
     fwd = rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward"]
     assert fwd["speedup"] == pytest.approx(4.0, rel=0.05)
@@ -148,8 +148,8 @@ def test_paired_speedups_and_decisions_land_on_candidate_rows() -> None:
 
 def test_drift_and_bursts_hitting_every_implementation_leave_the_speedup_alone() -> None:
     p = plan((8,))
-    calm = build_outputs(state_with_rounds(p), p, None).frame.set_index("case")
-    drifting = build_outputs(state_with_rounds(p, drift=0.3), p, None).frame.set_index("case")
+    calm = build_outputs(state_with_rounds(p), p).frame.set_index("case")
+    drifting = build_outputs(state_with_rounds(p, drift=0.3), p).frame.set_index("case")
     case = "toy/torch/n=8/float32/t1/cpu/glibc/forward"
     assert drifting.loc[case, "speedup"] == pytest.approx(calm.loc[case, "speedup"], rel=0.01)
     assert drifting.loc[case, "decision"] == "faster"
@@ -163,7 +163,7 @@ def test_a_crashed_group_becomes_error_rows_and_unfinished_ones_incomplete() -> 
     for event in setup_events(p):
         state.add(event)
     state.add(Crash(RoundsTask(p.groups[0].name, (), 3), "worker crashed (exit code 9)"), 0)
-    out = build_outputs(state, p, None).frame.set_index("case")
+    out = build_outputs(state, p).frame.set_index("case")
     assert out.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "status"] == "error"
     assert "exit code 9" in out.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "error"]
     assert out.loc["toy/torch/n=64/float32/t1/cpu/glibc/forward", "status"] == "incomplete"
@@ -175,7 +175,7 @@ def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
     state = State()
     variant = p.variants[1].name
     state.add(Crash(SetupTask(variant), "timed out after 60s"))
-    out = build_outputs(state, p, None).frame
+    out = build_outputs(state, p).frame
     rows = out[out["impl"] == "torch"]
     assert set(rows["status"]) == {"error"} and rows["error"].str.contains("timed out").all()
 
@@ -183,7 +183,7 @@ def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
 def test_the_builder_recomputes_only_groups_that_changed() -> None:
     p = plan()
     state = state_with_rounds(p)
-    builder = Builder(p, None)
+    builder = Builder(p)
     builder.build(state)
     cached = dict(builder._cache)
     extra = rounds(p.groups[1], 7, TIMES)
