@@ -3,10 +3,17 @@ tables and one pyperf suite.
 
 ``State`` folds events (``harness.protocol``) into what has been done; it is pure and
 incremental: ``add`` one event at a time. ``Collector`` follows a results folder's raw
-files with ``EventReader``s, so the runner reads only what is new. ``build_outputs``
-turns a state into the tables; the per-group analysis (pyperf benchmarks, paired
-speedup intervals) is cached and recomputed only for groups that received rounds since,
-which keeps the runner's own cost linear in the size of the grid.
+files with ``EventReader``s, so the runner reads only what is new; its state keeps
+where each heavy event lies in the raw files (rounds, per-tensor deviations) rather
+than the event, and reads it back when a group's tables are rebuilt.
+
+``Builder`` turns a state into the tables group by group: each group's analysis
+(pyperf benchmarks, paired speedup intervals) and its encoded table pieces are rebuilt
+only when an event changed the group, the pieces are kept in a scratch file, and
+``Builder.write`` streams them into the results folder (``results.ResultsWriter``).
+So the runner's own time per write and its memory do not grow with the grid beyond a
+small record per group. ``build_outputs`` builds the same tables in memory (tests,
+small grids).
 """
 
 from __future__ import annotations
@@ -35,14 +42,21 @@ from harness.protocol import (
     RoundsTask,
     SetupDone,
     SetupTask,
+    read_event_at,
 )
+from harness.results import ResultsWriter, benchmark_json, csv_chunk
 from harness.stats import Interval, combine_phases, decide, round_ratios, speedup_interval
 
 __all__ = [
     "RAW_DIR",
+    "Builder",
     "Collector",
     "GroupAnalysis",
+    "GroupOutput",
     "State",
+    "Stored",
+    "Timed",
+    "Written",
     "analyse_group",
     "build_outputs",
     "read_state",
@@ -64,48 +78,136 @@ def _process_of(path: Path) -> int | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where an event lies: the raw file and the byte offset of its line."""
+
+    path: Path
+    offset: int
+
+    def load(self) -> Event:
+        return read_event_at(self.path, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """One process's rounds of one group as a ``State`` keeps them: the event itself,
+    or (read from a raw file) only where it lies."""
+
+    batch: int
+    rounds: int
+    """Values per case (rounds timed, the warm-up round not counted)."""
+    event: RoundsDone | None = None
+    stored: Stored | None = None
+
+    def load(self) -> RoundsDone:
+        if self.event is not None:
+            return self.event
+        assert self.stored is not None
+        event = self.stored.load()
+        if not isinstance(event, RoundsDone):
+            raise ValueError(f"{self.stored.path}: expected rounds at byte {self.stored.offset}")
+        return event
+
+
+def _summary(setup: SetupDone) -> SetupDone:
+    """What planning needs of a setup: status, loops, estimate per phase, one-off."""
+    return SetupDone(
+        setup.variant,
+        {
+            ph: PhaseSetup(ps.status, loops=ps.loops, estimate_s=ps.estimate_s)
+            for ph, ps in setup.phases.items()
+        },
+        setup.oneoff_s,
+    )
+
+
 @dataclass
 class State:
-    """What the raw files of a results folder say has been done."""
+    """What the raw files of a results folder say has been done.
+
+    Events added with where they lie (``Collector``) are kept lean: ``rounds`` holds
+    their location, ``setup`` a planning summary, and ``runs``/``full_setup`` read the
+    whole events back. Events added without (tests, events the runner makes itself)
+    are kept whole.
+    """
 
     setup: dict[str, SetupDone] = field(default_factory=dict)
+    """Variant name -> its setup: whole, or a summary for planning (``_summary``)."""
+    setup_stored: dict[str, Stored] = field(default_factory=dict)
+    """Variant name -> where its whole setup event lies, when ``setup`` is a summary."""
     gradchecks: dict[tuple[str, str], GradcheckDone] = field(default_factory=dict)
     capabilities: dict[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
-    rounds: dict[str, dict[int, RoundsDone]] = field(default_factory=dict)
+    rounds: dict[str, dict[int, Timed]] = field(default_factory=dict)
     """Group name -> process -> its rounds (a process times a group once)."""
     crashed: dict[str, dict[int, str]] = field(default_factory=dict)
     """Group name -> process -> why its worker died on it."""
-    changed: set[str] = field(default_factory=set)
-    """Groups that received rounds since the last ``build_outputs``."""
+    versions: dict[str, int] = field(default_factory=dict)
+    """Group name -> how many events changed its rows (setups, rounds, crashes)."""
+    layer_versions: dict[str, int] = field(default_factory=dict)
+    """Layer -> how many gradcheck results changed its rows."""
 
-    def add(self, event: Event, process: int | None = None) -> None:
-        """Fold one event in; ``process`` is the timing process whose file it came from."""
+    def add(self, event: Event, process: int | None = None, stored: Stored | None = None) -> None:
+        """Fold one event in; ``process`` is the timing process whose file it came from,
+        ``stored`` where the event lies (then only a summary is kept in memory)."""
         if isinstance(event, SetupDone):
-            self.setup[event.variant] = event
+            if stored is None:
+                self.setup[event.variant] = event
+                self.setup_stored.pop(event.variant, None)
+            else:
+                self.setup[event.variant] = _summary(event)
+                self.setup_stored[event.variant] = stored
+            self._changed(Variant.from_name(event.variant).group.name)
         elif isinstance(event, GradcheckDone):
             self.gradchecks[(event.layer, event.impl)] = event
+            self.layer_versions[event.layer] = self.layer_versions.get(event.layer, 0) + 1
         elif isinstance(event, CapabilitiesDone):
             self.capabilities[event.layer] = event.rows
         elif isinstance(event, RoundsDone):
-            self.rounds.setdefault(event.group, {})[event.process] = event
-            self.changed.add(event.group)
+            n = len(next(iter(event.values.values()), ()))
+            timed = (
+                Timed(event.batch, n, event=event)
+                if stored is None
+                else Timed(event.batch, n, stored=stored)
+            )
+            self.rounds.setdefault(event.group, {})[event.process] = timed
+            self._changed(event.group)
         elif isinstance(event, Crash):
             self._crash(event, -1 if process is None else process)
+
+    def _changed(self, group: str) -> None:
+        self.versions[group] = self.versions.get(group, 0) + 1
 
     def _crash(self, event: Crash, process: int) -> None:
         task = event.task
         if isinstance(task, SetupTask):
             err = PhaseSetup("error", error=event.error)
-            self.setup[task.variant] = SetupDone(task.variant, {ph: err for ph in PHASES})
+            self.add(SetupDone(task.variant, {ph: err for ph in PHASES}))
         elif isinstance(task, GradcheckTask):
-            self.gradchecks[(task.layer, task.impl)] = GradcheckDone(
-                task.layer, task.impl, False, event.error
-            )
+            self.add(GradcheckDone(task.layer, task.impl, False, event.error))
         elif isinstance(task, CapabilitiesTask):
             self.capabilities[task.layer] = ()
         elif isinstance(task, RoundsTask):
             self.crashed.setdefault(task.group, {})[process] = event.error
-            self.changed.add(task.group)
+            self._changed(task.group)
+
+    def full_setup(self, variant: str) -> SetupDone | None:
+        """A variant's whole setup event (deviations, peak memory, errors)."""
+        stored = self.setup_stored.get(variant)
+        if stored is None:
+            return self.setup.get(variant)
+        event = stored.load()
+        if not isinstance(event, SetupDone):
+            raise ValueError(f"{stored.path}: expected a setup at byte {stored.offset}")
+        return event
+
+    def runs(self, group: str) -> dict[int, RoundsDone]:
+        """Process -> its whole rounds of ``group``."""
+        return {p: t.load() for p, t in self.rounds.get(group, {}).items()}
+
+    def version(self, group: Group) -> tuple[int, int]:
+        """Changes whenever an event changes what ``group``'s rows say."""
+        return self.versions.get(group.name, 0), self.layer_versions.get(group.layer, 0)
 
     def timed(self, group: str, process: int) -> bool:
         """Whether ``process`` has timed ``group`` (or died trying)."""
@@ -131,9 +233,9 @@ class Collector:
                 if reader is None:
                     reader = self._readers[path] = EventReader(path)
                 process = _process_of(path)
-                for event in reader.poll():
+                for offset, event in reader.poll_located():
                     # the runner writes a worker's crash into that worker's own file
-                    self.state.add(event, process)
+                    self.state.add(event, process, Stored(path, offset))
         return self.state
 
 
@@ -144,7 +246,7 @@ def read_state(folder: Path) -> State:
 # -------------------------------------------------------------------------- analysis
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Comparison:
     """One candidate against the baseline in one group: per phase and per step."""
 
@@ -251,93 +353,94 @@ def _interval_columns(prefix: str, interval: Interval | None) -> dict[str, Any]:
 
 @dataclass
 class Outputs:
+    """The tables of a state, in memory (``build_outputs``)."""
+
     frame: pd.DataFrame
     deviations: pd.DataFrame
     capabilities: pd.DataFrame
     suite: Any
-    analyses: dict[str, GroupAnalysis]
+    """One pyperf suite of every timed case, or None before any was timed."""
 
 
-class Builder:
-    """Builds the outputs of a plan from a state, caching each group's analysis until
-    the group receives new rounds."""
-
-    def __init__(self, plan: Any, seed: int = 0) -> None:
-        self.plan = plan
-        self.seed = seed
-        self._cache: dict[str, GroupAnalysis] = {}
-
-    def analysis(self, state: State, group: Group) -> GroupAnalysis:
-        name = group.name
-        if name in state.changed or name not in self._cache:
-            info = self.plan.info[group.layer]
-            baseline = info.baselines[0] if info.baselines else None
-            self._cache[name] = analyse_group(
-                group,
-                self.plan.impls[group.layer],
-                baseline,
-                state.rounds.get(name, {}),
-                state.crashed.get(name, {}),
-                self.seed,
-            )
-            state.changed.discard(name)
-        return self._cache[name]
-
-    def build(self, state: State) -> Outputs:
-        return build_outputs(state, self.plan, self)
-
-
-def build_outputs(state: State, plan: Any, builder: Builder | None = None) -> Outputs:
-    """(results frame, deviation table, capability table, pyperf suite or None)."""
-
-    builder = builder or Builder(plan)
-    rows: list[dict[str, Any]] = []
-    dev_rows: list[dict[str, Any]] = []
+def plan_axes(plan: Any) -> list[str]:
+    """The grid-axis columns of a plan's results frame, in order of first appearance."""
     axes: list[str] = []
-    benches: list[Any] = []
-    analyses: dict[str, GroupAnalysis] = {}
-    for group in plan.groups:
-        info = plan.info[group.layer]
-        for axis in info.axes:
+    for layer in dict.fromkeys(g.layer for g in plan.groups):
+        for axis in plan.info[layer].axes:
             if axis not in axes:
                 axes.append(axis)
-        variants = plan.variants_of(group)
-        if not any(v.name in state.setup for v in variants):
+    return axes
+
+
+def group_tables(
+    state: State, plan: Any, group: Group, seed: int = 0
+) -> tuple[GroupAnalysis, list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """One group's analysis, result rows and deviation rows; None before any of its
+    variants was set up."""
+    variants = plan.variants_of(group)
+    setups = {v.name: state.full_setup(v.name) for v in variants if v.name in state.setup}
+    if not setups:
+        return None
+    info = plan.info[group.layer]
+    analysis = analyse_group(
+        group,
+        plan.impls[group.layer],
+        info.baselines[0] if info.baselines else None,
+        state.runs(group.name),
+        state.crashed.get(group.name, {}),
+        seed,
+    )
+    baseline_times: tuple[float | None, float | None] = (None, None)
+    if analysis.baseline is not None:
+        baseline_times = _medians(analysis, group.variant(analysis.baseline))
+    size_value = group.point_dict[info.size_axis]
+    rows: list[dict[str, Any]] = []
+    dev_rows: list[dict[str, Any]] = []
+    for variant in variants:
+        setup = setups.get(variant.name)
+        if setup is None:
             continue
-        analysis = builder.analysis(state, group)
-        analyses[group.name] = analysis
-        benches.extend(analysis.benches[c] for c in sorted(analysis.benches))
-        baseline_times: tuple[float | None, float | None] = (None, None)
-        if analysis.baseline is not None:
-            baseline_times = _medians(analysis, group.variant(analysis.baseline))
-        size_value = group.point_dict[info.size_axis]
-        for variant in variants:
-            setup = state.setup.get(variant.name)
-            if setup is None:
-                continue
-            impl = variant.impl
-            comparison = analysis.comparisons.get(impl)
-            for phase in PHASES:
-                rows.append(
-                    _row(
-                        state,
-                        variant,
-                        phase,
-                        setup,
-                        info,
-                        analysis,
-                        comparison,
-                        baseline_times,
-                        size_value,
-                        dev_rows,
-                    )
+        comparison = analysis.comparisons.get(variant.impl)
+        for phase in PHASES:
+            rows.append(
+                _row(
+                    state,
+                    variant,
+                    phase,
+                    setup,
+                    info,
+                    analysis,
+                    comparison,
+                    baseline_times,
+                    size_value,
+                    dev_rows,
                 )
-    frame = build_frame(rows, axes)
+            )
+    return analysis, rows, dev_rows
+
+
+def capability_table(state: State) -> pd.DataFrame:
+    rows = [r for layer in sorted(state.capabilities) for r in state.capabilities[layer]]
+    return build_table(rows, CAPABILITY_COLUMNS)
+
+
+def build_outputs(state: State, plan: Any, seed: int = 0) -> Outputs:
+    """Every table of a state, in memory."""
+    rows: list[dict[str, Any]] = []
+    dev_rows: list[dict[str, Any]] = []
+    benches: list[Any] = []
+    for group in plan.groups:
+        built = group_tables(state, plan, group, seed)
+        if built is None:
+            continue
+        analysis, group_rows, group_devs = built
+        rows.extend(group_rows)
+        dev_rows.extend(group_devs)
+        benches.extend(analysis.benches[c] for c in sorted(analysis.benches))
+    frame = build_frame(rows, plan_axes(plan))
     deviations = build_table(dev_rows, DEVIATION_COLUMNS)
-    cap_rows = [r for layer in sorted(state.capabilities) for r in state.capabilities[layer]]
-    capabilities = build_table(cap_rows, CAPABILITY_COLUMNS)
     suite = _suite(benches) if benches else None
-    return Outputs(frame, deviations, capabilities, suite, analyses)
+    return Outputs(frame, deviations, capability_table(state), suite)
 
 
 def _suite(benches: list[Any]) -> Any:
@@ -349,6 +452,138 @@ def _suite(benches: list[Any]) -> Any:
     suite = pyperf.BenchmarkSuite(benches[:1])
     suite._benchmarks.extend(benches[1:])  # pyperf's own list (pinned in constraints.txt)
     return suite
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOutput:
+    """What a ``Builder`` keeps of one group between writes: small, whatever the size
+    of the group's tables (those are in the builder's ``Pieces``)."""
+
+    version: tuple[int, int]
+    """``State.version`` of the group when this was built."""
+    comparisons: Mapping[str, Comparison]
+    """Candidate implementation -> its speedups (what planning more rounds reads)."""
+    rows: int
+    ok: int
+    """Rows with status ok."""
+    failed: tuple[str, ...]
+    """``case: status: error`` of each row that failed or was not timed."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``Builder.write`` wrote: rows, rows measured, and the failed ones."""
+
+    rows: int
+    ok: int
+    failed: list[str]
+
+
+class Pieces:
+    """Each group's encoded table pieces (results rows, deviation rows, pyperf
+    benchmarks): in memory, or appended to a scratch file with only their place kept
+    in memory, so that holding them costs the runner nothing per group but an index."""
+
+    def __init__(self, scratch: Path | None = None) -> None:
+        self._memory: dict[str, tuple[tuple[bytes, int], ...]] = {}
+        self._index: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {}
+        self._fh = None
+        if scratch is not None:
+            scratch.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(scratch, "w+b")  # noqa: SIM115 - closed by close()
+
+    def put(self, key: str, pieces: tuple[tuple[bytes, int], ...]) -> None:
+        if self._fh is None:
+            self._memory[key] = pieces
+            return
+        # appended, never overwritten: a rebuilt group's old pieces stay as dead bytes
+        self._fh.seek(0, io.SEEK_END)
+        offset = self._fh.tell()
+        for data, _ in pieces:
+            self._fh.write(data)
+        self._index[key] = (offset, tuple((len(d), n) for d, n in pieces))
+
+    def get(self, key: str) -> tuple[tuple[bytes, int], ...]:
+        if self._fh is None:
+            return self._memory[key]
+        offset, sizes = self._index[key]
+        self._fh.seek(offset)
+        return tuple((self._fh.read(size), n) for size, n in sizes)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+class Builder:
+    """Builds and writes the tables of a plan from a state, rebuilding a group only
+    when an event changed it (``State.version``).
+
+    ``scratch`` is the file that holds the groups' encoded pieces between writes
+    (None: in memory); the caller removes it after ``close``.
+    """
+
+    def __init__(self, plan: Any, seed: int = 0, scratch: Path | None = None) -> None:
+        self.plan = plan
+        self.seed = seed
+        self.axes = plan_axes(plan)
+        self._cache: dict[str, GroupOutput] = {}
+        self._pieces = Pieces(scratch)
+
+    def group(self, state: State, group: Group) -> GroupOutput:
+        """The group's output, rebuilt if an event changed the group since."""
+        version = state.version(group)
+        cached = self._cache.get(group.name)
+        if cached is not None and cached.version == version:
+            return cached
+        built = group_tables(state, self.plan, group, self.seed)
+        if built is None:
+            out = GroupOutput(version, {}, 0, 0, ())
+            self._pieces.put(group.name, ())
+        else:
+            analysis, rows, dev_rows = built
+            benches = [benchmark_json(analysis.benches[c]) for c in sorted(analysis.benches)]
+            self._pieces.put(
+                group.name,
+                (
+                    csv_chunk(build_frame(rows, self.axes)),
+                    csv_chunk(build_table(dev_rows, DEVIATION_COLUMNS)),
+                    (",".join(benches).encode("utf-8"), len(benches)),
+                ),
+            )
+            failed = tuple(
+                f"{r['case']}: {r['status']}: {r['error']}"
+                for r in rows
+                if r["status"] in ("error", "incomplete")
+            )
+            ok = sum(r["status"] == "ok" for r in rows)
+            out = GroupOutput(version, analysis.comparisons, len(rows), ok, failed)
+        self._cache[group.name] = out
+        return out
+
+    def write(self, state: State, folder: Path) -> Written:
+        """Write the results folder's tables and pyperf.json (then its manifest),
+        streaming each group's pieces: memory does not grow with the grid."""
+        writer = ResultsWriter(folder, self.axes)
+        rows = ok = 0
+        failed: list[str] = []
+        try:
+            for group in self.plan.groups:
+                out = self.group(state, group)
+                pieces = self._pieces.get(group.name)
+                if pieces:
+                    writer.add(*pieces)
+                rows += out.rows
+                ok += out.ok
+                failed.extend(out.failed)
+        except BaseException:
+            writer.discard()
+            raise
+        writer.finish(capability_table(state))
+        return Written(rows, ok, failed)
+
+    def close(self) -> None:
+        self._pieces.close()
 
 
 def _medians(analysis: GroupAnalysis, variant: Variant) -> tuple[float | None, float | None]:

@@ -69,6 +69,7 @@ __all__ = [
     "Validated",
     "event_from_json",
     "event_to_json",
+    "read_event_at",
     "task_from_json",
     "task_to_json",
 ]
@@ -395,29 +396,53 @@ class EventReader:
     """Reads a raw file incrementally: each ``poll`` returns only the events appended
     since the last one, so following a run costs time in proportion to what is new."""
 
+    CHUNK = 1 << 20
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.offset = 0
         self._buffer = b""
 
     def poll(self) -> Iterator[Event]:
+        for _, event in self.poll_located():
+            yield event
+
+    def poll_located(self) -> Iterator[tuple[int, Event]]:
+        """Like ``poll``, with the byte offset at which each event's line starts (to
+        read it again later with ``read_event_at``)."""
         try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
+            fh = open(self.path, "rb")  # noqa: SIM115 - closed below, after the last chunk
         except FileNotFoundError:
             return
-        self.offset += len(chunk)
-        self._buffer += chunk
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue  # a line torn by a kill, followed by a restart's lines
-            yield event_from_json(data)
+        with fh:
+            fh.seek(self.offset)
+            # a bounded chunk at a time: reading a large file back costs no more memory
+            while chunk := fh.read(self.CHUNK):
+                start = self.offset - len(self._buffer)
+                self.offset += len(chunk)
+                self._buffer += chunk
+                *lines, self._buffer = self._buffer.split(b"\n")
+                for line in lines:
+                    at = start
+                    start += len(line) + 1
+                    if not line.strip():
+                        continue
+                    try:
+                        data = json.loads(line)
+                    except ValueError:
+                        continue  # a line torn by a kill, followed by a restart's lines
+                    yield at, event_from_json(data)
+
+
+def read_event_at(path: str | os.PathLike[str], offset: int) -> Event:
+    """The event whose line starts at ``offset`` of a raw file (from ``poll_located``)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        line = fh.readline()
+    try:
+        return event_from_json(json.loads(line))
+    except ValueError as exc:
+        raise ProtocolError(f"{path}: no event at byte {offset}: {exc}") from None
 
 
 def read_all(paths: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[Path, Event]]:

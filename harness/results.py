@@ -34,7 +34,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,15 @@ from harness.frame import CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
 __all__ = [
     "MANIFEST_JSON",
     "SCHEMA_VERSION",
+    "AtomicFile",
     "Results",
+    "ResultsWriter",
     "atomic_write_bytes",
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
+    "benchmark_json",
+    "csv_chunk",
     "load",
     "load_results",
     "versioned",
@@ -178,17 +182,63 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_results(
-    folder: str | os.PathLike[str],
-    frame: pd.DataFrame,
-    deviations: pd.DataFrame,
-    capabilities: pd.DataFrame,
-    pyperf_text: str | None,
-) -> None:
-    """Write the data files of a results folder, then ``manifest.json`` describing them.
+class AtomicFile:
+    """A file written piece by piece and put in place at once (``commit``): readers see
+    the old file or the whole new one, never a part. Counts its bytes and hashes them as
+    they go, so nothing has to hold the whole content."""
 
-    results.csv, deviations.csv and capabilities.csv are written atomically, then
-    pyperf.json when ``pyperf_text`` is given, and last the manifest::
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        # mkstemp makes the file private (0600); results are meant to be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        self._fh = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._hash.update(data)
+        self.bytes += len(data)
+
+    def commit(self) -> dict[str, Any]:
+        """Put the file in place; its size and sha256, for the manifest."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+        return {"bytes": self.bytes, "sha256": self._hash.hexdigest()}
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+
+#: pyperf's JSON format version (``pyperf._bench._JSON_VERSION``), for streamed suites.
+_PYPERF_JSON_VERSION = "1.0"
+
+
+def benchmark_json(bench: Any) -> str:
+    """One pyperf benchmark as it appears in a suite's ``"benchmarks"`` list, with all of
+    its metadata (none is hoisted to the suite): streamed suites are written from these."""
+    data = bench._as_json({})  # pyperf's own encoder (pyperf is pinned in constraints.txt)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+class ResultsWriter:
+    """Writes the data files of a results folder a piece at a time, then the manifest.
+
+    ``add`` appends typed CSV chunks (``csv_chunk``) and pyperf benchmarks
+    (``benchmark_json``) in the order the folder should list them; ``finish`` puts every
+    file in place and writes ``manifest.json`` last. Memory does not depend on the size
+    of the grid, only on the largest chunk. ``write_results`` is the one-chunk case::
 
         {"schema": 2,
          "files": {"results.csv": {"schema": 2, "rows": 12, "columns": [...],
@@ -202,34 +252,132 @@ def write_results(
     wrong data, and the checksum is the only way to catch it: that is why the manifest
     exists.
 
-    The old manifest is removed before the data files are replaced, so a writer killed
-    halfway leaves a folder without a manifest (read with the structural checks only),
-    never a manifest that describes other files than those present.
+    The old manifest is removed just before the data files are replaced, so a writer
+    killed halfway leaves a folder without a manifest (read with the structural checks
+    only), never a manifest that describes other files than those present; a writer
+    that fails before ``finish`` (or calls ``discard``) leaves the old files as they were.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        (folder / MANIFEST_JSON).unlink()
-    files: dict[str, dict[str, Any]] = {}
-    for name, table in (
-        (RESULTS_CSV, frame),
-        (DEVIATIONS_CSV, deviations),
-        (CAPABILITIES_CSV, capabilities),
-    ):
-        data = table.to_csv(index=False).encode("utf-8")
-        atomic_write_bytes(folder / name, data)
-        files[name] = {
-            "schema": SCHEMA_VERSION,
-            "rows": len(table),
-            "columns": [str(c) for c in table.columns],
-            "bytes": len(data),
-            "sha256": _sha256(data),
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        axes: Sequence[str] = (),
+        *,
+        results_columns: Sequence[str] | None = None,
+        deviation_columns: Sequence[str] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # the documented columns then the grid axes (harness.frame), unless a whole
+        # table given to write_results says otherwise
+        self._columns = {
+            RESULTS_CSV: [str(c) for c in (results_columns or [*COLUMNS, *axes])],
+            DEVIATIONS_CSV: [str(c) for c in (deviation_columns or DEVIATION_COLUMNS)],
         }
-    if pyperf_text is not None:
-        data = pyperf_text.encode("utf-8")
-        atomic_write_bytes(folder / PYPERF_JSON, data)
-        files[PYPERF_JSON] = {"schema": SCHEMA_VERSION, "bytes": len(data), "sha256": _sha256(data)}
-    atomic_write_json(folder / MANIFEST_JSON, versioned({"files": files}))
+        self._rows = dict.fromkeys(self._columns, 0)
+        self._files: dict[str, AtomicFile] = {}
+        self._benchmarks = 0
+        try:
+            for name, columns in self._columns.items():
+                self._files[name] = AtomicFile(self.folder / name)
+                self._files[name].write(_csv_header(columns))
+            self._files[PYPERF_JSON] = AtomicFile(self.folder / PYPERF_JSON)
+            self._files[PYPERF_JSON].write(b'{"benchmarks":[')
+        except BaseException:
+            self.discard()
+            raise
+
+    def add(
+        self,
+        results: tuple[bytes, int] | None = None,
+        deviations: tuple[bytes, int] | None = None,
+        benchmarks: tuple[bytes, int] | None = None,
+    ) -> None:
+        """Append ``(data, count)`` pieces: CSV rows without a header (``csv_chunk``),
+        or comma-separated ``benchmark_json`` texts."""
+        for name, piece in ((RESULTS_CSV, results), (DEVIATIONS_CSV, deviations)):
+            if piece is not None and piece[1]:
+                self._files[name].write(piece[0])
+                self._rows[name] += piece[1]
+        if benchmarks is not None and benchmarks[1]:
+            if self._benchmarks:
+                self._files[PYPERF_JSON].write(b",")
+            self._files[PYPERF_JSON].write(benchmarks[0])
+            self._benchmarks += benchmarks[1]
+
+    def finish(self, capabilities: pd.DataFrame, pyperf_text: str | None = None) -> None:
+        """Put every file in place, then the manifest. ``pyperf_text``, when given,
+        replaces the streamed benchmarks with a whole pyperf.json (``merge``)."""
+        try:
+            caps = AtomicFile(self.folder / CAPABILITIES_CSV)
+            self._files[CAPABILITIES_CSV] = caps
+            caps.write(capabilities.to_csv(index=False).encode("utf-8"))
+            self._columns[CAPABILITIES_CSV] = [str(c) for c in capabilities.columns]
+            self._rows[CAPABILITIES_CSV] = len(capabilities)
+            perf: AtomicFile | None = self._files.pop(PYPERF_JSON)
+            assert perf is not None
+            if pyperf_text is not None:
+                perf.discard()
+                perf = AtomicFile(self.folder / PYPERF_JSON)
+                perf.write(pyperf_text.encode("utf-8"))
+            elif self._benchmarks:
+                perf.write(b'],"version":"%s"}\n' % _PYPERF_JSON_VERSION.encode())
+            else:
+                perf.discard()  # nothing timed yet: no pyperf.json
+                perf = None
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / MANIFEST_JSON).unlink()
+            files: dict[str, dict[str, Any]] = {}
+            for name, handle in self._files.items():
+                files[name] = {
+                    "schema": SCHEMA_VERSION,
+                    "rows": self._rows[name],
+                    "columns": self._columns[name],
+                    **handle.commit(),
+                }
+            if perf is not None:
+                files[PYPERF_JSON] = {"schema": SCHEMA_VERSION, **perf.commit()}
+        except BaseException:
+            self.discard()
+            raise
+        atomic_write_json(self.folder / MANIFEST_JSON, versioned({"files": files}))
+
+    def discard(self) -> None:
+        """Drop what was written; the folder's files stay as they were."""
+        for handle in self._files.values():
+            handle.discard()
+        self._files.clear()
+
+
+def _csv_header(columns: Sequence[str]) -> bytes:
+    return pd.DataFrame(columns=list(columns)).to_csv(index=False).encode("utf-8")
+
+
+def csv_chunk(table: pd.DataFrame) -> tuple[bytes, int]:
+    """A typed table's rows as CSV without its header, for ``ResultsWriter.add``:
+    the chunks of a table, concatenated, read the same as the table written whole."""
+    return table.to_csv(index=False, header=False).encode("utf-8"), len(table)
+
+
+def write_results(
+    folder: str | os.PathLike[str],
+    frame: pd.DataFrame,
+    deviations: pd.DataFrame,
+    capabilities: pd.DataFrame,
+    pyperf_text: str | None,
+) -> None:
+    """Write the data files of a results folder from whole tables (``ResultsWriter``
+    with one chunk each): results.csv, deviations.csv, capabilities.csv, pyperf.json
+    when ``pyperf_text`` is given, and last ``manifest.json``."""
+    writer = ResultsWriter(
+        folder, results_columns=list(frame.columns), deviation_columns=list(deviations.columns)
+    )
+    try:
+        writer.add(results=csv_chunk(frame), deviations=csv_chunk(deviations))
+    except BaseException:
+        writer.discard()
+        raise
+    writer.finish(capabilities, pyperf_text)
 
 
 # -- reading back ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from harness.case import PHASES, Group
-from harness.collect import RAW_DIR, SETUP_FILE, Builder, Collector, State, suite_json, timing_file
+from harness.collect import RAW_DIR, SETUP_FILE, Builder, Collector, State, Written, timing_file
 from harness.config import RunConfig, run_signature
 from harness.environment import NoiseMonitor, collect_environment, fingerprint, worker_env
 from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
@@ -75,13 +75,15 @@ from harness.results import (
     RUN_JSON,
     atomic_write_json,
     versioned,
-    write_results,
 )
 from harness.stats import Pending, plan_extra_rounds, straddles
 
 __all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
 _WRITE_EVERY_S = 2.0
+#: The scratch file of a run's encoded table pieces (``collect.Pieces``), removed at the end.
+_PIECES = ".pieces.tmp"
+
 #: Rebuilding the outputs may take at most this share of the runner's time.
 _WRITE_SHARE = 0.02
 _SAMPLE_EVERY_S = 5.0
@@ -110,9 +112,18 @@ class RunOutcome:
     """What ``Runner.run`` produced."""
 
     path: Path
-    frame: pd.DataFrame
+    rows: int
+    """Rows written to results.csv (``ok`` of them measured)."""
+    ok: int
     failed: list[str]
     interrupted: bool = False
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The results frame, read back from the folder (the runner never holds it)."""
+        from harness.results import load_results
+
+        return load_results(self.path).frame
 
 
 @dataclass
@@ -227,7 +238,8 @@ class Runner:
         self.progress = progress or Progress(enabled=not quiet)
         self.profile = config.profile_spec
         self.collector = Collector(self.out)
-        self.builder = Builder(self.plan, config.seed)
+        # made by run(), once the results folder exists: its pieces live in there
+        self.builder: Builder | None = None
         self.noise = NoiseMonitor()
         self.timing = TimingLog(self.profile.budget_s)
         self._last_write = 0.0
@@ -346,6 +358,9 @@ class Runner:
             atomic_write_json(self.out / ENVIRONMENT_JSON, versioned(dict(self.env)))
         (self.out / RAW_DIR).mkdir(exist_ok=True)
         (self.out / "logs").mkdir(exist_ok=True)
+        scratch = self.out / _PIECES
+        scratch.unlink(missing_ok=True)  # left by a run killed outright
+        self.builder = Builder(self.plan, self.config.seed, scratch)
         interrupted = False
         old_term = signal.signal(signal.SIGTERM, self._on_term)
         started = time.monotonic()
@@ -357,24 +372,24 @@ class Runner:
         finally:
             signal.signal(signal.SIGTERM, old_term)
             self.progress.close()
-            frame = self._write_outputs()
+            try:
+                written = self._write_outputs()
+            finally:
+                self.builder.close()
+                scratch.unlink(missing_ok=True)
             self._write_run_records()
             if self._cache_dir is not None:
                 shutil.rmtree(self._cache_dir, ignore_errors=True)
-        bad = frame[frame["status"].isin(["error", "incomplete"])]
-        failed = [
-            f"{c}: {s}: {e}"
-            for c, s, e in zip(bad["case"], bad["status"], bad["error"], strict=True)
-        ]
+        failed = written.failed
         if interrupted:
             self._say(
-                f"interrupted: kept {int((frame['status'] == 'ok').sum())} measured points in {self.out}; "
+                f"interrupted: kept {written.ok} measured points in {self.out}; "
                 f"continue with: python -m harness run --resume {self.out}",
                 always=True,
             )
         else:
             self._say(
-                f"measured {len(frame)} points in {time.monotonic() - started:.0f}s into {self.out}"
+                f"measured {written.rows} points in {time.monotonic() - started:.0f}s into {self.out}"
             )
         if failed:
             self._say(f"{len(failed)} points failed:", always=True)
@@ -386,7 +401,7 @@ class Runner:
                 )
         if self.report and not interrupted:
             self._write_report()
-        return RunOutcome(self.out, frame, failed, interrupted)
+        return RunOutcome(self.out, written.rows, written.ok, failed, interrupted)
 
     def _write_run_records(self) -> None:
         atomic_write_json(self.out / RUN_JSON, self._run_json())
@@ -519,8 +534,8 @@ class Runner:
     def _first_pass_rounds(self, state: State, groups: Sequence[Group]) -> int:
         for by_process in state.rounds.values():
             for done in by_process.values():
-                if done.batch == 0 and done.values:
-                    return len(next(iter(done.values.values())))
+                if done.batch == 0 and done.rounds:
+                    return done.rounds
         prof = self.profile
         per_round = sum(self._round_cost(state, g) for g in groups) or 1e-3
         processes = prof.processes * len(self.config.allocators)
@@ -596,7 +611,8 @@ class Runner:
         decisive: dict[str, list[Any]] = {}
         estimates: dict[tuple[str, str, str], list[tuple[float, str, float]]] = {}
         for group in groups:
-            analysis = self.builder.analysis(state, group)
+            assert self.builder is not None
+            analysis = self.builder.group(state, group)
             intervals = []
             for impl, comparison in analysis.comparisons.items():
                 interval = comparison.step or comparison.phase.get("forward")
@@ -829,20 +845,13 @@ class Runner:
         if now - self._last_write >= interval:
             self._write_outputs()
 
-    def _write_outputs(self) -> pd.DataFrame:
+    def _write_outputs(self) -> Written:
+        assert self.builder is not None
         t0 = time.monotonic()
-        state = self.collector.poll()
-        outputs = self.builder.build(state)
-        write_results(
-            self.out,
-            outputs.frame,
-            outputs.deviations,
-            outputs.capabilities,
-            suite_json(outputs.suite) if outputs.suite is not None else None,
-        )
+        written = self.builder.write(self.collector.poll(), self.out)
         self._last_write = time.monotonic()
         self._write_cost = self._last_write - t0
-        return outputs.frame
+        return written
 
 
 def rebuild_outputs(folder: str | Path) -> None:
@@ -854,14 +863,13 @@ def rebuild_outputs(folder: str | Path) -> None:
     with silence():
         registry = Registry.default(config.layers_from)
     plan = make_plan(registry, config)
-    outputs = Builder(plan, config.seed).build(Collector(folder).poll())
-    write_results(
-        folder,
-        outputs.frame,
-        outputs.deviations,
-        outputs.capabilities,
-        suite_json(outputs.suite) if outputs.suite is not None else None,
-    )
+    scratch = folder / _PIECES
+    builder = Builder(plan, config.seed, scratch)
+    try:
+        builder.write(Collector(folder).poll(), folder)
+    finally:
+        builder.close()
+        scratch.unlink(missing_ok=True)
 
 
 def _others(group: Group, size_axis: str) -> str:

@@ -195,7 +195,7 @@ def combine_phases(
     return out_b, out_c
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Interval:
     """A speedup (baseline time / candidate time: above 1 the candidate is faster)
     with its confidence interval."""

@@ -184,13 +184,78 @@ def test_the_builder_recomputes_only_groups_that_changed() -> None:
     p = plan()
     state = state_with_rounds(p)
     builder = Builder(p)
-    builder.build(state)
-    cached = dict(builder._cache)
-    extra = rounds(p.groups[1], 7, TIMES)
-    state.add(extra, 7)
-    builder.build(state)
-    assert builder._cache[p.groups[0].name] is cached[p.groups[0].name]
-    assert builder._cache[p.groups[1].name] is not cached[p.groups[1].name]
+    first = [builder.group(state, g) for g in p.groups]
+    state.add(rounds(p.groups[1], 7, TIMES), 7)
+    assert builder.group(state, p.groups[0]) is first[0]
+    again = builder.group(state, p.groups[1])
+    assert again is not first[1] and again.version != first[1].version
+    # a gradcheck changes the baseline's backward rows: every group of the layer
+    state.add(GradcheckDone("toy", "numpy", False, "mismatch"))
+    assert builder.group(state, p.groups[0]) is not first[0]
+
+
+def test_the_written_folder_reads_the_same_as_the_tables_built_in_memory(
+    tmp_path: Path,
+) -> None:
+    import pyperf
+
+    from harness.results import load_results
+
+    p = plan((8, 64, 512))
+    state = state_with_rounds(p)
+    state.add(Crash(RoundsTask(p.groups[2].name, (), 3), "worker crashed (exit code 9)"), 5)
+    whole = build_outputs(state, p)
+    for scratch in (None, tmp_path / "pieces.tmp"):
+        folder = tmp_path / ("memory" if scratch is None else "scratch")
+        builder = Builder(p, scratch=scratch)
+        # written twice: the second write copies every group's pieces from the store
+        builder.write(state, folder)
+        written = builder.write(state, folder)
+        builder.close()
+        text = (folder / "results.csv").read_text()
+        assert text == whole.frame.to_csv(index=False)
+        assert (folder / "deviations.csv").read_text() == whole.deviations.to_csv(index=False)
+        assert written.rows == len(whole.frame)
+        assert written.ok == int((whole.frame["status"] == "ok").sum())
+        bad = whole.frame[whole.frame["status"].isin(["error", "incomplete"])]
+        assert written.failed == [
+            f"{c}: {st}: {e}"
+            for c, st, e in zip(bad["case"], bad["status"], bad["error"], strict=True)
+        ]
+        suite = pyperf.BenchmarkSuite.load(str(folder / "pyperf.json"))
+        assert suite.get_benchmark_names() == whole.suite.get_benchmark_names()
+        for mine, theirs in zip(suite, whole.suite, strict=True):
+            assert mine.get_values() == theirs.get_values()
+            assert mine.get_metadata() == theirs.get_metadata()
+        loaded = load_results(folder)  # the manifest matches every file
+        assert len(loaded.frame) == len(whole.frame)
+
+
+def test_a_collector_keeps_where_heavy_events_lie_and_reads_them_back(tmp_path: Path) -> None:
+    p = plan((8,))
+    raw = tmp_path / "raw"
+    setup = EventLog(raw / "setup.jsonl")
+    events = setup_events(p)
+    for event in events:
+        setup.write(event)
+    timing = EventLog(raw / "timing-000.jsonl")
+    done = rounds(p.groups[0], 0, TIMES)
+    timing.write(done)
+    state = Collector(tmp_path).poll()
+    timed = state.rounds[p.groups[0].name][0]
+    assert timed.event is None and timed.stored is not None and timed.rounds == 10
+    assert state.runs(p.groups[0].name)[0].values == done.values
+    name = events[0].variant
+    # planning keeps status, loops and estimates; the deviations are read back
+    assert state.setup[name].phases["forward"].deviations == ()
+    assert state.setup[name].phases["forward"].loops == 10
+    assert state.full_setup(name) == events[0]
+    # the tables built from the lean state equal those of a state kept whole
+    whole = State()
+    for event in events:
+        whole.add(event)
+    whole.add(done, 0)
+    assert build_outputs(state, p).frame.equals(build_outputs(whole, p).frame)
 
 
 def test_collector_reads_raw_files_incrementally(tmp_path: Path) -> None:
