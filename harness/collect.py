@@ -44,7 +44,7 @@ from harness.protocol import (
     SetupTask,
     read_event_at,
 )
-from harness.results import ResultsWriter, benchmark_json, csv_chunk
+from harness.results import ResultsWriter, benchmark_json
 from harness.stats import Interval, combine_phases, decide, round_ratios, speedup_interval
 
 __all__ = [
@@ -530,36 +530,65 @@ class Builder:
         self._cache: dict[str, GroupOutput] = {}
         self._pieces = Pieces(scratch)
 
+    #: Groups rebuilt together: their rows are typed and encoded in one frame (a frame
+    #: per group would cost more than the analysis), and no more are held at once.
+    BATCH = 256
+
+    def stale(self, state: State, groups: Iterable[Group] | None = None) -> list[Group]:
+        """The groups (of ``groups``, default all) that an event changed since built."""
+        out = []
+        for group in self.plan.groups if groups is None else groups:
+            cached = self._cache.get(group.name)
+            if cached is None or cached.version != state.version(group):
+                out.append(group)
+        return out
+
+    def refresh(self, state: State, groups: Iterable[Group] | None = None) -> None:
+        """Rebuild the stale groups (of ``groups``, default all)."""
+        stale = self.stale(state, groups)
+        for i in range(0, len(stale), self.BATCH):
+            self._rebuild(state, stale[i : i + self.BATCH])
+
     def group(self, state: State, group: Group) -> GroupOutput:
         """The group's output, rebuilt if an event changed the group since."""
-        version = state.version(group)
-        cached = self._cache.get(group.name)
-        if cached is not None and cached.version == version:
-            return cached
-        built = group_tables(state, self.plan, group, self.seed)
-        if built is None:
-            out = GroupOutput(version, {}, 0, 0, ())
-            self._pieces.put(group.name, ())
-        else:
-            analysis, rows, dev_rows = built
+        self.refresh(state, (group,))
+        return self._cache[group.name]
+
+    def _rebuild(self, state: State, groups: list[Group]) -> None:
+        built = [
+            (g, state.version(g), group_tables(state, self.plan, g, self.seed)) for g in groups
+        ]
+        rows = [r for _, _, b in built if b is not None for r in b[1]]
+        dev_rows = [r for _, _, b in built if b is not None for r in b[2]]
+        records = _records(build_frame(rows, self.axes).to_csv(index=False, header=False))
+        dev_records = _records(
+            build_table(dev_rows, DEVIATION_COLUMNS).to_csv(index=False, header=False)
+        )
+        at = dev_at = 0
+        for group, version, tables in built:
+            if tables is None:
+                self._pieces.put(group.name, ())
+                self._cache[group.name] = GroupOutput(version, {}, 0, 0, ())
+                continue
+            analysis, group_rows, group_devs = tables
             benches = [benchmark_json(analysis.benches[c]) for c in sorted(analysis.benches)]
+            n, n_dev = len(group_rows), len(group_devs)
             self._pieces.put(
                 group.name,
                 (
-                    csv_chunk(build_frame(rows, self.axes)),
-                    csv_chunk(build_table(dev_rows, DEVIATION_COLUMNS)),
+                    ("".join(records[at : at + n]).encode("utf-8"), n),
+                    ("".join(dev_records[dev_at : dev_at + n_dev]).encode("utf-8"), n_dev),
                     (",".join(benches).encode("utf-8"), len(benches)),
                 ),
             )
+            at, dev_at = at + n, dev_at + n_dev
             failed = tuple(
                 f"{r['case']}: {r['status']}: {r['error']}"
-                for r in rows
+                for r in group_rows
                 if r["status"] in ("error", "incomplete")
             )
-            ok = sum(r["status"] == "ok" for r in rows)
-            out = GroupOutput(version, analysis.comparisons, len(rows), ok, failed)
-        self._cache[group.name] = out
-        return out
+            ok = sum(r["status"] == "ok" for r in group_rows)
+            self._cache[group.name] = GroupOutput(version, analysis.comparisons, n, ok, failed)
 
     def write(self, state: State, folder: Path) -> Written:
         """Write the results folder's tables and pyperf.json (then its manifest),
@@ -568,8 +597,9 @@ class Builder:
         rows = ok = 0
         failed: list[str] = []
         try:
+            self.refresh(state)
             for group in self.plan.groups:
-                out = self.group(state, group)
+                out = self._cache[group.name]
                 pieces = self._pieces.get(group.name)
                 if pieces:
                     writer.add(*pieces)
@@ -584,6 +614,24 @@ class Builder:
 
     def close(self) -> None:
         self._pieces.close()
+
+
+def _records(text: str) -> list[str]:
+    """The records of CSV text as pandas writes it (minimal quoting, quotes doubled,
+    ``\\n`` line ends), each with its line end: a line end inside a quoted field (an
+    error message of several lines) does not end a record."""
+    out: list[str] = []
+    pending: list[str] = []
+    quotes = 0
+    for line in text.split("\n")[:-1]:
+        pending.append(line)
+        quotes += line.count('"')
+        if quotes % 2 == 0:
+            out.append("\n".join(pending) + "\n")
+            pending, quotes = [], 0
+    if pending:
+        raise ValueError("CSV text ends inside a quoted field")
+    return out
 
 
 def _medians(analysis: GroupAnalysis, variant: Variant) -> tuple[float | None, float | None]:

@@ -610,8 +610,9 @@ class Runner:
         no backward) do not decide yet, with what one more round costs."""
         decisive: dict[str, list[Any]] = {}
         estimates: dict[tuple[str, str, str], list[tuple[float, str, float]]] = {}
+        assert self.builder is not None
+        self.builder.refresh(state, groups)  # every changed group in one go
         for group in groups:
-            assert self.builder is not None
             analysis = self.builder.group(state, group)
             intervals = []
             for impl, comparison in analysis.comparisons.items():

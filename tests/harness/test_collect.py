@@ -201,17 +201,22 @@ def test_the_written_folder_reads_the_same_as_the_tables_built_in_memory(
 
     from harness.results import load_results
 
-    p = plan((8, 64, 512))
-    state = state_with_rounds(p)
-    state.add(Crash(RoundsTask(p.groups[2].name, (), 3), "worker crashed (exit code 9)"), 5)
-    whole = build_outputs(state, p)
+    p = plan((8, 64, 512, 4096))
     for scratch in (None, tmp_path / "pieces.tmp"):
+        state = state_with_rounds(p, processes=2)
         folder = tmp_path / ("memory" if scratch is None else "scratch")
         builder = Builder(p, scratch=scratch)
-        # written twice: the second write copies every group's pieces from the store
+        builder.BATCH = 3  # groups rebuilt in batches of different sizes
         builder.write(state, folder)
+        # a process dies on one group (a message of several lines, with quotes), another
+        # adds rounds to a second: only those are rebuilt, the others copied as stored
+        error = 'worker crashed: RuntimeError: "bad"\nsecond line'
+        state.add(Crash(RoundsTask(p.groups[2].name, (), 3), error), 5)
+        state.add(rounds(p.groups[0], 2, TIMES), 2)
+        assert builder.stale(state) == [p.groups[0], p.groups[2]]
         written = builder.write(state, folder)
         builder.close()
+        whole = build_outputs(state, p)
         text = (folder / "results.csv").read_text()
         assert text == whole.frame.to_csv(index=False)
         assert (folder / "deviations.csv").read_text() == whole.deviations.to_csv(index=False)

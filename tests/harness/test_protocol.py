@@ -29,6 +29,7 @@ from harness.protocol import (
     ValidateTask,
     event_from_json,
     event_to_json,
+    read_event_at,
 )
 
 GROUP = "fft/n=8/float32/t1/cpu/glibc"
@@ -111,3 +112,19 @@ def test_event_reader_is_incremental_and_survives_a_torn_line(tmp_path: Path) ->
     log.write(EVENTS[-1])
     assert list(reader.poll()) == [EVENTS[-1]]
     assert EventLog.read(path) == [EVENTS[0], EVENTS[-1]]
+
+
+def test_event_reader_gives_offsets_to_read_each_event_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "raw.jsonl"
+    log = EventLog(path)
+    for event in EVENTS:
+        log.write(event)
+    monkeypatch.setattr(EventReader, "CHUNK", 7)  # lines split across many reads
+    located = list(EventReader(path).poll_located())
+    assert [e for _, e in located] == list(EVENTS)
+    for offset, event in located:
+        assert read_event_at(path, offset) == event
+    with pytest.raises(ProtocolError):
+        read_event_at(path, located[1][0] + 3)  # not the start of a line

@@ -245,6 +245,43 @@ def test_manifest_format(tmp_path: Path) -> None:
     assert load_results(tmp_path / "nopyperf").suite() is None
 
 
+def test_a_table_written_in_chunks_reads_as_the_whole_table(tmp_path: Path) -> None:
+    whole = _write(tmp_path / "whole")
+    frame = _frame()
+    suite = pyperf.BenchmarkSuite.loads(_pyperf_text(frame))
+    axes = [c for c in frame.columns if c not in COLUMNS]
+    writer = hr.ResultsWriter(tmp_path / "chunked", axes)
+    for i in range(len(frame)):  # one row, and its benchmark if it has one, at a time
+        name = frame["case"].iloc[i]
+        benches = [b for b in suite if b.get_name() == name]
+        writer.add(
+            results=hr.csv_chunk(frame.iloc[i : i + 1]),
+            deviations=hr.csv_chunk(_deviations()) if i == 0 else None,
+            benchmarks=(",".join(map(hr.benchmark_json, benches)).encode(), len(benches)),
+        )
+    writer.finish(_capabilities())
+    for name in ("results.csv", "deviations.csv", "capabilities.csv"):
+        assert (tmp_path / "chunked" / name).read_bytes() == (whole / name).read_bytes()
+    (tmp_path / "chunked" / "run.json").write_bytes((whole / "run.json").read_bytes())
+    (tmp_path / "chunked" / "environment.json").write_bytes(
+        (whole / "environment.json").read_bytes()
+    )
+    chunked = load_results(tmp_path / "chunked")  # every manifest check passes
+    assert chunked.raw_values() == load_results(whole).raw_values()
+    manifest = json.loads((tmp_path / "chunked" / MANIFEST_JSON).read_text())
+    assert manifest["files"]["results.csv"]["rows"] == len(frame)
+
+
+def test_a_writer_that_stops_halfway_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    writer = hr.ResultsWriter(folder, ["n"])
+    writer.add(results=hr.csv_chunk(_frame(tuple(2 * m for m in MEDIANS)).iloc[:2]))
+    writer.discard()  # what an exception inside Builder.write does
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temp files left
+    load_results(folder)
+
+
 def test_versioned_and_atomic_write_json(tmp_path: Path) -> None:
     obj = {"a": 1}
     assert versioned(obj) == {"a": 1, "schema": SCHEMA_VERSION}
