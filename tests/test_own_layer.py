@@ -74,7 +74,12 @@ def test_own_layers_are_measured_compared_and_judged(tmp_path: Path) -> None:
     bad = next(s for s in sections if s.startswith("bad_tanh"))
     assert "**Verdict: fix the gradient first.**" in bad
     assert "fix the gradient first" not in tanh.split("\n\n")[1]
-    assert re.search(r"\*\*Verdict: (port|keep)", tanh)
+    # a verdict on speed; the quick profile (2 processes) may honestly leave a modest
+    # effect undecided on a busy machine, and then it must say why and what to run
+    verdict = re.search(r"\*\*Verdict: (port|keep|undecided at n=[0-9, ]+)", tanh)
+    assert verdict, tanh[:500]
+    if verdict.group(1).startswith("undecided"):
+        assert "too noisy on this machine" in tanh and "--profile" in tanh
     for impl in ("torchscript", "compile", "onnxruntime"):
         assert f"| {impl} |" in tanh
     assert (out / "plots" / "tanh-time.png").is_file()

@@ -89,8 +89,18 @@ def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
     return headline(setting.kind, setting.threshold, decision.size_axis)
 
 
+#: A list of sizes or intervals longer than this is shortened (a grid of thousands of
+#: sizes must not turn a verdict into a page of numbers); the tables keep every one.
+_LISTED = 8
+
+
 def _sizes(axis: str, sizes: Sequence[float]) -> str:
-    return f"{axis}=" + ", ".join(fmt_size(s) for s in sizes)
+    """``n=64, 128``; a long list as ``n=1, 2, 3, …, 998, 1000 (412 sizes)``."""
+    if len(sizes) <= _LISTED:
+        return f"{axis}=" + ", ".join(fmt_size(s) for s in sizes)
+    head = ", ".join(fmt_size(s) for s in sizes[:3])
+    tail = ", ".join(fmt_size(s) for s in sizes[-2:])
+    return f"{axis}={head}, …, {tail} ({len(sizes):,} sizes)"
 
 
 def _span(values: Sequence[float]) -> str:
@@ -167,8 +177,9 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.kind == UNDECIDED:
         noisy = [p for p in s.points if p.side == "noisy"]
         shown = ", ".join(
-            f"{axis}={fmt_size(p.size)} {fmt_interval(p.speedup, p.low, p.high)}" for p in noisy
-        )
+            f"{axis}={fmt_size(p.size)} {fmt_interval(p.speedup, p.low, p.high)}"
+            for p in noisy[:_LISTED]
+        ) + (f" and {len(noisy) - _LISTED:,} more" if len(noisy) > _LISTED else "")
         could = " or ".join(_KIND_WORDS.get(k, k) for k in s.possible) or "one of several"
         out.append(
             f"**Undecided at {_sizes(axis, s.undecided_sizes)}: too noisy on this machine** "

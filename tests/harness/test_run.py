@@ -230,13 +230,22 @@ def test_interrupted_run_keeps_its_points_and_resume_measures_only_the_rest(tmp_
         "--out",
         str(out),
     ]
+    # Ctrl-C as in a terminal: a shell without job control starts background commands
+    # (and so this test, under nohup or a CI runner) with SIGINT ignored, which the
+    # child would inherit, and Python installs no KeyboardInterrupt handler then.
     proc = subprocess.Popen(
-        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     timing = out / "raw" / "timing-000.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if timing.exists() and timing.read_text().count(ROUNDS) >= 2:
+        # as soon as one point is timed: most of the run is still ahead
+        if timing.exists() and timing.read_text().count(ROUNDS) >= 1:
             break
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)

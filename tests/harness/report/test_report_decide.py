@@ -550,6 +550,19 @@ def test_the_undecided_sentence_names_the_sizes_and_what_to_do(rf: ModuleType) -
     assert "--profile rigorous" in text
 
 
+def test_a_long_list_of_undecided_sizes_is_shortened(rf: ModuleType) -> None:
+    # a big grid where most sizes straddle the band: the verdict stays one line
+    steps = {n: (1.1, 0.9, 1.3) for n in range(1, 41)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    (s,) = d.settings
+    assert len(s.undecided_sizes) == 40
+    assert setting_headline(d, s) == "undecided at n=1, 2, 3, …, 39, 40 (40 sizes)"
+    text = " ".join(setting_sentences(s, d.size_axis))
+    assert "**Undecided at n=1, 2, 3, …, 39, 40 (40 sizes): too noisy" in text
+    assert "n=8 ×1.10 (0.90–1.30) and 32 more straddle" in text
+    assert "n=9 ×1.10" not in text
+
+
 def test_headlines_show_the_crossover_range() -> None:
     assert headline(PORT_ABOVE, Crossover(90.5, 64, 128, "native"), "n") == (
         "port above n ≈ 90.5 (64–128)"
