@@ -59,7 +59,6 @@ __all__ = [
     "Written",
     "analyse_group",
     "build_outputs",
-    "read_state",
     "timing_file",
 ]
 
@@ -239,10 +238,6 @@ class Collector:
         return self.state
 
 
-def read_state(folder: Path) -> State:
-    return Collector(folder).poll()
-
-
 # -------------------------------------------------------------------------- analysis
 
 
@@ -419,7 +414,8 @@ def group_tables(
     return analysis, rows, dev_rows
 
 
-def capability_table(state: State) -> pd.DataFrame:
+def _capabilities_table(state: State) -> pd.DataFrame:
+    """The capability matrix rows of every layer checked so far."""
     rows = [r for layer in sorted(state.capabilities) for r in state.capabilities[layer]]
     return build_table(rows, CAPABILITY_COLUMNS)
 
@@ -440,7 +436,7 @@ def build_outputs(state: State, plan: Any, seed: int = 0) -> Outputs:
     frame = build_frame(rows, plan_axes(plan))
     deviations = build_table(dev_rows, DEVIATION_COLUMNS)
     suite = _suite(benches) if benches else None
-    return Outputs(frame, deviations, capability_table(state), suite)
+    return Outputs(frame, deviations, _capabilities_table(state), suite)
 
 
 def _suite(benches: list[Any]) -> Any:
@@ -609,7 +605,7 @@ class Builder:
         except BaseException:
             writer.discard()
             raise
-        writer.finish(capability_table(state))
+        writer.finish(_capabilities_table(state))
         return Written(rows, ok, failed)
 
     def close(self) -> None:
@@ -758,9 +754,3 @@ def _break_even(
     if cand >= base:
         return None
     return oneoff / (base - cand)
-
-
-def suite_json(suite: Any) -> str:
-    buf = io.StringIO()
-    suite.dump(buf, compact=True)
-    return buf.getvalue()
