@@ -44,7 +44,7 @@ from harness.protocol import (
     SetupTask,
     read_event_at,
 )
-from harness.results import ResultsWriter, benchmark_json
+from harness.results import ResultsWriter, benchmark_json, pyperf_suite
 from harness.stats import Interval, combine_phases, decide, round_ratios, speedup_interval
 
 __all__ = [
@@ -435,19 +435,8 @@ def build_outputs(state: State, plan: Any, seed: int = 0) -> Outputs:
         benches.extend(analysis.benches[c] for c in sorted(analysis.benches))
     frame = build_frame(rows, plan_axes(plan))
     deviations = build_table(dev_rows, DEVIATION_COLUMNS)
-    suite = _suite(benches) if benches else None
+    suite = pyperf_suite(benches) if benches else None
     return Outputs(frame, deviations, _capabilities_table(state), suite)
-
-
-def _suite(benches: list[Any]) -> Any:
-    """One pyperf suite of every benchmark. ``BenchmarkSuite(benches)`` checks each name
-    against every earlier one, quadratic in the grid (6.5 s for 4,000 cases); case names
-    are unique by construction, so the benchmarks are appended without that check."""
-    import pyperf
-
-    suite = pyperf.BenchmarkSuite(benches[:1])
-    suite._benchmarks.extend(benches[1:])  # pyperf's own list (pinned in constraints.txt)
-    return suite
 
 
 @dataclass(frozen=True, slots=True)

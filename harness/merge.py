@@ -43,6 +43,7 @@ from harness.results import (
     Results,
     atomic_write_json,
     load_results,
+    pyperf_suite,
     versioned,
     write_results,
 )
@@ -237,8 +238,6 @@ def _capabilities(parts: Sequence[_Part]) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _suite_text(parts: Sequence[_Part]) -> str | None:
-    import pyperf
-
     benches: list[Any] = []
     owner: dict[str, Path] = {}
     for part in parts:
@@ -257,7 +256,7 @@ def _suite_text(parts: Sequence[_Part]) -> str | None:
     if not benches:
         return None
     buf = io.StringIO()
-    pyperf.BenchmarkSuite(benches).dump(buf, compact=True)
+    pyperf_suite(benches).dump(buf, compact=True)
     return buf.getvalue()
 
 

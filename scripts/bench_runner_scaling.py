@@ -25,7 +25,11 @@ Checks, printed at the end (exit status 1 if one fails, 2 if a run fails):
   the check line the marginal CPU per size between the smallest and largest grid;
 - flat memory: the runner's peak RSS at the largest grid is at most 20% (and at most
   64 MiB) above its peak at the smallest grid, i.e. memory does not grow with the grid
-  (100 times more points here) beyond a small per-point table.
+  (100 times more points here) beyond a small per-point table;
+- report linear: ``python -m harness report DIR``, timed after each run, takes at the
+  largest grid at most 10% more than the straight line through the two smallest grids
+  predicts (one-sided: its fixed start-up makes small grids dear; what must not
+  happen is a term that grows faster than the grid, as a scan of every row per size did).
 
 Usage: python scripts/bench_runner_scaling.py [--sizes 30,300,3000] [--out DIR]
        [--interval 0.05] [--max-seconds 3600] [--keep]
@@ -120,6 +124,7 @@ class Outcome:
     final_rss: int
     samples: int
     rows: int | None = None
+    report_s: float | None = None
     error: str = ""
     rss_trace: list[tuple[float, int]] = field(default_factory=list)
 
@@ -242,20 +247,34 @@ def run_one(size: int, layer_file: Path, out: Path, interval: float, max_s: floa
     results = out / "results.csv"
     if results.is_file():
         outcome.rows = max(0, len(results.read_text().splitlines()) - 1)
+    if code == 0 and not killed:
+        t0 = time.monotonic()
+        report = subprocess.run(
+            [sys.executable, "-m", "harness", "report", str(out)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if report.returncode == 0:
+            outcome.report_s = time.monotonic() - t0
+        else:
+            outcome.error = f"report failed: {report.stderr.strip()[-300:]}"
     return outcome
 
 
 def _table(outcomes: list[Outcome]) -> str:
     head = (
         f"{'sizes':>6} {'rows':>6} {'wall s':>8} {'s/size':>8} {'runner cpu s':>12} "
-        f"{'cpu %':>6} {'peak RSS MiB':>12} {'final RSS MiB':>13}  status"
+        f"{'cpu %':>6} {'peak RSS MiB':>12} {'final RSS MiB':>13} {'report s':>8}  status"
     )
     lines = [head, "-" * len(head)]
     for o in outcomes:
         lines.append(
             f"{o.size:>6} {o.rows if o.rows is not None else '-':>6} {o.wall_s:>8.1f} "
             f"{o.wall_s / o.size:>8.3f} {o.cpu_s:>12.2f} {100 * o.cpu_share:>6.2f} "
-            f"{o.peak_rss / MIB:>12.1f} {o.final_rss / MIB:>13.1f}  "
+            f"{o.peak_rss / MIB:>12.1f} {o.final_rss / MIB:>13.1f} "
+            f"{o.report_s if o.report_s is not None else float('nan'):>8.1f}  "
             + ("ok" if o.returncode == 0 and not o.error else f"FAILED: {o.error}")
         )
     return "\n".join(lines)
@@ -295,6 +314,22 @@ def checks(outcomes: list[Outcome]) -> list[tuple[str, bool, str]]:
                 f"light: runner CPU under 5% of wall at {o.size}",
                 o.cpu_share < 0.05,
                 f"{o.cpu_s:.2f}s of {o.wall_s:.1f}s = {100 * o.cpu_share:.2f}%{marginal}",
+            )
+        )
+    reported = [o for o in done if o.report_s is not None]
+    if len(reported) >= 3:
+        a, b, c = reported[0], reported[1], reported[-1]
+        assert a.report_s is not None and b.report_s is not None and c.report_s is not None
+        slope = (b.report_s - a.report_s) / (b.size - a.size)
+        expected = b.report_s + slope * (c.size - b.size)
+        out.append(
+            (
+                f"report linear: report at {c.size} at most 10% above the line through "
+                f"{a.size} and {b.size}",
+                c.report_s <= 1.10 * expected,
+                f"{a.report_s:.1f}s, {b.report_s:.1f}s, {c.report_s:.1f}s "
+                f"({c.report_s:.1f}s vs {expected:.1f}s extrapolated, "
+                f"{100 * (c.report_s - expected) / expected:+.1f}%)",
             )
         )
     if len(done) >= 2:
@@ -354,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
             state = "ok" if outcome.returncode == 0 and not outcome.error else outcome.error
             print(
                 f"  {size:>5} sizes: {outcome.wall_s:7.1f}s wall, runner cpu {outcome.cpu_s:.2f}s, "
-                f"peak RSS {outcome.peak_rss / MIB:.0f} MiB ({state})",
+                f"peak RSS {outcome.peak_rss / MIB:.0f} MiB, report "
+                + (f"{outcome.report_s:.1f}s" if outcome.report_s is not None else "-")
+                + f" ({state})",
                 flush=True,
             )
     finally:

@@ -11,6 +11,7 @@ import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,16 @@ class Setting:
         return f"{text}, {self.allocator} allocator" if self.allocator else text
 
     def rows_for(self, impl: str, phase: str) -> list[Mapping[str, Any]]:
-        return [r for r in self.rows if r.get("impl") == impl and r.get("phase") == phase]
+        return list(self._by_impl_phase.get((impl, phase), ()))
+
+    @cached_property
+    def _by_impl_phase(self) -> dict[tuple[Any, Any], list[Mapping[str, Any]]]:
+        # built once: a scan of every row per call made a report of a 3,000-size grid
+        # quadratic (100 s in the memory finding alone)
+        index: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
+        for row in self.rows:
+            index.setdefault((row.get("impl"), row.get("phase")), []).append(row)
+        return index
 
 
 def _context(dtype: str, threads: int | None, device: str) -> str:

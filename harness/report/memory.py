@@ -172,14 +172,19 @@ def plot_memory(
     return _save(fig, path)
 
 
-def _metric(setting: Setting, baseline: str, native: str, size: float) -> tuple[int, int, str]:
+def _metric(
+    by_size: Mapping[tuple[str, str], Mapping[float, Mapping[str, Any]]],
+    baseline: str,
+    native: str,
+    size: float,
+) -> tuple[int, int, str]:
     """Baseline and native bytes at ``size``, and what they are: the sum of the forward
     and backward peaks where both sides have both, else the forward peaks."""
     peaks = {
         (impl, phase): _peak(row)
         for impl in (baseline, native)
         for phase in _PHASES
-        if (row := _by_size(setting, impl, phase).get(size)) is not None
+        if (row := by_size[impl, phase].get(size)) is not None
     }
     if all((impl, "backward") in peaks for impl in (baseline, native)):
         return (
@@ -197,11 +202,14 @@ def _fmt_ratio(ratio: float) -> str:
 def _setting_finding(
     setting: Setting, baseline: str, native: str, size_axis: str, factor: float
 ) -> str | None:
-    sizes = sorted(
-        set(_by_size(setting, baseline, "forward")) & set(_by_size(setting, native, "forward"))
-    )
+    by_size = {
+        (impl, phase): _by_size(setting, impl, phase)
+        for impl in (baseline, native)
+        for phase in _PHASES
+    }
+    sizes = sorted(set(by_size[baseline, "forward"]) & set(by_size[native, "forward"]))
     for size in reversed(sizes):
-        b_bytes, n_bytes, what = _metric(setting, baseline, native, size)
+        b_bytes, n_bytes, what = _metric(by_size, baseline, native, size)
         ratio = max(b_bytes, 1) / max(n_bytes, 1)
         if ratio > factor:
             change = f"{_fmt_ratio(ratio)} less"
@@ -213,7 +221,7 @@ def _setting_finding(
         missed: list[str] = []
         for impl in (baseline, native):
             for phase in _PHASES:
-                row = _by_size(setting, impl, phase).get(size)
+                row = by_size[impl, phase].get(size)
                 missed += [m for m in (_missed(row) if row else []) if m not in missed]
         caveat = f"; not counting {', '.join(missed)}" if missed else ""
         return (
