@@ -431,6 +431,26 @@ def test_future_schema_of_a_file_in_the_manifest(tmp_path: Path) -> None:
     assert _error(folder).startswith(f"{folder / 'results.csv'} was written by a newer harness")
 
 
+def test_pyperf_suites_keep_names_unique(tmp_path: Path) -> None:
+    benches = [
+        pyperf.Benchmark(
+            [pyperf.Run([1.0, 2.0], metadata={"name": f"c{i}", "loops": 1}, collect_metadata=False)]
+        )
+        for i in range(3)
+    ]
+    assert hr.pyperf_suite(benches).get_benchmark_names() == ["c0", "c1", "c2"]
+    with pytest.raises(ValueError, match="already a benchmark called 'c0'"):
+        hr.pyperf_suite([*benches, benches[0]])
+    # read back: a pyperf.json naming one case twice is damaged, as pyperf says
+    folder = _legacy(tmp_path / "run")
+    data = json.loads((folder / "pyperf.json").read_text())
+    data["benchmarks"].append(data["benchmarks"][0])
+    (folder / "pyperf.json").write_text(json.dumps(data))
+    message = _error(folder)
+    assert message.startswith(f"{folder / 'pyperf.json'}: damaged: pyperf cannot read it (")
+    assert "already a benchmark called" in message
+
+
 @pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "no-manifest"])
 def test_pyperf_json_does_not_parse(tmp_path: Path, manifest: bool) -> None:
     folder = tmp_path / "run"
