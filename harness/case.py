@@ -17,6 +17,7 @@ every process and every file::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +29,20 @@ AxisValue = int | float | str
 __all__ = ["PHASES", "Case", "Group", "Phase", "Variant"]
 
 Phase = Literal["forward", "backward"]
+
+
+def _point_text(point: tuple[tuple[str, AxisValue], ...]) -> str:
+    # The value types are part of the key: 2 and 2.0 are equal (and hash alike) but
+    # read "n=2" and "n=2.0".
+    return _typed_point_text(point, tuple(type(v) for _, v in point))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _typed_point_text(point: tuple[tuple[str, AxisValue], ...], types: tuple[type, ...]) -> str:
+    # names are built for every row at every rebuild, over and over for the same points
+    return format_point(dict(point))
+
+
 PHASES: tuple[Phase, ...] = ("forward", "backward")
 
 
@@ -48,7 +63,7 @@ class Group:
 
     @property
     def point_str(self) -> str:
-        return format_point(dict(self.point))
+        return _point_text(self.point)
 
     @property
     def setting(self) -> str:
@@ -109,7 +124,7 @@ class Variant:
 
     @property
     def point_str(self) -> str:
-        return format_point(dict(self.point))
+        return _point_text(self.point)
 
     @property
     def name(self) -> str:

@@ -81,6 +81,7 @@ Two runs or two implementations without pairing (the report's tables, ``compare`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -251,16 +252,21 @@ def speedup_interval(
     low_r, high_r = np.quantile(np.median(boot, axis=1), [tail, 1 - tail])
 
     # process level: t-interval on the per-process medians, centred on the estimate
-    from scipy.stats import t as student_t
-
     medians = np.array([np.median(g) for g in logs])
-    half = (
-        float(student_t.ppf(1 - tail, processes - 1)) * medians.std(ddof=1) / math.sqrt(processes)
-    )
+    half = _t_quantile(1 - tail, processes - 1) * medians.std(ddof=1) / math.sqrt(processes)
     centre = math.log(estimate)
     low = math.exp(min(float(low_r), centre - half))
     high = math.exp(max(float(high_r), centre + half))
     return Interval(estimate, low, high, processes, rounds)
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantile(q: float, dof: int) -> float:
+    """Student's t quantile, cached: the runner computes thousands of intervals with the
+    same few (confidence, processes) pairs, and each scipy call costs ~0.1 ms."""
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(q, dof))
 
 
 # ------------------------------------------------------------------ decisions
