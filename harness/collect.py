@@ -473,6 +473,7 @@ class Pieces:
         self._memory: dict[str, tuple[tuple[bytes, int], ...]] = {}
         self._index: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {}
         self._fh = None
+        self._scratch = scratch
         if scratch is not None:
             scratch.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(scratch, "w+b")  # noqa: SIM115 - closed by close()
@@ -496,8 +497,11 @@ class Pieces:
         return tuple((self._fh.read(size), n) for size, n in sizes)
 
     def close(self) -> None:
+        """Close and remove the scratch file."""
         if self._fh is not None:
             self._fh.close()
+            assert self._scratch is not None
+            self._scratch.unlink(missing_ok=True)
 
 
 class Builder:
@@ -505,7 +509,7 @@ class Builder:
     when an event changed it (``State.version``).
 
     ``scratch`` is the file that holds the groups' encoded pieces between writes
-    (None: in memory); the caller removes it after ``close``.
+    (None: in memory); opening truncates it, ``close`` removes it.
     """
 
     def __init__(self, plan: Any, seed: int = 0, scratch: Path | None = None) -> None:
@@ -598,6 +602,7 @@ class Builder:
         return Written(rows, ok, failed)
 
     def close(self) -> None:
+        """Release the pieces (and remove the scratch file)."""
         self._pieces.close()
 
 

@@ -358,9 +358,8 @@ class Runner:
             atomic_write_json(self.out / ENVIRONMENT_JSON, versioned(dict(self.env)))
         (self.out / RAW_DIR).mkdir(exist_ok=True)
         (self.out / "logs").mkdir(exist_ok=True)
-        scratch = self.out / _PIECES
-        scratch.unlink(missing_ok=True)  # left by a run killed outright
-        self.builder = Builder(self.plan, self.config.seed, scratch)
+        # a scratch file left by a run killed outright is truncated, and removed by close()
+        self.builder = Builder(self.plan, self.config.seed, self.out / _PIECES)
         interrupted = False
         old_term = signal.signal(signal.SIGTERM, self._on_term)
         started = time.monotonic()
@@ -376,7 +375,6 @@ class Runner:
                 written = self._write_outputs()
             finally:
                 self.builder.close()
-                scratch.unlink(missing_ok=True)
             self._write_run_records()
             if self._cache_dir is not None:
                 shutil.rmtree(self._cache_dir, ignore_errors=True)
@@ -441,6 +439,7 @@ class Runner:
             if name not in state.capabilities:
                 tasks.append(CapabilitiesTask(name, self._declared_impls(name)))
         planned: set[GradcheckTask] = set()
+        log: EventLog | None = None  # opened for the first compiled form not worth timing
         for group in self.plan.groups:
             if group.allocator != allocator:
                 continue
@@ -461,12 +460,15 @@ class Runner:
                         continue  # decided once the layer's capability matrix is known
                     if why:
                         skipped = PhaseSetup("unsupported", error=why)
-                        EventLog(self.out / RAW_DIR / SETUP_FILE).write(
-                            SetupDone(variant.name, {ph: skipped for ph in PHASES})
-                        )
-                        state.add(SetupDone(variant.name, {ph: skipped for ph in PHASES}))
+                        done = SetupDone(variant.name, {ph: skipped for ph in PHASES})
+                        if log is None:
+                            log = EventLog(self.out / RAW_DIR / SETUP_FILE)
+                        log.write(done)
+                        state.add(done)
                         continue
                 tasks.append(SetupTask(variant.name))
+        if log is not None:
+            log.close()
         return tasks
 
     def _compiled_not_timed(self, state: State, layer: str, source: str) -> str | None:
@@ -736,10 +738,10 @@ class Runner:
         attempts = stalls = 0
         while tasks:
             attempts += 1
-            before = {repr(t) for t in tasks}
+            before = set(tasks)
             self._run_worker(mode, tasks, raw, allocator, process, attempts)
             tasks = remaining()
-            stalls = stalls + 1 if {repr(t) for t in tasks} >= before else 0
+            stalls = stalls + 1 if set(tasks) >= before else 0
             if stalls > 3:
                 raise ResultsError(f"workers keep failing; see {self.out / 'logs'}")
 
@@ -864,13 +866,11 @@ def rebuild_outputs(folder: str | Path) -> None:
     with silence():
         registry = Registry.default(config.layers_from)
     plan = make_plan(registry, config)
-    scratch = folder / _PIECES
-    builder = Builder(plan, config.seed, scratch)
+    builder = Builder(plan, config.seed, folder / _PIECES)
     try:
         builder.write(Collector(folder).poll(), folder)
     finally:
         builder.close()
-        scratch.unlink(missing_ok=True)
 
 
 def _others(group: Group, size_axis: str) -> str:

@@ -216,6 +216,7 @@ def test_the_written_folder_reads_the_same_as_the_tables_built_in_memory(
         assert builder.stale(state) == [p.groups[0], p.groups[2]]
         written = builder.write(state, folder)
         builder.close()
+        assert scratch is None or not scratch.exists()  # close removes the scratch file
         whole = build_outputs(state, p)
         text = (folder / "results.csv").read_text()
         assert text == whole.frame.to_csv(index=False)
