@@ -125,8 +125,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import Runner
 
     file_settings: dict[str, Any] = load_config(args.config) if args.config else {}
-    out = args.out or file_settings.pop("out", None)
-    file_settings.pop("out", None)
+    file_out = file_settings.pop("out", None)
+    if args.resume and file_out is not None and not _same_path(file_out, args.resume):
+        # like any option that disagrees with the folder: never silently ignored
+        raise ConfigError(
+            f"--resume {args.resume}: {args.config} sets out = {str(file_out)!r}: "
+            "a resumed run keeps its own folder; remove out from the file, or start a new run"
+        )
+    out = args.out or file_out
     given = settings_from_namespace(args)
     settings = {**file_settings, **given}
     # Repeatable options add to what the file has rather than replace it.
@@ -145,6 +151,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     outcome = runner.run()
     return 130 if outcome.interrupted else 0
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    from pathlib import Path
+
+    return Path(str(a)).resolve() == Path(str(b)).resolve()
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -163,11 +163,16 @@ def make_plan(registry: Registry, config: RunConfig) -> Plan:
     if config.shard is not None:
         from harness.shard import assign, group_cost
 
+        if config.shard.count > len(groups):
+            # more parts than groups would leave parts empty (and 10**12 parts would
+            # exhaust memory): the scheduler was asked for the wrong number of copies
+            raise ConfigError(
+                f"--shard {config.shard}: {config.shard.count} parts but the plan has only "
+                f"{len(groups)} groups (points x settings); use at most {len(groups)} parts"
+            )
         costs = [(g.name, group_cost(g.point_dict, 2 * len(impls[g.layer]))) for g in groups]
         part = assign(costs, config.shard.count)
         groups = [g for g in groups if part[g.name] == config.shard.index]
-        if not groups:
-            dropped.append(f"shard {config.shard}: this part is empty (more parts than points)")
     return Plan(
         config,
         tuple(layer.name for layer in layers if layer.name in impls),

@@ -264,7 +264,9 @@ def assign(groups: Sequence[tuple[str, float]], count: int) -> dict[str, int]:
         if not (isinstance(cost, int | float) and math.isfinite(cost) and cost > 0):
             raise ValueError(f"group {name!r}: cost must be a positive finite number, got {cost!r}")
     order = sorted(groups, key=lambda g: (-float(g[1]), g[0]))
-    loads: list[tuple[float, int]] = [(0.0, i) for i in range(count)]
+    # parts beyond the number of groups stay empty: no heap entry for them, so an
+    # absurd count (10**12) costs nothing
+    loads: list[tuple[float, int]] = [(0.0, i) for i in range(min(count, len(order)))]
     out: dict[str, int] = {}
     for name, cost in order:
         load, index = heapq.heappop(loads)

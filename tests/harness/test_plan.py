@@ -133,3 +133,29 @@ def test_resume_refuses_another_machine_and_other_formats(tmp_path: Path) -> Non
         resume_config(newer, {}, ENV)
     with pytest.raises(ConfigError, match="no such folder"):
         resume_config(tmp_path / "missing", {}, ENV)
+
+
+@pytest.mark.parametrize("count", [11, 10**12])
+def test_shard_count_above_the_groups_is_refused_in_one_line(
+    registry: Registry, count: int
+) -> None:
+    # 10 groups; a count of 10**12 used to build a list of 10**12 parts (MemoryError)
+    config = RunConfig(
+        layers=("conv2d",),
+        grid={"n": ("8", "16", "32", "64", "128"), "k": ("3", "7")},
+        shard=Shard(0, count),
+    )
+    with pytest.raises(ConfigError, match=r"has only 10 groups") as err:
+        make_plan(registry, config)
+    assert "\n" not in str(err.value)
+
+
+def test_shard_count_from_slurm_above_the_groups_is_refused(registry: Registry) -> None:
+    from harness.shard import parse_shard
+
+    shard = parse_shard(
+        "auto", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": str(10**12)}
+    )
+    config = RunConfig(layers=("fft",), grid={"n": ("8", "16")}, shard=shard)
+    with pytest.raises(ConfigError, match=r"at most 2 parts"):
+        make_plan(registry, config)
