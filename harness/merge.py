@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import ConfigError, ResultsError
+from harness.errors import ConfigError, ResultsError, first_line, truncate
 from harness.frame import CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
 from harness.results import (
     ENVIRONMENT_JSON,
@@ -88,6 +88,18 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"merge: {out} already exists and is not empty; choose another OUT")
+
+
+def _check_not_inside(out: Path, parts: Sequence[str | Path]) -> None:
+    """Refuse an OUT inside a part: the merge copies each part's raw/ into OUT, so an
+    OUT in a part's raw/ copies itself, and one elsewhere in a part changes the part."""
+    target = out.resolve()
+    for given in parts:
+        part = Path(given).resolve()
+        if target == part or part in target.parents:
+            raise ConfigError(
+                f"merge: OUT {out} is inside the part {given}; choose an OUT outside every part"
+            )
 
 
 def _load_part(given: str | os.PathLike[str]) -> _Part:
@@ -278,6 +290,7 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
     if not parts:
         raise ConfigError("merge: no parts given; list the folders of every part")
     _check_out(out)
+    _check_not_inside(out, parts)
     loaded = [_load_part(p) for p in parts]
     mixed = _check_parts(loaded, allow_mixed)
     loaded.sort(key=lambda p: p.index)
@@ -347,6 +360,8 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise ConfigError(f"merge: cannot write {out} ({exc.strerror or exc})") from None
+            # shutil.Error lists every file it could not copy: one short line instead
+            why = truncate(first_line(exc) if exc.strerror is None else exc.strerror, 200)
+            raise ConfigError(f"merge: cannot write {out} ({why})") from None
         raise
     return out

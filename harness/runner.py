@@ -189,6 +189,10 @@ def resume_config(folder: Path, given: Mapping[str, Any], env: Mapping[str, Any]
     """The stored config of a folder to resume, after checking that the settings given
     with ``--resume`` agree with it and the machine is the same."""
     stored = _stored_run(folder)
+    shard = stored.get("shard")
+    if isinstance(shard, Mapping) and shard.get("merged"):
+        # its raw/ holds the parts' events under raw/part-K/: nothing to resume from
+        raise ConfigError(f"{folder} is a merged folder; resume its parts instead")
     try:
         config = RunConfig.from_json(stored["config"])
     except (HarnessError, TypeError, ValueError) as exc:

@@ -486,3 +486,29 @@ def test_two_real_parts_merge_and_report(tmp_path: Path) -> None:
     res = _harness("merge", "M", "A", "B", cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.startswith("error: merge: M already exists")
+
+
+# ------------------------------------------------- issue 18: merged folders and OUT
+
+
+def test_resume_of_a_merged_folder_is_refused(
+    tmp_path: Path, two_parts: tuple[Path, Path]
+) -> None:
+    from harness.runner import resume_config
+
+    out = merge(tmp_path / "merged", two_parts)
+    with pytest.raises(ConfigError, match="is a merged folder; resume its parts instead") as err:
+        resume_config(out, {}, ENV)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("inside", ["merged", "raw/m"])
+def test_out_inside_a_part_is_refused_in_one_short_line(
+    tmp_path: Path, two_parts: tuple[Path, Path], inside: str
+) -> None:
+    a, _ = two_parts
+    out = a / inside
+    before = sorted(p.relative_to(a) for p in a.rglob("*"))
+    message = _refused(out, two_parts, "is inside the part")
+    assert len(message) < 300
+    assert sorted(p.relative_to(a) for p in a.rglob("*")) == before
