@@ -4,8 +4,8 @@
 your own exposes a list of ``harness.Layer`` the same way.
 """
 
-from layers.conv2d import LAYER as CONV2D
-from layers.fft import LAYER as FFT
+from harness_layers.conv2d import LAYER as CONV2D
+from harness_layers.fft import LAYER as FFT
 
 __all__ = ["CONV2D", "FFT", "LAYERS"]
 

@@ -3,8 +3,8 @@
 import torch
 
 from harness import Axis, Layer, Point, baseline, native
-from layers.native import torch_conv2d
-from layers.seed import ScipyConv2d
+from harness_layers.native import torch_conv2d
+from harness_layers.seed import ScipyConv2d
 
 
 def _make_inputs(point: Point, gen: torch.Generator) -> tuple[torch.Tensor, ...]:

@@ -3,8 +3,8 @@
 import torch
 
 from harness import Axis, Layer, Point, baseline, native
-from layers.native import torch_fft
-from layers.seed import BadFFTFunction
+from harness_layers.native import torch_fft
+from harness_layers.seed import BadFFTFunction
 
 
 def _make_inputs(point: Point, gen: torch.Generator) -> tuple[torch.Tensor]:

@@ -19,7 +19,7 @@ from harness.capabilities import (
     format_capabilities,
 )
 from harness.frame import CAPABILITY_COLUMNS, build_table
-from layers import CONV2D, FFT
+from harness_layers import CONV2D, FFT
 
 #: Every check but the two that call torch.compile (those tests are marked slow).
 FAST_CHECKS = [c for c in CHECKS if not c.startswith("compile")]

@@ -8,8 +8,8 @@ import torch
 from harness import deviation, dtypes
 from harness.deviation import RTOL, compare_tensors, run_gradcheck, within_tolerance
 from harness.dtypes import DTYPES, dtype_name, torch_dtype
-from layers.native import torch_fft
-from layers.seed import BadFFTFunction, ScipyConv2dFunction
+from harness_layers.native import torch_fft
+from harness_layers.seed import BadFFTFunction, ScipyConv2dFunction
 
 
 def test_identical_tensors_have_no_deviation() -> None:

@@ -8,8 +8,8 @@ import torch
 from harness import Axis, Layer, baseline, native
 from harness.deviation import compare_tensors
 from harness.forms import CallableModule, build, ort_callable, ort_session
-from layers.native import torch_conv2d
-from layers.seed import ScipyConv2dFunction
+from harness_layers.native import torch_conv2d
+from harness_layers.seed import ScipyConv2dFunction
 
 
 class Conv(torch.nn.Module):

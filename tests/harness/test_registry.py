@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-import layers
+import harness_layers as layers
 from harness import Axis, Layer, baseline, native
 from harness.errors import ConfigError, LayerDefinitionError
 from harness.registry import Registry, load_layers_from, validate_layer
@@ -27,7 +27,7 @@ def test_builtin_layers_are_registered_with_their_origin() -> None:
 def test_layers_from_a_file_and_a_module() -> None:
     found = load_layers_from(str(FIXTURES / "user_layers.py"))
     assert [layer.name for layer in found] == ["square"]
-    assert [layer.name for layer in load_layers_from("layers")] == ["fft", "conv2d"]
+    assert [layer.name for layer in load_layers_from("harness_layers")] == ["fft", "conv2d"]
     with pytest.raises(ConfigError, match="no such module or file"):
         load_layers_from("no_such_package.layers")
 

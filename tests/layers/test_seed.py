@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import layers
+import harness_layers as layers
 from harness.deviation import compare_tensors, gradients
 from harness.errors import ConfigError, InputError
 from harness.forms import build
-from layers.native import torch_conv2d, torch_fft
-from layers.seed import BadFFTFunction, ScipyConv2d, ScipyConv2dFunction, incorrect_fft
+from harness_layers.native import torch_conv2d, torch_fft
+from harness_layers.seed import BadFFTFunction, ScipyConv2d, ScipyConv2dFunction, incorrect_fft
 
 
 def test_fft_8x8_gives_8x5() -> None:
