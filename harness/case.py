@@ -4,7 +4,8 @@
   allocator): the implementations of a group are timed together, in alternation, so
   that their ratios are paired.
 - A ``Variant`` adds the implementation: everything that decides *what* runs.
-- A ``Case`` adds the phase (forward or backward): one timed measurement.
+- A ``Case`` adds the phase (``forward``, ``backward`` or ``step``: see
+  ``harness.measure`` for what each times): one timed measurement.
 
 Each has a unique readable ``name`` (the case's is the pyperf benchmark name and the
 key of every record), and ``from_name`` inverts it, so a case is found the same way in
@@ -28,7 +29,7 @@ AxisValue = int | float | str
 
 __all__ = ["PHASES", "Case", "Group", "Phase", "Variant"]
 
-Phase = Literal["forward", "backward"]
+Phase = Literal["forward", "backward", "step"]
 
 
 def _point_text(point: tuple[tuple[str, AxisValue], ...]) -> str:
@@ -43,7 +44,9 @@ def _typed_point_text(point: tuple[tuple[str, AxisValue], ...], types: tuple[typ
     return format_point(dict(point))
 
 
-PHASES: tuple[Phase, ...] = ("forward", "backward")
+#: ``forward`` (inference), ``backward`` (on a retained graph: where a step's time goes)
+#: and ``step`` (a whole training step: what training verdicts are decided on).
+PHASES: tuple[Phase, ...] = ("forward", "backward", "step")
 
 
 @dataclass(frozen=True, order=True)

@@ -313,20 +313,26 @@ def analyse_group(
                 errors[case] = next(iter(crashed.values()))
     comparisons: dict[str, Comparison] = {}
     if baseline is not None:
-        base_f = _values_by_process(runs, group.variant(baseline).case("forward").name)
-        base_b = _values_by_process(runs, group.variant(baseline).case("backward").name)
+        base = {
+            ph: _values_by_process(runs, group.variant(baseline).case(ph).name) for ph in PHASES
+        }
         for n, impl in enumerate(impls):
             if impl == baseline:
                 continue
-            cand_f = _values_by_process(runs, group.variant(impl).case("forward").name)
-            cand_b = _values_by_process(runs, group.variant(impl).case("backward").name)
-            per_phase = {
-                "forward": speedup_interval(round_ratios(base_f, cand_f), seed=seed + n),
-                "backward": speedup_interval(round_ratios(base_b, cand_b), seed=seed + n),
+            cand = {
+                ph: _values_by_process(runs, group.variant(impl).case(ph).name) for ph in PHASES
             }
-            step = None
-            if base_b and cand_b:
-                sb, sc = combine_phases([base_f, base_b], [cand_f, cand_b])
+            per_phase = {
+                ph: speedup_interval(round_ratios(base[ph], cand[ph]), seed=seed + n)
+                for ph in PHASES
+            }
+            step = per_phase["step"]
+            if step is None and not base["step"] and base["backward"] and cand["backward"]:
+                # Folders measured before the step was timed whole: the old estimate,
+                # forward and backward summed per round.
+                sb, sc = combine_phases(
+                    [base["forward"], base["backward"]], [cand["forward"], cand["backward"]]
+                )
                 step = speedup_interval(round_ratios(sb, sc), seed=seed + n)
             comparisons[impl] = Comparison(per_phase, step)
     return GroupAnalysis(benches, errors, comparisons, baseline)
@@ -385,7 +391,7 @@ def group_tables(
         state.crashed.get(group.name, {}),
         seed,
     )
-    baseline_times: tuple[float | None, float | None] = (None, None)
+    baseline_times: dict[str, float | None] = {}
     if analysis.baseline is not None:
         baseline_times = _medians(analysis, group.variant(analysis.baseline))
     size_value = group.point_dict[info.size_axis]
@@ -397,6 +403,8 @@ def group_tables(
             continue
         comparison = analysis.comparisons.get(variant.impl)
         for phase in PHASES:
+            if phase not in setup.phases or phase not in plan.config.phases:
+                continue  # not asked for (--use inference), or folders from before `step`
             rows.append(
                 _row(
                     state,
@@ -624,13 +632,13 @@ def _records(text: str) -> list[str]:
     return out
 
 
-def _medians(analysis: GroupAnalysis, variant: Variant) -> tuple[float | None, float | None]:
-    """(forward, backward) median seconds per call of a variant, None where not timed."""
-    out = []
+def _medians(analysis: GroupAnalysis, variant: Variant) -> dict[str, float | None]:
+    """Median seconds per call of a variant per phase, None where not timed."""
+    out: dict[str, float | None] = {}
     for phase in PHASES:
         bench = analysis.benches.get(variant.case(phase).name)
-        out.append(None if bench is None else float(bench.median()))
-    return out[0], out[1]
+        out[phase] = None if bench is None else float(bench.median())
+    return out
 
 
 def _row(
@@ -641,7 +649,7 @@ def _row(
     info: Any,
     analysis: GroupAnalysis,
     comparison: Comparison | None,
-    baseline_times: tuple[float | None, float | None],
+    baseline_times: Mapping[str, float | None],
     size_value: Any,
     dev_rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
@@ -668,6 +676,7 @@ def _row(
         "oneoff_what": setup.oneoff_what,
         "peak_bytes": ps.peak_bytes,
         "peak_sources": ps.peak_sources,
+        "returns": ps.returns,
         **variant.point_dict,
     }
     devs = list(ps.deviations)
@@ -696,8 +705,9 @@ def _row(
     if phase == "backward" and info.roles[variant.impl] == "baseline":
         gc = state.gradchecks.get((variant.layer, variant.impl))
         if gc is not None:
-            row["gradcheck"] = bool(gc.ok)
+            row["gradcheck"] = None if gc.ok is None else bool(gc.ok)
             row["gradcheck_error"] = f"{gc.error} (at {gc.point})" if gc.error else None
+            row["returns"] = gc.returns or None
     if row["status"] == "ok":
         bench = analysis.benches.get(case.name)
         error = analysis.errors.get(case.name)
@@ -735,16 +745,19 @@ def _row(
 
 def _break_even(
     oneoff: float | None,
-    baseline: tuple[float | None, float | None],
-    candidate: tuple[float | None, float | None],
+    baseline: Mapping[str, float | None],
+    candidate: Mapping[str, float | None],
 ) -> float | None:
-    """Calls of a training step (forward alone where either side has no backward)
-    after which ``oneoff`` seconds have paid off; None when they never do."""
-    if not oneoff or baseline[0] is None or candidate[0] is None:
+    """Calls of a training step (forward alone where either side has no step) after
+    which ``oneoff`` seconds have paid off; None when they never do."""
+    if not oneoff:
         return None
-    both = baseline[1] is not None and candidate[1] is not None
-    base = baseline[0] + ((baseline[1] or 0.0) if both else 0.0)
-    cand = candidate[0] + ((candidate[1] or 0.0) if both else 0.0)
-    if cand >= base:
+    phase = "step" if baseline.get("step") and candidate.get("step") else "forward"
+    base, cand = baseline.get(phase), candidate.get(phase)
+    if phase == "forward" and baseline.get("backward") and candidate.get("backward"):
+        # folders from before the step was timed whole: forward + backward
+        base = (base or 0.0) + (baseline["backward"] or 0.0) if base is not None else None
+        cand = (cand or 0.0) + (candidate["backward"] or 0.0) if cand is not None else None
+    if base is None or cand is None or cand >= base:
         return None
     return oneoff / (base - cand)

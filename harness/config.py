@@ -47,9 +47,11 @@ __all__ = [
     "DTYPES",
     "OPTIONS",
     "PROFILES",
+    "USES",
     "Profile",
     "RunConfig",
     "add_run_options",
+    "default_threads",
     "load_config",
     "parse_grid",
     "parse_grid_values",
@@ -226,6 +228,25 @@ def _positive_ints(what: str) -> Callable[[Any], tuple[int, ...]]:
     return parse
 
 
+def default_threads() -> int:
+    """The intra-op threads a fresh process of the user's gets: torch's own default
+    (one per physical core, or ``OMP_NUM_THREADS``), read before anything sets it."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _threads(value: Any) -> tuple[int, ...]:
+    if value is None or value in ((), []):
+        return (default_threads(),)
+    return _positive_ints("threads")(value)
+
+
+#: What verdicts a run can decide: ``training`` (on the whole training step) and
+#: ``inference`` (on the forward, over every deployable form).
+USES = ("training", "inference")
+
+
 def _int(what: str) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool):
@@ -361,10 +382,12 @@ class RunConfig:
         help="comma-separated dtypes (default: float32)",
     )
     threads: tuple[int, ...] = setting(
-        (1,),
-        parse=_positive_ints("threads"),
+        None,
+        parse=_threads,
         flag="--threads",
-        help="comma-separated intra-op thread counts (default: 1)",
+        help="comma-separated intra-op thread counts for torch and NumPy/SciPy's pools "
+        "(default: what a fresh process gets, torch.get_num_threads(); 1 gives quieter, "
+        "comparable figures)",
     )
     devices: tuple[str, ...] = setting(
         ("cpu",),
@@ -381,6 +404,15 @@ class RunConfig:
         help="memory allocators of the workers, comma-separated: glibc (glibc's defaults, "
         "what a training process gets; the default), glibc-fixed (fixed mmap/trim "
         "thresholds), jemalloc, tcmalloc (LD_PRELOAD, where installed)",
+    )
+    use: tuple[str, ...] = setting(
+        USES,
+        parse=_names("use", USES),
+        flag="--use",
+        metavar="training,inference",
+        help="verdicts to decide: training (on a whole training step: forward recording the "
+        "graph, then backward) and inference (on the forward, over every deployable form); "
+        "inference alone times forward only (default: both)",
     )
     profile: str = setting(
         "default",
@@ -450,6 +482,12 @@ class RunConfig:
         for name in ("dtypes", "threads", "devices", "allocators"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must not be empty")
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The phases timed: all three for training verdicts (``step`` decides, forward
+        and backward explain it), the forward alone for inference verdicts only."""
+        return ("forward", "backward", "step") if "training" in self.use else ("forward",)
 
     @property
     def profile_spec(self) -> Profile:

@@ -28,7 +28,9 @@ __all__ = [
     "TensorDeviation",
     "compare_tensors",
     "gradients",
+    "output_mismatch",
     "run_gradcheck",
+    "tolerance_text",
     "within_tolerance",
 ]
 
@@ -123,3 +125,40 @@ def run_gradcheck(
     except Exception as exc:
         return False, describe(exc)
     return bool(ok), ""
+
+
+def tolerance_text(dtype: str) -> str:
+    """The one tolerance rule for ``dtype``, in words: ``|a − r| ≤ 1e-4·|r| +
+    1e-5·max|r|``. Every sentence that says *within tolerance* states this, so that a
+    report never shows two tolerances for one dtype."""
+    rtol = RTOL.get(dtype)
+    if rtol is None:
+        return "the dtype's tolerance"
+    return f"|a − r| ≤ {rtol:g}·|r| + {rtol / 10:g}·max|r|"
+
+
+def output_mismatch(
+    out: object, inputs: Sequence[torch.Tensor], shape: Sequence[int] | None = None
+) -> str | None:
+    """How an output differs from what its inputs ask for, or None.
+
+    A layer should return the floating dtype and the device of its floating inputs
+    (and the reference's ``shape``). ``torch.Tensor(array)`` or ``torch.FloatTensor``
+    of a NumPy result always makes float32, a common defect of NumPy bridges that a
+    float32 run hides and gradcheck (float64) then reports as a wrong gradient."""
+    if not isinstance(out, torch.Tensor):
+        return f"{type(out).__name__}, not a tensor"
+    floats = [t for t in inputs if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    found = []
+    if floats and out.is_floating_point() and out.dtype != floats[0].dtype:
+        found.append(
+            f"{str(out.dtype).removeprefix('torch.')} for "
+            f"{str(floats[0].dtype).removeprefix('torch.')} input (likely `torch.Tensor(array)`, "
+            "`torch.FloatTensor` or `.float()` on the way back from NumPy; "
+            "`torch.from_numpy` keeps the dtype)"
+        )
+    if floats and out.device != floats[0].device:
+        found.append(f"a tensor on {out.device} for input on {floats[0].device}")
+    if shape is not None and tuple(out.shape) != tuple(shape):
+        found.append(f"shape {tuple(out.shape)} where the reference has {tuple(shape)}")
+    return "; ".join(found) or None

@@ -59,7 +59,12 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "phase": (
         "string",
-        "'forward' (output under no_grad) or 'backward' (autograd.grad on a retained graph)",
+        "'step': one training-loop iteration, a forward that records the graph then "
+        "autograd.grad of every gradient without retain_graph (the graph is freed), timed "
+        "whole: training verdicts are decided on it; 'forward': inference, natives and their "
+        "forms under torch.inference_mode, baselines under no_grad: inference verdicts are "
+        "decided on it; 'backward': autograd.grad on a graph built once and retained, to show "
+        "where a step's time goes (harness.measure)",
     ),
     # outcome
     "status": (
@@ -100,7 +105,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "step_speedup": (
         "Float64",
-        "speedup of a training step (forward + backward summed per round); the same on both phase rows",
+        "speedup of a training step: the 'step' row's speedup, repeated on the variant's "
+        "other rows (in folders of schema 2, before the step was timed whole: forward and "
+        "backward summed per round)",
     ),
     "step_speedup_low": ("Float64", "lower end of the training step speedup's 95% interval"),
     "step_speedup_high": ("Float64", "upper end of the training step speedup's 95% interval"),
@@ -108,8 +115,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "break_even_calls": (
         "Float64",
         "calls after which the one-off cost has paid off against the baseline: oneoff_s / "
-        "(baseline time - this time), per call of a training step (forward where there is "
-        "no backward); empty where this is not faster or has no one-off cost",
+        "(baseline time - this time), per call of a training step (the 'step' phase; "
+        "forward where either side has no step); empty where this is not faster or has no "
+        "one-off cost",
     ),
     # peak memory of one call, measured in the setup pass (harness.memory)
     "peak_bytes": (
@@ -138,9 +146,18 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "gradcheck": (
         "boolean",
-        "torch.autograd.gradcheck in float64 at the layer's small point (baseline implementations, backward rows)",
+        "torch.autograd.gradcheck in float64 at the layer's small point (baseline "
+        "implementations, backward rows); empty where it could not run as such (a layer "
+        "that returns float32 for float64 input: gradcheck_error says so)",
     ),
-    "gradcheck_error": ("string", "why gradcheck failed"),
+    "gradcheck_error": ("string", "why gradcheck failed, or why it was not run"),
+    "returns": (
+        "string",
+        "forward rows: how the output differs from what the inputs ask for (dtype, device, "
+        "shape), e.g. 'float32 for float64 input (likely torch.Tensor(array) ...)'; a "
+        "baseline's backward row: the same for the float64 inputs of its gradcheck; empty "
+        "when it matches",
+    ),
     # one-off costs, never part of steady-state timing
     "oneoff_s": (
         "Float64",

@@ -1,10 +1,21 @@
 """Timed regions: what exactly is timed for each phase, and loop calibration.
 
-- ``forward``: ``fn(*inputs)`` under ``torch.no_grad()``.
+- ``step``: one iteration of a training loop, as the user's runs it. Each call runs
+  a forward that records the autograd graph (``fn(*leaves)`` with grad enabled), then
+  ``torch.autograd.grad(output, leaves, grad_output)`` for every gradient the layer
+  has (input and parameters), *without* ``retain_graph``: the graph is freed by the
+  backward, and the next call builds a fresh one. What the forward allocates to save
+  for backward, and what the backward frees, is part of the cost, under the worker's
+  allocator. Gradients are returned fresh each call, so nothing accumulates. Training
+  verdicts are decided on it.
+- ``forward``: inference, as a deployed model runs it: ``fn(*inputs)`` under
+  ``torch.inference_mode()`` for native candidates and their forms, under
+  ``torch.no_grad()`` for NumPy/SciPy baselines (``inference=False``: their
+  tensor-to-array bridge is what ``no_grad`` code runs). Inference verdicts are
+  decided on it.
 - ``backward``: ``torch.autograd.grad(output, leaves, grad_output, retain_graph=True)``
-  on a graph built once, outside the timed region: backward alone, every gradient
-  the layer has (input and parameters), returned fresh each call so nothing
-  accumulates and no ``.grad`` needs resetting.
+  on a graph built once, outside the timed region: backward alone, to show where a
+  step's time goes (a step's backward may cost more: its graph is fresh).
 
 On CUDA the device is synchronized before the clock is read at both ends. A time
 function takes a loop count and returns the seconds those loops took (pyperf's
@@ -18,7 +29,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["TimeFunc", "backward_time_func", "calibrate_loops", "forward_time_func", "set_threads"]
+__all__ = [
+    "TimeFunc",
+    "backward_time_func",
+    "calibrate_loops",
+    "forward_time_func",
+    "set_threads",
+    "step_time_func",
+]
 
 TimeFunc = Callable[[int], float]
 Clock = Callable[[], float]
@@ -33,12 +51,16 @@ def forward_time_func(
     inputs: Sequence[torch.Tensor],
     device: str = "cpu",
     clock: Clock = time.perf_counter,
+    inference: bool = False,
 ) -> TimeFunc:
+    """Forward without a graph: under ``inference_mode`` when ``inference``, else
+    ``no_grad``."""
     sync = _sync_for(device)
     args = tuple(inputs)
+    mode = torch.inference_mode if inference else torch.no_grad
 
     def time_func(loops: int) -> float:
-        with torch.no_grad():
+        with mode():
             if sync:
                 sync()
             t0 = clock()
@@ -72,6 +94,42 @@ def backward_time_func(
         if sync:
             sync()
         return clock() - t0
+
+    return time_func
+
+
+def step_time_func(
+    fn: Callable[..., torch.Tensor],
+    leaves: Sequence[torch.Tensor],
+    grad_mask: Sequence[bool],
+    grad_output: torch.Tensor,
+    device: str = "cpu",
+    clock: Clock = time.perf_counter,
+) -> TimeFunc:
+    """A training step per call: forward recording the graph, backward freeing it.
+
+    ``leaves`` are the inputs, those with ``grad_mask`` requiring grad; gradients of
+    all of those are computed. Grad mode is switched on inside the timed region
+    whatever the caller's, so the step records its graph."""
+    sync = _sync_for(device)
+    args = tuple(leaves)
+    wrt = [t for t, m in zip(args, grad_mask, strict=True) if m]
+    autograd = torch.autograd.grad
+
+    def time_func(loops: int) -> float:
+        out = None
+        with torch.enable_grad():
+            if sync:
+                sync()
+            t0 = clock()
+            for _ in range(loops):
+                out = fn(*args)
+                autograd(out, wrt, grad_output, allow_unused=True)
+            if sync:
+                sync()
+            elapsed = clock() - t0
+        del out
+        return elapsed
 
     return time_func
 

@@ -190,9 +190,13 @@ class GradcheckDone:
     kind: ClassVar[str] = "gradcheck"
     layer: str
     impl: str
-    ok: bool
+    ok: bool | None
+    """None: gradcheck could not run as such (``error`` says why, e.g. a dtype change)."""
     error: str = ""
     point: str = ""
+    returns: str = ""
+    """What the implementation returned for float64 inputs when it was not float64 on
+    the inputs' device with the reference's shape (``float32 for float64 input``)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,9 @@ class PhaseSetup:
     deviations: tuple[Mapping[str, Any], ...] = ()
     peak_bytes: int | None = None
     peak_sources: str | None = None
+    returns: str | None = None
+    """Forward only: how the output differs from what the inputs ask for (dtype,
+    device, shape), e.g. ``float32 for float64 input``; None when it does not."""
 
 
 @dataclass(frozen=True)
@@ -333,6 +340,8 @@ class Job:
     seed: int = 0
     memory: bool = True
     """Measure peak memory in the setup pass."""
+    phases: tuple[str, ...] = ("forward", "backward", "step")
+    """The phases to set up and time (``--use inference`` needs forward alone)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -355,6 +364,7 @@ class Job:
             layers_from=tuple(data.get("layers_from", ())),
             seed=int(data.get("seed", 0)),
             memory=bool(data.get("memory", True)),
+            phases=tuple(data.get("phases") or ("forward", "backward", "step")),
         )
 
     def write(self, path: str | os.PathLike[str]) -> None:

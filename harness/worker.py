@@ -33,13 +33,19 @@ from typing import Any
 
 import torch
 
-from harness.case import Case, Group, Variant
-from harness.deviation import compare_tensors, gradients, run_gradcheck
+from harness.case import PHASES, Case, Group, Variant
+from harness.deviation import compare_tensors, gradients, output_mismatch, run_gradcheck
 from harness.dtypes import torch_dtype
 from harness.errors import LayerDefinitionError, describe
 from harness.forms import Built, build, quiet
 from harness.layer import Implementation, Layer
-from harness.measure import backward_time_func, calibrate_loops, forward_time_func, set_threads
+from harness.measure import (
+    backward_time_func,
+    calibrate_loops,
+    forward_time_func,
+    set_threads,
+    step_time_func,
+)
 from harness.points import format_point
 from harness.protocol import (
     CapabilitiesDone,
@@ -79,8 +85,24 @@ class _Prepared:
     _graph: tuple[torch.Tensor, list[torch.Tensor]] | None = field(default=None, repr=False)
     _grad_output: torch.Tensor | None = field(default=None, repr=False)
 
+    _leaves: tuple[torch.Tensor, ...] | None = field(default=None, repr=False)
+
+    @property
+    def inference(self) -> bool:
+        """Native candidates and their forms are served under ``inference_mode``; the
+        NumPy/SciPy code (and its compiled form) runs as it is, under ``no_grad``."""
+        return self.impl.role == "native"
+
     def forward_time_func(self) -> Callable[[int], float]:
-        return forward_time_func(self.built.fn, self.inputs, self.variant.device)
+        return forward_time_func(
+            self.built.fn, self.inputs, self.variant.device, inference=self.inference
+        )
+
+    def forward(self) -> torch.Tensor:
+        """One inference call, as ``forward`` times it."""
+        mode = torch.inference_mode if self.inference else torch.no_grad
+        with mode():
+            return self.built.fn(*self.inputs)
 
     def graph(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Output with its autograd graph, and the leaves to differentiate (built once)."""
@@ -89,9 +111,19 @@ class _Prepared:
                 t.detach().clone().requires_grad_(m)
                 for t, m in zip(self.inputs, self.grad_mask, strict=True)
             ]
-            out = self.built.fn(*leaves)
+            with torch.enable_grad():
+                out = self.built.fn(*leaves)
             self._graph = (out, [t for t, m in zip(leaves, self.grad_mask, strict=True) if m])
         return self._graph
+
+    def leaves(self) -> tuple[torch.Tensor, ...]:
+        """The step's inputs: copies of the inputs, differentiable ones requiring grad."""
+        if self._leaves is None:
+            self._leaves = tuple(
+                t.detach().clone().requires_grad_(m)
+                for t, m in zip(self.inputs, self.grad_mask, strict=True)
+            )
+        return self._leaves
 
     def grad_output(self) -> torch.Tensor:
         """The seeded upstream gradient: the same values as the reference's, in every process."""
@@ -106,8 +138,19 @@ class _Prepared:
         out, wrt = self.graph()
         return backward_time_func(out, wrt, self.grad_output(), self.variant.device)
 
+    def step_time_func(self) -> Callable[[int], float]:
+        grad = self.grad_output()
+        self._graph = None  # the step builds its own graphs: no retained one beside them
+        return step_time_func(
+            self.built.fn, self.leaves(), self.grad_mask, grad, self.variant.device
+        )
+
     def time_func(self, phase: str) -> Callable[[int], float]:
-        return self.forward_time_func() if phase == "forward" else self.backward_time_func()
+        if phase == "forward":
+            return self.forward_time_func()
+        if phase == "step":
+            return self.step_time_func()
+        return self.backward_time_func()
 
 
 class Worker:
@@ -183,23 +226,28 @@ class Worker:
         return {"peak_bytes": peak.peak_bytes, "peak_sources": peak.describe_sources()}
 
     def _setup_forward(self, p: _Prepared) -> PhaseSetup:
-        with torch.no_grad():
-            out = p.built.fn(*p.inputs)
+        out = p.forward()
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"returned {type(out).__name__}, not a tensor")
         ref_out, _ = self._reference(p.layer, p.variant)
+        returns = output_mismatch(out, p.inputs, ref_out.shape)
         dev = compare_tensors("output", out, ref_out, p.variant.dtype)
         del out
 
-        def call() -> Any:
-            with torch.no_grad():
-                return p.built.fn(*p.inputs)
-
-        peak = self._peak(p, call)
+        peak = self._peak(p, p.forward)
         loops, per_call = calibrate_loops(p.forward_time_func(), self.job.min_time)
-        return PhaseSetup("ok", loops=loops, estimate_s=per_call, deviations=(asdict(dev),), **peak)
+        return PhaseSetup(
+            "ok",
+            loops=loops,
+            estimate_s=per_call,
+            deviations=(asdict(dev),),
+            returns=returns,
+            **peak,
+        )
 
-    def _setup_backward(self, p: _Prepared) -> PhaseSetup:
+    @staticmethod
+    def _no_backward(p: _Prepared) -> PhaseSetup | None:
+        """Why ``p`` has no backward (an ``unsupported`` phase), or None."""
         if not p.impl.backward:
             why = (
                 "ONNX Runtime sessions run forward only"
@@ -209,6 +257,28 @@ class Worker:
             return PhaseSetup("unsupported", error=why)
         if not any(p.grad_mask):
             return PhaseSetup("unsupported", error="the layer declares no differentiable input")
+        return None
+
+    def _setup_step(self, p: _Prepared) -> PhaseSetup:
+        missing = self._no_backward(p)
+        if missing is not None:
+            return missing
+        time_func = p.step_time_func()
+
+        def call() -> Any:
+            with torch.enable_grad():
+                out = p.built.fn(*p.leaves())
+                wrt = [t for t, m in zip(p.leaves(), p.grad_mask, strict=True) if m]
+                return torch.autograd.grad(out, wrt, p.grad_output(), allow_unused=True)
+
+        peak = self._peak(p, call)
+        loops, per_call = calibrate_loops(time_func, self.job.min_time)
+        return PhaseSetup("ok", loops=loops, estimate_s=per_call, **peak)
+
+    def _setup_backward(self, p: _Prepared) -> PhaseSetup:
+        missing = self._no_backward(p)
+        if missing is not None:
+            return missing
         _, ref_grads = self._reference(p.layer, p.variant)
         out, wrt = p.graph()
         grads = gradients(out, wrt, p.grad_output())
@@ -233,13 +303,22 @@ class Worker:
                 p = self.prepare(variant)
         except Exception as exc:
             err = PhaseSetup("error", error=describe(exc))
-            self.log.write(SetupDone(variant.name, {"forward": err, "backward": err}))
+            self.log.write(
+                SetupDone(variant.name, {ph: err for ph in PHASES if ph in self.job.phases})
+            )
             return
         phases: dict[str, PhaseSetup] = {}
-        for phase, step in (("forward", self._setup_forward), ("backward", self._setup_backward)):
+        steps = {
+            "forward": self._setup_forward,
+            "backward": self._setup_backward,
+            "step": self._setup_step,
+        }
+        for phase in PHASES:
+            if phase not in self.job.phases:
+                continue
             try:
                 set_threads(variant.threads)
-                phases[phase] = step(p)
+                phases[phase] = steps[phase](p)
             except Exception as exc:
                 phases[phase] = PhaseSetup("error", error=describe(exc))
         self.log.write(SetupDone(variant.name, phases, p.built.oneoff_s, p.built.oneoff_what))
@@ -250,12 +329,30 @@ class Worker:
         point = layer.smallest_point()
         inputs = layer.make(point, torch.float64, "cpu", self.seed)
         mask = [name in layer.differentiable for name in layer.inputs]
+        fn = impl.callable_for(point)
+        returns = ""
+        ok: bool | None
         try:
             with quiet():
-                ok, why = run_gradcheck(impl.callable_for(point), inputs, mask)
+                with torch.no_grad():
+                    out = fn(*inputs)
+                returns = output_mismatch(out, inputs) or ""
+                if returns:
+                    # gradcheck's finite differences need float64 end to end: on a layer
+                    # that rounds to float32 they would fail whatever its formula.
+                    ok, why = (
+                        None,
+                        (
+                            f"not run: it returns {returns}, and gradcheck needs float64 "
+                            "outputs; its gradients are judged against the float64 reference "
+                            "in the dtype measured instead"
+                        ),
+                    )
+                else:
+                    ok, why = run_gradcheck(fn, inputs, mask)
         except Exception as exc:
             ok, why = False, describe(exc)
-        self.log.write(GradcheckDone(layer_name, impl_name, ok, why, format_point(point)))
+        self.log.write(GradcheckDone(layer_name, impl_name, ok, why, format_point(point), returns))
 
     def capabilities(self, layer_name: str, impls: tuple[str, ...]) -> None:
         from harness.capabilities import capability_matrix
