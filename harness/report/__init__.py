@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.names import child
 from harness.report._data import rebuild_from_raw
 from harness.report.compare import Comparison, compare_results, compare_runs, format_comparison
 from harness.report.decide import KINDS, LayerDecision, decide_layers
@@ -56,11 +57,12 @@ def write_plots(results: Results, folder: str | os.PathLike[str]) -> dict[str, d
         layer_frame = frame[frame["layer"] == layer]
         axis = (infos.get(layer) or {}).get("size_axis")
         base = Path(folder)
+        # the layer name comes from results.csv: data, never a path (harness.names)
         paths = {
-            "time": plot_times(layer_frame, base / f"{layer}-time.png", axis),
-            "speedup": plot_speedups(layer_frame, base / f"{layer}-speedup.png", axis),
-            "deviation": plot_deviations(layer_frame, base / f"{layer}-deviation.png", axis),
-            "memory": plot_memory(layer_frame, base / f"{layer}-memory.png", axis),
+            "time": plot_times(layer_frame, child(base, layer, "-time.png"), axis),
+            "speedup": plot_speedups(layer_frame, child(base, layer, "-speedup.png"), axis),
+            "deviation": plot_deviations(layer_frame, child(base, layer, "-deviation.png"), axis),
+            "memory": plot_memory(layer_frame, child(base, layer, "-memory.png"), axis),
         }
         out[layer] = {kind: path.name for kind, path in paths.items() if path is not None}
     return out
@@ -76,6 +78,9 @@ def write_report(path: str | os.PathLike[str], notes: Callable[[str], None] | No
         if notes is not None:
             notes(note)
     folder = results.path
+    if (folder / PLOTS_DIR).is_symlink():
+        # a crafted folder must not make the report write somewhere else
+        raise ConfigError(f"{folder / PLOTS_DIR} is a symbolic link; remove it and retry")
     try:
         names = write_plots(results, folder / PLOTS_DIR)
         links = {

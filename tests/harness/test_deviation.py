@@ -118,3 +118,21 @@ def test_gradcheck_failure_is_described_in_one_line() -> None:
 
     ok, why = run_gradcheck(broken, [torch.randn(3)], [True])
     assert (ok, why) == (False, "ValueError: no gradient today")
+
+
+def test_nan_from_the_inputs_is_told_apart_from_nan_made_by_the_layer() -> None:
+    import math
+
+    import torch
+
+    from harness.deviation import compare_tensors
+
+    ref = torch.tensor([1.0, float("nan"), 3.0], dtype=torch.float64)
+    # NaN only where the reference has it: the inputs held NaN
+    same = compare_tensors("output", ref.float(), ref, "float32")
+    assert math.isinf(same.max_abs_err) and math.isnan(same.max_rel_err)
+    # NaN where the reference is finite: the layer made it
+    made = compare_tensors(
+        "output", torch.tensor([float("nan"), 2.0, 3.0]), ref.nan_to_num(), "float32"
+    )
+    assert math.isinf(made.max_rel_err) and not made.within_tol
