@@ -7,14 +7,21 @@
     │                            malformed grid, unreadable config, unwritable output
     ├── LayerDefinitionError     an invalid layer declaration (names the layer and the problem)
     ├── InputError               a tensor that does not fit a layer (wrong rank, wrong dtype)
-    └── ResultsError             a folder that is not a results folder, a corrupt or
-                                 incompatible one
+    ├── ResultsError             a folder that is not a results folder, a corrupt or
+    │                            incompatible one
+    └── FormUnsupported          a derived form (TorchScript, torch.compile whole, ONNX
+                                 Runtime) cannot be built from an implementation; never
+                                 reaches the user: its rows are ``unsupported``, with
+                                 ``cause``, one line naming the defect
 
 Messages are complete sentences built before raising, so that one line on stderr is
 enough for the user to act on.
 
 Exceptions the harness *records* rather than raises (a layer that fails, a check that
-is unsupported) are described in one format, ``describe(exc)``: ``Type: first line``.
+is unsupported) are described in one format, ``describe(exc)``: ``Type: first line``,
+one complete line (``one_line``): a first line that ends by announcing what follows
+(``... Next steps:``) loses that dangling sentence, and a long one is cut at a sentence
+end, else at a clause, with ``…`` only where words are cut off mid-sentence.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ import re
 
 __all__ = [
     "ConfigError",
+    "FormUnsupported",
     "HarnessError",
     "InputError",
     "LayerDefinitionError",
     "ResultsError",
     "describe",
     "first_line",
+    "one_line",
     "root_cause",
     "truncate",
 ]
@@ -56,6 +65,18 @@ class ResultsError(HarnessError):
     """A results folder is missing, corrupt, or incompatible with the request."""
 
 
+class FormUnsupported(HarnessError):
+    """A derived form cannot be built from an implementation: TorchScript cannot script
+    or save it, ``torch.compile(fullgraph=True)`` cannot take it whole, ONNX cannot
+    export it (``harness.forms.build``). Not a failure of the layer: the worker records
+    every phase of that form as ``unsupported`` with ``cause``, a complete line that
+    names the defect (``no ONNX function for prims.bessel_i1e``)."""
+
+    def __init__(self, cause: str) -> None:
+        self.cause = one_line(cause, _CAUSE_CHARS)
+        super().__init__(self.cause)
+
+
 # -- describing an exception in one line ------------------------------------------------
 
 
@@ -66,6 +87,49 @@ def first_line(exc: BaseException) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+#: Where a sentence ends (a period, ``?`` or ``!`` followed by a space), and where a
+#: clause ends (``;``, ``,``, a dash or an opening parenthesis after a space).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_CLAUSE_END = re.compile(r"[;,:]\s+|\s+(?:\(|—|-\s)")
+_CAUSE_CHARS = 240
+
+
+def _drop_dangling(text: str) -> str:
+    """``text`` without a last sentence that only announces what the next lines said
+    (``... This is step 3/3 of exporting the model to ONNX. Next steps:``)."""
+    if not text.endswith(":"):
+        return text
+    ends = list(_SENTENCE_END.finditer(text))
+    if not ends:
+        return text
+    return text[: ends[-1].start()].rstrip()
+
+
+def one_line(text: str, limit: int | None = 500) -> str:
+    """``text`` as one complete line of at most ``limit`` characters (``None``: no limit).
+
+    Only the first non-blank line is kept (ANSI codes removed), without a last sentence
+    that ends in ``:`` announcing lines that are dropped. A longer line is cut after the
+    last whole sentence that fits (no ellipsis: what is left reads complete); failing
+    that, at the last clause boundary, else the last word, ending in ``…``."""
+    line = _ANSI.sub("", text)
+    line = next((part.strip() for part in line.splitlines() if part.strip()), "")
+    line = _drop_dangling(line)
+    if limit is None or len(line) <= limit:
+        return line
+    sentences = [m.start() for m in _SENTENCE_END.finditer(line) if m.start() <= limit]
+    if sentences and sentences[-1] >= limit // 3:
+        return line[: sentences[-1]].rstrip()
+    room = line[: max(limit - 1, 0)]
+    clauses = [m.start() for m in _CLAUSE_END.finditer(room)]
+    if clauses and clauses[-1] >= limit // 3:
+        return room[: clauses[-1]].rstrip(" ,;:—-(") + "…"
+    space = room.rfind(" ")
+    if space >= limit // 3:
+        return room[:space].rstrip(" ,;:—-(") + "…"
+    return truncate(line, limit)
+
+
 def truncate(text: str, limit: int | None) -> str:
     """``text`` cut to at most ``limit`` characters, ending in ``…`` when cut."""
     if limit is None or len(text) <= limit:
@@ -74,11 +138,15 @@ def truncate(text: str, limit: int | None) -> str:
 
 
 def describe(exc: BaseException, limit: int | None = 500) -> str:
-    """``Type: first line`` of an exception (just ``Type`` when it has no message),
-    at most ``limit`` characters (``None``: no limit)."""
+    """``Type: first line`` of an exception (just ``Type`` when it has no message), as
+    one complete line of at most ``limit`` characters (``one_line``; ``None``: no
+    limit)."""
     text = first_line(exc)
     name = type(exc).__name__
-    return truncate(f"{name}: {text}" if text else name, limit)
+    if not text:
+        return truncate(name, limit)
+    room = None if limit is None else max(limit - len(name) - 2, 1)
+    return f"{name}: {one_line(text, room)}"
 
 
 def root_cause(exc: BaseException) -> BaseException:

@@ -3,13 +3,26 @@
 - ``eager``: the declared callable. On CUDA, a NumPy/SciPy baseline gets its inputs
   copied to the host and its output copied back *inside* the call: that is its real
   cost on a GPU.
-- ``torchscript``: ``torch.jit.script`` of the native callable (one-off: scripting).
+- ``torchscript``: ``torch.jit.script`` of the native callable, saved with
+  ``torch.jit.save`` and loaded back with ``torch.jit.load``: what is timed is the
+  loaded module, as it is deployed (one-off: script, save and load). A callable that
+  scripts but cannot be saved (it calls back into Python, e.g. an
+  ``autograd.Function``) is no TorchScript form.
 - ``compile``: ``torch.compile(fn, dynamic=False)``; the one-off cost is its first
-  forward (no_grad and training) and first backward call, which compile.
+  forward (no_grad and training) and first backward call, which compile. The
+  baseline's own code (``<baseline>-compile``) is compiled with ``fullgraph=True``:
+  compile must take it whole, or it is no port.
 - ``onnxruntime``: ``torch.onnx.export(..., dynamo=True)`` then an
   ``onnxruntime.InferenceSession``; forward only. Exported models are cached on disk
   by layer, implementation, shapes, dtype and versions, with their export time, so
-  repeated use does not re-export; the one-off cost is export plus session creation.
+  repeated use does not re-export (an export that failed is cached as such, with its
+  cause); the one-off cost is export plus session creation.
+
+A form that cannot be built raises ``harness.errors.FormUnsupported`` with one line
+naming the defect (``no ONNX function for prims.bessel_i1e``, ``TorchScript cannot
+save it: it calls back into Python (IveFunction)``): its rows are ``unsupported``,
+never errors. ``onnx_cause``, ``script_cause`` and ``dynamo_cause`` extract those lines
+(the capability matrix words its reasons with them too).
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -32,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from harness.errors import FormUnsupported, first_line, one_line, root_cause
 from harness.layer import Implementation, Layer, Point
 
 if TYPE_CHECKING:
@@ -41,10 +56,15 @@ __all__ = [
     "Built",
     "CallableModule",
     "build",
+    "dynamo_cause",
+    "missing_onnx_function",
     "onnx_cache_dir",
+    "onnx_cause",
     "ort_callable",
     "ort_session",
     "quiet",
+    "script_cause",
+    "script_saved",
 ]
 
 
@@ -128,6 +148,108 @@ def _script(fn: Callable[..., Any]) -> Any:
         return torch.jit.script(fn)
 
 
+# -- causes: one line that names the defect ------------------------------------------------
+
+_CAUSE_CHARS = 240
+_NO_ONNX_FUNCTION = re.compile(
+    r"No ONNX function found for (?:<OpOverload\(op='(?P<op>[^']+)'|(?P<name>[\w.:]+))"
+)
+_PYTHON_CALL = re.compile(r"Could not export Python function call '(?P<name>[^']+)'")
+_USER_CODE = re.compile(
+    r'File "(?P<file>[^"]+)", line (?P<line>\d+), in \S+(?:, code: (?P<code>.*))?'
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its ``__cause__``/``__context__`` chain, outermost first."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def missing_onnx_function(exc: BaseException) -> str | None:
+    """``no ONNX function for prims.bessel_i1e`` when the ONNX exporter has no function
+    for an op (named anywhere in the exception chain or its summary), else None."""
+    for link in _chain(exc):
+        found = _NO_ONNX_FUNCTION.search(str(link))
+        if found:
+            return f"no ONNX function for {found.group('op') or found.group('name')}"
+    return None
+
+
+def onnx_cause(exc: BaseException) -> str:
+    """What stopped ``torch.onnx.export(dynamo=True)``, in one line: ``no ONNX function
+    for prims.bessel_i1e`` where the exporter has no function for an op (found anywhere
+    in the exception chain or its summary), else the step that failed and the root
+    cause's first line (``torch.export cannot trace it: Could not guard on
+    data-dependent expression ...``)."""
+    missing = missing_onnx_function(exc)
+    if missing:
+        return missing
+    names = {type(link).__name__ for link in _chain(exc)}
+    root = root_cause(exc)
+    text = first_line(root) or type(root).__name__
+    if "TorchExportError" in names:
+        step = "torch.export cannot trace it"
+    elif "ConversionError" in names:
+        step = "ONNX conversion failed"
+    else:
+        step = "ONNX export failed"
+    return one_line(f"{step}: {text}", _CAUSE_CHARS)
+
+
+def script_cause(exc: BaseException, stage: str) -> str:
+    """Why TorchScript cannot ``stage`` (``script`` or ``save``) a callable, in one line;
+    a call back into Python is named (``it calls back into Python (IveFunction)``)."""
+    found = _PYTHON_CALL.search(str(exc))
+    if found:
+        return f"TorchScript cannot {stage} it: it calls back into Python ({found.group('name')})"
+    text = first_line(root_cause(exc)) or type(exc).__name__
+    return one_line(f"TorchScript cannot {stage} it: {text}", _CAUSE_CHARS)
+
+
+def dynamo_cause(exc: BaseException) -> str:
+    """What stopped Dynamo from taking a callable whole, in one line: the graph break's
+    name, and where in the user's code it happened (``Data-dependent branching at
+    ive.py:19: if np.isclose(v, 0):``)."""
+    root = root_cause(exc)
+    text = str(root)
+    head = first_line(root) or type(root).__name__
+    where = ""
+    _, _, user = text.partition("from user code:")
+    frames = list(_USER_CODE.finditer(user))
+    if frames:
+        last = frames[-1]
+        tail = user[last.end() :].strip().splitlines()
+        code = last.group("code") or (tail[0].strip() if tail else "")
+        where = f" at {os.path.basename(last.group('file'))}:{last.group('line')}"
+        if code:
+            where += f": {code.strip()}"
+    return one_line(f"{head}{where}", _CAUSE_CHARS)
+
+
+def script_saved(fn: Callable[..., Any]) -> Any:
+    """``fn`` scripted, saved to memory and loaded back: the TorchScript that is deployed.
+    ``FormUnsupported`` when it cannot be scripted, or scripted but not saved."""
+    try:
+        scripted = _script(fn)
+    except Exception as exc:
+        raise FormUnsupported(script_cause(exc, "script")) from exc
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(scripted, buffer)
+            buffer.seek(0)
+            return torch.jit.load(buffer)
+    except Exception as exc:
+        raise FormUnsupported(script_cause(exc, "save")) from exc
+
+
 class CallableModule(torch.nn.Module):
     """A plain callable as an ``nn.Module`` (for tracing and export)."""
 
@@ -173,22 +295,34 @@ def _onnx_model(
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     folder = onnx_cache_dir() / f"{layer.name}-{impl.origin}-{digest}"
     model_path, meta_path = folder / "model.onnx", folder / "meta.json"
-    if model_path.is_file() and meta_path.is_file():
+    if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-            return model_path.read_bytes(), float(meta["export_s"]), True
+            if meta.get("unsupported"):
+                raise FormUnsupported(str(meta["unsupported"]))
+            if model_path.is_file():
+                return model_path.read_bytes(), float(meta["export_s"]), True
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is re-exported below
+    from harness.results import atomic_write_bytes, atomic_write_json
+
     module = CallableModule(fn).eval()
     cpu_example = tuple(t.detach().cpu() for t in example)
     t0 = time.perf_counter()
-    with quiet():
-        program = torch.onnx.export(module, cpu_example, dynamo=True, verbose=False)
-    if program is None:
-        raise RuntimeError("torch.onnx.export returned no program")
+    try:
+        with quiet():
+            program = torch.onnx.export(module, cpu_example, dynamo=True, verbose=False)
+        if program is None:
+            raise RuntimeError("torch.onnx.export returned no program")
+    except Exception as exc:
+        # An export fails the same way every time: remember why, so that the other
+        # points and processes do not export again to learn it.
+        cause = onnx_cause(exc)
+        with contextlib.suppress(OSError):
+            atomic_write_json(meta_path, {"unsupported": cause, "key": json.loads(key)})
+        raise FormUnsupported(cause) from exc
     data: bytes = program.model_proto.SerializeToString()
     export_s = time.perf_counter() - t0
-    from harness.results import atomic_write_bytes, atomic_write_json
 
     try:
         atomic_write_bytes(model_path, data)
@@ -282,11 +416,11 @@ def build(
     if impl.form == "torchscript":
         t0 = time.perf_counter()
         if impl.module is not None:
-            raise NotImplementedError(
-                "TorchScript form of a module-based implementation: declare it with fn="
+            raise FormUnsupported(
+                "no TorchScript form of a module-based implementation: declare it with fn="
             )
-        scripted = _script(fn)
-        return Built(scripted, time.perf_counter() - t0, "torch.jit.script")
+        loaded = script_saved(fn)
+        return Built(loaded, time.perf_counter() - t0, "torch.jit.script, then save and load back")
     if impl.form == "compile":
         # The backward phase calls backward repeatedly on one retained graph; donated
         # buffers (a memory optimisation of compiled backward) forbid retain_graph.
@@ -301,17 +435,31 @@ def build(
         dynamo_config.accumulated_recompile_limit = max(
             dynamo_config.accumulated_recompile_limit, 65536
         )
+        # The baseline's own code is a port only if compile takes it whole.
+        whole = impl.role == "compiled"
         compiled = torch.compile(
-            _own_code(fn, f"compiled_{impl.origin}_{id(example)}"), dynamic=False
+            _own_code(fn, f"compiled_{impl.origin}_{id(example)}"),
+            dynamic=False,
+            fullgraph=whole,
         )
         t0 = time.perf_counter()
-        with quiet():
-            with torch.no_grad():
-                compiled(*example)
-            leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]
-            out = compiled(*leaves)
-            if impl.backward and any(grad_mask):
-                out.sum().backward()
+        try:
+            with quiet():
+                with torch.no_grad():
+                    compiled(*example)
+                leaves = [
+                    t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)
+                ]
+                out = compiled(*leaves)
+                if impl.backward and any(grad_mask):
+                    out.sum().backward()
+        except torch._dynamo.exc.Unsupported as exc:
+            if not whole:
+                raise
+            raise FormUnsupported(
+                f"torch.compile(fullgraph=True) cannot take {impl.origin} whole: "
+                f"{dynamo_cause(exc)}"
+            ) from exc
         return Built(
             compiled,
             time.perf_counter() - t0,
@@ -320,7 +468,13 @@ def build(
     if impl.form == "onnxruntime":
         data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype)
         t0 = time.perf_counter()
-        run = ort_callable(ort_session(data, threads, device))
+        try:
+            session = ort_session(data, threads, device)
+        except Exception as exc:  # no provider, or an op ONNX Runtime has no kernel for
+            raise FormUnsupported(
+                f"ONNX Runtime cannot run the exported model: {first_line(exc)}"
+            ) from exc
+        run = ort_callable(session)
         return Built(
             run,
             export_s + time.perf_counter() - t0,

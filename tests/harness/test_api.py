@@ -42,7 +42,14 @@ def test_every_error_is_a_harness_error() -> None:
         if isinstance(obj := getattr(harness.errors, name), type)
     ]
     assert sorted(c.__name__ for c in classes) == sorted(
-        ["ConfigError", "HarnessError", "InputError", "LayerDefinitionError", "ResultsError"]
+        [
+            "ConfigError",
+            "FormUnsupported",
+            "HarnessError",
+            "InputError",
+            "LayerDefinitionError",
+            "ResultsError",
+        ]
     )
     for cls in classes:
         assert issubclass(cls, harness.HarnessError)
