@@ -1,0 +1,778 @@
+"""Are the harness's speedups true? Its figures against a plain loop of the user's own.
+
+For a handful of picks (layer, baseline, candidate, grid point) this script
+
+1. runs ``python -m harness run`` on a narrow grid (once per layer and thread setting,
+   covering all of that layer's picks) and reads the candidate's paired speedups from
+   ``results.csv``: the ``step`` row (a training step) and the ``forward`` row (the
+   inference forward);
+2. measures the same two things with its own plain loop, in a fresh process per pick
+   and thread setting (``--processes`` of them), exactly as a user's code runs them,
+   under the default allocator (glibc malloc defaults: ``MALLOC_*`` and ``LD_PRELOAD``
+   are cleared):
+
+   - **step**: every iteration ``out = fn(*leaves)`` with grad enabled, then
+     ``torch.autograd.grad(out, leaves, grad_output)`` without ``retain_graph`` (the
+     graph is freed), for every differentiable input the layer declares (a module's
+     parameters are its own ``nn.Parameter``\\ s, called as ``module(x)``);
+   - **forward**: the candidate under ``torch.inference_mode()``, the baseline under
+     ``torch.no_grad()``.
+
+   Baseline and candidate are paired and interleaved: rounds of [baseline block,
+   candidate block] in a random order, each block a loop of calls lasting at least
+   ``--block-ms``; one ratio per round, baseline time / candidate time. The truth is
+   the median of the ratios of all rounds of all processes, with a 95% interval from a
+   two-level bootstrap (processes, then rounds within each), computed here without the
+   harness's statistics.
+
+It prints, per pick, thread setting and phase: the harness's speedup and interval, the
+truth's, harness / truth, and whether they agree within 15% (the target of issue 16,
+"Truth, checked by a script"); then a [pass] or [fail] line per target. It does not
+import ``harness.measure``, ``harness.stats`` or ``harness.worker``: the layers'
+callables come from ``layers/`` or a layer file (through ``harness.registry``), the
+rest is its own.
+
+Thread settings (``--threads 1,default``): ``1`` is ``OMP_NUM_THREADS=1``,
+``torch.set_num_threads(1)`` and threadpoolctl limits of 1; ``default`` is what a fresh
+process gets (``torch.get_num_threads()`` as it comes, thread variables cleared), and
+the harness is given that count explicitly.
+
+Until the harness writes ``step`` rows, the training figure falls back to the forward
+row's ``step_speedup`` (forward + backward on a retained graph, summed per round),
+marked "(old harness: summed step)".
+
+Usage: python scripts/truth.py [--picks NAME,...] [--threads 1,default] [--noisy-neighbour]
+       [--profile P] [--budget S] [--out DIR]
+Quote its output with the date and ``torch.backends.cpu.get_cpu_capability()``; it
+prints both. Exit status 0 whether or not the target is met (it is a measurement), 1
+when a measurement failed, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TOLERANCE = 0.15  # harness / truth within 15%
+PHASES = ("step", "forward")
+OLD_STEP_MARK = "(old harness: summed step)"
+#: environment variables that set thread pools, cleared for the "default" setting
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: environment variables that change the allocator, cleared for every truth process
+ALLOCATOR_VARS = ("LD_PRELOAD",)
+
+
+# -- picks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One comparison: ``candidate`` against ``baseline`` at ``point`` of ``layer``.
+
+    ``source`` is where the layer comes from: ``"builtin"`` (``layers/``) or
+    ``"readme"`` (the README's "Benchmark your own layer" example, written into the
+    output folder as ``my_layers.py``).
+    """
+
+    name: str
+    layer: str
+    point: Mapping[str, int]
+    baseline: str
+    candidate: str
+    source: str = "builtin"
+    dtype: str = "float32"
+
+
+PICKS: tuple[Pick, ...] = (
+    Pick("conv2d-128", "conv2d", {"n": 128, "k": 3}, "scipy", "torch"),
+    Pick("conv2d-512", "conv2d", {"n": 512, "k": 3}, "scipy", "torch"),
+    Pick("conv2d-1024", "conv2d", {"n": 1024, "k": 3}, "scipy", "torch"),
+    Pick("fft-64", "fft", {"n": 64}, "numpy", "torch"),
+    Pick("fft-1024", "fft", {"n": 1024}, "numpy", "torch"),
+    # a compile form of a layer compile takes whole: torch.compile(torch.tanh, dynamic=False)
+    Pick("tanh-compile-100000", "tanh", {"n": 100_000}, "numpy", "compile", source="readme"),
+)
+
+
+def select_picks(text: str | None, picks: Sequence[Pick] = PICKS) -> list[Pick]:
+    """The picks named in ``text`` (comma-separated; all when empty), in table order."""
+    if not text:
+        return list(picks)
+    wanted = [w.strip() for w in text.split(",") if w.strip()]
+    known = {p.name: p for p in picks}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ValueError(f"unknown pick(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    return [p for p in picks if p.name in wanted]
+
+
+def parse_threads(text: str, default_threads: int) -> list[tuple[str, int]]:
+    """``"1,default"`` -> ``[("1", 1), ("default", N)]``; a setting equal to an earlier
+    one is dropped (on a 1-core machine "default" is "1")."""
+    out: list[tuple[str, int]] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        if item == "default":
+            count = default_threads
+        elif item.isdigit() and int(item) > 0:
+            count = int(item)
+        else:
+            raise ValueError(f"--threads: {item!r} is neither a positive integer nor 'default'")
+        if all(count != c for _, c in out):
+            out.append((item, count))
+    if not out:
+        raise ValueError("--threads: no thread setting given")
+    return out
+
+
+def harness_groups(picks: Sequence[Pick]) -> dict[tuple[str, str], list[Pick]]:
+    """Picks by (layer, source): one harness run per group and thread setting."""
+    groups: dict[tuple[str, str], list[Pick]] = {}
+    for pick in picks:
+        groups.setdefault((pick.layer, pick.source), []).append(pick)
+    return groups
+
+
+def harness_command(
+    picks: Sequence[Pick],
+    threads: int,
+    out: Path,
+    profile: str,
+    budget: float | None,
+    layers_from: Path | None = None,
+    python: str = sys.executable,
+) -> list[str]:
+    """``python -m harness run`` on the narrow grid covering ``picks`` (one layer)."""
+    layer = picks[0].layer
+    assert all(p.layer == layer for p in picks)
+    axes: dict[str, list[int]] = {}
+    for pick in picks:
+        for axis, value in pick.point.items():
+            if value not in axes.setdefault(axis, []):
+                axes[axis].append(value)
+    impls: list[str] = []
+    for pick in picks:
+        for impl in (pick.baseline, pick.candidate):
+            if impl not in impls:
+                impls.append(impl)
+    dtypes = sorted({p.dtype for p in picks})
+    cmd = [python, "-m", "harness", "run"]
+    if layers_from is not None:
+        cmd += ["--layers-from", str(layers_from)]
+    cmd += ["--layers", layer]
+    for axis, values in axes.items():
+        cmd += ["--grid", f"{axis}={','.join(str(v) for v in sorted(values))}"]
+    cmd += ["--impls", ",".join(impls), "--dtype", ",".join(dtypes)]
+    cmd += ["--threads", str(threads), "--profile", profile]
+    if budget is not None:
+        cmd += ["--budget", f"{budget:g}"]
+    cmd += ["--no-capabilities", "--no-memory", "--out", str(out), "--no-report", "--quiet"]
+    return cmd
+
+
+# -- statistics (our own, not harness.stats) ---------------------------------------------
+
+
+def pooled_median(groups: Sequence[Sequence[float]]) -> float:
+    values = [v for g in groups for v in g]
+    if not values:
+        return math.nan
+    return float(np.median(values))
+
+
+def bootstrap_interval(
+    groups: Sequence[Sequence[float]],
+    level: float = 0.95,
+    reps: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of the pooled median under a two-level bootstrap: resample
+    the processes (groups) with replacement, then the rounds within each chosen one.
+
+    With one process only the rounds are resampled. A median commutes with monotone
+    maps, so the interval of the inverse ratio is the inverse of this interval.
+    """
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not groups:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    medians = np.empty(reps)
+    k = len(groups)
+    for r in range(reps):
+        chosen = rng.integers(0, k, size=k) if k > 1 else np.zeros(1, dtype=int)
+        parts = [groups[i][rng.integers(0, len(groups[i]), size=len(groups[i]))] for i in chosen]
+        medians[r] = np.median(np.concatenate(parts))
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(medians, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
+
+
+def summarize(groups: Sequence[Sequence[float]], seed: int = 0) -> dict[str, float]:
+    lo, hi = bootstrap_interval(groups, seed=seed)
+    return {"speedup": pooled_median(groups), "low": lo, "high": hi}
+
+
+def agreement(harness: float, truth: float, tolerance: float = TOLERANCE) -> tuple[float, bool]:
+    """harness / truth, and whether it lies within ``tolerance`` of 1."""
+    if not (harness > 0 and truth > 0):
+        return (math.nan, False)
+    ratio = harness / truth
+    return (ratio, abs(ratio - 1.0) <= tolerance + 1e-12)
+
+
+# -- reading the harness's results ----------------------------------------------------------
+
+
+@dataclass
+class HarnessFigure:
+    speedup: float
+    low: float
+    high: float
+    note: str = ""
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def _matches(row: Mapping[str, str], pick: Pick, threads: int, impl: str) -> bool:
+    if row.get("layer") != pick.layer or row.get("impl") != impl:
+        return False
+    if row.get("dtype") != pick.dtype or _float(row.get("threads")) != threads:
+        return False
+    if row.get("device", "cpu") not in ("", "cpu"):
+        return False
+    return all(_float(row.get(axis)) == value for axis, value in pick.point.items())
+
+
+def harness_figure(
+    rows: Sequence[Mapping[str, str]], pick: Pick, threads: int, phase: str
+) -> HarnessFigure | None:
+    """The candidate's paired speedup for ``phase`` ("step" or "forward"), or None.
+
+    "step" reads the ``step`` row; where there is none (or it carries no speedup) it
+    falls back to the ``forward`` row's ``step_speedup*`` (the old harness's summed
+    step), with a note saying so.
+    """
+    mine = [r for r in rows if _matches(r, pick, threads, pick.candidate)]
+    by_phase = {r.get("phase"): r for r in mine}
+    row = by_phase.get(phase)
+    if row is not None and row.get("status") == "ok" and _float(row.get("speedup")) > 0:
+        return HarnessFigure(
+            _float(row["speedup"]), _float(row.get("speedup_low")), _float(row.get("speedup_high"))
+        )
+    if phase != "step":
+        return None
+    fwd = by_phase.get("forward")
+    if fwd is not None and _float(fwd.get("step_speedup")) > 0:
+        note = OLD_STEP_MARK
+        if row is not None and row.get("status") != "ok":
+            note += f"; its step row: {row.get('status')} {row.get('error') or ''}".rstrip()
+        return HarnessFigure(
+            _float(fwd["step_speedup"]),
+            _float(fwd.get("step_speedup_low")),
+            _float(fwd.get("step_speedup_high")),
+            note,
+        )
+    return None
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- the README's own layer -------------------------------------------------------------------
+
+
+def readme_layer_file(out_dir: Path, readme: Path = ROOT / "README.md") -> Path:
+    """Write the README's "Benchmark your own layer" example to ``out_dir/my_layers.py``."""
+    text = readme.read_text(encoding="utf-8")
+    match = re.search(
+        r"<!-- readme-example: start -->\n```python\n(.*?)```\n<!-- readme-example: end -->",
+        text,
+        re.S,
+    )
+    if match is None:
+        raise RuntimeError("README.md has no readme-example block")
+    path = out_dir / "my_layers.py"
+    path.write_text(match.group(1), encoding="utf-8")
+    return path
+
+
+# -- the truth: one child process -------------------------------------------------------------
+
+
+def _child_env(threads_label: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MALLOC_") and k not in ALLOCATOR_VARS
+    }
+    for var in THREAD_VARS:
+        env.pop(var, None)
+    if threads_label != "default":
+        env["OMP_NUM_THREADS"] = threads_label
+    return env
+
+
+@dataclass
+class Spec:
+    """What one child process measures (passed as JSON)."""
+
+    pick: dict[str, Any]
+    threads: str  # "default" or a count
+    layers_from: str | None
+    seed: int
+    seconds: float  # timing per phase
+    block_ms: float
+    min_rounds: int = 10
+    max_rounds: int = 400
+    phases: list[str] = field(default_factory=lambda: list(PHASES))
+
+
+def _load_layer(spec: Spec) -> Any:
+    """The layer, as the harness's registry finds it (built-in, entry points, a file)."""
+    from harness.registry import Registry
+
+    registry = Registry.default(layers_from=[spec.layers_from] if spec.layers_from else [])
+    return registry.get(spec.pick["layer"])
+
+
+def _user_callable(layer: Any, impl_name: str, point: dict[str, int], inputs: tuple[Any, ...]):  # type: ignore[no-untyped-def]
+    """(fn, args, leaves) as the user's code calls the implementation: a module as
+    ``module(x)`` with its own parameters holding the layer's other inputs; a function
+    or autograd.Function on the inputs; a compile form as ``torch.compile(fn,
+    dynamic=False)`` of its source's callable."""
+    import torch
+
+    impl = layer.implementation(impl_name)
+    diff = set(layer.differentiable)
+    names = list(layer.inputs)
+    if impl.form not in ("eager", "compile"):
+        raise RuntimeError(f"{impl_name}: the truth runs eager and compile forms only")
+    source = layer.implementation(impl.origin) if impl.form == "compile" else impl
+    tensors = [t.detach().clone() for t in inputs]
+    if source.module is not None:
+        module = source.module(point)
+        params = list(module.named_parameters())
+        if len(params) != len(tensors) - 1:
+            raise RuntimeError(f"{impl_name}: module parameters {params} do not match the inputs")
+        for i, (_, param) in enumerate(params, start=1):
+            param.data = tensors[i]
+            param.requires_grad_(names[i] in diff)
+        x = tensors[0].requires_grad_(names[0] in diff)
+        fn: Callable[..., Any] = module
+        args: tuple[Any, ...] = (x,)
+        leaves = [t for t in [x, *(p for _, p in params)] if t.requires_grad]
+    else:
+        fn = source.callable_for(point)
+        args = tuple(t.requires_grad_(n in diff) for n, t in zip(names, tensors, strict=True))
+        leaves = [t for t in args if t.requires_grad]
+    if impl.form == "compile":
+        fn = torch.compile(fn, dynamic=False)
+    return fn, args, leaves
+
+
+def _calibrate(call: Callable[[], None], block_s: float) -> int:
+    t0 = time.perf_counter()
+    call()
+    t = time.perf_counter() - t0
+    loops = max(1, math.ceil(block_s / max(t, 1e-7)))
+    t0 = time.perf_counter()
+    for _ in range(loops):
+        call()
+    t = (time.perf_counter() - t0) / loops
+    return max(1, math.ceil(block_s / max(t, 1e-7)))
+
+
+def _paired_rounds(
+    calls: dict[str, Callable[[], None]], spec: Spec, rng: random.Random
+) -> dict[str, Any]:
+    """Rounds of one block per side, in random order; seconds per call per round."""
+    loops = {side: _calibrate(call, spec.block_ms / 1000.0) for side, call in calls.items()}
+    times: dict[str, list[float]] = {side: [] for side in calls}
+    sides = list(calls)
+    deadline = None
+    rounds = -1  # one discarded warm-up round
+    while rounds < spec.max_rounds:
+        order = sides[:]
+        rng.shuffle(order)
+        got = {}
+        for side in order:
+            call, n = calls[side], loops[side]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                call()
+            got[side] = (time.perf_counter() - t0) / n
+        if rounds >= 0:
+            for side in sides:
+                times[side].append(got[side])
+        else:
+            deadline = time.perf_counter() + spec.seconds
+        rounds += 1
+        assert deadline is not None
+        if rounds >= spec.min_rounds and time.perf_counter() >= deadline:
+            break
+    ratios = [b / c for b, c in zip(times["baseline"], times["candidate"], strict=True)]
+    return {"loops": loops, "times": times, "ratios": ratios}
+
+
+def child_main(spec: Spec) -> dict[str, Any]:  # pragma: no cover - runs in a fresh process
+    import torch
+
+    if spec.threads != "default":
+        count = int(spec.threads)
+        torch.set_num_threads(count)
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(count)  # kept for the life of the process
+    else:
+        limiter = None
+    layer = _load_layer(spec)
+    point = dict(spec.pick["point"])
+    dtype = getattr(torch, spec.pick["dtype"])
+    inputs = layer.make(point, dtype=dtype, seed=0)
+    rng = random.Random(spec.seed)
+    gen = torch.Generator().manual_seed(1)
+    result: dict[str, Any] = {
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "phases": {},
+    }
+    roles = {"baseline": spec.pick["baseline"], "candidate": spec.pick["candidate"]}
+    built = {
+        side: _user_callable(layer, impl, point, inputs) for side, impl in roles.items()
+    }  # fn, args, leaves
+    with torch.no_grad():
+        out = built["baseline"][0](*built["baseline"][1])
+    grad_output = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.dtype)
+    del out
+
+    def step_call(fn: Callable[..., Any], args: tuple[Any, ...], leaves: list[Any]):  # type: ignore[no-untyped-def]
+        def call() -> None:
+            out = fn(*args)
+            torch.autograd.grad(out, leaves, grad_output)
+
+        return call
+
+    def forward_call(fn: Callable[..., Any], args: tuple[Any, ...], ctx: Callable[[], Any]):  # type: ignore[no-untyped-def]
+        def call() -> None:
+            with ctx():
+                fn(*args)
+
+        return call
+
+    for phase in spec.phases:
+        if phase == "step":
+            calls = {side: step_call(*built[side]) for side in roles}
+        else:
+            calls = {
+                "baseline": forward_call(*built["baseline"][:2], torch.no_grad),
+                "candidate": forward_call(*built["candidate"][:2], torch.inference_mode),
+            }
+        for call in calls.values():  # warm-up: compiles, pools, the allocator's state
+            for _ in range(3):
+                call()
+        result["phases"][phase] = _paired_rounds(calls, spec, rng)
+    del limiter
+    return result
+
+
+def run_child(spec: Spec, timeout: float = 600.0) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec.__dict__)]
+    res = subprocess.run(
+        cmd,
+        env=_child_env(spec.threads),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if res.returncode != 0:
+        tail = (res.stderr or res.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"truth process failed ({res.returncode}): " + " | ".join(tail))
+    return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def probe() -> dict[str, Any]:
+    """Default thread count, CPU capability and torch version of a fresh process."""
+    code = (
+        "import json, torch; print(json.dumps({'threads': torch.get_num_threads(), "
+        "'capability': torch.backends.cpu.get_cpu_capability(), 'torch': torch.__version__}))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_child_env("default"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+
+# -- the noisy neighbour ------------------------------------------------------------------------
+
+
+def start_neighbour() -> subprocess.Popen[bytes]:
+    """scripts/stability.py's neighbour (2 s burning one core, 1 s off), in its own process."""
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('stability', {str(ROOT / 'scripts' / 'stability.py')!r}); "
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod); "
+        "mod._burn(2.0, 1.0)"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def fmt_speedup(value: float, low: float, high: float) -> str:
+    if not value > 0:
+        return "n/a"
+    interval = f" ({low:.2f}–{high:.2f})" if low > 0 and high > 0 else ""
+    return f"×{value:.2f}{interval}"
+
+
+def format_table(rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> str:
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append(
+            "  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths, strict=True))
+        )
+    return "\n".join(lines)
+
+
+COLUMNS = (
+    "pick",
+    "threads",
+    "what",
+    "harness",
+    "truth",
+    "truth ms (base/cand)",
+    "harness/truth",
+    "within 15%?",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--picks",
+        help="comma-separated pick names (default: all): " + ", ".join(p.name for p in PICKS),
+    )
+    parser.add_argument(
+        "--threads", default="1,default", help="thread settings (default: 1,default)"
+    )
+    parser.add_argument(
+        "--noisy-neighbour", action="store_true", help="burn a core 2 s on, 1 s off throughout"
+    )
+    parser.add_argument(
+        "--profile", default="default", help="the harness's --profile (default: default)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="the harness's --budget per run, seconds (default: 20)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "truth")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=3,
+        help="truth processes per pick and thread setting (default: 3)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=1.5,
+        help="truth timing per phase and process, seconds (default: 1.5)",
+    )
+    parser.add_argument(
+        "--block-ms",
+        type=float,
+        default=10.0,
+        help="least duration of one timed block (default: 10 ms)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        print(json.dumps(child_main(Spec(**json.loads(args.child)))))
+        return 0
+
+    try:
+        picks = select_picks(args.picks)
+        if args.processes < 1 or args.seconds <= 0 or args.block_ms <= 0:
+            raise ValueError("--processes, --seconds and --block-ms must be positive")
+        env = probe()
+        settings = parse_threads(args.threads, env["threads"])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out / stamp
+    out.mkdir(parents=True, exist_ok=False)
+    print(
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, CPU capability {env['capability']}, "
+        f"torch {env['torch']}, {os.cpu_count()} CPUs, default threads of a fresh process: "
+        f"{env['threads']}"
+    )
+    print(
+        f"command: {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}"
+    )
+    print(f"folder: {out}")
+
+    neighbour = start_neighbour() if args.noisy_neighbour else None
+    if neighbour is not None:
+        print("with a noisy neighbour: a process burning a core 2 s on, 1 s off")
+    table: list[dict[str, str]] = []
+    record: list[dict[str, Any]] = []
+    errors: list[str] = []
+    try:
+        layer_file = None
+        if any(p.source == "readme" for p in picks):
+            layer_file = readme_layer_file(out)
+        seed = 0
+        for (layer, source), group in harness_groups(picks).items():
+            for label, count in settings:
+                folder = out / f"harness-{layer}-t{count}"
+                cmd = harness_command(
+                    group,
+                    count,
+                    folder,
+                    args.profile,
+                    args.budget,
+                    layer_file if source == "readme" else None,
+                )
+                t0 = time.perf_counter()
+                res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+                print(
+                    f"harness {layer} threads={count}: {time.perf_counter() - t0:.0f}s, "
+                    f"exit {res.returncode}",
+                    flush=True,
+                )
+                rows: list[dict[str, str]] = []
+                if (folder / "results.csv").is_file():
+                    rows = read_rows(folder / "results.csv")
+                elif res.returncode != 0:
+                    errors.append(f"harness {layer} t{count}: {res.stderr.strip()[-300:]}")
+                for pick in group:
+                    groups: dict[str, list[list[float]]] = {ph: [] for ph in PHASES}
+                    ms: dict[str, dict[str, list[float]]] = {
+                        ph: {"baseline": [], "candidate": []} for ph in PHASES
+                    }
+                    for _ in range(args.processes):
+                        seed += 1
+                        spec = Spec(
+                            pick={**pick.__dict__, "point": dict(pick.point)},
+                            threads=str(count) if label != "default" else "default",
+                            layers_from=str(layer_file) if pick.source == "readme" else None,
+                            seed=seed,
+                            seconds=args.seconds,
+                            block_ms=args.block_ms,
+                        )
+                        try:
+                            got = run_child(spec)
+                        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+                            errors.append(f"{pick.name} t{count}: {exc}")
+                            continue
+                        if got["torch_threads"] != count:
+                            errors.append(
+                                f"{pick.name}: the truth process ran {got['torch_threads']} "
+                                f"threads, the harness {count}"
+                            )
+                        record.append({"pick": pick.name, "threads": count, **got})
+                        for ph in PHASES:
+                            groups[ph].append(got["phases"][ph]["ratios"])
+                            for side in ("baseline", "candidate"):
+                                ms[ph][side].extend(got["phases"][ph]["times"][side])
+                    for ph in PHASES:
+                        truth = summarize(groups[ph], seed=seed)
+                        figure = harness_figure(rows, pick, count, ph)
+                        h = figure.speedup if figure else math.nan
+                        ratio, ok = agreement(h, truth["speedup"])
+                        if figure is None:
+                            errors.append(f"{pick.name} t{count} {ph}: no harness figure")
+                        base_ms = (
+                            np.median(ms[ph]["baseline"]) * 1e3 if ms[ph]["baseline"] else math.nan
+                        )
+                        cand_ms = (
+                            np.median(ms[ph]["candidate"]) * 1e3
+                            if ms[ph]["candidate"]
+                            else math.nan
+                        )
+                        table.append(
+                            {
+                                "pick": pick.name,
+                                "threads": f"{count} ({label})" if label == "default" else label,
+                                "what": ph + (f" {figure.note}" if figure and figure.note else ""),
+                                "harness": fmt_speedup(h, figure.low, figure.high)
+                                if figure
+                                else "n/a",
+                                "truth": fmt_speedup(truth["speedup"], truth["low"], truth["high"]),
+                                "truth ms (base/cand)": f"{base_ms:.3g}/{cand_ms:.3g}",
+                                "harness/truth": f"{ratio:.2f}" if ratio == ratio else "n/a",
+                                "within 15%?": "[pass]" if ok else "[fail]",
+                                "_phase": ph,
+                                "_ok": str(ok),
+                            }
+                        )
+                        print(format_table(table[-1:], COLUMNS).splitlines()[-1], flush=True)
+    finally:
+        if neighbour is not None:
+            neighbour.terminate()
+            neighbour.wait()
+
+    print()
+    print(format_table(table, COLUMNS))
+    wall = time.perf_counter() - started
+    print(f"\nwall time {wall:.0f}s")
+    (out / "truth.json").write_text(
+        json.dumps(
+            {"environment": env, "table": table, "processes": record, "errors": errors}, indent=1
+        ),
+        encoding="utf-8",
+    )
+    for message in errors:
+        print(f"error: {message}")
+    for ph, what in (("step", "training step"), ("forward", "inference forward")):
+        mine = [r for r in table if r["_phase"] == ph]
+        passed = sum(r["_ok"] == "True" for r in mine)
+        verdict = "[pass]" if mine and passed == len(mine) else "[fail]"
+        print(
+            f"{verdict} {what}: every pick within {TOLERANCE:.0%} of the truth ({passed}/{len(mine)})"
+        )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""scripts/truth.py's pure parts: its own statistics, reading the harness's rows (the
+``step`` row, or the old harness's summed step as a marked fallback), the harness
+command it builds and its options. No worker or truth process is started."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _load() -> ModuleType:
+    name = "_truth_script"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "truth.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+truth = _load()
+
+
+def test_importing_the_script_loads_no_torch_and_none_of_the_harness_machinery() -> None:
+    for banned in ("harness.measure", "harness.stats", "harness.worker"):
+        assert f"import {banned}" not in (ROOT / "scripts" / "truth.py").read_text()
+        assert f"from {banned}" not in (ROOT / "scripts" / "truth.py").read_text()
+
+
+# -- statistics -------------------------------------------------------------------------
+
+
+def test_pooled_median_is_the_median_of_every_round() -> None:
+    assert truth.pooled_median([[1.0, 2.0], [3.0], [10.0, 20.0]]) == 3.0
+    assert math.isnan(truth.pooled_median([[], []]))
+
+
+def test_bootstrap_interval_holds_the_median_and_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    groups = [list(2.0 * np.exp(rng.normal(0, 0.05, 40))) for _ in range(3)]
+    lo, hi = truth.bootstrap_interval(groups, seed=3)
+    med = truth.pooled_median(groups)
+    assert lo < med < hi
+    assert lo > 1.9 and hi < 2.1
+    assert truth.bootstrap_interval(groups, seed=3) == (lo, hi)
+
+
+def test_bootstrap_interval_widens_when_processes_disagree() -> None:
+    rng = np.random.default_rng(2)
+    same = [list(1.0 + rng.normal(0, 0.01, 30)) for _ in range(4)]
+    apart = [list(m + rng.normal(0, 0.01, 30)) for m in (0.8, 1.0, 1.2, 1.4)]
+    lo_s, hi_s = truth.bootstrap_interval(same)
+    lo_a, hi_a = truth.bootstrap_interval(apart)
+    assert hi_a - lo_a > 5 * (hi_s - lo_s)
+
+
+def test_bootstrap_interval_of_one_process_resamples_its_rounds() -> None:
+    lo, hi = truth.bootstrap_interval([[1.0, 1.0, 1.0, 5.0, 5.0]])
+    assert lo == 1.0 and hi == 5.0
+    assert all(math.isnan(v) for v in truth.bootstrap_interval([]))
+
+
+@pytest.mark.parametrize(
+    ("harness", "truth_value", "ratio", "ok"),
+    [
+        (1.1, 1.0, 1.1, True),
+        (0.85, 1.0, 0.85, True),
+        (1.2, 1.0, 1.2, False),
+        (0.5, 1.0, 0.5, False),
+    ],
+)
+def test_agreement_is_harness_over_truth_within_15_percent(
+    harness: float, truth_value: float, ratio: float, ok: bool
+) -> None:
+    got_ratio, got_ok = truth.agreement(harness, truth_value)
+    assert got_ratio == pytest.approx(ratio)
+    assert got_ok is ok
+
+
+def test_agreement_without_a_figure_fails() -> None:
+    ratio, ok = truth.agreement(math.nan, 1.0)
+    assert math.isnan(ratio) and ok is False
+
+
+# -- reading results.csv --------------------------------------------------------------------
+
+PICK = truth.Pick("conv2d-512", "conv2d", {"n": 512, "k": 3}, "scipy", "torch")
+
+
+def _row(**kw: object) -> dict[str, str]:
+    base = {
+        "layer": "conv2d",
+        "impl": "torch",
+        "dtype": "float32",
+        "threads": "1",
+        "device": "cpu",
+        "n": "512",
+        "k": "3",
+        "status": "ok",
+        "error": "",
+        "speedup": "",
+        "speedup_low": "",
+        "speedup_high": "",
+        "step_speedup": "",
+        "step_speedup_low": "",
+        "step_speedup_high": "",
+    }
+    base.update({k: str(v) for k, v in kw.items()})
+    return base
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_step_row_is_read_for_training_and_forward_row_for_inference(tmp_path: Path) -> None:
+    rows = truth.read_rows(
+        _write(
+            tmp_path / "results.csv",
+            [
+                _row(impl="scipy", phase="step"),
+                _row(
+                    phase="forward",
+                    speedup=2.0,
+                    speedup_low=1.8,
+                    speedup_high=2.2,
+                    step_speedup=0.7,
+                ),
+                _row(phase="backward", speedup=0.3, speedup_low=0.2, speedup_high=0.4),
+                _row(phase="step", speedup=0.4, speedup_low=0.35, speedup_high=0.45),
+                # the same candidate at another size and thread count: not ours
+                _row(phase="step", n=128, speedup=5.0),
+                _row(phase="step", threads=2, speedup=0.6),
+            ],
+        )
+    )
+    step = truth.harness_figure(rows, PICK, 1, "step")
+    assert (step.speedup, step.low, step.high, step.note) == (0.4, 0.35, 0.45, "")
+    fwd = truth.harness_figure(rows, PICK, 1, "forward")
+    assert (fwd.speedup, fwd.low, fwd.high) == (2.0, 1.8, 2.2)
+    assert truth.harness_figure(rows, PICK, 2, "step").speedup == 0.6
+
+
+def test_without_step_rows_the_old_summed_step_is_used_and_marked() -> None:
+    rows = [
+        _row(
+            phase="forward",
+            speedup=2.0,
+            step_speedup=0.7,
+            step_speedup_low=0.6,
+            step_speedup_high=0.8,
+        ),
+        _row(phase="backward", speedup=0.3, step_speedup=0.7),
+    ]
+    step = truth.harness_figure(rows, PICK, 1, "step")
+    assert (step.speedup, step.low, step.high) == (0.7, 0.6, 0.8)
+    assert step.note == truth.OLD_STEP_MARK
+
+
+def test_a_failed_step_row_falls_back_and_says_why() -> None:
+    rows = [
+        _row(phase="forward", speedup=2.0, step_speedup=0.7),
+        _row(phase="step", status="error", error="not set up"),
+    ]
+    step = truth.harness_figure(rows, PICK, 1, "step")
+    assert step.speedup == 0.7
+    assert step.note.startswith(truth.OLD_STEP_MARK) and "not set up" in step.note
+
+
+def test_no_matching_row_gives_no_figure() -> None:
+    rows = [_row(phase="forward", impl="scipy"), _row(phase="step", k=7, speedup=0.4)]
+    assert truth.harness_figure(rows, PICK, 1, "step") is None
+    assert truth.harness_figure(rows, PICK, 1, "forward") is None
+
+
+# -- options and the harness command ----------------------------------------------------------
+
+
+def test_threads_default_is_the_fresh_process_count_and_duplicates_drop() -> None:
+    assert truth.parse_threads("1,default", 2) == [("1", 1), ("default", 2)]
+    assert truth.parse_threads("1,default", 1) == [("1", 1)]
+    with pytest.raises(ValueError):
+        truth.parse_threads("0", 2)
+    with pytest.raises(ValueError):
+        truth.parse_threads("many", 2)
+
+
+def test_picks_are_chosen_by_name_in_table_order() -> None:
+    assert [p.name for p in truth.select_picks("fft-64,conv2d-128")] == ["conv2d-128", "fft-64"]
+    assert len(truth.select_picks(None)) == len(truth.PICKS) >= 6
+    with pytest.raises(ValueError, match="nope"):
+        truth.select_picks("nope")
+
+
+def test_one_harness_run_covers_a_layers_picks_with_explicit_threads(tmp_path: Path) -> None:
+    picks = truth.select_picks("conv2d-128,conv2d-512,conv2d-1024")
+    groups = truth.harness_groups(truth.select_picks(None))
+    assert [p.name for p in groups[("conv2d", "builtin")]] == [p.name for p in picks]
+    cmd = truth.harness_command(picks, 2, tmp_path / "h", "quick", 20.0, python="py")
+    text = " ".join(cmd)
+    assert cmd[:4] == ["py", "-m", "harness", "run"]
+    assert "--grid n=128,512,1024" in text and "--grid k=3" in text
+    assert "--impls scipy,torch" in text and "--threads 2" in text
+    assert "--profile quick --budget 20" in text and "--layers-from" not in text
+    own = truth.harness_command(
+        truth.select_picks("tanh-compile-100000"), 1, tmp_path / "t", "default", None, Path("l.py")
+    )
+    assert own[own.index("--layers-from") + 1] == "l.py"
+    assert "--impls numpy,compile" in " ".join(own) and "--budget" not in own
+
+
+def test_the_readme_example_is_written_as_a_layer_file(tmp_path: Path) -> None:
+    path = truth.readme_layer_file(tmp_path)
+    text = path.read_text()
+    assert "class NumpyTanh" in text and "LAYERS" in text
+    compile(text, str(path), "exec")
