@@ -109,12 +109,18 @@ def one_line(text: str, limit: int | None = 500) -> str:
     """``text`` as one complete line of at most ``limit`` characters (``None``: no limit).
 
     Only the first non-blank line is kept (ANSI codes removed), without a last sentence
-    that ends in ``:`` announcing lines that are dropped. A longer line is cut after the
-    last whole sentence that fits (no ellipsis: what is left reads complete); failing
-    that, at the last clause boundary, else the last word, ending in ``…``."""
-    line = _ANSI.sub("", text)
-    line = next((part.strip() for part in line.splitlines() if part.strip()), "")
-    line = _drop_dangling(line)
+    that ends in ``:`` announcing lines that are dropped; a first line that is nothing
+    but such an announcement (TorchScript's ``Function.apply(Tensor cls, ...) -> Tensor
+    0:``) is completed by the line it announces. A longer line is cut after the last
+    whole sentence that fits (no ellipsis: what is left reads complete); failing that,
+    at the last clause boundary, else the last word, ending in ``…``."""
+    lines = [part.strip() for part in _ANSI.sub("", text).splitlines() if part.strip()]
+    line = lines[0] if lines else ""
+    if line.endswith(":"):
+        kept = _drop_dangling(line)
+        if kept == line and len(lines) > 1 and not lines[1].startswith(("File ", ":", "-")):
+            kept = f"{line} {lines[1]}"
+        line = kept
     if limit is None or len(line) <= limit:
         return line
     sentences = [m.start() for m in _SENTENCE_END.finditer(line) if m.start() <= limit]
@@ -141,12 +147,11 @@ def describe(exc: BaseException, limit: int | None = 500) -> str:
     """``Type: first line`` of an exception (just ``Type`` when it has no message), as
     one complete line of at most ``limit`` characters (``one_line``; ``None``: no
     limit)."""
-    text = first_line(exc)
     name = type(exc).__name__
-    if not text:
+    if not first_line(exc):
         return truncate(name, limit)
     room = None if limit is None else max(limit - len(name) - 2, 1)
-    return f"{name}: {one_line(text, room)}"
+    return f"{name}: {one_line(str(exc), room)}"
 
 
 def root_cause(exc: BaseException) -> BaseException:
