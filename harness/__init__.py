@@ -10,6 +10,41 @@ The public API::
 imported from its module on first use (PEP 562): the declaration API from
 ``harness.layer`` (which imports torch), ``run`` from ``harness.runner``, ``load``,
 ``load_results`` and ``Results`` from ``harness.results`` (pandas, no torch).
+
+The layering, stated here once. Each floor imports only from its own floor and the
+floors below it, and no import closes a cycle; this counts every import statement,
+those inside functions included (``tests/harness/test_imports.py`` reads the table
+below and checks it). Layer packages, the built-in one included, sit above the house:
+they import ``harness``, and the registry imports them by name when asked
+(``harness.registry.builtin_layers``, entry points, ``--layers-from``).
+
+.. floors (top first; a module may be named by a pattern)
+
+    edge       harness harness.__main__ harness.cli
+    runner     harness.runner
+    report     harness.report harness.report.*
+    measuring  harness.plan harness.collect harness.rebuild harness.worker harness.scan*
+    layers     harness.layer harness.registry harness.forms harness.capabilities
+    records    harness.case harness.config harness.shard harness.environment
+               harness.deviation harness.protocol harness.results harness.merge
+               harness.lifetime
+    ground     harness.errors harness.text harness.points harness.dtypes harness.frame
+               harness.stats harness.measure harness.memory harness.progress harness.names
+               harness.pyperf_adapter
+
+- *ground*: standard library, NumPy, pandas, pyperf; no knowledge of runs
+  (``text`` formats numbers and Markdown, ``frame`` declares the columns,
+  ``names`` makes names read from files safe as file names, ``pyperf_adapter`` holds
+  every use of pyperf's private names).
+- *records*: what a run is and writes: cases, settings, shards, the machine, the
+  worker protocol, the results folder and who may write it (``lifetime``).
+- *layers*: the declaration API (torch), the registry, compiled forms, capabilities.
+- *measuring*: planning, the worker process, folding raw events into tables,
+  rebuilding a folder from them; ``scan``, which profiles a user's training script.
+- *report*: reads results folders (no torch); a damaged folder is rebuilt through
+  ``harness.rebuild``, imported only then.
+- *runner*: drives the workers and writes the report; *edge*: the command line, and
+  the package root, whose public names load their modules lazily.
 """
 
 from __future__ import annotations

@@ -254,7 +254,8 @@ def measure(row: Mapping[str, Any] | None, raw: Mapping[str, Sequence[float]]) -
 
 def rebuild_from_raw(folder: Path) -> None:
     """Rewrite a damaged results folder's tables from its raw events. Only a damaged
-    folder gets here: rebuilding needs the layers, hence torch, imported now."""
-    from harness.runner import rebuild_outputs
+    folder gets here: rebuilding needs the layers, hence torch, imported now (a floor
+    below the report: see the layering in ``harness/__init__.py``)."""
+    from harness.rebuild import rebuild_outputs
 
     rebuild_outputs(folder)

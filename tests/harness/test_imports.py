@@ -1,25 +1,32 @@
-"""Import hygiene: a light package root, and no import cycles among harness modules.
+"""Import hygiene: a light package root, and the layering of harness modules.
 
 ``import harness`` (and the report, the comparison, the CLI module) must not load
-torch: torch costs seconds and is needed only once a layer runs. The module-level
-imports of ``harness/*.py`` and ``harness/report/*.py`` must form no cycle, and none of
-them may import the built-in ``layers`` package (which imports ``harness``): the
-registry loads it when asked for layers.
+torch: torch costs seconds and is needed only once a layer runs. Every import a harness
+module can run, those inside functions included, must keep to the floors stated in
+``harness/__init__.py`` (none climbs to a higher floor) and form no cycle; no harness
+module imports the built-in layers package (which imports ``harness``): the registry
+loads it by name when asked for layers.
 """
 
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import harness
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(harness.__file__).resolve().parent
 
@@ -104,7 +111,7 @@ def test_star_import_gives_the_public_names() -> None:
     assert set(harness.__all__) <= set(namespace)
 
 
-# -- the module-level import graph ------------------------------------------------------
+# -- the import graph and the layering ----------------------------------------------------
 
 
 def _module_name(path: Path) -> str:
@@ -125,28 +132,38 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _module_level(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Import statements run when the module is imported: not those inside functions,
-    nor under ``if TYPE_CHECKING:`` (its ``else:`` branch does run)."""
-    for node in body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node
-        elif isinstance(node, ast.If):
-            if not _is_type_checking(node.test):
-                yield from _module_level(node.body)
-            yield from _module_level(node.orelse)
-        elif isinstance(node, ast.Try):
-            for block in (node.body, node.orelse, node.finalbody):
-                yield from _module_level(block)
-            for handler in node.handlers:
-                yield from _module_level(handler.body)
-        elif isinstance(node, ast.With | ast.ClassDef):
-            yield from _module_level(node.body)
+def _is_import_module(node: ast.AST) -> bool:
+    """``importlib.import_module("name")`` (or ``import_module("name")``), a literal name."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)):
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name == "import_module" and isinstance(node.args[0].value, str)
 
 
-def _imported(node: ast.Import | ast.ImportFrom, module: str, known: set[str]) -> list[str]:
-    """The modules an import statement imports: ``from pkg import sub`` names the
-    submodule ``pkg.sub`` when there is one, else ``pkg`` itself."""
+def _imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom | ast.Call]:
+    """Every import a module can run: import statements anywhere (module level, inside
+    functions, classes, ``try`` and ``with``) and ``importlib.import_module("literal")``
+    calls; not those under ``if TYPE_CHECKING:`` (its ``else:`` branch does run)."""
+    if isinstance(node, ast.If) and _is_type_checking(node.test):
+        for child in node.orelse:
+            yield from _imports(child)
+        return
+    if isinstance(node, ast.Import | ast.ImportFrom) or _is_import_module(node):
+        yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _imports(child)
+
+
+def _imported(
+    node: ast.Import | ast.ImportFrom | ast.Call, module: str, known: set[str]
+) -> list[str]:
+    """The modules an import imports: ``from pkg import sub`` names the submodule
+    ``pkg.sub`` when there is one, else ``pkg`` itself."""
+    if isinstance(node, ast.Call):
+        first = node.args[0]
+        assert isinstance(first, ast.Constant)
+        return [str(first.value)]
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = node.module or ""
@@ -163,19 +180,27 @@ def _imported(node: ast.Import | ast.ImportFrom, module: str, known: set[str]) -
 
 
 def _graph() -> dict[str, dict[str, str]]:
-    """module -> {imported module -> 'file:line'} for harness modules (and ``layers``)."""
+    """module -> {imported harness module -> 'file:line'}, for every import a harness
+    module can run. Importing ``a.b.c`` runs ``a.b`` too (an edge, unless it is the
+    importer's own package, which is loaded first anyway); the package root's public
+    names (``harness._LAZY``) are edges from ``harness`` to the modules they load."""
     sources = _sources()
     known = set(sources)
     graph: dict[str, dict[str, str]] = {}
     for module, path in sources.items():
         edges: dict[str, str] = {}
-        for node in _module_level(ast.parse(path.read_text(), str(path)).body):
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            where = f"{path.relative_to(ROOT.parent)}:{node.lineno}"
             for target in _imported(node, module, known):
-                top = target.split(".")[0]
-                if target in known or top == "layers":
-                    where = f"{path.relative_to(ROOT.parent)}:{node.lineno}"
-                    edges.setdefault(target if top != "layers" else "layers", where)
+                parts = target.split(".")
+                for n in range(1, len(parts) + 1):
+                    name = ".".join(parts[:n])
+                    own_package = module.startswith(name + ".")
+                    if name in known and name != module and not own_package:
+                        edges.setdefault(name, where)
         graph[module] = edges
+    for home in harness._LAZY.values():
+        graph["harness"].setdefault(home, "harness/__init__.py:_LAZY")
     return graph
 
 
@@ -216,12 +241,50 @@ def _cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
     return found
 
 
-def test_the_graph_sees_the_imports_it_should() -> None:
+def _floors(doc: str) -> list[tuple[str, list[str]]]:
+    """The floors the package docstring declares, top first: (name, module patterns).
+    The block follows a line ``.. floors``; a line starting with a name opens a floor,
+    a line starting with a module continues the one above."""
+    lines = doc.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(".. floors"))
+    floors: list[tuple[str, list[str]]] = []
+    for line in lines[start + 1 :]:
+        if line and not line[0].isspace():
+            break
+        words = line.split()
+        if not words:
+            continue
+        if words[0].startswith("harness"):
+            floors[-1][1].extend(words)
+        else:
+            floors.append((words[0], words[1:]))
+    return floors
+
+
+def _floor_of(floors: list[tuple[str, list[str]]]) -> Callable[[str], list[int]]:
+    """module -> the levels (0 = ground) of the floors whose patterns match it."""
+
+    def levels(module: str) -> list[int]:
+        return [
+            len(floors) - 1 - i
+            for i, (_, patterns) in enumerate(floors)
+            if any(fnmatch.fnmatchcase(module, p) for p in patterns)
+        ]
+
+    return levels
+
+
+def test_the_graph_sees_every_import_a_module_can_run() -> None:
     graph = _graph()
-    assert set(graph["harness"]) == {"harness.errors"}  # the rest: lazy or TYPE_CHECKING
+    assert set(graph["harness"]) == {
+        "harness.errors",
+        "harness.layer",
+        "harness.results",
+        "harness.runner",
+    }  # errors at import; the rest when a public name is first used
     assert {"harness.errors", "harness.points"} <= set(graph["harness.layer"])
-    assert "layers" not in graph["harness.registry"]  # imported inside a function
-    assert "harness.forms" not in graph["harness.capabilities"]  # likewise
+    assert "harness.forms" in graph["harness.capabilities"]  # inside a function
+    assert "harness.rebuild" in graph["harness.report._data"]  # likewise
 
     known = {"harness.report", "harness.report.tables", "harness.report.x"}
 
@@ -236,13 +299,16 @@ def test_the_graph_sees_the_imports_it_should() -> None:
     assert imported("from .tables import f") == ["harness.report.tables"]
     assert imported("import harness.report.tables") == ["harness.report.tables"]
 
-    body = ast.parse(
+    tree = ast.parse(
         "import a\n"
         "if TYPE_CHECKING:\n    import b\nelse:\n    import c\n"
         "try:\n    import d\nexcept ImportError:\n    import e\n"
-        "def f():\n    import g\n"
-    ).body
-    assert [n.names[0].name for n in _module_level(body)] == ["a", "c", "d", "e"]
+        "def f():\n    import g\n    if typing.TYPE_CHECKING:\n        import h\n"
+        "class C:\n    def m(self):\n        from i import j\n"
+        "k = importlib.import_module('k')\nl = import_module(name)\n"
+    )
+    found = [_imported(n, "x", set())[0] for n in _imports(tree)]
+    assert sorted(found) == ["a", "c", "d", "e", "g", "i", "k"]
     assert _cycles({"a": {"b": ""}, "b": {"a": ""}, "c": {"c": ""}, "d": {}}) == [
         ["a", "b"],
         ["c"],
@@ -258,13 +324,82 @@ def test_harness_modules_import_no_cycle() -> None:
             for target, where in graph[source].items():
                 if target in component:
                     lines.append(f"  {source} -> {target}  ({where})")
-    assert not lines, "module-level imports form cycles:\n" + "\n".join(lines)
+    assert not lines, "imports (those inside functions too) form cycles:\n" + "\n".join(lines)
 
 
-def test_harness_modules_do_not_import_the_builtin_layers_at_module_level() -> None:
-    offenders = [
-        f"{module} ({edges['layers']})" for module, edges in _graph().items() if "layers" in edges
+def _misplaced(graph: dict[str, dict[str, str]], floors: list[tuple[str, list[str]]]) -> list[str]:
+    """What breaks the layering: a module on no floor or on two, an import that climbs."""
+    levels = _floor_of(floors)
+    names = [name for name, _ in reversed(floors)]
+    found = [f"{m} is on {len(levels(m))} floors" for m in graph if len(levels(m)) != 1]
+    if found:
+        return found
+    return [
+        f"{source} ({names[levels(source)[0]]}) imports {target} "
+        f"({names[levels(target)[0]]}) at {where}"
+        for source, edges in graph.items()
+        for target, where in edges.items()
+        if levels(target)[0] > levels(source)[0]
     ]
+
+
+def test_every_module_is_on_one_floor_and_imports_nothing_above_it() -> None:
+    assert harness.__doc__ is not None
+    floors = _floors(harness.__doc__)
+    assert [name for name, _ in floors][-1] == "ground"
+    problems = _misplaced(_graph(), floors)
+    assert not problems, (
+        "the layering stated in harness/__init__.py is broken (every module on one "
+        "floor; imports, those inside functions too, go to the same floor or lower):\n  "
+        + "\n  ".join(problems)
+    )
+
+
+def test_the_floors_reader_and_checker_can_fail() -> None:
+    doc = (
+        "x\n\n.. floors\n\n    top     harness.b harness.c*\n            harness.d\n"
+        "    ground  harness harness.e\n\nafter: not a floor\n    harness.z\n"
+    )
+    floors = _floors(doc)
+    assert floors == [
+        ("top", ["harness.b", "harness.c*", "harness.d"]),
+        ("ground", ["harness", "harness.e"]),
+    ]
+    levels = _floor_of(floors)
+    modules = ("harness.b", "harness.cx", "harness.d", "harness", "harness.e", "harness.f")
+    assert [levels(m) for m in modules] == [[1], [1], [1], [0], [0], []]
+    assert _misplaced({"harness.b": {"harness.e": "b.py:1"}, "harness.e": {}}, floors) == []
+    assert _misplaced({"harness.e": {"harness.b": "e.py:3"}, "harness.b": {}}, floors) == [
+        "harness.e (ground) imports harness.b (top) at e.py:3"
+    ]
+    assert _misplaced({"harness.f": {}}, floors) == ["harness.f is on 0 floors"]
+
+
+def _builtin_layers_package() -> str:
+    """The built-in layers' top-level package, from the ``builtin`` entry point in
+    pyproject.toml; the registry's ``BUILTIN_LAYERS`` must say the same."""
+    project = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["project"]
+    value = project["entry-points"]["harness.layers"]["builtin"]
+    tree = ast.parse((ROOT / "registry.py").read_text())
+    declared = [
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "BUILTIN_LAYERS" for t in node.targets)
+        and isinstance(node.value, ast.Constant)
+    ]
+    assert declared == [value], "harness.registry.BUILTIN_LAYERS differs from the entry point"
+    return str(value).partition(":")[0].split(".")[0]
+
+
+def test_harness_modules_do_not_import_the_builtin_layers() -> None:
+    package = _builtin_layers_package()
+    offenders = []
+    for module, path in _sources().items():
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            if any(t.split(".")[0] == package for t in _imported(node, module, set())):
+                offenders.append(f"{module} ({path.name}:{node.lineno})")
     assert not offenders, (
-        "the built-in layers package is imported at module level by: " + ", ".join(offenders)
+        f"the built-in layers package {package!r} imports harness; it is loaded by name "
+        "(harness.registry.builtin_layers), not imported by: " + ", ".join(offenders)
     )
