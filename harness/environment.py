@@ -43,7 +43,6 @@ from harness.errors import ConfigError
 
 __all__ = [
     "ALLOCATORS",
-    "ALLOCATOR_ENV",
     "DEFAULT_ALLOCATOR",
     "GLIBC_FIXED_ENV",
     "CpuTimes",
@@ -425,11 +424,12 @@ class NoiseMonitor:
 
 # -- the allocator ------------------------------------------------------------------------
 
-#: The allocators a worker can run with, in order; the first is the default.
+#: The allocators a worker can run with, in order; the first is the default. Declared
+#: here only: the ``allocators`` setting (``harness.config``) takes its names from it.
 ALLOCATORS: tuple[str, ...] = ("glibc", "glibc-fixed", "jemalloc", "tcmalloc")
 
 #: glibc with its defaults: what a user's training process gets unless it tunes malloc.
-DEFAULT_ALLOCATOR = "glibc"
+DEFAULT_ALLOCATOR = ALLOCATORS[0]
 
 #: "glibc-fixed": glibc malloc with fixed thresholds. Left adaptive, glibc's mmap
 #: threshold moves with what ran before (numpy's rfft2 at n=512 was measured at 4.4 ms
@@ -439,10 +439,6 @@ GLIBC_FIXED_ENV: dict[str, str] = {
     "MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024),
     "MALLOC_TRIM_THRESHOLD_": str(256 * 1024 * 1024),
 }
-
-#: Former name of ``GLIBC_FIXED_ENV`` (every worker used it before allocators were a
-#: setting).
-ALLOCATOR_ENV = GLIBC_FIXED_ENV
 
 
 @dataclass(frozen=True)
@@ -651,7 +647,7 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "N
 
 def worker_env(
     max_threads: int,
-    allocator: str | Mapping[str, str] | None = DEFAULT_ALLOCATOR,
+    allocator: str = DEFAULT_ALLOCATOR,
     extra: Mapping[str, str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
@@ -666,20 +662,11 @@ def worker_env(
     make "glibc" no longer glibc's defaults; its ``MALLOC_CONF`` would tune
     jemalloc), ``glibc.malloc.*`` tunables, and jemalloc/tcmalloc/mimalloc entries of
     ``LD_PRELOAD`` (other LD_PRELOAD entries stay). ``extra`` is applied last: settings
-    a run wants on purpose (``{"MALLOC_CONF": ...}``) go there.
-
-    A mapping as second argument is taken as ``extra`` with the default allocator
-    (the former signature ``worker_env(max_threads, extra)``)."""
-    if isinstance(allocator, Mapping):
-        if extra is not None:
-            raise TypeError("worker_env: allocator must be a name")
-        name, extra = DEFAULT_ALLOCATOR, allocator
-    else:
-        name = DEFAULT_ALLOCATOR if allocator is None else allocator
+    a run wants on purpose (``{"MALLOC_CONF": ...}``) go there."""
     env = _without_allocator_settings(dict(os.environ if environ is None else environ))
     for var in _THREAD_VARS:
         env[var] = str(max_threads)
-    env.update(allocator_env(name, env))
+    env.update(allocator_env(allocator, env))
     env["PYTHONHASHSEED"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     if extra:

@@ -1,5 +1,6 @@
 """What the report says before its summary when a folder is not what it seems: a run
-cut short (incomplete), and NaN/inf in a layer's inputs or outputs.
+cut short (incomplete), NaN/inf in a layer's inputs or outputs, and rows timed with
+another allocator than the one asked for.
 
 Pure: rows in, Markdown lines out (``markdown.render_report`` places them).
 """
@@ -12,7 +13,7 @@ from typing import Any
 from harness.report._data import records
 from harness.results import Results
 
-__all__ = ["fault_lines", "incomplete_reason", "nonfinite_findings"]
+__all__ = ["allocator_findings", "fault_lines", "incomplete_reason", "nonfinite_findings"]
 
 
 def incomplete_reason(run: dict[str, Any]) -> str | None:
@@ -62,6 +63,22 @@ def nonfinite_findings(results: Results) -> list[str]:
     return out
 
 
+def allocator_findings(results: Results) -> list[str]:
+    """One sentence per allocator asked for whose rows were timed with another one
+    (``allocator_measured``: a preload that did not take, inherited malloc settings),
+    naming the layers; none for a folder from before that column."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in records(results.frame):
+        asked, measured = row.get("allocator"), row.get("allocator_measured")
+        if asked and measured and measured != asked:
+            found.setdefault((str(asked), str(measured)), []).append(str(row.get("layer")))
+    return [
+        f"rows asked for `{asked}` were timed with `{measured}` "
+        f"({', '.join(f'`{layer}`' for layer in dict.fromkeys(layers))})"
+        for (asked, measured), layers in found.items()
+    ]
+
+
 def fault_lines(results: Results) -> list[str]:
     """Markdown lines (each followed by a blank one) for the top of the report."""
     out: list[str] = []
@@ -74,4 +91,10 @@ def fault_lines(results: Results) -> list[str]:
         ]
     for finding in nonfinite_findings(results):
         out += [f"**Non-finite values**: {finding}; its deviation is not plotted.", ""]
+    for finding in allocator_findings(results):
+        out += [
+            f"**Allocator not as asked**: {finding}; their timings are of that allocator "
+            "(see `allocator_measured` in results.csv).",
+            "",
+        ]
     return out

@@ -369,9 +369,11 @@ def test_worker_env_removes_conflicting_allocator_settings() -> None:
     # extra is applied last: settings wanted on purpose survive
     tuned = worker_env(1, "glibc", {"MALLOC_ARENA_MAX": "4"}, environ=parent)
     assert tuned["MALLOC_ARENA_MAX"] == "4"
-    # former call shape worker_env(max_threads, extra): default allocator
-    old = worker_env(1, {"TORCHINDUCTOR_CACHE_DIR": "/tmp/x"}, environ=parent)
-    assert old["TORCHINDUCTOR_CACHE_DIR"] == "/tmp/x" and "MALLOC_ARENA_MAX" not in old
+    # extra with the default allocator: by keyword (there is no other call shape)
+    cache = worker_env(1, extra={"TORCHINDUCTOR_CACHE_DIR": "/tmp/x"}, environ=parent)
+    assert cache["TORCHINDUCTOR_CACHE_DIR"] == "/tmp/x" and "MALLOC_ARENA_MAX" not in cache
+    with pytest.raises(ConfigError, match="unknown allocator"):
+        worker_env(1, {"TORCHINDUCTOR_CACHE_DIR": "/tmp/x"}, environ=parent)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown allocator"):
         worker_env(1, "mimalloc", environ=parent)
 
