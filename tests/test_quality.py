@@ -33,6 +33,7 @@ def test_ruff_format() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@pytest.mark.slow  # mypy over the package: tens of seconds
 def test_mypy() -> None:
     res = _run(_tool("mypy"))
     assert res.returncode == 0, res.stdout + res.stderr

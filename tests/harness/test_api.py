@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 
 import harness
@@ -31,8 +33,29 @@ def test_public_api_is_pinned() -> None:
             "run",
         ]
     )
+    # each name resolves to an object of the kind it is documented as
+    kinds: dict[str, set[str]] = {}
     for name in harness.__all__:
-        assert getattr(harness, name) is not None
+        obj = getattr(harness, name)
+        kind = "class" if inspect.isclass(obj) else "function" if inspect.isfunction(obj) else ""
+        kinds.setdefault(kind or type(obj).__name__, set()).add(name)
+    assert kinds == {
+        "class": {
+            "Axis",
+            "ConfigError",
+            "HarnessError",
+            "Implementation",
+            "InputError",
+            "Layer",
+            "LayerDefinitionError",
+            "Results",
+            "ResultsError",
+        },
+        "function": {"baseline", "load", "load_results", "native", "run"},
+        "tuple": {"FORMS"},  # the derived forms a native implementation gets
+        "UnionType": {"AxisValue"},  # int | float | str
+        "GenericAlias": {"Point"},  # Mapping[str, AxisValue]
+    }
 
 
 def test_every_error_is_a_harness_error() -> None:

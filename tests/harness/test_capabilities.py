@@ -127,6 +127,7 @@ SCALE = Layer(
 # -- rows -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 def test_rows_have_exactly_the_documented_columns(fft_rows: list[dict[str, Any]]) -> None:
     assert all(list(row) == list(CAPABILITY_COLUMNS) for row in fft_rows)
     assert [(r["impl"], r["check"]) for r in fft_rows] == [
@@ -138,6 +139,7 @@ def test_rows_have_exactly_the_documented_columns(fft_rows: list[dict[str, Any]]
     assert all(r["graph_breaks"] is None for r in fft_rows)  # compile check only
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 @pytest.mark.parametrize("layer", [FFT, CONV2D], ids=lambda layer: layer.name)
 def test_native_torch_is_portable(
     layer: Layer, fft_rows: list[dict[str, Any]], conv_rows: list[dict[str, Any]]
@@ -148,6 +150,7 @@ def test_native_torch_is_portable(
         assert (row["status"], row["reason"]) == ("ok", None), check
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 def test_torch_fft_has_no_legacy_onnx_export(fft_rows: list[dict[str, Any]]) -> None:
     row = _by_cell(fft_rows)["torch", "onnx_legacy"]
     assert row["status"] == "unsupported"
@@ -155,12 +158,14 @@ def test_torch_fft_has_no_legacy_onnx_export(fft_rows: list[dict[str, Any]]) -> 
     assert "fft_rfft2" in row["reason"]
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 def test_torch_conv2d_exports_with_both_onnx_exporters(conv_rows: list[dict[str, Any]]) -> None:
     cells = _by_cell(conv_rows)
     assert cells["torch", "onnx_legacy"]["status"] == "ok"
     assert cells["torch", "onnx_dynamo"]["status"] == "ok"
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 @pytest.mark.parametrize(
     ("layer", "impl"), [(FFT, "numpy"), (CONV2D, "scipy")], ids=["fft", "conv2d"]
 )
@@ -178,6 +183,7 @@ def test_seed_baselines_neither_script_nor_export(
     assert ".numpy()" in cells[impl, "onnx_dynamo"]["reason"]
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 @pytest.mark.parametrize(
     ("layer", "impl"), [(FFT, "numpy"), (CONV2D, "scipy")], ids=["fft", "conv2d"]
 )
@@ -190,6 +196,7 @@ def test_legacy_onnx_of_a_seed_baseline_is_a_constant(
     assert "no inputs" in row["reason"]
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 @pytest.mark.parametrize(
     ("layer", "impl", "function"),
     [(FFT, "numpy", "BadFFTFunction"), (CONV2D, "scipy", "ScipyConv2dFunction")],
@@ -368,6 +375,7 @@ def test_format_capabilities_with_the_callers_footnotes() -> None:
     )
 
 
+@pytest.mark.slow  # fft_rows/conv_rows export to ONNX through dynamo: seconds each
 def test_format_capabilities_of_real_rows(
     fft_rows: list[dict[str, Any]], conv_rows: list[dict[str, Any]]
 ) -> None:

@@ -220,6 +220,7 @@ def test_bind_module_works_under_the_tracer_and_restores_the_module() -> None:
     assert all(p is q for (_, p), (_, q) in zip(before, after, strict=True))
 
 
+@pytest.mark.slow  # torch.compile of the wrapped NumPy function: seconds
 def test_a_plain_numpy_function_of_arrays_is_a_forward_only_baseline() -> None:
     import numpy as np
 
