@@ -237,6 +237,13 @@ def agreement(harness: float, truth: float, tolerance: float = TOLERANCE) -> tup
     return (ratio, abs(ratio - 1.0) <= tolerance + 1e-12)
 
 
+def intervals_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool | None:
+    """Whether two intervals share a point; None where either end is unknown."""
+    if any(not v > 0 for v in (*a, *b)):
+        return None
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
 # -- reading the harness's results ----------------------------------------------------------
 
 
@@ -550,6 +557,14 @@ def start_neighbour() -> subprocess.Popen[bytes]:
 # -- output --------------------------------------------------------------------------------------
 
 
+def _load() -> str:
+    """The 1/5/15-minute load averages: how busy the machine was (other tenants)."""
+    try:
+        return "/".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def fmt_speedup(value: float, low: float, high: float) -> str:
     if not value > 0:
         return "n/a"
@@ -576,6 +591,7 @@ COLUMNS = (
     "truth",
     "truth ms (base/cand)",
     "harness/truth",
+    "intervals overlap?",
     "within 15%?",
 )
 
@@ -644,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, CPU capability {env['capability']}, "
         f"torch {env['torch']}, {os.cpu_count()} CPUs, default threads of a fresh process: "
-        f"{env['threads']}"
+        f"{env['threads']}, load average {_load()}"
     )
     print(
         f"command: {' '.join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])}"
@@ -741,6 +757,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "truth": fmt_speedup(truth["speedup"], truth["low"], truth["high"]),
                                 "truth ms (base/cand)": f"{base_ms:.3g}/{cand_ms:.3g}",
                                 "harness/truth": f"{ratio:.2f}" if ratio == ratio else "n/a",
+                                "intervals overlap?": {True: "yes", False: "NO", None: "n/a"}[
+                                    intervals_overlap(
+                                        (figure.low, figure.high) if figure else (math.nan,) * 2,
+                                        (truth["low"], truth["high"]),
+                                    )
+                                ],
                                 "within 15%?": "[pass]" if ok else "[fail]",
                                 "_phase": ph,
                                 "_ok": str(ok),
@@ -755,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(table, COLUMNS))
     wall = time.perf_counter() - started
-    print(f"\nwall time {wall:.0f}s")
+    print(f"\nwall time {wall:.0f}s, load average at the end {_load()}")
     (out / "truth.json").write_text(
         json.dumps(
             {"environment": env, "table": table, "processes": record, "errors": errors}, indent=1

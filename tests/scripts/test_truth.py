@@ -229,3 +229,9 @@ def test_the_readme_example_is_written_as_a_layer_file(tmp_path: Path) -> None:
     text = path.read_text()
     assert "class NumpyTanh" in text and "LAYERS" in text
     compile(text, str(path), "exec")
+
+
+def test_intervals_overlap_or_not() -> None:
+    assert truth.intervals_overlap((1.0, 2.0), (1.5, 3.0)) is True
+    assert truth.intervals_overlap((1.0, 2.0), (2.5, 3.0)) is False
+    assert truth.intervals_overlap((math.nan, 2.0), (1.5, 3.0)) is None
