@@ -24,6 +24,20 @@ output in as a constant). A layer's failures are recorded, never raised. Rows fo
 ``harness.frame.CAPABILITY_COLUMNS``; ``format_capabilities`` renders them as Markdown,
 for the CLI and for the report alike.
 
+Two checks can disagree: ``compile`` may run an implementation and count 0 graph
+breaks (``torch._dynamo.explain`` misses what Dynamo hands back to Python whole, such
+as an ``autograd.Function`` it cannot trace) where ``compile_fullgraph`` fails.
+**fullgraph rules** on whether compile takes the code whole: the ``compile`` row's
+reason says so (``_reconcile``), its cell reads ``✓ ran, not whole`` (where no break
+was counted), and
+``compile_not_timed`` times ``<baseline>-compile`` only where ``compile_fullgraph``
+is ``ok``. Where ``compile_fullgraph`` passes, breaks that ``explain`` counts are
+likewise overruled in the ``compile`` row's reason.
+
+Reasons are one complete line (``harness.errors.one_line``); an op the ONNX exporter
+has no function for is named (``no ONNX function for prims.bessel_i1e``), and so is the
+Python function a scripted callable calls back into.
+
 An ``ok`` cell may still carry a reason: ``torch.jit.trace`` records an
 ``autograd.Function`` as a ``prim::PythonOp`` that calls the NumPy code again on every
 input, so such a trace gives right answers in this process but cannot be saved or
@@ -47,8 +61,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from harness.errors import ConfigError, describe, first_line, root_cause, truncate
+from harness.errors import ConfigError, describe, first_line, one_line, root_cause
 from harness.frame import CAPABILITY_COLUMNS, build_table
+from harness.text import Footnotes, cell, md_table
 
 if TYPE_CHECKING:
     import torch
@@ -63,6 +78,7 @@ __all__ = [
     "CHECK_LABELS",
     "capability_frame",
     "capability_matrix",
+    "compile_not_timed",
     "format_capabilities",
 ]
 
@@ -158,7 +174,8 @@ def capability_matrix(
 
     rows: list[dict[str, Any]] = []
     for impl in chosen:
-        for check, outcome in _check_implementation(layer, impl, where, chosen_checks):
+        outcomes = _reconcile(dict(_check_implementation(layer, impl, where, chosen_checks)))
+        for check, outcome in outcomes.items():
             rows.append(
                 {
                     "layer": layer.name,
@@ -208,6 +225,40 @@ def capability_frame(
     return build_table(rows, CAPABILITY_COLUMNS)
 
 
+def compile_not_timed(rows: Iterable[Mapping[str, Any]], source: str) -> str | None:
+    """Why ``<baseline>-compile`` of ``source`` is not timed, from the capability rows of
+    its layer (``None``: time it). **fullgraph rules**: compiling the baseline as declared
+    is a port only where ``torch.compile(fullgraph=True)`` takes it whole and matches
+    eager; a ``compile`` row of 0 graph breaks does not overrule a failed
+    ``compile_fullgraph`` row. Rows without a ``compile_fullgraph`` check fall back to
+    the ``compile`` row: not timed where it failed or broke the graph."""
+    mine = {str(r.get("check")): r for r in rows if r.get("impl") == source}
+    whole = mine.get("compile_fullgraph")
+    if whole is not None:
+        status, reason = whole.get("status"), whole.get("reason")
+        if status == "ok":
+            return None
+        why = (
+            f"torch.compile(fullgraph=True) cannot take {source} whole"
+            if status != "wrong"
+            else f"compiled whole with fullgraph=True, {source} disagrees with eager"
+        )
+        if reason:
+            why += f" ({reason})"
+        return one_line(f"not timed: {why}; fullgraph rules (capability matrix)", 400)
+    row = mine.get("compile")
+    if row is None:
+        return None
+    if row.get("status") != "ok":
+        return f"not timed: torch.compile cannot run {source} as declared (capability matrix)"
+    if row.get("graph_breaks"):
+        return (
+            f"not timed: torch.compile breaks the graph of {source} "
+            f"{int(row['graph_breaks'])} time(s) (capability matrix)"
+        )
+    return None
+
+
 class Notes(Protocol):
     """Where cell footnotes go: ``ref(text)`` returns the marker to put in the cell
     (``harness.report._format.Footnotes`` is one)."""
@@ -232,8 +283,6 @@ def format_capabilities(
     at the end. ``headings`` puts ``### <layer>`` above each table. No rows:
     ``"No capability checks.\n"``.
     """
-    from harness.report._format import Footnotes, cell, md_table
-
     table_rows = _records(rows)
     if not table_rows:
         return "No capability checks.\n"
@@ -249,9 +298,12 @@ def format_capabilities(
         body = []
         for impl in [i for i in seen if i in base] + [i for i in seen if i not in base]:
             cells = [cell(f"{impl} (baseline)" if impl in base else impl)]
+            whole = next(
+                (r for r in caps if r["impl"] == impl and r["check"] == "compile_fullgraph"), None
+            )
             for check in checks:
                 hit = next((r for r in caps if r["impl"] == impl and r["check"] == check), None)
-                cells.append("—" if hit is None else _cell(hit, refs))
+                cells.append("—" if hit is None else _cell(hit, refs, whole))
             body.append(cells)
         header = ["implementation"] + [CHECK_LABELS.get(c, c) for c in checks]
         if headings:
@@ -270,17 +322,25 @@ def _records(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dict[str,
     return [{str(k): v for k, v in row.items()} for row in rows]
 
 
-def _cell(row: Mapping[str, Any], notes: Notes) -> str:
+def _cell(row: Mapping[str, Any], notes: Notes, whole: Mapping[str, Any] | None = None) -> str:
+    """One cell; ``whole`` is the implementation's ``compile_fullgraph`` row, which rules
+    a ``compile`` cell that ran: ``✓ ran, not whole`` where fullgraph failed."""
     status = str(row.get("status"))
+    reason = row.get("reason")
     if status == "ok":
         text = "✓"
         breaks = row.get("graph_breaks")
         if breaks:
             n = int(breaks)
             text += f" ({n} graph break{'s' if n != 1 else ''})"
+        fails = whole is not None and whole.get("status") != "ok"
+        if row.get("check") == "compile" and whole is not None and fails and not breaks:
+            text = "✓ ran, not whole"
+            if _FULLGRAPH_RULES not in str(reason or ""):
+                # rows from before the checks were reconciled: say which one rules here
+                reason = _overruled(row, str(whole.get("status")), reason)
     else:
         text = f"✗ {status}"
-    reason = row.get("reason")
     if reason:
         text += notes.ref(str(reason))
     return text
@@ -334,16 +394,66 @@ def _check_implementation(
 def _run_check(check: str, subject: _Subject) -> _Outcome:
     import torch
 
-    from harness.forms import quiet
+    from harness.forms import missing_onnx_function, quiet, script_cause
 
     torch._dynamo.reset()
     try:
         with quiet(), torch.no_grad():
             return _CHECK_FUNCTIONS[check](subject)
     except Exception as exc:
-        return _Outcome("unsupported", _reason(_describe(exc)))
+        # name the op the exporter lacks, or the Python function a script calls back
+        # into; other causes as "Type: first line" of the root cause
+        named = missing_onnx_function(exc) if check.startswith("onnx") else None
+        if check == "script_save" and "Could not export Python function call" in str(exc):
+            named = script_cause(exc, "save")
+        return _Outcome("unsupported", _reason(named or _describe(exc)))
     finally:
         torch._dynamo.reset()
+
+
+#: The words that mark a reason saying which of two disagreeing checks rules.
+_FULLGRAPH_RULES = "fullgraph rules"
+
+
+def _overruled(row: Mapping[str, Any], whole: str, reason: Any) -> str:
+    """The reason of a ``compile`` row that ``compile_fullgraph`` (status ``whole``)
+    contradicts, saying that fullgraph rules; ``reason`` is the row's own, kept after."""
+    breaks = row.get("graph_breaks")
+    counted = (
+        f"torch._dynamo.explain counted {int(breaks)} graph break(s)"
+        if breaks is not None
+        else "it ran"
+    )
+    if whole == "ok":
+        text = (
+            f"{_FULLGRAPH_RULES}: torch.compile with fullgraph=True takes it whole, "
+            f"so the breaks {counted.removeprefix('torch._dynamo.explain counted ')} "
+            "do not stop compile"
+        )
+    else:
+        text = (
+            f"{_FULLGRAPH_RULES}: {counted}, but torch.compile with fullgraph=True "
+            f"{'fails' if whole == 'unsupported' else 'gives another output'}, so compile "
+            "does not take it whole (Dynamo leaves what it cannot trace to Python)"
+        )
+    return _reason(f"{text}; {reason}" if reason else text)
+
+
+def _reconcile(outcomes: dict[str, _Outcome]) -> dict[str, _Outcome]:
+    """``outcomes`` of one implementation with contradictions between checks resolved:
+    ``compile`` ran (0 graph breaks, or breaks) while ``compile_fullgraph`` says the
+    opposite about taking the code whole. fullgraph rules; the ``compile`` row's reason
+    says so (its status, whether it ran and matched, stands)."""
+    compiled, whole = outcomes.get("compile"), outcomes.get("compile_fullgraph")
+    if compiled is None or whole is None or compiled.status != "ok":
+        return outcomes
+    fails = whole.status != "ok"
+    broke = bool(compiled.graph_breaks)
+    if fails == broke:  # they agree: breaks and no whole graph, or neither
+        return outcomes
+    row = {"graph_breaks": compiled.graph_breaks}
+    reason = _overruled(row, whole.status, compiled.reason)
+    return {**outcomes, "compile": _Outcome(compiled.status, reason, compiled.graph_breaks)}
 
 
 def _verdict(
@@ -553,5 +663,5 @@ def _describe(exc: BaseException) -> str:
 
 
 def _reason(text: str) -> str:
-    """A reason as stored: at most ``_REASON_CHARS`` characters."""
-    return truncate(text, _REASON_CHARS)
+    """A reason as stored: one complete line of at most ``_REASON_CHARS`` characters."""
+    return one_line(text, _REASON_CHARS)

@@ -1,6 +1,6 @@
 """``python -m harness``: a thin command line over the library.
 
-Commands: ``run``, ``report``, ``compare``, ``merge``, ``capabilities``, ``layers``, all
+Commands: ``run``, ``report``, ``compare``, ``merge``, ``capabilities``, ``layers``, ``scan``, all
 in one argparse tree. ``run``'s options come from ``RunConfig``'s declaration
 (``harness.config``). Every error the harness raises on purpose (``HarnessError``)
 and every usage error is one line ``error: ...`` on stderr and exit code 2; an
@@ -14,7 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from harness.config import add_run_options, load_config, parse_list, settings_from_namespace
+from harness.config import (
+    add_run_option,
+    add_run_options,
+    merge_settings,
+    parse_list,
+    settings_from_namespace,
+)
 from harness.errors import ConfigError, HarnessError
 
 __all__ = ["build_parser", "main"]
@@ -38,15 +44,16 @@ def _percent(text: str) -> float:
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layers", help="comma-separated layer names (default: all registered)")
-    p.add_argument(
-        "--layers-from",
-        dest="layers_from",
-        action="append",
-        default=[],
-        metavar="MODULE_OR_FILE",
-        help="also load layers from a module path or a .py file (repeatable)",
-    )
+    """``--layers`` and ``--layers-from``, as ``run`` declares them (``RunConfig``)."""
+    add_run_option(p, "layers")
+    add_run_option(p, "layers_from")
+
+
+def _selection(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The registry with ``--layers-from``, and the layer names ``--layers`` picks."""
+    chosen = settings_from_namespace(args)
+    registry = _registry(chosen.get("layers_from", ()))
+    return registry, list(chosen.get("layers") or registry.names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-report", action="store_true", help="do not write report.md at the end")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    run.add_argument("--scan", metavar="DIR", help="weigh verdicts by the shares of a scan folder")
 
     rep = sub.add_parser("report", help="write DIR/report.md and its plots from a results folder")
     rep.add_argument("dir", metavar="DIR", help="results folder")
+    rep.add_argument("--scan", metavar="DIR", help="weigh verdicts by the shares of a scan folder")
 
     cmp_ = sub.add_parser(
         "compare",
@@ -118,50 +127,65 @@ def build_parser() -> argparse.ArgumentParser:
 
     lay = sub.add_parser("layers", help="list the registered layers and where they come from")
     _add_selection(lay)
+
+    scn = sub.add_parser(
+        "scan",
+        help="run a training script under the profiler: its custom autograd Functions, "
+        "their shapes and share of the time, and a layer file for them",
+    )
+    scn.add_argument("--out", help="folder to write (default: a new one under reports/)")
+    scn.add_argument(
+        "--steps", type=int, metavar="N", help="profile N iterations (optimizer steps) then stop"
+    )
+    scn.add_argument("script", metavar="SCRIPT", help="the Python script to run as __main__")
+    scn.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
     return parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import Runner
 
-    file_settings: dict[str, Any] = load_config(args.config) if args.config else {}
-    file_out = file_settings.pop("out", None)
-    if args.resume and file_out is not None and not _same_path(file_out, args.resume):
-        # like any option that disagrees with the folder: never silently ignored
-        raise ConfigError(
-            f"--resume {args.resume}: {args.config} sets out = {str(file_out)!r}: "
-            "a resumed run keeps its own folder; remove out from the file, or start a new run"
-        )
-    out = args.out or file_out
-    given = settings_from_namespace(args)
-    settings = {**file_settings, **given}
-    # Repeatable options add to what the file has rather than replace it.
-    if "grid" in file_settings and "grid" in given:
-        settings["grid"] = {**file_settings["grid"], **given["grid"]}
-    if "layers_from" in file_settings and "layers_from" in given:
-        settings["layers_from"] = (*file_settings["layers_from"], *given["layers_from"])
+    settings, out = merge_settings(
+        args.config or None,
+        settings_from_namespace(args),
+        out=args.out or None,
+        resume=args.resume or None,
+    )
     if args.resume and args.out:
         raise ConfigError("--out and --resume are exclusive: --resume continues its own folder")
+    if args.scan:
+        from harness.report.scan_share import check_scan
+
+        check_scan(args.scan)  # before anything is measured
     runner = Runner.from_settings(
         settings,
         out=out,
         resume=args.resume,
         quiet=args.quiet,
-        report=not args.no_report,
+        report=not args.no_report and not args.scan,
     )
     outcome = runner.run()
+    if args.scan and not args.no_report and not outcome.interrupted:
+        _report_with_scan(outcome.path, args.scan)
     return 130 if outcome.interrupted else 0
 
 
-def _same_path(a: Any, b: Any) -> bool:
-    from pathlib import Path
+def _report_with_scan(folder: Any, scan: str) -> Any:
+    """Keep the scan's shares beside the results (``scan.json``), then write the report."""
+    from harness.report import write_report
+    from harness.report.scan_share import attach_scan
 
-    return Path(str(a)).resolve() == Path(str(b)).resolve()
+    attach_scan(folder, scan)
+    return write_report(folder, notes=_note)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import write_report
 
+    if args.scan:
+        path = _report_with_scan(args.dir, args.scan)
+        print(path)
+        return 0
     path = write_report(args.dir, notes=_note)
     print(path)
     return 0
@@ -174,6 +198,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cmp = compare_runs(
         args.base, args.new, threshold_pct=args.threshold, correct=not args.no_correction
     )
+    for note in cmp.notes:  # a rebuilt file or an incomplete run is said, not hidden
+        _note(note)
     text = format_comparison(cmp)
     if args.out:
         try:
@@ -220,8 +246,7 @@ def _registry(layers_from: Sequence[str]) -> Any:
 def cmd_capabilities(args: argparse.Namespace) -> int:
     from harness.capabilities import capability_frame, format_capabilities
 
-    registry = _registry(args.layers_from)
-    names = parse_list(args.layers, "--layers") if args.layers else registry.names()
+    registry, names = _selection(args)
     layers = [registry.get(n) for n in names]
     impls = parse_list(args.impls, "--impls") if args.impls else None
     if impls is not None:
@@ -240,8 +265,7 @@ def cmd_capabilities(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    registry = _registry(args.layers_from)
-    names = parse_list(args.layers, "--layers") if args.layers else registry.names()
+    registry, names = _selection(args)
     lines = []
     for name in names:
         layer = registry.get(name)
@@ -261,6 +285,12 @@ def cmd_layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from harness.scan import cmd_scan
+
+    return cmd_scan(args.script, args.script_args, out=args.out, steps=args.steps)
+
+
 def _note(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
 
@@ -272,6 +302,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "merge": cmd_merge,
     "capabilities": cmd_capabilities,
     "layers": cmd_layers,
+    "scan": _scan,
 }
 
 

@@ -22,7 +22,7 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -44,11 +44,13 @@ from harness.protocol import (
     SetupTask,
     read_event_at,
 )
-from harness.results import ResultsWriter, benchmark_json, pyperf_suite
+from harness.results import RAW_DIR, ResultsWriter, benchmark_json, pyperf_suite
 from harness.stats import Interval, combine_phases, decide, round_ratios, speedup_interval
 
+if TYPE_CHECKING:
+    from harness.plan import LayerInfo, Plan
+
 __all__ = [
-    "RAW_DIR",
     "Builder",
     "Collector",
     "GroupAnalysis",
@@ -62,7 +64,6 @@ __all__ = [
     "timing_file",
 ]
 
-RAW_DIR = "raw"
 SETUP_FILE = "setup.jsonl"
 VALIDATE_FILE = "validate.jsonl"
 
@@ -322,7 +323,7 @@ def analyse_group(
             cand = {
                 ph: _values_by_process(runs, group.variant(impl).case(ph).name) for ph in PHASES
             }
-            per_phase = {
+            per_phase: dict[str, Interval | None] = {
                 ph: speedup_interval(round_ratios(base[ph], cand[ph]), seed=seed + n)
                 for ph in PHASES
             }
@@ -363,7 +364,7 @@ class Outputs:
     """One pyperf suite of every timed case, or None before any was timed."""
 
 
-def plan_axes(plan: Any) -> list[str]:
+def plan_axes(plan: Plan) -> list[str]:
     """The grid-axis columns of a plan's results frame, in order of first appearance."""
     axes: list[str] = []
     for layer in dict.fromkeys(g.layer for g in plan.groups):
@@ -374,7 +375,7 @@ def plan_axes(plan: Any) -> list[str]:
 
 
 def group_tables(
-    state: State, plan: Any, group: Group, seed: int = 0
+    state: State, plan: Plan, group: Group, seed: int = 0
 ) -> tuple[GroupAnalysis, list[dict[str, Any]], list[dict[str, Any]]] | None:
     """One group's analysis, result rows and deviation rows; None before any of its
     variants was set up."""
@@ -428,7 +429,7 @@ def _capabilities_table(state: State) -> pd.DataFrame:
     return build_table(rows, CAPABILITY_COLUMNS)
 
 
-def build_outputs(state: State, plan: Any, seed: int = 0) -> Outputs:
+def build_outputs(state: State, plan: Plan, seed: int = 0) -> Outputs:
     """Every table of a state, in memory."""
     rows: list[dict[str, Any]] = []
     dev_rows: list[dict[str, Any]] = []
@@ -520,7 +521,7 @@ class Builder:
     (None: in memory); opening truncates it, ``close`` removes it.
     """
 
-    def __init__(self, plan: Any, seed: int = 0, scratch: Path | None = None) -> None:
+    def __init__(self, plan: Plan, seed: int = 0, scratch: Path | None = None) -> None:
         self.plan = plan
         self.seed = seed
         self.axes = plan_axes(plan)
@@ -646,7 +647,7 @@ def _row(
     variant: Variant,
     phase: str,
     setup: SetupDone,
-    info: Any,
+    info: LayerInfo,
     analysis: GroupAnalysis,
     comparison: Comparison | None,
     baseline_times: Mapping[str, float | None],
@@ -713,7 +714,9 @@ def _row(
         error = analysis.errors.get(case.name)
         if bench is not None:
             values = bench.get_values()
+            measured = {r.get_metadata().get("harness_allocator") for r in bench.get_runs()}
             row.update(
+                allocator_measured="; ".join(sorted(str(a) for a in measured if a)) or None,
                 median_s=bench.median(),
                 mean_s=bench.mean(),
                 stdev_s=bench.stdev() if len(values) > 1 else 0.0,

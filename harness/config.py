@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.dtypes import DTYPES
+from harness.environment import ALLOCATORS, DEFAULT_ALLOCATOR
 from harness.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -43,25 +44,23 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "ALLOCATOR_NAMES",
     "DTYPES",
     "OPTIONS",
     "PROFILES",
     "USES",
     "Profile",
     "RunConfig",
+    "add_run_option",
     "add_run_options",
     "default_threads",
     "load_config",
+    "merge_settings",
     "parse_grid",
     "parse_grid_values",
     "parse_list",
     "run_signature",
     "settings_from_namespace",
 ]
-
-#: Allocators a worker can run with (``harness.environment`` knows how).
-ALLOCATOR_NAMES = ("glibc", "glibc-fixed", "jemalloc", "tcmalloc")
 
 
 @dataclass(frozen=True)
@@ -397,8 +396,8 @@ class RunConfig:
         help="cpu, cuda, or both comma-separated (default: cpu)",
     )
     allocators: tuple[str, ...] = setting(
-        ("glibc",),
-        parse=_names("allocator", ALLOCATOR_NAMES),
+        (DEFAULT_ALLOCATOR,),
+        parse=_names("allocator", ALLOCATORS),
         flag="--allocator",
         toml=("allocator", "allocators"),
         help="memory allocators of the workers, comma-separated: glibc (glibc's defaults, "
@@ -598,18 +597,24 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     Every option defaults to ``None`` so that "given on the command line" can be told
     from "left at its default" (for TOML merging and ``--resume`` checks)."""
     for f in fields(RunConfig):
-        meta = f.metadata
-        dest = f.name
-        if meta["negate"]:
-            parser.add_argument(
-                meta["flag"], dest=dest, action="store_const", const=False, help=meta["help"]
-            )
-        elif meta["append"]:
-            parser.add_argument(
-                meta["flag"], dest=dest, action="append", metavar=meta["metavar"], help=meta["help"]
-            )
-        else:
-            parser.add_argument(meta["flag"], dest=dest, metavar=meta["metavar"], help=meta["help"])
+        add_run_option(parser, f.name)
+
+
+def add_run_option(parser: argparse.ArgumentParser, name: str) -> None:
+    """The option of one ``RunConfig`` field, as its declaration names and explains it
+    (also for commands that share a setting with ``run``: ``--layers``,
+    ``--layers-from``); ``settings_from_namespace`` reads it back parsed."""
+    meta = _FIELDS[name].metadata
+    if meta["negate"]:
+        parser.add_argument(
+            meta["flag"], dest=name, action="store_const", const=False, help=meta["help"]
+        )
+    elif meta["append"]:
+        parser.add_argument(
+            meta["flag"], dest=name, action="append", metavar=meta["metavar"], help=meta["help"]
+        )
+    else:
+        parser.add_argument(meta["flag"], dest=name, metavar=meta["metavar"], help=meta["help"])
 
 
 def settings_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:
@@ -623,6 +628,38 @@ def settings_from_namespace(ns: argparse.Namespace) -> dict[str, Any]:
             value = [item for v in value for item in parse_list(v, f.metadata["flag"])]
         out[f.name] = f.metadata["parse"](value)
     return out
+
+
+def merge_settings(
+    config: str | Path | None,
+    given: Mapping[str, Any],
+    *,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+) -> tuple[dict[str, Any], str | Path | None]:
+    """A run's settings and folder from a TOML file (``config``, read by ``load_config``)
+    and the settings ``given`` on the command line or to ``harness.run``: a given
+    setting wins over the file's, except that a repeatable one adds to it (``grid``
+    axis by axis, ``layers_from`` after the file's). ``out`` wins over the file's
+    ``out``; with ``resume``, the file's ``out`` must name that folder (a resumed run
+    keeps its own, and a setting that disagrees is never silently ignored).
+    ``cli.cmd_run`` and ``harness.run`` both merge through here."""
+    file = load_config(config) if config is not None else {}
+    file_out = file.pop("out", None)
+    moved = resume is not None and file_out is not None
+    if moved and Path(str(file_out)).resolve() != Path(str(resume)).resolve():
+        raise ConfigError(
+            f"--resume {resume}: {config} sets out = {str(file_out)!r}: "
+            "a resumed run keeps its own folder; remove out from the file, or start a new run"
+        )
+    settings = {**file, **given}
+    for name in file.keys() & given.keys():
+        if _FIELDS[name].metadata["append"]:
+            added = _FIELDS[name].metadata["parse"](given[name])
+            settings[name] = (
+                {**file[name], **added} if isinstance(added, Mapping) else (*file[name], *added)
+            )
+    return settings, out if out is not None else file_out
 
 
 def run_signature(extra: Sequence[inspect.Parameter]) -> inspect.Signature:

@@ -30,7 +30,6 @@ __all__ = [
     "gradients",
     "output_mismatch",
     "run_gradcheck",
-    "tolerance_text",
     "within_tolerance",
 ]
 
@@ -133,16 +132,6 @@ def run_gradcheck(
     except Exception as exc:
         return False, describe(exc)
     return bool(ok), ""
-
-
-def tolerance_text(dtype: str) -> str:
-    """The one tolerance rule for ``dtype``, in words: ``|a − r| ≤ 1e-4·|r| +
-    1e-5·max|r|``. Every sentence that says *within tolerance* states this, so that a
-    report never shows two tolerances for one dtype."""
-    rtol = RTOL.get(dtype)
-    if rtol is None:
-        return "the dtype's tolerance"
-    return f"|a − r| ≤ {rtol:g}·|r| + {rtol / 10:g}·max|r|"
 
 
 def output_mismatch(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DTYPES", "RTOL", "dtype_name", "torch_dtype"]
+__all__ = ["DTYPES", "RTOL", "dtype_name", "tolerance_text", "torch_dtype"]
 
 #: Dtype names, narrowest first.
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
@@ -48,3 +48,13 @@ def dtype_name(dtype: torch.dtype) -> str:
     if name not in DTYPES:
         raise ValueError(f"no tolerance for dtype {name!r} (known: {', '.join(DTYPES)})")
     return name
+
+
+def tolerance_text(dtype: str) -> str:
+    """The one tolerance rule for ``dtype`` in words: ``|a − r| ≤ 1e-4·|r| +
+    1e-05·max|r|`` (``harness.deviation.within_tolerance``). Every sentence that says
+    *within tolerance* states it, so that a report never shows two tolerances."""
+    rtol = RTOL.get(dtype)
+    if rtol is None:
+        return "the dtype's tolerance"
+    return f"|a − r| ≤ {rtol:g}·|r| + {rtol / 10:g}·max|r|"

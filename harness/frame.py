@@ -53,6 +53,15 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "string",
         "memory allocator of the worker processes: glibc (defaults), glibc-fixed, jemalloc, tcmalloc",
     ),
+    "allocator_measured": (
+        "string",
+        "the allocator the worker processes that timed this row really ran with "
+        "(harness.environment.allocator_in_use: glibc, glibc-fixed, jemalloc, tcmalloc, or "
+        "'glibc (MALLOC_...=...)' for other malloc settings), several joined by '; ' when "
+        "processes differed; empty where nothing was timed. Not `allocator`: the row "
+        "measured another allocator than the one asked for, and the report says so "
+        "(added in schema 3)",
+    ),
     "group": (
         "string",
         "the group: every implementation of one point and setting, timed together in paired rounds",

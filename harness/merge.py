@@ -38,6 +38,7 @@ from harness.errors import ConfigError, ResultsError, first_line, truncate
 from harness.frame import CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
 from harness.results import (
     ENVIRONMENT_JSON,
+    RAW_DIR,
     RESULTS_CSV,
     RUN_JSON,
     Results,
@@ -54,8 +55,6 @@ __all__ = ["FINGERPRINT_KEYS", "machine_fingerprint", "merge"]
 #: (``gpus`` too when the run measured on CUDA). Hostnames may differ: nodes of one
 #: kind are interchangeable.
 FINGERPRINT_KEYS = ("cpu_capability", "cpu", "cores", "versions")
-
-_RAW_DIR = "raw"
 
 
 @dataclass
@@ -350,9 +349,9 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
         atomic_write_json(tmp / ENVIRONMENT_JSON, versioned(environment))
         write_results(tmp, frame, deviations, capabilities, pyperf_text)
         for part in loaded:
-            raw = part.path / _RAW_DIR
+            raw = part.path / RAW_DIR
             if raw.is_dir():
-                shutil.copytree(raw, tmp / _RAW_DIR / f"part-{part.index}", symlinks=True)
+                shutil.copytree(raw, tmp / RAW_DIR / f"part-{part.index}", symlinks=True)
         _check_out(out)  # nobody made it meanwhile
         if out.is_dir():
             out.rmdir()

@@ -2,7 +2,8 @@
 
 Layers come from three places, in this order:
 
-1. the built-in ``layers`` package (the seed tutorial's two layers);
+1. the built-in layers (the seed tutorial's two): the repository's ``layers/`` folder,
+   installed as ``harness_layers`` so that no ``layers`` folder of the user's shadows it;
 2. installed packages that declare an entry point in the ``harness.layers`` group,
    naming a ``Layer`` or a list of them (``my_pkg.layers:LAYERS``);
 3. ``--layers-from``: a module path (``my_package.my_layers``) or a ``.py`` file,
@@ -31,9 +32,19 @@ from harness.errors import ConfigError, LayerDefinitionError, describe
 from harness.layer import Layer
 from harness.points import format_point
 
-__all__ = ["ENTRY_POINT_GROUP", "Registry", "load_layers_from", "validate_layer"]
+__all__ = [
+    "BUILTIN_LAYERS",
+    "ENTRY_POINT_GROUP",
+    "Registry",
+    "builtin_layers",
+    "load_layers_from",
+    "validate_layer",
+]
 
 ENTRY_POINT_GROUP = "harness.layers"
+#: The built-in layers, ``module:attribute``: the value of the ``builtin`` entry point
+#: in pyproject.toml (tests/harness/test_imports.py keeps the two in step).
+BUILTIN_LAYERS = "harness_layers:LAYERS"
 
 
 @dataclass(frozen=True)
@@ -86,9 +97,7 @@ class Registry:
     def default(cls, layers_from: Sequence[str] = (), entry_points_too: bool = True) -> Registry:
         """Built-in layers, then entry points, then ``layers_from`` sources."""
         reg = cls()
-        import layers as builtin
-
-        for layer in builtin.LAYERS:
+        for layer in builtin_layers():
             reg.register(layer, "built-in (layers)")
         if entry_points_too:
             for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -105,6 +114,15 @@ class Registry:
             for layer in load_layers_from(source):
                 reg.register(layer, source)
         return reg
+
+
+def builtin_layers() -> list[Layer]:
+    """The built-in layers, imported by name (``BUILTIN_LAYERS``) when asked for. That
+    package is a client of ``harness`` like any layer package (it imports the public
+    API), so no harness module imports it with an import statement: this function is
+    the one place that names it."""
+    module, _, attr = BUILTIN_LAYERS.partition(":")
+    return _as_layers(getattr(importlib.import_module(module), attr), f"built-in {module}")
 
 
 def _as_layers(obj: Any, origin: str) -> list[Layer]:

@@ -44,9 +44,11 @@ import pandas as pd
 
 from harness.errors import HarnessError, ResultsError
 from harness.frame import CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
+from harness.pyperf_adapter import benchmark_json, json_version, load_suite, pyperf_suite
 
 __all__ = [
     "MANIFEST_JSON",
+    "RAW_DIR",
     "SCHEMA_VERSION",
     "AtomicFile",
     "Results",
@@ -65,8 +67,10 @@ __all__ = [
 ]
 
 #: The format of a results folder this harness writes, and the newest it reads.
-#: 1: no versions anywhere (before the manifest); 2: "schema" in the JSON files, manifest.json.
-SCHEMA_VERSION = 2
+#: 1: no versions anywhere (before the manifest); 2: "schema" in the JSON files, manifest.json;
+#: 3: results.csv has ``step`` rows (a training step timed whole) and a ``returns`` column,
+#: and ``allocator_measured`` (the allocator the workers really ran with).
+SCHEMA_VERSION = 3
 
 RUN_JSON = "run.json"
 ENVIRONMENT_JSON = "environment.json"
@@ -77,7 +81,9 @@ CAPABILITIES_CSV = "capabilities.csv"
 MANIFEST_JSON = "manifest.json"
 REPORT_MD = "report.md"
 
-_RAW_DIR = "raw"  # harness.collect.RAW_DIR (not imported: collect imports the worker)
+#: The workers' append-only event files (the source of truth a damaged folder is
+#: rebuilt from); declared here only.
+RAW_DIR = "raw"
 
 #: The columns each CSV had in format 1. A format-1 folder must have these (those still
 #: documented in harness.frame); the columns documented since are read as empty. When
@@ -139,6 +145,33 @@ _FORMAT1_COLUMNS: dict[str, frozenset[str]] = {
     ),
 }
 
+#: The columns each CSV had in format 2 (before ``returns``); its step speedup is the
+#: old estimate (forward and backward summed per round), and it has no ``step`` rows.
+_FORMAT2_COLUMNS: dict[str, frozenset[str]] = {
+    "results.csv": _FORMAT1_COLUMNS["results.csv"]
+    | frozenset(
+        [
+            "allocator",
+            "group",
+            "versus",
+            "speedup",
+            "speedup_low",
+            "speedup_high",
+            "decision",
+            "step_speedup",
+            "step_speedup_low",
+            "step_speedup_high",
+            "step_decision",
+            "break_even_calls",
+            "peak_bytes",
+            "peak_sources",
+        ]
+    ),
+    "deviations.csv": _FORMAT1_COLUMNS["deviations.csv"],
+    "capabilities.csv": _FORMAT1_COLUMNS["capabilities.csv"],
+}
+_OLDER_COLUMNS = {1: _FORMAT1_COLUMNS, 2: _FORMAT2_COLUMNS}
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
@@ -184,6 +217,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _files_digest(files: Mapping[str, Any]) -> str:
+    """The sha256 of a manifest's ``files`` entries, written canonically."""
+    return _sha256(json.dumps(files, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+
+
 class AtomicFile:
     """A file written piece by piece and put in place at once (``commit``): readers see
     the old file or the whole new one, never a part. Counts its bytes and hashes them as
@@ -221,17 +259,6 @@ class AtomicFile:
             self._fh.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
-
-
-#: pyperf's JSON format version (``pyperf._bench._JSON_VERSION``), for streamed suites.
-_PYPERF_JSON_VERSION = "1.0"
-
-
-def benchmark_json(bench: Any) -> str:
-    """One pyperf benchmark as it appears in a suite's ``"benchmarks"`` list, with all of
-    its metadata (none is hoisted to the suite): streamed suites are written from these."""
-    data = bench._as_json({})  # pyperf's own encoder (pyperf is pinned in constraints.txt)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 class ResultsWriter:
@@ -323,7 +350,7 @@ class ResultsWriter:
                 perf = AtomicFile(self.folder / PYPERF_JSON)
                 perf.write(pyperf_text.encode("utf-8"))
             elif self._benchmarks:
-                perf.write(b'],"version":"%s"}\n' % _PYPERF_JSON_VERSION.encode())
+                perf.write(b'],"version":"%s"}\n' % json_version().encode())
             else:
                 perf.discard()  # nothing timed yet: no pyperf.json
                 perf = None
@@ -342,7 +369,10 @@ class ResultsWriter:
         except BaseException:
             self.discard()
             raise
-        atomic_write_json(self.folder / MANIFEST_JSON, versioned({"files": files}))
+        # its own checksum: a flipped byte in the manifest is the manifest's damage, not
+        # that of the file whose entry it hit
+        manifest = {"files": files, "files_sha256": _files_digest(files)}
+        atomic_write_json(self.folder / MANIFEST_JSON, versioned(manifest))
 
     def discard(self) -> None:
         """Drop what was written; the folder's files stay as they were."""
@@ -418,7 +448,7 @@ class _Problem(Exception):
         """The whole error line: the file, the problem, and what to do."""
         text = self.what(folder)
         if rebuilt:
-            hint = f"rebuilding it from {_RAW_DIR}/ did not fix it; re-run it"
+            hint = f"rebuilding it from {RAW_DIR}/ did not fix it; re-run it"
         elif self.hint is not None:
             hint = self.hint
         elif self.message is not None:
@@ -431,7 +461,7 @@ class _Problem(Exception):
 
     def note(self) -> str:
         detail = f" ({self.detail})" if self.detail else ""
-        return f"{self.name} is {self.kind}{detail}; rebuilt it from {_RAW_DIR}/"
+        return f"{self.name} is {self.kind}{detail}; rebuilt it from {RAW_DIR}/"
 
 
 def _newer(name: str, schema: int) -> _Problem:
@@ -500,6 +530,8 @@ def _parse_manifest(data: bytes) -> tuple[int, dict[str, dict[str, Any]]]:
     files = obj.get("files")
     if not isinstance(files, dict):
         raise _Problem(MANIFEST_JSON, "damaged", "'files' is not an object")
+    if "files_sha256" in obj and obj["files_sha256"] != _files_digest(files):
+        raise _Problem(MANIFEST_JSON, "damaged", "its own checksum does not match its entries")
     for name, entry in files.items():
         ok = (
             isinstance(entry, dict)
@@ -603,7 +635,7 @@ def _read_table(
     text, header, rows = _csv_records(name, data)
     _check_against_manifest(name, data, entry, rows, header)
     # a format-1 file lacks the columns documented since: they are read as empty
-    older = _FORMAT1_COLUMNS[name] if schema == 1 else frozenset(columns)
+    older = _OLDER_COLUMNS[schema][name] if schema in _OLDER_COLUMNS else frozenset(columns)
     missing = [c for c in columns if c not in header and c in older]
     absent = [c for c in columns if c not in header and c not in older]
     unexpected = [] if extra_allowed else [c for c in header if c not in columns]
@@ -629,7 +661,8 @@ def _read_table(
         for column in absent:
             raw[column] = pd.NA
         notes.append(
-            f"{name} is from an older harness (format 1): its columns {', '.join(absent)} are empty"
+            f"{name} is from an older harness (format {schema}): its columns "
+            f"{', '.join(absent)} are empty"
         )
     # format-1 columns no longer documented are dropped (they are not grid axes)
     gone = [c for c in raw.columns if c in _FORMAT1_COLUMNS[name] and c not in columns]
@@ -654,38 +687,9 @@ def _empty_table(columns: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
 
 
 @functools.cache
-def _suite_class() -> Any:
-    import pyperf
-
-    class Suite(pyperf.BenchmarkSuite):  # type: ignore[misc]
-        """pyperf's ``BenchmarkSuite`` whose duplicate-name check uses a set: pyperf's
-        compares each added name with every earlier one, quadratic in the grid (53 s
-        to load the pyperf.json of a 3,000-size run, 6.5 s to build 4,000 cases)."""
-
-        def __init__(self, benchmarks: Any, filename: Any = None) -> None:
-            self._names: set[str] = set()
-            super().__init__(benchmarks, filename)
-
-        def add_benchmark(self, benchmark: Any) -> None:
-            name = benchmark.get_name()
-            if name:
-                if name in self._names:
-                    raise ValueError(f"the suite has already a benchmark called {name!r}")
-                self._names.add(name)
-            self._benchmarks.append(benchmark)  # what pyperf's own add_benchmark does
-
-    return Suite
-
-
-def pyperf_suite(benchmarks: Sequence[Any]) -> Any:
-    """A pyperf ``BenchmarkSuite`` of ``benchmarks`` (names must be unique), built in
-    linear time."""
-    return _suite_class()(list(benchmarks))
-
-
 def _parse_suite(data: bytes) -> Any:
     try:
-        return _suite_class().load(io.StringIO(data.decode("utf-8")))
+        return load_suite(data.decode("utf-8"))
     except Exception as exc:  # pyperf raises ValueError, KeyError, TypeError, ... on bad input
         detail = f"pyperf cannot read it ({type(exc).__name__}: {exc})".splitlines()[0]
         raise _Problem(PYPERF_JSON, "damaged", detail) from None
@@ -739,7 +743,7 @@ class Results:
 
 
 def _has_raw(folder: Path) -> bool:
-    raw = folder / _RAW_DIR
+    raw = folder / RAW_DIR
     return raw.is_dir() and any(raw.glob("*.jsonl"))
 
 
@@ -861,7 +865,7 @@ def load_results(
         rebuild(folder)
     except (HarnessError, OSError) as exc:
         raise ResultsError(
-            f"{first.what(folder)}; rebuilding it from {_RAW_DIR}/ failed: {exc}".splitlines()[0]
+            f"{first.what(folder)}; rebuilding it from {RAW_DIR}/ failed: {exc}".splitlines()[0]
         ) from None
     try:
         results = _load_consistent(folder)

@@ -23,6 +23,7 @@ atomically as they arrive; Ctrl-C or SIGTERM keeps everything measured so far, a
 
 from __future__ import annotations
 
+import errno
 import inspect
 import json
 import os
@@ -42,11 +43,12 @@ from typing import Any
 import pandas as pd
 
 from harness.case import PHASES, Group
-from harness.collect import RAW_DIR, SETUP_FILE, Builder, Collector, State, Written, timing_file
-from harness.config import RunConfig, run_signature
+from harness.collect import SETUP_FILE, Builder, Collector, State, Written, timing_file
+from harness.config import RunConfig, default_threads, merge_settings, run_signature
 from harness.environment import NoiseMonitor, collect_environment, fingerprint, worker_env
 from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
 from harness.forms import quiet as silence
+from harness.lifetime import INDUCTOR_CACHE, FolderLock, clean_stale, die_with_parent
 from harness.plan import Plan, make_plan
 from harness.points import format_point
 from harness.progress import Progress
@@ -68,9 +70,11 @@ from harness.protocol import (
     Validated,
     ValidateTask,
 )
+from harness.rebuild import PIECES_FILE, rebuild_outputs, stored_run
 from harness.registry import Registry
 from harness.results import (
     ENVIRONMENT_JSON,
+    RAW_DIR,
     RESULTS_CSV,
     RUN_JSON,
     atomic_write_json,
@@ -81,8 +85,6 @@ from harness.stats import Pending, plan_extra_rounds, straddles
 __all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
 _WRITE_EVERY_S = 2.0
-#: The scratch file of a run's encoded table pieces (``collect.Pieces``), removed at the end.
-_PIECES = ".pieces.tmp"
 
 #: Rebuilding the outputs may take at most this share of the runner's time.
 _WRITE_SHARE = 0.02
@@ -160,35 +162,10 @@ def _prepare_out(out: Path) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
 
 
-def _stored_run(folder: Path) -> dict[str, Any]:
-    if not folder.is_dir():
-        raise ConfigError(f"--resume {folder}: no such folder")
-    path = folder / RUN_JSON
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--resume {folder}: not a results folder (no {RUN_JSON})") from None
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{path}: damaged: {exc}".splitlines()[0]) from None
-    if not isinstance(stored, dict) or "config" not in stored:
-        raise ResultsError(f"{path}: damaged: no run settings in it")
-    from harness.results import SCHEMA_VERSION
-
-    if int(stored.get("schema", 1)) > SCHEMA_VERSION:
-        raise ResultsError(
-            f"{path}: written by a newer harness (schema {stored['schema']}; this one reads up to {SCHEMA_VERSION})"
-        )
-    if int(stored.get("schema", 1)) < SCHEMA_VERSION:
-        raise ConfigError(
-            f"--resume {folder}: it was made by an older harness (schema {stored.get('schema', 1)}); start a new --out"
-        )
-    return stored
-
-
 def resume_config(folder: Path, given: Mapping[str, Any], env: Mapping[str, Any]) -> RunConfig:
     """The stored config of a folder to resume, after checking that the settings given
     with ``--resume`` agree with it and the machine is the same."""
-    stored = _stored_run(folder)
+    stored = stored_run(folder)
     shard = stored.get("shard")
     if isinstance(shard, Mapping) and shard.get("merged"):
         # its raw/ holds the parts' events under raw/part-K/: nothing to resume from
@@ -226,9 +203,18 @@ class Runner:
         given: Mapping[str, Any] | None = None,
     ) -> None:
         self.env = collect_environment(config.threads, config.allocators)
+        self._lock: FolderLock | None = None
         if resume is not None:
             self.out = Path(resume)
-            config = resume_config(self.out, given if given is not None else {}, self.env)
+            if self.out.is_dir():
+                # refused while a runner, or an orphaned worker of one, writes the folder
+                self._lock = FolderLock.acquire(self.out)
+            try:
+                config = resume_config(self.out, given if given is not None else {}, self.env)
+            except BaseException:
+                if self._lock is not None:
+                    self._lock.release()
+                raise
             self.resuming = True
         else:
             self.out = Path(out) if out is not None else default_out_dir()
@@ -250,6 +236,7 @@ class Runner:
         self._write_cost = 0.0
         self._last_sample = time.monotonic()
         self._cache_dir: Path | None = None
+        self._complete = False
 
     @classmethod
     def from_settings(
@@ -300,6 +287,7 @@ class Runner:
                     env=worker_env(max(self.config.threads)),
                     stdin=subprocess.DEVNULL,
                     timeout=limit,
+                    preexec_fn=die_with_parent,
                 )
                 code, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
             except subprocess.TimeoutExpired:
@@ -342,6 +330,12 @@ class Runner:
             "command": " ".join(sys.argv),
             "plan": plan_id(self.config.plan_json()),
             "timing": self.timing.to_json(),
+            # false until every pass ended: a run killed, interrupted or cut by a full
+            # disk says so in report and compare (harness.report.faults)
+            "complete": self._complete,
+            # what a fresh process of the user's gets: the report says which verdicts
+            # are for it (threads default to it unless --threads says otherwise)
+            "default_threads": default_threads(),
         }
         if self.config.shard is not None:
             data["shard"] = {
@@ -352,9 +346,29 @@ class Runner:
         return versioned(data)
 
     def run(self) -> RunOutcome:
+        """Measure what the folder lacks, write it, and the report. A full disk is one
+        line (``ResultsError``); the folder then stays marked incomplete in run.json."""
+        try:
+            return self._run()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            where = exc.filename or f"{self.out}/…"
+            raise ResultsError(
+                f"no space left on device writing {where}; what was measured is in "
+                f"{self.out / RAW_DIR}; free space and run `python -m harness run --resume {self.out}`"
+            ) from None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _run(self) -> RunOutcome:
         notes = self.validate()
         if not self.resuming:
             _prepare_out(self.out)
+        if self._lock is None:
+            self._lock = FolderLock.acquire(self.out)
+        clean_stale(self.out)  # cut atomic writes and the compile cache of a killed run
         for note in [*self.plan.dropped, *notes]:
             self._say(f"note: {note}")
         atomic_write_json(self.out / RUN_JSON, self._run_json())
@@ -363,13 +377,14 @@ class Runner:
         (self.out / RAW_DIR).mkdir(exist_ok=True)
         (self.out / "logs").mkdir(exist_ok=True)
         # a scratch file left by a run killed outright is truncated, and removed by close()
-        self.builder = Builder(self.plan, self.config.seed, self.out / _PIECES)
+        self.builder = Builder(self.plan, self.config.seed, self.out / PIECES_FILE)
         interrupted = False
         old_term = signal.signal(signal.SIGTERM, self._on_term)
         started = time.monotonic()
         try:
             self._setup_pass()
             self._timing_passes()
+            self._complete = True
         except (KeyboardInterrupt, Interrupted):
             interrupted = True
         finally:
@@ -382,6 +397,9 @@ class Runner:
             self._write_run_records()
             if self._cache_dir is not None:
                 shutil.rmtree(self._cache_dir, ignore_errors=True)
+            clean_stale(self.out)
+            if self._lock is not None:
+                self._lock.release()
         failed = written.failed
         if interrupted:
             self._say(
@@ -464,7 +482,7 @@ class Runner:
                         continue  # decided once the layer's capability matrix is known
                     if why:
                         skipped = PhaseSetup("unsupported", error=why)
-                        done = SetupDone(variant.name, {ph: skipped for ph in PHASES})
+                        done = SetupDone(variant.name, {ph: skipped for ph in self.config.phases})
                         if log is None:
                             log = EventLog(self.out / RAW_DIR / SETUP_FILE)
                         log.write(done)
@@ -477,25 +495,15 @@ class Runner:
 
     def _compiled_not_timed(self, state: State, layer: str, source: str) -> str | None:
         """Why ``<baseline>-compile`` is not worth timing, from the capability matrix:
-        compile cannot run the baseline whole (it raised, or it breaks the graph), so
-        compiling it as declared is no port (the report says why). ``_PENDING`` while
+        ``torch.compile(fullgraph=True)`` cannot take the baseline whole, so compiling
+        it as declared is no port (``capabilities.compile_not_timed``). ``_PENDING`` while
         the matrix is still to be computed; ``None``: time it."""
         rows = state.capabilities.get(layer)
         if rows is None:
             return _PENDING if self.config.capabilities else None
-        row = next(
-            (r for r in rows if r.get("impl") == source and r.get("check") == "compile"), None
-        )
-        if row is None:
-            return None
-        if row.get("status") != "ok":
-            return f"not timed: torch.compile cannot run {source} as declared (capability matrix)"
-        if row.get("graph_breaks"):
-            return (
-                f"not timed: torch.compile breaks the graph of {source} "
-                f"{int(row['graph_breaks'])} time(s) (capability matrix)"
-            )
-        return None
+        from harness.capabilities import compile_not_timed
+
+        return compile_not_timed(rows, source)
 
     def _setup_pass(self) -> None:
         for allocator in self.config.allocators:
@@ -622,8 +630,11 @@ class Runner:
             analysis = self.builder.group(state, group)
             intervals = []
             for impl, comparison in analysis.comparisons.items():
+                # the training verdict's interval, and the inference verdict's
                 interval = comparison.step or comparison.phase.get("forward")
                 intervals.append(interval)
+                if comparison.step is not None and "inference" in self.config.use:
+                    intervals.append(comparison.phase.get("forward"))
                 if interval is not None:
                     info = self.plan.info[group.layer]
                     setting = (
@@ -768,6 +779,7 @@ class Runner:
             layers_from=self.config.layers_from,
             seed=self.config.seed,
             memory=self.config.memory,
+            phases=self.config.phases,
         )
         job_path = self.out / "logs" / f"{tag}.job.json"
         job.write(job_path)
@@ -784,6 +796,9 @@ class Runner:
                 env=env,
                 start_new_session=True,
                 cwd=os.getcwd(),
+                # it dies with the runner, and holds the folder's lock while it lives
+                preexec_fn=die_with_parent,
+                pass_fds=(self._lock.fd,) if self._lock is not None else (),
             )
             try:
                 self._watch(proc, raw, reader)
@@ -794,9 +809,11 @@ class Runner:
     def _inductor_cache(self) -> Path:
         # One cache per run: the setup worker compiles cold (the one-off cost a user
         # pays), the timing workers reuse its kernels instead of compiling again. It
-        # lives outside the results folder and is removed at the end.
+        # lives in the results folder (a killed run leaves nothing in the system's
+        # temporary folder; a resume removes it) and is removed at the end.
         if self._cache_dir is None:
-            self._cache_dir = Path(tempfile.mkdtemp(prefix="harness-inductor-"))
+            self._cache_dir = self.out / INDUCTOR_CACHE
+            self._cache_dir.mkdir(exist_ok=True)
         return self._cache_dir
 
     def _task_limit(self, task: Task) -> float:
@@ -861,22 +878,6 @@ class Runner:
         return written
 
 
-def rebuild_outputs(folder: str | Path) -> None:
-    """Rewrite a results folder's tables and pyperf.json from its raw event files (the
-    source of truth), for ``load_results(..., rebuild=rebuild_outputs)``."""
-    folder = Path(folder)
-    stored = _stored_run(folder)
-    config = RunConfig.from_json(stored["config"])
-    with silence():
-        registry = Registry.default(config.layers_from)
-    plan = make_plan(registry, config)
-    builder = Builder(plan, config.seed, folder / _PIECES)
-    try:
-        builder.write(Collector(folder).poll(), folder)
-    finally:
-        builder.close()
-
-
 def _others(group: Group, size_axis: str) -> str:
     return format_point({k: v for k, v in group.point if k != size_axis})
 
@@ -906,6 +907,7 @@ def run(
     *,
     out: str | Path | None = None,
     resume: str | Path | None = None,
+    config: str | Path | None = None,
     quiet: bool = True,
     report: bool = True,
     **settings: Any,
@@ -914,12 +916,15 @@ def run(
 
     The settings are ``RunConfig``'s fields, the same as ``python -m harness run``'s
     options (``grid=["n=8,16", "k=3"]`` or ``{"n": [8, 16]}``, ``dtypes="float32"``,
-    ``threads=(1, 2)``, ``profile="quick"``, ...). The results folder is
+    ``threads=(1, 2)``, ``profile="quick"``, ...). ``config`` names a TOML file of
+    settings, merged as ``run --config`` merges it (``config.merge_settings``: keywords
+    win, ``grid`` and ``layers_from`` add to the file's). The results folder is
     ``frame.attrs["path"]``.
     """
     unknown = sorted(set(settings) - set(RunConfig.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"harness.run: unknown settings {unknown}")
+    settings, out = merge_settings(config, settings, out=out, resume=resume)
     if resume is not None:
         runner = Runner.from_settings(settings, resume=resume, quiet=quiet, report=report)
     else:
@@ -936,6 +941,7 @@ run.__signature__ = run_signature(  # type: ignore[attr-defined]
     [
         inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None),
         inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=True),
         inspect.Parameter("report", inspect.Parameter.KEYWORD_ONLY, default=True),
     ]

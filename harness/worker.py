@@ -36,7 +36,7 @@ import torch
 from harness.case import PHASES, Case, Group, Variant
 from harness.deviation import compare_tensors, gradients, output_mismatch, run_gradcheck
 from harness.dtypes import torch_dtype
-from harness.errors import LayerDefinitionError, describe
+from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import Built, build, quiet
 from harness.layer import Implementation, Layer
 from harness.measure import (
@@ -302,7 +302,13 @@ class Worker:
             with quiet():
                 p = self.prepare(variant)
         except Exception as exc:
-            err = PhaseSetup("error", error=describe(exc))
+            # A form that cannot be built (FormUnsupported) is no failure: every phase
+            # says why it is not timed.
+            err = (
+                PhaseSetup("unsupported", error=exc.cause)
+                if isinstance(exc, FormUnsupported)
+                else PhaseSetup("error", error=describe(exc))
+            )
             self.log.write(
                 SetupDone(variant.name, {ph: err for ph in PHASES if ph in self.job.phases})
             )

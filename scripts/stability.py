@@ -7,8 +7,9 @@ and profile) and prints, per (layer, setting):
   in the other only when that verdict is among those its noisy sizes left possible;
 - crossover agreement: the same grid interval, or overlapping ranges;
 - speedup agreement: the median of |s1 - s2| / s1 over (point, candidate, metric)
-  decided in both runs (the decisive metric: training step, or forward);
-- the share of (point, candidate) comparisons left undecided on the decisive metric;
+  decided in both runs (the decisive metrics: the training step for training verdicts,
+  the forward for inference verdicts);
+- the share of (point, candidate, metric) comparisons left undecided;
 - the wall time of each run, report included.
 
 Targets (issue "Verdicts that hold when you run it again"): identical verdicts, speedup
@@ -85,13 +86,32 @@ def crossovers_agree(a: SettingDecision, b: SettingDecision) -> bool | None:
 
 
 def decisive_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (point, candidate): the training step where there is one, else forward."""
-    rows = frame[(frame["phase"] == "forward") & frame["speedup"].notna()].copy()
-    step = rows["step_speedup"].notna()
-    for col in ("speedup", "speedup_low", "speedup_high", "decision"):
-        rows[col] = rows[f"step_{col}"].where(step, rows[col])
-    rows["key"] = rows["case"].str.rsplit("/", n=1).str[0]
+    """One row per (point, candidate, metric) a verdict is decided on: the ``step`` rows
+    (training) and the ``forward`` rows (inference). Folders from before the step was
+    timed whole carry the training step in the forward rows' ``step_*`` columns."""
+    rows = frame[frame["phase"].isin(["step", "forward"]) & frame["speedup"].notna()].copy()
+    if not (frame["phase"] == "step").any():
+        old = frame[(frame["phase"] == "forward") & frame["step_speedup"].notna()].copy()
+        for col in ("speedup", "speedup_low", "speedup_high", "decision"):
+            old[col] = old[f"step_{col}"]
+        old["case"] = old["case"].str.rsplit("/", n=1).str[0] + "/step"
+        rows = pd.concat([rows, old])
+    rows["key"] = rows["case"]
     return rows.set_index("key")
+
+
+def _verdict_pairs(
+    a: LayerDecision, b: LayerDecision
+) -> list[tuple[str, SettingDecision, SettingDecision]]:
+    """(use, run 1's setting, run 2's) for each verdict both runs decided."""
+    out = []
+    for use, va, vb in (
+        ("training", a.training, b.training),
+        ("inference", a.inference_verdict, b.inference_verdict),
+    ):
+        if va is not None and vb is not None:
+            out += [(use, sa, sb) for sa, sb in zip(va.settings, vb.settings, strict=True)]
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,13 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     agree_all = True
     print("\nverdicts (run 1 | run 2):")
     for a, b in zip(d1, d2, strict=True):
-        for sa, sb in zip(a.settings, b.settings, strict=True):
+        for use, sa, sb in _verdict_pairs(a, b):
             ok = verdicts_agree(sa, sb)
             cross = crossovers_agree(sa, sb)
             agree_all &= ok and cross is not False
             print(
-                f"  {a.layer:10s} {sa.label or 'all':8s} {_verdict(a, sa):40s} | "
-                f"{_verdict(b, sb):40s} {'agree' if ok else 'DIFFER'}"
+                f"  {a.layer:10s} {sa.label or 'all':8s} {use:9s} {_verdict(a, sa):36s} | "
+                f"{_verdict(b, sb):36s} {'agree' if ok else 'DIFFER'}"
                 + (
                     ""
                     if cross is None

@@ -89,9 +89,9 @@ def test_a_layer_whose_compile_breaks_says_why(tmp_path: Path) -> None:
     )
     compiled = frame[frame["impl"] == "scipy-compile"]
     assert set(compiled["role"]) == {"compiled"}
-    # compile breaks the graph of the SciPy layer: no port, so it is not timed
+    # compile cannot take the SciPy layer whole (fullgraph=True): no port, so it is not timed
     assert set(compiled["status"]) == {"unsupported"}
-    assert compiled["error"].str.contains("breaks the graph of scipy").all()
+    assert compiled["error"].str.contains("fullgraph=True) cannot take scipy whole").all()
     d = _decisions(out)["conv2d"]
     breaks = d.compile_check["graph_breaks"]  # type: ignore[attr-defined]
     assert breaks >= 1

@@ -72,14 +72,28 @@ def test_own_layers_are_measured_compared_and_judged(tmp_path: Path) -> None:
     sections = re.split(r"^## ", report, flags=re.M)
     tanh = next(s for s in sections if s.startswith("tanh"))
     bad = next(s for s in sections if s.startswith("bad_tanh"))
-    assert "**Verdict: fix the gradient first.**" in bad
+    assert "**Training verdict: fix the gradient first.**" in bad
     assert "fix the gradient first" not in tanh.split("\n\n")[1]
     # a verdict on speed; the quick profile (2 processes) may honestly leave a modest
     # effect undecided on a busy machine, and then it must say why and what to run
-    verdict = re.search(r"\*\*Verdict: (port|keep|undecided at n=[0-9, ]+)", tanh)
-    assert verdict, tanh[:500]
-    if verdict.group(1).startswith("undecided"):
-        assert "too noisy on this machine" in tanh and "--profile" in tanh
+    # two verdicts: training, decided on the whole step, and inference, on the forward
+    for use in ("Training", "Inference"):
+        verdict = re.search(
+            rf"\*\*{use} verdict: (compile as is|port|keep|undecided at n=[0-9, ]+)", tanh
+        )
+        assert verdict, tanh[:500]
+        if verdict.group(1).startswith("undecided"):
+            assert "too noisy on this machine" in tanh and "--profile" in tanh
+    import pandas as pd
+
+    frame = pd.read_csv(out / "results.csv")
+    steps = frame[(frame["layer"] == "tanh") & (frame["phase"] == "step")]
+    # every implementation that trains has a timed step; ONNX Runtime's is unsupported
+    assert set(steps[steps["status"] == "ok"]["impl"]) >= {"numpy", "torch", "compile"}
+    assert set(steps[steps["status"] == "unsupported"]["impl"]) == {"onnxruntime"}
+    assert steps[steps["impl"] == "compile"]["speedup"].notna().all()
+    # the training step is timed whole: its time is its own, not forward + backward
+    assert (steps["median_s"].dropna() > 0).all()
     for impl in ("torchscript", "compile", "onnxruntime"):
         assert f"| {impl} |" in tanh
     assert (out / "plots" / "tanh-time.png").is_file()

@@ -17,15 +17,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.report._data import Measure, measure, rebuild_from_raw, records
-from harness.report._format import cell, fmt_seconds, md_table
 from harness.report._stats import ALPHA, Significance, compare_measures
+from harness.report.faults import incomplete_reason
 from harness.results import Results, load_results
 from harness.stats import big_enough, fdr_adjust, geomean
+from harness.text import cell, fmt_seconds, md_table
 
 __all__ = [
     "Comparison",
@@ -98,6 +99,8 @@ class Comparison:
     """The CPU model or torch's CPU capability changed: timings are not comparable."""
     machine_changes: tuple[str, ...] = ()
     """What makes the machines different, e.g. ``CPU capability AVX512 → AVX2``."""
+    notes: tuple[str, ...] = ()
+    """Files rebuilt from raw/ while loading, and runs marked incomplete (``base: ...``)."""
 
     @property
     def slowdowns(self) -> list[PointChange]:
@@ -346,13 +349,18 @@ def compare_runs(
     threshold_pct: float = 5.0,
     correct: bool = True,
 ) -> Comparison:
-    """Load two results folders and compare them; ``ResultsError`` for bad input."""
-    return compare_results(
-        load_results(base_path, rebuild=rebuild_from_raw),
-        load_results(new_path, rebuild=rebuild_from_raw),
-        threshold_pct,
-        correct=correct,
-    )
+    """Load two results folders and compare them; ``ResultsError`` for bad input.
+    ``notes`` says what was rebuilt from raw/ and which run is incomplete."""
+    base = load_results(base_path, rebuild=rebuild_from_raw)
+    new = load_results(new_path, rebuild=rebuild_from_raw)
+    cmp = compare_results(base, new, threshold_pct, correct=correct)
+    notes = []
+    for label, results in (("base", base), ("new", new)):
+        notes += [f"{label}: {note}" for note in results.notes]
+        reason = incomplete_reason(results.run)
+        if reason is not None:
+            notes.append(f"{label}: the run is incomplete ({reason})")
+    return replace(cmp, notes=tuple(notes))
 
 
 def _pct(ratio: float) -> str:
@@ -425,6 +433,7 @@ def format_comparison(cmp: Comparison) -> str:
         + f"; non-overlapping min-max ranges where raw values are missing) and beyond ±{t:g}%.",
         "",
     ]
+    out += [f"**Note**: {cell(note)}." for note in cmp.notes] + ([""] if cmp.notes else [])
     if cmp.different_machine:
         out += [
             "**Different machines**: "

@@ -8,10 +8,15 @@ which implementations run backward). Nothing here writes a sentence: ``explain``
 For each *setting* of a layer (fixed non-size axes such as conv2d's ``k``, dtype,
 threads, device, allocator):
 
-1. The metric is a training step (forward + backward) when the baseline runs
-   backward, forward alone otherwise (a forward-only baseline gets no gradient check
-   and no backward comparison). Candidates without the metric (ONNX Runtime, forward
-   only) appear in the per-phase evidence only.
+1. Two verdicts, each on what the user runs. *Training* is decided on the ``step``
+   phase (a whole training step: forward recording the graph, backward freeing it),
+   over the candidates that train (ONNX Runtime, forward only, does not); forward and
+   backward are its per-phase evidence. *Inference* is decided on ``forward`` (natives
+   and their forms under ``inference_mode``) over every deployable form: the natives,
+   TorchScript, torch.compile, ONNX Runtime, and the baseline compiled as declared. A
+   layer whose baseline has no backward gets the inference verdict only; ``run.json``'s
+   ``use`` says which verdicts were asked for. Folders from before the step was timed
+   whole decide training on the old estimate (forward + backward summed per round).
 2. The *best candidate* is the one with the metric at the most sizes, then the highest
    geometric mean speedup.
 3. At each size its speedup interval decides a side: *native* (interval above the
@@ -24,8 +29,10 @@ threads, device, allocator):
    of sizes it lies in). Where a noisy size could change that verdict (every way the
    noisy sizes could fall is tried) the verdict is **undecided**, naming those sizes.
 5. Whatever the speed, a baseline that fails ``gradcheck``, or whose gradients are
-   outside tolerance where the best candidate's are within, gets *fix the gradient
-   first*.
+   outside tolerance in the dtype measured where the best candidate's are within, gets
+   *fix the gradient first* (training). A baseline that returns another dtype than its
+   input (``torch.Tensor(array)`` makes float32) gets a caution instead: gradcheck
+   cannot judge it, and its verdict stands on the dtype measured.
 
 A layer's verdict merges its settings': *fix the gradient first* wins; then any
 *undecided* setting makes the layer undecided; equal kinds stay (the largest N for
@@ -49,6 +56,7 @@ from harness.stats import BAND, geomean
 __all__ = [
     "COMPILE_AS_IS",
     "FIX_GRADIENT",
+    "INFERENCE",
     "KEEP",
     "KEEP_ABOVE",
     "KINDS",
@@ -62,6 +70,7 @@ __all__ = [
     "LayerDecision",
     "PointDecision",
     "SettingDecision",
+    "Verdict",
     "decide_layers",
     "find_crossovers",
 ]
@@ -75,7 +84,10 @@ UNDECIDED = "undecided"
 COMPILE_AS_IS = "compile as is"
 KINDS = (PORT, KEEP, PORT_ABOVE, KEEP_ABOVE, FIX_GRADIENT, UNDECIDED, COMPILE_AS_IS)
 
-STEP = "forward + backward"
+STEP = "training step"
+INFERENCE = "inference forward"
+#: The two uses a verdict is for (``--use``).
+TRAINING_USE, INFERENCE_USE = "training", "inference"
 _UPPER = 1 + BAND
 _LOWER = 1 / (1 + BAND)
 #: Beyond this many noisy sizes, the ways they could fall are not enumerated.
@@ -147,6 +159,19 @@ class SettingDecision:
     compiled: CompiledFinding | None = None
     break_even: tuple[tuple[float, float], ...] = ()
     """(size, calls) after which the best candidate's one-off cost has paid off."""
+    use: str = "training"
+    """``training`` (decided on the step) or ``inference`` (on the forward)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One use's verdict of a layer, merged over its settings."""
+
+    use: str
+    kind: str
+    threshold: Crossover | None
+    settings: tuple[SettingDecision, ...]
+    mixed: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +188,10 @@ class GradientFindings:
     agree: tuple[str, ...] = ()
     """'outputs' and/or 'gradients' found within tolerance everywhere."""
     worst_agreeing_error: float | None = None
+    dtypes: tuple[str, ...] = ()
+    """The dtypes measured (each has its one tolerance)."""
+    returns: tuple[tuple[str, str], ...] = ()
+    """(implementation, how its output differs from what its input asks for)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +211,27 @@ class LayerDecision:
     """The capability matrix's ``compile`` row of the baseline (graph breaks, reason)."""
     break_even: tuple[tuple[str, float, float], ...] = ()
     """(candidate, size, calls) where a one-off cost needs over 1,000 calls to pay off."""
+    use: str = "training"
+    """What ``kind``/``settings`` decide: ``training``, or ``inference`` for a layer
+    without a backward (or a run with ``--use inference``)."""
+    inference: Verdict | None = None
+    """The inference verdict, when ``kind`` is the training one and inference was asked."""
+    threads: tuple[int, ...] = ()
+    """The intra-op thread counts measured (each setting's label names its own)."""
+
+    @property
+    def training(self) -> Verdict | None:
+        """The training verdict, or None (forward-only layer, or not asked)."""
+        if self.use != TRAINING_USE:
+            return None
+        return Verdict(TRAINING_USE, self.kind, self.threshold, self.settings, self.mixed)
+
+    @property
+    def inference_verdict(self) -> Verdict | None:
+        """The inference verdict, whether it is the layer's first or its second."""
+        if self.use == INFERENCE_USE:
+            return Verdict(INFERENCE_USE, self.kind, self.threshold, self.settings, self.mixed)
+        return self.inference
 
 
 # -------------------------------------------------------------------------- crossovers
@@ -281,8 +331,29 @@ def _rows_by_size(setting: Setting, impl: str, phase: str) -> dict[float, Mappin
     return {float(r["size"]): r for r in setting.rows_for(impl, phase) if r.get("size") is not None}
 
 
+def _forward_only(setting: Setting, baseline: str, backward: Sequence[str] | None) -> bool:
+    """Whether ``baseline`` has no backward (declared so, or none of its rows ran one)."""
+    if backward is not None:
+        return baseline not in backward
+    return not any(
+        r.get("status") == "ok" for r in setting.rows_for(baseline, "backward")
+    ) and not any(r.get("status") == "ok" for r in setting.rows_for(baseline, "step"))
+
+
+def _metric_of(setting: Setting, use: str) -> tuple[str, str, str]:
+    """(metric, phase whose rows decide, column prefix) for ``use``."""
+    if use == INFERENCE_USE:
+        return INFERENCE, "forward", ""
+    if any(r.get("phase") == "step" for r in setting.rows):
+        return STEP, "step", ""
+    return STEP, "forward", "step_"  # schema 2: the summed step on the forward rows
+
+
 def _setting_decision(
-    setting: Setting, baselines: Sequence[str], backward: Sequence[str] | None
+    setting: Setting,
+    baselines: Sequence[str],
+    backward: Sequence[str] | None,
+    use: str = TRAINING_USE,
 ) -> SettingDecision:
     rows = setting.rows
     order = impl_order(rows)
@@ -291,40 +362,34 @@ def _setting_decision(
     ]
     roles = {str(r["impl"]): r.get("role") for r in rows}
     others = [i for i in order if i not in base_names]
-    # the baseline under torch.compile is judged apart: it is not a port
+    # For training, the baseline under torch.compile is judged apart: it is not a port.
+    # For inference it is one deployable form among the others.
     compiled_names = [i for i in others if roles.get(i) == "compiled"]
-    candidates = [i for i in others if i not in compiled_names] or others
+    if use == INFERENCE_USE:
+        candidates = others
+    else:
+        candidates = [i for i in others if i not in compiled_names] or others
+    metric, phase, prefix = _metric_of(setting, use)
     if not base_names or not candidates:
         what = "no NumPy/SciPy implementation" if not base_names else "no native implementation"
         return SettingDecision(
             setting.label, setting.context, KEEP, None,
             base_names[0] if base_names else None, candidates[0] if candidates else None,
-            "forward", note=f"Nothing to compare: {what} was measured.",
+            metric, note=f"Nothing to compare: {what} was measured.", use=use,
         )  # fmt: skip
     baseline = base_names[0]
-    base_back = _rows_by_size(setting, baseline, "backward")
-    if backward is not None:
-        forward_only = baseline not in backward
-    else:
-        forward_only = not any(r.get("status") == "ok" for r in base_back.values())
+    forward_only = _forward_only(setting, baseline, backward)
     sizes = sorted({float(r["size"]) for r in rows if r.get("size") is not None})
 
-    def score(impl: str, prefix: str) -> tuple[int, float]:
-        fwd = _rows_by_size(setting, impl, "forward")
-        ests = [float(r[f"{prefix}speedup"]) for r in fwd.values() if r.get(f"{prefix}speedup")]
+    def score(impl: str) -> tuple[int, float]:
+        got = _rows_by_size(setting, impl, phase)
+        ests = [float(r[f"{prefix}speedup"]) for r in got.values() if r.get(f"{prefix}speedup")]
         return len(ests), (geomean(ests) if ests else 0.0)
 
-    metric, prefix = ("forward", "") if forward_only else (STEP, "step_")
-    scored = [(score(i, prefix), -n, i) for n, i in enumerate(candidates)]
-    scored = [s for s in scored if s[0][0] > 0]
-    if not scored and prefix:
-        metric, prefix = "forward", ""
-        scored = [(score(i, ""), -n, i) for n, i in enumerate(candidates)]
-        scored = [s for s in scored if s[0][0] > 0]
+    scored = [(score(i), -n, i) for n, i in enumerate(candidates)]
+    scored = [sc for sc in scored if sc[0][0] > 0]
     runs = [
-        i
-        for i in candidates
-        if any(r.get("status") == "ok" for r in setting.rows_for(i, "forward"))
+        i for i in candidates if any(r.get("status") == "ok" for r in setting.rows_for(i, phase))
     ]
     if not scored:
         best = runs[0] if runs else None
@@ -332,17 +397,18 @@ def _setting_decision(
             return SettingDecision(
                 setting.label, setting.context, KEEP, None, baseline, None, metric,
                 forward_only=forward_only, note="No native implementation ran successfully.",
+                use=use,
             )  # fmt: skip
     else:
         best = max(scored)[2]
-    base_fwd = _rows_by_size(setting, baseline, "forward")
-    cand_fwd = _rows_by_size(setting, best, "forward")
-    # the step columns sit on both phase rows; a failure of either phase fails the step
+    base_rows = _rows_by_size(setting, baseline, phase)
+    cand_rows = _rows_by_size(setting, best, phase)
+    base_back = _rows_by_size(setting, baseline, "backward")
     cand_back = _rows_by_size(setting, best, "backward")
     points = []
     for s in sizes:
-        b, c = base_fwd.get(s), cand_fwd.get(s)
-        if metric == STEP:
+        b, c = base_rows.get(s), cand_rows.get(s)
+        if prefix:  # schema 2: a failure of either phase fails the summed step
             bb, cb = base_back.get(s), cand_back.get(s)
             if bb is not None and bb.get("status") == "error":
                 b = bb
@@ -350,17 +416,16 @@ def _setting_decision(
                 c = cb
         points.append(_point(s, b, c, prefix))
     phase_points = {}
-    for phase in ("forward", "backward"):
-        if phase == "backward" and forward_only:
-            continue
-        bp, cp = _rows_by_size(setting, baseline, phase), _rows_by_size(setting, best, phase)
-        if bp and cp:
-            phase_points[phase] = tuple(_point(s, bp.get(s), cp.get(s), "") for s in sizes)
+    if use == TRAINING_USE:
+        for shown in ("forward", "backward"):
+            bp, cp = _rows_by_size(setting, baseline, shown), _rows_by_size(setting, best, shown)
+            if bp and cp:
+                phase_points[shown] = tuple(_point(s, bp.get(s), cp.get(s), "") for s in sizes)
 
     kind, threshold, undecided, possible = _verdict(points)
     compiled = (
-        _compiled_finding(setting, compiled_names[0], baseline, points, metric, prefix, sizes)
-        if compiled_names and compiled_names[0] != best
+        _compiled_finding(setting, compiled_names[0], baseline, points, phase, prefix, sizes)
+        if use == TRAINING_USE and compiled_names and compiled_names[0] != best
         else None
     )
     crossovers = tuple(
@@ -383,9 +448,10 @@ def _setting_decision(
         compiled=compiled,
         break_even=tuple(
             (s, float(r["break_even_calls"]))
-            for s, r in sorted(cand_fwd.items())
+            for s, r in sorted(cand_rows.items())
             if r.get("break_even_calls") is not None
         ),
+        use=use,
     )
 
 
@@ -394,13 +460,13 @@ def _compiled_finding(
     impl: str,
     baseline: str,
     native_points: Sequence[PointDecision],
-    metric: str,
+    phase: str,
     prefix: str,
     sizes: Sequence[float],
 ) -> CompiledFinding:
-    fwd = _rows_by_size(setting, impl, "forward")
-    base_fwd = _rows_by_size(setting, baseline, "forward")
-    points = tuple(_point(s, base_fwd.get(s), fwd.get(s), prefix) for s in sizes)
+    own_rows = _rows_by_size(setting, impl, phase)
+    base_rows = _rows_by_size(setting, baseline, phase)
+    points = tuple(_point(s, base_rows.get(s), own_rows.get(s), prefix) for s in sizes)
     as_fast = any(p.speedup is not None for p in points)
     for own, nat in zip(points, native_points, strict=True):
         if nat.side != "native":
@@ -413,17 +479,17 @@ def _compiled_finding(
         as_fast = as_fast and (overlap or close)
     checked = [
         r
-        for phase in ("forward", "backward")
-        for r in setting.rows_for(impl, phase)
+        for shown in ("forward", "backward")
+        for r in setting.rows_for(impl, shown)
         if r.get("status") == "ok" and r.get("within_tol") is not None
     ]
     gradients_ok = all(r.get("within_tol") is True for r in checked) if checked else None
     errors = [
         r.get("error")
-        for r in setting.rows_for(impl, "forward")
+        for r in setting.rows_for(impl, phase)
         if r.get("status") in ("error", "unsupported")
     ]
-    ran = any(r.get("status") == "ok" for r in setting.rows_for(impl, "forward"))
+    ran = any(r.get("status") == "ok" for r in setting.rows_for(impl, phase))
     return CompiledFinding(
         impl, points, as_fast, gradients_ok, None if ran else (errors[0] if errors else None)
     )
@@ -545,6 +611,13 @@ def _gradient_findings(
                     )
     agree = tuple(n for n in ("outputs", "gradients") if known[n] and not problem[n])
     errs = [e for n in agree for e in agree_errs[n]]
+    returns = tuple(
+        dict.fromkeys(
+            (str(r["impl"]), str(r["returns"]))
+            for r in layer_rows
+            if r.get("returns") and r.get("phase") in ("forward", "backward")
+        )
+    )
     return GradientFindings(
         fix,
         failed,
@@ -554,6 +627,8 @@ def _gradient_findings(
         tuple(base_fail),
         agree,
         max(errs) if errs else None,
+        tuple(dict.fromkeys(str(r["dtype"]) for r in layer_rows if r.get("dtype"))),
+        returns,
     )
 
 
@@ -590,13 +665,21 @@ def _merge(decisions: Sequence[SettingDecision]) -> tuple[str, Crossover | None,
 
 
 def _compiles_as_is(
-    decisions: Sequence[SettingDecision], compile_check: Mapping[str, Any] | None
+    decisions: Sequence[SettingDecision],
+    compile_check: Mapping[str, Any] | None,
+    fullgraph: Mapping[str, Any] | None = None,
 ) -> bool:
-    """The baseline compiled as declared is the cheapest port: 0 graph breaks (from the
-    capability matrix), right gradients, and as fast as the best native everywhere."""
-    if compile_check is None or compile_check.get("status") != "ok":
-        return False
-    if compile_check.get("graph_breaks") not in (0, 0.0):
+    """The baseline compiled as declared is the cheapest port: compile takes it whole
+    (``fullgraph=True`` compiles it, where that was checked; else 0 graph breaks),
+    right gradients, and as fast as the best native everywhere."""
+    if fullgraph is not None:
+        if fullgraph.get("status") != "ok":
+            return False
+    elif (
+        compile_check is None
+        or compile_check.get("status") != "ok"
+        or compile_check.get("graph_breaks") not in (0, 0.0)
+    ):
         return False
     return all(
         d.compiled is not None and d.compiled.as_fast and d.compiled.gradients_ok is not False
@@ -640,6 +723,9 @@ def decide_layers(
     back to what the rows say). ``capabilities`` is the capability matrix."""
     run = run or {}
     infos = run.get("layers") if isinstance(run.get("layers"), Mapping) else {}
+    config = run.get("config")
+    asked = config.get("use") if isinstance(config, Mapping) else None
+    uses = tuple(asked or (TRAINING_USE, INFERENCE_USE))
     caps = records(capabilities) if capabilities is not None and len(capabilities) else []
     all_rows = records(frame)
     out = []
@@ -650,10 +736,21 @@ def decide_layers(
         setting_list = settings(rows, info.get("size_axis"))
         baselines = tuple(info.get("baselines") or ())
         backward = info.get("backward")
-        decisions = [
-            _setting_decision(s, baselines, list(backward) if backward is not None else None)
-            for s in setting_list
-        ]
+        back = list(backward) if backward is not None else None
+        trains = any(
+            not _forward_only(s, b, back) for s in setting_list for b in _baseline_of(s, baselines)
+        )
+        use = TRAINING_USE if TRAINING_USE in uses and trains else INFERENCE_USE
+        decisions = [_setting_decision(s, baselines, back, use) for s in setting_list]
+        inference = None
+        if use == TRAINING_USE and INFERENCE_USE in uses:
+            inf = [_setting_decision(s, baselines, back, INFERENCE_USE) for s in setting_list]
+            inf_kind, inf_threshold, inf_mixed = _merge(inf)
+            if inf_kind == PORT and any(
+                d.native and roles_of(rows).get(d.native) == "compiled" for d in inf
+            ):
+                inf_kind = COMPILE_AS_IS
+            inference = Verdict(INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed)
         gradient = _gradient_findings(rows, decisions, setting_list)
         kind, threshold, mixed = _merge(decisions)
         layer_caps = [c for c in caps if c.get("layer") == layer]
@@ -661,9 +758,27 @@ def decide_layers(
             (c for c in layer_caps if c.get("check") == "compile" and c.get("role") == "baseline"),
             None,
         )
-        if kind == PORT and _compiles_as_is(decisions, compile_check):
+        fullgraph = next(
+            (
+                c
+                for c in layer_caps
+                if c.get("check") == "compile_fullgraph" and c.get("role") == "baseline"
+            ),
+            None,
+        )
+        if (
+            kind == PORT
+            and use == TRAINING_USE
+            and _compiles_as_is(decisions, compile_check, fullgraph)
+        ):
             kind = COMPILE_AS_IS
-        if gradient.fix:
+        if (
+            kind == PORT
+            and use == INFERENCE_USE
+            and any(d.native and roles_of(rows).get(d.native) == "compiled" for d in decisions)
+        ):
+            kind = COMPILE_AS_IS
+        if gradient.fix and use == TRAINING_USE:
             kind, threshold = FIX_GRADIENT, None
         best = next((d for d in decisions if d.native), None)
         native_source = None
@@ -692,6 +807,22 @@ def decide_layers(
                 bool(layer_caps),
                 compile_check,
                 _slow_payoffs(rows, decisions),
+                use,
+                inference,
+                tuple(sorted({int(r["threads"]) for r in rows if r.get("threads") is not None})),
             )
         )
     return out
+
+
+def _baseline_of(setting: Setting, baselines: Sequence[str]) -> list[str]:
+    """The setting's baseline (the first declared, else the first with that role)."""
+    if baselines:
+        return [baselines[0]]
+    found = [str(r["impl"]) for r in setting.rows if r.get("role") == "baseline"]
+    return found[:1]
+
+
+def roles_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Implementation -> role (baseline, native, compiled), from the rows."""
+    return {str(r["impl"]): r.get("role") for r in rows}

@@ -8,21 +8,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.capabilities import CHECK_LABELS
-from harness.report._format import fmt_rel_err, fmt_size, fmt_speedup
+from harness.dtypes import RTOL, tolerance_text
 from harness.report.decide import (
     COMPILE_AS_IS,
     FIX_GRADIENT,
+    INFERENCE,
     KEEP,
     KEEP_ABOVE,
     PORT_ABOVE,
     STEP,
     UNDECIDED,
     Crossover,
+    GradientFindings,
     LayerDecision,
     PointDecision,
     SettingDecision,
 )
 from harness.stats import BAND
+from harness.text import fmt_rel_err, fmt_size, fmt_speedup
 
 __all__ = [
     "NEXT_STEPS",
@@ -81,9 +84,12 @@ def headline(kind: str, threshold: Crossover | None, axis: str) -> str:
 
 
 def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
-    """A setting's verdict in a few words (``fix the gradient first`` when the layer's is)."""
-    if decision.kind == FIX_GRADIENT:
+    """A setting's verdict in a few words (``fix the gradient first`` when the layer's
+    training verdict is)."""
+    if decision.kind == FIX_GRADIENT and setting.use == decision.use:
         return FIX_GRADIENT
+    if setting.kind == COMPILE_AS_IS:
+        return COMPILE_AS_IS
     if setting.kind == UNDECIDED and setting.undecided_sizes:
         return f"undecided at {_sizes(decision.size_axis, setting.undecided_sizes)}"
     return headline(setting.kind, setting.threshold, decision.size_axis)
@@ -141,14 +147,17 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.note:
         return [s.note]
     out: list[str] = []
-    what = "a training step (forward + backward)" if s.metric == STEP else "forward"
+    what = {
+        STEP: "a whole training step (a forward that records the graph, then the backward)",
+        INFERENCE: "inference (the forward as served; natives under inference_mode)",
+    }.get(s.metric, s.metric)
     out.append(
         f"Speedup of {s.native} over {s.baseline} on {what}: {describe_points(s.points, axis)}."
     )
-    if s.forward_only:
+    if s.forward_only and s.use == "inference":
         out.append(
-            f"Decided on forward: {s.baseline} is declared without a backward, so it has no "
-            "gradient to check or time."
+            f"Inference verdict only: {s.baseline} is declared without a backward, so there "
+            "is no training step to time and no gradient to check."
         )
     decided = [p for p in s.points if p.side in ("native", "baseline") and p.failed is None]
     compared = [p for p in s.points if p.speedup is not None]
@@ -191,7 +200,10 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         for phase, pts in s.phase_points.items():
             parts.append(f"{phase} {describe_points(pts, axis)}")
         if parts:
-            out.append("By phase: " + "; ".join(parts) + ".")
+            out.append(
+                "Where the step's time goes, by phase (forward under inference_mode, "
+                "backward on a retained graph): " + "; ".join(parts) + "."
+            )
     failed = [p for p in s.points if p.failed == "native"]
     if failed:
         out.append(
@@ -244,7 +256,11 @@ def layer_sentences(d: LayerDecision) -> list[str]:
             f"{baseline}'s {noun} disagree with the float64 reference{_label(label)} at "
             f"{_sizes(d.size_axis, sizes)}: max relative error {_err(worst)}"
             + (f" in {worst['worst_tensor']}" if worst.get("worst_tensor") else "")
-            + (f" (tolerance {worst['rtol']:g})" if worst.get("rtol") is not None else "")
+            + (
+                f" (the tolerance for {worst['dtype']}: {tolerance_text(str(worst['dtype']))})"
+                if worst.get("dtype")
+                else ""
+            )
             + "."
         )
     for label, native, noun, sizes, worst in g.native_out_of_tol:
@@ -257,15 +273,18 @@ def layer_sentences(d: LayerDecision) -> list[str]:
             f"{baseline}'s {phase} fails{_label(label)} at {_sizes(d.size_axis, sizes)}: {error}."
         )
     if g.agree:
-        worst_text = (
-            f" (max relative error {fmt_rel_err(g.worst_agreeing_error)})"
-            if g.worst_agreeing_error is not None
-            else ""
-        )
-        out.append(
-            f"{' and '.join(g.agree).capitalize()} agree with the float64 reference within "
-            f"tolerance{worst_text}."
-        )
+        out.append(_agreement(g))
+    baselines = {s.baseline for s in d.settings if s.baseline}
+    for impl, how in g.returns:
+        text = f"Caution: {impl} returns {how}."
+        if impl in baselines and d.use == "training":
+            text += (
+                " That is a defect of its bridge to NumPy, not of its gradient formula: "
+                "gradcheck, which needs float64 end to end, cannot judge it, so its "
+                "gradients are judged against the float64 reference in the dtype measured, "
+                "and the verdict stands on that dtype."
+            )
+        out.append(text)
     check = d.compile_check
     base_name = next((s.baseline for s in d.settings if s.baseline), None)
     if d.kind == COMPILE_AS_IS:
@@ -304,6 +323,23 @@ def layer_sentences(d: LayerDecision) -> list[str]:
     if d.mixed and d.kind not in (FIX_GRADIENT, UNDECIDED):
         out.append("The settings disagree (below), so the layer's verdict is the cautious one.")
     return _dedupe(out)
+
+
+def _agreement(g: GradientFindings) -> str:
+    """``Outputs and gradients agree with the float64 reference within float32's
+    tolerance (|a − r| ≤ …; largest relative error 3.4e-04 …).``"""
+    rule = "; ".join(f"{dt}: {tolerance_text(dt)}" for dt in g.dtypes) or "the dtype's rule"
+    text = (
+        f"{' and '.join(g.agree).capitalize()} agree with the float64 reference within "
+        f"tolerance ({rule}"
+    )
+    worst = g.worst_agreeing_error
+    if worst is not None:
+        text += f"; largest relative error {fmt_rel_err(worst)}"
+        rtol = min((RTOL[dt] for dt in g.dtypes if dt in RTOL), default=None)
+        if rtol is not None and worst > rtol:
+            text += ", on entries small against max|r|, which the rule's second term covers"
+    return text + ")."
 
 
 def budget_sentence(timing: Mapping[str, Any]) -> str | None:

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.report._data import records, settings
-from harness.report._format import Footnotes
 from harness.report.decide import FIX_GRADIENT, LayerDecision, decide_layers
 from harness.report.explain import (
     budget_sentence,
@@ -16,7 +15,9 @@ from harness.report.explain import (
     setting_headline,
     setting_sentences,
 )
+from harness.report.faults import fault_lines
 from harness.report.memory import memory_finding, memory_table
+from harness.report.scan_share import scan_section
 from harness.report.tables import (
     capability_table,
     deviation_table,
@@ -24,10 +25,12 @@ from harness.report.tables import (
     noise_warnings,
     oneoff_table,
     summary_table,
+    threads_sentence,
     time_tables,
 )
 from harness.results import Results
 from harness.stats import BAND
+from harness.text import Footnotes
 
 __all__ = ["render_report"]
 
@@ -42,6 +45,16 @@ _INTRO = (
     "interval (rounds nested in processes) in parentheses. A size is decided only when "
     "the interval lies outside the ±{band:.0%} band; a verdict is built from decided "
     "sizes only, and says *undecided* where noise could change it."
+)
+
+_USES = (
+    "*Training* verdicts are decided on a whole training step, timed as a training loop "
+    "runs it: each call a forward that records the autograd graph, then the backward of "
+    "every gradient, which frees it. *Inference* verdicts are decided on the forward as "
+    "it is served (native candidates and their forms under `torch.inference_mode()`, "
+    "TorchScript saved and loaded back, ONNX Runtime sessions; the NumPy/SciPy baseline "
+    "under `no_grad`), over every deployable form. Forward and backward timed apart "
+    "(backward on a retained graph) show where a step's time goes."
 )
 
 _KINDS = (
@@ -73,14 +86,33 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
             else None
         )
         per_setting.append(setting_sentences(s, d.size_axis, memory=memory))
+    title = "Training verdict" if d.use == "training" else "Inference verdict"
     head = headline(d.kind, d.threshold, d.size_axis)
     if len(d.settings) == 1:
         head = setting_headline(d, d.settings[0])
         s_text = per_setting[0]
         reasons = [*layer_text, *s_text] if d.kind == FIX_GRADIENT else [*s_text, *layer_text]
-        return [f"**Verdict: {head}.** " + " ".join(reasons)]
-    lines = [f"**Verdict: {head}.** " + " ".join(layer_text), ""]
-    for s, text in zip(d.settings, per_setting, strict=True):
+        lines = [f"**{title}: {head}.** " + " ".join(reasons)]
+    else:
+        lines = [f"**{title}: {head}.** " + " ".join(layer_text), ""]
+        for s, text in zip(d.settings, per_setting, strict=True):
+            lines.append(f"- **{s.label}: {setting_headline(d, s)}.** " + " ".join(text))
+    if d.inference is not None:
+        lines += ["", *_inference_block(d)]
+    return lines
+
+
+def _inference_block(d: LayerDecision) -> list[str]:
+    """The inference verdict of a layer whose first verdict is for training."""
+    v = d.inference
+    assert v is not None
+    head = headline(v.kind, v.threshold, d.size_axis)
+    if len(v.settings) == 1:
+        text = setting_sentences(v.settings[0], d.size_axis)
+        return [f"**Inference verdict: {setting_headline(d, v.settings[0])}.** " + " ".join(text)]
+    lines = [f"**Inference verdict: {head}.**", ""]
+    for s in v.settings:
+        text = setting_sentences(s, d.size_axis)
         lines.append(f"- **{s.label}: {setting_headline(d, s)}.** " + " ".join(text))
     return lines
 
@@ -120,12 +152,17 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
         ]
     for note in results.notes:
         out += [f"*Note: {note}.*", ""]
+    out += fault_lines(results)  # a cut run, NaN/inf in inputs or outputs
 
     out += ["## Summary", ""]
     if decisions:
-        out += [summary_table(decisions), "", _KINDS, ""]
+        out += [summary_table(decisions), ""]
+        threads = threads_sentence(decisions, results.run.get("default_threads"))
+        out += [threads, ""] if threads else []
+        out += [_USES, "", _KINDS, ""]
     else:
         out += ["The results frame holds no rows: nothing was measured.", ""]
+    out += scan_section(results.path, decisions)  # shares of a scan (--scan), by saving
     budget = budget_sentence(results.run.get("timing") or {})
     if budget:
         out += [budget, ""]
@@ -147,9 +184,13 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
         )
         if img:
             out += [img, ""]
-        for phase in ("forward", "backward"):
+        for phase, name in (
+            ("step", "Training step"),
+            ("forward", "Forward (inference)"),
+            ("backward", "Backward (on a retained graph)"),
+        ):
             for label, text in time_tables(layer_frame, phase, notes, d.size_axis):
-                title = phase.capitalize() + (f", {label}" if label else "")
+                title = name + (f", {label}" if label else "")
                 out += [f"**{title}**", "", text, ""]
         out += [
             "Cells: median time per call ± standard deviation as a share of the median; "

@@ -20,12 +20,12 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.report._data import Setting, impl_order, records, settings
 from harness.report._data import size_axis as find_size_axis
-from harness.report._format import cell, fmt_size, md_table
 from harness.report.plots import _colors, _figure, _save, _size_ticks, _title
+from harness.text import cell, fmt_size, md_table
 
 __all__ = ["fmt_bytes", "memory_finding", "memory_table", "plot_memory"]
 
-_PHASES = ("forward", "backward")
+_PHASES = ("forward", "backward", "step")
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 _NOT_COUNTED = "not counted:"
 
@@ -152,7 +152,7 @@ def plot_memory(
                 ax.plot(
                     xs,
                     ys,
-                    "-" if phase == "forward" else "--",
+                    {"step": "-", "forward": "--"}.get(phase, ":"),
                     marker="o",
                     ms=3,
                     color=colors[impl],
@@ -178,14 +178,22 @@ def _metric(
     native: str,
     size: float,
 ) -> tuple[int, int, str]:
-    """Baseline and native bytes at ``size``, and what they are: the sum of the forward
-    and backward peaks where both sides have both, else the forward peaks."""
+    """Baseline and native bytes at ``size``, and what they are: the peak of a whole
+    training step where both sides have one (what training needs), else the sum of the
+    forward and backward peaks where both have both (folders from before the step),
+    else the forward peaks."""
     peaks = {
         (impl, phase): _peak(row)
         for impl in (baseline, native)
         for phase in _PHASES
         if (row := by_size[impl, phase].get(size)) is not None
     }
+    if all(peaks.get((impl, "step")) for impl in (baseline, native)):
+        return (
+            peaks[baseline, "step"] or 0,
+            peaks[native, "step"] or 0,
+            "peak of a training step",
+        )
     if all((impl, "backward") in peaks for impl in (baseline, native)):
         return (
             (peaks[baseline, "forward"] or 0) + (peaks[baseline, "backward"] or 0),

@@ -25,13 +25,16 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.report._data import Setting, impl_order, records, settings, size_axis
-from harness.report._format import fmt_size
 from harness.results import atomic_write_bytes
+from harness.text import fmt_size
 
 __all__ = ["plot_deviations", "plot_speedups", "plot_times"]
 
-_PHASES = ("forward", "backward")
-_STYLE = {"forward": "-", "backward": "--"}
+#: The training step (what training verdicts are decided on), then its two parts.
+_PHASES = ("step", "forward", "backward")
+_STYLE = {"step": "-", "forward": "--", "backward": ":"}
+#: The phases verdicts are decided on: training (step) and inference (forward).
+_VERDICT_PHASES = ("step", "forward")
 
 
 def _figure(rows: int, cols: int) -> tuple[Figure, list[list[Axes]]]:
@@ -50,6 +53,14 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
         plt.close(fig)
     atomic_write_bytes(out, buffer.getvalue())
     return out
+
+
+def _finite(value: Any) -> bool:
+    """A number that is neither missing, NaN nor infinite."""
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _size_ticks(ax: Axes, sizes: Sequence[float]) -> None:
@@ -207,7 +218,7 @@ def plot_speedups(
         for impl in impl_order(setting.rows):
             if impl == base or base is None:
                 continue
-            for phase in _PHASES:
+            for phase in _VERDICT_PHASES:
                 pts = _series(setting, impl, phase, "speedup")
                 if pts:
                     xs = [p[0] for p in pts]
@@ -227,7 +238,7 @@ def plot_speedups(
                         marker="o",
                         ms=3,
                         color=colors[impl],
-                        label=f"{impl}, {phase}",
+                        label=f"{impl}, {'training step' if phase == 'step' else 'inference forward'}",
                     )
                     ax.fill_between(xs, lo, hi, color=colors[impl], alpha=0.15, linewidth=0)
         ax.axhline(1.0, color="black", linewidth=1.2, label="1× (same speed)")
@@ -273,14 +284,19 @@ def plot_deviations(
     for i, setting in enumerate(groups):
         ax = axes[i][0]
         sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
+        # NaN/inf errors (a non-finite output) cannot be drawn on a log axis: the
+        # report's text calls them out instead
         positive = [
-            float(r["max_rel_err"]) for r in setting.rows if (r.get("max_rel_err") or 0) > 0
+            float(r["max_rel_err"])
+            for r in setting.rows
+            if _finite(r.get("max_rel_err")) and float(r["max_rel_err"]) > 0
         ]
         floor = min(positive) / 10 if positive else 1e-16
         drawn = False
         for impl in impl_order(setting.rows):
             for phase in _PHASES:
                 pts = _series(setting, impl, phase, "max_rel_err")
+                pts = [(x, r) for x, r in pts if _finite(r.get("max_rel_err"))]
                 if not pts:
                     continue
                 ys = [max(float(r["max_rel_err"]), floor) for _, r in pts]

@@ -16,7 +16,9 @@ import pandas as pd
 
 from harness.capabilities import format_capabilities
 from harness.report._data import Measure, impl_order, measure, records, settings, size_axis
-from harness.report._format import (
+from harness.report.decide import LayerDecision, SettingDecision
+from harness.report.explain import fmt_interval, setting_headline
+from harness.text import (
     Footnotes,
     cell,
     fmt_pct,
@@ -25,8 +27,6 @@ from harness.report._format import (
     fmt_size,
     md_table,
 )
-from harness.report.decide import LayerDecision
-from harness.report.explain import fmt_interval, setting_headline
 
 __all__ = [
     "capability_table",
@@ -35,6 +35,7 @@ __all__ = [
     "noise_warnings",
     "oneoff_table",
     "summary_table",
+    "threads_sentence",
     "time_tables",
 ]
 
@@ -226,6 +227,9 @@ def deviation_table(
 def _gradcheck_cell(rows: Sequence[Mapping[str, Any]], impl: str, notes: Footnotes) -> str:
     marks = [r for r in rows if r["impl"] == impl and r.get("gradcheck") is not None]
     if not marks:
+        skipped = [r for r in rows if r["impl"] == impl and r.get("gradcheck_error")]
+        if skipped:  # not run (a layer that returns float32 for float64 input)
+            return "not run" + notes.ref(str(skipped[0]["gradcheck_error"]))
         return "—"
     failed = [r for r in marks if r.get("gradcheck") is False]
     if failed:
@@ -242,45 +246,88 @@ def capability_table(layer_capabilities: pd.DataFrame, notes: Footnotes) -> str 
     return format_capabilities(layer_capabilities, notes, headings=False).rstrip("\n")
 
 
+def _speed_cell(s: SettingDecision | None, axis: str) -> str:
+    """``torch ×1.27 (1.20–1.34) at n=8, ×0.29 (0.28–0.29) at n=1024``."""
+    if s is None or s.native is None:
+        return "—"
+    measured = [p for p in s.points if p.speedup is not None]
+    if not measured:
+        return f"{cell(s.native)}: not measured"
+    lo, hi = measured[0], measured[-1]
+    speed = f"{fmt_interval(lo.speedup, lo.low, lo.high)} at {axis}={fmt_size(lo.size)}"
+    if hi is not lo:
+        speed += f", {fmt_interval(hi.speedup, hi.low, hi.high)} at {axis}={fmt_size(hi.size)}"
+    return f"{cell(s.native)} {speed}"
+
+
 def summary_table(decisions: Sequence[LayerDecision]) -> str:
-    """One row per layer and setting: verdict, best candidate, speedup at the extremes."""
+    """One row per layer and setting: the training verdict (on a whole training step)
+    and the inference verdict (on the forward, over every deployable form), each with
+    its best candidate and its speedup at the smallest and largest size."""
     body = []
     for d in decisions:
-        for s in d.settings:
-            measured = [p for p in s.points if p.speedup is not None]
-            if measured:
-                lo, hi = measured[0], measured[-1]
-                speed = f"{fmt_interval(lo.speedup, lo.low, lo.high)} at {d.size_axis}={fmt_size(lo.size)}"
-                if hi is not lo:
-                    speed += f", {fmt_interval(hi.speedup, hi.low, hi.high)} at {d.size_axis}={fmt_size(hi.size)}"
+        training, inference = d.training, d.inference_verdict
+        primary = training or inference
+        if primary is None:
+            continue
+        for n, label in enumerate(s.label for s in primary.settings):
+            t = training.settings[n] if training else None
+            i = inference.settings[n] if inference else None
+            if t is not None:
+                t_verdict = f"**{cell(setting_headline(d, t))}**"
+            elif i is not None and i.forward_only:
+                t_verdict = "— (forward only: no backward to train)"
             else:
-                speed = "—"
+                t_verdict = "not asked (`--use`)"
+            i_verdict = (
+                f"**{cell(setting_headline(d, i))}**" if i is not None else "not asked (`--use`)"
+            )
             payoff = (
-                f"{math.ceil(s.break_even[-1][1]):,} at {d.size_axis}={fmt_size(s.break_even[-1][0])}"
-                if s.break_even
+                f"{math.ceil(t.break_even[-1][1]):,} at {d.size_axis}={fmt_size(t.break_even[-1][0])}"
+                if t is not None and t.break_even
                 else "—"
             )
             body.append(
                 [
                     cell(d.layer),
-                    cell(s.label or "all"),
-                    f"**{cell(setting_headline(d, s))}**",
-                    cell(s.native or "—"),
-                    cell(s.metric),
-                    speed,
+                    cell(label or "all"),
+                    t_verdict,
+                    _speed_cell(t, d.size_axis),
+                    i_verdict,
+                    _speed_cell(i, d.size_axis),
                     payoff,
                 ]
             )
     header = [
         "layer",
         "setting",
-        "verdict",
-        "best candidate",
-        "decided on",
-        "speedup, 95% interval (smallest, largest size)",
-        "break-even calls (largest size)",
+        "training (a whole step)",
+        "best for training: speedup, 95% interval (smallest, largest size)",
+        "inference (forward)",
+        "best for inference: speedup, 95% interval (smallest, largest size)",
+        "break-even calls (training, largest size)",
     ]
     return md_table(header, body, ["l", "l", "l", "l", "l", "l", "r"])
+
+
+def threads_sentence(decisions: Sequence[LayerDecision], default: int | None = None) -> str:
+    """Which intra-op thread count the verdicts are for."""
+    counts = sorted({t for d in decisions for t in d.threads})
+    if not counts:
+        return ""
+    word = "thread" if counts == [1] else "threads"
+    text = (
+        f"Verdicts are for {', '.join(map(str, counts))} intra-op {word} (torch and the "
+        "NumPy/SciPy pools alike)"
+    )
+    if default is not None:
+        if counts == [default]:
+            text += f": {default} is what a fresh process gets on this machine"
+        else:
+            text += f"; a fresh process gets {default} here"
+    if counts != [1]:
+        text += "; `--threads 1` gives quieter, more comparable figures"
+    return text + "."
 
 
 def noise_warnings(frame: pd.DataFrame, limit: int = 20) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -168,6 +169,29 @@ def test_a_crashed_group_becomes_error_rows_and_unfinished_ones_incomplete() -> 
     assert "exit code 9" in out.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "error"]
     assert out.loc["toy/torch/n=64/float32/t1/cpu/glibc/forward", "status"] == "incomplete"
     assert state.timed(p.groups[0].name, 0) and not state.timed(p.groups[0].name, 1)
+
+
+def test_rows_say_which_allocator_their_processes_really_ran_with() -> None:
+    p = plan((8, 64))
+    state = State()
+    for event in setup_events(p):
+        state.add(event)
+    ran = {0: "glibc", 1: "glibc (MALLOC_ARENA_MAX=4)"}  # the second group's second process
+    for g, group in enumerate(p.groups):
+        for process in (0, 1):
+            event = rounds(group, process, TIMES)
+            measured = ran[process] if g == 1 else "glibc"
+            state.add(replace(event, metadata={"allocator": measured}), process)
+    rows = build_outputs(state, p).frame.set_index("case")
+    assert (rows["allocator"] == "glibc").all()
+    measured = rows["allocator_measured"]
+    assert measured["toy/torch/n=8/float32/t1/cpu/glibc/forward"] == "glibc"
+    assert (
+        measured["toy/torch/n=64/float32/t1/cpu/glibc/forward"]
+        == "glibc; glibc (MALLOC_ARENA_MAX=4)"
+    )
+    # nothing timed (ONNX Runtime's backward): nothing measured
+    assert pd.isna(measured["toy/onnxruntime/n=8/float32/t1/cpu/glibc/backward"])
 
 
 def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:

@@ -165,3 +165,101 @@ def test_plan_json_leaves_the_shard_out() -> None:
     a = RunConfig(shard=Shard(0, 2)).plan_json()
     b = RunConfig(shard=Shard(1, 2)).plan_json()
     assert a == b and "shard" not in a
+
+
+# -- declared once: TOML merging, shared options, the allocator list ---------------------
+
+
+def test_merge_settings_given_wins_and_repeatable_ones_add(tmp_path: Path) -> None:
+    from harness.config import merge_settings
+
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'profile = "quick"\nlayers_from = ["a.py"]\nout = "from-file"\n[grid]\nn = [8, 16]\nk = [3]\n'
+    )
+    settings, out = merge_settings(
+        path, {"profile": "rigorous", "grid": ["k=7"], "layers_from": "b.py,c.py"}
+    )
+    assert settings["profile"] == "rigorous"
+    assert settings["grid"] == {"n": ("8", "16"), "k": ("7",)}
+    assert settings["layers_from"] == ("a.py", "b.py", "c.py")
+    assert out == "from-file" and "out" not in settings
+    assert merge_settings(path, {}, out=tmp_path / "given")[1] == tmp_path / "given"
+    assert merge_settings(None, {"seed": 3}) == ({"seed": 3}, None)
+    # a resumed run keeps its own folder: the file may only name that one
+    with pytest.raises(ConfigError, match="sets out = 'from-file'"):
+        merge_settings(path, {}, resume=tmp_path / "other")
+    assert merge_settings(path, {}, resume=Path("from-file"))[1] == "from-file"
+
+
+def test_cmd_run_and_harness_run_merge_through_merge_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both entry points hand the merged settings to the runner: stop them there."""
+    import harness
+    import harness.runner
+    from harness.cli import main
+
+    seen: list[tuple[dict[str, object], object]] = []
+
+    def from_settings(settings: dict[str, object], out: object = None, **_: object) -> None:
+        seen.append((dict(settings), out))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.runner.Runner, "from_settings", staticmethod(from_settings))
+    path = tmp_path / "run.toml"
+    path.write_text('seed = 5\nout = "o"\n[grid]\nn = [8]\n')
+    assert main(["run", "--config", str(path), "--grid", "k=3", "--seed", "6"]) == 130
+    with pytest.raises(KeyboardInterrupt):
+        harness.run(config=path, grid={"k": [3]}, seed=6)
+    assert seen[0] == seen[1] == ({"seed": 6, "grid": {"n": ("8",), "k": ("3",)}}, "o")
+
+
+def test_shared_options_are_declared_by_the_settings_schema() -> None:
+    import argparse
+
+    from harness.cli import build_parser
+    from harness.config import _FIELDS
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("run", "layers", "capabilities"):
+        options = {a.dest: a for a in commands.choices[command]._actions}
+        for name in ("layers", "layers_from"):
+            meta = _FIELDS[name].metadata
+            assert options[name].help == meta["help"], (command, name)
+            assert options[name].option_strings == [meta["flag"]], (command, name)
+
+
+def test_one_allocator_list() -> None:
+    from harness import environment
+
+    assert RunConfig().allocators == (environment.DEFAULT_ALLOCATOR,)
+    assert RunConfig(allocators="tcmalloc,glibc").allocators == ("tcmalloc", "glibc")
+    with pytest.raises(ConfigError) as error:
+        RunConfig(allocators="mimalloc")
+    assert str(error.value) == (
+        f"unknown allocator 'mimalloc' (known: {', '.join(environment.ALLOCATORS)})"
+    )
+
+
+def test_threads_default_to_what_a_fresh_process_gets() -> None:
+    import torch
+
+    from harness.config import RunConfig
+
+    # not 1: a training process gets torch's default, and so does a run
+    assert RunConfig().threads == (torch.get_num_threads(),)
+    assert RunConfig(threads="1").threads == (1,)
+
+
+def test_use_chooses_the_verdicts_and_the_phases() -> None:
+    from harness.config import RunConfig
+    from harness.errors import ConfigError
+
+    assert RunConfig().use == ("training", "inference")
+    assert RunConfig().phases == ("forward", "backward", "step")
+    assert RunConfig(use="inference").phases == ("forward",)
+    assert RunConfig(use="training").phases == ("forward", "backward", "step")
+    with pytest.raises(ConfigError, match="unknown use 'serving'"):
+        RunConfig(use="serving")

@@ -136,3 +136,17 @@ def test_nan_from_the_inputs_is_told_apart_from_nan_made_by_the_layer() -> None:
         "output", torch.tensor([float("nan"), 2.0, 3.0]), ref.nan_to_num(), "float32"
     )
     assert math.isinf(made.max_rel_err) and not made.within_tol
+
+
+def test_output_mismatch_names_a_dtype_change_and_its_likely_cause() -> None:
+    import numpy as np
+
+    from harness.deviation import output_mismatch
+
+    x = torch.randn(3, dtype=torch.float64)
+    bridged = torch.Tensor(np.exp(x.numpy()))  # the defect: torch.Tensor makes float32
+    found = output_mismatch(bridged, (x,))
+    assert found is not None and found.startswith("float32 for float64 input")
+    assert "torch.Tensor(array)" in found
+    assert output_mismatch(torch.from_numpy(np.exp(x.numpy())), (x,)) is None
+    assert "shape (3,) where the reference has (4,)" in str(output_mismatch(x, (x,), (4,)))

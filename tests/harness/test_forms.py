@@ -7,6 +7,7 @@ import torch
 
 from harness import Axis, Layer, baseline, native
 from harness.deviation import compare_tensors
+from harness.errors import FormUnsupported
 from harness.forms import CallableModule, build, ort_callable, ort_session
 from harness_layers.native import torch_conv2d
 from harness_layers.seed import ScipyConv2dFunction
@@ -54,7 +55,7 @@ def test_module_candidate_forms_use_the_given_parameters(form: str) -> None:
 
 def test_module_candidate_has_no_torchscript_form() -> None:
     inputs = LAYER.make(POINT, torch.float32, "cpu", seed=0)
-    with pytest.raises(NotImplementedError, match="declare it with fn="):
+    with pytest.raises(FormUnsupported, match="declare it with fn="):
         build(
             LAYER,
             LAYER.implementation("mod-torchscript"),

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 
-from harness.measure import backward_time_func, calibrate_loops, forward_time_func
+from harness.measure import (
+    backward_time_func,
+    calibrate_loops,
+    forward_time_func,
+    step_time_func,
+)
 from harness.progress import Progress, format_duration
 
 
@@ -83,3 +90,64 @@ def test_progress_eta_with_a_fake_clock(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err
     assert "timing: 11 tasks" in err and "ETA" in err
     assert format_duration(75) == "1m15s" and format_duration(7300) == "2h01m"
+
+
+class _Recorded(torch.autograd.Function):
+    """x * w, saving both for backward, and recording the modes it ran under."""
+
+    seen: ClassVar[list[tuple[str, bool, bool]]] = []
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, w)
+        return x * w
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        _Recorded.seen.append(("backward", True, False))
+        return grad * w, grad * x
+
+
+def _recorded(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    # (inside Function.forward grad mode is always off: the caller's mode is what counts)
+    _Recorded.seen.append(("forward", torch.is_grad_enabled(), torch.is_inference_mode_enabled()))
+    out = _Recorded.apply(x, w)
+    _outputs.append(out)
+    return out
+
+
+_outputs: list[torch.Tensor] = []
+
+
+def test_the_step_records_the_graph_and_frees_it() -> None:
+    _Recorded.seen.clear()
+    _outputs.clear()
+    x, w = torch.randn(4), torch.randn(4)
+    leaves = (x.requires_grad_(), w.requires_grad_())
+    time_func = step_time_func(_recorded, leaves, (True, True), torch.ones(4))
+    with torch.no_grad():  # whatever the caller's mode, the step records its graph
+        time_func(3)
+    # every call: a forward that recorded a graph (grad mode on, not inference), then
+    # the backward through it
+    assert _Recorded.seen == [("forward", True, False), ("backward", True, False)] * 3
+    assert all(out.grad_fn is not None for out in _outputs)
+    # and no graph survives the call: each backward freed its own
+    for out in _outputs:
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            torch.autograd.grad(out, leaves, torch.ones(4))
+    # gradients are returned, never accumulated
+    assert x.grad is None and w.grad is None
+
+
+def test_the_inference_forward_runs_in_inference_mode() -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        seen.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+        return x
+
+    x = torch.randn(3, requires_grad=True)
+    forward_time_func(fn, (x,), inference=True)(2)
+    forward_time_func(fn, (x,))(1)  # a baseline: no_grad, not inference mode
+    assert seen == [(True, False), (True, False), (False, False)]

@@ -491,9 +491,7 @@ def test_two_real_parts_merge_and_report(tmp_path: Path) -> None:
 # ------------------------------------------------- issue 18: merged folders and OUT
 
 
-def test_resume_of_a_merged_folder_is_refused(
-    tmp_path: Path, two_parts: tuple[Path, Path]
-) -> None:
+def test_resume_of_a_merged_folder_is_refused(tmp_path: Path, two_parts: tuple[Path, Path]) -> None:
     from harness.runner import resume_config
 
     out = merge(tmp_path / "merged", two_parts)

@@ -12,7 +12,7 @@ from harness.environment import fingerprint
 from harness.errors import ConfigError, ResultsError
 from harness.plan import make_plan
 from harness.registry import Registry
-from harness.results import versioned
+from harness.results import SCHEMA_VERSION, versioned
 from harness.runner import resume_config
 from harness.shard import Shard
 
@@ -24,7 +24,8 @@ def registry() -> Registry:
 
 def test_groups_hold_every_implementation_of_a_point(registry: Registry) -> None:
     plan = make_plan(
-        registry, RunConfig(layers=("conv2d",), grid={"n": ("8", "16"), "k": ("3", "7")})
+        registry,
+        RunConfig(layers=("conv2d",), grid={"n": ("8", "16"), "k": ("3", "7")}, threads=(1,)),
     )
     # k=7 fits n=8 and n=16: 4 points, one group each
     assert [g.name for g in plan.groups] == [
@@ -89,9 +90,11 @@ def test_bad_plans_are_refused(registry: Registry, config: RunConfig, message: s
         make_plan(registry, config)
 
 
-def _folder(tmp_path: Path, config: RunConfig, env: dict[str, object], schema: int = 2) -> Path:
+def _folder(
+    tmp_path: Path, config: RunConfig, env: dict[str, object], schema: int = SCHEMA_VERSION
+) -> Path:
     folder = tmp_path / "run"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     data = versioned({"config": config.to_json(), "fingerprint": fingerprint(env)})
     data["schema"] = schema
     (folder / "run.json").write_text(json.dumps(data))
@@ -123,14 +126,12 @@ def test_resume_refuses_another_machine_and_other_formats(tmp_path: Path) -> Non
     (folder / "run.json").write_text("{not json")
     with pytest.raises(ResultsError, match="damaged"):
         resume_config(folder, {}, ENV)
-    newer = (
-        _folder(tmp_path / "x", RunConfig(), ENV, schema=3)
-        if (tmp_path / "x").mkdir() is None
-        else None
-    )
-    assert newer is not None
+    newer = _folder(tmp_path / "newer", RunConfig(), ENV, schema=SCHEMA_VERSION + 1)
     with pytest.raises(ResultsError, match="newer harness"):
         resume_config(newer, {}, ENV)
+    older = _folder(tmp_path / "older", RunConfig(), ENV, schema=SCHEMA_VERSION - 1)
+    with pytest.raises(ConfigError, match="older harness"):
+        resume_config(older, {}, ENV)
     with pytest.raises(ConfigError, match="no such folder"):
         resume_config(tmp_path / "missing", {}, ENV)
 

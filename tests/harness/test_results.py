@@ -223,7 +223,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_manifest_format(tmp_path: Path) -> None:
     folder = _write(tmp_path / "run")
     manifest = json.loads((folder / MANIFEST_JSON).read_text())
-    assert manifest["schema"] == SCHEMA_VERSION == 2
+    assert manifest["schema"] == SCHEMA_VERSION == 3
     assert set(manifest["files"]) == {
         "results.csv",
         "deviations.csv",
@@ -232,7 +232,7 @@ def test_manifest_format(tmp_path: Path) -> None:
     }
     entry = manifest["files"]["results.csv"]
     data = (folder / "results.csv").read_bytes()
-    assert entry["schema"] == 2
+    assert entry["schema"] == 3
     assert entry["rows"] == len(_frame())
     assert entry["columns"] == list(_frame().columns)
     assert entry["bytes"] == len(data)
@@ -412,13 +412,15 @@ def test_future_schema(tmp_path: Path, name: str) -> None:
     folder = _write(tmp_path / "run")
     path = folder / name
     obj = json.loads(path.read_text())
-    obj["schema"] = 3
+    newer = SCHEMA_VERSION + 1
+    obj["schema"] = newer
     path.write_text(json.dumps(obj))
     _add_raw(folder)
     calls: list[Path] = []
     message = _error(folder, rebuild=calls.append)
     assert message.startswith(
-        f"{path} was written by a newer harness (schema 3; this one reads up to 2)"
+        f"{path} was written by a newer harness (schema {newer}; this one reads up to "
+        f"{SCHEMA_VERSION})"
     )
     assert calls == []  # an older harness does not overwrite a newer one's files
 
@@ -426,7 +428,9 @@ def test_future_schema(tmp_path: Path, name: str) -> None:
 def test_future_schema_of_a_file_in_the_manifest(tmp_path: Path) -> None:
     folder = _write(tmp_path / "run")
     manifest = json.loads((folder / MANIFEST_JSON).read_text())
-    manifest["files"]["results.csv"]["schema"] = 3
+    manifest["files"]["results.csv"]["schema"] = SCHEMA_VERSION + 1
+    # as a newer harness would write it: with its own checksum over its entries
+    manifest["files_sha256"] = hr._files_digest(manifest["files"])
     (folder / MANIFEST_JSON).write_text(json.dumps(manifest))
     assert _error(folder).startswith(f"{folder / 'results.csv'} was written by a newer harness")
 

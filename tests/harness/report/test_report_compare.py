@@ -72,7 +72,7 @@ def test_a_written_folder_loads_with_its_manifest(rf: ModuleType, tmp_path: Path
     assert (folder / "manifest.json").is_file()
     res = load_results(folder)
     assert res.notes == ()
-    assert res.run["schema"] == res.environment["schema"] == 2
+    assert res.run["schema"] == res.environment["schema"] == 3
     assert len(res.frame) == len(rows)
     assert set(res.raw_values()) == {r["case"] for r in rows}
     torch = res.frame[(res.frame["impl"] == "torch") & (res.frame["phase"] == "forward")]

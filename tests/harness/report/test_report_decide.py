@@ -17,6 +17,7 @@ import pytest
 from harness.report.decide import (
     COMPILE_AS_IS,
     FIX_GRADIENT,
+    INFERENCE,
     KEEP,
     KEEP_ABOVE,
     PORT,
@@ -35,6 +36,7 @@ from harness.report.explain import (
     setting_headline,
     setting_sentences,
 )
+from harness.report.tables import summary_table
 
 Speedup = tuple[float, float, float]
 SIZES = (8, 16, 32, 64, 128, 256, 512)
@@ -389,7 +391,10 @@ def test_a_forward_only_baseline_is_decided_on_forward(
 ) -> None:
     d = decide_one(rf, _forward_only_rows(rf, {n: rf.iv(1.5) for n in (16, 32, 64)}), run)
     (s,) = d.settings
-    assert s.forward_only and s.metric == "forward"
+    # no training step to decide: the inference verdict is the layer's only one
+    assert s.forward_only and s.metric == INFERENCE and s.use == "inference"
+    assert d.use == "inference" and d.training is None and d.inference is None
+    assert d.inference_verdict is not None and d.inference_verdict.kind == PORT
     assert d.kind == PORT and sides(d) == ["native"] * 3
     # no gradient to check: never "fix the gradient first", no backward failure
     assert not d.gradient.fix and d.gradient.baseline_failures == ()
@@ -407,7 +412,7 @@ def test_a_forward_only_baseline_is_not_fix_the_gradient(rf: ModuleType) -> None
         rf.row("lay", "torch", 64, "backward", 2e-3),
     ]
     d = decide_one(rf, rows, FORWARD_ONLY_RUN)
-    assert d.settings[0].forward_only and d.settings[0].metric == "forward"
+    assert d.settings[0].forward_only and d.settings[0].metric == INFERENCE
     assert d.kind == KEEP and not d.gradient.fix
     assert d.gradient.baseline_out_of_tol == ()
 
@@ -584,7 +589,7 @@ def test_the_port_above_headline_of_a_decision(rf: ModuleType) -> None:
 def test_forward_only_and_gradient_sentences(rf: ModuleType) -> None:
     d = decide_one(rf, _forward_only_rows(rf, {16: rf.iv(1.5)}), FORWARD_ONLY_RUN)
     assert any(
-        t.startswith("Decided on forward: numpy is declared without a backward")
+        t.startswith("Inference verdict only: numpy is declared without a backward")
         for t in setting_sentences(d.settings[0], "n")
     )
     d = decide_one(rf, _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error="Jacobian mismatch"))
@@ -695,3 +700,101 @@ def test_a_one_off_cost_that_does_not_pay_off_is_named(rf: ModuleType) -> None:
     assert d.break_even == (("torch", 64.0, 5000.0),)
     assert d.settings[0].break_even == ((8.0, 200.0), (64.0, 5000.0))
     assert "needs 5,000 calls to pay off at n=64" in " ".join(layer_sentences(d))
+
+
+# ------------------------------------------------------- training and inference verdicts
+
+
+def _three_phase_rows(
+    rf: ModuleType,
+    sizes: Sequence[int],
+    *,
+    step: Speedup,
+    forward: Speedup,
+    backward: Speedup,
+    ort: Speedup | None = None,
+) -> list[dict[str, Any]]:
+    """numpy and torch with all three phases (schema 3), and optionally an ONNX Runtime
+    form (forward only)."""
+    rows = []
+    for n in sizes:
+        rows += [rf.row("lay", "numpy", n, ph, 1e-3) for ph in ("forward", "backward", "step")]
+        for ph, sp in (("forward", forward), ("backward", backward), ("step", step)):
+            rows.append(rf.row("lay", "torch", n, ph, 1e-3 / sp[0], speedup=sp, step=step))
+        if ort is not None:
+            rows.append(
+                rf.row("lay", "onnxruntime", n, "forward", 1e-3 / ort[0], form="onnxruntime",
+                       source="torch", speedup=ort)
+            )  # fmt: skip
+            for ph in ("backward", "step"):
+                rows.append(
+                    rf.row("lay", "onnxruntime", n, ph, status="unsupported",
+                           error="ONNX Runtime sessions run forward only", form="onnxruntime",
+                           source="torch")
+                )  # fmt: skip
+    return rows
+
+
+def test_training_is_decided_on_the_step_not_on_its_parts(rf: ModuleType) -> None:
+    # forward and backward each faster, yet the whole step slower (e.g. compiled code
+    # moving work into the forward that records the graph): the step rules training
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(0.5), forward=rf.iv(2.0), backward=rf.iv(3.0)
+    )
+    d = decide_one(rf, rows)
+    assert d.use == "training" and d.kind == KEEP
+    (s,) = d.settings
+    assert s.metric == STEP and [p.speedup for p in s.points] == [0.5, 0.5]
+    assert set(s.phase_points) == {"forward", "backward"}
+    # inference is decided on the forward: there torch wins
+    assert d.inference is not None and d.inference.kind == PORT
+    assert d.inference.settings[0].metric == INFERENCE
+
+
+def test_inference_chooses_among_every_deployable_form(rf: ModuleType) -> None:
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(0.7), forward=rf.iv(1.5), backward=rf.iv(0.6),
+        ort=rf.iv(8.0),
+    )  # fmt: skip
+    d = decide_one(rf, rows)
+    # ONNX Runtime cannot train: torch is training's candidate, and it loses
+    assert d.kind == KEEP and d.settings[0].native == "torch"
+    # ... but it serves: inference's best candidate is ONNX Runtime, and it wins
+    assert d.inference is not None and d.inference.kind == PORT
+    assert d.inference.settings[0].native == "onnxruntime"
+    summary = summary_table([d])
+    assert "| **keep** | torch ×0.70" in summary and "| **port** | onnxruntime ×8.00" in summary
+
+
+def test_use_inference_gives_the_inference_verdict_only(rf: ModuleType) -> None:
+    rows = [
+        r
+        for r in _three_phase_rows(
+            rf, (64,), step=rf.iv(0.5), forward=rf.iv(2.0), backward=rf.iv(2.0)
+        )
+        if r["phase"] == "forward"
+    ]
+    d = decide_one(rf, rows, {"config": {"use": ["inference"]}})
+    assert d.use == "inference" and d.kind == PORT and d.training is None
+
+
+def test_a_layer_that_returns_float32_is_a_caution_not_a_wrong_gradient(rf: ModuleType) -> None:
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
+    )
+    why = "float32 for float64 input (likely `torch.Tensor(array)` ...)"
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r.update(
+                gradcheck=None,
+                gradcheck_error=f"not run: it returns {why}, and gradcheck needs float64 (at n=8)",
+                returns=why,
+            )
+    d = decide_one(rf, rows)
+    assert d.kind == PORT and not d.gradient.fix and d.gradient.gradcheck_failed == ()
+    assert d.gradient.returns == (("numpy", why),)
+    text = " ".join(layer_sentences(d))
+    assert f"Caution: numpy returns {why}." in text
+    assert "not of its gradient formula" in text and "gradient is wrong" not in text
+    # one tolerance, stated by its rule, wherever a sentence says "within tolerance"
+    assert "within tolerance (float32: |a − r| ≤ 0.0001·|r| + 1e-05·max|r|" in text

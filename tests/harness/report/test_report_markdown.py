@@ -54,16 +54,23 @@ def test_report_opens_with_verdicts_and_shows_failures(rf: ModuleType) -> None:
     summary = text.index("## Summary")
     assert summary < text.index("## fft") < text.index("## conv2d") < text.index("## norm")
     assert text.index("## norm") < text.index("## Environment")
-    assert "| fft | all | **fix the gradient first** |" in text
-    assert "| conv2d | k=3 | **port above n ≈ 160 (64–256)** | compile |" in text
-    assert "| conv2d | k=15 | **port** | torch |" in text
-    assert "| norm | all | **undecided at n=1024** | torch | forward |" in text
+    assert "| fft | all | **fix the gradient first** | compile ×0.31" in text
+    # the inference verdict stands apart from the gradient's defect
+    assert "| **port above n ≈ 99.4 (64–256)** | compile ×0.42" in text
+    assert "| conv2d | k=3 | **port above n ≈ 160 (64–256)** | compile ×0.41" in text
+    assert "| conv2d | k=15 | **port** | torch ×8.53" in text
+    assert (
+        "| norm | all | — (forward only: no backward to train) | — "
+        "| **undecided at n=1024** | torch ×1.60" in text
+    )
     # each layer section begins with its verdict
-    assert text.split("## fft\n\n", 1)[1].startswith("**Verdict: fix the gradient first.**")
+    fft = text.split("## fft\n\n", 1)[1]
+    assert fft.startswith("**Training verdict: fix the gradient first.**")
+    assert "**Inference verdict: port above n ≈ 99.4 (64–256).**" in fft
     norm = text.split("## norm\n\n", 1)[1]
-    assert norm.startswith("**Verdict: undecided at n=1024.**")
+    assert norm.startswith("**Inference verdict: undecided at n=1024.**")
     assert "**Undecided at n=1024: too noisy on this machine**" in norm
-    assert "Decided on forward: numpy is declared without a backward" in norm
+    assert "Inference verdict only: numpy is declared without a backward" in norm
     # decided speedups in bold with their interval, the noisy one plain
     assert "**×1.60 (1.57–1.63)**" in norm and " ×1.08 (0.90–1.30) |" in norm
     assert "Timing budget 120s: a first pass of 4 processes × 5 paired rounds" in text
@@ -81,7 +88,7 @@ def test_report_opens_with_verdicts_and_shows_failures(rf: ModuleType) -> None:
 def test_report_without_extras(rf: ModuleType) -> None:
     rows = rf.series("lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 0.5e-3}, (8, 64))
     text = render_report(rf.results(rows), {})
-    assert "**Verdict: port.**" in text
+    assert "**Training verdict: port.**" in text and "**Inference verdict: port.**" in text
     assert "No environment was recorded." in text
     assert "Timing budget" not in text
     assert "![" not in text

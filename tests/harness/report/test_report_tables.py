@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from harness.report._format import Footnotes, fmt_seconds, fmt_speedup
 from harness.report.decide import decide_layers
 from harness.report.tables import (
     capability_table,
@@ -15,6 +14,7 @@ from harness.report.tables import (
     summary_table,
     time_tables,
 )
+from harness.text import Footnotes, fmt_seconds, fmt_speedup
 
 
 def test_formats() -> None:
@@ -147,14 +147,19 @@ def test_summary_table_one_row_per_setting(rf: ModuleType) -> None:
     table = summary_table(decide_layers(rf.frame(rows)))
     lines = table.splitlines()
     assert lines[0] == (
-        "| layer | setting | verdict | best candidate | decided on "
-        "| speedup, 95% interval (smallest, largest size) | break-even calls (largest size) |"
+        "| layer | setting | training (a whole step) "
+        "| best for training: speedup, 95% interval (smallest, largest size) "
+        "| inference (forward) "
+        "| best for inference: speedup, 95% interval (smallest, largest size) "
+        "| break-even calls (training, largest size) |"
     )
     assert lines[2] == (
-        "| c | k=3 | **port** | torch | forward + backward "
-        "| ×2.00 (1.96–2.04) at n=8, ×2.00 (1.96–2.04) at n=64 | — |"
+        "| c | k=3 | **port** | torch ×2.00 (1.96–2.04) at n=8, ×2.00 (1.96–2.04) at n=64 "
+        "| **port** | torch ×2.00 (1.96–2.04) at n=8, ×2.00 (1.96–2.04) at n=64 | — |"
     )
     assert lines[3] == (
-        "| c | k=15 | **undecided at n=128** | torch | forward + backward "
-        "| ×0.50 (0.49–0.51) at n=8, ×1.00 (0.80–1.30) at n=128 | — |"
+        "| c | k=15 | **undecided at n=128** "
+        "| torch ×0.50 (0.49–0.51) at n=8, ×1.00 (0.80–1.30) at n=128 "
+        "| **undecided at n=128** "
+        "| torch ×0.50 (0.49–0.51) at n=8, ×1.00 (0.80–1.30) at n=128 | — |"
     )

@@ -1,0 +1,245 @@
+"""Forms that cannot be built are ``unsupported`` with a cause naming the defect, never
+failed points; a form is timed only where it is what it claims to be (TorchScript saved
+and loaded back, ``<baseline>-compile`` taken whole); checks that disagree say which
+one rules. No worker processes: the worker's setup runs in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from harness.capabilities import _Outcome, _reconcile, compile_not_timed, format_capabilities
+from harness.case import PHASES, Variant
+from harness.collect import Builder, State
+from harness.config import RunConfig
+from harness.errors import FormUnsupported, describe, one_line
+from harness.forms import build, dynamo_cause, onnx_cause, script_cause
+from harness.plan import make_plan
+from harness.protocol import EventLog, Job, SetupDone
+from harness.registry import Registry
+from harness.worker import Worker
+
+FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "bessel_layers.py")
+
+
+def _layer(name: str) -> Any:
+    return Registry.default((FIXTURE,)).get(name)
+
+
+def _build(layer_name: str, impl: str) -> Any:
+    layer = _layer(layer_name)
+    point = layer.smallest_point()
+    inputs = layer.make(point, torch.float32, "cpu", 0)
+    return build(layer, layer.implementation(impl), point, inputs, "float32", 1, "cpu", [True])
+
+
+# -- causes in one line ------------------------------------------------------------------
+
+
+def _exporter_error() -> Exception:
+    """The chain torch 2.13's dynamo exporter raises for torch.special.i1e (abridged)."""
+    dispatch = RuntimeError(
+        "No ONNX function found for <OpOverload(op='prims.bessel_i1e', overload='default')>. "
+        "Failure message: No decompositions registered for the real-valued input"
+    )
+    node = RuntimeError("Error when translating node %bessel_i1e : [num_users=1] = ...")
+    node.__cause__ = dispatch
+    top = RuntimeError(
+        "Failed to convert the exported program to an ONNX model. \x1b[96mThis is step "
+        "3/3\x1b[0m of exporting the model to ONNX. Next steps:\n- If there is a missing "
+        "ONNX function, implement it and register it to the registry."
+    )
+    top.__cause__ = node
+    return top
+
+
+def test_the_onnx_cause_names_the_op_the_exporter_lacks() -> None:
+    assert onnx_cause(_exporter_error()) == "no ONNX function for prims.bessel_i1e"
+    plain = RuntimeError("Failed to export the model with torch.export. Next steps:\n- x")
+    plain.__cause__ = ValueError("Could not guard on data-dependent expression Eq(u0, 1)")
+    assert onnx_cause(plain) == (
+        "ONNX export failed: Could not guard on data-dependent expression Eq(u0, 1)"
+    )
+
+
+def test_a_cut_line_ends_a_sentence_never_a_dangling_announcement() -> None:
+    # the footnote seen cut mid-sentence: "... This is step 3/3 ... Next steps:"
+    text = describe(_exporter_error())
+    assert text.endswith("of exporting the model to ONNX.") and "Next steps" not in text
+    long = "The first sentence says what went wrong, in words. " + "word " * 80
+    assert one_line(long, 100) == "The first sentence says what went wrong, in words."
+    clause = "a cause that goes on, and on with a clause, " + "x" * 200
+    assert one_line(clause, 60) == "a cause that goes on, and on with a clause…"
+    assert "\n" not in one_line("line one\nline two") and one_line("") == ""
+    # a first line that only announces the next one is completed by it (TorchScript)
+    schema = "\n\nFunction.apply(Tensor cls, ...) -> Tensor 0:\nExpected a Tensor for 'cls'.\n:\n"
+    assert (
+        one_line(schema)
+        == "Function.apply(Tensor cls, ...) -> Tensor 0: Expected a Tensor for 'cls'."
+    )
+
+
+def test_script_and_dynamo_causes_name_the_python_call_and_the_line() -> None:
+    saved = RuntimeError(
+        "\nCould not export Python function call '_Double'. Remove calls to Python "
+        "functions before export.\n  File ..."
+    )
+    assert script_cause(saved, "save") == (
+        "TorchScript cannot save it: it calls back into Python (_Double)"
+    )
+    graph_break = RuntimeError(
+        "Data-dependent branching\n  Explanation: Detected data-dependent branching\n\n"
+        'from user code:\n   File "/x/ive.py", line 19, in forward\n    if np.isclose(v, 0):\n'
+    )
+    assert (
+        dynamo_cause(graph_break) == "Data-dependent branching at ive.py:19: if np.isclose(v, 0):"
+    )
+
+
+# -- the worker records unsupported forms; no failed points --------------------------------
+
+
+def _setup_rows(tmp_path: Path, impls: tuple[str, ...]) -> tuple[list[SetupDone], Any, Any]:
+    """Set up every variant of ``i0e_small`` at n=8 in this process; the rows built from
+    the events, and what the runner would list as failed."""
+    config = RunConfig(
+        layers=("i0e_small",), impls=impls, layers_from=(FIXTURE,), grid={"n": ("8",)}
+    )
+    plan = make_plan(Registry.default((FIXTURE,)), config)
+    raw = tmp_path / "setup.jsonl"
+    worker = Worker(Job("setup", (), str(raw), min_time=1e-4, layers_from=(FIXTURE,), memory=False))
+    for variant in plan.variants:
+        worker.setup(variant)
+    worker.log.close()
+    events = [e for e in EventLog.read(raw) if isinstance(e, SetupDone)]
+    state = State()
+    for event in events:
+        state.add(event)
+    written = Builder(plan).write(state, tmp_path / "out")
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    return events, frame, written
+
+
+def test_a_form_that_cannot_be_built_is_unsupported_in_every_phase_and_never_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.worker
+
+    real_build = harness.worker.build
+
+    def export_fails(layer: Any, impl: Any, *args: Any) -> Any:
+        if impl.form == "onnxruntime":  # what the exporter says for torch.special.i0e
+            raise FormUnsupported("no ONNX function for prims.bessel_i0e")
+        return real_build(layer, impl, *args)
+
+    monkeypatch.setattr(harness.worker, "build", export_fails)
+    events, frame, written = _setup_rows(tmp_path, ("scipy", "onnxruntime"))
+    ort = next(e for e in events if Variant.from_name(e.variant).impl == "onnxruntime")
+    assert set(ort.phases) == {p for p in PHASES if p in Job("setup", (), "").phases}
+    assert {ps.status for ps in ort.phases.values()} == {"unsupported"}
+    assert {ps.error for ps in ort.phases.values()} == {"no ONNX function for prims.bessel_i0e"}
+    rows = frame[frame["impl"] == "onnxruntime"]
+    assert len(rows) and set(rows["status"]) == {"unsupported"}
+    assert rows["error"].str.contains("prims.bessel_i0e").all()
+    assert not [line for line in written.failed if "/onnxruntime/" in line]
+
+
+def test_a_torchscript_form_that_cannot_be_saved_is_not_timed(tmp_path: Path) -> None:
+    with pytest.raises(FormUnsupported, match=r"calls back into Python \(_Double\)"):
+        _build("i0e_small", "pycall-torchscript")
+    _, frame, written = _setup_rows(tmp_path, ("scipy", "pycall-torchscript"))
+    rows = frame[frame["impl"] == "pycall-torchscript"]
+    assert len(rows) and set(rows["status"]) == {"unsupported"}
+    assert rows["error"].str.startswith("TorchScript cannot save it").all()
+    assert not [line for line in written.failed if "/pycall-torchscript/" in line]
+
+
+def test_the_torchscript_form_timed_is_the_module_loaded_back() -> None:
+    built = _build("ive", "torchscript")
+    # torch.jit.load gives a RecursiveScriptModule; torch.jit.script of a function
+    # gives a ScriptFunction, which is not what a deployment runs
+    assert isinstance(built.fn, torch.jit.RecursiveScriptModule)
+    assert "save and load" in built.oneoff_what
+    z = torch.rand(16) + 0.1
+    torch.testing.assert_close(built.fn(z), torch.special.i1e(z))
+
+
+# -- <baseline>-compile only where fullgraph takes it whole --------------------------------
+
+
+def _caps(**status: tuple[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"layer": "ive", "impl": "scipy", "role": "baseline", "check": check,
+         "status": st, "reason": reason, "graph_breaks": breaks}
+        for check, (st, reason, breaks) in status.items()
+    ]  # fmt: skip
+
+
+def test_baseline_compile_is_timed_only_where_fullgraph_compiles_it() -> None:
+    # the contradiction seen: compile ok with 0 graph breaks, fullgraph unsupported
+    rows = _caps(
+        compile=("ok", None, 0),
+        compile_fullgraph=("unsupported", "Unsupported: ndarray.dtype", None),
+    )
+    why = compile_not_timed(rows, "scipy")
+    assert why is not None and "fullgraph=True" in why and "ndarray.dtype" in why
+    assert "fullgraph rules" in why
+    whole = _caps(compile=("ok", None, 0), compile_fullgraph=("ok", None, None))
+    assert compile_not_timed(whole, "scipy") is None
+    wrong = _caps(compile=("ok", None, 0), compile_fullgraph=("wrong", "output differs", None))
+    assert "disagrees with eager" in (compile_not_timed(wrong, "scipy") or "")
+    # folders without the fullgraph check: the compile row decides, as before
+    assert "breaks the graph" in (compile_not_timed(_caps(compile=("ok", None, 2)), "scipy") or "")
+    assert compile_not_timed(_caps(compile=("ok", None, 0)), "scipy") is None
+
+
+def test_checks_that_disagree_say_that_fullgraph_rules() -> None:
+    fails = _Outcome("unsupported", "Unsupported: ndarray.dtype")
+    out = _reconcile({"compile": _Outcome("ok", None, 0), "compile_fullgraph": fails})
+    assert out["compile"].status == "ok" and out["compile"].graph_breaks == 0
+    assert "fullgraph rules" in (out["compile"].reason or "")
+    assert "does not take it whole" in (out["compile"].reason or "")
+    whole = _reconcile({"compile": _Outcome("ok", None, 2), "compile_fullgraph": _Outcome("ok")})
+    assert "takes it whole" in (whole["compile"].reason or "")
+    agree = {"compile": _Outcome("ok", None, 2), "compile_fullgraph": fails}
+    assert _reconcile(agree) == agree
+    # the matrix renders the ruling, also for rows stored before reconciling
+    rows = _caps(
+        compile=("ok", None, 0),
+        compile_fullgraph=("unsupported", "Unsupported: ndarray.dtype", None),
+    )
+    text = format_capabilities(rows)
+    assert "✓ ran, not whole" in text and "fullgraph rules" in text
+    assert "| ✓ |" not in text.replace("✓ ran, not whole", "")
+
+
+# -- the real exporters and compiler (slow) -------------------------------------------
+
+
+@pytest.mark.slow
+def test_onnx_export_of_i0e_is_unsupported_naming_the_op_and_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(FormUnsupported) as first:
+        _build("i0e_small", "onnxruntime")
+    assert first.value.cause == "no ONNX function for prims.bessel_i0e"
+    # the failure is cached: the next point does not export again to learn it
+    metas = list((tmp_path / "cache").rglob("meta.json"))
+    assert len(metas) == 1 and "prims.bessel_i0e" in metas[0].read_text()
+    with pytest.raises(FormUnsupported, match="prims.bessel_i0e"):
+        _build("i0e_small", "onnxruntime")
+
+
+@pytest.mark.slow
+def test_baseline_compile_that_fullgraph_cannot_take_is_unsupported() -> None:
+    with pytest.raises(FormUnsupported) as caught:
+        _build("ive", "scipy-compile")
+    cause = caught.value.cause
+    assert cause.startswith("torch.compile(fullgraph=True) cannot take scipy whole: ")
+    assert "bessel_layers.py:" in cause and "\n" not in cause

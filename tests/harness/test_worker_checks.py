@@ -1,0 +1,24 @@
+"""The worker's checks of a layer, run in this process (no worker started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.protocol import EventLog, GradcheckDone, Job
+from harness.worker import Worker
+
+FIXTURE = str(Path(__file__).resolve().parents[1] / "fixtures" / "dtype_layers.py")
+
+
+def test_a_layer_that_returns_float32_is_not_gradchecked_and_says_why(tmp_path: Path) -> None:
+    raw = tmp_path / "checks.jsonl"
+    worker = Worker(Job("setup", (), str(raw), layers_from=(FIXTURE,), memory=False))
+    worker.gradcheck("exp32", "numpy")
+    worker.log.close()
+    (done,) = [e for e in EventLog.read(raw) if isinstance(e, GradcheckDone)]
+    # not a failure: gradcheck could not judge it (float64 finite differences against a
+    # float32 output), and the event names the defect and its likely cause
+    assert done.ok is None
+    assert done.returns.startswith("float32 for float64 input")
+    assert "torch.Tensor(array)" in done.returns
+    assert done.error.startswith("not run: it returns float32 for float64 input")
