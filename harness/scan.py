@@ -502,8 +502,9 @@ def _pct(share: float) -> str:
     return f"{pct:.0f}%" if pct >= 10 or pct == 0 else f"{pct:.1f}%"
 
 
-def scan_markdown(scan: Scan) -> str:
-    """The text of ``scan.md``: the Functions ranked by share, then what to do next."""
+def scan_markdown(scan: Scan, folder: str = "DIR") -> str:
+    """The text of ``scan.md``: the Functions ranked by share, then what to do next
+    (``folder``: where it is written, for the commands it suggests)."""
     t = scan.totals
     lines = [f"# Scan of `{Path(scan.script).name}`", ""]
     args = " ".join(scan.argv)
@@ -578,9 +579,8 @@ def scan_markdown(scan: Scan) -> str:
             "",
             "1. Open `layers.py` beside this file and fill in each `FILL IN` (the native "
             "candidate; the reference if the baseline's own float64 run is not trusted).",
-            "2. `python -m harness run --layers-from layers.py --layers "
-            + ",".join(f.name for f in scan.functions)
-            + " --scan DIR` (DIR: this folder) measures them and weighs each verdict by its share.",
+            f"2. `python -m harness run --layers-from {folder}/layers.py --scan {folder}` "
+            "measures them and weighs each verdict by its share of the step.",
             "",
         ]
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -979,7 +979,7 @@ def write_scan(scan: Scan, out: str | os.PathLike[str]) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         written = [folder / "scan.json", folder / "scan.md"]
         atomic_write_text(written[0], json.dumps(scan_to_json(scan), indent=1) + "\n")
-        atomic_write_text(written[1], scan_markdown(scan))
+        atomic_write_text(written[1], scan_markdown(scan, str(folder)))
         if scan.functions and scan.status != "failed":
             written.append(folder / "layers.py")
             atomic_write_text(written[2], layer_file(scan, str(folder)))

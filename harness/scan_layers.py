@@ -230,7 +230,7 @@ def _layer_block(f: FunctionScan, var: str, script: str) -> list[str]:
     else:
         lines.append("#         ...  # no known native equivalent of what the scan saw")
     lines += [
-        f"# Until then ({native_var} = None) only the baseline and its compile form run.",
+        "# Until it is filled in, only the baseline and its compile form run.",
         f"{native_var} = None",
         "",
         "LAYERS.append(",
@@ -347,6 +347,12 @@ def layer_file(scan: Scan, folder: str = "DIR") -> str:
         folder=folder,
     )
     lines = [text.rstrip("\n")]
+    if not scan.guarded and any(f.module == "__main__" for f in functions):
+        lines += [
+            "",
+            '# WARNING: the script defines Functions and has no `if __name__ == "__main__":`',
+            "# guard: importing it (below) runs its training. Guard it before running this file.",
+        ]
     used: set[str] = set()
     for f in functions:
         var = _ident(f.name)

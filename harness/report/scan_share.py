@@ -46,11 +46,15 @@ class Saving:
     candidate: str | None
     saving: float | None
     """Share of the step saved (negative: porting would cost time); None: no speedup."""
+    decided: bool = True
+    """The speedup's interval lies outside the noise band (the point is decided)."""
+    low: float | None = None
+    high: float | None = None
 
 
-def _speedup_at(decision: Any, size: float | None) -> tuple[float | None, str | None]:
-    """The best candidate's decided speedup at ``size`` (else the point nearest to it),
-    over the layer's settings (the first setting that has one)."""
+def _speedup_at(decision: Any, size: float | None) -> tuple[Any, str | None]:
+    """The best candidate's point (speedup, interval, side) at ``size`` (else the point
+    nearest to it), over the layer's settings (the first setting that has one)."""
     for s in getattr(decision, "settings", ()):
         points = [p for p in s.points if p.speedup is not None]
         if not points:
@@ -65,7 +69,7 @@ def _speedup_at(decision: Any, size: float | None) -> tuple[float | None, str | 
             best = points[0]
         else:
             best = min(points, key=lambda p: (abs(float(p.size) - size), float(p.size)))
-        return float(best.speedup), name
+        return best, name
     return None, None
 
 
@@ -95,10 +99,32 @@ def savings(scan: Mapping[str, Any], decisions: Sequence[Any]) -> list[Saving]:
         if f is None:
             continue
         share = float(f.get("share") or 0.0)
-        speedup, candidate = _speedup_at(d, _size_of(f))
+        # the grid point of the most frequent shape: index 0 on a 'shape' axis
+        size = 0.0 if getattr(d, "size_axis", None) == "shape" else _size_of(f)
+        point, candidate = _speedup_at(d, size)
+        speedup = float(point.speedup) if point is not None else None
         saving = share * (1 - 1 / speedup) if speedup else None
-        out.append(Saving(str(d.layer), share, _shape_text(f), speedup, candidate, saving))
-    out.sort(key=lambda s: (s.saving is None, -(s.saving or 0.0), -s.share))
+        decided = point is not None and getattr(point, "side", "native") in (
+            "native",
+            "baseline",
+            "tie",
+        )
+        low, high = (getattr(point, "low", None), getattr(point, "high", None))
+        out.append(
+            Saving(
+                str(d.layer),
+                share,
+                _shape_text(f),
+                speedup,
+                candidate,
+                saving,
+                decided,
+                float(low) if low is not None else None,
+                float(high) if high is not None else None,
+            )
+        )
+    # decided savings first, largest first; then undecided ones; then none
+    out.sort(key=lambda s: (s.saving is None, not s.decided, -(s.saving or 0.0), -s.share))
     return out
 
 
@@ -126,6 +152,13 @@ def share_lines(scan: Mapping[str, Any], decisions: Sequence[Any]) -> list[str]:
                 f"{head}; no candidate was measured against it, so no saving to weigh "
                 f"(verdict: {kinds.get(r.layer, '?')})."
             )
+        elif not r.decided:
+            interval = f", 95% interval {r.low:.2f}–{r.high:.2f}" if r.low and r.high else ""
+            lines.append(
+                f"{head}; at {r.shape} the speedup of porting is undecided (×{r.speedup:.2f}"
+                f"{interval}, {r.candidate}), so no saving is claimed: measure longer "
+                f"(verdict: {kinds.get(r.layer, '?')})."
+            )
         elif r.saving >= 0:
             lines.append(
                 f"{head}; porting it at {r.shape} (×{r.speedup:.2f}, {r.candidate}) saves about "
@@ -136,7 +169,7 @@ def share_lines(scan: Mapping[str, Any], decisions: Sequence[Any]) -> list[str]:
                 f"{head}; porting it at {r.shape} (×{r.speedup:.2f}, {r.candidate}) would cost "
                 f"about {_pct(-r.saving)} more of the step (verdict: {kinds.get(r.layer, '?')})."
             )
-    total = sum(r.saving for r in rows if r.saving and r.saving > 0)
+    total = sum(r.saving for r in rows if r.saving and r.saving > 0 and r.decided)
     if total:
         lines.append("")
         lines.append(f"Porting every layer that gains saves about {_pct(total)} of the step.")

@@ -256,7 +256,12 @@ def test_native_proposals_are_comments_never_declared() -> None:
 
 
 def _decision(layer: str, speedups: dict[float, float], kind: str = "port") -> Any:
-    points = [SimpleNamespace(size=s, speedup=k) for s, k in speedups.items()]
+    points = [
+        SimpleNamespace(
+            size=s, speedup=k, low=k * 0.9, high=k * 1.1, side="native" if k > 1 else "baseline"
+        )
+        for s, k in speedups.items()
+    ]
     setting = SimpleNamespace(points=points, native="torch", compiled=None)
     return SimpleNamespace(layer=layer, kind=kind, settings=[setting])
 
@@ -277,8 +282,12 @@ def test_savings_follow_amdahl_and_order_the_lines() -> None:
         _decision("Slower", {8: 0.5}, kind="keep"),
         _decision("NotScanned", {8: 3.0}),
     ]
+    undecided = _decision("Noisy", {8: 3.0})
+    undecided.settings[0].points[0].side = "noisy"
+    decisions.append(undecided)
+    scan["functions"].append({**scan["functions"][0], "name": "Noisy", "share": 0.5})
     rows = savings(scan, decisions)
-    assert [r.layer for r in rows] == ["ScipyConv2dFunction", "Small", "Slower"]
+    assert [r.layer for r in rows] == ["ScipyConv2dFunction", "Small", "Slower", "Noisy"]
     assert rows[0].speedup == 5.1  # at the shape the script uses
     assert rows[0].saving == pytest.approx(0.41 * (1 - 1 / 5.1))
     assert rows[2].saving == pytest.approx(-0.3)
@@ -290,6 +299,11 @@ def test_savings_follow_amdahl_and_order_the_lines() -> None:
     )
     assert "would cost about 30% more of the step" in text
     assert "NotScanned" not in text
+    assert (
+        "**Noisy** is 50% of your step; at [64, 64], [3, 3], [1, 1] the speedup of porting is undecided"
+        in text
+    )
+    assert "Porting every layer that gains saves about 51% of the step." in text  # 33% + 18%
 
 
 def test_scan_section_needs_a_scan_in_the_folder(tmp_path: Path) -> None:
@@ -462,3 +476,11 @@ def test_run_refuses_a_missing_scan_before_measuring(tmp_path: Path, capsys: Any
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "no scan.json" in err[0]
     assert not out.exists()
+
+
+def test_an_unguarded_script_is_flagged_in_both_files() -> None:
+    scan = _scan((_function(module="__main__", file="/x/train.py"),), guarded=False)
+    assert "has no `if __name__" in scan_markdown(scan)
+    assert "# WARNING: the script defines Functions" in layer_file(scan)
+    guarded = _scan((_function(module="__main__", file="/x/train.py"),))
+    assert "WARNING" not in layer_file(guarded)
