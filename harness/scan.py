@@ -70,6 +70,8 @@ SCAN_FIELDS: dict[str, str] = {
     "torch": "torch version",
     "cpu_capability": "torch.backends.cpu.get_cpu_capability()",
     "script_s": "wall-clock seconds of the whole script under the scan, imports included",
+    "guarded": "whether the script guards its work with if __name__ == '__main__': "
+    "(layers.py imports a script that defines Functions)",
     "wall_s": "wall-clock seconds from the script's first torch op to its end (imports "
     "before the first op hold nothing to port and are left out of the shares)",
     "profiled_s": "the denominator of every share: wall_s, or the busy time summed over "
@@ -406,18 +408,21 @@ def scan_to_json(scan: Scan) -> dict[str, Any]:
         "functions_s": t.functions_s,
         "native_s": t.native_s,
         "other_s": t.other_s,
-        "functions": [
-            {
-                **{k: v for k, v in asdict(f).items() if k not in ("shapes", "dtypes", "args")},
-                "args": list(f.args),
-                "shapes": [[[list(s) for s in sig], n] for sig, n in f.shapes],
-                "dtypes": [[list(sig), n] for sig, n in f.dtypes],
-                "numpy_forward": list(f.numpy_forward),
-                "numpy_backward": list(f.numpy_backward),
-            }
-            for f in scan.functions
-        ],
+        "functions": [_function_json(f) for f in scan.functions],
     }
+
+
+def _function_json(f: FunctionScan) -> dict[str, Any]:
+    """One entry of ``functions``, its keys in ``FUNCTION_FIELDS`` order."""
+    values = {
+        **asdict(f),
+        "args": list(f.args),
+        "shapes": [[[list(s) for s in sig], n] for sig, n in f.shapes],
+        "dtypes": [[list(sig), n] for sig, n in f.dtypes],
+        "numpy_forward": list(f.numpy_forward),
+        "numpy_backward": list(f.numpy_backward),
+    }
+    return {key: values[key] for key in FUNCTION_FIELDS}
 
 
 def scan_from_json(data: Mapping[str, Any]) -> Scan:

@@ -484,3 +484,11 @@ def test_an_unguarded_script_is_flagged_in_both_files() -> None:
     assert "# WARNING: the script defines Functions" in layer_file(scan)
     guarded = _scan((_function(module="__main__", file="/x/train.py"),))
     assert "WARNING" not in layer_file(guarded)
+
+
+def test_every_field_of_scan_json_is_documented() -> None:
+    from harness.scan import FUNCTION_FIELDS, SCAN_FIELDS
+
+    data = scan_to_json(_scan((_function(),)))
+    assert list(data) == list(SCAN_FIELDS)
+    assert list(data["functions"][0]) == list(FUNCTION_FIELDS)
