@@ -8,26 +8,31 @@
   ``harness.measure`` for what each times): one timed measurement.
 
 Each has a unique readable ``name`` (the case's is the pyperf benchmark name and the
-key of every record), and ``from_name`` inverts it, so a case is found the same way in
-every process and every file::
+``case``/``group`` columns of results.csv)::
 
     conv2d/n=64,k=3/float32/t1/cpu/glibc                     a group
     conv2d/torch/n=64,k=3/float32/t1/cpu/glibc               a variant
     conv2d/torch/n=64,k=3/float32/t1/cpu/glibc/backward      a case
+
+A name is built, never parsed back: between processes and in raw files a key travels
+as data (``to_json``/``from_json``: a JSON object whose point is a list of
+``[axis, value]`` pairs, each value keeping its type, so ``"3"``, ``3`` and ``3.0``
+stay apart and a value may hold ``/``, ``,`` or ``=``). Only the raw files of protocol
+schema 2 carried names; ``harness.protocol`` reads those.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from harness.points import format_point, parse_point
+from harness.points import format_point
 
 AxisValue = int | float | str
 
-__all__ = ["PHASES", "Case", "Group", "Phase", "Variant"]
+__all__ = ["PHASES", "Case", "Group", "Phase", "Variant", "point_from_json"]
 
 Phase = Literal["forward", "backward", "step"]
 
@@ -81,14 +86,26 @@ class Group:
             self.layer, impl, self.point, self.dtype, self.threads, self.device, self.allocator
         )
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "point": [[axis, value] for axis, value in self.point],
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "device": self.device,
+            "allocator": self.allocator,
+        }
+
     @classmethod
-    def from_name(cls, name: str) -> Group:
-        parts = name.split("/")
-        if len(parts) != 6:
-            raise ValueError(f"not a group name: {name!r}")
-        layer, point, dtype, threads, device, allocator = parts
+    def from_json(cls, data: Mapping[str, Any]) -> Group:
+        """Inverse of ``to_json``; ``ValueError`` naming what is wrong."""
         return cls(
-            layer, tuple(parse_point(point).items()), dtype, int(threads[1:]), device, allocator
+            _text(data, "layer"),
+            point_from_json(data.get("point")),
+            _text(data, "dtype"),
+            _count(data),
+            _text(data, "device"),
+            _text(data, "allocator"),
         )
 
 
@@ -136,10 +153,14 @@ class Variant:
     def case(self, phase: Phase) -> Case:
         return Case(self, phase)
 
+    def to_json(self) -> dict[str, Any]:
+        return {"layer": self.layer, "impl": self.impl, **self.group.to_json()}
+
     @classmethod
-    def from_name(cls, name: str) -> Variant:
-        """Inverse of ``name``."""
-        return Case.from_name(f"{name}/forward").variant
+    def from_json(cls, data: Mapping[str, Any]) -> Variant:
+        """Inverse of ``to_json``; ``ValueError`` naming what is wrong."""
+        group = Group.from_json(data)
+        return group.variant(_text(data, "impl"))
 
 
 @dataclass(frozen=True, order=True)
@@ -153,20 +174,47 @@ class Case:
     def name(self) -> str:
         return f"{self.variant.name}/{self.phase}"
 
+    def to_json(self) -> dict[str, Any]:
+        return {**self.variant.to_json(), "phase": self.phase}
+
     @classmethod
-    def from_name(cls, name: str) -> Case:
-        """Inverse of ``name`` (axis values come back as int, float or str)."""
-        parts = name.split("/")
-        if len(parts) != 8 or parts[7] not in PHASES:
-            raise ValueError(f"not a case name: {name!r}")
-        layer, impl, point, dtype, threads, device, allocator, phase = parts
-        variant = Variant(
-            layer,
-            impl,
-            tuple(parse_point(point).items()),
-            dtype,
-            int(threads[1:]),
-            device,
-            allocator,
-        )
-        return cls(variant, phase)  # type: ignore[arg-type]
+    def from_json(cls, data: Mapping[str, Any]) -> Case:
+        """Inverse of ``to_json``; ``ValueError`` naming what is wrong."""
+        phase = data.get("phase")
+        if phase not in PHASES:
+            raise ValueError(f"not a phase: {phase!r} (one of {', '.join(PHASES)})")
+        return cls(Variant.from_json(data), phase)
+
+
+def point_from_json(pairs: object) -> tuple[tuple[str, AxisValue], ...]:
+    """``[["n", 64], ["mode", "3"]]`` -> ``(("n", 64), ("mode", "3"))``: each value keeps
+    the type JSON gave it (int, float or str)."""
+    if not isinstance(pairs, Sequence) or isinstance(pairs, str):
+        raise ValueError(f"not a point: {pairs!r} (expected a list of [axis, value] pairs)")
+    out = []
+    for pair in pairs:
+        if (
+            not isinstance(pair, Sequence)
+            or isinstance(pair, str)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or isinstance(pair[1], bool)
+            or not isinstance(pair[1], int | float | str)
+        ):
+            raise ValueError(f"not an [axis, value] pair: {pair!r}")
+        out.append((pair[0], pair[1]))
+    return tuple(out)
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _count(data: Mapping[str, Any]) -> int:
+    value = data.get("threads")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"threads: expected an integer, got {value!r}")
+    return value

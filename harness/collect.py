@@ -151,13 +151,14 @@ class State:
         """Fold one event in; ``process`` is the timing process whose file it came from,
         ``stored`` where the event lies (then only a summary is kept in memory)."""
         if isinstance(event, SetupDone):
+            name = event.variant.name
             if stored is None:
-                self.setup[event.variant] = event
-                self.setup_stored.pop(event.variant, None)
+                self.setup[name] = event
+                self.setup_stored.pop(name, None)
             else:
-                self.setup[event.variant] = _summary(event)
-                self.setup_stored[event.variant] = stored
-            self._changed(Variant.from_name(event.variant).group.name)
+                self.setup[name] = _summary(event)
+                self.setup_stored[name] = stored
+            self._changed(event.variant.group.name)
         elif isinstance(event, GradcheckDone):
             self.gradchecks[(event.layer, event.impl)] = event
             self.layer_versions[event.layer] = self.layer_versions.get(event.layer, 0) + 1
@@ -170,8 +171,8 @@ class State:
                 if stored is None
                 else Timed(event.batch, n, stored=stored)
             )
-            self.rounds.setdefault(event.group, {})[event.process] = timed
-            self._changed(event.group)
+            self.rounds.setdefault(event.group.name, {})[event.process] = timed
+            self._changed(event.group.name)
         elif isinstance(event, Crash):
             self._crash(event, -1 if process is None else process)
 
@@ -188,8 +189,8 @@ class State:
         elif isinstance(task, CapabilitiesTask):
             self.capabilities[task.layer] = ()
         elif isinstance(task, RoundsTask):
-            self.crashed.setdefault(task.group, {})[process] = event.error
-            self._changed(task.group)
+            self.crashed.setdefault(task.group.name, {})[process] = event.error
+            self._changed(task.group.name)
 
     def full_setup(self, variant: str) -> SetupDone | None:
         """A variant's whole setup event (deviations, peak memory, errors)."""

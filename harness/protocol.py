@@ -4,7 +4,12 @@ The runner writes a ``Job`` (JSON) and starts ``python -m harness.worker JOB.jso
 The worker appends one JSON line per ``Event`` to its raw file (``raw/*.jsonl``,
 flushed and fsynced), and the runner, ``collect`` and ``--resume`` read them back with
 ``EventLog.read`` or, incrementally, ``EventReader``. Both sides import this module
-and nothing else defines an event or a task: no string keys are split apart.
+and nothing else defines an event or a task: no string keys are split apart. Groups,
+variants and cases travel as JSON objects (``harness.case``'s ``to_json``: layer,
+impl, point as ``[axis, value]`` pairs with each value's type kept, dtype, threads,
+device, allocator, phase); their names are for display and pyperf only. The values of
+a ``RoundsDone`` are keyed by case name, the pyperf benchmark name, looked up and
+never parsed.
 
 Tasks, the units of work a job lists::
 
@@ -32,7 +37,9 @@ Events, what a worker reports::
 
 Every line carries ``"event": <kind>``; every task carries ``"kind": <kind>``.
 ``SCHEMA`` is the version of this protocol, written in every ``Job`` and in every
-``Finished`` line; a reader refuses events of a kind it does not know.
+``Finished`` line; a reader refuses events of a kind it does not know. Schema 3 made
+identity structured; the raw files of schema 2 (groups, variants and cases as names)
+are still read, their names parsed here and nowhere else (``_schema2_*``).
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeAlias
+
+from harness.case import PHASES, Case, Group, Variant
+from harness.points import parse_point
 
 __all__ = [
     "SCHEMA",
@@ -74,7 +84,7 @@ __all__ = [
     "task_to_json",
 ]
 
-SCHEMA = 2
+SCHEMA = 3
 
 Mode = Literal["validate", "setup", "timing"]
 
@@ -110,17 +120,15 @@ class GradcheckTask:
 @dataclass(frozen=True)
 class SetupTask:
     kind: ClassVar[str] = "setup"
-    variant: str
-    """The variant's name (``harness.case.Variant.name``)."""
+    variant: Variant
 
 
 @dataclass(frozen=True)
 class RoundsTask:
     kind: ClassVar[str] = "rounds"
-    group: str
-    """The group's name (``harness.case.Group.name``)."""
-    cases: tuple[tuple[str, int], ...]
-    """(case name, calls per value) of every case of the group to time."""
+    group: Group
+    cases: tuple[tuple[Case, int], ...]
+    """(case, calls per value) of every case of the group to time."""
     rounds: int
     batch: int = 0
     """0 for the first pass; adaptive passes count up."""
@@ -133,7 +141,18 @@ _TASKS: dict[str, type[Any]] = {
 
 
 def task_to_json(task: Task) -> dict[str, Any]:
-    data = asdict(task)
+    data: dict[str, Any]
+    if isinstance(task, SetupTask):
+        data = {"variant": task.variant.to_json()}
+    elif isinstance(task, RoundsTask):
+        data = {
+            "group": task.group.to_json(),
+            "cases": [[case.to_json(), loops] for case, loops in task.cases],
+            "rounds": task.rounds,
+            "batch": task.batch,
+        }
+    else:
+        data = asdict(task)
     data["kind"] = task.kind
     return data
 
@@ -146,12 +165,63 @@ def task_from_json(data: Mapping[str, Any]) -> Task:
     kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data}
     if cls in (ValidateTask, CapabilitiesTask):
         kwargs["impls"] = tuple(kwargs.get("impls", ()))
-    if cls is RoundsTask:
-        kwargs["cases"] = tuple((str(c), int(n)) for c, n in kwargs["cases"])
     try:
+        if cls is SetupTask:
+            kwargs["variant"] = _variant(kwargs["variant"])
+        if cls is RoundsTask:
+            kwargs["group"] = _group(kwargs["group"])
+            kwargs["cases"] = tuple((_case(c), int(n)) for c, n in kwargs["cases"])
         return cls(**kwargs)  # type: ignore[no-any-return]
-    except TypeError as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ProtocolError(f"bad {data['kind']} task: {exc}") from None
+
+
+def _group(data: object) -> Group:
+    if isinstance(data, str):
+        return _schema2_group(data)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"not a group: {data!r}")
+    return Group.from_json(data)
+
+
+def _variant(data: object) -> Variant:
+    if isinstance(data, str):
+        return _schema2_case(f"{data}/forward").variant
+    if not isinstance(data, Mapping):
+        raise ValueError(f"not a variant: {data!r}")
+    return Variant.from_json(data)
+
+
+def _case(data: object) -> Case:
+    if isinstance(data, str):
+        return _schema2_case(data)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"not a case: {data!r}")
+    return Case.from_json(data)
+
+
+# Schema 2 wrote names (``layer/point/dtype/tTHREADS/device/allocator`` and the like):
+# raw files of older folders are read through these two, and nothing else parses a name.
+# A value read back this way is an int if it reads as one, else a float, else text.
+
+
+def _schema2_group(name: str) -> Group:
+    parts = name.split("/")
+    if len(parts) != 6:
+        raise ValueError(f"not a group name: {name!r}")
+    layer, point, dtype, threads, device, allocator = parts
+    return Group(
+        layer, tuple(parse_point(point).items()), dtype, int(threads[1:]), device, allocator
+    )
+
+
+def _schema2_case(name: str) -> Case:
+    parts = name.split("/")
+    if len(parts) != 8 or parts[7] not in PHASES:
+        raise ValueError(f"not a case name: {name!r}")
+    layer, impl, point, dtype, threads, device, allocator, phase = parts
+    group = _schema2_group("/".join([layer, point, dtype, threads, device, allocator]))
+    return Case(group.variant(impl), phase)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- events
@@ -218,7 +288,7 @@ class PhaseSetup:
 @dataclass(frozen=True)
 class SetupDone:
     kind: ClassVar[str] = "setup"
-    variant: str
+    variant: Variant
     phases: Mapping[str, PhaseSetup]
     oneoff_s: float | None = None
     oneoff_what: str | None = None
@@ -227,7 +297,7 @@ class SetupDone:
 @dataclass(frozen=True)
 class RoundsDone:
     kind: ClassVar[str] = "rounds"
-    group: str
+    group: Group
     process: int
     batch: int
     values: Mapping[str, tuple[float, ...]]
@@ -288,6 +358,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
         value = getattr(event, f.name)
         if f.name == "task":
             value = task_to_json(value)
+        elif isinstance(value, Group | Variant):
+            value = value.to_json()
         elif isinstance(value, Mapping) and f.name == "phases":
             value = {k: asdict(v) for k, v in value.items()}
         data[f.name] = value
@@ -305,11 +377,13 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
         if "task" in kwargs:
             kwargs["task"] = task_from_json(kwargs["task"])
         if cls is SetupDone:
+            kwargs["variant"] = _variant(kwargs["variant"])
             kwargs["phases"] = {
                 k: PhaseSetup(**{**v, "deviations": tuple(v.get("deviations") or ())})
                 for k, v in kwargs["phases"].items()
             }
         elif cls is RoundsDone:
+            kwargs["group"] = _group(kwargs["group"])
             kwargs["values"] = {k: tuple(float(x) for x in v) for k, v in kwargs["values"].items()}
             kwargs["loops"] = {k: int(v) for k, v in kwargs["loops"].items()}
         elif cls is CapabilitiesDone:

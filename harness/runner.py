@@ -42,7 +42,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.case import PHASES, Group
+from harness.case import PHASES, Case, Group
 from harness.collect import SETUP_FILE, Builder, Collector, State, Written, timing_file
 from harness.config import RunConfig, default_threads, merge_settings, run_signature
 from harness.environment import NoiseMonitor, collect_environment, fingerprint, worker_env
@@ -482,13 +482,13 @@ class Runner:
                         continue  # decided once the layer's capability matrix is known
                     if why:
                         skipped = PhaseSetup("unsupported", error=why)
-                        done = SetupDone(variant.name, {ph: skipped for ph in self.config.phases})
+                        done = SetupDone(variant, {ph: skipped for ph in self.config.phases})
                         if log is None:
                             log = EventLog(self.out / RAW_DIR / SETUP_FILE)
                         log.write(done)
                         state.add(done)
                         continue
-                tasks.append(SetupTask(variant.name))
+                tasks.append(SetupTask(variant))
         if log is not None:
             log.close()
         return tasks
@@ -521,7 +521,7 @@ class Runner:
 
     # -- timing -----------------------------------------------------------------------
 
-    def _group_cases(self, state: State, group: Group) -> tuple[tuple[str, int], ...]:
+    def _group_cases(self, state: State, group: Group) -> tuple[tuple[Case, int], ...]:
         cases = []
         for variant in self.plan.variants_of(group):
             setup = state.setup.get(variant.name)
@@ -530,7 +530,7 @@ class Runner:
             for phase in PHASES:
                 info = setup.phases.get(phase)
                 if info is not None and info.status == "ok" and info.loops:
-                    cases.append((variant.case(phase).name, int(info.loops)))
+                    cases.append((variant.case(phase), int(info.loops)))
         return tuple(cases)
 
     def _round_cost(self, state: State, group: Group) -> float:
@@ -565,7 +565,7 @@ class Runner:
         return max(prof.min_rounds, min(prof.max_rounds, fit))
 
     def _rounds_limit(self, state: State, task: RoundsTask) -> float:
-        cost = self._round_cost(state, Group.from_name(task.group)) * (task.rounds + 1)
+        cost = self._round_cost(state, task.group) * (task.rounds + 1)
         return max(self.profile.case_timeout_s, 10 * cost + 60)
 
     def _timing_passes(self) -> None:
@@ -594,7 +594,7 @@ class Runner:
                 def remaining(order: list[Group] = order, process: int = process) -> list[Task]:
                     st = self.collector.poll()
                     return [
-                        RoundsTask(g.name, self._group_cases(st, g), rounds, 0)
+                        RoundsTask(g, self._group_cases(st, g), rounds, 0)
                         for g in order
                         if not st.timed(g.name, process)
                     ]
@@ -702,7 +702,7 @@ class Runner:
                 process = next_process
                 next_process += 1
                 tasks: list[Task] = [
-                    RoundsTask(g.name, self._group_cases(state, g), prof.extra_rounds, batch)
+                    RoundsTask(g, self._group_cases(state, g), prof.extra_rounds, batch)
                     for g in mine
                 ]
                 self.progress.begin(f"extra rounds ({len(pending)} undecided)", len(tasks))
@@ -712,7 +712,7 @@ class Runner:
                 ) -> list[Task]:
                     st = self.collector.poll()
                     return [
-                        RoundsTask(g.name, self._group_cases(st, g), prof.extra_rounds, b)
+                        RoundsTask(g, self._group_cases(st, g), prof.extra_rounds, b)
                         for g in gs
                         if not st.timed(g.name, p)
                     ]
@@ -884,9 +884,9 @@ def _others(group: Group, size_axis: str) -> str:
 
 def _describe_task(task: Task) -> str:
     if isinstance(task, SetupTask):
-        return task.variant
+        return task.variant.name
     if isinstance(task, RoundsTask):
-        return task.group
+        return task.group.name
     if isinstance(task, GradcheckTask):
         return f"gradcheck {task.layer}/{task.impl}"
     if isinstance(task, CapabilitiesTask):

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from harness.case import PHASES, Case, Group, Variant
+from harness.case import PHASES, Variant
 from harness.deviation import compare_tensors, gradients, output_mismatch, run_gradcheck
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
@@ -309,9 +309,7 @@ class Worker:
                 if isinstance(exc, FormUnsupported)
                 else PhaseSetup("error", error=describe(exc))
             )
-            self.log.write(
-                SetupDone(variant.name, {ph: err for ph in PHASES if ph in self.job.phases})
-            )
+            self.log.write(SetupDone(variant, {ph: err for ph in PHASES if ph in self.job.phases}))
             return
         phases: dict[str, PhaseSetup] = {}
         steps = {
@@ -327,7 +325,7 @@ class Worker:
                 phases[phase] = steps[phase](p)
             except Exception as exc:
                 phases[phase] = PhaseSetup("error", error=describe(exc))
-        self.log.write(SetupDone(variant.name, phases, p.built.oneoff_s, p.built.oneoff_what))
+        self.log.write(SetupDone(variant, phases, p.built.oneoff_s, p.built.oneoff_what))
 
     def gradcheck(self, layer_name: str, impl_name: str) -> None:
         layer = self.registry.get(layer_name)
@@ -374,13 +372,14 @@ class Worker:
         """Time every case of a group in alternation, ``task.rounds`` rounds."""
         from harness.environment import allocator_in_use
 
-        group = Group.from_name(task.group)
-        rng = random.Random(f"{self.seed}/{self.job.process}/{task.batch}/{task.group}")
+        group = task.group
+        rng = random.Random(f"{self.seed}/{self.job.process}/{task.batch}/{group.name}")
         funcs: dict[str, Callable[[int], float]] = {}
-        loops = dict(task.cases)
+        # keyed by case name, the pyperf benchmark name (RoundsDone's keys)
+        loops = {case.name: n for case, n in task.cases}
         errors: dict[str, str] = {}
-        for name, _ in task.cases:
-            case = Case.from_name(name)
+        for case, _ in task.cases:
+            name = case.name
             try:
                 with quiet():
                     p = self.prepare(case.variant)
@@ -406,7 +405,7 @@ class Worker:
                     warmups[name] = per_call
                 else:
                     values[name].append(per_call)
-        for variant in {Case.from_name(n).variant for n, _ in task.cases}:
+        for variant in {case.variant for case, _ in task.cases}:
             self._prepared.pop(variant, None)  # free inputs, graph and form
         self.log.write(
             RoundsDone(
@@ -444,7 +443,7 @@ class Worker:
         if isinstance(task, ValidateTask):
             self.validate(task.layer, task.impls)
         elif isinstance(task, SetupTask):
-            variant = Variant.from_name(task.variant)
+            variant = task.variant
             self.setup(variant)
             self._prepared.pop(variant, None)  # set up once per process
         elif isinstance(task, GradcheckTask):

@@ -63,7 +63,7 @@ def setup_events(p: Plan) -> list[SetupDone]:
         oneoff = 2.0 if variant.impl == "onnxruntime" else None
         out.append(
             SetupDone(
-                variant.name,
+                variant,
                 {"forward": ok, "backward": backward},
                 oneoff,
                 "export" if oneoff else None,
@@ -90,7 +90,7 @@ def rounds(
             case = group.variant(impl).case(phase).name  # type: ignore[arg-type]
             values.setdefault(case, []).append(t * factor * (1 + rng.gauss(0, noise)))
     return RoundsDone(
-        group.name,
+        group,
         process,
         0,
         {k: tuple(v) for k, v in values.items()},
@@ -163,7 +163,7 @@ def test_a_crashed_group_becomes_error_rows_and_unfinished_ones_incomplete() -> 
     state = State()
     for event in setup_events(p):
         state.add(event)
-    state.add(Crash(RoundsTask(p.groups[0].name, (), 3), "worker crashed (exit code 9)"), 0)
+    state.add(Crash(RoundsTask(p.groups[0], (), 3), "worker crashed (exit code 9)"), 0)
     out = build_outputs(state, p).frame.set_index("case")
     assert out.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "status"] == "error"
     assert "exit code 9" in out.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "error"]
@@ -197,8 +197,7 @@ def test_rows_say_which_allocator_their_processes_really_ran_with() -> None:
 def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
     p = plan((8,))
     state = State()
-    variant = p.variants[1].name
-    state.add(Crash(SetupTask(variant), "timed out after 60s"))
+    state.add(Crash(SetupTask(p.variants[1]), "timed out after 60s"))
     out = build_outputs(state, p).frame
     rows = out[out["impl"] == "torch"]
     assert set(rows["status"]) == {"error"} and rows["error"].str.contains("timed out").all()
@@ -235,7 +234,7 @@ def test_the_written_folder_reads_the_same_as_the_tables_built_in_memory(
         # a process dies on one group (a message of several lines, with quotes), another
         # adds rounds to a second: only those are rebuilt, the others copied as stored
         error = 'worker crashed: RuntimeError: "bad"\nsecond line'
-        state.add(Crash(RoundsTask(p.groups[2].name, (), 3), error), 5)
+        state.add(Crash(RoundsTask(p.groups[2], (), 3), error), 5)
         state.add(rounds(p.groups[0], 2, TIMES), 2)
         assert builder.stale(state) == [p.groups[0], p.groups[2]]
         written = builder.write(state, folder)
@@ -275,7 +274,7 @@ def test_a_collector_keeps_where_heavy_events_lie_and_reads_them_back(tmp_path: 
     timed = state.rounds[p.groups[0].name][0]
     assert timed.event is None and timed.stored is not None and timed.rounds == 10
     assert state.runs(p.groups[0].name)[0].values == done.values
-    name = events[0].variant
+    name = events[0].variant.name
     # planning keeps status, loops and estimates; the deviations are read back
     assert state.setup[name].phases["forward"].deviations == ()
     assert state.setup[name].phases["forward"].loops == 10
@@ -299,7 +298,7 @@ def test_collector_reads_raw_files_incrementally(tmp_path: Path) -> None:
     assert len(state.setup) == 3 and not state.rounds
     timing = EventLog(raw / "timing-004.jsonl")
     timing.write(rounds(p.groups[0], 4, TIMES))
-    timing.write(Crash(RoundsTask(p.groups[0].name, (), 3), "killed"))  # a later attempt
+    timing.write(Crash(RoundsTask(p.groups[0], (), 3), "killed"))  # a later attempt
     state = collector.poll()
     assert set(state.rounds[p.groups[0].name]) == {4}
     assert state.crashed[p.groups[0].name] == {4: "killed"}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.capabilities import _Outcome, _reconcile, compile_not_timed, format_capabilities
-from harness.case import PHASES, Variant
+from harness.case import PHASES
 from harness.collect import Builder, State
 from harness.config import RunConfig
 from harness.errors import FormUnsupported, describe, one_line
@@ -139,7 +139,7 @@ def test_a_form_that_cannot_be_built_is_unsupported_in_every_phase_and_never_fai
 
     monkeypatch.setattr(harness.worker, "build", export_fails)
     events, frame, written = _setup_rows(tmp_path, ("scipy", "onnxruntime"))
-    ort = next(e for e in events if Variant.from_name(e.variant).impl == "onnxruntime")
+    ort = next(e for e in events if e.variant.impl == "onnxruntime")
     assert set(ort.phases) == {p for p in PHASES if p in Job("setup", (), "").phases}
     assert {ps.status for ps in ort.phases.values()} == {"unsupported"}
     assert {ps.error for ps in ort.phases.values()} == {"no ONNX function for prims.bessel_i0e"}
