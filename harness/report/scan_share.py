@@ -153,7 +153,7 @@ def share_lines(scan: Mapping[str, Any], decisions: Sequence[Any]) -> list[str]:
                 f"(verdict: {kinds.get(r.layer, '?')})."
             )
         elif not r.decided:
-            interval = f", 95% interval {r.low:.2f}–{r.high:.2f}" if r.low and r.high else ""
+            interval = f", 95% interval {r.low:.3g}–{r.high:.3g}" if r.low and r.high else ""
             lines.append(
                 f"{head}; at {r.shape} the speedup of porting is undecided (×{r.speedup:.2f}"
                 f"{interval}, {r.candidate}), so no saving is claimed: measure longer "
