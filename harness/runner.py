@@ -27,30 +27,28 @@ import errno
 import inspect
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.case import PHASES, Case, Group
-from harness.collect import SETUP_FILE, Builder, Collector, State, Written, timing_file
+from harness.case import Group
+from harness.collect import Builder, Collector, Comparison, State, Written
 from harness.config import RunConfig, default_threads, merge_settings, run_signature
 from harness.environment import NoiseMonitor, collect_environment, fingerprint, worker_env
 from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
 from harness.forms import quiet as silence
 from harness.lifetime import INDUCTOR_CACHE, FolderLock, clean_stale, die_with_parent
 from harness.plan import Plan, make_plan
-from harness.points import format_point
 from harness.progress import Progress
 from harness.protocol import (
     CapabilitiesTask,
@@ -61,9 +59,7 @@ from harness.protocol import (
     GradcheckTask,
     Invalid,
     Job,
-    PhaseSetup,
     RoundsTask,
-    SetupDone,
     SetupTask,
     Started,
     Task,
@@ -80,7 +76,7 @@ from harness.results import (
     atomic_write_json,
     versioned,
 )
-from harness.stats import Pending, plan_extra_rounds, straddles
+from harness.schedule import Record, Scheduler, Stop, TimingLog, declared_impls
 
 __all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
@@ -90,9 +86,6 @@ _WRITE_EVERY_S = 2.0
 _WRITE_SHARE = 0.02
 _SAMPLE_EVERY_S = 5.0
 _STARTUP_TIMEOUT_S = 180.0
-#: Seconds a worker takes to start (import torch, build the registry): budgeted for.
-_WORKER_START_S = 4.0
-_PENDING = "pending"
 
 
 class Interrupted(HarnessError):
@@ -126,26 +119,6 @@ class RunOutcome:
         from harness.results import load_results
 
         return load_results(self.path).frame
-
-
-@dataclass
-class TimingLog:
-    """How the timing budget was spent (recorded in run.json, told by the report)."""
-
-    budget_s: float
-    first_pass: dict[str, Any] = field(default_factory=dict)
-    adaptive: list[dict[str, Any]] = field(default_factory=list)
-    spent_s: float = 0.0
-    stopped: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "budget_s": self.budget_s,
-            "first_pass": self.first_pass,
-            "adaptive": self.adaptive,
-            "spent_s": round(self.spent_s, 2),
-            "stopped": self.stopped,
-        }
 
 
 def _prepare_out(out: Path) -> None:
@@ -231,7 +204,15 @@ class Runner:
         # made by run(), once the results folder exists: its pieces live in there
         self.builder: Builder | None = None
         self.noise = NoiseMonitor()
-        self.timing = TimingLog(self.profile.budget_s)
+        self.scheduler = Scheduler(
+            self.plan,
+            self.profile,
+            clock=time.monotonic,
+            comparisons=self._comparisons,
+            logs=str(self.out / "logs"),
+        )
+        # the scheduler fills it in as the passes go
+        self.timing: TimingLog = self.scheduler.timing
         self._last_write = 0.0
         self._write_cost = 0.0
         self._last_sample = time.monotonic()
@@ -255,18 +236,12 @@ class Runner:
 
     # -- validation -------------------------------------------------------------------
 
-    def _declared_impls(self, name: str) -> tuple[str, ...]:
-        layer = self.registry.get(name)
-        return tuple(
-            dict.fromkeys(layer.implementation(i).origin for i in self.plan.impls_of(name))
-        )
-
     def validate(self) -> list[str]:
         """Check every layer's declaration by running it once, in a worker process:
         it is the user's code, and it may raise, crash or hang. A broken declaration
         raises ``LayerDefinitionError``; an implementation that fails is a note (its
         points will be measured, and fail, in isolation)."""
-        tasks = [ValidateTask(name, self._declared_impls(name)) for name in self.plan.layers]
+        tasks = [ValidateTask(name, declared_impls(self.plan, name)) for name in self.plan.layers]
         limit = _STARTUP_TIMEOUT_S + sum(30.0 * (len(t.impls) + 1) for t in tasks)
         code: int | None
         with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
@@ -382,8 +357,7 @@ class Runner:
         old_term = signal.signal(signal.SIGTERM, self._on_term)
         started = time.monotonic()
         try:
-            self._setup_pass()
-            self._timing_passes()
+            self._passes()
             self._complete = True
         except (KeyboardInterrupt, Interrupted):
             interrupted = True
@@ -452,313 +426,39 @@ class Runner:
             return
         self._say(f"report: {path}")
 
-    # -- setup ----------------------------------------------------------------------
+    # -- the passes -------------------------------------------------------------------
 
-    def _setup_tasks(self, state: State, allocator: str) -> list[Task]:
-        tasks: list[Task] = []
-        first = allocator == self.config.allocators[0]
-        for name in self.plan.layers if (self.config.capabilities and first) else ():
-            if name not in state.capabilities:
-                tasks.append(CapabilitiesTask(name, self._declared_impls(name)))
-        planned: set[GradcheckTask] = set()
-        log: EventLog | None = None  # opened for the first compiled form not worth timing
-        for group in self.plan.groups:
-            if group.allocator != allocator:
+    def _passes(self) -> None:
+        """Run what the scheduler asks for (``harness.schedule``) until it stops."""
+        while True:
+            step = self.scheduler.next(self.collector.poll())
+            if isinstance(step, Stop):
+                break
+            if isinstance(step, Record):
+                log = EventLog(self.out / RAW_DIR / step.raw)
+                for event in step.events:
+                    log.write(event)
+                log.close()
                 continue
-            layer = self.registry.get(group.layer)
-            for variant in self.plan.variants_of(group):
-                impl = layer.implementation(variant.impl)
-                # A baseline declared without a backward has no gradient to check.
-                if first and impl.role == "baseline" and impl.form == "eager" and impl.backward:
-                    task = GradcheckTask(variant.layer, variant.impl)
-                    if (task.layer, task.impl) not in state.gradchecks and task not in planned:
-                        planned.add(task)
-                        tasks.append(task)
-                if variant.name in state.setup:
-                    continue
-                if impl.role == "compiled":
-                    why = self._compiled_not_timed(state, variant.layer, impl.origin)
-                    if why == _PENDING:
-                        continue  # decided once the layer's capability matrix is known
-                    if why:
-                        skipped = PhaseSetup("unsupported", error=why)
-                        done = SetupDone(variant, {ph: skipped for ph in self.config.phases})
-                        if log is None:
-                            log = EventLog(self.out / RAW_DIR / SETUP_FILE)
-                        log.write(done)
-                        state.add(done)
-                        continue
-                tasks.append(SetupTask(variant))
-        if log is not None:
-            log.close()
-        return tasks
+            if step.begin is not None:
+                self.progress.begin(*step.begin)
+            raw = self.out / RAW_DIR / step.raw
+            tasks = list(step.tasks)
+            self._run_worker(step.mode, tasks, raw, step.allocator, step.process, step.attempt)
+        # Issue 19's profiling pass runs here, after timing, when it is defined.
+        breakdown = getattr(self, "_breakdown_pass", None)
+        if breakdown is not None:
+            breakdown()
 
-    def _compiled_not_timed(self, state: State, layer: str, source: str) -> str | None:
-        """Why ``<baseline>-compile`` is not worth timing, from the capability matrix:
-        ``torch.compile(fullgraph=True)`` cannot take the baseline whole, so compiling
-        it as declared is no port (``capabilities.compile_not_timed``). ``_PENDING`` while
-        the matrix is still to be computed; ``None``: time it."""
-        rows = state.capabilities.get(layer)
-        if rows is None:
-            return _PENDING if self.config.capabilities else None
-        from harness.capabilities import compile_not_timed
-
-        return compile_not_timed(rows, source)
-
-    def _setup_pass(self) -> None:
-        for allocator in self.config.allocators:
-            tasks = self._setup_tasks(self.collector.poll(), allocator)
-            if not tasks:
-                continue
-            self.progress.begin("checking", len(tasks))
-            self._run_until_done(
-                "setup",
-                tasks,
-                self.out / RAW_DIR / SETUP_FILE,
-                allocator,
-                remaining=lambda a=allocator: self._setup_tasks(self.collector.poll(), a),  # type: ignore[misc]
-            )
-
-    # -- timing -----------------------------------------------------------------------
-
-    def _group_cases(self, state: State, group: Group) -> tuple[tuple[Case, int], ...]:
-        cases = []
-        for variant in self.plan.variants_of(group):
-            setup = state.setup.get(variant.name)
-            if setup is None:
-                continue
-            for phase in PHASES:
-                info = setup.phases.get(phase)
-                if info is not None and info.status == "ok" and info.loops:
-                    cases.append((variant.case(phase), int(info.loops)))
-        return tuple(cases)
-
-    def _round_cost(self, state: State, group: Group) -> float:
-        """Expected seconds of one round of ``group`` (from the setup's calibration)."""
-        total = 0.0
-        for variant in self.plan.variants_of(group):
-            setup = state.setup.get(variant.name)
-            if setup is None:
-                continue
-            for info in setup.phases.values():
-                if info.status == "ok" and info.loops and info.estimate_s:
-                    total += info.loops * info.estimate_s
-        return total
-
-    def _first_pass_rounds(self, state: State, groups: Sequence[Group]) -> int:
-        for by_process in state.rounds.values():
-            for done in by_process.values():
-                if done.batch == 0 and done.rounds:
-                    return done.rounds
-        prof = self.profile
-        per_round = sum(self._round_cost(state, g) for g in groups) or 1e-3
-        processes = prof.processes * len(self.config.allocators)
-        # What a process spends before its first round: starting, and building every
-        # form again (compiling from a warm cache costs a fraction of the cold one-off).
-        prep = _WORKER_START_S
-        for group in groups:
-            for variant in self.plan.variants_of(group):
-                setup = state.setup.get(variant.name)
-                if setup is not None and setup.oneoff_s:
-                    prep += 0.5 * min(setup.oneoff_s, 10.0)
-        fit = int((0.5 * prof.budget_s - processes * prep) / (processes * per_round))
-        return max(prof.min_rounds, min(prof.max_rounds, fit))
-
-    def _rounds_limit(self, state: State, task: RoundsTask) -> float:
-        cost = self._round_cost(state, task.group) * (task.rounds + 1)
-        return max(self.profile.case_timeout_s, 10 * cost + 60)
-
-    def _timing_passes(self) -> None:
-        state = self.collector.poll()
-        timed = [g for g in self.plan.groups if self._group_cases(state, g)]
-        if not timed:
-            return
-        rounds = self._first_pass_rounds(state, timed)
-        prof = self.profile
-        t0 = time.monotonic()
-        todo = [
-            (a, p, g)
-            for a, allocator in enumerate(self.config.allocators)
-            for p in range(prof.processes)
-            for g in timed
-            if g.allocator == allocator and not state.timed(g.name, a * prof.processes + p)
-        ]
-        if todo:
-            self.progress.begin("timing", len(todo))
-        for a, allocator in enumerate(self.config.allocators):
-            for p in range(prof.processes):
-                process = a * prof.processes + p
-                order = [g for g in timed if g.allocator == allocator]
-                random.Random(self.config.seed * 1000 + process).shuffle(order)
-
-                def remaining(order: list[Group] = order, process: int = process) -> list[Task]:
-                    st = self.collector.poll()
-                    return [
-                        RoundsTask(g, self._group_cases(st, g), rounds, 0)
-                        for g in order
-                        if not st.timed(g.name, process)
-                    ]
-
-                tasks = remaining()
-                if tasks:
-                    self._run_until_done(
-                        "timing",
-                        tasks,
-                        self.out / RAW_DIR / timing_file(process),
-                        allocator,
-                        remaining,
-                        process,
-                    )
-        first_s = time.monotonic() - t0
-        timed_s = rounds * prof.processes * sum(self._round_cost(state, g) for g in timed)
-        self.timing.first_pass = {
-            "processes": prof.processes * len(self.config.allocators),
-            "rounds": rounds,
-            "groups": len(timed),
-            "seconds": round(first_s, 2),
-        }
-        self._adaptive_passes(timed, first_s, max(0.0, first_s - timed_s))
-
-    def _pending(self, state: State, groups: Sequence[Group]) -> list[Pending]:
-        """Groups whose decisive intervals (training step, or forward where a side has
-        no backward) do not decide yet, with what one more round costs."""
-        decisive: dict[str, list[Any]] = {}
-        estimates: dict[tuple[str, str, str], list[tuple[float, str, float]]] = {}
+    def _comparisons(
+        self, state: State, groups: Sequence[Group]
+    ) -> dict[str, Mapping[str, Comparison]]:
+        # the builder keeps each group's analysis until an event changes the group
         assert self.builder is not None
         self.builder.refresh(state, groups)  # every changed group in one go
-        for group in groups:
-            analysis = self.builder.group(state, group)
-            intervals = []
-            for impl, comparison in analysis.comparisons.items():
-                # the training verdict's interval, and the inference verdict's
-                interval = comparison.step or comparison.phase.get("forward")
-                intervals.append(interval)
-                if comparison.step is not None and "inference" in self.config.use:
-                    intervals.append(comparison.phase.get("forward"))
-                if interval is not None:
-                    info = self.plan.info[group.layer]
-                    setting = (
-                        group.layer,
-                        impl,
-                        f"{group.setting}/{_others(group, info.size_axis)}",
-                    )
-                    size = group.point_dict[info.size_axis]
-                    if isinstance(size, int | float):
-                        estimates.setdefault(setting, []).append(
-                            (float(size), group.name, interval.estimate)
-                        )
-            decisive[group.name] = intervals
-        near: set[str] = set()
-        for series in estimates.values():
-            series.sort()
-            sides = [e > 1 for _, _, e in series]
-            for i, (_, name, _) in enumerate(series):
-                if (i > 0 and sides[i - 1] != sides[i]) or (
-                    i + 1 < len(series) and sides[i + 1] != sides[i]
-                ):
-                    near.add(name)
-        return [
-            Pending(g.name, tuple(decisive[g.name]), self._round_cost(state, g), g.name in near)
-            for g in groups
-            if any(straddles(i) for i in decisive[g.name])
-        ]
-
-    def _adaptive_passes(self, groups: Sequence[Group], spent: float, overhead: float) -> None:
-        prof = self.profile
-        by_name = {g.name: g for g in groups}
-        # what preparing one group costs a new process (building forms, compiling)
-        prep = overhead / max(1, len(groups) * prof.processes)
-        first = prof.processes * len(self.config.allocators)
-        seen = self.collector.poll().processes()
-        next_process = max([first - 1, *seen]) + 1
-        batch = 1 + len([p for p in seen if p >= first])
-        t0 = time.monotonic() - spent
-        while True:
-            left = prof.budget_s - (time.monotonic() - t0) - _WORKER_START_S
-            state = self.collector.poll()
-            pending = self._pending(state, groups)
-            if not pending:
-                self.timing.stopped = "every point decided (or equal within the band)"
-                break
-            if left <= 0:
-                self.timing.stopped = f"budget spent with {len(pending)} points still undecided"
-                break
-            costed = [
-                Pending(p.key, p.intervals, p.cost_s + prep / prof.extra_rounds, p.near_crossover)
-                for p in pending
-            ]
-            chosen = plan_extra_rounds(costed, left, prof.extra_rounds)
-            if not chosen:
-                self.timing.stopped = (
-                    f"budget left ({left:.0f}s) too small for another round of the "
-                    f"{len(pending)} undecided points"
-                )
-                break
-            started = time.monotonic()
-            for allocator in self.config.allocators:
-                mine = [by_name[k] for k in chosen if by_name[k].allocator == allocator]
-                if not mine:
-                    continue
-                process = next_process
-                next_process += 1
-                tasks: list[Task] = [
-                    RoundsTask(g, self._group_cases(state, g), prof.extra_rounds, batch)
-                    for g in mine
-                ]
-                self.progress.begin(f"extra rounds ({len(pending)} undecided)", len(tasks))
-
-                def left_over(
-                    p: int = process, b: int = batch, gs: list[Group] = mine
-                ) -> list[Task]:
-                    st = self.collector.poll()
-                    return [
-                        RoundsTask(g, self._group_cases(st, g), prof.extra_rounds, b)
-                        for g in gs
-                        if not st.timed(g.name, p)
-                    ]
-
-                self._run_until_done(
-                    "timing",
-                    tasks,
-                    self.out / RAW_DIR / timing_file(process),
-                    allocator,
-                    left_over,
-                    process,
-                )
-                self.timing.adaptive.append(
-                    {
-                        "process": process,
-                        "groups": len(mine),
-                        "undecided_before": len(pending),
-                        "rounds": prof.extra_rounds,
-                        "seconds": round(time.monotonic() - started, 2),
-                    }
-                )
-            batch += 1
-        self.timing.spent_s = time.monotonic() - t0
+        return {g.name: self.builder.group(state, g).comparisons for g in groups}
 
     # -- workers ----------------------------------------------------------------------
-
-    def _run_until_done(
-        self,
-        mode: str,
-        tasks: list[Task],
-        raw: Path,
-        allocator: str,
-        remaining: Callable[[], list[Task]],
-        process: int = -1,
-    ) -> None:
-        # Each worker that dies takes one task down with it (recorded as failed), so
-        # the list shrinks; only workers that finish nothing at all are a problem.
-        attempts = stalls = 0
-        while tasks:
-            attempts += 1
-            before = set(tasks)
-            self._run_worker(mode, tasks, raw, allocator, process, attempts)
-            tasks = remaining()
-            stalls = stalls + 1 if set(tasks) >= before else 0
-            if stalls > 3:
-                raise ResultsError(f"workers keep failing; see {self.out / 'logs'}")
 
     def _run_worker(
         self,
@@ -817,9 +517,7 @@ class Runner:
         return self._cache_dir
 
     def _task_limit(self, task: Task) -> float:
-        if isinstance(task, RoundsTask):
-            return self._rounds_limit(self.collector.state, task)
-        return self.profile.case_timeout_s
+        return self.scheduler.task_limit(task)
 
     def _watch(self, proc: subprocess.Popen[bytes], raw: Path, reader: EventReader) -> None:
         current: Task | None = None
@@ -876,10 +574,6 @@ class Runner:
         self._last_write = time.monotonic()
         self._write_cost = self._last_write - t0
         return written
-
-
-def _others(group: Group, size_axis: str) -> str:
-    return format_point({k: v for k, v in group.point if k != size_axis})
 
 
 def _describe_task(task: Task) -> str:

@@ -1,0 +1,519 @@
+"""The scheduler: which worker job runs next, and when timing stops.
+
+Pure: it reads a ``harness.collect.State`` (what the raw files say has been done), the
+plan, the profile's budget and an injected clock, and answers with the next step. It
+starts no process, reads no file and never calls ``time.monotonic`` itself, so the
+budget arithmetic and the adaptive passes are tested in milliseconds with a fake clock
+and a crafted state (``tests/harness/test_schedule.py``). The runner asks, runs what it
+is told (a worker, through ``harness.runner``'s supervision), polls the raw files, and
+asks again::
+
+    scheduler = Scheduler(plan, profile, clock=time.monotonic)
+    while not isinstance(step := scheduler.next(collector.poll()), Stop):
+        ...  # WorkerJob: run one worker; Record: append the events to raw/
+    run_json["timing"] = step.timing.to_json()
+
+The steps, in order:
+
+1. *setup*, per allocator: the capability matrix, gradcheck of each baseline, and a
+   ``SetupTask`` per variant not set up yet. A compiled form that the capability matrix
+   says is not worth timing is no task but a ``Record`` of its "unsupported" setup.
+2. the *first timing pass*: ``profile.processes`` jobs per allocator, each timing every
+   group in its own seeded order, with as many rounds as fit in half of the budget
+   (``first_pass_rounds``).
+3. *adaptive passes*: while the budget lasts, one job per allocator gives
+   ``profile.extra_rounds`` more rounds to the groups whose decisive interval still
+   straddles the band, near a crossover first (``harness.stats.plan_extra_rounds``);
+   it stops when every point is decided, or when the budget is spent.
+
+A job whose worker died is asked for again with what it left (a crashed task is in the
+state as done, so the list shrinks); four attempts in a row that finish nothing raise
+``ResultsError``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.case import PHASES, Case, Group
+from harness.collect import SETUP_FILE, Comparison, State, analyse_group, timing_file
+from harness.config import Profile
+from harness.errors import ResultsError
+from harness.points import format_point
+from harness.protocol import (
+    CapabilitiesTask,
+    Event,
+    GradcheckTask,
+    PhaseSetup,
+    RoundsTask,
+    SetupDone,
+    SetupTask,
+    Task,
+)
+from harness.stats import Pending, plan_extra_rounds, straddles
+
+if TYPE_CHECKING:
+    from harness.plan import Plan
+
+__all__ = [
+    "WORKER_START_S",
+    "Record",
+    "Scheduler",
+    "Stop",
+    "TimingLog",
+    "WorkerJob",
+    "declared_impls",
+]
+
+#: Seconds a worker takes to start (import torch, build the registry): budgeted for.
+WORKER_START_S = 4.0
+_PENDING = "pending"
+
+#: Group name -> candidate -> its speedups: what deciding on more rounds reads.
+Comparisons = Callable[[State, Sequence[Group]], Mapping[str, Mapping[str, Comparison]]]
+
+
+@dataclass
+class TimingLog:
+    """How the timing budget was spent (recorded in run.json, told by the report)."""
+
+    budget_s: float
+    first_pass: dict[str, Any] = field(default_factory=dict)
+    adaptive: list[dict[str, Any]] = field(default_factory=list)
+    spent_s: float = 0.0
+    stopped: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "budget_s": self.budget_s,
+            "first_pass": self.first_pass,
+            "adaptive": self.adaptive,
+            "spent_s": round(self.spent_s, 2),
+            "stopped": self.stopped,
+        }
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Run one worker process on ``tasks``, appending its events to ``raw/<raw>``."""
+
+    mode: Literal["setup", "timing"]
+    tasks: tuple[Task, ...]
+    allocator: str
+    raw: str
+    process: int = -1
+    """The timing process (its pyperf run); -1 for setup."""
+    attempt: int = 1
+    """1, then 2, 3, ... when a worker died and this job is what it left."""
+    begin: tuple[str, int] | None = None
+    """A new stage for the progress line: its label and how many tasks it has."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """Events the scheduler decided on itself: append them to ``raw/<raw>``."""
+
+    raw: str
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Nothing left to run: every pass ended (``timing`` says why timing stopped)."""
+
+    timing: TimingLog
+
+
+Step = WorkerJob | Record | Stop
+
+
+def declared_impls(plan: Plan, layer: str) -> tuple[str, ...]:
+    """The declared implementations behind the plan's implementations of ``layer``."""
+    info = plan.info[layer]
+    return tuple(dict.fromkeys(info.sources[i] for i in plan.impls_of(layer)))
+
+
+def round_cost(plan: Plan, state: State, group: Group) -> float:
+    """Expected seconds of one round of ``group`` (from the setup's calibration)."""
+    total = 0.0
+    for variant in plan.variants_of(group):
+        setup = state.setup.get(variant.name)
+        if setup is None:
+            continue
+        for info in setup.phases.values():
+            if info.status == "ok" and info.loops and info.estimate_s:
+                total += info.loops * info.estimate_s
+    return total
+
+
+def group_cases(plan: Plan, state: State, group: Group) -> tuple[tuple[Case, int], ...]:
+    """(case, calls per value) of every case of ``group`` that set up fine."""
+    cases = []
+    for variant in plan.variants_of(group):
+        setup = state.setup.get(variant.name)
+        if setup is None:
+            continue
+        for phase in PHASES:
+            info = setup.phases.get(phase)
+            if info is not None and info.status == "ok" and info.loops:
+                cases.append((variant.case(phase), int(info.loops)))
+    return tuple(cases)
+
+
+class Scheduler:
+    """Answers ``next(state)`` with the next ``WorkerJob``, a ``Record``, or ``Stop``.
+
+    ``clock`` gives seconds (``time.monotonic`` in a run); ``comparisons`` gives each
+    group's speedup intervals (default: analysed from the state's rounds; the runner
+    passes its ``Builder``'s, which caches them).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        profile: Profile,
+        clock: Callable[[], float],
+        comparisons: Comparisons | None = None,
+        logs: str = "logs",
+    ) -> None:
+        self.plan = plan
+        self.config = plan.config
+        self.profile = profile
+        self.clock = clock
+        self.comparisons = comparisons or self._analysed
+        self.logs = logs
+        self.timing = TimingLog(profile.budget_s)
+        self._state = State()
+        self._steps = self._run()
+
+    def next(self, state: State) -> Step:
+        self._state = state
+        try:
+            return next(self._steps)
+        except StopIteration:
+            return Stop(self.timing)
+
+    def _run(self) -> Generator[Step, None, None]:
+        for allocator in self.config.allocators:
+            yield from self._until_done(
+                "setup",
+                allocator,
+                -1,
+                SETUP_FILE,
+                lambda a=allocator: self._setup(a),  # type: ignore[misc]
+                "checking",
+            )
+        yield from self._timing_passes()
+
+    def _until_done(
+        self,
+        mode: Literal["setup", "timing"],
+        allocator: str,
+        process: int,
+        raw: str,
+        left: Callable[[], tuple[list[Task], tuple[Event, ...]]],
+        label: str | None = None,
+        count: int | None = None,
+    ) -> Generator[Step, None, bool]:
+        """Jobs until ``left()`` has no task; True if there was any. The first begins
+        a progress stage ``label`` of ``count`` tasks (default: its own). Each worker
+        that dies takes one task down with it, so only workers that finish nothing
+        stall."""
+        attempts = stalls = 0
+        before: set[Task] | None = None
+        while True:
+            tasks, records = left()
+            if records:
+                yield Record(raw, records)  # in the state by the next call
+                continue
+            if not tasks:
+                return attempts > 0
+            if before is not None:
+                stalls = stalls + 1 if set(tasks) >= before else 0
+                if stalls > 3:
+                    raise ResultsError(f"workers keep failing; see {self.logs}")
+            attempts += 1
+            before = set(tasks)
+            first = None
+            if attempts == 1 and label is not None:
+                first = (label, len(tasks) if count is None else count)
+            yield WorkerJob(mode, tuple(tasks), allocator, raw, process, attempts, first)
+
+    # -- setup ----------------------------------------------------------------------
+
+    def _setup(self, allocator: str) -> tuple[list[Task], tuple[Event, ...]]:
+        """The setup tasks left for ``allocator``, and the setups of compiled forms
+        not worth timing (to record, not to run)."""
+        state, plan = self._state, self.plan
+        tasks: list[Task] = []
+        skipped: list[Event] = []
+        first = allocator == self.config.allocators[0]
+        for name in plan.layers if (self.config.capabilities and first) else ():
+            if name not in state.capabilities:
+                tasks.append(CapabilitiesTask(name, declared_impls(plan, name)))
+        planned: set[GradcheckTask] = set()
+        for group in plan.groups:
+            if group.allocator != allocator:
+                continue
+            info = plan.info[group.layer]
+            for variant in plan.variants_of(group):
+                impl = variant.impl
+                # A baseline declared without a backward has no gradient to check.
+                if (
+                    first
+                    and info.roles[impl] == "baseline"
+                    and info.forms[impl] == "eager"
+                    and impl in info.backward
+                ):
+                    task = GradcheckTask(variant.layer, impl)
+                    if (task.layer, task.impl) not in state.gradchecks and task not in planned:
+                        planned.add(task)
+                        tasks.append(task)
+                if variant.name in state.setup:
+                    continue
+                if info.roles[impl] == "compiled":
+                    why = self._compiled_not_timed(variant.layer, info.sources[impl])
+                    if why == _PENDING:
+                        continue  # decided once the layer's capability matrix is known
+                    if why:
+                        skipped_phase = PhaseSetup("unsupported", error=why)
+                        phases = {ph: skipped_phase for ph in self.config.phases}
+                        skipped.append(SetupDone(variant, phases))
+                        continue
+                tasks.append(SetupTask(variant))
+        return tasks, tuple(skipped)
+
+    def _compiled_not_timed(self, layer: str, source: str) -> str | None:
+        """Why ``<baseline>-compile`` is not worth timing, from the capability matrix:
+        ``torch.compile(fullgraph=True)`` cannot take the baseline whole, so compiling
+        it as declared is no port (``capabilities.compile_not_timed``). ``_PENDING`` while
+        the matrix is still to be computed; ``None``: time it."""
+        rows = self._state.capabilities.get(layer)
+        if rows is None:
+            return _PENDING if self.config.capabilities else None
+        from harness.capabilities import compile_not_timed
+
+        return compile_not_timed(rows, source)
+
+    # -- timing ---------------------------------------------------------------------
+
+    def task_limit(self, task: Task) -> float:
+        """Seconds a worker may spend on ``task`` before it counts as hung."""
+        if not isinstance(task, RoundsTask):
+            return self.profile.case_timeout_s
+        cost = round_cost(self.plan, self._state, task.group) * (task.rounds + 1)
+        return max(self.profile.case_timeout_s, 10 * cost + 60)
+
+    def first_pass_rounds(self, state: State, groups: Sequence[Group]) -> int:
+        """Rounds per process of the first pass: what a resumed run used, else as many
+        as fit in half of the budget (between the profile's min and max)."""
+        for by_process in state.rounds.values():
+            for done in by_process.values():
+                if done.batch == 0 and done.rounds:
+                    return done.rounds
+        prof = self.profile
+        per_round = sum(round_cost(self.plan, state, g) for g in groups) or 1e-3
+        processes = prof.processes * len(self.config.allocators)
+        # What a process spends before its first round: starting, and building every
+        # form again (compiling from a warm cache costs a fraction of the cold one-off).
+        prep = WORKER_START_S
+        for group in groups:
+            for variant in self.plan.variants_of(group):
+                setup = state.setup.get(variant.name)
+                if setup is not None and setup.oneoff_s:
+                    prep += 0.5 * min(setup.oneoff_s, 10.0)
+        fit = int((0.5 * prof.budget_s - processes * prep) / (processes * per_round))
+        return max(prof.min_rounds, min(prof.max_rounds, fit))
+
+    def _rounds_left(
+        self, groups: Sequence[Group], process: int, rounds: int, batch: int
+    ) -> tuple[list[Task], tuple[Event, ...]]:
+        """Rounds tasks of the groups ``process`` has not timed (nor died on) yet."""
+        state = self._state
+        tasks: list[Task] = [
+            RoundsTask(g, group_cases(self.plan, state, g), rounds, batch)
+            for g in groups
+            if not state.timed(g.name, process)
+        ]
+        return tasks, ()
+
+    def _timing_passes(self) -> Generator[Step, None, None]:
+        state, prof, allocators = self._state, self.profile, self.config.allocators
+        timed = [g for g in self.plan.groups if group_cases(self.plan, state, g)]
+        if not timed:
+            return
+        rounds = self.first_pass_rounds(state, timed)
+        t0 = self.clock()
+        todo = sum(
+            1
+            for a, allocator in enumerate(allocators)
+            for p in range(prof.processes)
+            for g in timed
+            if g.allocator == allocator and not state.timed(g.name, a * prof.processes + p)
+        )
+        label: str | None = "timing"
+        for a, allocator in enumerate(allocators):
+            for p in range(prof.processes):
+                process = a * prof.processes + p
+                order = [g for g in timed if g.allocator == allocator]
+                random.Random(self.config.seed * 1000 + process).shuffle(order)
+                ran = yield from self._until_done(
+                    "timing",
+                    allocator,
+                    process,
+                    timing_file(process),
+                    lambda o=order, pr=process: self._rounds_left(o, pr, rounds, 0),  # type: ignore[misc]
+                    label,
+                    todo,
+                )
+                label = None if ran else label
+        first_s = self.clock() - t0
+        state = self._state
+        timed_s = rounds * prof.processes * sum(round_cost(self.plan, state, g) for g in timed)
+        self.timing.first_pass = {
+            "processes": prof.processes * len(allocators),
+            "rounds": rounds,
+            "groups": len(timed),
+            "seconds": round(first_s, 2),
+        }
+        yield from self._adaptive_passes(timed, first_s, max(0.0, first_s - timed_s))
+
+    def pending(self, state: State, groups: Sequence[Group]) -> list[Pending]:
+        """Groups whose decisive intervals (training step, or forward where a side has
+        no backward) do not decide yet, with what one more round costs."""
+        decisive: dict[str, list[Any]] = {}
+        estimates: dict[tuple[str, str, str], list[tuple[float, str, float]]] = {}
+        comparisons = self.comparisons(state, groups)  # every changed group in one go
+        for group in groups:
+            intervals = []
+            info = self.plan.info[group.layer]
+            for impl, comparison in comparisons.get(group.name, {}).items():
+                # the training verdict's interval, and the inference verdict's
+                interval = comparison.step or comparison.phase.get("forward")
+                intervals.append(interval)
+                if comparison.step is not None and "inference" in self.config.use:
+                    intervals.append(comparison.phase.get("forward"))
+                if interval is not None:
+                    others = format_point({k: v for k, v in group.point if k != info.size_axis})
+                    setting = (group.layer, impl, f"{group.setting}/{others}")
+                    size = group.point_dict[info.size_axis]
+                    if isinstance(size, int | float):
+                        estimates.setdefault(setting, []).append(
+                            (float(size), group.name, interval.estimate)
+                        )
+            decisive[group.name] = intervals
+        near = _near_crossover(estimates.values())
+        return [
+            Pending(
+                g.name,
+                tuple(decisive[g.name]),
+                round_cost(self.plan, state, g),
+                g.name in near,
+            )
+            for g in groups
+            if any(straddles(i) for i in decisive[g.name])
+        ]
+
+    def _adaptive_passes(
+        self, groups: Sequence[Group], spent: float, overhead: float
+    ) -> Generator[Step, None, None]:
+        prof, allocators = self.profile, self.config.allocators
+        by_name = {g.name: g for g in groups}
+        # what preparing one group costs a new process (building forms, compiling)
+        prep = overhead / max(1, len(groups) * prof.processes)
+        first = prof.processes * len(allocators)
+        seen = self._state.processes()
+        next_process = max([first - 1, *seen]) + 1
+        batch = 1 + len([p for p in seen if p >= first])
+        t0 = self.clock() - spent
+        while True:
+            left = prof.budget_s - (self.clock() - t0) - WORKER_START_S
+            state = self._state
+            pending = self.pending(state, groups)
+            chosen = self._choose(pending, left, prep)
+            if not chosen:
+                break
+            started = self.clock()
+            for allocator in allocators:
+                mine = [by_name[k] for k in chosen if by_name[k].allocator == allocator]
+                if not mine:
+                    continue
+                process = next_process
+                next_process += 1
+                label = f"extra rounds ({len(pending)} undecided)"
+                yield from self._until_done(
+                    "timing",
+                    allocator,
+                    process,
+                    timing_file(process),
+                    lambda gs=mine, pr=process, b=batch: self._rounds_left(  # type: ignore[misc]
+                        gs, pr, prof.extra_rounds, b
+                    ),
+                    label,
+                )
+                self.timing.adaptive.append(
+                    {
+                        "process": process,
+                        "groups": len(mine),
+                        "undecided_before": len(pending),
+                        "rounds": prof.extra_rounds,
+                        "seconds": round(self.clock() - started, 2),
+                    }
+                )
+            batch += 1
+        self.timing.spent_s = self.clock() - t0
+
+    def _choose(self, pending: list[Pending], left: float, prep: float) -> list[str]:
+        """The groups of the next adaptive pass; none (and why, in the log) to stop."""
+        prof = self.profile
+        if not pending:
+            self.timing.stopped = "every point decided (or equal within the band)"
+            return []
+        if left <= 0:
+            self.timing.stopped = f"budget spent with {len(pending)} points still undecided"
+            return []
+        costed = [
+            Pending(p.key, p.intervals, p.cost_s + prep / prof.extra_rounds, p.near_crossover)
+            for p in pending
+        ]
+        chosen = plan_extra_rounds(costed, left, prof.extra_rounds)
+        if not chosen:
+            self.timing.stopped = (
+                f"budget left ({left:.0f}s) too small for another round of the "
+                f"{len(pending)} undecided points"
+            )
+        return chosen
+
+    def _analysed(
+        self, state: State, groups: Sequence[Group]
+    ) -> dict[str, Mapping[str, Comparison]]:
+        out: dict[str, Mapping[str, Comparison]] = {}
+        for group in groups:
+            info = self.plan.info[group.layer]
+            analysis = analyse_group(
+                group,
+                self.plan.impls[group.layer],
+                info.baselines[0] if info.baselines else None,
+                state.runs(group.name),
+                state.crashed.get(group.name, {}),
+                self.config.seed,
+            )
+            out[group.name] = analysis.comparisons
+        return out
+
+
+def _near_crossover(series_of: Any) -> set[str]:
+    """Groups whose estimate is on the other side of 1 from a neighbouring size's."""
+    near: set[str] = set()
+    for series in series_of:
+        series.sort()
+        sides = [e > 1 for _, _, e in series]
+        for i, (_, name, _) in enumerate(series):
+            if (i > 0 and sides[i - 1] != sides[i]) or (
+                i + 1 < len(series) and sides[i + 1] != sides[i]
+            ):
+                near.add(name)
+    return near

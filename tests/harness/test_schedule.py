@@ -1,0 +1,221 @@
+"""The scheduler's budget and adaptive passes, in milliseconds: a fake clock, a crafted
+state, no worker process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from harness.case import Group
+from harness.collect import Comparison, State
+from harness.config import Profile, RunConfig
+from harness.errors import ResultsError
+from harness.plan import LayerInfo, Plan
+from harness.protocol import Crash, GradcheckDone, PhaseSetup, RoundsDone, RoundsTask, SetupDone
+from harness.schedule import Record, Scheduler, Stop, WorkerJob
+from harness.stats import Interval
+
+INFO = LayerInfo(
+    name="toy",
+    axes=("n",),
+    size_axis="n",
+    baselines=("numpy",),
+    backward=("numpy", "torch"),
+    sources={"numpy": "numpy", "torch": "torch"},
+    roles={"numpy": "baseline", "torch": "native"},
+    forms={"numpy": "eager", "torch": "eager"},
+)
+PROFILE = Profile(
+    "test", budget_s=20, processes=2, min_rounds=3, max_rounds=50, extra_rounds=4, min_time=0.01
+)
+SIZES = (8, 16, 32)
+
+
+def plan() -> Plan:
+    groups = tuple(Group("toy", (("n", n),)) for n in SIZES)
+    config = RunConfig(capabilities=False)
+    return Plan(config, ("toy",), groups, {"toy": ("numpy", "torch")}, (), {"toy": INFO})
+
+
+def set_up(p: Plan) -> State:
+    """Every variant set up: each phase 10 calls of 1 ms, so a round costs 60 ms."""
+    state = State()
+    ok = PhaseSetup("ok", loops=10, estimate_s=1e-3)
+    for variant in p.variants:
+        state.add(SetupDone(variant, {"forward": ok, "backward": ok, "step": ok}))
+    state.add(GradcheckDone("toy", "numpy", True))
+    return state
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def timed(state: State, group: Group, process: int, batch: int = 0) -> None:
+    values = {
+        group.variant(i).case(ph).name: (1e-3, 1e-3, 1e-3)
+        for i in ("numpy", "torch")
+        for ph in ("forward", "backward", "step")
+    }
+    state.add(RoundsDone(group, process, batch, values, dict.fromkeys(values, 10)), process)
+
+
+def interval(estimate: float, low: float, high: float) -> Interval:
+    return Interval(estimate, low, high, processes=2, rounds=10)
+
+
+def fixed(by_size: Mapping[int, Interval]):  # type: ignore[no-untyped-def]
+    """Comparisons that say what ``by_size`` says, whatever the rounds."""
+
+    def comparisons(state: State, groups: Sequence[Group]) -> dict[str, dict[str, Comparison]]:
+        return {g.name: {"torch": Comparison({}, by_size[int(g.point_dict["n"])])} for g in groups}
+
+    return comparisons
+
+
+def first_pass(sched: Scheduler, state: State, clock: Clock, seconds: float) -> None:
+    """Run the first pass as workers would: each job times its groups."""
+    for _ in range(2):
+        job = sched.next(state)
+        assert isinstance(job, WorkerJob) and job.mode == "timing" and job.attempt == 1
+        for task in job.tasks:
+            assert isinstance(task, RoundsTask)
+            timed(state, task.group, job.process)
+        clock.now += seconds / 2
+
+
+def test_first_pass_sizing_fits_half_the_budget() -> None:
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock)
+    job = sched.next(state)
+    # half of 20 s, less 2 processes x 4 s to start, over 2 processes x 3 groups x 60 ms
+    assert isinstance(job, WorkerJob) and job.process == 0 and job.begin == ("timing", 6)
+    assert {t.rounds for t in job.tasks} == {5}  # type: ignore[union-attr]
+    assert sched.first_pass_rounds(state, p.groups) == 5
+    small = Profile("small", 2, 2, 3, 50, 4, 0.01)  # nothing fits: the profile's minimum
+    assert Scheduler(p, small, clock).first_pass_rounds(state, p.groups) == 3
+    timed(state, p.groups[0], 0)  # a resumed run keeps the rounds it was timed with
+    assert sched.first_pass_rounds(state, p.groups) == 3
+
+
+def test_setup_comes_first_with_what_is_missing() -> None:
+    p = plan()
+    state = set_up(p)
+    del state.setup[p.variants[1].name]
+    job = Scheduler(p, PROFILE, Clock()).next(state)
+    assert isinstance(job, WorkerJob) and job.mode == "setup" and job.begin == ("checking", 1)
+    assert [t.variant for t in job.tasks] == [p.variants[1]]  # type: ignore[union-attr]
+
+
+def test_stop_when_decided() -> None:
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock, fixed(dict.fromkeys(SIZES, interval(2.0, 1.8, 2.2))))
+    first_pass(sched, state, clock, 6.0)
+    stop = sched.next(state)
+    assert isinstance(stop, Stop)
+    assert stop.timing.stopped == "every point decided (or equal within the band)"
+    assert stop.timing.first_pass == {"processes": 2, "rounds": 5, "groups": 3, "seconds": 6.0}
+    assert stop.timing.adaptive == [] and stop.timing.spent_s == 6.0
+
+
+def test_near_crossover_first_then_stop_when_spent() -> None:
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    # n=8 above 1, n=16 below: both next to the crossover; n=32 is closer to deciding
+    undecided = {
+        8: interval(1.3, 0.9, 1.9),
+        16: interval(0.8, 0.5, 1.3),
+        32: interval(0.8, 0.7, 1.06),
+    }
+    sched = Scheduler(p, PROFILE, clock, fixed(undecided))
+    first_pass(sched, state, clock, 6.0)
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob) and job.process == 2 and job.begin is not None
+    assert job.begin == ("extra rounds (3 undecided)", 3)
+    groups = [t.group.point_dict["n"] for t in job.tasks]  # type: ignore[union-attr]
+    assert sorted(groups[:2]) == [8, 16] and groups[2] == 32
+    assert {(t.rounds, t.batch) for t in job.tasks} == {(4, 1)}  # type: ignore[union-attr]
+    for task in job.tasks:
+        timed(state, task.group, 2, batch=1)  # type: ignore[union-attr]
+    clock.now += 20.0  # the budget is spent
+    stop = sched.next(state)
+    assert isinstance(stop, Stop)
+    assert stop.timing.stopped == "budget spent with 3 points still undecided"
+    [extra] = stop.timing.adaptive
+    assert extra == {
+        "process": 2,
+        "groups": 3,
+        "undecided_before": 3,
+        "rounds": 4,
+        "seconds": 20.0,
+    }
+    assert stop.timing.spent_s == 26.0
+
+
+def test_budget_too_small_for_another_round() -> None:
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock, fixed(dict.fromkeys(SIZES, interval(1.0, 0.8, 1.3))))
+    first_pass(sched, state, clock, 15.9)  # 0.1 s left after a worker's start
+    stop = sched.next(state)
+    assert isinstance(stop, Stop) and stop.timing.stopped.startswith("budget left (0s) too small")
+
+
+def test_a_dying_worker_leaves_the_rest_to_the_next_and_four_stalls_stop() -> None:
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock, logs="OUT/logs")
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob) and len(job.tasks) == 3
+    # the worker timed one group, then died on the next: the supervisor wrote a Crash
+    first, second, third = job.tasks
+    timed(state, first.group, 0)  # type: ignore[union-attr]
+    state.add(Crash(second, "worker killed by signal 9 while running it"), 0)
+    retry = sched.next(state)
+    assert isinstance(retry, WorkerJob) and (retry.process, retry.attempt) == (0, 2)
+    assert retry.tasks == (third,) and retry.begin is None
+    # workers that finish nothing: retried, then refused after four in a row
+    for attempt in (3, 4, 5):
+        again = sched.next(state)
+        assert isinstance(again, WorkerJob) and again.attempt == attempt
+    with pytest.raises(ResultsError, match="workers keep failing; see OUT/logs"):
+        sched.next(state)
+
+
+def test_a_compiled_form_not_worth_timing_is_recorded_not_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import harness.capabilities
+
+    monkeypatch.setattr(harness.capabilities, "compile_not_timed", lambda rows, source: "breaks")
+    info = LayerInfo(
+        name="toy",
+        axes=("n",),
+        size_axis="n",
+        baselines=("numpy",),
+        backward=("numpy",),
+        sources={"numpy": "numpy", "numpy-compile": "numpy"},
+        roles={"numpy": "baseline", "numpy-compile": "compiled"},
+        forms={"numpy": "eager", "numpy-compile": "compile"},
+    )
+    groups = (Group("toy", (("n", 8),)),)
+    p = Plan(RunConfig(), ("toy",), groups, {"toy": ("numpy", "numpy-compile")}, (), {"toy": info})
+    state = State()
+    state.add(GradcheckDone("toy", "numpy", True))
+    state.capabilities["toy"] = ()
+    sched = Scheduler(p, PROFILE, Clock())
+    record = sched.next(state)
+    assert isinstance(record, Record) and record.raw == "setup.jsonl"
+    [done] = record.events
+    assert isinstance(done, SetupDone) and done.variant.impl == "numpy-compile"
+    assert {ps.error for ps in done.phases.values()} == {"breaks"}
+    state.add(done)
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob) and [t.variant.impl for t in job.tasks] == ["numpy"]  # type: ignore[union-attr]
