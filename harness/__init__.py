@@ -28,7 +28,7 @@ they import ``harness``, and the registry imports them by name when asked
     layers     harness.layer harness.registry harness.forms harness.capabilities
     records    harness.case harness.config harness.shard harness.environment
                harness.deviation harness.protocol harness.results harness.merge
-               harness.lifetime
+               harness.lifetime harness.cache
     ground     harness.errors harness.text harness.points harness.dtypes harness.frame
                harness.stats harness.measure harness.memory harness.progress harness.names
                harness.pyperf_adapter
@@ -38,7 +38,8 @@ they import ``harness``, and the registry imports them by name when asked
   ``names`` makes names read from files safe as file names, ``pyperf_adapter`` holds
   every use of pyperf's private names).
 - *records*: what a run is and writes: cases, settings, shards, the machine, the
-  worker protocol, the results folder and who may write it (``lifetime``).
+  worker protocol, the results folder and who may write it (``lifetime``), the
+  cache of checks across runs (``cache``).
 - *layers*: the declaration API (torch), the registry, compiled forms, capabilities.
 - *measuring*: planning, the worker process, folding raw events into tables,
   rebuilding a folder from them; ``scan``, which profiles a user's training script.

@@ -1,7 +1,7 @@
 """``python -m harness``: a thin command line over the library.
 
-Commands: ``run``, ``report``, ``compare``, ``merge``, ``capabilities``, ``layers``, ``scan``, all
-in one argparse tree. ``run``'s options come from ``RunConfig``'s declaration
+Commands: ``run``, ``report``, ``compare``, ``merge``, ``capabilities``, ``layers``, ``scan``,
+``cache``, all in one argparse tree. ``run``'s options come from ``RunConfig``'s declaration
 (``harness.config``). Every error the harness raises on purpose (``HarnessError``)
 and every usage error is one line ``error: ...`` on stderr and exit code 2; an
 interrupted run exits 130; ``compare --fail-above`` exits 1 on a slowdown.
@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scn.add_argument("script", metavar="SCRIPT", help="the Python script to run as __main__")
     scn.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
+
+    cch = sub.add_parser(
+        "cache",
+        help="what the cache of checks across runs holds (info), or empty it (clear)",
+    )
+    cch.add_argument("action", choices=["info", "clear"])
+    add_run_option(cch, "cache_dir")
     return parser
 
 
@@ -291,6 +298,19 @@ def _scan(args: argparse.Namespace) -> int:
     return cmd_scan(args.script, args.script_args, out=args.out, steps=args.steps)
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from harness.cache import Store, cache_root, fmt_bytes
+
+    store = Store(cache_root(settings_from_namespace(args).get("cache_dir")))
+    if args.action == "clear":
+        before = store.info()
+        removed = store.clear()
+        print(f"removed {removed} entries ({fmt_bytes(before.total_bytes)}) from {store.root}")
+        return 0
+    print("\n".join(store.info().lines()))
+    return 0
+
+
 def _note(text: str) -> None:
     print(f"note: {text}", file=sys.stderr)
 
@@ -303,6 +323,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "capabilities": cmd_capabilities,
     "layers": cmd_layers,
     "scan": _scan,
+    "cache": cmd_cache,
 }
 
 

@@ -470,6 +470,24 @@ class RunConfig:
         help="measure only the K-th of N deterministic parts of the plan (0-based); auto "
         "reads SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (auto/N)",
     )
+    cache: bool = setting(
+        True,
+        parse=_bool("cache"),
+        flag="--no-cache",
+        negate=True,
+        in_plan=False,
+        help="check everything afresh: neither read nor write the cache of checks across "
+        "runs (capabilities, gradcheck, deviations, peak memory; nothing timed is cached)",
+    )
+    cache_dir: str | None = setting(
+        None,
+        parse=_optional(str),
+        flag="--cache-dir",
+        metavar="DIR",
+        in_plan=False,
+        help="the cache of checks, ONNX exports and compiled kernels across runs (default: "
+        "$HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/port-harness, ~/.cache/port-harness)",
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -78,11 +78,11 @@ class Built:
 
 
 def onnx_cache_dir() -> Path:
-    """Where exported ONNX models are kept (``$HARNESS_CACHE_DIR`` or ~/.cache)."""
-    root = os.environ.get("HARNESS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "port-harness"
-    )
-    return Path(root) / "onnx"
+    """Where exported ONNX models are kept: ``onnx/`` of ``harness.cache.cache_root()``
+    (``$HARNESS_CACHE_DIR``, which the runner sets for its workers, or ~/.cache)."""
+    from harness.cache import cache_root
+
+    return cache_root() / "onnx"
 
 
 _NOISY_LOGGERS = ("torch.onnx", "torch._dynamo", "torch._inductor", "torch.export", "onnxscript")

@@ -253,6 +253,9 @@ class CapabilitiesDone:
     kind: ClassVar[str] = "capabilities"
     layer: str
     rows: tuple[Mapping[str, Any], ...]
+    cache: str = ""
+    """``hit`` (served from ``harness.cache``), ``miss``, ``damaged`` (an entry that
+    failed its checksum, recomputed), or empty when the run does not cache."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,8 @@ class GradcheckDone:
     returns: str = ""
     """What the implementation returned for float64 inputs when it was not float64 on
     the inputs' device with the reference's shape (``float32 for float64 input``)."""
+    cache: str = ""
+    """As ``CapabilitiesDone.cache``."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,9 @@ class SetupDone:
     phases: Mapping[str, PhaseSetup]
     oneoff_s: float | None = None
     oneoff_what: str | None = None
+    cache: str = ""
+    """As ``CapabilitiesDone.cache``: on a hit, the deviations, peak memory, ``returns``
+    and one-off cost come from the cache, and the loops were calibrated afresh."""
 
 
 @dataclass(frozen=True)
@@ -416,6 +424,8 @@ class Job:
     """Measure peak memory in the setup pass."""
     phases: tuple[str, ...] = ("forward", "backward", "step")
     """The phases to set up and time (``--use inference`` needs forward alone)."""
+    cache_dir: str | None = None
+    """The root of ``harness.cache``'s store of checks; None: compute every check."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -439,6 +449,7 @@ class Job:
             seed=int(data.get("seed", 0)),
             memory=bool(data.get("memory", True)),
             phases=tuple(data.get("phases") or ("forward", "backward", "step")),
+            cache_dir=data.get("cache_dir"),
         )
 
     def write(self, path: str | os.PathLike[str]) -> None:

@@ -305,6 +305,7 @@ class Runner:
             "command": " ".join(sys.argv),
             "plan": plan_id(self.config.plan_json()),
             "timing": self.timing.to_json(),
+            "cache": self._cache_record(),
             # false until every pass ended: a run killed, interrupted or cut by a full
             # disk says so in report and compare (harness.report.faults)
             "complete": self._complete,
@@ -371,6 +372,7 @@ class Runner:
             self._write_run_records()
             if self._cache_dir is not None:
                 shutil.rmtree(self._cache_dir, ignore_errors=True)
+            self._evict_cache()
             clean_stale(self.out)
             if self._lock is not None:
                 self._lock.release()
@@ -480,10 +482,11 @@ class Runner:
             seed=self.config.seed,
             memory=self.config.memory,
             phases=self.config.phases,
+            cache_dir=str(self._cache_root()) if self._cache_root() else None,
         )
         job_path = self.out / "logs" / f"{tag}.job.json"
         job.write(job_path)
-        extra = {"TORCHINDUCTOR_CACHE_DIR": str(self._inductor_cache())}
+        extra = self._cache_env()
         env = worker_env(max(self.config.threads), allocator, extra)
         reader = EventReader(raw)
         reader.offset = raw.stat().st_size if raw.exists() else 0
@@ -515,6 +518,49 @@ class Runner:
             self._cache_dir = self.out / INDUCTOR_CACHE
             self._cache_dir.mkdir(exist_ok=True)
         return self._cache_dir
+
+    # -- the cache across runs (harness.cache) ----------------------------------------
+
+    def _cache_root(self) -> Path | None:
+        """The cache of checks, ONNX exports and compiled kernels; None: --no-cache."""
+        if not self.config.cache:
+            return None
+        from harness.cache import cache_root
+
+        return cache_root(self.config.cache_dir)
+
+    def _cache_env(self) -> dict[str, str]:
+        """Where a worker keeps ONNX exports and torch's compile caches: under the
+        cache across runs (inductor's in a folder per torch and CPU capability), or,
+        with --no-cache, in this run's folder (removed at the end, as before)."""
+        root = self._cache_root()
+        if root is None:
+            run_cache = str(self._inductor_cache())
+            return {"TORCHINDUCTOR_CACHE_DIR": run_cache, "HARNESS_CACHE_DIR": run_cache}
+        from harness.cache import inductor_dir
+
+        versions = self.env.get("versions") or {}
+        inductor = inductor_dir(
+            root, str(versions.get("torch")), str(self.env.get("cpu_capability"))
+        )
+        return {"TORCHINDUCTOR_CACHE_DIR": str(inductor), "HARNESS_CACHE_DIR": str(root)}
+
+    def _cache_record(self) -> dict[str, Any]:
+        """run.json's ``cache``: which checks came from the cache, for which layers."""
+        from harness.cache import cache_summary
+        from harness.collect import SETUP_FILE as setup_file
+
+        events = EventLog.read(self.out / RAW_DIR / setup_file)
+        return cache_summary(self._cache_root(), events)
+
+    def _evict_cache(self) -> None:
+        root = self._cache_root()
+        if root is None:
+            return
+        from harness.cache import Store
+
+        # never raises: a cache that cannot be trimmed only grows until a run trims it
+        Store(root).evict(keep=[Path(self._cache_env()["TORCHINDUCTOR_CACHE_DIR"])])
 
     def _task_limit(self, task: Task) -> float:
         return self.scheduler.task_limit(task)

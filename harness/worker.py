@@ -28,11 +28,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 
+from harness.cache import Checks, Lookup
 from harness.case import PHASES, Variant
 from harness.deviation import compare_tensors, gradients, output_mismatch, run_gradcheck
 from harness.dtypes import torch_dtype
@@ -160,6 +161,16 @@ class Worker:
         with quiet():
             self.registry = Registry.default(job.layers_from)
         self.seed = job.seed
+        self.checks = (
+            Checks(
+                job.cache_dir,
+                torch.backends.cpu.get_cpu_capability(),
+                job.seed,
+                job.layers_from,
+            )
+            if job.cache_dir
+            else None
+        )
         self._prepared: dict[Variant, _Prepared] = {}
         self._refs: dict[
             tuple[str, tuple[Any, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]
@@ -297,7 +308,89 @@ class Worker:
         loops, per_call = calibrate_loops(p.backward_time_func(), self.job.min_time)
         return PhaseSetup("ok", loops=loops, estimate_s=per_call, deviations=devs, **peak)
 
+    # -- the cache of checks (harness.cache) -----------------------------------------
+
+    def _cached(
+        self, check: str, layer: Layer, **what: Any
+    ) -> tuple[dict[str, Any] | None, Lookup]:
+        """The key of a check and what the cache holds for it (no key: not caching)."""
+        if self.checks is None:
+            return None, Lookup()
+        key = self.checks.key(check, layer, **what)
+        found = self.checks.get(check, key)
+        if found.note:
+            print(f"note: {found.note}", file=sys.stderr)
+        return key, found
+
+    def _store(self, check: str, key: dict[str, Any] | None, value: Any) -> None:
+        if self.checks is not None and key is not None:
+            self.checks.put(check, key, value)
+
+    def _setup_from_cache(self, variant: Variant, value: Any) -> bool:
+        """Set ``variant`` up from its cached checks: build the form and calibrate each
+        phase's loops afresh (nothing timed comes from the cache); False if the entry
+        cannot be used (the variant is then checked in full)."""
+        try:
+            cached = {
+                ph: PhaseSetup(**{**v, "deviations": tuple(v.get("deviations") or ())})
+                for ph, v in value["phases"].items()
+            }
+            if not value["built"]:
+                self.log.write(SetupDone(variant, cached, cache="hit"))
+                return True
+            with quiet():
+                p = self.prepare(variant)
+        except Exception:
+            return False
+        phases: dict[str, PhaseSetup] = {}
+        for phase, info in cached.items():
+            if info.status != "ok":
+                phases[phase] = info
+                continue
+            try:
+                set_threads(variant.threads)
+                loops, per_call = calibrate_loops(p.time_func(phase), self.job.min_time)
+                phases[phase] = replace(info, loops=loops, estimate_s=per_call)
+            except Exception as exc:
+                phases[phase] = PhaseSetup("error", error=describe(exc))
+        oneoff_s, oneoff_what = value["oneoff_s"], value["oneoff_what"]
+        self.log.write(SetupDone(variant, phases, oneoff_s, oneoff_what, cache="hit"))
+        return True
+
+    def _store_setup(
+        self,
+        key: dict[str, Any] | None,
+        phases: dict[str, PhaseSetup],
+        built: bool,
+        oneoff_s: float | None = None,
+        oneoff_what: str | None = None,
+    ) -> None:
+        """Cache a variant's checks, not its calibration; not when a phase failed (an
+        error may not recur: it is retried next run)."""
+        if any(info.status == "error" for info in phases.values()):
+            return
+        checked = {
+            ph: {**asdict(info), "loops": None, "estimate_s": None} for ph, info in phases.items()
+        }
+        value = {
+            "built": built,
+            "phases": checked,
+            "oneoff_s": oneoff_s,
+            "oneoff_what": oneoff_what,
+        }
+        self._store("setup", key, value)
+
     def setup(self, variant: Variant) -> None:
+        key, found = self._cached(
+            "setup",
+            self.registry.get(variant.layer),
+            variant=variant.to_json(),
+            phases=[ph for ph in PHASES if ph in self.job.phases],
+            memory=self.job.memory,
+        )
+        if found.hit and self._setup_from_cache(variant, found.value):
+            return
+        status = found.status if key is not None else ""
         try:
             with quiet():
                 p = self.prepare(variant)
@@ -309,7 +402,9 @@ class Worker:
                 if isinstance(exc, FormUnsupported)
                 else PhaseSetup("error", error=describe(exc))
             )
-            self.log.write(SetupDone(variant, {ph: err for ph in PHASES if ph in self.job.phases}))
+            failed: dict[str, PhaseSetup] = {ph: err for ph in PHASES if ph in self.job.phases}
+            self.log.write(SetupDone(variant, failed, cache=status))
+            self._store_setup(key, failed, built=False)
             return
         phases: dict[str, PhaseSetup] = {}
         steps = {
@@ -325,12 +420,19 @@ class Worker:
                 phases[phase] = steps[phase](p)
             except Exception as exc:
                 phases[phase] = PhaseSetup("error", error=describe(exc))
-        self.log.write(SetupDone(variant, phases, p.built.oneoff_s, p.built.oneoff_what))
+        built = p.built
+        self.log.write(SetupDone(variant, phases, built.oneoff_s, built.oneoff_what, cache=status))
+        self._store_setup(key, phases, True, built.oneoff_s, built.oneoff_what)
 
     def gradcheck(self, layer_name: str, impl_name: str) -> None:
         layer = self.registry.get(layer_name)
         impl = layer.implementation(impl_name)
         point = layer.smallest_point()
+        key, found = self._cached("gradcheck", layer, impl=impl_name, point=format_point(point))
+        if found.hit:
+            ok_, why_, at, returns_ = found.value
+            self.log.write(GradcheckDone(layer_name, impl_name, ok_, why_, at, returns_, "hit"))
+            return
         inputs = layer.make(point, torch.float64, "cpu", self.seed)
         mask = [name in layer.differentiable for name in layer.inputs]
         fn = impl.callable_for(point)
@@ -356,15 +458,26 @@ class Worker:
                     ok, why = run_gradcheck(fn, inputs, mask)
         except Exception as exc:
             ok, why = False, describe(exc)
-        self.log.write(GradcheckDone(layer_name, impl_name, ok, why, format_point(point), returns))
+        self._store("gradcheck", key, [ok, why, format_point(point), returns])
+        status = found.status if key is not None else ""
+        self.log.write(
+            GradcheckDone(layer_name, impl_name, ok, why, format_point(point), returns, status)
+        )
 
     def capabilities(self, layer_name: str, impls: tuple[str, ...]) -> None:
         from harness.capabilities import capability_matrix
 
         layer = self.registry.get(layer_name)
+        point = format_point(layer.smallest_point())
+        key, found = self._cached("capabilities", layer, impls=list(impls), point=point)
+        if found.hit:
+            self.log.write(CapabilitiesDone(layer_name, tuple(found.value), cache="hit"))
+            return
         with quiet():
             rows = capability_matrix(layer, list(impls))
-        self.log.write(CapabilitiesDone(layer_name, tuple(rows)))
+        self._store("capabilities", key, rows)
+        status = found.status if key is not None else ""
+        self.log.write(CapabilitiesDone(layer_name, tuple(rows), cache=status))
 
     # -- timing mode ----------------------------------------------------------------
 

@@ -12,5 +12,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # Exported ONNX models go to a per-session cache, not the user's.
+    # The cache across runs (checks, ONNX exports, torch's compile caches of the workers)
+    # goes to a per-session folder, never the user's ~/.cache (harness.cache.cache_root).
     os.environ["HARNESS_CACHE_DIR"] = str(tmp_path_factory.mktemp("harness-cache"))

@@ -30,6 +30,7 @@ from harness.text import fmt_rel_err, fmt_size, fmt_speedup
 __all__ = [
     "NEXT_STEPS",
     "budget_sentence",
+    "cache_sentence",
     "describe_points",
     "fmt_interval",
     "headline",
@@ -364,7 +365,45 @@ def budget_sentence(timing: Mapping[str, Any]) -> str | None:
     text += f"; {timing.get('spent_s', 0):.0f}s spent"
     if timing.get("stopped"):
         text += f"; stopped: {timing['stopped']}"
+    profiling = timing.get("profiling") or {}
+    if profiling.get("seconds") is not None:  # issue 19: where the time goes
+        text += (
+            f". Profiling where the time goes (`--breakdown {profiling.get('mode')}`, after "
+            f"timing, apart from it): {profiling.get('variants', 0)} implementation(s) × "
+            f"size(s), {float(profiling['seconds']):.0f}s"
+        )
     return text + "."
+
+
+_CHECK_WORDS = {
+    "capabilities": "capability matrix",
+    "gradcheck": "gradcheck",
+    "setup": "deviation, peak memory and one-off cost",
+}
+
+
+def cache_sentence(cache: Mapping[str, Any]) -> str | None:
+    """What came from the cache of checks across runs, from run.json's ``cache``:
+    which checks, for which layers (``harness.cache``)."""
+    if not cache:
+        return None
+    if not cache.get("enabled"):
+        return "Cache of checks: off (`--no-cache`): every check was computed."
+    hits: Mapping[str, Mapping[str, int]] = cache.get("hits") or {}
+    misses: Mapping[str, Mapping[str, int]] = cache.get("misses") or {}
+    parts = []
+    for check, words in _CHECK_WORDS.items():
+        layers = hits.get(check) or {}
+        if layers:
+            shown = ", ".join(f"{layer} ({n})" for layer, n in sorted(layers.items()))
+            parts.append(f"{words} of {shown}")
+    computed = sum(n for by_layer in misses.values() for n in by_layer.values())
+    served = "; ".join(parts) if parts else "nothing"
+    text = f"From the cache of checks (`{cache.get('dir')}`): {served}; {computed} computed"
+    damaged = int(cache.get("damaged") or 0)
+    if damaged:
+        text += f", {damaged} of them because their cache entry was damaged"
+    return text + ". Loop calibration and every timed round ran in full."
 
 
 def _label(label: str) -> str:

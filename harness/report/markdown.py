@@ -10,6 +10,7 @@ from harness.report._data import records, settings
 from harness.report.decide import FIX_GRADIENT, LayerDecision, decide_layers
 from harness.report.explain import (
     budget_sentence,
+    cache_sentence,
     headline,
     layer_sentences,
     setting_headline,
@@ -166,6 +167,9 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
     budget = budget_sentence(results.run.get("timing") or {})
     if budget:
         out += [budget, ""]
+    cached = cache_sentence(results.run.get("cache") or {})
+    if cached:
+        out += [cached, ""]
 
     for d in decisions:
         layer_frame = frame[frame["layer"] == d.layer]
