@@ -1,0 +1,356 @@
+"""Profiling one call, apart from timing: which tool sees what.
+
+``profile_call(call, device)`` runs ``call`` (one ``step`` or one ``forward``, as
+``harness.measure`` defines them) a few times plain, then once under
+
+- **torch.profiler** (CPU activity; CUDA too on a CUDA device): aten ops, autograd's
+  record functions, device kernels, each with its start and end;
+- **sys.setprofile**, a Python profile hook: each outermost call of a NumPy or SciPy
+  function, and each bridge call (``Tensor.numpy``, ``torch.from_numpy``,
+  ``Tensor.new``, ``ndarray.astype``, ``np.ascontiguousarray``, ...), is wrapped in a
+  record function (``numpy::NAME``, ``bridge::NAME``), so that torch.profiler's tree
+  nests the aten ops a bridge call runs inside it. Calls nested inside one of those
+  are only counted (the hook's cost is removed from the part they belong to);
+- **resource.getrusage**: minor page faults over the plain calls, per call.
+
+The hook sees the calls the current thread makes (on CUDA the autograd engine runs a
+custom Function's backward on a device thread: those calls count as Python). The
+events go to the pure ``harness.breakdown.aggregate``. Nothing here is timed for the
+results: profiling runs after timing, in its own pass.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.breakdown import (
+    ROOT,
+    Breakdown,
+    Costs,
+    ProfEvent,
+    aggregate,
+    bridge_name,
+    numpy_name,
+)
+
+__all__ = ["CallProfile", "calibrate", "minor_faults", "profile_call"]
+
+#: Tensor methods that move data between torch and NumPy, copy or cast.
+TENSOR_BRIDGE = frozenset(
+    {
+        "numpy",
+        "detach",
+        "detach_",
+        "new",
+        "new_tensor",
+        "contiguous",
+        "to",
+        "cpu",
+        "cuda",
+        "clone",
+        "copy_",
+        "type",
+        "float",
+        "double",
+        "half",
+        "tolist",
+        "item",
+        "__array__",
+    }
+)
+#: torch functions that make a tensor from an array.
+TORCH_BRIDGE = frozenset(
+    {"from_numpy", "as_tensor", "tensor", "asarray", "from_dlpack", "frombuffer"}
+)
+#: NumPy functions and ndarray methods that only convert, copy or cast.
+NUMPY_BRIDGE = frozenset(
+    {
+        "ascontiguousarray",
+        "asfortranarray",
+        "asarray",
+        "asanyarray",
+        "array",
+        "copy",
+        "require",
+        "astype",
+        "tolist",
+        "tobytes",
+        "__array__",
+    }
+)
+_NUMERIC = ("numpy", "scipy")
+_RecordFunction = torch._C._profiler._RecordFunctionFast
+
+
+def _public(module: str) -> str:
+    """``numpy.fft._pocketfft`` -> ``numpy.fft``: the name users import it by."""
+    return ".".join(p for p in module.split(".") if not p.startswith("_")) or module
+
+
+def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | None:
+    """(kind, name) of a call the hook sees, when it is a NumPy/SciPy or bridge call."""
+    if event == "call":
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] not in _NUMERIC:
+            return None
+        code = frame.f_code
+        if code.co_name.endswith("_dispatcher"):
+            return None  # __array_function__ dispatch: part of the call that follows
+        name = f"{_public(module)}.{getattr(code, 'co_qualname', code.co_name)}"
+        return ("bridge" if code.co_name in NUMPY_BRIDGE else "numpy"), name
+    name = getattr(arg, "__name__", "")
+    owner = getattr(arg, "__self__", None)
+    if isinstance(owner, torch.Tensor):
+        return ("bridge", f"torch.Tensor.{name}") if name in TENSOR_BRIDGE else None
+    if isinstance(owner, np.ndarray | np.generic):
+        kind = "bridge" if name in NUMPY_BRIDGE else "numpy"
+        return kind, f"numpy.ndarray.{name}"
+    module = str(getattr(arg, "__module__", None) or getattr(type(owner), "__module__", ""))
+    top = module.split(".")[0]
+    if top in _NUMERIC:
+        kind = "bridge" if name in NUMPY_BRIDGE else "numpy"
+        return kind, f"{_public(module)}.{name}"
+    if top == "torch" and name in TORCH_BRIDGE:
+        return "bridge", f"torch.{name}"
+    return None
+
+
+class _Hook:
+    """The profile hook: annotates outermost NumPy/bridge calls, counts the rest."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.span_depth: int | None = None
+        self.span_events = 0
+        self.spans: list[int] = []
+        """Python events counted inside each annotation, in order."""
+        self.outside = 0
+        self._record: Any = None
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call" or event == "c_call":
+            self.depth += 1
+            if self.span_depth is not None:
+                self.span_events += 1
+                return
+            found = classify_call(frame, event, arg)
+            if found is None:
+                self.outside += 1
+                return
+            kind, name = found
+            self.span_depth = self.depth
+            self.span_events = 0
+            self._record = _RecordFunction(
+                numpy_name(name) if kind == "numpy" else bridge_name(name)
+            )
+            self._record.__enter__()
+            return
+        # return, c_return, c_exception
+        if self.span_depth is not None:
+            if self.depth == self.span_depth:
+                self._record.__exit__(None, None, None)
+                self._record = None
+                self.spans.append(self.span_events)
+                self.span_depth = None
+            else:
+                self.span_events += 1
+        else:
+            self.outside += 1
+        self.depth = max(0, self.depth - 1)
+
+    def close(self) -> None:
+        if self._record is not None:  # a call that raised out of the hook's sight
+            self._record.__exit__(None, None, None)
+            self.spans.append(self.span_events)
+            self._record = None
+
+
+@dataclass(frozen=True)
+class CallProfile:
+    breakdown: Breakdown
+    minor_faults: float
+    """Minor page faults per plain call (resource.getrusage)."""
+
+
+def minor_faults() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
+def _sync(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def _activities(device: str) -> list[Any]:
+    from torch.profiler import ProfilerActivity
+
+    acts = [ProfilerActivity.CPU]
+    if device.startswith("cuda"):
+        acts.append(ProfilerActivity.CUDA)
+    return acts
+
+
+def _events(prof: Any, spans: list[int]) -> list[ProfEvent]:
+    from torch.autograd import DeviceType
+
+    out: list[ProfEvent] = []
+    annotations = 0
+    raw = sorted(prof.events(), key=lambda e: (e.time_range.start, -e.time_range.end))
+    roots = [e for e in raw if e.name == ROOT]
+    if not roots:
+        return out
+    start = roots[-1].time_range.start
+    kept: set[int] = set()
+    for e in raw:
+        device = e.device_type != DeviceType.CPU
+        parent_event = getattr(e, "cpu_parent", None)
+        if device:
+            if e.time_range.start < start:
+                continue
+        elif e.name != ROOT and (parent_event is None or parent_event.id not in kept):
+            continue  # the warm-up call's events
+        kept.add(e.id)
+        traced = 0
+        if not device and e.name.startswith(("numpy::", "bridge::")):
+            traced = spans[annotations] if annotations < len(spans) else 0
+            annotations += 1
+        parent = e.cpu_parent.id if getattr(e, "cpu_parent", None) is not None else None
+        out.append(
+            ProfEvent(
+                id=int(e.id),
+                name=str(e.name),
+                start_us=float(e.time_range.start),
+                end_us=float(e.time_range.end),
+                parent=parent,
+                device=device,
+                traced=traced,
+            )
+        )
+    return out
+
+
+def profile_call(
+    call: Callable[[], Any],
+    device: str = "cpu",
+    costs: Costs | None = None,
+    min_plain_s: float = 0.002,
+) -> CallProfile:
+    """One call of ``call`` under torch.profiler and the profile hook, split into parts."""
+    from torch.profiler import profile
+
+    sync = _sync(device)
+    call()  # warm-up: lazy initialisation is no part of a call
+    sync()
+    times: list[float] = []
+    faults0 = minor_faults()
+    spent = 0.0
+    while len(times) < 3 or (spent < min_plain_s and len(times) < 20):
+        t0 = time.perf_counter()
+        call()
+        sync()
+        times.append(time.perf_counter() - t0)
+        spent += times[-1]
+    faults = (minor_faults() - faults0) / len(times)
+    plain = statistics.median(times)
+
+    hook = _Hook()
+    with profile(activities=_activities(device)) as prof:
+        # the tools' first-call costs fall outside the root: a warm-up call under both
+        sys.setprofile(_Hook())
+        try:
+            call()
+            sync()
+        finally:
+            sys.setprofile(None)
+        root = _RecordFunction(ROOT)
+        t0 = time.perf_counter()
+        root.__enter__()
+        sys.setprofile(hook)
+        try:
+            call()
+            sync()
+        finally:
+            sys.setprofile(None)
+            hook.close()
+            root.__exit__(None, None, None)
+            raw = time.perf_counter() - t0
+    events = _events(prof, hook.spans)
+    breakdown = aggregate(events, raw, plain, costs, hook.outside)
+    return CallProfile(breakdown, faults)
+
+
+_COSTS: Costs | None = None
+
+
+def calibrate() -> Costs:
+    """What the hook, an aten op and an annotation cost under the tools (once per
+    process): the overhead ``aggregate`` removes is weighed with these."""
+    global _COSTS
+    if _COSTS is not None:
+        return _COSTS
+    from torch.profiler import profile
+
+    n = 2000
+    empty: tuple[()] = ()
+
+    def loop() -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            len(empty)
+        return time.perf_counter() - t0
+
+    plain = min(loop() for _ in range(3))
+    hook = _Hook()
+    sys.setprofile(hook)
+    try:
+        traced = min(loop() for _ in range(3))
+    finally:
+        sys.setprofile(None)
+    event_s = max(0.0, (traced - plain) / (2 * n))
+    inside = _Hook()
+    inside.span_depth = -1  # every event takes the path of one inside an annotation
+    sys.setprofile(inside)
+    try:
+        traced = min(loop() for _ in range(3))
+    finally:
+        sys.setprofile(None)
+    inside_s = max(0.0, (traced - plain) / (2 * n))
+
+    x = torch.zeros(4)
+    m = 300
+
+    def ops() -> float:
+        t0 = time.perf_counter()
+        for _ in range(m):
+            x.view(-1)
+        return time.perf_counter() - t0
+
+    def spans() -> float:
+        t0 = time.perf_counter()
+        for _ in range(m):
+            r = _RecordFunction("numpy::calibration")
+            r.__enter__()
+            r.__exit__(None, None, None)
+        return time.perf_counter() - t0
+
+    ops_plain = min(ops() for _ in range(3))
+    spans_plain = min(spans() for _ in range(3))
+    with profile(activities=_activities("cpu")):
+        ops_prof = min(ops() for _ in range(2))
+        spans_prof = min(spans() for _ in range(2))
+    # x.view is two profiled events (aten::view and autograd's record)
+    op_s = max(0.0, (ops_prof - ops_plain) / (2 * m))
+    span_s = max(0.0, (spans_prof - spans_plain) / m)
+    _COSTS = Costs(event_s=event_s, op_s=op_s, span_s=span_s, inside_s=inside_s)
+    return _COSTS

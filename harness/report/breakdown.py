@@ -1,0 +1,604 @@
+"""Where the time goes: the report's section on breakdown.csv (issue 19). Pure.
+
+breakdown.csv (``harness.frame.BREAKDOWN_COLUMNS``) splits one profiled call per
+implementation, size and phase into parts of a kind (numpy, bridge, python, kernel,
+other; ``harness.breakdown``). Per layer this module gives:
+
+- ``breakdown_section``: the Markdown lines of "Where the time goes": sentences that
+  explain the verdict (what dominates the baseline and the best candidate at the
+  smallest and largest profiled sizes, bridge and Python overhead a cheaper fix could
+  remove, page faults that differ a lot), the stacked-bar plot, a table of the top
+  parts with shares, and the reconciliation of profiled, plain and timed time (every
+  gap stated);
+- ``breakdown_figure`` / ``plot_breakdown``: baseline and best candidate of each verdict
+  (training on ``step``, inference on ``forward``) at the profiled sizes, one bar per
+  case stacked by kind.
+
+The pairs come from the verdicts (``harness.report.decide``): the setting's baseline
+and best candidate; where that candidate was not profiled (``--breakdown verdict``
+skips torch.compile forms) the fastest profiled candidate at the largest size stands
+in, and the section says so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.report._data import records, settings
+from harness.text import fmt_pct, fmt_seconds, fmt_size, md_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from harness.report.decide import LayerDecision
+    from harness.results import Results
+
+__all__ = [
+    "CASTS",
+    "Pair",
+    "Profiled",
+    "breakdown_figure",
+    "breakdown_section",
+    "explain_pair",
+    "pairs",
+    "plot_breakdown",
+    "profiled_cases",
+    "reconcile_lines",
+]
+
+KINDS = ("numpy", "bridge", "python", "kernel", "other")
+KIND_COLORS = {
+    "numpy": "#1f77b4",
+    "bridge": "#d62728",
+    "python": "#ff7f0e",
+    "kernel": "#2ca02c",
+    "other": "#7f7f7f",
+}
+#: Bridge parts that cast a dtype (a cheaper fix than a port: keep the dtype).
+CASTS = ("astype", ".to", ".float", ".double", ".half", ".type")
+_USES = (("training", "step"), ("inference", "forward"))
+_PHASE_WORDS = {"step": "training step", "forward": "forward"}
+#: A part or kind "dominates" above this share; overhead is worth a sentence above it.
+_DOMINANT = 0.5
+_NAMED = 0.4
+#: Page faults per call differ "a lot": this ratio, and this many at least.
+_FAULT_RATIO = 4.0
+_FAULT_MIN = 8.0
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """One profiled case (implementation, setting, size, phase) and its parts."""
+
+    impl: str
+    role: str
+    phase: str
+    size: float
+    key: tuple[Any, ...]
+    parts: tuple[tuple[str, str, float, float, int | None], ...]
+    """(part, kind, seconds, share, calls), largest first."""
+    profiled_s: float | None
+    raw_s: float | None
+    plain_s: float | None
+    faults: float | None
+    """Minor page faults per plain call in the profiling pass."""
+    timed_s: float | None = None
+    """The timed median of the same case (results.csv), when there is one."""
+
+    def kinds(self) -> dict[str, float]:
+        out = dict.fromkeys(KINDS, 0.0)
+        for _, kind, _, share, _ in self.parts:
+            if kind in out:
+                out[kind] += share
+        return out
+
+    def of_kind(self, *kinds: str) -> list[tuple[str, str, float, float, int | None]]:
+        return [p for p in self.parts if p[1] in kinds]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A verdict's baseline and best candidate at the profiled sizes of one setting."""
+
+    label: str
+    use: str
+    phase: str
+    baseline: str | None
+    candidate: str | None
+    sizes: tuple[tuple[float, Profiled | None, Profiled | None], ...]
+    stand_in: str | None = None
+    """The verdict's best candidate, when it was not profiled and ``candidate`` stands in."""
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _key(row: Mapping[str, Any], axis: str) -> tuple[Any, ...]:
+    """What identifies a setting: the other axes' values, dtype, threads, device,
+    allocator (``harness.report._data.settings`` groups by the same)."""
+    from harness.report._data import parse_point
+
+    axes = tuple((k, v) for k, v in parse_point(row.get("point")).items() if k != axis)
+    threads = _num(row.get("threads"))
+    return (
+        axes,
+        str(row.get("dtype") or ""),
+        None if threads is None else int(threads),
+        str(row.get("device") or ""),
+        str(row.get("allocator") or ""),
+    )
+
+
+def profiled_cases(
+    breakdown_rows: Sequence[Mapping[str, Any]],
+    layer_rows: Sequence[Mapping[str, Any]],
+    axis: str,
+) -> list[Profiled]:
+    """The profiled cases of one layer, each with its timed median from results.csv."""
+    timed = {
+        str(r.get("case")): _num(r.get("median_s"))
+        for r in layer_rows
+        if r.get("status") == "ok" and r.get("case") is not None
+    }
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for row in breakdown_rows:
+        grouped.setdefault(str(row.get("case")), []).append(row)
+    out = []
+    for case, rows in grouped.items():
+        first = rows[0]
+        size = _num(first.get("size"))
+        if size is None:
+            continue
+        parts = sorted(
+            (
+                (
+                    str(r.get("part")),
+                    str(r.get("kind")),
+                    _num(r.get("seconds")) or 0.0,
+                    _num(r.get("share")) or 0.0,
+                    None if _num(r.get("calls")) is None else int(r["calls"]),
+                )
+                for r in rows
+            ),
+            key=lambda p: (-p[3], p[1], p[0]),
+        )
+        out.append(
+            Profiled(
+                impl=str(first.get("impl")),
+                role=str(first.get("role") or ""),
+                phase=str(first.get("phase")),
+                size=size,
+                key=_key(first, axis),
+                parts=tuple(parts),
+                profiled_s=_num(first.get("profiled_s")),
+                raw_s=_num(first.get("raw_s")),
+                plain_s=_num(first.get("plain_s")),
+                faults=_num(first.get("minor_faults")),
+                timed_s=timed.get(case),
+            )
+        )
+    return sorted(out, key=lambda c: (c.key, c.phase, c.size, c.impl))
+
+
+def _fastest(cases: Sequence[Profiled], baseline: str | None) -> str | None:
+    """The profiled candidate with the lowest timed (else plain) time at its largest size."""
+    best: tuple[float, float, str] | None = None
+    for c in cases:
+        if c.impl == baseline or c.role == "baseline":
+            continue
+        t = c.timed_s if c.timed_s is not None else c.plain_s
+        if t is None:
+            continue
+        rank = (-c.size, t, c.impl)
+        if best is None or rank < best:
+            best = rank
+    return best[2] if best is not None else None
+
+
+def pairs(
+    cases: Sequence[Profiled], layer_rows: Sequence[Mapping[str, Any]], decision: LayerDecision
+) -> list[Pair]:
+    """Per verdict (training, inference) and setting: its baseline and best candidate
+    at each profiled size."""
+    by_label = {s.label: s for s in settings(layer_rows, decision.size_axis)}
+    verdicts = {"training": decision.training, "inference": decision.inference_verdict}
+    out = []
+    for use, phase in _USES:
+        verdict = verdicts[use]
+        if verdict is None:
+            continue
+        for s in verdict.settings:
+            setting = by_label.get(s.label)
+            if setting is None or not setting.rows:
+                continue
+            key = _key(setting.rows[0], decision.size_axis)
+            mine = [c for c in cases if c.key == key and c.phase == phase]
+            if not mine:
+                continue
+            baseline = s.baseline or next((c.impl for c in mine if c.role == "baseline"), None)
+            candidate, stand_in = s.native, None
+            if candidate is None or not any(c.impl == candidate for c in mine):
+                stand_in = candidate
+                candidate = _fastest(mine, baseline)
+            sizes = sorted({c.size for c in mine if c.impl in (baseline, candidate)})
+            at: dict[tuple[str | None, float], Profiled] = {(c.impl, c.size): c for c in mine}
+            out.append(
+                Pair(
+                    s.label,
+                    use,
+                    phase,
+                    baseline,
+                    candidate,
+                    tuple((n, at.get((baseline, n)), at.get((candidate, n))) for n in sizes),
+                    stand_in if stand_in != candidate else None,
+                )
+            )
+    return out
+
+
+# -- sentences ----------------------------------------------------------------------------
+
+
+def _pct(share: float) -> str:
+    return fmt_pct(100 * share)
+
+
+def _named(parts: Sequence[tuple[str, str, float, float, int | None]], n: int = 3) -> str:
+    shown = [f"{p[0]} {_pct(p[3])}" for p in parts[:n] if p[3] > 0]
+    more = len([p for p in parts[n:] if p[3] > 0])
+    return ", ".join(shown) + (", …" if more else "")
+
+
+def _is_cast(part: str) -> bool:
+    return any(part.endswith(c) for c in CASTS)
+
+
+def _where(axis: str, size: float) -> str:
+    return f"at {axis}={fmt_size(size)}"
+
+
+def _baseline_sentences(c: Profiled, axis: str, candidate: str | None) -> list[str]:
+    kinds = c.kinds()
+    word = _PHASE_WORDS.get(c.phase, c.phase)
+    where = _where(axis, c.size)
+    out = []
+    overhead = kinds["bridge"] + kinds["python"]
+    if overhead >= _DOMINANT:
+        text = (
+            f"{where}, {_pct(overhead)} of {c.impl}'s {word} is bridge and Python overhead "
+            f"({_named(c.of_kind('bridge', 'python'))}): porting"
+            + (f" to {candidate}" if candidate else "")
+            + " gains what removing them would"
+        )
+        if kinds["bridge"] >= 0.2:
+            text += " — try that cheaper fix first"
+        out.append(text + ".")
+    else:
+        top = c.parts[0] if c.parts else None
+        if top is not None and top[3] >= _NAMED:
+            out.append(f"{where} {c.impl}'s {word} spends {_pct(top[3])} in {top[0]} ({top[1]}).")
+    bridge = c.of_kind("bridge")
+    casts = [p for p in bridge if _is_cast(p[0]) and p[3] >= 0.1]
+    dominant = max(kinds, key=lambda k: kinds[k]) == "bridge" and kinds["bridge"] > 0
+    if dominant or casts:
+        fix = (
+            f"Cheaper fix to try before a port: {where} the bridge is "
+            f"{_pct(kinds['bridge'])} of {c.impl}'s {word} ({_named(bridge)})"
+        )
+        if casts:
+            fix += (
+                f"; the dtype cast{'s' if len(casts) > 1 else ''} "
+                f"({', '.join(p[0] for p in casts)}) could go by keeping the input's dtype "
+                "through the NumPy/SciPy call"
+            )
+        else:
+            fix += "; avoid the copies (work on the tensor's memory: `.numpy()` shares it)"
+        out.append(fix + ".")
+    return out
+
+
+def _candidate_sentence(c: Profiled, axis: str) -> str | None:
+    top = c.parts[0] if c.parts else None
+    if top is None or top[3] < _NAMED:
+        return None
+    word = _PHASE_WORDS.get(c.phase, c.phase)
+    text = f"{_where(axis, c.size)} {c.impl}'s {word} spends {_pct(top[3])} in {top[0]}"
+    second = c.parts[1] if len(c.parts) > 1 else None
+    if second is not None and second[3] >= 0.1:
+        text += f" (then {second[0]} {_pct(second[3])})"
+    return text + "."
+
+
+def _faults_sentence(base: Profiled | None, cand: Profiled | None, axis: str) -> str | None:
+    if base is None or cand is None or base.faults is None or cand.faults is None:
+        return None
+    high, low = (cand, base) if cand.faults >= base.faults else (base, cand)
+    if high.faults is None or low.faults is None or high.faults < _FAULT_MIN:
+        return None
+    ratio = high.faults / low.faults if low.faults > 0 else math.inf
+    if ratio < _FAULT_RATIO:
+        return None
+    times = f"×{ratio:.0f}" if math.isfinite(ratio) else "none for the other"
+    word = _PHASE_WORDS.get(high.phase, high.phase)
+    return (
+        f"{_where(axis, high.size)} {high.impl}'s {word} takes {high.faults:,.0f} minor page "
+        f"faults per call against {low.faults:,.0f} for {low.impl}'s ({times}): memory the "
+        "allocator gets afresh from the kernel each call (compare `--allocator glibc-fixed`)."
+    )
+
+
+def explain_pair(pair: Pair, axis: str) -> list[str]:
+    """Sentences explaining one verdict of one setting: the smallest and the largest
+    profiled size, baseline then candidate, and page faults that differ a lot."""
+    if not pair.sizes:
+        return []
+    ends = [pair.sizes[0]] if len(pair.sizes) == 1 else [pair.sizes[0], pair.sizes[-1]]
+    out: list[str] = []
+    for _, base, cand in ends:
+        if base is not None:
+            out += _baseline_sentences(base, axis, pair.candidate)
+        if cand is not None:
+            text = _candidate_sentence(cand, axis)
+            if text:
+                out.append(text)
+        faults = _faults_sentence(base, cand, axis)
+        if faults:
+            out.append(faults)
+    return list(dict.fromkeys(s[0].upper() + s[1:] for s in out))
+
+
+# -- reconciliation -------------------------------------------------------------------------
+
+
+def _gap(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b - 1.0
+
+
+def _fmt_gap(gap: float | None) -> str:
+    if gap is None:
+        return "—"
+    return ("+" if gap >= 0 else "−") + fmt_pct(100 * abs(gap))
+
+
+def reconcile_lines(cases: Sequence[Profiled]) -> list[str]:
+    """How far the profiled calls lie from the plain calls and the timed medians, in
+    words: the range of each gap and the largest, never hidden."""
+    plain = [(g, c) for c in cases if (g := _gap(c.profiled_s, c.plain_s)) is not None]
+    timed = [(g, c) for c in cases if (g := _gap(c.profiled_s, c.timed_s)) is not None]
+    if not plain and not timed:
+        return ["No profiled call has a plain or timed time to reconcile it with."]
+    text = "Reconciliation: the profiled calls (the tools' estimated overhead removed)"
+    parts = []
+    for what, gaps in (("the same calls without the tools", plain), ("the timed medians", timed)):
+        if gaps:
+            low, high = min(g for g, _ in gaps), max(g for g, _ in gaps)
+            parts.append(f"lie {_fmt_gap(low)} to {_fmt_gap(high)} from {what}")
+    text += " " + " and ".join(parts) + "."
+    worst = max(timed or plain, key=lambda gc: abs(gc[0]))
+    g, c = worst
+    word = _PHASE_WORDS.get(c.phase, c.phase)
+    text += (
+        f" The largest gap is {c.impl}'s {word} at size {fmt_size(c.size)} "
+        f"({_fmt_gap(g)}: profiled {fmt_seconds(c.profiled_s or 0)}"
+        + (f", plain {fmt_seconds(c.plain_s)}" if c.plain_s else "")
+        + (f", timed {fmt_seconds(c.timed_s)}" if c.timed_s else "")
+        + ")."
+    )
+    if abs(g) >= 0.5:
+        text += (
+            " Shares there are rough: Python-level tracing costs more than its estimate in "
+            "short calls, and that excess counts as Python."
+        )
+    return [text]
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def _kinds_cell(c: Profiled) -> str:
+    kinds = c.kinds()
+    return " · ".join(f"{k} {_pct(v)}" for k, v in kinds.items() if v >= 0.005)
+
+
+def _table(pair_list: Sequence[Pair], axis: str, show_setting: bool) -> str | None:
+    rows = []
+    seen: set[tuple[Any, ...]] = set()
+    for pair in pair_list:
+        for size, base, cand in pair.sizes:
+            for c in (base, cand):
+                if c is None or (c.key, c.impl, c.phase, c.size) in seen:
+                    continue
+                seen.add((c.key, c.impl, c.phase, c.size))
+                row = [pair.label] if show_setting else []
+                row += [
+                    _PHASE_WORDS.get(c.phase, c.phase),
+                    c.impl,
+                    fmt_size(size),
+                    _named(c.parts),
+                    _kinds_cell(c),
+                    fmt_seconds(c.profiled_s) if c.profiled_s else "—",
+                    fmt_seconds(c.plain_s) if c.plain_s else "—",
+                    fmt_seconds(c.timed_s) if c.timed_s else "—",
+                    _fmt_gap(_gap(c.profiled_s, c.timed_s)),
+                    f"{c.faults:,.1f}" if c.faults is not None else "—",
+                ]
+                rows.append(row)
+    if not rows:
+        return None
+    header = ["setting"] if show_setting else []
+    header += [
+        "phase",
+        "impl",
+        axis,
+        "top parts (share)",
+        "by kind",
+        "profiled",
+        "plain",
+        "timed",
+        "profiled vs timed",
+        "faults/call",
+    ]
+    align = (["l"] if show_setting else []) + ["l", "l", "r", "l", "l", "r", "r", "r", "r", "r"]
+    return md_table(header, rows, align)
+
+
+# -- the section ----------------------------------------------------------------------------
+
+_INTRO = (
+    "After timing, one call per implementation, size and phase was profiled apart "
+    "(never inside a timed region): torch.profiler for aten ops and kernels, a Python "
+    "profile hook (sys.setprofile) for NumPy/SciPy and bridge calls, getrusage for page "
+    "faults; the tools' estimated overhead is removed. Kinds: *numpy* (NumPy/SciPy "
+    "functions), *bridge* (tensor↔ndarray, copies, casts), *python* (autograd Function "
+    "dispatch and the Python between calls), *kernel* (aten ops), *other*. "
+    "breakdown.csv has every part."
+)
+
+
+def layer_breakdown(results: Results, layer: str) -> pd.DataFrame | None:
+    """One layer's rows of breakdown.csv, or None."""
+    frame = results.breakdown
+    if frame is None or not len(frame) or "layer" not in frame.columns:
+        return None
+    rows = frame[frame["layer"] == layer]
+    return rows if len(rows) else None
+
+
+def breakdown_section(
+    results: Results, decision: LayerDecision, plot_paths: Mapping[str, str]
+) -> list[str]:
+    """The lines of one layer's "Where the time goes" (nothing when it was not profiled)."""
+    rows = layer_breakdown(results, decision.layer)
+    if rows is None:
+        return []
+    frame = results.frame
+    layer_rows = records(frame[frame["layer"] == decision.layer])
+    return section_lines(records(rows), layer_rows, decision, plot_paths.get("breakdown"))
+
+
+def section_lines(
+    breakdown_rows: Sequence[Mapping[str, Any]],
+    layer_rows: Sequence[Mapping[str, Any]],
+    decision: LayerDecision,
+    plot: str | None = None,
+) -> list[str]:
+    """``breakdown_section`` on rows (dicts): testable without a results folder."""
+    axis = decision.size_axis
+    cases = profiled_cases(breakdown_rows, layer_rows, axis)
+    if not cases:
+        return []
+    pair_list = pairs(cases, layer_rows, decision)
+    out = [f"### Where the time goes ({decision.layer})", "", _INTRO, ""]
+    labels = list(dict.fromkeys(p.label for p in pair_list))
+    for pair in pair_list:
+        sentences = explain_pair(pair, axis)
+        if pair.stand_in:
+            sentences.insert(
+                0,
+                f"{pair.stand_in}, the best candidate, was not profiled "
+                f"(`--breakdown verdict` skips torch.compile forms); shown: {pair.candidate}.",
+            )
+        if not sentences:
+            continue
+        head = f"{pair.use.capitalize()} ({pair.baseline} vs {pair.candidate}"
+        head += f", {pair.label})" if len(labels) > 1 and pair.label else ")"
+        out.append(f"- **{head}:** " + " ".join(sentences))
+    if out[-1] != "":
+        out.append("")
+    if plot:
+        out += [
+            f"![{decision.layer}: where the time of one call goes, by kind, at the profiled "
+            "sizes]" + f"({plot})",
+            "",
+        ]
+    table = _table(pair_list, axis, len(labels) > 1 and any(labels))
+    if table:
+        out += [table, ""]
+    out += reconcile_lines(cases)
+    out.append("")
+    return out
+
+
+# -- the figure -----------------------------------------------------------------------------
+
+
+def breakdown_figure(
+    breakdown_rows: Sequence[Mapping[str, Any]],
+    layer_rows: Sequence[Mapping[str, Any]],
+    decision: LayerDecision,
+) -> Figure | None:
+    """Stacked bars of each case's shares by kind: one panel per verdict and setting,
+    baseline and best candidate side by side at each profiled size, the profiled time
+    above each bar. None when nothing was profiled."""
+    cases = profiled_cases(breakdown_rows, layer_rows, decision.size_axis)
+    pair_list = [p for p in pairs(cases, layer_rows, decision) if p.sizes]
+    if not pair_list:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(pair_list),
+        1,
+        figsize=(max(5.2, 1.3 * max(len(p.sizes) for p in pair_list) + 2.5), 3.4 * len(pair_list)),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for ax, pair in zip((row[0] for row in axes), pair_list, strict=True):
+        xs: list[float] = []
+        labels: list[str] = []
+        bars: list[Profiled | None] = []
+        for i, (size, base, cand) in enumerate(pair.sizes):
+            for j, (impl, c) in enumerate(((pair.baseline, base), (pair.candidate, cand))):
+                xs.append(i * 3 + j)
+                labels.append(f"{fmt_size(size)}\n{impl}")
+                bars.append(c)
+        bottoms = [0.0] * len(xs)
+        for kind in KINDS:
+            heights = [100 * (c.kinds()[kind] if c is not None else 0.0) for c in bars]
+            ax.bar(xs, heights, bottom=bottoms, color=KIND_COLORS[kind], label=kind, width=0.9)
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+        for x, c in zip(xs, bars, strict=True):
+            text = fmt_seconds(c.profiled_s) if c is not None and c.profiled_s else "not profiled"
+            ax.text(x, 101, text, ha="center", va="bottom", fontsize="x-small")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, fontsize="small")
+        ax.set_ylim(0, 112)
+        ax.set_ylabel("share of the call, %")
+        word = _PHASE_WORDS.get(pair.phase, pair.phase)
+        title = f"{decision.layer}, {pair.use} ({word})"
+        ax.set_title(title + (f", {pair.label}" if pair.label else ""))
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def plot_breakdown(results: Results, layer: str, path: str | os.PathLike[str]) -> Path | None:
+    """Draw ``layer``'s breakdown figure into ``path``; None when it was not profiled."""
+    rows = layer_breakdown(results, layer)
+    if rows is None:
+        return None
+    from harness.report.decide import decide_layers
+    from harness.report.plots import _save
+
+    frame = results.frame
+    layer_frame = frame[frame["layer"] == layer]
+    decision = next(iter(decide_layers(layer_frame, results.run, results.capabilities)), None)
+    if decision is None:
+        return None
+    fig = breakdown_figure(records(rows), records(layer_frame), decision)
+    return _save(fig, path) if fig is not None else None

@@ -1,0 +1,193 @@
+"""The report's "Where the time goes" (harness.report.breakdown) on crafted rows: no
+torch, no worker, no results folder."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from harness.report.breakdown import breakdown_figure, pairs, profiled_cases, section_lines
+from harness.report.decide import GradientFindings, LayerDecision, SettingDecision, Verdict
+
+PARTS: dict[tuple[str, str, int], list[tuple[str, str, float]]] = {
+    ("numpy", "step", 8): [
+        ("numpy.fft.rfft2", "numpy", 0.30),
+        ("Python between calls", "python", 0.25),
+        ("torch.Tensor.new", "bridge", 0.21),
+        ("autograd Function dispatch", "python", 0.10),
+        ("torch.Tensor.numpy", "bridge", 0.08),
+        ("numpy.ndarray.astype", "bridge", 0.06),
+    ],
+    ("torch", "step", 8): [
+        ("Python between calls", "python", 0.55),
+        ("aten::_fft_r2c", "kernel", 0.45),
+    ],
+    ("numpy", "step", 1024): [
+        ("numpy.fft.rfft2", "numpy", 0.955),
+        ("torch.Tensor.new", "bridge", 0.045),
+    ],
+    ("torch", "step", 1024): [
+        ("aten::convolution_backward", "kernel", 0.83),
+        ("aten::mkldnn_convolution", "kernel", 0.156),
+        ("autograd engine", "other", 0.014),
+    ],
+    ("numpy", "forward", 8): [
+        ("numpy.fft.rfft2", "numpy", 0.7),
+        ("Python between calls", "python", 0.3),
+    ],
+    ("torch", "forward", 8): [("aten::_fft_r2c", "kernel", 1.0)],
+}
+FAULTS = {("torch", "step", 1024): 512.0, ("numpy", "step", 1024): 10.0}
+
+
+def _case(impl: str, phase: str, n: int) -> str:
+    return f"fft/{impl}/n={n}/float32/t2/cpu/glibc/{phase}"
+
+
+def _common(impl: str, phase: str, n: int) -> dict[str, Any]:
+    return {
+        "case": _case(impl, phase, n),
+        "layer": "fft",
+        "impl": impl,
+        "role": "baseline" if impl == "numpy" else "native",
+        "point": f"n={n}",
+        "size": float(n),
+        "dtype": "float32",
+        "threads": 2,
+        "device": "cpu",
+        "allocator": "glibc",
+        "phase": phase,
+    }
+
+
+def _breakdown_rows() -> list[dict[str, Any]]:
+    rows = []
+    for (impl, phase, n), parts in PARTS.items():
+        profiled = 1e-5 * n
+        for part, kind, share in parts:
+            rows.append(
+                {
+                    **_common(impl, phase, n),
+                    "part": part,
+                    "kind": kind,
+                    "seconds": share * profiled,
+                    "share": share,
+                    "calls": 1,
+                    "tool": "torch.profiler",
+                    "profiled_s": profiled,
+                    "raw_s": 1.5 * profiled,
+                    "plain_s": 0.8 * profiled,
+                    "minor_faults": FAULTS.get((impl, phase, n), 0.0),
+                }
+            )
+    return rows
+
+
+def _layer_rows() -> list[dict[str, Any]]:
+    rows = []
+    for impl in ("numpy", "torch", "torchscript"):
+        for phase in ("step", "forward"):
+            for n in (8, 1024):
+                rows.append({**_common(impl, phase, n), "status": "ok", "median_s": 1e-5 * n})
+    return rows
+
+
+def _decision(inference_native: str = "torchscript") -> LayerDecision:
+    def setting(native: str, use: str) -> SettingDecision:
+        return SettingDecision(
+            label="",
+            context="float32, 2 threads, cpu",
+            kind="keep",
+            threshold=None,
+            baseline="numpy",
+            native=native,
+            metric="step" if use == "training" else "forward",
+            use=use,
+        )
+
+    return LayerDecision(
+        layer="fft",
+        kind="keep",
+        threshold=None,
+        size_axis="n",
+        settings=(setting("torch", "training"),),
+        gradient=GradientFindings(fix=False),
+        inference=Verdict("inference", "port", None, (setting(inference_native, "inference"),)),
+    )
+
+
+def _text(**kw: Any) -> str:
+    return "\n".join(section_lines(_breakdown_rows(), _layer_rows(), _decision(), **kw))
+
+
+def test_the_section_explains_the_verdict_with_named_parts() -> None:
+    text = _text(plot="plots/fft-breakdown.png")
+    assert text.startswith("### Where the time goes (fft)")
+    # bridge and Python overhead of the baseline at the smallest size, its parts named
+    assert (
+        "At n=8, 70% of numpy's training step is bridge and Python overhead "
+        "(Python between calls 25%, torch.Tensor.new 21%, autograd Function dispatch 10%, …): "
+        "porting to torch gains what removing them would — try that cheaper fix first."
+    ) in text
+    # the candidate's dominant kernel at the largest size
+    assert "At n=1024 torch's training step spends 83% in aten::convolution_backward" in text
+    # NumPy's own share at the largest size
+    assert "At n=1024 numpy's training step spends 96% in numpy.fft.rfft2 (numpy)." in text
+    # page faults that differ a lot
+    assert "takes 512 minor page faults per call against 10 for numpy's (×51)" in text
+    # the plot, the table of top parts with shares, every gap stated
+    assert "![fft: where the time of one call goes" in text and "(plots/fft-breakdown.png)" in text
+    assert "| phase | impl | n | top parts (share) | by kind |" in text
+    assert "aten::convolution_backward 83%, aten::mkldnn_convolution 16%" in text
+    assert "Reconciliation:" in text and "+25%" in text  # profiled = 1.25 × plain
+    # the inference verdict's best candidate was not profiled: a stand-in, said so
+    assert "torchscript, the best candidate, was not profiled" in text
+    assert "shown: torch" in text
+
+
+def test_a_cast_in_the_bridge_is_a_cheaper_fix_before_a_port() -> None:
+    rows = _breakdown_rows()
+    for row in rows:  # make the cast the baseline's largest part at n=8
+        if row["impl"] == "numpy" and row["phase"] == "step" and row["size"] == 8.0:
+            row["share"] = {"numpy.ndarray.astype": 0.5, "numpy.fft.rfft2": 0.1}.get(
+                row["part"], row["share"] / 2
+            )
+    text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    assert "Cheaper fix to try before a port: at n=8 the bridge is" in text
+    assert "the dtype cast (numpy.ndarray.astype) could go by keeping the input's dtype" in text
+
+
+def test_pairs_follow_the_verdicts() -> None:
+    cases = profiled_cases(_breakdown_rows(), _layer_rows(), "n")
+    assert {c.timed_s for c in cases} >= {8e-5, 1024e-5}
+    found = pairs(cases, _layer_rows(), _decision("torch"))
+    assert [(p.use, p.phase, p.baseline, p.candidate, p.stand_in) for p in found] == [
+        ("training", "step", "numpy", "torch", None),
+        ("inference", "forward", "numpy", "torch", None),
+    ]
+    assert [s for s, _, _ in found[0].sizes] == [8.0, 1024.0]
+    assert [s for s, _, _ in found[1].sizes] == [8.0]
+
+
+def test_nothing_profiled_gives_no_section() -> None:
+    assert section_lines([], _layer_rows(), _decision()) == []
+
+
+def test_the_figure_stacks_kinds_per_case() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    fig = breakdown_figure(_breakdown_rows(), _layer_rows(), _decision("torch"))
+    assert fig is not None
+    try:
+        axes = fig.get_axes()
+        assert len(axes) == 2  # training and inference
+        heights: Mapping[float, float] = {}
+        for patch in axes[0].patches:
+            x = round(patch.get_x() + patch.get_width() / 2)  # type: ignore[attr-defined]
+            heights = {**heights, x: heights.get(x, 0.0) + patch.get_height()}  # type: ignore[attr-defined]
+        assert len(heights) == 4 and all(h == pytest.approx(100) for h in heights.values())
+    finally:
+        plt.close(fig)

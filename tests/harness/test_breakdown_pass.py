@@ -1,0 +1,132 @@
+"""The profiling pass (harness.breakdown_pass): which variants it profiles, on a crafted
+plan and decision (no worker), and one quick end-to-end run (slow) writing
+breakdown.csv and the report's section."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import harness
+from harness import breakdown_pass as bp
+from harness.config import RunConfig
+from harness.plan import make_plan
+from harness.registry import Registry
+from harness.report.decide import (
+    Crossover,
+    GradientFindings,
+    LayerDecision,
+    SettingDecision,
+    Verdict,
+)
+
+FIXTURE = str(Path(__file__).resolve().parents[1] / "fixtures" / "breakdown_layers.py")
+GRID = {"n": ("8", "16", "32", "64", "128", "256", "512", "1024"), "k": ("3",)}
+
+
+@pytest.fixture(scope="module")
+def plan() -> Any:
+    return make_plan(Registry.default(), RunConfig(layers=("conv2d",), grid=GRID, threads=(1,)))
+
+
+def _targets(tasks: list[Any]) -> set[tuple[str, float, tuple[str, ...]]]:
+    return {(t.variant.impl, float(t.variant.point_dict["n"]), t.phases) for t in tasks}
+
+
+def test_verdict_mode_profiles_the_ends_and_both_sides_of_each_crossover(plan: Any) -> None:
+    tasks = bp.profile_targets(
+        plan, "verdict", ("forward", "backward", "step"), {"conv2d": {128.0, 256.0}}
+    )
+    sizes = {n for _, n, _ in _targets(tasks)}
+    assert sizes == {8.0, 128.0, 256.0, 1024.0}
+    impls = {i for i, _, _ in _targets(tasks)}
+    assert "scipy" in impls and "torch" in impls
+    roles, forms = plan.info["conv2d"].roles, plan.info["conv2d"].forms
+    skipped = {
+        i for i in plan.impls["conv2d"] if forms.get(i) == "compile" or roles.get(i) == "compiled"
+    }
+    assert skipped and not (impls & skipped)  # torch.compile forms cost seconds each to build
+    assert {p for _, _, p in _targets(tasks)} == {("step", "forward")}
+    # plan order, one task per variant
+    assert len(tasks) == len({t.variant.name for t in tasks})
+
+
+def test_all_none_and_inference_only(plan: Any) -> None:
+    every = bp.profile_targets(plan, "all", ("forward", "backward", "step"))
+    assert len(every) == len(plan.variants)
+    assert bp.profile_targets(plan, "none", ("forward", "step")) == []
+    forward = bp.profile_targets(plan, "verdict", ("forward",))
+    assert {t.phases for t in forward} == {("forward",)}
+    assert {float(t.variant.point_dict["n"]) for t in forward} == {8.0, 1024.0}
+
+
+def test_crossover_sizes_come_from_both_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    def setting(lower: float, upper: float, use: str) -> SettingDecision:
+        c = Crossover(size=(lower + upper) / 2, lower=lower, upper=upper, faster_above="baseline")
+        return SettingDecision(
+            "", "", "keep above", c, "scipy", "torch", "step", crossovers=(c,), use=use
+        )
+
+    decision = LayerDecision(
+        layer="conv2d",
+        kind="keep above",
+        threshold=None,
+        size_axis="n",
+        settings=(setting(128, 256, "training"),),
+        gradient=GradientFindings(fix=False),
+        inference=Verdict("inference", "keep above", None, (setting(512, 1024, "inference"),)),
+    )
+    import harness.report.decide as decide
+
+    monkeypatch.setattr(decide, "decide_layers", lambda *a, **k: [decision])
+    assert bp._crossover_sizes(pd.DataFrame(), {}, None) == {
+        "conv2d": {128.0, 256.0, 512.0, 1024.0}
+    }
+
+
+def test_breakdown_none_runs_nothing() -> None:
+    runner = SimpleNamespace(config=SimpleNamespace(breakdown="none"))
+    assert bp.breakdown_pass(runner) == {}
+
+
+@pytest.mark.slow
+def test_a_quick_run_writes_breakdown_csv_and_the_report_section(tmp_path: Path) -> None:
+    out = tmp_path / "bd"
+    harness.run(
+        layers="copycast",
+        layers_from=[FIXTURE],
+        grid=["n=8,256"],
+        profile="quick",
+        budget_s=3,
+        capabilities=False,
+        cache=False,
+        out=out,
+    )
+    results = harness.load_results(out)
+    bd = results.breakdown
+    assert bd is not None and len(bd)
+    assert set(bd["kind"]) <= {"numpy", "bridge", "python", "kernel", "other"}
+    for _, case in bd.groupby("case"):
+        assert math.isclose(case["share"].sum(), 1.0, rel_tol=1e-6)
+    assert set(bd["phase"]) == {"step", "forward"} and set(bd["impl"]) == {"numpy", "torch"}
+    # the deliberate copy and cast show as bridge parts of the baseline
+    base = bd[(bd["impl"] == "numpy") & (bd["kind"] == "bridge")]
+    assert {"numpy.ascontiguousarray", "numpy.ndarray.astype"} <= set(base["part"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "breakdown.csv" in json.dumps(manifest)
+    timing = json.loads((out / "run.json").read_text())["timing"]
+    assert timing["profiling"]["mode"] == "verdict" and timing["profiling"]["variants"] == 4
+    report = (out / "report.md").read_text()
+    assert "### Where the time goes (copycast)" in report
+    assert (
+        "plots/copycast-breakdown.png" in report
+        and (out / "plots" / "copycast-breakdown.png").exists()
+    )
+    assert "Profiling where the time goes (`--breakdown verdict`" in report
+    assert "Reconciliation:" in report

@@ -1,0 +1,88 @@
+"""Profiling one call in-process (harness.profile_call), no worker: fixture layers whose
+profile is known (tests/fixtures/breakdown_layers.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from harness.profile_call import calibrate, classify_call, profile_call
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "breakdown_layers.py"
+
+
+@pytest.fixture(scope="module")
+def layers() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("breakdown_layers_fixture", FIXTURE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_deliberate_copy_and_cast_gives_the_bridge_most_of_the_time(layers: ModuleType) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(256, 256)
+    fn = layers.COPYCAST.implementation("numpy").callable_for({"n": 256})
+    with torch.no_grad():
+        found = profile_call(lambda: fn(x), costs=calibrate())
+    b = found.breakdown
+    kinds = b.by_kind()
+    assert max(kinds, key=lambda k: kinds[k]) == "bridge", b.parts
+    assert kinds["bridge"] > 0.5, b.parts
+    named = {p.part for p in b.parts if p.kind == "bridge"}
+    assert {"numpy.ascontiguousarray", "numpy.ndarray.astype"} <= named
+    assert any(p.kind == "numpy" and "cumsum" in p.part for p in b.parts)
+    assert math.fsum(p.share for p in b.parts) == pytest.approx(1.0)
+    assert b.plain_s is not None and b.plain_s > 0 and found.minor_faults >= 0
+
+
+def test_a_native_dominated_by_one_large_matmul_names_it_the_top_kernel(
+    layers: ModuleType,
+) -> None:
+    x, w = torch.randn(512, 512), torch.randn(512, 512)
+    fn = layers.MATMUL.implementation("torch").callable_for({"n": 512})
+    shares = []
+    for _ in range(3):  # a neighbour on a shared machine can preempt one call
+        with torch.inference_mode():
+            b = profile_call(lambda: fn(x, w), costs=calibrate()).breakdown
+        kernels = [p for p in b.parts if p.kind == "kernel"]
+        assert kernels[0].part == "aten::mm" and kernels[0].tool == "torch.profiler"
+        assert kernels[0].seconds > 0.9 * sum(k.seconds for k in kernels)
+        shares.append(kernels[0].share)
+        if kernels[0].share > 0.5:
+            break
+    assert max(shares) > 0.5, shares
+
+
+def test_the_step_of_a_numpy_function_shows_its_backward_dispatch(layers: ModuleType) -> None:
+    x = torch.randn(8, 8, requires_grad=True)
+    w = torch.randn(8, 8, requires_grad=True)
+    fn = layers.MATMUL.implementation("numpy").callable_for({"n": 8})
+
+    def step() -> object:
+        out = fn(x, w)
+        return torch.autograd.grad(out, (x, w), torch.ones_like(out))
+
+    b = profile_call(step, costs=calibrate()).breakdown
+    names = {(p.kind, p.part) for p in b.parts}
+    assert ("python", "autograd Function dispatch") in names
+    assert ("bridge", "torch.Tensor.numpy") in names and ("bridge", "torch.from_numpy") in names
+    assert math.fsum(p.share for p in b.parts) == pytest.approx(1.0)
+
+
+def test_classify_call_names_bridge_and_numpy_calls() -> None:
+    import numpy as np
+
+    t = torch.zeros(2)
+    a = np.zeros(2)
+    assert classify_call(None, "c_call", t.numpy) == ("bridge", "torch.Tensor.numpy")  # type: ignore[arg-type]
+    assert classify_call(None, "c_call", a.astype) == ("bridge", "numpy.ndarray.astype")  # type: ignore[arg-type]
+    assert classify_call(None, "c_call", a.sum) == ("numpy", "numpy.ndarray.sum")  # type: ignore[arg-type]
+    assert classify_call(None, "c_call", torch.from_numpy) == ("bridge", "torch.from_numpy")  # type: ignore[arg-type]
+    assert classify_call(None, "c_call", t.add) is None  # type: ignore[arg-type]
