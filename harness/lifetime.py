@@ -26,8 +26,11 @@ from harness.errors import ConfigError
 __all__ = ["INDUCTOR_CACHE", "LOCK_FILE", "FolderLock", "clean_stale", "die_with_parent"]
 
 LOCK_FILE = ".lock"
-#: torch inductor's cache of one run, inside its results folder (removed at the end and
-#: by a resume): a killed run then leaves nothing in the system's temporary folder.
+#: torch inductor's cache (and the ONNX exports) of one ``--no-cache`` run, inside its
+#: results folder (removed at the end and by a resume): a killed run then leaves nothing
+#: in the system's temporary folder. A run with the cache keeps them in the cache across
+#: runs instead (``harness.cache``: one folder per torch, Python and CPU capability,
+#: bounded by its eviction), which this cleanup leaves alone.
 INDUCTOR_CACHE = ".inductor-cache"
 _PR_SET_PDEATHSIG = 1
 

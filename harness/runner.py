@@ -510,8 +510,8 @@ class Runner:
                 raise
 
     def _inductor_cache(self) -> Path:
-        # One cache per run: the setup worker compiles cold (the one-off cost a user
-        # pays), the timing workers reuse its kernels instead of compiling again. It
+        # With --no-cache (see _cache_env), one cache per run: the setup worker compiles
+        # cold (the one-off cost a user pays), the timing workers reuse its kernels. It
         # lives in the results folder (a killed run leaves nothing in the system's
         # temporary folder; a resume removes it) and is removed at the end.
         if self._cache_dir is None:

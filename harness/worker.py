@@ -71,6 +71,10 @@ from harness.registry import Registry, validate_layer
 
 __all__ = ["Worker", "main"]
 
+#: What the cache keeps of a checked phase: what depends only on code, versions and the
+#: point. Calibration and anything else measured at run time are measured afresh.
+_CACHED_FIELDS = ("status", "error", "deviations", "peak_bytes", "peak_sources", "returns")
+
 
 @dataclass
 class _Prepared:
@@ -370,7 +374,8 @@ class Worker:
         if any(info.status == "error" for info in phases.values()):
             return
         checked = {
-            ph: {**asdict(info), "loops": None, "estimate_s": None} for ph, info in phases.items()
+            ph: {k: v for k, v in asdict(info).items() if k in _CACHED_FIELDS}
+            for ph, info in phases.items()
         }
         value = {
             "built": built,
