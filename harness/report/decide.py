@@ -349,12 +349,17 @@ def _metric_of(setting: Setting, use: str) -> tuple[str, str, str]:
     return STEP, "forward", "step_"  # schema 2: the summed step on the forward rows
 
 
-def _setting_decision(
-    setting: Setting,
-    baselines: Sequence[str],
-    backward: Sequence[str] | None,
-    use: str = TRAINING_USE,
-) -> SettingDecision:
+@dataclass(frozen=True)
+class _Sides:
+    """Who is compared in one setting for one use: the baseline, the candidates, and the
+    baseline compiled as declared (judged apart for training)."""
+
+    baselines: tuple[str, ...]
+    candidates: tuple[str, ...]
+    compiled: tuple[str, ...]
+
+
+def _sides(setting: Setting, baselines: Sequence[str], use: str) -> _Sides:
     rows = setting.rows
     order = impl_order(rows)
     base_names = [i for i in order if i in baselines] or [
@@ -364,22 +369,19 @@ def _setting_decision(
     others = [i for i in order if i not in base_names]
     # For training, the baseline under torch.compile is judged apart: it is not a port.
     # For inference it is one deployable form among the others.
-    compiled_names = [i for i in others if roles.get(i) == "compiled"]
+    compiled = [i for i in others if roles.get(i) == "compiled"]
     if use == INFERENCE_USE:
         candidates = others
     else:
-        candidates = [i for i in others if i not in compiled_names] or others
-    metric, phase, prefix = _metric_of(setting, use)
-    if not base_names or not candidates:
-        what = "no NumPy/SciPy implementation" if not base_names else "no native implementation"
-        return SettingDecision(
-            setting.label, setting.context, KEEP, None,
-            base_names[0] if base_names else None, candidates[0] if candidates else None,
-            metric, note=f"Nothing to compare: {what} was measured.", use=use,
-        )  # fmt: skip
-    baseline = base_names[0]
-    forward_only = _forward_only(setting, baseline, backward)
-    sizes = sorted({float(r["size"]) for r in rows if r.get("size") is not None})
+        candidates = [i for i in others if i not in compiled] or others
+    return _Sides(tuple(base_names), tuple(candidates), tuple(compiled))
+
+
+def _best_candidate(
+    setting: Setting, candidates: Sequence[str], phase: str, prefix: str
+) -> str | None:
+    """The candidate with the metric at the most sizes, then the highest geometric mean
+    speedup; else the first that ran at all; None when none did."""
 
     def score(impl: str) -> tuple[int, float]:
         got = _rows_by_size(setting, impl, phase)
@@ -388,19 +390,23 @@ def _setting_decision(
 
     scored = [(score(i), -n, i) for n, i in enumerate(candidates)]
     scored = [sc for sc in scored if sc[0][0] > 0]
+    if scored:
+        return max(scored)[2]
     runs = [
         i for i in candidates if any(r.get("status") == "ok" for r in setting.rows_for(i, phase))
     ]
-    if not scored:
-        best = runs[0] if runs else None
-        if best is None:
-            return SettingDecision(
-                setting.label, setting.context, KEEP, None, baseline, None, metric,
-                forward_only=forward_only, note="No native implementation ran successfully.",
-                use=use,
-            )  # fmt: skip
-    else:
-        best = max(scored)[2]
+    return runs[0] if runs else None
+
+
+def _metric_points(
+    setting: Setting,
+    baseline: str,
+    best: str,
+    phase: str,
+    prefix: str,
+    sizes: Sequence[float],
+) -> list[PointDecision]:
+    """The best candidate against the baseline at each size, on the use's metric."""
     base_rows = _rows_by_size(setting, baseline, phase)
     cand_rows = _rows_by_size(setting, best, phase)
     base_back = _rows_by_size(setting, baseline, "backward")
@@ -415,17 +421,54 @@ def _setting_decision(
             if cb is not None and cb.get("status") == "error":
                 c = cb
         points.append(_point(s, b, c, prefix))
-    phase_points = {}
-    if use == TRAINING_USE:
-        for shown in ("forward", "backward"):
-            bp, cp = _rows_by_size(setting, baseline, shown), _rows_by_size(setting, best, shown)
-            if bp and cp:
-                phase_points[shown] = tuple(_point(s, bp.get(s), cp.get(s), "") for s in sizes)
+    return points
 
+
+def _explaining_phases(
+    setting: Setting, baseline: str, best: str, sizes: Sequence[float]
+) -> dict[str, tuple[PointDecision, ...]]:
+    """Forward and backward apart: where a training step's time goes."""
+    out = {}
+    for shown in ("forward", "backward"):
+        bp, cp = _rows_by_size(setting, baseline, shown), _rows_by_size(setting, best, shown)
+        if bp and cp:
+            out[shown] = tuple(_point(s, bp.get(s), cp.get(s), "") for s in sizes)
+    return out
+
+
+def _setting_decision(
+    setting: Setting,
+    baselines: Sequence[str],
+    backward: Sequence[str] | None,
+    use: str = TRAINING_USE,
+) -> SettingDecision:
+    sides = _sides(setting, baselines, use)
+    metric, phase, prefix = _metric_of(setting, use)
+    if not sides.baselines or not sides.candidates:
+        what = (
+            "no NumPy/SciPy implementation" if not sides.baselines else "no native implementation"
+        )
+        return SettingDecision(
+            setting.label, setting.context, KEEP, None,
+            sides.baselines[0] if sides.baselines else None,
+            sides.candidates[0] if sides.candidates else None,
+            metric, note=f"Nothing to compare: {what} was measured.", use=use,
+        )  # fmt: skip
+    baseline = sides.baselines[0]
+    forward_only = _forward_only(setting, baseline, backward)
+    best = _best_candidate(setting, sides.candidates, phase, prefix)
+    if best is None:
+        return SettingDecision(
+            setting.label, setting.context, KEEP, None, baseline, None, metric,
+            forward_only=forward_only, note="No native implementation ran successfully.",
+            use=use,
+        )  # fmt: skip
+    sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
+    points = _metric_points(setting, baseline, best, phase, prefix, sizes)
     kind, threshold, undecided, possible = _verdict(points)
     compiled = (
-        _compiled_finding(setting, compiled_names[0], baseline, points, phase, prefix, sizes)
-        if use == TRAINING_USE and compiled_names and compiled_names[0] != best
+        _compiled_finding(setting, sides.compiled[0], baseline, points, phase, prefix, sizes)
+        if use == TRAINING_USE and sides.compiled and sides.compiled[0] != best
         else None
     )
     crossovers = tuple(
@@ -440,7 +483,7 @@ def _setting_decision(
         best,
         metric,
         tuple(points),
-        phase_points,
+        _explaining_phases(setting, baseline, best, sizes) if use == TRAINING_USE else {},
         crossovers,
         undecided,
         possible,
@@ -448,7 +491,7 @@ def _setting_decision(
         compiled=compiled,
         break_even=tuple(
             (s, float(r["break_even_calls"]))
-            for s, r in sorted(cand_rows.items())
+            for s, r in sorted(_rows_by_size(setting, best, phase).items())
             if r.get("break_even_calls") is not None
         ),
         use=use,
@@ -720,99 +763,111 @@ def decide_layers(
 
     ``run`` is the folder's run.json: its ``layers`` entry says each layer's size axis,
     baselines and which implementations run backward (older folders without it fall
-    back to what the rows say). ``capabilities`` is the capability matrix."""
+    back to what the rows say), its ``config.use`` which verdicts were asked for.
+    ``capabilities`` is the capability matrix."""
     run = run or {}
     infos = run.get("layers") if isinstance(run.get("layers"), Mapping) else {}
     config = run.get("config")
     asked = config.get("use") if isinstance(config, Mapping) else None
     uses = tuple(asked or (TRAINING_USE, INFERENCE_USE))
+    stored = run.get("timing")
+    timing: Mapping[str, Any] = stored if isinstance(stored, Mapping) else {}
     caps = records(capabilities) if capabilities is not None and len(capabilities) else []
     all_rows = records(frame)
     out = []
     for layer in layer_names(frame):
-        rows = [r for r in all_rows if r.get("layer") == layer]
         info = infos.get(layer) if isinstance(infos, Mapping) else None
-        info = info if isinstance(info, Mapping) else {}
-        setting_list = settings(rows, info.get("size_axis"))
-        baselines = tuple(info.get("baselines") or ())
-        backward = info.get("backward")
-        back = list(backward) if backward is not None else None
-        trains = any(
-            not _forward_only(s, b, back) for s in setting_list for b in _baseline_of(s, baselines)
-        )
-        use = TRAINING_USE if TRAINING_USE in uses and trains else INFERENCE_USE
-        decisions = [_setting_decision(s, baselines, back, use) for s in setting_list]
-        inference = None
-        if use == TRAINING_USE and INFERENCE_USE in uses:
-            inf = [_setting_decision(s, baselines, back, INFERENCE_USE) for s in setting_list]
-            inf_kind, inf_threshold, inf_mixed = _merge(inf)
-            if inf_kind == PORT and any(
-                d.native and roles_of(rows).get(d.native) == "compiled" for d in inf
-            ):
-                inf_kind = COMPILE_AS_IS
-            inference = Verdict(INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed)
-        gradient = _gradient_findings(rows, decisions, setting_list)
-        kind, threshold, mixed = _merge(decisions)
-        layer_caps = [c for c in caps if c.get("layer") == layer]
-        compile_check = next(
-            (c for c in layer_caps if c.get("check") == "compile" and c.get("role") == "baseline"),
-            None,
-        )
-        fullgraph = next(
-            (
-                c
-                for c in layer_caps
-                if c.get("check") == "compile_fullgraph" and c.get("role") == "baseline"
-            ),
-            None,
-        )
-        if (
-            kind == PORT
-            and use == TRAINING_USE
-            and _compiles_as_is(decisions, compile_check, fullgraph)
-        ):
-            kind = COMPILE_AS_IS
-        if (
-            kind == PORT
-            and use == INFERENCE_USE
-            and any(d.native and roles_of(rows).get(d.native) == "compiled" for d in decisions)
-        ):
-            kind = COMPILE_AS_IS
-        if gradient.fix and use == TRAINING_USE:
-            kind, threshold = FIX_GRADIENT, None
-        best = next((d for d in decisions if d.native), None)
-        native_source = None
-        if best is not None:
-            src = [
-                r.get("source") for r in rows if r.get("impl") == best.native and r.get("source")
-            ]
-            native_source = str(src[0]) if src else best.native
-        gains = _capability_gains(
-            layer_caps,
-            best.baseline if best else None,
-            native_source,
-        )
         out.append(
-            LayerDecision(
+            _layer_decision(
                 layer,
-                kind,
-                threshold,
-                setting_list[0].size_axis if setting_list else "size",
-                tuple(decisions),
-                gradient,
-                gains,
-                native_source,
-                mixed,
-                timing if isinstance(timing := run.get("timing"), Mapping) else {},
-                bool(layer_caps),
-                compile_check,
-                _slow_payoffs(rows, decisions),
-                use,
-                inference,
-                tuple(sorted({int(r["threads"]) for r in rows if r.get("threads") is not None})),
+                [r for r in all_rows if r.get("layer") == layer],
+                info if isinstance(info, Mapping) else {},
+                uses,
+                [c for c in caps if c.get("layer") == layer],
+                timing,
             )
         )
     return out
+
+
+def _layer_decision(
+    layer: str,
+    rows: Sequence[Mapping[str, Any]],
+    info: Mapping[str, Any],
+    uses: Sequence[str],
+    layer_caps: Sequence[Mapping[str, Any]],
+    timing: Mapping[str, Any],
+) -> LayerDecision:
+    setting_list = settings(rows, info.get("size_axis"))
+    baselines = tuple(info.get("baselines") or ())
+    backward = info.get("backward")
+    back = list(backward) if backward is not None else None
+    trains = any(
+        not _forward_only(s, b, back) for s in setting_list for b in _baseline_of(s, baselines)
+    )
+    use = TRAINING_USE if TRAINING_USE in uses and trains else INFERENCE_USE
+    decisions = [_setting_decision(s, baselines, back, use) for s in setting_list]
+    inference = None
+    if use == TRAINING_USE and INFERENCE_USE in uses:
+        inf = [_setting_decision(s, baselines, back, INFERENCE_USE) for s in setting_list]
+        inf_kind, inf_threshold, inf_mixed = _merge(inf)
+        if inf_kind == PORT and _best_is_compiled(inf, rows):
+            inf_kind = COMPILE_AS_IS
+        inference = Verdict(INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed)
+    gradient = _gradient_findings(rows, decisions, setting_list)
+    kind, threshold, mixed = _merge(decisions)
+    compile_check = _baseline_check(layer_caps, "compile")
+    fullgraph = _baseline_check(layer_caps, "compile_fullgraph")
+    if (
+        kind == PORT
+        and use == TRAINING_USE
+        and _compiles_as_is(decisions, compile_check, fullgraph)
+    ):
+        kind = COMPILE_AS_IS
+    if kind == PORT and use == INFERENCE_USE and _best_is_compiled(decisions, rows):
+        kind = COMPILE_AS_IS
+    if gradient.fix and use == TRAINING_USE:
+        kind, threshold = FIX_GRADIENT, None
+    best = next((d for d in decisions if d.native), None)
+    native_source = None
+    if best is not None:
+        src = [r.get("source") for r in rows if r.get("impl") == best.native and r.get("source")]
+        native_source = str(src[0]) if src else best.native
+    return LayerDecision(
+        layer,
+        kind,
+        threshold,
+        setting_list[0].size_axis if setting_list else "size",
+        tuple(decisions),
+        gradient,
+        _capability_gains(layer_caps, best.baseline if best else None, native_source),
+        native_source,
+        mixed,
+        timing,
+        bool(layer_caps),
+        compile_check,
+        _slow_payoffs(rows, decisions),
+        use,
+        inference,
+        tuple(sorted({int(r["threads"]) for r in rows if r.get("threads") is not None})),
+    )
+
+
+def _baseline_check(
+    layer_caps: Sequence[Mapping[str, Any]], check: str
+) -> Mapping[str, Any] | None:
+    """The capability matrix's row of ``check`` for the layer's baseline."""
+    return next(
+        (c for c in layer_caps if c.get("check") == check and c.get("role") == "baseline"), None
+    )
+
+
+def _best_is_compiled(
+    decisions: Sequence[SettingDecision], rows: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Whether a setting's best candidate is the baseline compiled as declared."""
+    roles = roles_of(rows)
+    return any(d.native and roles.get(d.native) == "compiled" for d in decisions)
 
 
 def _baseline_of(setting: Setting, baselines: Sequence[str]) -> list[str]:
