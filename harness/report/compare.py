@@ -416,6 +416,24 @@ def _left_out(keys: Sequence[str], limit: int = 20) -> list[str]:
 
 def format_comparison(cmp: Comparison) -> str:
     """The comparison as Markdown: flags, slowdowns first, geometric means, every point."""
+    out = _comparison_head(cmp)
+    out += _comparison_points(cmp)
+    out += _comparison_geomeans(cmp)
+    out += ["## Other common points", ""]
+    others = [p for p in cmp.points if p.change not in (SLOWER, FASTER, NOW_FAILING)]
+    out += _points_table(others, "None besides those above.")
+    out += _comparison_left_out(cmp)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _points_table(points: Sequence[PointChange], empty: str) -> list[str]:
+    if not points:
+        return [empty, ""]
+    return [md_table(_POINT_HEADER, _point_rows(points), ["l", "r", "r", "r", "l", "l"]), ""]
+
+
+def _comparison_head(cmp: Comparison) -> list[str]:
+    """Title, how to read it, notes, machine and settings warnings, the one-line summary."""
     t = cmp.threshold_pct
     out = [
         "# Comparison",
@@ -457,76 +475,54 @@ def format_comparison(cmp: Comparison) -> str:
             "(listed at the end).",
             "",
         ]
-    worst = cmp.worst_significant_slowdown_pct
-    slow = cmp.slowdowns
-    failing = cmp.newly_failing
     summary = (
-        f"{len(slow)} slower beyond {t:g}%, {len(cmp.speedups)} faster, "
-        f"{len(failing)} now failing, of {len(cmp.points)} common points; "
-        f"worst significant slowdown {worst:+.1f}%."
+        f"{len(cmp.slowdowns)} slower beyond {t:g}%, {len(cmp.speedups)} faster, "
+        f"{len(cmp.newly_failing)} now failing, of {len(cmp.points)} common points; "
+        f"worst significant slowdown {cmp.worst_significant_slowdown_pct:+.1f}%."
     )
-    out += [f"**{summary}**", ""]
+    return [*out, f"**{summary}**", ""]
 
-    out += [f"## Slower beyond {t:g}%", ""]
-    out += (
-        [md_table(_POINT_HEADER, _point_rows(slow), ["l", "r", "r", "r", "l", "l"]), ""]
-        if slow
-        else ["None.", ""]
+
+def _comparison_points(cmp: Comparison) -> list[str]:
+    """Slower, now failing, faster: the points that changed."""
+    t = cmp.threshold_pct
+    out = [f"## Slower beyond {t:g}%", "", *_points_table(cmp.slowdowns, "None.")]
+    if cmp.newly_failing:
+        out += ["## Now failing", "", *_points_table(cmp.newly_failing, "None.")]
+    out += [f"## Faster beyond {t:g}%", "", *_points_table(cmp.speedups, "None.")]
+    return out
+
+
+def _comparison_geomeans(cmp: Comparison) -> list[str]:
+    out = ["## Geometric mean of new / base per layer and implementation", ""]
+    if not cmp.geomeans:
+        return [*out, "No point succeeded in both runs.", ""]
+    phases = sorted(
+        {ph for g in cmp.geomeans for ph in g.by_phase}, key=lambda p: (p != "forward", p)
     )
-    if failing:
-        out += [
-            "## Now failing",
-            "",
-            md_table(_POINT_HEADER, _point_rows(failing), ["l", "r", "r", "r", "l", "l"]),
-            "",
-        ]
-    fast = cmp.speedups
-    out += [f"## Faster beyond {t:g}%", ""]
-    out += (
-        [md_table(_POINT_HEADER, _point_rows(fast), ["l", "r", "r", "r", "l", "l"]), ""]
-        if fast
-        else ["None.", ""]
-    )
+    body = [
+        [cell(g.layer), cell(g.impl)]
+        + [f"{g.by_phase[ph]:.3f}" if ph in g.by_phase else "—" for ph in phases]
+        + [f"{g.overall:.3f} ({_pct(g.overall)})", str(g.points)]
+        for g in cmp.geomeans
+    ]
+    return [
+        *out,
+        md_table(
+            ["layer", "implementation", *phases, "all", "points"],
+            body,
+            ["l", "l"] + ["r"] * (len(phases) + 2),
+        ),
+        "",
+    ]
 
-    out += ["## Geometric mean of new / base per layer and implementation", ""]
-    if cmp.geomeans:
-        phases = sorted(
-            {ph for g in cmp.geomeans for ph in g.by_phase}, key=lambda p: (p != "forward", p)
-        )
-        body = [
-            [cell(g.layer), cell(g.impl)]
-            + [f"{g.by_phase[ph]:.3f}" if ph in g.by_phase else "—" for ph in phases]
-            + [f"{g.overall:.3f} ({_pct(g.overall)})", str(g.points)]
-            for g in cmp.geomeans
-        ]
-        out += [
-            md_table(
-                ["layer", "implementation", *phases, "all", "points"],
-                body,
-                ["l", "l"] + ["r"] * (len(phases) + 2),
-            ),
-            "",
-        ]
-    else:
-        out += ["No point succeeded in both runs.", ""]
 
-    out += ["## Other common points", ""]
-    others = [p for p in cmp.points if p.change not in (SLOWER, FASTER, NOW_FAILING)]
-    out += (
-        [md_table(_POINT_HEADER, _point_rows(others), ["l", "r", "r", "r", "l", "l"]), ""]
-        if others
-        else ["None besides those above.", ""]
-    )
-
-    if cmp.only_in_base or cmp.only_in_new:
-        out += ["## Left out", ""]
-        if cmp.only_in_base:
-            out += [
-                f"Only in base ({len(cmp.only_in_base)}):",
-                "",
-                *_left_out(cmp.only_in_base),
-                "",
-            ]
-        if cmp.only_in_new:
-            out += [f"Only in new ({len(cmp.only_in_new)}):", "", *_left_out(cmp.only_in_new), ""]
-    return "\n".join(out).rstrip("\n") + "\n"
+def _comparison_left_out(cmp: Comparison) -> list[str]:
+    if not (cmp.only_in_base or cmp.only_in_new):
+        return []
+    out = ["## Left out", ""]
+    if cmp.only_in_base:
+        out += [f"Only in base ({len(cmp.only_in_base)}):", "", *_left_out(cmp.only_in_base), ""]
+    if cmp.only_in_new:
+        out += [f"Only in new ({len(cmp.only_in_new)}):", "", *_left_out(cmp.only_in_new), ""]
+    return out
