@@ -1,7 +1,10 @@
 """Profiling one call, apart from timing: which tool sees what.
 
 ``profile_call(call, device)`` runs ``call`` (one ``step`` or one ``forward``, as
-``harness.measure`` defines them) a few times plain, then once under
+``harness.measure`` defines them) a few times plain (at least 3 calls and 20 ms), then
+once under the tools (again, up to 3 times, while the profiled call took over 3× the
+plain median and 1 ms more: a call preempted on a shared machine is no profile of it;
+the fastest is kept):
 
 - **torch.profiler** (CPU activity; CUDA too on a CUDA device): aten ops, autograd's
   record functions, device kernels, each with its start and end;
@@ -244,7 +247,8 @@ def profile_call(
     call: Callable[[], Any],
     device: str = "cpu",
     costs: Costs | None = None,
-    min_plain_s: float = 0.002,
+    min_plain_s: float = 0.02,
+    attempts: int = 3,
 ) -> CallProfile:
     """One call of ``call`` under torch.profiler and the profile hook, split into parts."""
     from torch.profiler import profile
@@ -255,7 +259,7 @@ def profile_call(
     times: list[float] = []
     faults0 = minor_faults()
     spent = 0.0
-    while len(times) < 3 or (spent < min_plain_s and len(times) < 20):
+    while len(times) < 3 or (spent < min_plain_s and len(times) < 50):
         t0 = time.perf_counter()
         call()
         sync()
@@ -264,30 +268,39 @@ def profile_call(
     faults = (minor_faults() - faults0) / len(times)
     plain = statistics.median(times)
 
-    hook = _Hook()
-    with profile(activities=_activities(device)) as prof:
-        # the tools' first-call costs fall outside the root: a warm-up call under both
-        sys.setprofile(_Hook())
-        try:
-            call()
-            sync()
-        finally:
-            sys.setprofile(None)
-        root = _RecordFunction(ROOT)
-        t0 = time.perf_counter()
-        root.__enter__()
-        sys.setprofile(hook)
-        try:
-            call()
-            sync()
-        finally:
-            sys.setprofile(None)
-            hook.close()
-            root.__exit__(None, None, None)
-            raw = time.perf_counter() - t0
-    events = _events(prof, hook.spans)
-    breakdown = aggregate(events, raw, plain, costs, hook.outside)
-    return CallProfile(breakdown, faults)
+    best: Breakdown | None = None
+    for _ in range(max(1, attempts)):
+        # a call preempted on a shared machine (or an OpenMP barrier waiting on a
+        # descheduled thread) is profiled again: the call nearest its plain time is kept
+        hook = _Hook()
+        with profile(activities=_activities(device)) as prof:
+            # the tools' first-call costs fall outside the root: a warm-up call under both
+            sys.setprofile(_Hook())
+            try:
+                call()
+                sync()
+            finally:
+                sys.setprofile(None)
+            root = _RecordFunction(ROOT)
+            t0 = time.perf_counter()
+            root.__enter__()
+            sys.setprofile(hook)
+            try:
+                call()
+                sync()
+            finally:
+                sys.setprofile(None)
+                hook.close()
+                root.__exit__(None, None, None)
+                raw = time.perf_counter() - t0
+        events = _events(prof, hook.spans)
+        breakdown = aggregate(events, raw, plain, costs, hook.outside)
+        if best is None or breakdown.raw_s < best.raw_s:
+            best = breakdown
+        if breakdown.raw_s <= 3 * plain + 1e-3:
+            break
+    assert best is not None
+    return CallProfile(best, faults)
 
 
 _COSTS: Costs | None = None

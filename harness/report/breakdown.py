@@ -329,11 +329,11 @@ def _faults_sentence(base: Profiled | None, cand: Profiled | None, axis: str) ->
     ratio = high.faults / low.faults if low.faults > 0 else math.inf
     if ratio < _FAULT_RATIO:
         return None
-    times = f"×{ratio:.0f}" if math.isfinite(ratio) else "none for the other"
+    times = f" (×{ratio:.0f})" if math.isfinite(ratio) else ""
     word = _PHASE_WORDS.get(high.phase, high.phase)
     return (
         f"{_where(axis, high.size)} {high.impl}'s {word} takes {high.faults:,.0f} minor page "
-        f"faults per call against {low.faults:,.0f} for {low.impl}'s ({times}): memory the "
+        f"faults per call against {low.faults:,.0f} for {low.impl}'s{times}: memory the "
         "allocator gets afresh from the kernel each call (compare `--allocator glibc-fixed`)."
     )
 
@@ -566,7 +566,7 @@ def breakdown_figure(
         for i, (size, base, cand) in enumerate(pair.sizes):
             for j, (impl, c) in enumerate(((pair.baseline, base), (pair.candidate, cand))):
                 xs.append(i * 3 + j)
-                labels.append(f"{fmt_size(size)}\n{impl}")
+                labels.append(f"{impl}, {decision.size_axis}={fmt_size(size)}")
                 bars.append(c)
         bottoms = [0.0] * len(xs)
         for kind in KINDS:
@@ -577,7 +577,7 @@ def breakdown_figure(
             text = fmt_seconds(c.profiled_s) if c is not None and c.profiled_s else "not profiled"
             ax.text(x, 101, text, ha="center", va="bottom", fontsize="x-small")
         ax.set_xticks(xs)
-        ax.set_xticklabels(labels, fontsize="small")
+        ax.set_xticklabels(labels, fontsize="x-small", rotation=30, ha="right")
         ax.set_ylim(0, 112)
         ax.set_ylabel("share of the call, %")
         word = _PHASE_WORDS.get(pair.phase, pair.phase)
