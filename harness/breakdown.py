@@ -15,7 +15,8 @@ bridge   tensor to ndarray and back, copies, dtype casts,       sys.setprofile
          ``.contiguous()``, ``input.new(...)``
 python   autograd Function dispatch, ctx, the Python between    torch.profiler (the rest
          calls (the call's time outside every other part)       of the call)
-kernel   an aten op (its self time) or a device kernel          torch.profiler
+kernel   an aten op (its self time) or a device kernel;         torch.profiler;
+         an ONNX Runtime session's run, inclusive               sys.setprofile
 other    the autograd engine's own work on native nodes, CUDA   torch.profiler
          runtime calls, the rest
 ======== ===================================================== =======================
@@ -53,6 +54,7 @@ __all__ = [
     "ProfEvent",
     "aggregate",
     "bridge_name",
+    "kernel_name",
     "kind_shares",
     "numpy_name",
     "reconcile",
@@ -64,6 +66,8 @@ KINDS = ("numpy", "bridge", "python", "kernel", "other")
 ROOT = "harness::call"
 _NUMPY = "numpy::"
 _BRIDGE = "bridge::"
+_KERNEL = "kernel::"
+_ANNOTATED = {_NUMPY: "numpy", _BRIDGE: "bridge", _KERNEL: "kernel"}
 _PYTHON_REST = "Python between calls"
 _DISPATCH = "autograd Function dispatch"
 _ENGINE = "autograd engine"
@@ -84,6 +88,12 @@ def numpy_name(name: str) -> str:
 def bridge_name(name: str) -> str:
     """The annotation of an outermost bridge call (conversion, copy, cast)."""
     return _BRIDGE + name
+
+
+def kernel_name(name: str) -> str:
+    """The annotation of an outermost call into a native runtime torch.profiler does
+    not see (an ONNX Runtime session's ``run``)."""
+    return _KERNEL + name
 
 
 @dataclass(frozen=True)
@@ -219,8 +229,9 @@ def aggregate(
         event, owner = stack.pop()
         kids = [k for k in children.get(event.id, []) if not k.device]
         self_s = max(0.0, event.duration_us - sum(k.duration_us for k in kids)) / 1e6
-        if owner is None and event.name.startswith((_NUMPY, _BRIDGE)):
-            kind = "numpy" if event.name.startswith(_NUMPY) else "bridge"
+        prefix = event.name.split("::", 1)[0] + "::" if "::" in event.name else ""
+        if owner is None and prefix in _ANNOTATED:
+            kind = _ANNOTATED[prefix]
             owner = (kind, event.name.split("::", 1)[1])
             add(owner, TOOL_TRACE, self_s, 1, event.traced * c.inside_s + c.span_s)
         elif owner is not None:

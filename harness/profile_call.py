@@ -12,8 +12,10 @@ the fastest is kept):
   function, and each bridge call (``Tensor.numpy``, ``torch.from_numpy``,
   ``Tensor.new``, ``ndarray.astype``, ``np.ascontiguousarray``, ...), is wrapped in a
   record function (``numpy::NAME``, ``bridge::NAME``), so that torch.profiler's tree
-  nests the aten ops a bridge call runs inside it. Calls nested inside one of those
-  are only counted (the hook's cost is removed from the part they belong to);
+  nests the aten ops a bridge call runs inside it; each outermost call into ONNX
+  Runtime (``onnxruntime.InferenceSession.run``) likewise, as a ``kernel`` part
+  (torch.profiler sees nothing inside it). Calls nested inside one of those are only
+  counted (the hook's cost is removed from the part they belong to);
 - **resource.getrusage**: minor page faults over the plain calls, per call.
 
 The hook sees the calls the current thread makes (on CUDA the autograd engine runs a
@@ -43,6 +45,7 @@ from harness.breakdown import (
     ProfEvent,
     aggregate,
     bridge_name,
+    kernel_name,
     numpy_name,
 )
 
@@ -92,6 +95,8 @@ NUMPY_BRIDGE = frozenset(
     }
 )
 _NUMERIC = ("numpy", "scipy")
+#: Native runtimes torch.profiler does not see into: their calls are kernels.
+_RUNTIMES = ("onnxruntime",)
 _RecordFunction = torch._C._profiler._RecordFunctionFast
 
 
@@ -104,6 +109,10 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
     """(kind, name) of a call the hook sees, when it is a NumPy/SciPy or bridge call."""
     if event == "call":
         module = str(frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in _RUNTIMES:
+            code = frame.f_code
+            qualname = getattr(code, "co_qualname", code.co_name)
+            return "kernel", f"{module.split('.')[0]}.{qualname}"
         if module.split(".")[0] not in _NUMERIC:
             return None
         code = frame.f_code
@@ -120,6 +129,8 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
         return kind, f"numpy.ndarray.{name}"
     module = str(getattr(arg, "__module__", None) or getattr(type(owner), "__module__", ""))
     top = module.split(".")[0]
+    if top in _RUNTIMES:
+        return "kernel", f"{top}.{getattr(arg, '__qualname__', name)}"
     if top in _NUMERIC:
         kind = "bridge" if name in NUMPY_BRIDGE else "numpy"
         return kind, f"{_public(module)}.{name}"
@@ -154,7 +165,7 @@ class _Hook:
             self.span_depth = self.depth
             self.span_events = 0
             self._record = _RecordFunction(
-                numpy_name(name) if kind == "numpy" else bridge_name(name)
+                {"numpy": numpy_name, "bridge": bridge_name, "kernel": kernel_name}[kind](name)
             )
             self._record.__enter__()
             return
@@ -225,7 +236,7 @@ def _events(prof: Any, spans: list[int]) -> list[ProfEvent]:
             continue  # the warm-up call's events
         kept.add(e.id)
         traced = 0
-        if not device and e.name.startswith(("numpy::", "bridge::")):
+        if not device and e.name.startswith(("numpy::", "bridge::", "kernel::")):
             traced = spans[annotations] if annotations < len(spans) else 0
             annotations += 1
         parent = e.cpu_parent.id if getattr(e, "cpu_parent", None) is not None else None

@@ -14,6 +14,7 @@ from harness.breakdown import (
     ProfEvent,
     aggregate,
     bridge_name,
+    kernel_name,
     kind_shares,
     numpy_name,
     reconcile,
@@ -112,3 +113,16 @@ def test_reconcile_and_kind_shares() -> None:
         "kernel": 0.0,
         "other": 0.0,
     }
+
+
+def test_a_runtime_call_is_a_kernel_part_owning_what_runs_inside_it() -> None:
+    events = [
+        ProfEvent(1, ROOT, 0, 50),
+        ProfEvent(2, kernel_name("onnxruntime.Session.run"), 5, 45, parent=1, traced=2),
+        ProfEvent(3, "aten::empty", 10, 12, parent=2),
+    ]
+    b = aggregate(events)
+    parts = {(p.kind, p.part): p for p in b.parts}
+    assert parts["kernel", "onnxruntime.Session.run"].seconds == pytest.approx(40e-6)
+    assert parts["kernel", "onnxruntime.Session.run"].tool == "sys.setprofile"
+    assert ("kernel", "aten::empty") not in parts

@@ -86,3 +86,14 @@ def test_classify_call_names_bridge_and_numpy_calls() -> None:
     assert classify_call(None, "c_call", a.sum) == ("numpy", "numpy.ndarray.sum")  # type: ignore[arg-type]
     assert classify_call(None, "c_call", torch.from_numpy) == ("bridge", "torch.from_numpy")  # type: ignore[arg-type]
     assert classify_call(None, "c_call", t.add) is None  # type: ignore[arg-type]
+
+
+def test_a_call_into_onnxruntime_is_a_kernel() -> None:
+    class Session:
+        def run(self) -> None: ...
+
+    Session.__module__ = "onnxruntime.capi.onnxruntime_inference_collection"
+    Session.run.__module__ = Session.__module__
+    Session.run.__qualname__ = "Session.run"
+    found = classify_call(None, "c_call", Session().run)  # type: ignore[arg-type]
+    assert found == ("kernel", "onnxruntime.Session.run")
