@@ -21,7 +21,7 @@ they import ``harness``, and the registry imports them by name when asked
 .. floors (top first; a module may be named by a pattern)
 
     edge       harness harness.__main__ harness.cli
-    runner     harness.runner
+    runner     harness.runner harness.breakdown_pass
     report     harness.report harness.report.*
     measuring  harness.plan harness.collect harness.rebuild harness.worker harness.scan*
                harness.schedule
@@ -31,7 +31,7 @@ they import ``harness``, and the registry imports them by name when asked
                harness.lifetime harness.cache
     ground     harness.errors harness.text harness.points harness.dtypes harness.frame
                harness.stats harness.measure harness.memory harness.progress harness.names
-               harness.pyperf_adapter
+               harness.pyperf_adapter harness.breakdown harness.profile_call
 
 - *ground*: standard library, NumPy, pandas, pyperf; no knowledge of runs
   (``text`` formats numbers and Markdown, ``frame`` declares the columns,

@@ -28,8 +28,15 @@ import pandas as pd
 
 from harness.case import PHASES, Case, Group, Variant
 from harness.dtypes import RTOL
-from harness.frame import CAPABILITY_COLUMNS, DEVIATION_COLUMNS, build_frame, build_table
+from harness.frame import (
+    BREAKDOWN_COLUMNS,
+    CAPABILITY_COLUMNS,
+    DEVIATION_COLUMNS,
+    build_frame,
+    build_table,
+)
 from harness.protocol import (
+    BreakdownDone,
     CapabilitiesDone,
     CapabilitiesTask,
     Crash,
@@ -37,7 +44,9 @@ from harness.protocol import (
     EventReader,
     GradcheckDone,
     GradcheckTask,
+    PhaseBreakdown,
     PhaseSetup,
+    ProfileTask,
     RoundsDone,
     RoundsTask,
     SetupDone,
@@ -146,6 +155,8 @@ class State:
     """Group name -> how many events changed its rows (setups, rounds, crashes)."""
     layer_versions: dict[str, int] = field(default_factory=dict)
     """Layer -> how many gradcheck results changed its rows."""
+    breakdowns: dict[str, BreakdownDone] = field(default_factory=dict)
+    """Variant name -> its profiled calls (breakdown.csv; small: a few parts a phase)."""
 
     def add(self, event: Event, process: int | None = None, stored: Stored | None = None) -> None:
         """Fold one event in; ``process`` is the timing process whose file it came from,
@@ -173,6 +184,8 @@ class State:
             )
             self.rounds.setdefault(event.group.name, {})[event.process] = timed
             self._changed(event.group.name)
+        elif isinstance(event, BreakdownDone):
+            self.breakdowns[event.variant.name] = event
         elif isinstance(event, Crash):
             self._crash(event, -1 if process is None else process)
 
@@ -191,6 +204,9 @@ class State:
         elif isinstance(task, RoundsTask):
             self.crashed.setdefault(task.group.name, {})[process] = event.error
             self._changed(task.group.name)
+        elif isinstance(task, ProfileTask):
+            failed = PhaseBreakdown("error", error=event.error)
+            self.add(BreakdownDone(task.variant, dict.fromkeys(task.phases, failed)))
 
     def full_setup(self, variant: str) -> SetupDone | None:
         """A variant's whole setup event (deviations, peak memory, errors)."""
@@ -430,6 +446,47 @@ def _capabilities_table(state: State) -> pd.DataFrame:
     return build_table(rows, CAPABILITY_COLUMNS)
 
 
+def breakdown_table(state: State, plan: Plan) -> pd.DataFrame | None:
+    """breakdown.csv's rows (``harness.frame.BREAKDOWN_COLUMNS``): one per (case, part)
+    of every variant profiled so far; None when nothing was profiled."""
+    if not state.breakdowns:
+        return None
+    rows: list[dict[str, Any]] = []
+    for name in sorted(state.breakdowns):
+        event = state.breakdowns[name]
+        variant = event.variant
+        info = plan.info.get(variant.layer)
+        size = variant.point_dict.get(info.size_axis) if info is not None else None
+        for phase, found in event.phases.items():
+            if found.status != "ok":
+                continue
+            for part in found.parts:
+                rows.append(
+                    {
+                        "case": Case(variant, phase).name,  # type: ignore[arg-type]
+                        "layer": variant.layer,
+                        "impl": variant.impl,
+                        "role": info.roles.get(variant.impl) if info is not None else None,
+                        "point": variant.point_str,
+                        "size": float(size) if isinstance(size, int | float) else None,
+                        "dtype": variant.dtype,
+                        "threads": variant.threads,
+                        "device": variant.device,
+                        "allocator": variant.allocator,
+                        "phase": phase,
+                        **{k: part.get(k) for k in ("part", "kind", "seconds", "share")},
+                        "calls": part.get("calls"),
+                        "tool": part.get("tool"),
+                        "profiled_s": found.profiled_s,
+                        "raw_s": found.raw_s,
+                        "plain_s": found.plain_s,
+                        "minor_faults": found.minor_faults,
+                        **variant.point_dict,
+                    }
+                )
+    return build_table(rows, BREAKDOWN_COLUMNS, extra=plan_axes(plan))
+
+
 def build_outputs(state: State, plan: Plan, seed: int = 0) -> Outputs:
     """Every table of a state, in memory."""
     rows: list[dict[str, Any]] = []
@@ -608,7 +665,7 @@ class Builder:
         except BaseException:
             writer.discard()
             raise
-        writer.finish(_capabilities_table(state))
+        writer.finish(_capabilities_table(state), breakdown=breakdown_table(state, self.plan))
         return Written(rows, ok, failed)
 
     def close(self) -> None:
@@ -678,6 +735,7 @@ def _row(
         "oneoff_what": setup.oneoff_what,
         "peak_bytes": ps.peak_bytes,
         "peak_sources": ps.peak_sources,
+        "minor_faults": ps.minor_faults,
         "returns": ps.returns,
         **variant.point_dict,
     }

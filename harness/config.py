@@ -44,6 +44,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "BREAKDOWNS",
     "DTYPES",
     "OPTIONS",
     "PROFILES",
@@ -287,6 +288,20 @@ def _bool(what: str) -> Callable[[Any], bool]:
     return parse
 
 
+#: What ``--breakdown`` profiles after timing (``harness.breakdown_pass``).
+BREAKDOWNS = ("all", "verdict", "none")
+
+
+def _choice(what: str, known: Sequence[str]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        name = str(value)
+        if name not in known:
+            raise ConfigError(f"unknown {what} {name!r} (known: {', '.join(known)})")
+        return name
+
+    return parse
+
+
 def _profile(value: Any) -> str:
     name = str(value)
     if name not in PROFILES:
@@ -452,6 +467,16 @@ class RunConfig:
         flag="--no-memory",
         negate=True,
         help="skip measuring peak memory in the setup pass",
+    )
+    breakdown: str = setting(
+        "verdict",
+        parse=_choice("breakdown", BREAKDOWNS),
+        flag="--breakdown",
+        metavar="all|verdict|none",
+        help="after timing, profile one call per implementation, size and phase (step, "
+        "forward) to show where the time goes (breakdown.csv): verdict profiles the sizes "
+        "verdicts turn on (smallest, the two around each crossover, largest) and skips "
+        "torch.compile forms, all every size and form, none nothing (default: verdict)",
     )
     timeout_s: float | None = setting(
         None,

@@ -4,7 +4,8 @@ One row per (layer, implementation, grid point, dtype, threads, device, phase).
 The frame is built once from a list of row dicts and checked against ``COLUMNS``;
 nothing is ever ``eval``-ed back from text. pyperf's JSON (``pyperf.json``) stays the
 archive of raw timing values; ``DEVIATION_COLUMNS`` describes the per-tensor detail
-(output and each gradient) kept beside it in ``deviations.csv``.
+(output and each gradient) kept beside it in ``deviations.csv``; ``BREAKDOWN_COLUMNS``
+where the time of one profiled call goes (``breakdown.csv``, ``harness.breakdown``).
 
 Besides the columns below, the frame has one column per grid axis (``n``, ``k``, ...),
 named after the axis, empty where a layer has no such axis.
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "BREAKDOWN_COLUMNS",
     "CAPABILITY_COLUMNS",
     "COLUMNS",
     "DEVIATION_COLUMNS",
@@ -135,6 +137,12 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "the counted allocators (an upper bound when they peak at different moments)",
     ),
     "peak_sources": ("string", "what peak_bytes counted and what it could not"),
+    "minor_faults": (
+        "Float64",
+        "minor page faults per call (resource.getrusage around one timed value's calls, "
+        "in the setup pass): memory the allocator gets from the kernel afresh, call after "
+        "call; the allocator's effect made visible (added in schema 3)",
+    ),
     # deviation against the float64 reference
     "max_abs_err": (
         "Float64",
@@ -202,6 +210,62 @@ CAPABILITY_COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "reason": ("string", "exception type and first line, or what was wrong"),
     "graph_breaks": ("Int64", "torch.compile graph breaks (compile check only)"),
+}
+
+
+#: Where the time of one profiled call goes (breakdown.csv): one row per (case, part).
+#: Profiled after timing, never inside a timed region (harness.profile_call), at the
+#: sizes a verdict turns on; like results.csv it has one column per grid axis besides.
+BREAKDOWN_COLUMNS: dict[str, tuple[str, str]] = {
+    "case": COLUMNS["case"],
+    "layer": COLUMNS["layer"],
+    "impl": COLUMNS["impl"],
+    "role": COLUMNS["role"],
+    "point": COLUMNS["point"],
+    "size": COLUMNS["size"],
+    "dtype": COLUMNS["dtype"],
+    "threads": COLUMNS["threads"],
+    "device": COLUMNS["device"],
+    "allocator": COLUMNS["allocator"],
+    "phase": ("string", "'step' or 'forward', as in results.csv (harness.measure)"),
+    "part": (
+        "string",
+        "where the time went: a NumPy/SciPy function (scipy.signal.correlate2d), a bridge "
+        "call (torch.Tensor.numpy), an aten op or device kernel (aten::convolution_backward), "
+        "'autograd Function dispatch', 'autograd engine', 'Python between calls'",
+    ),
+    "kind": (
+        "string",
+        "numpy (a NumPy/SciPy function, inclusive), bridge (tensor to ndarray and back, "
+        "copies, dtype casts), python (autograd Function dispatch, ctx, the Python between "
+        "calls), kernel (an aten op's self time, or a device kernel), other (the autograd "
+        "engine on native nodes, CUDA runtime calls, the rest)",
+    ),
+    "seconds": (
+        "Float64",
+        "seconds of the one profiled call spent in this part, the tools' estimated overhead "
+        "removed (harness.breakdown)",
+    ),
+    "share": ("Float64", "seconds / profiled_s: the shares of one case sum to 1"),
+    "calls": ("Int64", "times the part ran in the profiled call (0: time between calls)"),
+    "tool": (
+        "string",
+        "what measured it: sys.setprofile (numpy, bridge), torch.profiler (aten ops, "
+        "record functions), torch.profiler (CUDA) (device kernels), torch.profiler (rest "
+        "of the call) (the call's time outside every event)",
+    ),
+    "profiled_s": (
+        "Float64",
+        "the case's profiled call, overhead removed: the sum of its parts' seconds",
+    ),
+    "raw_s": ("Float64", "the profiled call's wall time under the tools"),
+    "plain_s": (
+        "Float64",
+        "the same call's wall time without the tools, in the same pass (median of a few "
+        "calls); compare it and results.csv's median_s with profiled_s (the report states "
+        "both gaps)",
+    ),
+    "minor_faults": ("Float64", "minor page faults per plain call in the profiling pass"),
 }
 
 

@@ -347,7 +347,9 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
         tmp.chmod(0o777 & ~umask)
         atomic_write_json(tmp / RUN_JSON, versioned(run))
         atomic_write_json(tmp / ENVIRONMENT_JSON, versioned(environment))
-        write_results(tmp, frame, deviations, capabilities, pyperf_text)
+        breakdowns = [p.results.breakdown for p in loaded if p.results.breakdown is not None]
+        breakdown = pd.concat(breakdowns, ignore_index=True) if breakdowns else None
+        write_results(tmp, frame, deviations, capabilities, pyperf_text, breakdown)
         for part in loaded:
             raw = part.path / RAW_DIR
             if raw.is_dir():

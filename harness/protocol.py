@@ -21,6 +21,8 @@ Tasks, the units of work a job lists::
     RoundsTask        paired timing of one *group* (every implementation of one grid
                       point, dtype, threads, device and allocator): ``rounds`` rounds,
                       each timing every case of the group once, in a fresh random order
+    ProfileTask       after timing: one profiled call per phase of one variant, split
+                      into parts (``harness.profile_call``, ``harness.breakdown``)
 
 Events, what a worker reports::
 
@@ -32,6 +34,7 @@ Events, what a worker reports::
     SetupDone               a SetupTask's outcome, per phase
     RoundsDone              a RoundsTask's values: seconds per call, per case, one
                             value per round, in round order (paired across cases)
+    BreakdownDone           a ProfileTask's parts, per phase
     Crash                   written by the runner: the task a dead or hung worker was on
     Finished                the worker's job is done
 
@@ -56,6 +59,7 @@ from harness.points import parse_point
 
 __all__ = [
     "SCHEMA",
+    "BreakdownDone",
     "CapabilitiesDone",
     "CapabilitiesTask",
     "Crash",
@@ -67,7 +71,9 @@ __all__ = [
     "GradcheckTask",
     "Invalid",
     "Job",
+    "PhaseBreakdown",
     "PhaseSetup",
+    "ProfileTask",
     "ProtocolError",
     "RoundsDone",
     "RoundsTask",
@@ -86,7 +92,7 @@ __all__ = [
 
 SCHEMA = 3
 
-Mode = Literal["validate", "setup", "timing"]
+Mode = Literal["validate", "setup", "timing", "profile"]
 
 
 class ProtocolError(ValueError):
@@ -134,9 +140,20 @@ class RoundsTask:
     """0 for the first pass; adaptive passes count up."""
 
 
-Task: TypeAlias = ValidateTask | CapabilitiesTask | GradcheckTask | SetupTask | RoundsTask
+@dataclass(frozen=True)
+class ProfileTask:
+    kind: ClassVar[str] = "profile"
+    variant: Variant
+    phases: tuple[str, ...] = ("step", "forward")
+    """The phases to profile, one call each."""
+
+
+Task: TypeAlias = (
+    ValidateTask | CapabilitiesTask | GradcheckTask | SetupTask | RoundsTask | ProfileTask
+)
 _TASKS: dict[str, type[Any]] = {
-    t.kind: t for t in (ValidateTask, CapabilitiesTask, GradcheckTask, SetupTask, RoundsTask)
+    t.kind: t
+    for t in (ValidateTask, CapabilitiesTask, GradcheckTask, SetupTask, RoundsTask, ProfileTask)
 }
 
 
@@ -144,6 +161,8 @@ def task_to_json(task: Task) -> dict[str, Any]:
     data: dict[str, Any]
     if isinstance(task, SetupTask):
         data = {"variant": task.variant.to_json()}
+    elif isinstance(task, ProfileTask):
+        data = {"variant": task.variant.to_json(), "phases": list(task.phases)}
     elif isinstance(task, RoundsTask):
         data = {
             "group": task.group.to_json(),
@@ -165,8 +184,10 @@ def task_from_json(data: Mapping[str, Any]) -> Task:
     kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data}
     if cls in (ValidateTask, CapabilitiesTask):
         kwargs["impls"] = tuple(kwargs.get("impls", ()))
+    if cls is ProfileTask and "phases" in kwargs:
+        kwargs["phases"] = tuple(kwargs["phases"])
     try:
-        if cls is SetupTask:
+        if cls is SetupTask or cls is ProfileTask:
             kwargs["variant"] = _variant(kwargs["variant"])
         if cls is RoundsTask:
             kwargs["group"] = _group(kwargs["group"])
@@ -288,6 +309,8 @@ class PhaseSetup:
     returns: str | None = None
     """Forward only: how the output differs from what the inputs ask for (dtype,
     device, shape), e.g. ``float32 for float64 input``; None when it does not."""
+    minor_faults: float | None = None
+    """Minor page faults per call (resource.getrusage around one timed value's calls)."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +344,29 @@ class RoundsDone:
 
 
 @dataclass(frozen=True)
+class PhaseBreakdown:
+    """One phase of a variant, profiled: ``status`` ok / error / unsupported."""
+
+    status: str
+    error: str | None = None
+    parts: tuple[Mapping[str, Any], ...] = ()
+    """``harness.breakdown.Part`` fields: part, kind, seconds, share, calls, tool."""
+    profiled_s: float | None = None
+    raw_s: float | None = None
+    plain_s: float | None = None
+    minor_faults: float | None = None
+
+
+@dataclass(frozen=True)
+class BreakdownDone:
+    kind: ClassVar[str] = "breakdown"
+    variant: Variant
+    phases: Mapping[str, PhaseBreakdown]
+    seconds: float = 0.0
+    """Wall seconds this variant's profiling took (preparing it included)."""
+
+
+@dataclass(frozen=True)
 class Crash:
     kind: ClassVar[str] = "crash"
     task: Task
@@ -341,6 +387,7 @@ Event: TypeAlias = (
     | GradcheckDone
     | SetupDone
     | RoundsDone
+    | BreakdownDone
     | Crash
     | Finished
 )
@@ -354,6 +401,7 @@ _EVENTS: dict[str, type[Any]] = {
         GradcheckDone,
         SetupDone,
         RoundsDone,
+        BreakdownDone,
         Crash,
         Finished,
     )
@@ -388,6 +436,12 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
             kwargs["variant"] = _variant(kwargs["variant"])
             kwargs["phases"] = {
                 k: PhaseSetup(**{**v, "deviations": tuple(v.get("deviations") or ())})
+                for k, v in kwargs["phases"].items()
+            }
+        elif cls is BreakdownDone:
+            kwargs["variant"] = _variant(kwargs["variant"])
+            kwargs["phases"] = {
+                k: PhaseBreakdown(**{**v, "parts": tuple(v.get("parts") or ())})
                 for k, v in kwargs["phases"].items()
             }
         elif cls is RoundsDone:

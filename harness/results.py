@@ -12,6 +12,8 @@ Layout of a results folder ``DIR``::
     results.csv        the results frame (columns: harness.frame.COLUMNS, then grid axes)
     deviations.csv     per-tensor deviation detail (harness.frame.DEVIATION_COLUMNS)
     capabilities.csv   the capability matrix (harness.frame.CAPABILITY_COLUMNS)
+    breakdown.csv      where one profiled call's time goes (harness.frame.BREAKDOWN_COLUMNS);
+                       only in folders whose run profiled (--breakdown), optional to read
     manifest.json      schema, rows, columns, size and sha256 of the files above
     report.md, plots/  the report (python -m harness report DIR)
 
@@ -43,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError, ResultsError
-from harness.frame import CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
+from harness.frame import BREAKDOWN_COLUMNS, CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
 from harness.pyperf_adapter import benchmark_json, json_version, load_suite, pyperf_suite
 
 __all__ = [
@@ -78,6 +80,7 @@ PYPERF_JSON = "pyperf.json"
 RESULTS_CSV = "results.csv"
 DEVIATIONS_CSV = "deviations.csv"
 CAPABILITIES_CSV = "capabilities.csv"
+BREAKDOWN_CSV = "breakdown.csv"
 MANIFEST_JSON = "manifest.json"
 REPORT_MD = "report.md"
 
@@ -334,10 +337,22 @@ class ResultsWriter:
             self._files[PYPERF_JSON].write(benchmarks[0])
             self._benchmarks += benchmarks[1]
 
-    def finish(self, capabilities: pd.DataFrame, pyperf_text: str | None = None) -> None:
+    def finish(
+        self,
+        capabilities: pd.DataFrame,
+        pyperf_text: str | None = None,
+        breakdown: pd.DataFrame | None = None,
+    ) -> None:
         """Put every file in place, then the manifest. ``pyperf_text``, when given,
-        replaces the streamed benchmarks with a whole pyperf.json (``merge``)."""
+        replaces the streamed benchmarks with a whole pyperf.json (``merge``);
+        ``breakdown``, when given, is breakdown.csv (without it, none is left)."""
         try:
+            if breakdown is not None:
+                part = AtomicFile(self.folder / BREAKDOWN_CSV)
+                self._files[BREAKDOWN_CSV] = part
+                part.write(breakdown.to_csv(index=False).encode("utf-8"))
+                self._columns[BREAKDOWN_CSV] = [str(c) for c in breakdown.columns]
+                self._rows[BREAKDOWN_CSV] = len(breakdown)
             caps = AtomicFile(self.folder / CAPABILITIES_CSV)
             self._files[CAPABILITIES_CSV] = caps
             caps.write(capabilities.to_csv(index=False).encode("utf-8"))
@@ -356,6 +371,9 @@ class ResultsWriter:
                 perf = None
             with contextlib.suppress(FileNotFoundError):
                 (self.folder / MANIFEST_JSON).unlink()
+            if breakdown is None:  # the manifest will not list one
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / BREAKDOWN_CSV).unlink()
             files: dict[str, dict[str, Any]] = {}
             for name, handle in self._files.items():
                 files[name] = {
@@ -397,10 +415,12 @@ def write_results(
     deviations: pd.DataFrame,
     capabilities: pd.DataFrame,
     pyperf_text: str | None,
+    breakdown: pd.DataFrame | None = None,
 ) -> None:
     """Write the data files of a results folder from whole tables (``ResultsWriter``
     with one chunk each): results.csv, deviations.csv, capabilities.csv, pyperf.json
-    when ``pyperf_text`` is given, and last ``manifest.json``."""
+    when ``pyperf_text`` is given, breakdown.csv when ``breakdown`` is, and last
+    ``manifest.json``."""
     writer = ResultsWriter(
         folder, results_columns=list(frame.columns), deviation_columns=list(deviations.columns)
     )
@@ -409,7 +429,7 @@ def write_results(
     except BaseException:
         writer.discard()
         raise
-    writer.finish(capabilities, pyperf_text)
+    writer.finish(capabilities, pyperf_text, breakdown)
 
 
 # -- reading back ---------------------------------------------------------------------
@@ -635,7 +655,11 @@ def _read_table(
     text, header, rows = _csv_records(name, data)
     _check_against_manifest(name, data, entry, rows, header)
     # a format-1 file lacks the columns documented since: they are read as empty
-    older = _OLDER_COLUMNS[schema][name] if schema in _OLDER_COLUMNS else frozenset(columns)
+    older = (
+        _OLDER_COLUMNS[schema].get(name, frozenset())
+        if schema in _OLDER_COLUMNS
+        else frozenset(columns)
+    )
     missing = [c for c in columns if c not in header and c in older]
     absent = [c for c in columns if c not in header and c not in older]
     unexpected = [] if extra_allowed else [c for c in header if c not in columns]
@@ -665,7 +689,7 @@ def _read_table(
             f"{', '.join(absent)} are empty"
         )
     # format-1 columns no longer documented are dropped (they are not grid axes)
-    gone = [c for c in raw.columns if c in _FORMAT1_COLUMNS[name] and c not in columns]
+    gone = [c for c in raw.columns if c in _FORMAT1_COLUMNS.get(name, ()) and c not in columns]
     raw = raw[[*columns, *(c for c in raw.columns if c not in columns and c not in gone)]]
     for column, (dtype, _) in columns.items():
         try:
@@ -712,6 +736,9 @@ class Results:
     environment: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    breakdown: pd.DataFrame | None = None
+    """breakdown.csv (``BREAKDOWN_COLUMNS``, then grid axes); None where the run did not
+    profile (folders before it, ``--breakdown none``)."""
     _suite: Any = field(default=_UNLOADED, init=False, repr=False, compare=False)
 
     @property
@@ -780,7 +807,7 @@ def _load_once(folder: Path, manifest_data: bytes | None) -> Results:
             data,
             columns,
             entry(name),
-            extra_allowed=columns is COLUMNS,
+            extra_allowed=columns is COLUMNS or columns is BREAKDOWN_COLUMNS,
             schema=schema,
             notes=notes,
         )
@@ -788,6 +815,13 @@ def _load_once(folder: Path, manifest_data: bytes | None) -> Results:
     frame = table(RESULTS_CSV, COLUMNS, required=True)
     deviations = table(DEVIATIONS_CSV, DEVIATION_COLUMNS, required=False)
     capabilities = table(CAPABILITIES_CSV, CAPABILITY_COLUMNS, required=False)
+    # optional: only a run that profiled has one (older folders never do)
+    listed = manifest is not None and BREAKDOWN_CSV in manifest
+    breakdown = (
+        table(BREAKDOWN_CSV, BREAKDOWN_COLUMNS, required=False)
+        if listed or (folder / BREAKDOWN_CSV).exists()
+        else None
+    )
 
     suite = None
     data = _read_bytes(folder / PYPERF_JSON)
@@ -807,6 +841,7 @@ def _load_once(folder: Path, manifest_data: bytes | None) -> Results:
         environment=environment,
         run=run,
         notes=tuple(notes),
+        breakdown=breakdown,
     )
     results._suite = suite
     return results

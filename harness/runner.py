@@ -59,6 +59,7 @@ from harness.protocol import (
     GradcheckTask,
     Invalid,
     Job,
+    ProfileTask,
     RoundsTask,
     SetupTask,
     Started,
@@ -452,6 +453,13 @@ class Runner:
         if breakdown is not None:
             breakdown()
 
+    def _breakdown_pass(self) -> None:
+        """Where the time goes (issue 19): after every timing pass, unless --breakdown
+        none; its cost goes to run.json's timing (``TimingLog.profiling``)."""
+        from harness.breakdown_pass import breakdown_pass
+
+        self.timing.profiling = breakdown_pass(self)
+
     def _comparisons(
         self, state: State, groups: Sequence[Group]
     ) -> dict[str, Mapping[str, Comparison]]:
@@ -631,6 +639,8 @@ def _describe_task(task: Task) -> str:
         return f"gradcheck {task.layer}/{task.impl}"
     if isinstance(task, CapabilitiesTask):
         return f"capabilities {task.layer}"
+    if isinstance(task, ProfileTask):
+        return f"profile {task.variant.name}"
     return f"validate {task.layer}"
 
 

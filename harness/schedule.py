@@ -85,15 +85,21 @@ class TimingLog:
     adaptive: list[dict[str, Any]] = field(default_factory=list)
     spent_s: float = 0.0
     stopped: str = ""
+    profiling: dict[str, Any] = field(default_factory=dict)
+    """The profiling pass after timing (``harness.breakdown_pass``): mode, variants,
+    seconds; empty when it did not run."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "budget_s": self.budget_s,
             "first_pass": self.first_pass,
             "adaptive": self.adaptive,
             "spent_s": round(self.spent_s, 2),
             "stopped": self.stopped,
         }
+        if self.profiling:
+            out["profiling"] = self.profiling
+        return out
 
 
 @dataclass(frozen=True)

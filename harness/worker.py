@@ -49,6 +49,7 @@ from harness.measure import (
 )
 from harness.points import format_point
 from harness.protocol import (
+    BreakdownDone,
     CapabilitiesDone,
     CapabilitiesTask,
     EventLog,
@@ -57,7 +58,9 @@ from harness.protocol import (
     GradcheckTask,
     Invalid,
     Job,
+    PhaseBreakdown,
     PhaseSetup,
+    ProfileTask,
     RoundsDone,
     RoundsTask,
     SetupDone,
@@ -138,6 +141,14 @@ class _Prepared:
             grad = torch.randn(out.shape, generator=gen, dtype=torch.float64)
             self._grad_output = grad.to(device=out.device, dtype=out.dtype)
         return self._grad_output
+
+    def step_call(self) -> Any:
+        """One training step, as ``step`` times it: a forward recording the graph,
+        then every gradient without retain_graph (the graph is freed)."""
+        with torch.enable_grad():
+            out = self.built.fn(*self.leaves())
+            wrt = [t for t, m in zip(self.leaves(), self.grad_mask, strict=True) if m]
+            return torch.autograd.grad(out, wrt, self.grad_output(), allow_unused=True)
 
     def backward_time_func(self) -> Callable[[int], float]:
         out, wrt = self.graph()
@@ -250,13 +261,15 @@ class Worker:
         del out
 
         peak = self._peak(p, p.forward)
-        loops, per_call = calibrate_loops(p.forward_time_func(), self.job.min_time)
+        time_func = p.forward_time_func()
+        loops, per_call = calibrate_loops(time_func, self.job.min_time)
         return PhaseSetup(
             "ok",
             loops=loops,
             estimate_s=per_call,
             deviations=(asdict(dev),),
             returns=returns,
+            minor_faults=_faults_per_call(time_func, loops),
             **peak,
         )
 
@@ -288,7 +301,8 @@ class Worker:
 
         peak = self._peak(p, call)
         loops, per_call = calibrate_loops(time_func, self.job.min_time)
-        return PhaseSetup("ok", loops=loops, estimate_s=per_call, **peak)
+        faults = _faults_per_call(time_func, loops)
+        return PhaseSetup("ok", loops=loops, estimate_s=per_call, minor_faults=faults, **peak)
 
     def _setup_backward(self, p: _Prepared) -> PhaseSetup:
         missing = self._no_backward(p)
@@ -309,8 +323,16 @@ class Worker:
             return torch.autograd.grad(out, wrt, grad_out, retain_graph=True, allow_unused=True)
 
         peak = self._peak(p, call)
-        loops, per_call = calibrate_loops(p.backward_time_func(), self.job.min_time)
-        return PhaseSetup("ok", loops=loops, estimate_s=per_call, deviations=devs, **peak)
+        time_func = p.backward_time_func()
+        loops, per_call = calibrate_loops(time_func, self.job.min_time)
+        return PhaseSetup(
+            "ok",
+            loops=loops,
+            estimate_s=per_call,
+            deviations=devs,
+            minor_faults=_faults_per_call(time_func, loops),
+            **peak,
+        )
 
     # -- the cache of checks (harness.cache) -----------------------------------------
 
@@ -544,6 +566,55 @@ class Worker:
             )
         )
 
+    # -- profile mode ---------------------------------------------------------------
+
+    def profile(self, task: ProfileTask) -> None:
+        """One profiled call per phase of a variant (harness.profile_call), after
+        timing: where its time goes."""
+        from harness.profile_call import calibrate, profile_call
+
+        t0 = time.perf_counter()
+        variant = task.variant
+        phases: dict[str, PhaseBreakdown] = {}
+        try:
+            with quiet():
+                p = self.prepare(variant)
+            costs = calibrate()
+        except Exception as exc:
+            err = (
+                PhaseBreakdown("unsupported", error=exc.cause)
+                if isinstance(exc, FormUnsupported)
+                else PhaseBreakdown("error", error=describe(exc))
+            )
+            self.log.write(BreakdownDone(variant, dict.fromkeys(task.phases, err)))
+            return
+        for phase in task.phases:
+            missing = self._no_backward(p) if phase == "step" else None
+            if missing is not None:
+                phases[phase] = PhaseBreakdown("unsupported", error=missing.error)
+                continue
+            try:
+                set_threads(variant.threads)
+                if phase == "step":
+                    p.grad_output()
+                    p._graph = None  # the step builds its own graphs, as timed
+                call = p.step_call if phase == "step" else p.forward
+                with quiet():
+                    found = profile_call(call, variant.device, costs)
+            except Exception as exc:
+                phases[phase] = PhaseBreakdown("error", error=describe(exc))
+                continue
+            b = found.breakdown
+            phases[phase] = PhaseBreakdown(
+                "ok",
+                parts=tuple(asdict(part) for part in b.parts),
+                profiled_s=b.profiled_s,
+                raw_s=b.raw_s,
+                plain_s=b.plain_s,
+                minor_faults=found.minor_faults,
+            )
+        self.log.write(BreakdownDone(variant, phases, time.perf_counter() - t0))
+
     # -- entry ----------------------------------------------------------------------
 
     def validate(self, layer_name: str, impls: tuple[str, ...]) -> None:
@@ -570,11 +641,24 @@ class Worker:
             self.capabilities(task.layer, task.impls)
         elif isinstance(task, RoundsTask):
             self.rounds(task)
+        elif isinstance(task, ProfileTask):
+            self.profile(task)
+            self._prepared.pop(task.variant, None)
 
     def run(self) -> None:
         for task in self.job.tasks:
             self.run_task(task)
         self.log.write(Finished())
+
+
+def _faults_per_call(time_func: Callable[[int], float], loops: int) -> float:
+    """Minor page faults per call over one timed value's calls (resource.getrusage):
+    the allocator's work made visible (results.csv ``minor_faults``)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    time_func(loops)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / max(1, loops)
 
 
 def main(argv: list[str] | None = None) -> int:

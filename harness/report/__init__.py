@@ -24,6 +24,7 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.names import child
 from harness.report._data import rebuild_from_raw
+from harness.report.breakdown import plot_breakdown
 from harness.report.compare import Comparison, compare_results, compare_runs, format_comparison
 from harness.report.decide import KINDS, LayerDecision, decide_layers
 from harness.report.markdown import render_report
@@ -63,6 +64,7 @@ def write_plots(results: Results, folder: str | os.PathLike[str]) -> dict[str, d
             "speedup": plot_speedups(layer_frame, child(base, layer, "-speedup.png"), axis),
             "deviation": plot_deviations(layer_frame, child(base, layer, "-deviation.png"), axis),
             "memory": plot_memory(layer_frame, child(base, layer, "-memory.png"), axis),
+            "breakdown": plot_breakdown(results, layer, child(base, layer, "-breakdown.png")),
         }
         out[layer] = {kind: path.name for kind, path in paths.items() if path is not None}
     return out

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.report._data import records, settings
+from harness.report.breakdown import breakdown_section
 from harness.report.decide import FIX_GRADIENT, LayerDecision, decide_layers
 from harness.report.explain import (
     budget_sentence,
@@ -178,6 +179,7 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
         out += [f"## {d.layer}", ""]
         out += _verdict_block(d, layer_frame)
         out.append("")
+        out += breakdown_section(results, d, paths)  # where the time goes (issue 19)
         contexts = list(dict.fromkeys(s.context for s in settings(rows, d.size_axis)))
         if len(contexts) == 1:
             out += [f"Measured in {contexts[0]}; size axis `{d.size_axis}`.", ""]

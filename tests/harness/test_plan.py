@@ -154,9 +154,7 @@ def test_shard_count_above_the_groups_is_refused_in_one_line(
 def test_shard_count_from_slurm_above_the_groups_is_refused(registry: Registry) -> None:
     from harness.shard import parse_shard
 
-    shard = parse_shard(
-        "auto", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": str(10**12)}
-    )
+    shard = parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": str(10**12)})
     config = RunConfig(layers=("fft",), grid={"n": ("8", "16")}, shard=shard)
     with pytest.raises(ConfigError, match=r"at most 2 parts"):
         make_plan(registry, config)

@@ -44,6 +44,7 @@ def seed_run(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         impls="numpy,scipy,torch",
         grid=["n=8,9", "k=3"],
         profile="quick",
+        threads=1,
         out=out,
         capabilities=False,
         report=False,
@@ -55,8 +56,9 @@ def test_frame_has_the_documented_columns_and_types(seed_run: pd.DataFrame) -> N
     assert {"n", "k"} <= set(seed_run.columns)
     for name, (dtype, _) in COLUMNS.items():
         assert str(seed_run[name].dtype) == str(pd.Series(dtype=dtype).dtype), name
-    # 2 fft sizes x 2 impls + 2 conv sizes x 2 impls, 2 phases each
-    assert len(seed_run) == 16
+    # 2 fft sizes x 2 impls + 2 conv sizes x 2 impls, 3 phases each (forward, backward, step)
+    assert len(seed_run) == 24
+    assert set(seed_run["phase"]) == {"forward", "backward", "step"}
     assert seed_run["case"].is_unique
     back = harness.load(seed_run.attrs["path"])
     pd.testing.assert_frame_equal(
@@ -66,13 +68,13 @@ def test_frame_has_the_documented_columns_and_types(seed_run: pd.DataFrame) -> N
 
 def test_timings_are_positive_and_pyperf_backed(seed_run: pd.DataFrame) -> None:
     ok = seed_run[seed_run["status"] == "ok"]
-    assert len(ok) >= 14
+    assert len(ok) >= 20
     assert (ok["median_s"] > 0).all() and (ok["min_s"] <= ok["median_s"]).all()
     assert (ok["median_s"] <= ok["max_s"]).all()
     # quick profile: 2 processes in the first pass, at least 3 paired rounds each
     assert (ok["n_processes"] >= 2).all() and (ok["n_values"] >= 2 * 3).all()
     # fft's numpy backward fails at n=9 (odd width): nothing to pair torch's with there
-    unpaired = (ok["layer"] == "fft") & (ok["n"] == 9) & (ok["phase"] == "backward")
+    unpaired = (ok["layer"] == "fft") & (ok["n"] == 9) & ok["phase"].isin(["backward", "step"])
     assert ok[unpaired & (ok["impl"] == "torch")]["speedup"].isna().all()
     torch_rows = ok[(ok["impl"] == "torch") & ~unpaired]
     assert torch_rows["speedup"].notna().all() and (torch_rows["speedup_low"] > 0).all()
