@@ -89,7 +89,7 @@ def breakdown_pass(runner: Any) -> dict[str, Any]:
     """Profile what the verdicts turn on, after timing; what it cost (run.json).
 
     ``runner`` is the ``harness.runner.Runner`` whose timing passes have ended: its
-    config, plan, collector, outputs and worker loop are used as they are."""
+    config, plan, collector, outputs and supervisor are used as they are."""
     config = runner.config
     if config.breakdown == "none":
         return {}
@@ -116,7 +116,7 @@ def breakdown_pass(runner: Any) -> dict[str, Any]:
             # each worker that dies takes one task down with it (recorded as failed)
             attempt += 1
             before = set(todo)
-            runner._run_worker("profile", todo, raw, allocator, -1, attempt)
+            runner.supervisor.run_worker("profile", todo, raw, allocator, -1, attempt)
             todo = remaining()
             stalls = stalls + 1 if set(todo) >= before else 0
     return {

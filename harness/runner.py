@@ -15,7 +15,8 @@ not overlap on a small machine):
    process: the process level is where most of the uncertainty lives.
 
 A worker that crashes or hangs is killed; the task it was on is recorded as failed
-(``Crash``) and a new worker carries on with the rest. The runner follows the raw
+(``Crash``) and a new worker carries on with the rest (``harness.supervisor`` starts,
+watches and kills the workers; the runner is the wiring). The runner follows the raw
 files incrementally (``harness.collect.Collector``) and rewrites the results
 atomically as they arrive; Ctrl-C or SIGTERM keeps everything measured so far, and
 ``--resume DIR`` measures only what is missing.
@@ -26,10 +27,7 @@ from __future__ import annotations
 import errno
 import inspect
 import json
-import os
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,26 +45,10 @@ from harness.config import RunConfig, default_threads, merge_settings, run_signa
 from harness.environment import NoiseMonitor, collect_environment, fingerprint, worker_env
 from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
 from harness.forms import quiet as silence
-from harness.lifetime import INDUCTOR_CACHE, FolderLock, clean_stale, die_with_parent
+from harness.lifetime import FolderLock, clean_stale
 from harness.plan import Plan, make_plan
 from harness.progress import Progress
-from harness.protocol import (
-    CapabilitiesTask,
-    Crash,
-    EventLog,
-    EventReader,
-    Finished,
-    GradcheckTask,
-    Invalid,
-    Job,
-    ProfileTask,
-    RoundsTask,
-    SetupTask,
-    Started,
-    Task,
-    Validated,
-    ValidateTask,
-)
+from harness.protocol import EventLog, Invalid, Job, Validated, ValidateTask
 from harness.rebuild import PIECES_FILE, rebuild_outputs, stored_run
 from harness.registry import Registry
 from harness.results import (
@@ -78,6 +60,7 @@ from harness.results import (
     versioned,
 )
 from harness.schedule import Record, Scheduler, Stop, TimingLog, declared_impls
+from harness.supervisor import STARTUP_TIMEOUT_S, Supervisor, run_to_end
 
 __all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
@@ -86,7 +69,6 @@ _WRITE_EVERY_S = 2.0
 #: Rebuilding the outputs may take at most this share of the runner's time.
 _WRITE_SHARE = 0.02
 _SAMPLE_EVERY_S = 5.0
-_STARTUP_TIMEOUT_S = 180.0
 
 
 class Interrupted(HarnessError):
@@ -217,8 +199,17 @@ class Runner:
         self._last_write = 0.0
         self._write_cost = 0.0
         self._last_sample = time.monotonic()
-        self._cache_dir: Path | None = None
         self._complete = False
+        # spawns, watches and kills the workers; a hung task's limit is the scheduler's
+        self.supervisor = Supervisor(
+            self.out,
+            config,
+            self.env,
+            self.progress,
+            task_limit=self.scheduler.task_limit,
+            tick=self._maybe_write,
+        )
+        self.supervisor.lock = self._lock
 
     @classmethod
     def from_settings(
@@ -243,8 +234,7 @@ class Runner:
         raises ``LayerDefinitionError``; an implementation that fails is a note (its
         points will be measured, and fail, in isolation)."""
         tasks = [ValidateTask(name, declared_impls(self.plan, name)) for name in self.plan.layers]
-        limit = _STARTUP_TIMEOUT_S + sum(30.0 * (len(t.impls) + 1) for t in tasks)
-        code: int | None
+        limit = STARTUP_TIMEOUT_S + sum(30.0 * (len(t.impls) + 1) for t in tasks)
         with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
             raw = Path(tmp) / "validate.jsonl"
             job_path = Path(tmp) / "job.json"
@@ -255,19 +245,7 @@ class Runner:
                 layers_from=self.config.layers_from,
                 seed=self.config.seed,
             ).write(job_path)
-            try:
-                proc = subprocess.run(
-                    [sys.executable, "-m", "harness.worker", str(job_path)],
-                    capture_output=True,
-                    text=True,
-                    env=worker_env(max(self.config.threads)),
-                    stdin=subprocess.DEVNULL,
-                    timeout=limit,
-                    preexec_fn=die_with_parent,
-                )
-                code, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
-            except subprocess.TimeoutExpired:
-                code, tail = None, []
+            code, tail = run_to_end(job_path, worker_env(max(self.config.threads)), limit)
             events = EventLog.read(raw)
         notes: list[str] = []
         done = set()
@@ -345,6 +323,7 @@ class Runner:
             _prepare_out(self.out)
         if self._lock is None:
             self._lock = FolderLock.acquire(self.out)
+        self.supervisor.lock = self._lock  # workers inherit it
         clean_stale(self.out)  # cut atomic writes and the compile cache of a killed run
         for note in [*self.plan.dropped, *notes]:
             self._say(f"note: {note}")
@@ -371,9 +350,7 @@ class Runner:
             finally:
                 self.builder.close()
             self._write_run_records()
-            if self._cache_dir is not None:
-                shutil.rmtree(self._cache_dir, ignore_errors=True)
-            self._evict_cache()
+            self.supervisor.close_caches()
             clean_stale(self.out)
             if self._lock is not None:
                 self._lock.release()
@@ -447,7 +424,9 @@ class Runner:
                 self.progress.begin(*step.begin)
             raw = self.out / RAW_DIR / step.raw
             tasks = list(step.tasks)
-            self._run_worker(step.mode, tasks, raw, step.allocator, step.process, step.attempt)
+            self.supervisor.run_worker(
+                step.mode, tasks, raw, step.allocator, step.process, step.attempt
+            )
         # Issue 19's profiling pass runs here, after timing, when it is defined.
         breakdown = getattr(self, "_breakdown_pass", None)
         if breakdown is not None:
@@ -468,90 +447,7 @@ class Runner:
         self.builder.refresh(state, groups)  # every changed group in one go
         return {g.name: self.builder.group(state, g).comparisons for g in groups}
 
-    # -- workers ----------------------------------------------------------------------
-
-    def _run_worker(
-        self,
-        mode: str,
-        tasks: list[Task],
-        raw: Path,
-        allocator: str,
-        process: int,
-        attempt: int,
-    ) -> None:
-        tag = f"{mode}-{max(process, 0):03d}-{allocator}-{attempt}"
-        job = Job(
-            mode,  # type: ignore[arg-type]
-            tuple(tasks),
-            str(raw),
-            process=process,
-            min_time=self.profile.min_time,
-            layers_from=self.config.layers_from,
-            seed=self.config.seed,
-            memory=self.config.memory,
-            phases=self.config.phases,
-            cache_dir=str(self._cache_root()) if self._cache_root() else None,
-        )
-        job_path = self.out / "logs" / f"{tag}.job.json"
-        job.write(job_path)
-        extra = self._cache_env()
-        env = worker_env(max(self.config.threads), allocator, extra)
-        reader = EventReader(raw)
-        reader.offset = raw.stat().st_size if raw.exists() else 0
-        with open(self.out / "logs" / f"{tag}.log", "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.worker", str(job_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-                cwd=os.getcwd(),
-                # it dies with the runner, and holds the folder's lock while it lives
-                preexec_fn=die_with_parent,
-                pass_fds=(self._lock.fd,) if self._lock is not None else (),
-            )
-            try:
-                self._watch(proc, raw, reader)
-            except BaseException:
-                _kill(proc)
-                raise
-
-    def _inductor_cache(self) -> Path:
-        # With --no-cache (see _cache_env), one cache per run: the setup worker compiles
-        # cold (the one-off cost a user pays), the timing workers reuse its kernels. It
-        # lives in the results folder (a killed run leaves nothing in the system's
-        # temporary folder; a resume removes it) and is removed at the end.
-        if self._cache_dir is None:
-            self._cache_dir = self.out / INDUCTOR_CACHE
-            self._cache_dir.mkdir(exist_ok=True)
-        return self._cache_dir
-
-    # -- the cache across runs (harness.cache) ----------------------------------------
-
-    def _cache_root(self) -> Path | None:
-        """The cache of checks, ONNX exports and compiled kernels; None: --no-cache."""
-        if not self.config.cache:
-            return None
-        from harness.cache import cache_root
-
-        return cache_root(self.config.cache_dir)
-
-    def _cache_env(self) -> dict[str, str]:
-        """Where a worker keeps ONNX exports and torch's compile caches: under the
-        cache across runs (inductor's in a folder per torch and CPU capability), or,
-        with --no-cache, in this run's folder (removed at the end, as before)."""
-        root = self._cache_root()
-        if root is None:
-            run_cache = str(self._inductor_cache())
-            return {"TORCHINDUCTOR_CACHE_DIR": run_cache, "HARNESS_CACHE_DIR": run_cache}
-        from harness.cache import inductor_dir
-
-        versions = self.env.get("versions") or {}
-        inductor = inductor_dir(
-            root, str(versions.get("torch")), str(self.env.get("cpu_capability"))
-        )
-        return {"TORCHINDUCTOR_CACHE_DIR": str(inductor), "HARNESS_CACHE_DIR": str(root)}
+    # -- run.json's record of the cache (harness.cache) ------------------------------
 
     def _cache_record(self) -> dict[str, Any]:
         """run.json's ``cache``: which checks came from the cache, for which layers."""
@@ -559,54 +455,7 @@ class Runner:
         from harness.collect import SETUP_FILE as setup_file
 
         events = EventLog.read(self.out / RAW_DIR / setup_file)
-        return cache_summary(self._cache_root(), events)
-
-    def _evict_cache(self) -> None:
-        root = self._cache_root()
-        if root is None:
-            return
-        from harness.cache import Store
-
-        # never raises: a cache that cannot be trimmed only grows until a run trims it
-        Store(root).evict(keep=[Path(self._cache_env()["TORCHINDUCTOR_CACHE_DIR"])])
-
-    def _task_limit(self, task: Task) -> float:
-        return self.scheduler.task_limit(task)
-
-    def _watch(self, proc: subprocess.Popen[bytes], raw: Path, reader: EventReader) -> None:
-        current: Task | None = None
-        since = time.monotonic()
-        limit = _STARTUP_TIMEOUT_S
-        while True:
-            code = proc.poll()
-            for event in reader.poll():
-                if isinstance(event, Started):
-                    current = event.task
-                    since = time.monotonic()
-                    limit = self._task_limit(current)
-                    self.progress.step(_describe_task(current))
-                elif isinstance(event, Finished):
-                    current = None
-            if code is not None:
-                if current is not None:
-                    why = f"worker crashed (exit code {code}) while running it; see {self.out / 'logs'}"
-                    if code < 0:
-                        why = f"worker killed by signal {-code} while running it; see {self.out / 'logs'}"
-                    EventLog(raw).write(Crash(current, why))
-                self._maybe_write()
-                return
-            if time.monotonic() - since > limit:
-                _kill(proc)
-                if current is None:
-                    raise ResultsError(
-                        f"a worker did not start within {limit:.0f}s; see {self.out / 'logs'}"
-                    )
-                EventLog(raw).write(
-                    Crash(current, f"timed out after {limit:.0f}s ({_describe_task(current)})")
-                )
-                return
-            self._maybe_write()
-            time.sleep(0.05)
+        return cache_summary(self.supervisor.cache_root(), events)
 
     # -- outputs --------------------------------------------------------------------
 
@@ -628,29 +477,6 @@ class Runner:
         self._last_write = time.monotonic()
         self._write_cost = self._last_write - t0
         return written
-
-
-def _describe_task(task: Task) -> str:
-    if isinstance(task, SetupTask):
-        return task.variant.name
-    if isinstance(task, RoundsTask):
-        return task.group.name
-    if isinstance(task, GradcheckTask):
-        return f"gradcheck {task.layer}/{task.impl}"
-    if isinstance(task, CapabilitiesTask):
-        return f"capabilities {task.layer}"
-    if isinstance(task, ProfileTask):
-        return f"profile {task.variant.name}"
-    return f"validate {task.layer}"
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
-        proc.wait()
 
 
 def run(

@@ -1,0 +1,261 @@
+"""The supervisor: starts worker processes, watches them, kills them, records crashes.
+
+It decides nothing about what to run (``harness.schedule`` does) and keeps no results
+(``harness.collect`` folds the raw files): given a job, it writes the job file, starts
+``python -m harness.worker JOB.json`` with the run's environment, follows the worker's
+events, and when the worker dies or hangs on a task, kills it and writes a ``Crash``
+for that task so that the next worker carries on with the rest.
+
+A worker dies with the runner (``harness.lifetime.die_with_parent``) and inherits the
+folder's lock (``FolderLock``, passed by file descriptor), so an orphaned worker still
+keeps other runners out of the folder while it lives. Where a worker keeps ONNX
+exports and torch's compile caches is the cache across runs (``harness.cache``) or,
+with ``--no-cache``, a folder inside the results folder removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.config import RunConfig
+from harness.environment import worker_env
+from harness.errors import ResultsError
+from harness.lifetime import INDUCTOR_CACHE, FolderLock, die_with_parent
+from harness.progress import Progress
+from harness.protocol import (
+    CapabilitiesTask,
+    Crash,
+    EventLog,
+    EventReader,
+    Finished,
+    GradcheckTask,
+    Job,
+    ProfileTask,
+    RoundsTask,
+    SetupTask,
+    Started,
+    Task,
+)
+
+__all__ = ["STARTUP_TIMEOUT_S", "Supervisor", "describe_task", "kill", "run_to_end"]
+
+#: Seconds a worker may take to start (import torch, build the registry).
+STARTUP_TIMEOUT_S = 180.0
+
+_POLL_S = 0.05
+
+
+class Supervisor:
+    """Runs one worker at a time for a results folder.
+
+    ``task_limit`` says how long a task may run before its worker counts as hung (the
+    scheduler's rule); ``tick`` is called while a worker runs (the runner's write
+    cadence). ``lock`` is the folder's lock, set once the runner holds it."""
+
+    def __init__(
+        self,
+        out: Path,
+        config: RunConfig,
+        env: Mapping[str, Any],
+        progress: Progress,
+        task_limit: Callable[[Task], float],
+        tick: Callable[[], None],
+    ) -> None:
+        self.out = out
+        self.config = config
+        self.env = env
+        self.progress = progress
+        self.task_limit = task_limit
+        self.tick = tick
+        self.lock: FolderLock | None = None
+        self._min_time = config.profile_spec.min_time
+        self._cache_dir: Path | None = None
+
+    # -- one worker ------------------------------------------------------------------
+
+    def run_worker(
+        self,
+        mode: str,
+        tasks: list[Task],
+        raw: Path,
+        allocator: str,
+        process: int,
+        attempt: int,
+    ) -> None:
+        """Run ``tasks`` in one worker writing ``raw``, until it ends, dies or hangs."""
+        tag = f"{mode}-{max(process, 0):03d}-{allocator}-{attempt}"
+        job = Job(
+            mode,  # type: ignore[arg-type]
+            tuple(tasks),
+            str(raw),
+            process=process,
+            min_time=self._min_time,
+            layers_from=self.config.layers_from,
+            seed=self.config.seed,
+            memory=self.config.memory,
+            phases=self.config.phases,
+            cache_dir=str(self.cache_root()) if self.cache_root() else None,
+        )
+        job_path = self.out / "logs" / f"{tag}.job.json"
+        job.write(job_path)
+        extra = self.cache_env()
+        env = worker_env(max(self.config.threads), allocator, extra)
+        reader = EventReader(raw)
+        reader.offset = raw.stat().st_size if raw.exists() else 0
+        with open(self.out / "logs" / f"{tag}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.worker", str(job_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                cwd=os.getcwd(),
+                # it dies with the runner, and holds the folder's lock while it lives
+                preexec_fn=die_with_parent,
+                pass_fds=(self.lock.fd,) if self.lock is not None else (),
+            )
+            try:
+                self._watch(proc, raw, reader)
+            except BaseException:
+                kill(proc)
+                raise
+
+    def _watch(self, proc: subprocess.Popen[bytes], raw: Path, reader: EventReader) -> None:
+        current: Task | None = None
+        since = time.monotonic()
+        limit = STARTUP_TIMEOUT_S
+        while True:
+            code = proc.poll()
+            for event in reader.poll():
+                if isinstance(event, Started):
+                    current = event.task
+                    since = time.monotonic()
+                    limit = self.task_limit(current)
+                    self.progress.step(describe_task(current))
+                elif isinstance(event, Finished):
+                    current = None
+            if code is not None:
+                if current is not None:
+                    EventLog(raw).write(Crash(current, self._died(code)))
+                self.tick()
+                return
+            if time.monotonic() - since > limit:
+                kill(proc)
+                if current is None:
+                    raise ResultsError(
+                        f"a worker did not start within {limit:.0f}s; see {self.out / 'logs'}"
+                    )
+                EventLog(raw).write(
+                    Crash(current, f"timed out after {limit:.0f}s ({describe_task(current)})")
+                )
+                return
+            self.tick()
+            time.sleep(_POLL_S)
+
+    def _died(self, code: int) -> str:
+        if code < 0:
+            return f"worker killed by signal {-code} while running it; see {self.out / 'logs'}"
+        return f"worker crashed (exit code {code}) while running it; see {self.out / 'logs'}"
+
+    # -- the caches a worker uses (harness.cache) ------------------------------------
+
+    def cache_root(self) -> Path | None:
+        """The cache of checks, ONNX exports and compiled kernels; None: --no-cache."""
+        if not self.config.cache:
+            return None
+        from harness.cache import cache_root
+
+        return cache_root(self.config.cache_dir)
+
+    def cache_env(self) -> dict[str, str]:
+        """Where a worker keeps ONNX exports and torch's compile caches: under the
+        cache across runs (inductor's in a folder per torch and CPU capability), or,
+        with --no-cache, in this run's folder (removed at the end, as before)."""
+        root = self.cache_root()
+        if root is None:
+            run_cache = str(self._inductor_cache())
+            return {"TORCHINDUCTOR_CACHE_DIR": run_cache, "HARNESS_CACHE_DIR": run_cache}
+        from harness.cache import inductor_dir
+
+        versions = self.env.get("versions") or {}
+        inductor = inductor_dir(
+            root, str(versions.get("torch")), str(self.env.get("cpu_capability"))
+        )
+        return {"TORCHINDUCTOR_CACHE_DIR": str(inductor), "HARNESS_CACHE_DIR": str(root)}
+
+    def _inductor_cache(self) -> Path:
+        # With --no-cache (see cache_env), one cache per run: the setup worker compiles
+        # cold (the one-off cost a user pays), the timing workers reuse its kernels. It
+        # lives in the results folder (a killed run leaves nothing in the system's
+        # temporary folder; a resume removes it) and is removed at the end.
+        if self._cache_dir is None:
+            self._cache_dir = self.out / INDUCTOR_CACHE
+            self._cache_dir.mkdir(exist_ok=True)
+        return self._cache_dir
+
+    def close_caches(self) -> None:
+        """At the end of a run: remove this run's cache (--no-cache), trim the cache
+        across runs."""
+        if self._cache_dir is not None:
+            shutil.rmtree(self._cache_dir, ignore_errors=True)
+        root = self.cache_root()
+        if root is None:
+            return
+        from harness.cache import Store
+
+        # never raises: a cache that cannot be trimmed only grows until a run trims it
+        Store(root).evict(keep=[Path(self.cache_env()["TORCHINDUCTOR_CACHE_DIR"])])
+
+
+def run_to_end(
+    job_path: Path, env: Mapping[str, str], timeout: float
+) -> tuple[int | None, list[str]]:
+    """Run a worker on ``job_path`` to its end: its exit code (None: it timed out and
+    was killed) and the last line it printed, if any."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.worker", str(job_path)],
+            capture_output=True,
+            text=True,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            preexec_fn=die_with_parent,
+        )
+    except subprocess.TimeoutExpired:
+        return None, []
+    return proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+
+
+def describe_task(task: Task) -> str:
+    """A task in a few words, for the progress line and a timeout's message."""
+    if isinstance(task, SetupTask):
+        return task.variant.name
+    if isinstance(task, RoundsTask):
+        return task.group.name
+    if isinstance(task, GradcheckTask):
+        return f"gradcheck {task.layer}/{task.impl}"
+    if isinstance(task, CapabilitiesTask):
+        return f"capabilities {task.layer}"
+    if isinstance(task, ProfileTask):
+        return f"profile {task.variant.name}"
+    return f"validate {task.layer}"
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a worker and its process group (it runs in a session of its own)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.wait()
