@@ -24,7 +24,7 @@ they import ``harness``, and the registry imports them by name when asked
     runner     harness.runner harness.breakdown_pass
     report     harness.report harness.report.*
     measuring  harness.plan harness.collect harness.rebuild harness.worker harness.scan*
-               harness.schedule harness.supervisor
+               harness.schedule harness.supervisor harness.prepared harness.checks
     layers     harness.layer harness.registry harness.forms harness.capabilities
     records    harness.case harness.config harness.shard harness.environment
                harness.deviation harness.protocol harness.results harness.merge

@@ -6,7 +6,7 @@ appending one event per line to its raw file (flushed and fsynced), so what it
 measured survives a crash of the worker or of the runner. Before each task it writes
 ``Started(task)``: if the worker dies or hangs, the runner knows which task did it.
 
-Three modes:
+The modes:
 
 - ``validate``: run each layer's declaration checks (``registry.validate_layer``),
   which call the user's code, before anything is measured.
@@ -18,6 +18,11 @@ Three modes:
   one discarded warm-up round, then ``rounds`` rounds, each timing every case of the
   group once, in a fresh random order: drift and bursts of noise then hit every
   implementation of a point alike, and the per-round ratios cancel them.
+- ``profile``: after timing, one profiled call per phase of a variant (where the
+  time goes).
+
+``Worker`` dispatches the tasks and prepares each variant once (``harness.prepared``);
+the setup checks and the profiled calls live in ``harness.checks``.
 """
 
 from __future__ import annotations
@@ -28,26 +33,22 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from harness.cache import Checks, Lookup
 from harness.case import PHASES, Variant
-from harness.deviation import compare_tensors, gradients, output_mismatch, run_gradcheck
+from harness.checks import SetupChecks, cache_entry, profile_phase
+from harness.deviation import output_mismatch, run_gradcheck
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
-from harness.forms import Built, build, quiet
-from harness.layer import Implementation, Layer
-from harness.measure import (
-    backward_time_func,
-    calibrate_loops,
-    forward_time_func,
-    set_threads,
-    step_time_func,
-)
+from harness.forms import build, quiet
+from harness.layer import Layer
+from harness.measure import calibrate_loops, set_threads
 from harness.points import format_point
+from harness.prepared import Prepared
 from harness.protocol import (
     BreakdownDone,
     CapabilitiesDone,
@@ -74,100 +75,6 @@ from harness.registry import Registry, validate_layer
 
 __all__ = ["Worker", "main"]
 
-#: What the cache keeps of a checked phase: what depends only on code, versions and the
-#: point. Calibration and anything else measured at run time are measured afresh.
-_CACHED_FIELDS = ("status", "error", "deviations", "peak_bytes", "peak_sources", "returns")
-
-
-@dataclass
-class _Prepared:
-    """One variant made ready in this process: its inputs and its built form."""
-
-    variant: Variant
-    layer: Layer
-    impl: Implementation
-    built: Built
-    inputs: tuple[torch.Tensor, ...]
-    grad_mask: tuple[bool, ...]
-    seed: int
-    _graph: tuple[torch.Tensor, list[torch.Tensor]] | None = field(default=None, repr=False)
-    _grad_output: torch.Tensor | None = field(default=None, repr=False)
-
-    _leaves: tuple[torch.Tensor, ...] | None = field(default=None, repr=False)
-
-    @property
-    def inference(self) -> bool:
-        """Native candidates and their forms are served under ``inference_mode``; the
-        NumPy/SciPy code (and its compiled form) runs as it is, under ``no_grad``."""
-        return self.impl.role == "native"
-
-    def forward_time_func(self) -> Callable[[int], float]:
-        return forward_time_func(
-            self.built.fn, self.inputs, self.variant.device, inference=self.inference
-        )
-
-    def forward(self) -> torch.Tensor:
-        """One inference call, as ``forward`` times it."""
-        mode = torch.inference_mode if self.inference else torch.no_grad
-        with mode():
-            return self.built.fn(*self.inputs)
-
-    def graph(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Output with its autograd graph, and the leaves to differentiate (built once)."""
-        if self._graph is None:
-            leaves = [
-                t.detach().clone().requires_grad_(m)
-                for t, m in zip(self.inputs, self.grad_mask, strict=True)
-            ]
-            with torch.enable_grad():
-                out = self.built.fn(*leaves)
-            self._graph = (out, [t for t, m in zip(leaves, self.grad_mask, strict=True) if m])
-        return self._graph
-
-    def leaves(self) -> tuple[torch.Tensor, ...]:
-        """The step's inputs: copies of the inputs, differentiable ones requiring grad."""
-        if self._leaves is None:
-            self._leaves = tuple(
-                t.detach().clone().requires_grad_(m)
-                for t, m in zip(self.inputs, self.grad_mask, strict=True)
-            )
-        return self._leaves
-
-    def grad_output(self) -> torch.Tensor:
-        """The seeded upstream gradient: the same values as the reference's, in every process."""
-        if self._grad_output is None:
-            out, _ = self.graph()
-            gen = torch.Generator().manual_seed(self.seed + 1)
-            grad = torch.randn(out.shape, generator=gen, dtype=torch.float64)
-            self._grad_output = grad.to(device=out.device, dtype=out.dtype)
-        return self._grad_output
-
-    def step_call(self) -> Any:
-        """One training step, as ``step`` times it: a forward recording the graph,
-        then every gradient without retain_graph (the graph is freed)."""
-        with torch.enable_grad():
-            out = self.built.fn(*self.leaves())
-            wrt = [t for t, m in zip(self.leaves(), self.grad_mask, strict=True) if m]
-            return torch.autograd.grad(out, wrt, self.grad_output(), allow_unused=True)
-
-    def backward_time_func(self) -> Callable[[int], float]:
-        out, wrt = self.graph()
-        return backward_time_func(out, wrt, self.grad_output(), self.variant.device)
-
-    def step_time_func(self) -> Callable[[int], float]:
-        grad = self.grad_output()
-        self._graph = None  # the step builds its own graphs: no retained one beside them
-        return step_time_func(
-            self.built.fn, self.leaves(), self.grad_mask, grad, self.variant.device
-        )
-
-    def time_func(self, phase: str) -> Callable[[int], float]:
-        if phase == "forward":
-            return self.forward_time_func()
-        if phase == "step":
-            return self.step_time_func()
-        return self.backward_time_func()
-
 
 class Worker:
     def __init__(self, job: Job) -> None:
@@ -186,33 +93,12 @@ class Worker:
             if job.cache_dir
             else None
         )
-        self._prepared: dict[Variant, _Prepared] = {}
-        self._refs: dict[
-            tuple[str, tuple[Any, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]
-        ] = {}
+        self._prepared: dict[Variant, Prepared] = {}
+        self.setup_checks = SetupChecks(job.seed)
 
     # -- preparation ----------------------------------------------------------------
 
-    def _reference(
-        self, layer: Layer, variant: Variant
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """float64 reference output and gradients (setup only; cached per point)."""
-        key = (layer.name, variant.point)
-        if key not in self._refs:
-            # Variants of one point come one after another in the plan: keeping the
-            # last point's reference only bounds memory on large grids.
-            self._refs.clear()
-            inputs = layer.make(variant.point_dict, torch.float64, "cpu", self.seed)
-            mask = [name in layer.differentiable for name in layer.inputs]
-            leaves = [t.clone().requires_grad_(m) for t, m in zip(inputs, mask, strict=True)]
-            out = layer.reference(*leaves)
-            gen = torch.Generator().manual_seed(self.seed + 1)
-            grad_out = torch.randn(out.shape, generator=gen, dtype=torch.float64)
-            grads = gradients(out, [t for t in leaves if t.requires_grad], grad_out)
-            self._refs[key] = (out.detach(), tuple(g.detach() for g in grads))
-        return self._refs[key]
-
-    def prepare(self, variant: Variant) -> _Prepared:
+    def prepare(self, variant: Variant) -> Prepared:
         if variant in self._prepared:
             return self._prepared[variant]
         layer = self.registry.get(variant.layer)
@@ -232,107 +118,11 @@ class Worker:
             variant.device,
             mask,
         )
-        prepared = _Prepared(variant, layer, impl, built, inputs, mask, self.seed)
+        prepared = Prepared(variant, layer, impl, built, inputs, mask, self.seed)
         self._prepared[variant] = prepared
         return prepared
 
     # -- setup mode -----------------------------------------------------------------
-
-    def _peak(self, p: _Prepared, call: Callable[[], Any]) -> dict[str, Any]:
-        if not self.job.memory:
-            return {}
-        try:
-            from harness.memory import measure_peak
-
-            peak = measure_peak(
-                call, device=p.variant.device, onnxruntime=p.impl.form == "onnxruntime"
-            )
-        except Exception as exc:  # memory is a diagnostic: never fail the phase for it
-            return {"peak_sources": f"not measured: {describe(exc, 200)}"}
-        return {"peak_bytes": peak.peak_bytes, "peak_sources": peak.describe_sources()}
-
-    def _setup_forward(self, p: _Prepared) -> PhaseSetup:
-        out = p.forward()
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"returned {type(out).__name__}, not a tensor")
-        ref_out, _ = self._reference(p.layer, p.variant)
-        returns = output_mismatch(out, p.inputs, ref_out.shape)
-        dev = compare_tensors("output", out, ref_out, p.variant.dtype)
-        del out
-
-        peak = self._peak(p, p.forward)
-        time_func = p.forward_time_func()
-        loops, per_call = calibrate_loops(time_func, self.job.min_time)
-        return PhaseSetup(
-            "ok",
-            loops=loops,
-            estimate_s=per_call,
-            deviations=(asdict(dev),),
-            returns=returns,
-            minor_faults=_faults_per_call(time_func, loops),
-            **peak,
-        )
-
-    @staticmethod
-    def _no_backward(p: _Prepared) -> PhaseSetup | None:
-        """Why ``p`` has no backward (an ``unsupported`` phase), or None."""
-        if not p.impl.backward:
-            why = (
-                "ONNX Runtime sessions run forward only"
-                if p.impl.form == "onnxruntime"
-                else "declared without backward"
-            )
-            return PhaseSetup("unsupported", error=why)
-        if not any(p.grad_mask):
-            return PhaseSetup("unsupported", error="the layer declares no differentiable input")
-        return None
-
-    def _setup_step(self, p: _Prepared) -> PhaseSetup:
-        missing = self._no_backward(p)
-        if missing is not None:
-            return missing
-        time_func = p.step_time_func()
-
-        def call() -> Any:
-            with torch.enable_grad():
-                out = p.built.fn(*p.leaves())
-                wrt = [t for t, m in zip(p.leaves(), p.grad_mask, strict=True) if m]
-                return torch.autograd.grad(out, wrt, p.grad_output(), allow_unused=True)
-
-        peak = self._peak(p, call)
-        loops, per_call = calibrate_loops(time_func, self.job.min_time)
-        faults = _faults_per_call(time_func, loops)
-        return PhaseSetup("ok", loops=loops, estimate_s=per_call, minor_faults=faults, **peak)
-
-    def _setup_backward(self, p: _Prepared) -> PhaseSetup:
-        missing = self._no_backward(p)
-        if missing is not None:
-            return missing
-        _, ref_grads = self._reference(p.layer, p.variant)
-        out, wrt = p.graph()
-        grads = gradients(out, wrt, p.grad_output())
-        names = [f"grad_{n}" for n, m in zip(p.layer.inputs, p.grad_mask, strict=True) if m]
-        devs = tuple(
-            asdict(compare_tensors(name, g, r, p.variant.dtype))
-            for name, g, r in zip(names, grads, ref_grads, strict=True)
-        )
-        del grads
-        grad_out = p.grad_output()
-
-        def call() -> Any:
-            return torch.autograd.grad(out, wrt, grad_out, retain_graph=True, allow_unused=True)
-
-        peak = self._peak(p, call)
-        time_func = p.backward_time_func()
-        loops, per_call = calibrate_loops(time_func, self.job.min_time)
-        return PhaseSetup(
-            "ok",
-            loops=loops,
-            estimate_s=per_call,
-            deviations=devs,
-            minor_faults=_faults_per_call(time_func, loops),
-            **peak,
-        )
 
     # -- the cache of checks (harness.cache) -----------------------------------------
 
@@ -349,7 +139,8 @@ class Worker:
         return key, found
 
     def _store(self, check: str, key: dict[str, Any] | None, value: Any) -> None:
-        if self.checks is not None and key is not None:
+        """Cache ``value`` (None: nothing to keep) under ``key`` (None: not caching)."""
+        if self.checks is not None and key is not None and value is not None:
             self.checks.put(check, key, value)
 
     def _setup_from_cache(self, variant: Variant, value: Any) -> bool:
@@ -383,29 +174,7 @@ class Worker:
         self.log.write(SetupDone(variant, phases, oneoff_s, oneoff_what, cache="hit"))
         return True
 
-    def _store_setup(
-        self,
-        key: dict[str, Any] | None,
-        phases: dict[str, PhaseSetup],
-        built: bool,
-        oneoff_s: float | None = None,
-        oneoff_what: str | None = None,
-    ) -> None:
-        """Cache a variant's checks, not its calibration; not when a phase failed (an
-        error may not recur: it is retried next run)."""
-        if any(info.status == "error" for info in phases.values()):
-            return
-        checked = {
-            ph: {k: v for k, v in asdict(info).items() if k in _CACHED_FIELDS}
-            for ph, info in phases.items()
-        }
-        value = {
-            "built": built,
-            "phases": checked,
-            "oneoff_s": oneoff_s,
-            "oneoff_what": oneoff_what,
-        }
-        self._store("setup", key, value)
+    # -- setup mode -----------------------------------------------------------------
 
     def setup(self, variant: Variant) -> None:
         key, found = self._cached(
@@ -431,25 +200,22 @@ class Worker:
             )
             failed: dict[str, PhaseSetup] = {ph: err for ph in PHASES if ph in self.job.phases}
             self.log.write(SetupDone(variant, failed, cache=status))
-            self._store_setup(key, failed, built=False)
+            self._store("setup", key, cache_entry(failed, built=False))
             return
         phases: dict[str, PhaseSetup] = {}
-        steps = {
-            "forward": self._setup_forward,
-            "backward": self._setup_backward,
-            "step": self._setup_step,
-        }
         for phase in PHASES:
             if phase not in self.job.phases:
                 continue
             try:
                 set_threads(variant.threads)
-                phases[phase] = steps[phase](p)
+                phases[phase] = self.setup_checks.check(
+                    phase, p, self.job.min_time, self.job.memory
+                )
             except Exception as exc:
                 phases[phase] = PhaseSetup("error", error=describe(exc))
         built = p.built
         self.log.write(SetupDone(variant, phases, built.oneoff_s, built.oneoff_what, cache=status))
-        self._store_setup(key, phases, True, built.oneoff_s, built.oneoff_what)
+        self._store("setup", key, cache_entry(phases, True, built.oneoff_s, built.oneoff_what))
 
     def gradcheck(self, layer_name: str, impl_name: str) -> None:
         layer = self.registry.get(layer_name)
@@ -571,11 +337,10 @@ class Worker:
     def profile(self, task: ProfileTask) -> None:
         """One profiled call per phase of a variant (harness.profile_call), after
         timing: where its time goes."""
-        from harness.profile_call import calibrate, profile_call
+        from harness.profile_call import calibrate
 
         t0 = time.perf_counter()
         variant = task.variant
-        phases: dict[str, PhaseBreakdown] = {}
         try:
             with quiet():
                 p = self.prepare(variant)
@@ -588,31 +353,7 @@ class Worker:
             )
             self.log.write(BreakdownDone(variant, dict.fromkeys(task.phases, err)))
             return
-        for phase in task.phases:
-            missing = self._no_backward(p) if phase == "step" else None
-            if missing is not None:
-                phases[phase] = PhaseBreakdown("unsupported", error=missing.error)
-                continue
-            try:
-                set_threads(variant.threads)
-                if phase == "step":
-                    p.grad_output()
-                    p._graph = None  # the step builds its own graphs, as timed
-                call = p.step_call if phase == "step" else p.forward
-                with quiet():
-                    found = profile_call(call, variant.device, costs)
-            except Exception as exc:
-                phases[phase] = PhaseBreakdown("error", error=describe(exc))
-                continue
-            b = found.breakdown
-            phases[phase] = PhaseBreakdown(
-                "ok",
-                parts=tuple(asdict(part) for part in b.parts),
-                profiled_s=b.profiled_s,
-                raw_s=b.raw_s,
-                plain_s=b.plain_s,
-                minor_faults=found.minor_faults,
-            )
+        phases = {phase: profile_phase(p, phase, costs) for phase in task.phases}
         self.log.write(BreakdownDone(variant, phases, time.perf_counter() - t0))
 
     # -- entry ----------------------------------------------------------------------
@@ -649,16 +390,6 @@ class Worker:
         for task in self.job.tasks:
             self.run_task(task)
         self.log.write(Finished())
-
-
-def _faults_per_call(time_func: Callable[[int], float], loops: int) -> float:
-    """Minor page faults per call over one timed value's calls (resource.getrusage):
-    the allocator's work made visible (results.csv ``minor_faults``)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    time_func(loops)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / max(1, loops)
 
 
 def main(argv: list[str] | None = None) -> int:

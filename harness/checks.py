@@ -1,0 +1,221 @@
+"""What a worker checks of a prepared variant, apart from timing it.
+
+- ``SetupChecks``: the setup pass's checks of each phase: output and gradients against
+  the float64 reference (kept for the last point only), what the output returns, peak
+  memory, the loop count of one timed value, minor page faults per call.
+- ``cache_entry``: what the cache of checks (``harness.cache``) keeps of a variant's
+  setup: the checks, never the calibration or anything else measured at run time.
+- ``profile_phase``: one profiled call of a phase (``harness.profile_call``), after
+  timing: where its time goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from harness.case import Variant
+from harness.deviation import compare_tensors, gradients, output_mismatch
+from harness.errors import describe
+from harness.forms import quiet
+from harness.layer import Layer
+from harness.measure import calibrate_loops, set_threads
+from harness.prepared import Prepared
+from harness.protocol import PhaseBreakdown, PhaseSetup
+
+if TYPE_CHECKING:
+    from harness.profile_call import Costs
+
+__all__ = ["CACHED_FIELDS", "SetupChecks", "cache_entry", "no_backward", "profile_phase"]
+
+#: What the cache keeps of a checked phase: what depends only on code, versions and the
+#: point. Calibration and anything else measured at run time are measured afresh.
+CACHED_FIELDS = ("status", "error", "deviations", "peak_bytes", "peak_sources", "returns")
+
+
+class SetupChecks:
+    """The setup checks of each phase of a prepared variant (``check``)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._refs: dict[
+            tuple[str, tuple[Any, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]
+        ] = {}
+
+    def check(self, phase: str, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
+        """Check ``phase`` of ``p``; calibrate its loops to ``min_time`` per timed value;
+        measure its peak memory if ``memory``."""
+        steps = {"forward": self._forward, "backward": self._backward, "step": self._step}
+        return steps[phase](p, min_time, memory)
+
+    def reference(
+        self, layer: Layer, variant: Variant
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """float64 reference output and gradients (setup only; cached per point)."""
+        key = (layer.name, variant.point)
+        if key not in self._refs:
+            # Variants of one point come one after another in the plan: keeping the
+            # last point's reference only bounds memory on large grids.
+            self._refs.clear()
+            inputs = layer.make(variant.point_dict, torch.float64, "cpu", self.seed)
+            mask = [name in layer.differentiable for name in layer.inputs]
+            leaves = [t.clone().requires_grad_(m) for t, m in zip(inputs, mask, strict=True)]
+            out = layer.reference(*leaves)
+            gen = torch.Generator().manual_seed(self.seed + 1)
+            grad_out = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+            grads = gradients(out, [t for t in leaves if t.requires_grad], grad_out)
+            self._refs[key] = (out.detach(), tuple(g.detach() for g in grads))
+        return self._refs[key]
+
+    def _forward(self, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
+        out = p.forward()
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"returned {type(out).__name__}, not a tensor")
+        ref_out, _ = self.reference(p.layer, p.variant)
+        returns = output_mismatch(out, p.inputs, ref_out.shape)
+        dev = compare_tensors("output", out, ref_out, p.variant.dtype)
+        del out
+
+        peak = _peak(p, p.forward, memory)
+        time_func = p.forward_time_func()
+        loops, per_call = calibrate_loops(time_func, min_time)
+        return PhaseSetup(
+            "ok",
+            loops=loops,
+            estimate_s=per_call,
+            deviations=(asdict(dev),),
+            returns=returns,
+            minor_faults=faults_per_call(time_func, loops),
+            **peak,
+        )
+
+    def _step(self, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
+        missing = no_backward(p)
+        if missing is not None:
+            return missing
+        time_func = p.step_time_func()
+
+        def call() -> Any:
+            with torch.enable_grad():
+                out = p.built.fn(*p.leaves())
+                wrt = [t for t, m in zip(p.leaves(), p.grad_mask, strict=True) if m]
+                return torch.autograd.grad(out, wrt, p.grad_output(), allow_unused=True)
+
+        peak = _peak(p, call, memory)
+        loops, per_call = calibrate_loops(time_func, min_time)
+        faults = faults_per_call(time_func, loops)
+        return PhaseSetup("ok", loops=loops, estimate_s=per_call, minor_faults=faults, **peak)
+
+    def _backward(self, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
+        missing = no_backward(p)
+        if missing is not None:
+            return missing
+        _, ref_grads = self.reference(p.layer, p.variant)
+        out, wrt = p.graph()
+        grads = gradients(out, wrt, p.grad_output())
+        names = [f"grad_{n}" for n, m in zip(p.layer.inputs, p.grad_mask, strict=True) if m]
+        devs = tuple(
+            asdict(compare_tensors(name, g, r, p.variant.dtype))
+            for name, g, r in zip(names, grads, ref_grads, strict=True)
+        )
+        del grads
+        grad_out = p.grad_output()
+
+        def call() -> Any:
+            return torch.autograd.grad(out, wrt, grad_out, retain_graph=True, allow_unused=True)
+
+        peak = _peak(p, call, memory)
+        time_func = p.backward_time_func()
+        loops, per_call = calibrate_loops(time_func, min_time)
+        return PhaseSetup(
+            "ok",
+            loops=loops,
+            estimate_s=per_call,
+            deviations=devs,
+            minor_faults=faults_per_call(time_func, loops),
+            **peak,
+        )
+
+
+def no_backward(p: Prepared) -> PhaseSetup | None:
+    """Why ``p`` has no backward (an ``unsupported`` phase), or None."""
+    if not p.impl.backward:
+        why = (
+            "ONNX Runtime sessions run forward only"
+            if p.impl.form == "onnxruntime"
+            else "declared without backward"
+        )
+        return PhaseSetup("unsupported", error=why)
+    if not any(p.grad_mask):
+        return PhaseSetup("unsupported", error="the layer declares no differentiable input")
+    return None
+
+
+def _peak(p: Prepared, call: Callable[[], Any], memory: bool) -> dict[str, Any]:
+    if not memory:
+        return {}
+    try:
+        from harness.memory import measure_peak
+
+        peak = measure_peak(call, device=p.variant.device, onnxruntime=p.impl.form == "onnxruntime")
+    except Exception as exc:  # memory is a diagnostic: never fail the phase for it
+        return {"peak_sources": f"not measured: {describe(exc, 200)}"}
+    return {"peak_bytes": peak.peak_bytes, "peak_sources": peak.describe_sources()}
+
+
+def faults_per_call(time_func: Callable[[int], float], loops: int) -> float:
+    """Minor page faults per call over one timed value's calls (resource.getrusage):
+    the allocator's work made visible (results.csv ``minor_faults``)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    time_func(loops)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / max(1, loops)
+
+
+def cache_entry(
+    phases: dict[str, PhaseSetup],
+    built: bool,
+    oneoff_s: float | None = None,
+    oneoff_what: str | None = None,
+) -> dict[str, Any] | None:
+    """What the cache keeps of a variant's setup: its checks, not its calibration; None
+    when a phase failed (an error may not recur: it is retried next run)."""
+    if any(info.status == "error" for info in phases.values()):
+        return None
+    checked = {
+        ph: {k: v for k, v in asdict(info).items() if k in CACHED_FIELDS}
+        for ph, info in phases.items()
+    }
+    return {"built": built, "phases": checked, "oneoff_s": oneoff_s, "oneoff_what": oneoff_what}
+
+
+def profile_phase(p: Prepared, phase: str, costs: Costs) -> PhaseBreakdown:
+    """One profiled call of ``phase`` of ``p`` (``costs``: the profiler's calibration)."""
+    from harness.profile_call import profile_call
+
+    missing = no_backward(p) if phase == "step" else None
+    if missing is not None:
+        return PhaseBreakdown("unsupported", error=missing.error)
+    try:
+        set_threads(p.variant.threads)
+        if phase == "step":
+            p.grad_output()
+            p.drop_graph()  # the step builds its own graphs, as timed
+        call = p.step_call if phase == "step" else p.forward
+        with quiet():
+            found = profile_call(call, p.variant.device, costs)
+    except Exception as exc:
+        return PhaseBreakdown("error", error=describe(exc))
+    b = found.breakdown
+    return PhaseBreakdown(
+        "ok",
+        parts=tuple(asdict(part) for part in b.parts),
+        profiled_s=b.profiled_s,
+        raw_s=b.raw_s,
+        plain_s=b.plain_s,
+        minor_faults=found.minor_faults,
+    )
