@@ -161,6 +161,32 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
             "is no training step to time and no gradient to check."
         )
     decided = [p for p in s.points if p.side in ("native", "baseline") and p.failed is None]
+    ties = [p for p in s.points if p.side == "tie"]
+    out += _band_sentences(s, axis)
+    if s.kind == UNDECIDED:
+        out.append(_undecided_sentence(s, axis))
+    phases = _phase_sentence(s, axis)
+    if phases:
+        out.append(phases)
+    failed = [p for p in s.points if p.failed == "native"]
+    if failed:
+        out.append(
+            f"{s.native} fails at {_sizes(axis, [p.size for p in failed])}: "
+            f"{failed[0].error or 'no message'}."
+        )
+    if s.kind == KEEP and not decided and not ties and not s.undecided_sizes:
+        out.append("Nothing was decided, so speed is no reason to port.")
+    if s.compiled is not None:
+        out.append(_compiled_sentence(s, axis))
+    if memory:
+        out.append(memory)
+    return out
+
+
+def _band_sentences(s: SettingDecision, axis: str) -> list[str]:
+    """Where the interval clears the band, where the sides tie, where they cross."""
+    out: list[str] = []
+    decided = [p for p in s.points if p.side in ("native", "baseline") and p.failed is None]
     compared = [p for p in s.points if p.speedup is not None]
     ties = [p for p in s.points if p.side == "tie"]
     if decided:
@@ -184,62 +210,68 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         out.append(
             f"The faster side changes at {_range(axis, s.threshold)}; {faster} is faster above."
         )
-    if s.kind == UNDECIDED:
-        noisy = [p for p in s.points if p.side == "noisy"]
-        shown = ", ".join(
-            f"{axis}={fmt_size(p.size)} {fmt_interval(p.speedup, p.low, p.high)}"
-            for p in noisy[:_LISTED]
-        ) + (f" and {len(noisy) - _LISTED:,} more" if len(noisy) > _LISTED else "")
-        could = " or ".join(_KIND_WORDS.get(k, k) for k in s.possible) or "one of several"
-        out.append(
-            f"**Undecided at {_sizes(axis, s.undecided_sizes)}: too noisy on this machine** "
-            f"(intervals {shown} straddle the ±{BAND:.0%} band, and the verdict could be {could}). "
-            f"To decide: {NEXT_STEPS}."
-        )
-    if s.metric == STEP:
-        parts = []
-        for phase, pts in s.phase_points.items():
-            parts.append(f"{phase} {describe_points(pts, axis)}")
-        if parts:
-            out.append(
-                "Where the step's time goes, by phase (forward under inference_mode, "
-                "backward on a retained graph): " + "; ".join(parts) + "."
-            )
-    failed = [p for p in s.points if p.failed == "native"]
-    if failed:
-        out.append(
-            f"{s.native} fails at {_sizes(axis, [p.size for p in failed])}: "
-            f"{failed[0].error or 'no message'}."
-        )
-    if s.kind == KEEP and not decided and not ties and not s.undecided_sizes:
-        out.append("Nothing was decided, so speed is no reason to port.")
-    if s.compiled is not None:
-        c = s.compiled
-        if c.error and not any(p.speedup is not None for p in c.points):
-            if c.error.startswith("not timed: "):
-                out.append(f"{c.impl} was not timed: {c.error.removeprefix('not timed: ')}.")
-            else:
-                out.append(f"{c.impl} (torch.compile of {s.baseline} as declared): {c.error}.")
-        else:
-            out.append(
-                f"{c.impl} (torch.compile of {s.baseline} as declared) against {s.baseline}: "
-                f"{describe_points(c.points, axis)}"
-                + (f"; as fast as {s.native} within the noise" if c.as_fast else "")
-                + (
-                    "; its outputs or gradients are outside tolerance"
-                    if c.gradients_ok is False
-                    else ""
-                )
-                + "."
-            )
-    if memory:
-        out.append(memory)
     return out
+
+
+def _undecided_sentence(s: SettingDecision, axis: str) -> str:
+    """Where the setting is too noisy to decide, what it could be, how to decide."""
+    noisy = [p for p in s.points if p.side == "noisy"]
+    shown = ", ".join(
+        f"{axis}={fmt_size(p.size)} {fmt_interval(p.speedup, p.low, p.high)}"
+        for p in noisy[:_LISTED]
+    ) + (f" and {len(noisy) - _LISTED:,} more" if len(noisy) > _LISTED else "")
+    could = " or ".join(_KIND_WORDS.get(k, k) for k in s.possible) or "one of several"
+    return (
+        f"**Undecided at {_sizes(axis, s.undecided_sizes)}: too noisy on this machine** "
+        f"(intervals {shown} straddle the ±{BAND:.0%} band, and the verdict could be {could}). "
+        f"To decide: {NEXT_STEPS}."
+    )
+
+
+def _phase_sentence(s: SettingDecision, axis: str) -> str | None:
+    """A training step's speedup by phase, or None."""
+    if s.metric != STEP:
+        return None
+    parts = [f"{phase} {describe_points(pts, axis)}" for phase, pts in s.phase_points.items()]
+    if not parts:
+        return None
+    return (
+        "Where the step's time goes, by phase (forward under inference_mode, "
+        "backward on a retained graph): " + "; ".join(parts) + "."
+    )
+
+
+def _compiled_sentence(s: SettingDecision, axis: str) -> str:
+    """torch.compile of the baseline as declared, against the baseline."""
+    c = s.compiled
+    assert c is not None
+    if c.error and not any(p.speedup is not None for p in c.points):
+        if c.error.startswith("not timed: "):
+            return f"{c.impl} was not timed: {c.error.removeprefix('not timed: ')}."
+        return f"{c.impl} (torch.compile of {s.baseline} as declared): {c.error}."
+    return (
+        f"{c.impl} (torch.compile of {s.baseline} as declared) against {s.baseline}: "
+        f"{describe_points(c.points, axis)}"
+        + (f"; as fast as {s.native} within the noise" if c.as_fast else "")
+        + ("; its outputs or gradients are outside tolerance" if c.gradients_ok is False else "")
+        + "."
+    )
 
 
 def layer_sentences(d: LayerDecision) -> list[str]:
     """Layer-wide sentences: correctness of outputs and gradients, what porting enables,
     how the timing budget was spent."""
+    out = _correctness_sentences(d)
+    compiled = _compile_check_sentence(d)
+    if compiled is not None:
+        # compiling as is, when it works, is the verdict: it comes first
+        out = [compiled, *out] if d.kind == COMPILE_AS_IS else [*out, compiled]
+    out += _port_sentences(d)
+    return _dedupe(out)
+
+
+def _correctness_sentences(d: LayerDecision) -> list[str]:
+    """Gradcheck, outputs and gradients against the reference, what each returns."""
     g = d.gradient
     out: list[str] = []
     if d.kind == FIX_GRADIENT:
@@ -286,30 +318,42 @@ def layer_sentences(d: LayerDecision) -> list[str]:
                 "and the verdict stands on that dtype."
             )
         out.append(text)
+    return out
+
+
+def _compile_check_sentence(d: LayerDecision) -> str | None:
+    """What torch.compile of the baseline as declared does: the verdict, a graph break,
+    a failure; None when there is nothing to say."""
     check = d.compile_check
     base_name = next((s.baseline for s in d.settings if s.baseline), None)
     if d.kind == COMPILE_AS_IS:
-        out.insert(
-            0,
+        return (
             f"torch.compile of {base_name} exactly as declared runs with no graph break, agrees "
             "with the float64 reference and is as fast as the best native candidate: compile "
-            "it (`torch.compile(layer)`) rather than rewrite it.",
+            "it (`torch.compile(layer)`) rather than rewrite it."
         )
-    elif check is not None and base_name:
-        breaks = check.get("graph_breaks")
-        reason = check.get("reason")
-        if check.get("status") == "ok" and breaks:
-            out.append(
-                f"torch.compile of {base_name} as declared breaks the graph {int(breaks)} time(s)"
-                + (f" (first: {reason})" if reason else "")
-                + ": Dynamo cannot trace all of it, so compiling it as is is no port."
-            )
-        elif check.get("status") != "ok":
-            out.append(
-                f"torch.compile cannot run {base_name} as declared"
-                + (f": {reason}" if reason else "")
-                + "."
-            )
+    if check is None or not base_name:
+        return None
+    breaks = check.get("graph_breaks")
+    reason = check.get("reason")
+    if check.get("status") == "ok" and breaks:
+        return (
+            f"torch.compile of {base_name} as declared breaks the graph {int(breaks)} time(s)"
+            + (f" (first: {reason})" if reason else "")
+            + ": Dynamo cannot trace all of it, so compiling it as is is no port."
+        )
+    if check.get("status") != "ok":
+        return (
+            f"torch.compile cannot run {base_name} as declared"
+            + (f": {reason}" if reason else "")
+            + "."
+        )
+    return None
+
+
+def _port_sentences(d: LayerDecision) -> list[str]:
+    """What a port costs once and enables, and whether the settings disagree."""
+    out: list[str] = []
     for impl, size, calls in d.break_even:
         out.append(
             f"{impl}'s one-off cost needs {calls:,.0f} calls to pay off at "
@@ -323,7 +367,7 @@ def layer_sentences(d: LayerDecision) -> list[str]:
         out.append("The capability matrix shows nothing that porting would add.")
     if d.mixed and d.kind not in (FIX_GRADIENT, UNDECIDED):
         out.append("The settings disagree (below), so the layer's verdict is the cautious one.")
-    return _dedupe(out)
+    return out
 
 
 def _agreement(g: GradientFindings) -> str:

@@ -4,7 +4,7 @@ environment. Pure: it reads the loaded ``Results`` and returns a string."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.report._data import records, settings
 from harness.report.breakdown import breakdown_section
@@ -33,6 +33,9 @@ from harness.report.tables import (
 from harness.results import Results
 from harness.stats import BAND
 from harness.text import Footnotes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["render_report"]
 
@@ -137,9 +140,20 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
 
     ``plot_paths`` maps a layer to its plots (``time``, ``speedup``, ``deviation``,
     ``memory``) as paths relative to the report, which are linked as given."""
-    frame = results.frame
-    decisions = decide_layers(frame, results.run, results.capabilities)
+    decisions = decide_layers(results.frame, results.run, results.capabilities)
     notes = Footnotes()
+    out = _head(results)
+    out += _summary(results, decisions)
+    for d in decisions:
+        out += _layer_section(results, d, plot_paths.get(d.layer, {}), notes)
+    out += _environment_section(results)
+    if notes:
+        out += ["## Notes", "", notes.render(), ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _head(results: Results) -> list[str]:
+    """The title, the introduction, when and where, and what is wrong with the folder."""
     out: list[str] = ["# Port report", "", _INTRO.format(band=BAND), ""]
     date = results.environment.get("date") or results.run.get("created")
     cap = results.environment.get("cpu_capability")
@@ -155,8 +169,12 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
     for note in results.notes:
         out += [f"*Note: {note}.*", ""]
     out += fault_lines(results)  # a cut run, NaN/inf in inputs or outputs
+    return out
 
-    out += ["## Summary", ""]
+
+def _summary(results: Results, decisions: Sequence[LayerDecision]) -> list[str]:
+    """The summary table with its reading notes, the scan's shares, budget and cache."""
+    out = ["## Summary", ""]
     if decisions:
         out += [summary_table(decisions), ""]
         threads = threads_sentence(decisions, results.run.get("default_threads"))
@@ -171,95 +189,116 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
     cached = cache_sentence(results.run.get("cache") or {})
     if cached:
         out += [cached, ""]
+    return out
 
-    for d in decisions:
-        layer_frame = frame[frame["layer"] == d.layer]
-        rows = records(layer_frame)
-        paths = plot_paths.get(d.layer, {})
-        out += [f"## {d.layer}", ""]
-        out += _verdict_block(d, layer_frame)
-        out.append("")
-        out += breakdown_section(results, d, paths)  # where the time goes (issue 19)
-        contexts = list(dict.fromkeys(s.context for s in settings(rows, d.size_axis)))
-        if len(contexts) == 1:
-            out += [f"Measured in {contexts[0]}; size axis `{d.size_axis}`.", ""]
 
-        out += [f"### Time per call ({d.layer})", ""]
-        img = _plot(
-            paths, "time", f"{d.layer}: time per call against {d.size_axis}, log-log, min-max bands"
-        )
-        if img:
-            out += [img, ""]
-        for phase, name in (
-            ("step", "Training step"),
-            ("forward", "Forward (inference)"),
-            ("backward", "Backward (on a retained graph)"),
-        ):
-            for label, text in time_tables(layer_frame, phase, notes, d.size_axis):
-                title = name + (f", {label}" if label else "")
-                out += [f"**{title}**", "", text, ""]
+def _layer_section(
+    results: Results, d: LayerDecision, paths: Mapping[str, str], notes: Footnotes
+) -> list[str]:
+    """One layer: its verdict, where the time goes, its times and the tables beside."""
+    frame = results.frame
+    layer_frame = frame[frame["layer"] == d.layer]
+    rows = records(layer_frame)
+    out = [f"## {d.layer}", ""]
+    out += _verdict_block(d, layer_frame)
+    out.append("")
+    out += breakdown_section(results, d, paths)  # where the time goes (issue 19)
+    contexts = list(dict.fromkeys(s.context for s in settings(rows, d.size_axis)))
+    if len(contexts) == 1:
+        out += [f"Measured in {contexts[0]}; size axis `{d.size_axis}`.", ""]
+    out += _time_section(layer_frame, d, paths, notes)
+    out += _cost_sections(layer_frame, d, paths, notes)
+    devs = results.deviations
+    layer_devs = devs[devs["layer"] == d.layer] if len(devs) else None
+    table = deviation_table(layer_frame, layer_devs, notes)
+    if table:
         out += [
-            "Cells: median time per call ± standard deviation as a share of the median; "
-            "×N (low–high): paired speedup over the baseline with its 95% interval, **bold** "
-            f"where the interval lies outside the ±{BAND:.0%} band.",
+            f"### Deviation from the float64 reference ({d.layer})",
+            "",
+            "Largest relative error over all sizes; ✗: outside the dtype's tolerance at some size.",
+            "",
+            table,
             "",
         ]
-        img = _plot(paths, "speedup", f"{d.layer}: speedup over the baseline against {d.size_axis}")
+        img = _plot(paths, "deviation", f"{d.layer}: max relative error against {d.size_axis}")
         if img:
-            out += [f"### Speedup ({d.layer})", "", img, ""]
+            out += [img, ""]
+    caps = results.capabilities
+    table = capability_table(caps[caps["layer"] == d.layer], notes) if len(caps) else None
+    if table:
+        out += [f"### Capabilities ({d.layer})", "", table, ""]
+    return out
 
-        table: str | None = oneoff_table(layer_frame, notes, d.size_axis)
-        if table:
-            out += [
-                f"### One-off costs ({d.layer})",
-                "",
-                "Paid once per process or shape, never part of the times above; "
-                "`break_even_calls` in results.csv says after how many calls each pays off.",
-                "",
-                table,
-                "",
-            ]
 
-        table = memory_table(layer_frame, d.size_axis)
-        if table:
-            out += [
-                f"### Peak memory ({d.layer})",
-                "",
-                "Peak bytes allocated during one call above what was live before it "
-                "(measured in the setup pass, never while timing).",
-                "",
-                table,
-                "",
-            ]
-            img = _plot(paths, "memory", f"{d.layer}: peak memory against {d.size_axis}")
-            if img:
-                out += [img, ""]
+def _time_section(
+    layer_frame: pd.DataFrame, d: LayerDecision, paths: Mapping[str, str], notes: Footnotes
+) -> list[str]:
+    """Time per call: the plot, a table per phase, how to read them, the speedup plot."""
+    out = [f"### Time per call ({d.layer})", ""]
+    img = _plot(
+        paths, "time", f"{d.layer}: time per call against {d.size_axis}, log-log, min-max bands"
+    )
+    if img:
+        out += [img, ""]
+    for phase, name in (
+        ("step", "Training step"),
+        ("forward", "Forward (inference)"),
+        ("backward", "Backward (on a retained graph)"),
+    ):
+        for label, text in time_tables(layer_frame, phase, notes, d.size_axis):
+            title = name + (f", {label}" if label else "")
+            out += [f"**{title}**", "", text, ""]
+    out += [
+        "Cells: median time per call ± standard deviation as a share of the median; "
+        "×N (low–high): paired speedup over the baseline with its 95% interval, **bold** "
+        f"where the interval lies outside the ±{BAND:.0%} band.",
+        "",
+    ]
+    img = _plot(paths, "speedup", f"{d.layer}: speedup over the baseline against {d.size_axis}")
+    if img:
+        out += [f"### Speedup ({d.layer})", "", img, ""]
+    return out
 
-        devs = results.deviations
-        layer_devs = devs[devs["layer"] == d.layer] if len(devs) else None
-        table = deviation_table(layer_frame, layer_devs, notes)
-        if table:
-            out += [
-                f"### Deviation from the float64 reference ({d.layer})",
-                "",
-                "Largest relative error over all sizes; ✗: outside the dtype's tolerance at some size.",
-                "",
-                table,
-                "",
-            ]
-            img = _plot(paths, "deviation", f"{d.layer}: max relative error against {d.size_axis}")
-            if img:
-                out += [img, ""]
 
-        caps = results.capabilities
-        table = capability_table(caps[caps["layer"] == d.layer], notes) if len(caps) else None
-        if table:
-            out += [f"### Capabilities ({d.layer})", "", table, ""]
+def _cost_sections(
+    layer_frame: pd.DataFrame, d: LayerDecision, paths: Mapping[str, str], notes: Footnotes
+) -> list[str]:
+    """What a port costs besides its time: one-off costs and peak memory."""
+    out: list[str] = []
+    table = oneoff_table(layer_frame, notes, d.size_axis)
+    if table:
+        out += [
+            f"### One-off costs ({d.layer})",
+            "",
+            "Paid once per process or shape, never part of the times above; "
+            "`break_even_calls` in results.csv says after how many calls each pays off.",
+            "",
+            table,
+            "",
+        ]
+    table = memory_table(layer_frame, d.size_axis)
+    if table:
+        out += [
+            f"### Peak memory ({d.layer})",
+            "",
+            "Peak bytes allocated during one call above what was live before it "
+            "(measured in the setup pass, never while timing).",
+            "",
+            table,
+            "",
+        ]
+        img = _plot(paths, "memory", f"{d.layer}: peak memory against {d.size_axis}")
+        if img:
+            out += [img, ""]
+    return out
 
-    out += ["## Environment", "", environment_table(results.environment, results.run), ""]
+
+def _environment_section(results: Results) -> list[str]:
+    """The machine, and the noise seen while measuring."""
+    out = ["## Environment", "", environment_table(results.environment, results.run), ""]
     out += ["### Noise", ""]
     out += _noise_lines(results.environment)
-    warnings = noise_warnings(frame)
+    warnings = noise_warnings(results.frame)
     if warnings:
         out += [
             "These points have a large spread (pyperf `check`'s rules); their paired "
@@ -270,9 +309,7 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
     else:
         out.append("Every point's spread is within pyperf `check`'s limits.")
     out.append("")
-    if notes:
-        out += ["## Notes", "", notes.render(), ""]
-    return "\n".join(out).rstrip("\n") + "\n"
+    return out
 
 
 def _noise_lines(environment: Mapping[str, Any]) -> list[str]:
