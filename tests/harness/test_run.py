@@ -184,6 +184,7 @@ def test_user_layer_isolation_exception_crash_and_hang(tmp_path: Path) -> None:
         layers_from=USER_LAYERS,
         grid=["n=8,16"],
         profile="quick",
+        threads=1,
         out=out,
         capabilities=False,
         report=False,
@@ -229,6 +230,8 @@ def test_interrupted_run_keeps_its_points_and_resume_measures_only_the_rest(tmp_
         "--no-report",
         "--budget",
         "1",
+        "--threads",
+        "1",
         "--out",
         str(out),
     ]
@@ -263,7 +266,8 @@ def test_interrupted_run_keeps_its_points_and_resume_measures_only_the_rest(tmp_
     done = cli("run", "--resume", str(out), "--no-report")
     assert done.returncode == 0, done.stderr
     final = harness.load(out)
-    assert set(final["status"]) == {"ok"} and len(final) == 16
+    # 4 sizes x 2 implementations x 3 phases (forward, backward, step)
+    assert set(final["status"]) == {"ok"} and len(final) == 24
     assert (final["n_processes"] == 2).all()
     # what was measured before was kept, not measured again
     assert (out / "raw" / "setup.jsonl").read_text().count('"event": "setup"') == setup_lines
