@@ -131,6 +131,7 @@ class Supervisor:
 
     def _watch(self, proc: subprocess.Popen[bytes], raw: Path, reader: EventReader) -> None:
         current: Task | None = None
+        finished = False
         since = time.monotonic()
         limit = STARTUP_TIMEOUT_S
         while True:
@@ -142,7 +143,10 @@ class Supervisor:
                     limit = self.task_limit(current)
                     self.progress.step(describe_task(current))
                 elif isinstance(event, Finished):
-                    current = None
+                    # everything is written: the worker has only to exit, and a slow
+                    # exit (interpreter teardown on a loaded machine) is no fault
+                    current, finished = None, True
+                    since, limit = time.monotonic(), STARTUP_TIMEOUT_S
             if code is not None:
                 if current is not None:
                     EventLog(raw).write(Crash(current, self._died(code)))
@@ -150,6 +154,9 @@ class Supervisor:
                 return
             if time.monotonic() - since > limit:
                 kill(proc)
+                if finished:
+                    self.tick()
+                    return
                 if current is None:
                     raise ResultsError(
                         f"a worker did not start within {limit:.0f}s; see {self.out / 'logs'}"

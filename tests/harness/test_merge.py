@@ -462,6 +462,7 @@ def test_two_real_parts_merge_and_report(tmp_path: Path) -> None:
         "--grid", "n=8,16,32",
         "--impls", "numpy,torch",
         "--profile", "quick",
+        "--threads", "1",
         "--no-capabilities",
         "--no-report",
     ]  # fmt: skip
@@ -475,7 +476,8 @@ def test_two_real_parts_merge_and_report(tmp_path: Path) -> None:
     res = _harness("merge", "M", "A", "B", cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     merged = load_results(tmp_path / "M")
-    assert len(merged.frame) == len(a.frame) + len(b.frame) == 3 * 2 * 2
+    # 3 sizes x 2 implementations x 3 phases (forward, backward, step)
+    assert len(merged.frame) == len(a.frame) + len(b.frame) == 3 * 2 * 3
     assert set(merged.frame["point"]) == {"n=8", "n=16", "n=32"}
     assert set(merged.raw_values()) == set(merged.frame.loc[merged.frame["status"] == "ok", "case"])
     assert merged.run["shard"]["merged"] is True
