@@ -47,6 +47,7 @@ __all__ = [
     "BREAKDOWNS",
     "DTYPES",
     "OPTIONS",
+    "PLAN_KEYS",
     "PROFILES",
     "USES",
     "Profile",
@@ -579,6 +580,8 @@ class RunConfig:
 
 
 _FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(RunConfig)}
+#: The settings that define what a run measures (``RunConfig.plan_json``'s keys).
+PLAN_KEYS = frozenset(name for name, f in _FIELDS.items() if f.metadata["in_plan"])
 #: Settings a TOML file or ``harness.run`` may name, besides RunConfig's: where to write.
 OPTIONS = ("out",)
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.collect import Builder, Collector
-from harness.config import RunConfig
+from harness.config import PLAN_KEYS, RunConfig
 from harness.errors import ConfigError, ResultsError
 from harness.forms import quiet
 from harness.plan import make_plan
 from harness.registry import Registry
-from harness.results import RUN_JSON, SCHEMA_VERSION
+from harness.results import ENVIRONMENT_JSON, RUN_JSON, SCHEMA_VERSION
+from harness.shard import identity_mismatch
 
 __all__ = ["PIECES_FILE", "rebuild_outputs", "stored_run"]
 
@@ -51,6 +52,15 @@ def stored_run(folder: Path) -> dict[str, Any]:
         raise ConfigError(
             f"--resume {folder}: it was made by an older harness (schema {stored.get('schema', 1)}); start a new --out"
         )
+    try:
+        environment = json.loads((folder / ENVIRONMENT_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        environment = {}
+    edited = identity_mismatch(
+        stored, environment if isinstance(environment, dict) else {}, PLAN_KEYS
+    )
+    if edited is not None:  # resuming would measure what was never asked for
+        raise ResultsError(f"{folder / edited}; it cannot be resumed: start a new --out")
     return stored
 
 

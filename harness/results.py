@@ -44,9 +44,11 @@ from typing import Any
 
 import pandas as pd
 
+from harness.config import PLAN_KEYS
 from harness.errors import HarnessError, ResultsError
 from harness.frame import BREAKDOWN_COLUMNS, CAPABILITY_COLUMNS, COLUMNS, DEVIATION_COLUMNS
 from harness.pyperf_adapter import benchmark_json, json_version, load_suite, pyperf_suite
+from harness.shard import identity_mismatch
 
 __all__ = [
     "MANIFEST_JSON",
@@ -778,6 +780,10 @@ def _load_once(folder: Path, manifest_data: bytes | None) -> Results:
     manifest: dict[str, dict[str, Any]] | None = None
     run = _read_json(folder, RUN_JSON)
     environment = _read_json(folder, ENVIRONMENT_JSON)
+    edited = identity_mismatch(run, environment, PLAN_KEYS)
+    if edited is not None:  # what it says of the run would not be what was measured
+        name, _, why = edited.partition(": ")
+        raise _Problem(name, "damaged", why, rebuildable=False, hint="re-run it")
     # the folder's format: the manifest's; before the first write, run.json's (the runner
     # writes it first); without either, format 1
     schema = int(run.get("schema", environment.get("schema", 1)))

@@ -38,6 +38,7 @@ __all__ = [
     "Shard",
     "assign",
     "group_cost",
+    "identity_mismatch",
     "parse_shard",
     "plan_id",
     "select",
@@ -299,6 +300,38 @@ def plan_id(config_json: Mapping[str, Any]) -> str:
     kept = {k: v for k, v in config_json.items() if k not in NOT_PLAN_KEYS}
     text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=_jsonable)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def identity_mismatch(
+    run: Mapping[str, Any], environment: Mapping[str, Any], plan_keys: frozenset[str]
+) -> str | None:
+    """Why a folder's ``run.json`` or ``environment.json`` is not what its run wrote, or
+    None. run.json carries the plan id of its settings and the fingerprint of its
+    environment, computed when they were written: an edited grid (n=8 made n=9) or
+    machine no longer gives them back. ``plan_keys``: the settings the plan id covers
+    (``harness.config.PLAN_KEYS``). Folders before schema 3 are not checked."""
+    if int(run.get("schema", 1)) < 3:
+        return None
+
+    config, stored = run.get("config"), run.get("plan")
+    if isinstance(config, Mapping) and isinstance(stored, str):
+        got = plan_id({k: v for k, v in config.items() if k in plan_keys})
+        if got != stored:
+            return (
+                f"run.json: edited since it was written (its settings give plan {got}, not "
+                f"the plan {stored} it was written with)"
+            )
+    printed = run.get("fingerprint")
+    shard = run.get("shard")
+    merged = isinstance(shard, Mapping) and shard.get("merged")
+    if isinstance(printed, Mapping) and environment and not merged:
+        keys = ("cpu", "cpu_capability", "cores", "versions")
+        if any(environment.get(k) != printed.get(k) for k in keys if k in printed):
+            return (
+                "environment.json: edited since it was written (its machine or versions "
+                "differ from the fingerprint run.json recorded)"
+            )
+    return None
 
 
 def _jsonable(value: Any) -> Any:
