@@ -50,13 +50,14 @@ import platform
 import shutil
 import sys
 import sysconfig
-import tempfile
 import time
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.results import atomic_write_bytes
 
 __all__ = [
     "CACHE_ENV",
@@ -390,18 +391,7 @@ class Store:
         }
         data = json.dumps(entry, sort_keys=True, default=str).encode()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write_bytes(path, data)
         except OSError:
             return None
         return path

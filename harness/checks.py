@@ -97,14 +97,7 @@ class SetupChecks:
         if missing is not None:
             return missing
         time_func = p.step_time_func()
-
-        def call() -> Any:
-            with torch.enable_grad():
-                out = p.built.fn(*p.leaves())
-                wrt = [t for t, m in zip(p.leaves(), p.grad_mask, strict=True) if m]
-                return torch.autograd.grad(out, wrt, p.grad_output(), allow_unused=True)
-
-        peak = _peak(p, call, memory)
+        peak = _peak(p, p.step_call, memory)
         loops, per_call = calibrate_loops(time_func, min_time)
         faults = faults_per_call(time_func, loops)
         return PhaseSetup("ok", loops=loops, estimate_s=per_call, minor_faults=faults, **peak)
