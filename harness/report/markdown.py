@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.report._data import records, settings
 from harness.report.breakdown import breakdown_section
-from harness.report.decide import FIX_GRADIENT, LayerDecision, decide_layers
+from harness.report.decide import FIX_GRADIENT, LayerDecision, SettingDecision, decide_layers
 from harness.report.explain import (
     budget_sentence,
     cache_sentence,
@@ -93,31 +93,41 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
         per_setting.append(setting_sentences(s, d.size_axis, memory=memory))
     title = "Training verdict" if d.use == "training" else "Inference verdict"
     head = headline(d.kind, d.threshold, d.size_axis)
-    if len(d.settings) == 1:
-        head = setting_headline(d, d.settings[0])
-        s_text = per_setting[0]
-        reasons = [*layer_text, *s_text] if d.kind == FIX_GRADIENT else [*s_text, *layer_text]
-        lines = [f"**{title}: {head}.** " + " ".join(reasons)]
-    else:
-        lines = [f"**{title}: {head}.** " + " ".join(layer_text), ""]
-        for s, text in zip(d.settings, per_setting, strict=True):
-            lines.append(f"- **{s.label}: {setting_headline(d, s)}.** " + " ".join(text))
+    lines = _verdict_lines(
+        d, title, head, d.settings, per_setting, layer_text, d.kind == FIX_GRADIENT
+    )
     if d.inference is not None:
-        lines += ["", *_inference_block(d)]
+        v = d.inference
+        lines += [
+            "",
+            *_verdict_lines(
+                d,
+                "Inference verdict",
+                headline(v.kind, v.threshold, d.size_axis),
+                v.settings,
+                [setting_sentences(s, d.size_axis) for s in v.settings],
+            ),
+        ]
     return lines
 
 
-def _inference_block(d: LayerDecision) -> list[str]:
-    """The inference verdict of a layer whose first verdict is for training."""
-    v = d.inference
-    assert v is not None
-    head = headline(v.kind, v.threshold, d.size_axis)
-    if len(v.settings) == 1:
-        text = setting_sentences(v.settings[0], d.size_axis)
-        return [f"**Inference verdict: {setting_headline(d, v.settings[0])}.** " + " ".join(text)]
-    lines = [f"**Inference verdict: {head}.**", ""]
-    for s in v.settings:
-        text = setting_sentences(s, d.size_axis)
+def _verdict_lines(
+    d: LayerDecision,
+    title: str,
+    head: str,
+    settings_: Sequence[SettingDecision],
+    per_setting: Sequence[Sequence[str]],
+    layer_text: Sequence[str] = (),
+    layer_first: bool = False,
+) -> list[str]:
+    """One verdict: a single setting's in one paragraph (the layer's sentences first
+    when they decide it), else the layer's headline and a bullet per setting."""
+    if len(settings_) == 1:
+        s_text = per_setting[0]
+        reasons = [*layer_text, *s_text] if layer_first else [*s_text, *layer_text]
+        return [" ".join([f"**{title}: {setting_headline(d, settings_[0])}.**", *reasons])]
+    lines = [" ".join([f"**{title}: {head}.**", *layer_text]), ""]
+    for s, text in zip(settings_, per_setting, strict=True):
         lines.append(f"- **{s.label}: {setting_headline(d, s)}.** " + " ".join(text))
     return lines
 
