@@ -712,9 +712,35 @@ def _row(
     size_value: Any,
     dev_rows: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    """One results.csv row: a case's identity and setup, then its checks, timing and
+    speedup columns (each step below adds its own); ``dev_rows`` gets the case's
+    per-tensor deviations. Keep the order: it is the order of a row's keys."""
     case = Case(variant, phase)  # type: ignore[arg-type]
     ps = setup.phases.get(phase) or PhaseSetup("error", error="not set up")
-    row: dict[str, Any] = {
+    row = _setup_columns(case, setup, ps, info, size_value)
+    _add_deviations(row, case, ps, dev_rows)
+    if phase == "backward" and info.roles[variant.impl] == "baseline":
+        _add_gradcheck(row, state, variant)
+    if row["status"] == "ok":
+        _add_timing(row, analysis, case.name)
+    if comparison is not None and analysis.baseline is not None:
+        row["versus"] = analysis.baseline
+        row.update(_interval_columns("", comparison.phase.get(phase)))
+        row.update(_interval_columns("step_", comparison.step))
+        row["break_even_calls"] = _break_even(
+            setup.oneoff_s, baseline_times, _medians(analysis, variant)
+        )
+    return row
+
+
+def _setup_columns(
+    case: Case, setup: SetupDone, ps: PhaseSetup, info: LayerInfo, size_value: Any
+) -> dict[str, Any]:
+    """The columns every row has: who was timed (identity, declared role, form and
+    source) and what the setup pass found for this phase (status, one-off cost,
+    memory)."""
+    variant = case.variant
+    return {
         "case": case.name,
         "group": variant.group.name,
         "layer": variant.layer,
@@ -728,7 +754,7 @@ def _row(
         "threads": variant.threads,
         "device": variant.device,
         "allocator": variant.allocator,
-        "phase": phase,
+        "phase": case.phase,
         "status": ps.status,
         "error": ps.error,
         "oneoff_s": setup.oneoff_s,
@@ -739,70 +765,82 @@ def _row(
         "returns": ps.returns,
         **variant.point_dict,
     }
+
+
+def _add_deviations(
+    row: dict[str, Any], case: Case, ps: PhaseSetup, dev_rows: list[dict[str, Any]]
+) -> None:
+    """The phase's deviations from the float64 reference summed up on ``row`` (the
+    worst tensor: out of tolerance before within it, then the largest relative
+    error), and each tensor's deviation as its own row of deviations.csv."""
     devs = list(ps.deviations)
-    if devs:
-        worst = max(devs, key=lambda d: (not d["within_tol"], d["max_rel_err"]))
+    if not devs:
+        return
+    variant = case.variant
+    worst = max(devs, key=lambda d: (not d["within_tol"], d["max_rel_err"]))
+    row.update(
+        max_abs_err=max(d["max_abs_err"] for d in devs),
+        max_rel_err=max(d["max_rel_err"] for d in devs),
+        worst_tensor=worst["tensor"],
+        within_tol=all(d["within_tol"] for d in devs),
+        rtol=RTOL[variant.dtype],
+    )
+    for d in devs:
+        dev_rows.append(
+            {
+                "case": case.name,
+                "layer": variant.layer,
+                "impl": variant.impl,
+                "point": variant.point_str,
+                "size": row["size"],
+                "dtype": variant.dtype,
+                "phase": case.phase,
+                **d,
+            }
+        )
+
+
+def _add_gradcheck(row: dict[str, Any], state: State, variant: Variant) -> None:
+    """The layer's gradcheck, on the baseline's backward rows: it checks the
+    baseline's gradients once per layer, not per case."""
+    gc = state.gradchecks.get((variant.layer, variant.impl))
+    if gc is None:
+        return
+    row["gradcheck"] = None if gc.ok is None else bool(gc.ok)
+    row["gradcheck_error"] = f"{gc.error} (at {gc.point})" if gc.error else None
+    row["returns"] = gc.returns or None
+
+
+def _add_timing(row: dict[str, Any], analysis: GroupAnalysis, case: str) -> None:
+    """The timing columns of a case that set up fine: its pyperf benchmark's
+    statistics, or why there are none (a worker failed timing it: ``error``; it was
+    never timed: ``incomplete``)."""
+    bench = analysis.benches.get(case)
+    error = analysis.errors.get(case)
+    if bench is not None:
+        values = bench.get_values()
+        measured = {r.get_metadata().get("harness_allocator") for r in bench.get_runs()}
         row.update(
-            max_abs_err=max(d["max_abs_err"] for d in devs),
-            max_rel_err=max(d["max_rel_err"] for d in devs),
-            worst_tensor=worst["tensor"],
-            within_tol=all(d["within_tol"] for d in devs),
-            rtol=RTOL[variant.dtype],
+            allocator_measured="; ".join(sorted(str(a) for a in measured if a)) or None,
+            median_s=bench.median(),
+            mean_s=bench.mean(),
+            stdev_s=bench.stdev() if len(values) > 1 else 0.0,
+            min_s=min(values),
+            max_s=max(values),
+            n_values=len(values),
+            n_processes=bench.get_nrun(),
+            loops=bench.get_loops(),
         )
-        for d in devs:
-            dev_rows.append(
-                {
-                    "case": case.name,
-                    "layer": variant.layer,
-                    "impl": variant.impl,
-                    "point": variant.point_str,
-                    "size": row["size"],
-                    "dtype": variant.dtype,
-                    "phase": phase,
-                    **d,
-                }
-            )
-    if phase == "backward" and info.roles[variant.impl] == "baseline":
-        gc = state.gradchecks.get((variant.layer, variant.impl))
-        if gc is not None:
-            row["gradcheck"] = None if gc.ok is None else bool(gc.ok)
-            row["gradcheck_error"] = f"{gc.error} (at {gc.point})" if gc.error else None
-            row["returns"] = gc.returns or None
-    if row["status"] == "ok":
-        bench = analysis.benches.get(case.name)
-        error = analysis.errors.get(case.name)
-        if bench is not None:
-            values = bench.get_values()
-            measured = {r.get_metadata().get("harness_allocator") for r in bench.get_runs()}
-            row.update(
-                allocator_measured="; ".join(sorted(str(a) for a in measured if a)) or None,
-                median_s=bench.median(),
-                mean_s=bench.mean(),
-                stdev_s=bench.stdev() if len(values) > 1 else 0.0,
-                min_s=min(values),
-                max_s=max(values),
-                n_values=len(values),
-                n_processes=bench.get_nrun(),
-                loops=bench.get_loops(),
-            )
-            if error:
-                row["error"] = f"a worker process failed: {error}"
-        elif error:
-            row["status"] = "error"
-            row["error"] = error
-        else:
-            row["status"] = "incomplete"
-            row["error"] = (
-                "checked but not timed yet: the run was interrupted (resume it with --resume)"
-            )
-    if comparison is not None and analysis.baseline is not None:
-        row["versus"] = analysis.baseline
-        row.update(_interval_columns("", comparison.phase.get(phase)))
-        row.update(_interval_columns("step_", comparison.step))
-        row["break_even_calls"] = _break_even(
-            setup.oneoff_s, baseline_times, _medians(analysis, variant)
+        if error:  # some processes timed it, another failed: keep the values, say so
+            row["error"] = f"a worker process failed: {error}"
+    elif error:
+        row["status"] = "error"
+        row["error"] = error
+    else:
+        row["status"] = "incomplete"
+        row["error"] = (
+            "checked but not timed yet: the run was interrupted (resume it with --resume)"
         )
-    return row
 
 
 def _break_even(
