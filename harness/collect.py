@@ -346,8 +346,10 @@ def analyse_group(
             }
             step = per_phase["step"]
             if step is None and not base["step"] and base["backward"] and cand["backward"]:
-                # Folders measured before the step was timed whole: the old estimate,
-                # forward and backward summed per round.
+                # The baseline has no step rounds (its step failed to set up or to
+                # time) while both sides timed their backward: the estimate of a step
+                # from before it was timed whole, forward and backward summed per round.
+                # (Schema-2 folders are not rebuilt: their step_* columns are read.)
                 sb, sc = combine_phases(
                     [base["forward"], base["backward"]], [cand["forward"], cand["backward"]]
                 )
@@ -855,7 +857,8 @@ def _break_even(
     phase = "step" if baseline.get("step") and candidate.get("step") else "forward"
     base, cand = baseline.get(phase), candidate.get(phase)
     if phase == "forward" and baseline.get("backward") and candidate.get("backward"):
-        # folders from before the step was timed whole: forward + backward
+        # a side without step rounds (its step failed) but with a backward: a step
+        # estimated as forward + backward, as before the step was timed whole
         base = (base or 0.0) + (baseline["backward"] or 0.0) if base is not None else None
         cand = (cand or 0.0) + (candidate["backward"] or 0.0) if cand is not None else None
     if base is None or cand is None or cand >= base:
