@@ -187,6 +187,23 @@ def _classify(name: str) -> tuple[str, str, str]:
     return "kernel", name, TOOL_PROFILER  # autograd's view kernels ('detach', 'alias')
 
 
+@dataclass
+class _Tally:
+    """Per part (``(kind, part)``): seconds of self time, calls, the tool that measured
+    it, and the tools' estimated cost inside it (``weight``, removed at the end)."""
+
+    seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    tools: dict[tuple[str, str], str] = field(default_factory=dict)
+    weight: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def add(self, key: tuple[str, str], tool: str, s: float, n: int, w: float) -> None:
+        self.seconds[key] = self.seconds.get(key, 0.0) + s
+        self.calls[key] = self.calls.get(key, 0) + n
+        self.tools.setdefault(key, tool)
+        self.weight[key] = self.weight.get(key, 0.0) + w
+
+
 def aggregate(
     events: Sequence[ProfEvent],
     raw_s: float | None = None,
@@ -201,26 +218,41 @@ def aggregate(
     without them, to which the tools' overhead is removed (``costs`` weigh where it
     went; ``outside_traced`` counts the Python profile events outside any
     annotation, whose cost falls on the Python parts)."""
+    children = _children(events)
+    device = [e for e in events if e.device]
+    c = costs or Costs()
+    tally = _Tally()
+    sync_s = _walk(children, bool(device), c, tally)
+    _spread_sync(device, sync_s, tally)
+    roots = [e for e in children.get(None, []) if not e.device]
+    tree_s = sum(e.duration_us for e in roots) / 1e6
+    raw = tree_s if raw_s is None else float(raw_s)
+    if raw > tree_s:  # the call's time outside every event: Python
+        tally.add(("python", _PYTHON_REST), TOOL_REST, raw - tree_s, 0, 0.0)
+    _charge_python(tally, outside_traced, c.event_s)
+    parts, total, notes = _parts(tally, costs is not None)
+    return Breakdown(parts, total, raw, plain_s, notes)
+
+
+def _children(events: Sequence[ProfEvent]) -> dict[int | None, list[ProfEvent]]:
+    """Each event's children by parent id; under None the roots (events whose parent
+    is not in the tree) and every device kernel (timed apart from the CPU tree)."""
     by_id = {e.id: e for e in events}
     children: dict[int | None, list[ProfEvent]] = {}
     for e in events:
         parent = e.parent if e.parent in by_id else None
         children.setdefault(None if e.device else parent, []).append(e)
+    return children
 
-    seconds: dict[tuple[str, str], float] = {}
-    calls: dict[tuple[str, str], int] = {}
-    tools: dict[tuple[str, str], str] = {}
-    weight: dict[tuple[str, str], float] = {}
-    c = costs or Costs()
+
+def _walk(
+    children: Mapping[int | None, list[ProfEvent]], has_device: bool, c: Costs, tally: _Tally
+) -> float:
+    """Give each CPU event's self time to its part (``tally``): the outermost
+    NumPy/bridge/kernel annotation above it, else its own (``_classify``). Returns the
+    time spent waiting for the device (synchronize calls, when device kernels ran),
+    which ``_spread_sync`` hands on to the kernels."""
     sync_s = 0.0
-    device: list[ProfEvent] = [e for e in events if e.device]
-
-    def add(key: tuple[str, str], tool: str, s: float, n: int, w: float) -> None:
-        seconds[key] = seconds.get(key, 0.0) + s
-        calls[key] = calls.get(key, 0) + n
-        tools.setdefault(key, tool)
-        weight[key] = weight.get(key, 0.0) + w
-
     # iterative walk: (event, owner) where owner is the annotation's (kind, part)
     stack: list[tuple[ProfEvent, tuple[str, str] | None]] = [
         (e, None) for e in children.get(None, []) if not e.device
@@ -233,40 +265,49 @@ def aggregate(
         if owner is None and prefix in _ANNOTATED:
             kind = _ANNOTATED[prefix]
             owner = (kind, event.name.split("::", 1)[1])
-            add(owner, TOOL_TRACE, self_s, 1, event.traced * c.inside_s + c.span_s)
+            tally.add(owner, TOOL_TRACE, self_s, 1, event.traced * c.inside_s + c.span_s)
         elif owner is not None:
-            add(owner, TOOL_TRACE, self_s, 0, c.op_s)
-        elif event.name in _SYNC and device:
+            tally.add(owner, TOOL_TRACE, self_s, 0, c.op_s)
+        elif event.name in _SYNC and has_device:
             sync_s += self_s
-            add(("other", event.name), TOOL_PROFILER, 0.0, 1, 0.0)
+            tally.add(("other", event.name), TOOL_PROFILER, 0.0, 1, 0.0)
         else:
             kind, part, tool = _classify(event.name)
             is_op = event.name != ROOT
-            add((kind, part), tool, self_s, 1 if is_op else 0, c.op_s if is_op else 0.0)
+            tally.add((kind, part), tool, self_s, 1 if is_op else 0, c.op_s if is_op else 0.0)
         stack.extend((k, owner) for k in kids)
+    return sync_s
 
-    # waiting for the device: to the kernels that ran, by their device time
+
+def _spread_sync(device: Sequence[ProfEvent], sync_s: float, tally: _Tally) -> None:
+    """Waiting for the device goes to the kernels that ran, by their device time (the
+    CPU only waited on them); to ``other`` when none has a measurable time."""
     device_total = sum(e.duration_us for e in device)
     for e in device:
         s = sync_s * e.duration_us / device_total if device_total > 0 else 0.0
-        add(("kernel", e.name), TOOL_DEVICE, s, 1, 0.0)
+        tally.add(("kernel", e.name), TOOL_DEVICE, s, 1, 0.0)
     if device and device_total <= 0 and sync_s:
-        add(("other", "cudaDeviceSynchronize"), TOOL_PROFILER, sync_s, 0, 0.0)
+        tally.add(("other", "cudaDeviceSynchronize"), TOOL_PROFILER, sync_s, 0, 0.0)
 
-    roots = [e for e in children.get(None, []) if not e.device]
-    tree_s = sum(e.duration_us for e in roots) / 1e6
-    raw = tree_s if raw_s is None else float(raw_s)
-    if raw > tree_s:  # the call's time outside every event: Python
-        add(("python", _PYTHON_REST), TOOL_REST, raw - tree_s, 0, 0.0)
-    # the Python events outside annotations cost the Python parts
-    python_keys = [k for k in seconds if k[0] == "python"]
-    python_s = sum(seconds[k] for k in python_keys)
+
+def _charge_python(tally: _Tally, events: int, event_s: float) -> None:
+    """The tracer's cost of the Python profile events outside any annotation
+    (``events`` of ``event_s`` each) falls on the Python parts, by their time (evenly
+    when they have none)."""
+    python_keys = [k for k in tally.seconds if k[0] == "python"]
+    python_s = sum(tally.seconds[k] for k in python_keys)
     for k in python_keys:
-        share = seconds[k] / python_s if python_s > 0 else 1 / len(python_keys)
-        weight[k] += share * outside_traced * c.event_s
+        share = tally.seconds[k] / python_s if python_s > 0 else 1 / len(python_keys)
+        tally.weight[k] += share * events * event_s
 
+
+def _parts(tally: _Tally, correct: bool) -> tuple[tuple[Part, ...], float, tuple[str, ...]]:
+    """(parts largest first, their sum, notes): each part's seconds less the tools'
+    cost in it when ``correct``, clipped at 0 (and a note saying how many were);
+    shares of the sum, even when nothing was measurable, so that they sum to 1."""
     notes: list[str] = []
-    corrected = {k: v - weight[k] for k, v in seconds.items()} if costs is not None else seconds
+    seconds = tally.seconds
+    corrected = {k: v - tally.weight[k] for k, v in seconds.items()} if correct else seconds
     clipped = [k for k, v in corrected.items() if v < 0]
     if clipped:
         notes.append(
@@ -281,15 +322,15 @@ def aggregate(
             kind=k[0],
             seconds=v,
             share=v / total if total > 0 else 0.0,
-            calls=calls[k],
-            tool=tools[k],
+            calls=tally.calls[k],
+            tool=tally.tools[k],
         )
         for k, v in corrected.items()
     ]
     if total <= 0 and parts:  # nothing measurable: an even split keeps shares summing to 1
         parts = [Part(p.part, p.kind, 0.0, 1 / len(parts), p.calls, p.tool) for p in parts]
     parts.sort(key=lambda p: (-p.seconds, p.kind, p.part))
-    return Breakdown(tuple(parts), total, raw, plain_s, tuple(notes))
+    return tuple(parts), total, tuple(notes)
 
 
 def reconcile(profiled_s: float | None, timed_s: float | None) -> float | None:
