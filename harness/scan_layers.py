@@ -157,13 +157,35 @@ def _floating(dtype: str | None) -> bool:
 
 
 def _layer_block(f: FunctionScan, var: str, script: str) -> list[str]:
+    """The lines of layers.py for one Function: what the scan saw, then (when it takes
+    tensors only) the Function loaded as ``var``, its inputs' maker, the reference and
+    native candidate to fill in, and the ``Layer`` declared from them."""
     sig = f.shapes[0][0] if f.shapes else ()
     dts = f.dtypes[0][0] if f.dtypes else ()
+    lines = _seen_comment(f)
+    if any(d is None for d in dts):
+        return lines + _not_tensors_comment(f)
+    if f.module == "__main__":
+        lines.append(f"{var} = _load_file({script!r}, {f.name!r})")
+    else:
+        root = _module_root(f.file, f.module)
+        lines.append(f"{var} = _load_module({f.module!r}, {root!r}, {f.name!r})")
+    grid = infer_grid(f.shapes) if sig else Grid("n", (1,), ())
     names = _input_names(f, len(sig))
+    lines += _make_inputs_code(f"_{var}_inputs", sig, dts, grid)
+    lines += _to_fill_in_code(f, var, names)
+    lines += _layer_code(f, var, names, sig, dts, grid)
+    return lines
+
+
+def _seen_comment(f: FunctionScan) -> list[str]:
+    """The block's heading: the Function's share of the profile and where it lives,
+    and the shapes, dtypes and NumPy/SciPy calls seen (what the grid and the
+    proposals below come from)."""
     where = f"{f.file}:{f.line}" if f.line else f.file
     seen = "; ".join(f"{', '.join(str(list(s)) for s in s_)} ×{n}" for s_, n in f.shapes[:6])
     dt_seen = "; ".join(f"{'/'.join(str(d) for d in d_)} ×{n}" for d_, n in f.dtypes[:3])
-    lines = [
+    return [
         "",
         "",
         f"# --- {f.name}: {100 * f.share:.1f}% of the profiled time, {f.calls} calls "
@@ -172,21 +194,24 @@ def _layer_block(f: FunctionScan, var: str, script: str) -> list[str]:
         f"# dtypes seen: {dt_seen}",
         "# NumPy/SciPy calls seen: " + (", ".join(f.numpy_calls) or "none"),
     ]
-    if any(d is None for d in dts):
-        lines += [
-            f"# {f.name} takes non-tensor arguments: the harness calls a layer with tensors",
-            "# only. FILL IN: wrap it, e.g. `lambda x: Fn.apply(x, 3)`, and declare the layer",
-            "# by hand (README, 'Benchmark your own layer'); it is left out until then.",
-        ]
-        return lines
-    if f.module == "__main__":
-        lines.append(f"{var} = _load_file({script!r}, {f.name!r})")
-    else:
-        root = _module_root(f.file, f.module)
-        lines.append(f"{var} = _load_module({f.module!r}, {root!r}, {f.name!r})")
-    grid = infer_grid(f.shapes) if sig else Grid("n", (1,), ())
-    fn_inputs = f"_{var}_inputs"
-    lines += [
+
+
+def _not_tensors_comment(f: FunctionScan) -> list[str]:
+    """Why a Function that takes non-tensor arguments gets no layer: the harness
+    calls a layer with tensors only, so it must be wrapped by hand."""
+    return [
+        f"# {f.name} takes non-tensor arguments: the harness calls a layer with tensors",
+        "# only. FILL IN: wrap it, e.g. `lambda x: Fn.apply(x, 3)`, and declare the layer",
+        "# by hand (README, 'Benchmark your own layer'); it is left out until then.",
+    ]
+
+
+def _make_inputs_code(
+    fn_inputs: str, sig: Signature, dts: Sequence[str | None], grid: Grid
+) -> list[str]:
+    """The layer's ``make_inputs`` function: tensors of the shapes seen, picked by the
+    grid (the index into the signatures seen, or the one dimension that varied)."""
+    lines = [
         "",
         "",
         f"def {fn_inputs}(point: Point, gen: torch.Generator) -> tuple[torch.Tensor, ...]:",
@@ -198,27 +223,32 @@ def _layer_block(f: FunctionScan, var: str, script: str) -> list[str]:
         made = []
         for i, d in enumerate(dts):
             made.append(_tensor_code(f"*shapes[{i}]", d))
-        lines.append("    return (" + ", ".join(made) + ("," if len(made) == 1 else "") + ")")
     else:
         lines.append("    n = int(point['n'])" if grid.positions else "    del point")
         made = [
             _tensor_code(_shape_code(s, i, grid), d)
             for i, (s, d) in enumerate(zip(sig, dts, strict=True))
         ]
-        lines.append("    return (" + ", ".join(made) + ("," if len(made) == 1 else "") + ")")
+    lines.append("    return (" + ", ".join(made) + ("," if len(made) == 1 else "") + ")")
+    return lines
+
+
+def _to_fill_in_code(f: FunctionScan, var: str, names: Sequence[str]) -> list[str]:
+    """The reference and the native candidate, marked FILL IN: stand-ins that keep the
+    file running (the baseline in float64; no native), with the native equivalents
+    known for the NumPy/SciPy calls seen proposed in comments, never declared."""
     native_var = f"{var}_native"
-    ref_var = f"{var}_reference"
     params = ", ".join(names)
     # the native candidate replaces forward; autograd derives its backward
     forward_calls = [c for c in f.numpy_forward if not c.startswith("torch.")] or f.numpy_calls
     proposals = [(c, PROPOSALS[c]) for c in forward_calls if c in PROPOSALS]
-    lines += [
+    lines = [
         "",
         "",
         f"# FILL IN the reference: a trusted float64 implementation of {f.name}'s forward.",
         "# Until then it is the baseline itself run in float64, so outputs and gradients",
         "# are only checked for self-consistency (gradcheck still tests the backward).",
-        f"{ref_var} = {var}.apply",
+        f"{var}_reference = {var}.apply",
         "",
         f"# FILL IN the native candidate: torch ops computing the same as {f.name}, e.g.",
         f"#     def {native_var}({params}):",
@@ -232,6 +262,22 @@ def _layer_block(f: FunctionScan, var: str, script: str) -> list[str]:
     lines += [
         "# Until it is filled in, only the baseline and its compile form run.",
         f"{native_var} = None",
+    ]
+    return lines
+
+
+def _layer_code(
+    f: FunctionScan,
+    var: str,
+    names: Sequence[str],
+    sig: Signature,
+    dts: Sequence[str | None],
+    grid: Grid,
+) -> list[str]:
+    """The ``Layer`` declaration: the grid's axis, the inputs and their ranks, the
+    floating inputs as the differentiable ones (when not all are), the Function as
+    the baseline and the native candidate once filled in."""
+    lines = [
         "",
         "LAYERS.append(",
         "    Layer(",
@@ -241,8 +287,8 @@ def _layer_block(f: FunctionScan, var: str, script: str) -> list[str]:
         + (", minimum=0" if grid.axis == "shape" else "")
         + "),),",
         f"        inputs={dict(zip(names, (len(s) for s in sig), strict=True))!r},",
-        f"        make_inputs={fn_inputs},",
-        f"        reference={ref_var},",
+        f"        make_inputs=_{var}_inputs,",
+        f"        reference={var}_reference,",
     ]
     grads = [n for n, d in zip(names, dts, strict=True) if _floating(d)]
     if len(grads) != len(names):
@@ -250,7 +296,7 @@ def _layer_block(f: FunctionScan, var: str, script: str) -> list[str]:
     lines += [
         "        implementations=(",
         f"            baseline({_baseline_name(f)!r}, {var}, description={f'{f.name} as the script uses it'!r}),",
-        f"            *_natives({native_var}),",
+        f"            *_natives({var}_native),",
         "        ),",
         "    )",
         ")",
