@@ -10,13 +10,18 @@ implementation of one grid point), so paired comparisons stay paired.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from harness.case import Group, Variant
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.layer import AxisValue, Layer
 from harness.registry import Registry
+
+if TYPE_CHECKING:
+    from harness.shard import Shard
 
 __all__ = ["LayerInfo", "Plan", "make_plan"]
 
@@ -94,6 +99,42 @@ def _layer_info(layer: Layer, impls: tuple[str, ...]) -> LayerInfo:
 def make_plan(registry: Registry, config: RunConfig) -> Plan:
     """Validate ``config`` against the registry and enumerate its groups."""
     layers = _selected_layers(registry, config)
+    _check_request(layers, config)
+    groups: list[Group] = []
+    impls: dict[str, tuple[str, ...]] = {}
+    info: dict[str, LayerInfo] = {}
+    dropped: list[str] = []
+    for layer in layers:
+        points, why = _layer_points(layer, config)
+        dropped.extend(f"{layer.name}: {w}" for w in why)
+        chosen = tuple(
+            i.name
+            for i in layer.all_implementations()
+            if config.impls is None or i.name in config.impls
+        )
+        if not chosen:
+            continue
+        impls[layer.name] = chosen
+        info[layer.name] = _layer_info(layer, chosen)
+        groups += _layer_groups(layer, points, config)
+    if not groups:
+        raise ConfigError("nothing to measure: no selected layer has the selected implementations")
+    if config.shard is not None:
+        groups = _shard_part(groups, impls, config.shard)
+    return Plan(
+        config,
+        tuple(layer.name for layer in layers if layer.name in impls),
+        tuple(groups),
+        impls,
+        tuple(dropped),
+        info,
+    )
+
+
+def _check_request(layers: Sequence[Layer], config: RunConfig) -> None:
+    """``ConfigError`` for what the selected layers or this machine cannot give: an
+    implementation or grid axis no selected layer has, a CUDA device or an
+    allocator that is not here. Checked before any point is made."""
     if config.impls is not None:
         for name in config.impls:
             if not any(name in (i.name for i in layer.all_implementations()) for layer in layers):
@@ -118,66 +159,53 @@ def make_plan(registry: Registry, config: RunConfig) -> Plan:
     for allocator in config.allocators:
         allocator_env(allocator)  # raises ConfigError when it is not installed here
 
-    groups: list[Group] = []
-    impls: dict[str, tuple[str, ...]] = {}
-    info: dict[str, LayerInfo] = {}
-    dropped: list[str] = []
-    for layer in layers:
-        overrides: dict[str, list[AxisValue]] = {}
-        for axis_name, raw_values in config.grid.items():
-            if axis_name in layer.axis_names:
-                spec = layer.axis(axis_name)
-                overrides[axis_name] = [spec.parse(v, layer.name) for v in raw_values]
-        points, why = layer.points(overrides)
-        if not points:
-            raise ConfigError(
-                f"layer {layer.name!r}: no valid point in the grid ({why[0] if why else 'empty grid'})"
-            )
-        dropped.extend(f"{layer.name}: {w}" for w in why)
-        chosen = tuple(
-            i.name
-            for i in layer.all_implementations()
-            if config.impls is None or i.name in config.impls
-        )
-        if not chosen:
-            continue
-        impls[layer.name] = chosen
-        info[layer.name] = _layer_info(layer, chosen)
-        for point in points:
-            for dtype in config.dtypes:
-                for threads in config.threads:
-                    for device in config.devices:
-                        for allocator in config.allocators:
-                            groups.append(
-                                Group(
-                                    layer.name,
-                                    tuple(point.items()),
-                                    dtype,
-                                    threads,
-                                    device,
-                                    allocator,
-                                )
-                            )
-    if not groups:
-        raise ConfigError("nothing to measure: no selected layer has the selected implementations")
-    if config.shard is not None:
-        from harness.shard import assign, group_cost
 
-        if config.shard.count > len(groups):
-            # more parts than groups would leave parts empty (and 10**12 parts would
-            # exhaust memory): the scheduler was asked for the wrong number of copies
-            raise ConfigError(
-                f"--shard {config.shard}: {config.shard.count} parts but the plan has only "
-                f"{len(groups)} groups (points x settings); use at most {len(groups)} parts"
-            )
-        costs = [(g.name, group_cost(g.point_dict, 2 * len(impls[g.layer]))) for g in groups]
-        part = assign(costs, config.shard.count)
-        groups = [g for g in groups if part[g.name] == config.shard.index]
-    return Plan(
-        config,
-        tuple(layer.name for layer in layers if layer.name in impls),
-        tuple(groups),
-        impls,
-        tuple(dropped),
-        info,
-    )
+def _layer_points(layer: Layer, config: RunConfig) -> tuple[list[dict[str, AxisValue]], list[str]]:
+    """The layer's valid grid points with ``--grid`` applied to its own axes (each
+    value parsed by its axis), and why the others were left out; ``ConfigError``
+    when no point is valid, as nothing of the layer could be measured."""
+    overrides: dict[str, list[AxisValue]] = {}
+    for axis_name, raw_values in config.grid.items():
+        if axis_name in layer.axis_names:
+            spec = layer.axis(axis_name)
+            overrides[axis_name] = [spec.parse(v, layer.name) for v in raw_values]
+    points, why = layer.points(overrides)
+    if not points:
+        raise ConfigError(
+            f"layer {layer.name!r}: no valid point in the grid ({why[0] if why else 'empty grid'})"
+        )
+    return points, why
+
+
+def _layer_groups(
+    layer: Layer, points: Sequence[dict[str, AxisValue]], config: RunConfig
+) -> list[Group]:
+    """One group per point and setting (dtype, threads, device, allocator), in this
+    nesting order: the plan's order, which the runner and the tables keep."""
+    return [
+        Group(layer.name, tuple(point.items()), dtype, threads, device, allocator)
+        for point in points
+        for dtype in config.dtypes
+        for threads in config.threads
+        for device in config.devices
+        for allocator in config.allocators
+    ]
+
+
+def _shard_part(
+    groups: list[Group], impls: Mapping[str, tuple[str, ...]], shard: Shard
+) -> list[Group]:
+    """The groups of ``--shard K/N``'s part: groups split into N parts of about equal
+    cost (``harness.shard``), whole groups so that paired comparisons stay paired."""
+    from harness.shard import assign, group_cost
+
+    if shard.count > len(groups):
+        # more parts than groups would leave parts empty (and 10**12 parts would
+        # exhaust memory): the scheduler was asked for the wrong number of copies
+        raise ConfigError(
+            f"--shard {shard}: {shard.count} parts but the plan has only "
+            f"{len(groups)} groups (points x settings); use at most {len(groups)} parts"
+        )
+    costs = [(g.name, group_cost(g.point_dict, 2 * len(impls[g.layer]))) for g in groups]
+    part = assign(costs, shard.count)
+    return [g for g in groups if part[g.name] == shard.index]
