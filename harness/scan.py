@@ -275,72 +275,11 @@ def aggregate(
     outer one only, so that no second is counted twice and the shares add up to at
     most 1."""
     parent = _nesting(events)
-    kind: dict[int, tuple[str, str]] = {}  # event index -> (function, 'forward'|'backward')
-    for i, e in enumerate(events):
-        if e.name in sources:
-            kind[i] = (e.name, "forward")
-        elif e.name.endswith(_BACKWARD) and e.name[: -len(_BACKWARD)] in sources:
-            kind[i] = (e.name[: -len(_BACKWARD)], "backward")
-
-    def inside_function(i: int) -> bool:
-        p = parent[i]
-        while p is not None:
-            if p in kind:
-                return True
-            p = parent[p]
-        return False
-
-    child_s = [0.0] * len(events)
-    for i, p in enumerate(parent):
-        if p is not None:
-            child_s[p] += events[i].seconds
-
-    acc: dict[str, dict[str, float]] = {}
-    shapes: dict[str, Counter[tuple[tuple[int, ...], ...]]] = {}
-    dtypes: dict[str, Counter[tuple[str | None, ...]]] = {}
-    nested: set[str] = set()
-    for i, (name, phase) in kind.items():
-        e = events[i]
-        a = acc.setdefault(name, dict.fromkeys(_ACC_KEYS, 0.0))
-        a[f"{phase}_calls"] += 1
-        a[f"{phase}_total_s"] += e.seconds
-        a[f"{phase}_self_s"] += max(e.seconds - child_s[i], 0.0)
-        if inside_function(i):
-            nested.add(name)
-        else:
-            a["seconds"] += e.seconds
-        if phase == "forward":
-            shapes.setdefault(name, Counter())[e.shapes] += 1
-            dtypes.setdefault(name, Counter())[tuple(_dtype_name(d) for d in e.dtypes)] += 1
-
+    seen = _tally_functions(events, parent, _function_events(events, sources))
     busy = sum(e.seconds for i, e in enumerate(events) if parent[i] is None)
-    functions_s = sum(a["seconds"] for a in acc.values())
+    functions_s = sum(a["seconds"] for a in seen.acc.values())
     profiled = max(wall_s, busy, functions_s, 1e-12)
-    out = []
-    for name, a in acc.items():
-        src = sources[name]
-        out.append(
-            FunctionScan(
-                name=name,
-                module=src.module,
-                file=src.file,
-                line=src.line,
-                args=src.args,
-                calls=int(a["forward_calls"]),
-                backward_calls=int(a["backward_calls"]),
-                forward_total_s=a["forward_total_s"],
-                forward_self_s=a["forward_self_s"],
-                backward_total_s=a["backward_total_s"],
-                backward_self_s=a["backward_self_s"],
-                seconds=a["seconds"],
-                share=a["seconds"] / profiled,
-                shapes=_ranked(shapes.get(name, Counter())),
-                dtypes=_ranked(dtypes.get(name, Counter())),
-                numpy_forward=src.numpy_forward,
-                numpy_backward=src.numpy_backward,
-                nested=name in nested,
-            )
-        )
+    out = [_function_scan(name, sources[name], seen, profiled) for name in seen.acc]
     out.sort(key=lambda f: (-f.share, f.name))
     native = max(busy - functions_s, 0.0)
     totals = Totals(
@@ -351,6 +290,103 @@ def aggregate(
         other_s=max(profiled - functions_s - native, 0.0),
     )
     return tuple(out), totals
+
+
+def _function_events(
+    events: Sequence[RawEvent], sources: Mapping[str, FunctionSource]
+) -> dict[int, tuple[str, str]]:
+    """Event index -> (Function, ``forward`` or ``backward``) for the events of the
+    Functions in ``sources``: the forward bears the class name, the backward node the
+    class name plus ``Backward``."""
+    kind: dict[int, tuple[str, str]] = {}
+    for i, e in enumerate(events):
+        if e.name in sources:
+            kind[i] = (e.name, "forward")
+        elif e.name.endswith(_BACKWARD) and e.name[: -len(_BACKWARD)] in sources:
+            kind[i] = (e.name[: -len(_BACKWARD)], "backward")
+    return kind
+
+
+@dataclass
+class _FunctionTally:
+    """What ``aggregate`` counts per Function before it makes its ``FunctionScan``."""
+
+    acc: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Function -> ``_ACC_KEYS`` (calls, total and self seconds per phase; ``seconds``:
+    the time not inside another Function)."""
+    shapes: dict[str, Counter[tuple[tuple[int, ...], ...]]] = field(default_factory=dict)
+    dtypes: dict[str, Counter[tuple[str | None, ...]]] = field(default_factory=dict)
+    nested: set[str] = field(default_factory=set)
+    """Functions called (at least once) inside another one."""
+
+
+def _tally_functions(
+    events: Sequence[RawEvent],
+    parent: Sequence[int | None],
+    kind: Mapping[int, tuple[str, str]],
+) -> _FunctionTally:
+    """Count each Function event (``kind``) in its Function's tally: its call, its
+    total and self time (less its children's), its time in ``seconds`` unless it ran
+    inside another Function (counted there already), and its forward's input shapes
+    and dtypes."""
+    child_s = [0.0] * len(events)
+    for i, p in enumerate(parent):
+        if p is not None:
+            child_s[p] += events[i].seconds
+    seen = _FunctionTally()
+    for i, (name, phase) in kind.items():
+        e = events[i]
+        a = seen.acc.setdefault(name, dict.fromkeys(_ACC_KEYS, 0.0))
+        a[f"{phase}_calls"] += 1
+        a[f"{phase}_total_s"] += e.seconds
+        a[f"{phase}_self_s"] += max(e.seconds - child_s[i], 0.0)
+        if _inside_function(i, parent, kind):
+            seen.nested.add(name)
+        else:
+            a["seconds"] += e.seconds
+        if phase == "forward":
+            seen.shapes.setdefault(name, Counter())[e.shapes] += 1
+            dtype_names = tuple(_dtype_name(d) for d in e.dtypes)
+            seen.dtypes.setdefault(name, Counter())[dtype_names] += 1
+    return seen
+
+
+def _inside_function(i: int, parent: Sequence[int | None], kind: Mapping[int, object]) -> bool:
+    """Whether event ``i`` has a Function event (``kind``) among its ancestors."""
+    p = parent[i]
+    while p is not None:
+        if p in kind:
+            return True
+        p = parent[p]
+    return False
+
+
+def _function_scan(
+    name: str, src: FunctionSource, seen: _FunctionTally, profiled: float
+) -> FunctionScan:
+    """The ``FunctionScan`` of one Function: where it is defined (``src``), what was
+    counted of it, and its share of the ``profiled`` seconds."""
+    a = seen.acc[name]
+    return FunctionScan(
+        name=name,
+        module=src.module,
+        file=src.file,
+        line=src.line,
+        args=src.args,
+        calls=int(a["forward_calls"]),
+        backward_calls=int(a["backward_calls"]),
+        forward_total_s=a["forward_total_s"],
+        forward_self_s=a["forward_self_s"],
+        backward_total_s=a["backward_total_s"],
+        backward_self_s=a["backward_self_s"],
+        seconds=a["seconds"],
+        share=a["seconds"] / profiled,
+        shapes=_ranked(seen.shapes.get(name, Counter())),
+        dtypes=_ranked(seen.dtypes.get(name, Counter())),
+        numpy_forward=src.numpy_forward,
+        numpy_backward=src.numpy_backward,
+        nested=name in seen.nested,
+    )
 
 
 def _dtype_name(name: str | None) -> str | None:
