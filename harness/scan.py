@@ -546,18 +546,44 @@ def _pct(share: float) -> str:
 def scan_markdown(scan: Scan, folder: str = "DIR") -> str:
     """The text of ``scan.md``: the Functions ranked by share, then what to do next
     (``folder``: where it is written, for the commands it suggests)."""
-    t = scan.totals
     lines = [f"# Scan of `{Path(scan.script).name}`", ""]
+    lines += _run_paragraphs(scan)
+    if not scan.functions:
+        lines += ["No custom `torch.autograd.Function` ran: nothing to port.", ""]
+    else:
+        lines += ["## Custom Functions, largest share first", ""]
+        for f in scan.functions:
+            lines += _function_item(f)
+        lines += [""]
+    lines += _time_table(scan)
+    if scan.functions:
+        lines += [
+            "## Next",
+            "",
+            "1. Open `layers.py` beside this file and fill in each `FILL IN` (the native "
+            "candidate; the reference if the baseline's own float64 run is not trusted).",
+            f"2. `python -m harness run --layers-from {folder}/layers.py --scan {folder}` "
+            "measures them and weighs each verdict by its share of the step.",
+            "",
+        ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _run_paragraphs(scan: Scan) -> list[str]:
+    """What was run and profiled, where and when; then how it ended when it did not
+    end by itself (failed, stopped after ``--steps``) and a warning when importing
+    the script would run it (no ``__main__`` guard)."""
+    t = scan.totals
     args = " ".join(scan.argv)
-    lines.append(
+    lines = [
         f"`{scan.script}{' ' + args if args else ''}`: ran {scan.script_s:.2f} s, of which "
         f"{t.wall_s:.2f} s from its first torch op on are profiled"
         + (f" on {scan.date}" if scan.date else "")
         + (f", CPU capability {scan.cpu_capability}" if scan.cpu_capability else "")
         + (f", torch {scan.torch}" if scan.torch else "")
-        + "."
-    )
-    lines.append("")
+        + ".",
+        "",
+    ]
     if scan.status == "failed":
         lines += [f"**The script failed**: {scan.error}. What ran before the failure is below.", ""]
     elif scan.status == "stopped":
@@ -572,34 +598,42 @@ def scan_markdown(scan: Scan, folder: str = "DIR") -> str:
             "`layers.py` runs it. Guard its training before running the layer file.*",
             "",
         ]
-    if not scan.functions:
-        lines += ["No custom `torch.autograd.Function` ran: nothing to port.", ""]
-    else:
-        lines += ["## Custom Functions, largest share first", ""]
-        for f in scan.functions:
-            lines.append(f"- **{function_sentence(f)}**.")
-            where = f"{f.module} ({f.file}" + (f":{f.line}" if f.line else "") + ")"
-            lines.append(
-                f"  Defined in {where}. Forward {f.forward_total_s * 1e3:.1f} ms "
-                f"({f.forward_self_s * 1e3:.1f} ms outside torch ops), backward "
-                f"{f.backward_total_s * 1e3:.1f} ms ({f.backward_self_s * 1e3:.1f} ms outside "
-                f"torch ops) over {f.calls} forward and {f.backward_calls} backward calls."
-            )
-            if f.numpy_forward or f.numpy_backward:
-                lines.append(
-                    "  Forward calls "
-                    + (", ".join(f.numpy_forward) or "no NumPy/SciPy")
-                    + "; backward calls "
-                    + (", ".join(f.numpy_backward) or "no NumPy/SciPy")
-                    + "."
-                )
-            if len(f.shapes) > 1:
-                seen = "; ".join(f"{_shape_text(sig)} ×{n}" for sig, n in f.shapes[:6])
-                lines.append(f"  Input shapes seen: {seen}.")
-            if f.nested:
-                lines.append("  Some calls ran inside another custom Function (counted there).")
-        lines += [""]
-    lines += [
+    return lines
+
+
+def _function_item(f: FunctionScan) -> list[str]:
+    """One Function's bullet: its sentence, where it is defined, its forward and
+    backward times, and (where there is something to say) its NumPy/SciPy calls, the
+    shapes seen and whether it also ran nested."""
+    where = f"{f.module} ({f.file}" + (f":{f.line}" if f.line else "") + ")"
+    lines = [
+        f"- **{function_sentence(f)}**.",
+        f"  Defined in {where}. Forward {f.forward_total_s * 1e3:.1f} ms "
+        f"({f.forward_self_s * 1e3:.1f} ms outside torch ops), backward "
+        f"{f.backward_total_s * 1e3:.1f} ms ({f.backward_self_s * 1e3:.1f} ms outside "
+        f"torch ops) over {f.calls} forward and {f.backward_calls} backward calls.",
+    ]
+    if f.numpy_forward or f.numpy_backward:
+        lines.append(
+            "  Forward calls "
+            + (", ".join(f.numpy_forward) or "no NumPy/SciPy")
+            + "; backward calls "
+            + (", ".join(f.numpy_backward) or "no NumPy/SciPy")
+            + "."
+        )
+    if len(f.shapes) > 1:
+        seen = "; ".join(f"{_shape_text(sig)} ×{n}" for sig, n in f.shapes[:6])
+        lines.append(f"  Input shapes seen: {seen}.")
+    if f.nested:
+        lines.append("  Some calls ran inside another custom Function (counted there).")
+    return lines
+
+
+def _time_table(scan: Scan) -> list[str]:
+    """The profiled time split into the Functions, native torch ops and the rest
+    (``Totals``: the rows add up to the profiled time)."""
+    t = scan.totals
+    lines = [
         "## Where the time went",
         "",
         "| part | seconds | share |",
@@ -614,17 +648,7 @@ def scan_markdown(scan: Scan, folder: str = "DIR") -> str:
     )
     lines.append(f"| **profiled** | {t.profiled_s:.3f} | 100% |")
     lines.append("")
-    if scan.functions:
-        lines += [
-            "## Next",
-            "",
-            "1. Open `layers.py` beside this file and fill in each `FILL IN` (the native "
-            "candidate; the reference if the baseline's own float64 run is not trusted).",
-            f"2. `python -m harness run --layers-from {folder}/layers.py --scan {folder}` "
-            "measures them and weighs each verdict by its share of the step.",
-            "",
-        ]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return lines
 
 
 # -- running the script (I/O) ----------------------------------------------------------
