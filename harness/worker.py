@@ -27,8 +27,10 @@ the setup checks and the profiled calls live in ``harness.checks``.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import signal
 import sys
 import time
 import traceback
@@ -46,6 +48,7 @@ from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
 from harness.layer import Layer
+from harness.lifetime import die_with_parent
 from harness.measure import calibrate_loops, set_threads
 from harness.points import format_point
 from harness.prepared import Prepared
@@ -79,6 +82,8 @@ __all__ = ["Worker", "main"]
 class Worker:
     def __init__(self, job: Job) -> None:
         self.job = job
+        if job.mode == "timing" and fresh_process_per_group():
+            prepare_to_fork()
         self.log = EventLog(job.raw)
         with quiet():
             self.registry = Registry.default(job.layers_from)
@@ -387,9 +392,64 @@ class Worker:
             self._prepared.pop(task.variant, None)
 
     def run(self) -> None:
+        fresh = self.job.mode == "timing" and fresh_process_per_group()
         for task in self.job.tasks:
-            self.run_task(task)
+            if fresh and isinstance(task, RoundsTask):
+                run_in_child(functools.partial(self.run_task, task))
+            else:
+                self.run_task(task)
         self.log.write(Finished())
+
+
+def fresh_process_per_group() -> bool:
+    """Whether timing workers time each group in a forked child (Linux, and not turned
+    off with ``HARNESS_FORK_GROUPS=0``, which exists for experiments only)."""
+    return sys.platform.startswith("linux") and os.environ.get("HARNESS_FORK_GROUPS") != "0"
+
+
+def run_in_child(work: Callable[[], None]) -> None:
+    """Run ``work`` in a forked child of this process and wait for it.
+
+    Why: a training loop runs one layer at one size, and its process's allocator state
+    (glibc's adaptive mmap and trim thresholds, the heap's top) is what that loop's own
+    buffers made it. A worker that timed other sizes first carries their history:
+    conv2d's step at n=512 measured 19-40 ms in one process depending on which sizes
+    had run before (2026-11-29, AVX512). So each group is timed in a child that has run
+    nothing else, forked from a worker that only imported torch and the layers: the
+    imports are paid once, the allocator starts clean.
+
+    The worker must not have entered a parallel region (GNU OpenMP's pool does not
+    survive a fork): a timing worker keeps one thread until it forks
+    (``prepare_to_fork``). A child that dies takes the worker down the same way (same
+    exit code or signal), so the supervisor records a crash of the task in progress,
+    as it would without the fork."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            die_with_parent()
+            work()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    if code != 0:
+        sys.exit(code)
+
+
+def prepare_to_fork() -> None:
+    """Keep torch at one thread until a group's child sets its own (``run_in_child``)."""
+    torch.set_num_threads(1)
 
 
 def main(argv: list[str] | None = None) -> int:

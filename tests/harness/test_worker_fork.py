@@ -1,0 +1,99 @@
+"""A timing worker times each group in a child forked for it (``harness.worker``):
+the group's allocator state is its own, as in a user's loop at that size."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.case import Variant
+from harness.protocol import EventLog, Job, RoundsDone, RoundsTask, Started
+from harness.worker import fresh_process_per_group, run_in_child
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork per group")
+
+
+@linux_only
+def test_run_in_child_runs_the_work_in_a_child_and_waits_for_it(tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+    run_in_child(lambda: marker.write_text(str(os.getpid())))
+    # written (the parent waited) by another process
+    assert int(marker.read_text()) != os.getpid()
+
+
+def _die_in_child(how: str) -> subprocess.CompletedProcess[str]:
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        from harness.worker import run_in_child
+        def work():
+            if {how!r} == "raise":
+                raise RuntimeError("boom in the group")
+            if {how!r} == "signal":
+                os.kill(os.getpid(), signal.SIGABRT)
+        run_in_child(work)
+        print("parent carried on")
+        """
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@linux_only
+@pytest.mark.parametrize(
+    ("how", "returncode"), [("ok", 0), ("raise", 1), ("signal", -signal.SIGABRT)]
+)
+def test_a_child_that_dies_takes_the_worker_down_the_same_way(how: str, returncode: int) -> None:
+    # so that the supervisor records a crash of the task in progress, as without a fork
+    done = _die_in_child(how)
+    assert done.returncode == returncode, done.stderr
+    assert ("parent carried on" in done.stdout) is (how == "ok")
+    if how == "raise":
+        assert "RuntimeError: boom in the group" in done.stderr
+
+
+def test_the_fork_can_be_turned_off_for_experiments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_FORK_GROUPS", "0")
+    assert not fresh_process_per_group()
+    monkeypatch.delenv("HARNESS_FORK_GROUPS")
+    assert fresh_process_per_group() is sys.platform.startswith("linux")
+
+
+def _timing_job(tmp_path: Path, raw: Path) -> Path:
+    tasks = []
+    for n in (8, 16):
+        variant = Variant.make("fft", "torch", {"n": n})
+        tasks.append(RoundsTask(variant.group, ((variant.case("forward"), 2),), rounds=2))
+    job = Job("timing", tuple(tasks), str(raw), process=0)
+    path = tmp_path / "job.json"
+    job.write(path)
+    return path
+
+
+@linux_only
+@pytest.mark.slow
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
+    tmp_path: Path, fork: bool
+) -> None:
+    raw = tmp_path / "timing.jsonl"
+    env = {**os.environ, "HARNESS_FORK_GROUPS": "1" if fork else "0", "OMP_NUM_THREADS": "2"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "harness.worker", str(_timing_job(tmp_path, raw))], env=env
+    )
+    assert worker.wait(timeout=300) == 0
+    events = EventLog.read(raw)
+    assert sum(isinstance(e, Started) for e in events) == 2
+    done = [e for e in events if isinstance(e, RoundsDone)]
+    assert [dict(e.group.point)["n"] for e in done] == [8, 16]
+    assert all(len(values) == 2 for e in done for values in e.values.values())
+    pids = {e.metadata["pid"] for e in done}
+    if fork:
+        assert len(pids) == 2 and worker.pid not in pids
+    else:
+        assert pids == {worker.pid}
