@@ -15,7 +15,8 @@ The modes:
   count of each phase; gradcheck for baselines with a backward; each layer's
   capability matrix.
 - ``timing``: paired rounds. For each group (every implementation of one grid point),
-  one discarded warm-up round, then ``rounds`` rounds, each timing every case of the
+  in a child forked for it (``run_in_child``: its allocator state is its own), one
+  discarded warm-up round, then ``rounds`` rounds, each timing every case of the
   group once, in a fresh random order: drift and bursts of noise then hit every
   implementation of a point alike, and the per-round ratios cancel them.
 - ``profile``: after timing, one profiled call per phase of a variant (where the
