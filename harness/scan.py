@@ -948,15 +948,7 @@ def run_scan(script: str, argv: Sequence[str] = (), steps: int | None = None) ->
     """Run ``script`` as ``__main__`` with ``argv`` under the profiler and the call
     tracer; return the scan. ``ConfigError`` for a script that cannot be read;
     ``ScriptFailed`` when it raises (its traceback printed to stderr as the script's)."""
-    path = Path(script)
-    if not path.is_file():
-        raise ConfigError(f"{script}: no such script")
-    try:
-        source = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{script}: cannot read: {exc}".splitlines()[0]) from None
-    if steps is not None and steps < 1:
-        raise ConfigError(f"--steps must be >= 1, not {steps}")
+    source = _read_script(script, steps)
     script = os.path.abspath(script)
 
     import torch
@@ -971,52 +963,24 @@ def run_scan(script: str, argv: Sequence[str] = (), steps: int | None = None) ->
     activities = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(ProfilerActivity.CUDA)
-    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
-    sys.argv = [script, *argv]
-    if sys.path:
-        sys.path[0] = os.path.dirname(script)
-    else:
-        sys.path.insert(0, os.path.dirname(script))
-    status, error = "ok", None
-    failure: BaseException | None = None
     prof = profile(activities=activities, record_shapes=True)
-    t0 = time.perf_counter()
-    try:
-        with _counting(counter), _tracing_functions(tracer):
-            prof.start()
-            t0 = time.perf_counter()
-            try:
-                runpy.run_path(script, run_name="__main__")
-            except _StopScan:
-                status = "stopped"
-            except SystemExit as exc:
-                if exc.code not in (None, 0):
-                    status, error, failure = "failed", f"SystemExit: {exc.code}", exc
-            except Exception as exc:  # the user's script failed: report it as theirs
-                status, error, failure = "failed", f"{type(exc).__name__}: {exc}", exc
-            finally:
-                script_s = time.perf_counter() - t0
-                stop_ns = time.time_ns()
-                prof.stop()
-    finally:
-        sys.argv = saved_argv
-        if saved_path0 is not None and sys.path:
-            sys.path[0] = saved_path0
+    with _as_main(script, argv):
+        ran = _run_profiled(script, prof, counter, tracer)
     classes = _custom_functions(tracer)
     sources = {name: _source_of(cls, tracer.calls) for name, cls in classes.items()}
     events = _raw_events(prof)
     # the window starts at the script's first torch op: imports before it hold nothing
     # to port, and would dilute every share
-    first = min((e.start_ns for e in events), default=stop_ns)
-    wall = max(stop_ns - first, 0) / 1e9 if events else script_s
-    functions, totals = aggregate(events, sources, min(wall, script_s))
+    first = min((e.start_ns for e in events), default=ran.stop_ns)
+    wall = max(ran.stop_ns - first, 0) / 1e9 if events else ran.script_s
+    functions, totals = aggregate(events, sources, min(wall, ran.script_s))
     scan = Scan(
         script=script,
         argv=tuple(argv),
-        status=status,
+        status=ran.status,
         totals=totals,
         functions=functions,
-        error=error.splitlines()[0] if error else None,
+        error=ran.error.splitlines()[0] if ran.error else None,
         steps=steps,
         steps_counted=counter.counted,
         step_signal=counter.signal,
@@ -1024,13 +988,86 @@ def run_scan(script: str, argv: Sequence[str] = (), steps: int | None = None) ->
         torch=torch.__version__,
         cpu_capability=str(torch.backends.cpu.get_cpu_capability()),
         guarded=script_is_guarded(source),
-        script_s=script_s,
+        script_s=ran.script_s,
     )
-    if failure is not None:
-        if not isinstance(failure, SystemExit):
-            sys.stderr.write(_script_traceback(failure, script))
-        raise ScriptFailed(scan, failure)
+    if ran.failure is not None:
+        if not isinstance(ran.failure, SystemExit):
+            sys.stderr.write(_script_traceback(ran.failure, script))
+        raise ScriptFailed(scan, ran.failure)
     return scan
+
+
+def _read_script(script: str, steps: int | None) -> str:
+    """The script's source; ``ConfigError`` before anything runs when it cannot be
+    read or ``steps`` is not a count of iterations."""
+    path = Path(script)
+    if not path.is_file():
+        raise ConfigError(f"{script}: no such script")
+    try:
+        source = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{script}: cannot read: {exc}".splitlines()[0]) from None
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps must be >= 1, not {steps}")
+    return source
+
+
+@contextmanager
+def _as_main(script: str, argv: Sequence[str]) -> Iterator[None]:
+    """``sys.argv`` and ``sys.path[0]`` as running ``python script argv...`` sets them
+    (so that the script parses its arguments and imports its neighbours), restored
+    afterwards."""
+    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+    sys.argv = [script, *argv]
+    if sys.path:
+        sys.path[0] = os.path.dirname(script)
+    else:
+        sys.path.insert(0, os.path.dirname(script))
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        if saved_path0 is not None and sys.path:
+            sys.path[0] = saved_path0
+
+
+@dataclass(frozen=True)
+class _Ran:
+    """How the script's run ended: ``status`` ok, stopped (``--steps`` reached) or
+    failed (``error``, and the exception to re-raise as ``ScriptFailed``)."""
+
+    status: str
+    error: str | None
+    failure: BaseException | None
+    script_s: float
+    """Wall seconds of the script, from the profiler's start."""
+    stop_ns: int
+    """``time.time_ns()`` when it ended: the end of the profiled window."""
+
+
+def _run_profiled(script: str, prof: Any, counter: _StepCounter, tracer: _Tracer) -> _Ran:
+    """Run the script as ``__main__`` under ``prof``, the step counter and the call
+    tracer. Its failure (an exception, a non-zero ``SystemExit``) is caught and
+    returned as the user's, not the harness's; ``_StopScan`` ends it at ``--steps``."""
+    status, error = "ok", None
+    failure: BaseException | None = None
+    with _counting(counter), _tracing_functions(tracer):
+        prof.start()
+        t0 = time.perf_counter()
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except _StopScan:
+            status = "stopped"
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                status, error, failure = "failed", f"SystemExit: {exc.code}", exc
+        except Exception as exc:  # the user's script failed: report it as theirs
+            status, error, failure = "failed", f"{type(exc).__name__}: {exc}", exc
+        finally:
+            script_s = time.perf_counter() - t0
+            stop_ns = time.time_ns()
+            prof.stop()
+    return _Ran(status, error, failure, script_s, stop_ns)
 
 
 def write_scan(scan: Scan, out: str | os.PathLike[str]) -> list[Path]:
