@@ -414,73 +414,121 @@ def build(
             return Built(_host_roundtrip(fn, device))
         return Built(fn)
     if impl.form == "torchscript":
-        t0 = time.perf_counter()
-        if impl.module is not None:
-            raise FormUnsupported(
-                "no TorchScript form of a module-based implementation: declare it with fn="
-            )
-        loaded = script_saved(fn)
-        return Built(loaded, time.perf_counter() - t0, "torch.jit.script, then save and load back")
+        return _build_torchscript(impl, fn)
     if impl.form == "compile":
-        # The backward phase calls backward repeatedly on one retained graph; donated
-        # buffers (a memory optimisation of compiled backward) forbid retain_graph.
-        import torch._dynamo.config as dynamo_config
-        import torch._functorch.config as functorch_config
-
-        functorch_config.donated_buffer = False
-        # Every shape of a grid compiles the same function again. Past dynamo's
-        # recompile limit (8) it would silently run eager: the 'compile' timings of
-        # larger sizes would then be eager timings.
-        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 4096)
-        dynamo_config.accumulated_recompile_limit = max(
-            dynamo_config.accumulated_recompile_limit, 65536
-        )
-        # The baseline's own code is a port only if compile takes it whole.
-        whole = impl.role == "compiled"
-        compiled = torch.compile(
-            _own_code(fn, f"compiled_{impl.origin}_{id(example)}"),
-            dynamic=False,
-            fullgraph=whole,
-        )
-        t0 = time.perf_counter()
-        try:
-            with quiet():
-                # the forward is timed as it is served: natives under inference_mode
-                # (dynamo guards on the grad mode), the baseline's own code under no_grad
-                serve = torch.inference_mode if impl.role == "native" else torch.no_grad
-                with serve():
-                    compiled(*example)
-                leaves = [
-                    t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)
-                ]
-                out = compiled(*leaves)
-                if impl.backward and any(grad_mask):
-                    out.sum().backward()
-        except torch._dynamo.exc.Unsupported as exc:
-            if not whole:
-                raise
-            raise FormUnsupported(
-                f"torch.compile(fullgraph=True) cannot take {impl.origin} whole: "
-                f"{dynamo_cause(exc)}"
-            ) from exc
-        return Built(
-            compiled,
-            time.perf_counter() - t0,
-            "first calls: compile forward (inference and training) and backward",
-        )
+        return _build_compiled(impl, fn, example, grad_mask)
     if impl.form == "onnxruntime":
-        data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype)
-        t0 = time.perf_counter()
-        try:
-            session = ort_session(data, threads, device)
-        except Exception as exc:  # no provider, or an op ONNX Runtime has no kernel for
-            raise FormUnsupported(
-                f"ONNX Runtime cannot run the exported model: {first_line(exc)}"
-            ) from exc
-        run = ort_callable(session)
-        return Built(
-            run,
-            export_s + time.perf_counter() - t0,
-            "torch.onnx.export(dynamo=True) + InferenceSession",
-        )
+        return _build_onnxruntime(layer, impl, fn, example, dtype, threads, device)
     raise ValueError(f"unknown form {impl.form!r}")
+
+
+def _build_torchscript(impl: Implementation, fn: Callable[..., torch.Tensor]) -> Built:
+    """``fn`` scripted, saved and loaded back (as a deployment would load it); the
+    one-off cost is all three."""
+    t0 = time.perf_counter()
+    if impl.module is not None:
+        raise FormUnsupported(
+            "no TorchScript form of a module-based implementation: declare it with fn="
+        )
+    loaded = script_saved(fn)
+    return Built(loaded, time.perf_counter() - t0, "torch.jit.script, then save and load back")
+
+
+def _build_compiled(
+    impl: Implementation,
+    fn: Callable[..., torch.Tensor],
+    example: Sequence[torch.Tensor],
+    grad_mask: Sequence[bool],
+) -> Built:
+    """``fn`` under ``torch.compile``, compiled here by its first calls (the one-off
+    cost) so that no timed call compiles. The baseline compiled (role ``compiled``)
+    must be taken whole (``fullgraph``): else it is no port, and ``FormUnsupported``
+    says why."""
+    _compile_every_shape()
+    # The baseline's own code is a port only if compile takes it whole.
+    whole = impl.role == "compiled"
+    compiled = torch.compile(
+        _own_code(fn, f"compiled_{impl.origin}_{id(example)}"),
+        dynamic=False,
+        fullgraph=whole,
+    )
+    t0 = time.perf_counter()
+    try:
+        with quiet():
+            _first_calls(compiled, impl, example, grad_mask)
+    except torch._dynamo.exc.Unsupported as exc:
+        if not whole:
+            raise
+        raise FormUnsupported(
+            f"torch.compile(fullgraph=True) cannot take {impl.origin} whole: {dynamo_cause(exc)}"
+        ) from exc
+    return Built(
+        compiled,
+        time.perf_counter() - t0,
+        "first calls: compile forward (inference and training) and backward",
+    )
+
+
+def _compile_every_shape() -> None:
+    """Dynamo and functorch settings under which each phase of each grid point is
+    compiled, and compiled as timed."""
+    # The backward phase calls backward repeatedly on one retained graph; donated
+    # buffers (a memory optimisation of compiled backward) forbid retain_graph.
+    import torch._dynamo.config as dynamo_config
+    import torch._functorch.config as functorch_config
+
+    functorch_config.donated_buffer = False
+    # Every shape of a grid compiles the same function again. Past dynamo's
+    # recompile limit (8) it would silently run eager: the 'compile' timings of
+    # larger sizes would then be eager timings.
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 4096)
+    dynamo_config.accumulated_recompile_limit = max(
+        dynamo_config.accumulated_recompile_limit, 65536
+    )
+
+
+def _first_calls(
+    compiled: Callable[..., torch.Tensor],
+    impl: Implementation,
+    example: Sequence[torch.Tensor],
+    grad_mask: Sequence[bool],
+) -> None:
+    """Call ``compiled`` once in each grad mode it will be timed in, and its backward
+    once when it has one: each compiles a graph of its own."""
+    # the forward is timed as it is served: natives under inference_mode
+    # (dynamo guards on the grad mode), the baseline's own code under no_grad
+    serve = torch.inference_mode if impl.role == "native" else torch.no_grad
+    with serve():
+        compiled(*example)
+    leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]
+    out = compiled(*leaves)
+    if impl.backward and any(grad_mask):
+        out.sum().backward()
+
+
+def _build_onnxruntime(
+    layer: Layer,
+    impl: Implementation,
+    fn: Callable[..., torch.Tensor],
+    example: Sequence[torch.Tensor],
+    dtype: str,
+    threads: int,
+    device: str,
+) -> Built:
+    """``fn`` exported to ONNX (or its export from the cache) and run by an ONNX
+    Runtime session; the one-off cost is the export and the session's creation.
+    ``FormUnsupported`` when ONNX Runtime cannot run the model here."""
+    data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype)
+    t0 = time.perf_counter()
+    try:
+        session = ort_session(data, threads, device)
+    except Exception as exc:  # no provider, or an op ONNX Runtime has no kernel for
+        raise FormUnsupported(
+            f"ONNX Runtime cannot run the exported model: {first_line(exc)}"
+        ) from exc
+    run = ort_callable(session)
+    return Built(
+        run,
+        export_s + time.perf_counter() - t0,
+        "torch.onnx.export(dynamo=True) + InferenceSession",
+    )
