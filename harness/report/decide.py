@@ -591,11 +591,38 @@ def _sizes_where(rows: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
     return tuple(sorted(float(r["size"]) for r in rows if r.get("size") is not None))
 
 
+@dataclass
+class _Tolerance:
+    """What the settings' phases said of the outputs and gradients, gathered by
+    ``_check_phase`` for ``GradientFindings``."""
+
+    fix: bool = False
+    """The baseline's gradients need fixing (the candidate's are right where its are not)."""
+    base_bad: list[tuple[str, str, tuple[float, ...], Mapping[str, Any]]] = field(
+        default_factory=list
+    )
+    nat_bad: list[tuple[str, str, str, tuple[float, ...], Mapping[str, Any]]] = field(
+        default_factory=list
+    )
+    base_fail: list[tuple[str, str, str, tuple[float, ...], str]] = field(default_factory=list)
+    errors: dict[str, list[float]] = field(default_factory=lambda: {"outputs": [], "gradients": []})
+    """Relative errors of every checked row, per noun (the worst of those that agree
+    is reported)."""
+    problem: dict[str, bool] = field(default_factory=lambda: {"outputs": False, "gradients": False})
+    """A row out of tolerance, per noun."""
+    known: dict[str, bool] = field(default_factory=lambda: {"outputs": False, "gradients": False})
+    """A row checked against the tolerance at all, per noun."""
+
+
 def _gradient_findings(
     layer_rows: Sequence[Mapping[str, Any]],
     decisions: Sequence[SettingDecision],
     setting_list: Sequence[Setting],
 ) -> GradientFindings:
+    """What the report says of a layer's correctness: the baseline's gradcheck, the
+    outputs and gradients of the baseline and the chosen candidate against the
+    reference in each setting, the baseline's failures, and the outputs of another
+    dtype or shape than the inputs ask for."""
     baselines = {str(r["impl"]) for r in layer_rows if r.get("role") == "baseline"}
     back = [r for r in layer_rows if r.get("impl") in baselines and r.get("phase") == "backward"]
     failed = tuple(
@@ -604,56 +631,14 @@ def _gradient_findings(
         )
     )
     passed = tuple(sorted({str(r["impl"]) for r in back if r.get("gradcheck") is True}))
-    fix = bool(failed)
-    base_bad, nat_bad, base_fail = [], [], []
-    agree_errs: dict[str, list[float]] = {"outputs": [], "gradients": []}
-    problem = {"outputs": False, "gradients": False}
-    known = {"outputs": False, "gradients": False}
+    tol = _Tolerance(fix=bool(failed))
     for setting, d in zip(setting_list, decisions, strict=True):
         for phase, noun in (("forward", "outputs"), ("backward", "gradients")):
             if phase == "backward" and d.forward_only:
                 continue
-            status: dict[str, tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]] = {}
-            for impl in (d.baseline, d.native):
-                if impl is None:
-                    continue
-                ok = [r for r in setting.rows_for(impl, phase) if r.get("status") == "ok"]
-                status[impl] = (
-                    [r for r in ok if r.get("within_tol") is False],
-                    [r for r in ok if r.get("within_tol") is not None],
-                )
-            bb, bk = status.get(d.baseline or "", ([], []))
-            nb, nk = status.get(d.native or "", ([], []))
-            if bb:
-                worst = max(bb, key=lambda r: r.get("max_rel_err") or 0)
-                base_bad.append((setting.label, noun, _sizes_where(bb), worst))
-                if phase == "backward" and not nb:
-                    fix = True
-            if nb:
-                worst = max(nb, key=lambda r: r.get("max_rel_err") or 0)
-                nat_bad.append((setting.label, d.native or "", noun, _sizes_where(nb), worst))
-            if bb or nb:
-                problem[noun] = True
-            agree_errs[noun] += [
-                float(r["max_rel_err"]) for r in bk + nk if r.get("max_rel_err") is not None
-            ]
-            known[noun] = known[noun] or bool(bk or nk)
-            if d.baseline:
-                errored = [
-                    r for r in setting.rows_for(d.baseline, phase) if r.get("status") == "error"
-                ]
-                if errored:
-                    base_fail.append(
-                        (
-                            setting.label,
-                            d.baseline,
-                            phase,
-                            _sizes_where(errored),
-                            str(errored[0].get("error") or "no message"),
-                        )
-                    )
-    agree = tuple(n for n in ("outputs", "gradients") if known[n] and not problem[n])
-    errs = [e for n in agree for e in agree_errs[n]]
+            _check_phase(tol, setting, d, phase, noun)
+    agree = tuple(n for n in ("outputs", "gradients") if tol.known[n] and not tol.problem[n])
+    errs = [e for n in agree for e in tol.errors[n]]
     returns = tuple(
         dict.fromkeys(
             (str(r["impl"]), str(r["returns"]))
@@ -662,16 +647,67 @@ def _gradient_findings(
         )
     )
     return GradientFindings(
-        fix,
+        tol.fix,
         failed,
         passed,
-        tuple(base_bad),
-        tuple(nat_bad),
-        tuple(base_fail),
+        tuple(tol.base_bad),
+        tuple(tol.nat_bad),
+        tuple(tol.base_fail),
         agree,
         max(errs) if errs else None,
         tuple(dict.fromkeys(str(r["dtype"]) for r in layer_rows if r.get("dtype"))),
         returns,
+    )
+
+
+def _check_phase(
+    tol: _Tolerance, setting: Setting, d: SettingDecision, phase: str, noun: str
+) -> None:
+    """One setting's ``phase`` (its ``noun``: outputs or gradients) into ``tol``: the
+    baseline's and the chosen candidate's rows out of tolerance (with the worst),
+    the errors of the rows checked, and the baseline's failed rows. A baseline whose
+    gradients are out of tolerance where the candidate's are not needs fixing."""
+    bb, bk = _tolerance_rows(setting, d.baseline, phase)
+    nb, nk = _tolerance_rows(setting, d.native, phase)
+    if bb:
+        worst = max(bb, key=lambda r: r.get("max_rel_err") or 0)
+        tol.base_bad.append((setting.label, noun, _sizes_where(bb), worst))
+        if phase == "backward" and not nb:
+            tol.fix = True
+    if nb:
+        worst = max(nb, key=lambda r: r.get("max_rel_err") or 0)
+        tol.nat_bad.append((setting.label, d.native or "", noun, _sizes_where(nb), worst))
+    if bb or nb:
+        tol.problem[noun] = True
+    tol.errors[noun] += [
+        float(r["max_rel_err"]) for r in bk + nk if r.get("max_rel_err") is not None
+    ]
+    tol.known[noun] = tol.known[noun] or bool(bk or nk)
+    if d.baseline:
+        errored = [r for r in setting.rows_for(d.baseline, phase) if r.get("status") == "error"]
+        if errored:
+            tol.base_fail.append(
+                (
+                    setting.label,
+                    d.baseline,
+                    phase,
+                    _sizes_where(errored),
+                    str(errored[0].get("error") or "no message"),
+                )
+            )
+
+
+def _tolerance_rows(
+    setting: Setting, impl: str | None, phase: str
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """(rows out of tolerance, rows checked against it) among ``impl``'s rows of
+    ``phase`` that ran fine; both empty for no implementation."""
+    if impl is None:
+        return [], []
+    ok = [r for r in setting.rows_for(impl, phase) if r.get("status") == "ok"]
+    return (
+        [r for r in ok if r.get("within_tol") is False],
+        [r for r in ok if r.get("within_tol") is not None],
     )
 
 
