@@ -63,6 +63,7 @@ __all__ = [
     "atomic_write_text",
     "benchmark_json",
     "csv_chunk",
+    "damaged_file",
     "load",
     "load_results",
     "pyperf_suite",
@@ -178,11 +179,26 @@ _FORMAT2_COLUMNS: dict[str, frozenset[str]] = {
 _OLDER_COLUMNS = {1: _FORMAT1_COLUMNS, 2: _FORMAT2_COLUMNS}
 
 
+def _name_the_file(exc: BaseException, path: Path) -> None:
+    """Make an ``OSError`` met while writing ``path`` through a temporary file name
+    ``path`` (a write or fsync error names no file, mkstemp's names the temporary): a full
+    disk's one line then says which file of the folder it cut."""
+    if not isinstance(exc, OSError):
+        return
+    if exc.filename is None or os.path.basename(str(exc.filename)).startswith(f".{path.name}."):
+        exc.filename = str(path)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half;
+    an ``OSError`` (a full disk) names ``path`` and leaves no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        _name_the_file(exc, path)
+        raise
     try:
         # mkstemp makes the file private (0600); results are meant to be shared.
         umask = os.umask(0)
@@ -193,9 +209,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _name_the_file(exc, path)
         raise
 
 
@@ -235,9 +252,13 @@ class AtomicFile:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
+        try:
+            fd, self._tmp = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+        except OSError as exc:
+            _name_the_file(exc, self.path)
+            raise
         # mkstemp makes the file private (0600); results are meant to be shared.
         umask = os.umask(0)
         os.umask(umask)
@@ -247,16 +268,24 @@ class AtomicFile:
         self.bytes = 0
 
     def write(self, data: bytes) -> None:
-        self._fh.write(data)
+        try:
+            self._fh.write(data)
+        except OSError as exc:  # a full disk: the error names the file, not its temporary
+            _name_the_file(exc, self.path)
+            raise
         self._hash.update(data)
         self.bytes += len(data)
 
     def commit(self) -> dict[str, Any]:
         """Put the file in place; its size and sha256, for the manifest."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            _name_the_file(exc, self.path)
+            raise
         return {"bytes": self.bytes, "sha256": self._hash.hexdigest()}
 
     def discard(self) -> None:
@@ -481,9 +510,13 @@ class _Problem(Exception):
             hint = "re-run it"
         return f"{text}; {hint}" if hint else text
 
-    def note(self) -> str:
+    def summary(self) -> str:
+        """The file and its problem, as a note says it: ``results.csv is damaged (...)``."""
         detail = f" ({self.detail})" if self.detail else ""
-        return f"{self.name} is {self.kind}{detail}; rebuilt it from {RAW_DIR}/"
+        return f"{self.name} is {self.kind}{detail}"
+
+    def note(self) -> str:
+        return f"{self.summary()}; rebuilt it from {RAW_DIR}/"
 
 
 def _newer(name: str, schema: int) -> _Problem:
@@ -914,6 +947,22 @@ def load_results(
         raise ResultsError(problem.error(folder, has_raw=True, rebuilt=True)) from None
     results.notes = (first.note(), *results.notes)
     return results
+
+
+def damaged_file(path: str | os.PathLike[str]) -> str | None:
+    """What a rebuild from ``raw/`` would repair in a results folder: its first damaged
+    or missing table, pyperf.json or manifest.json, said as a note (``results.csv is
+    damaged (its last row is incomplete)``); None when the folder reads back whole, when
+    it has no tables yet (a run stopped before its first write), or when the problem is
+    one no rebuild repairs (run.json, environment.json, a newer harness). For
+    ``--resume``, which rewrites those files from ``raw/`` and says so."""
+    folder = Path(path)
+    try:
+        _load_consistent(folder)
+    except _Problem as problem:
+        if problem.rebuildable and problem.message is None:
+            return problem.summary()
+    return None
 
 
 def load(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -24,6 +24,7 @@ atomically as they arrive; Ctrl-C or SIGTERM keeps everything measured so far, a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import json
@@ -57,6 +58,7 @@ from harness.results import (
     RESULTS_CSV,
     RUN_JSON,
     atomic_write_json,
+    damaged_file,
     versioned,
 )
 from harness.schedule import Record, Scheduler, Stop, TimingLog, declared_impls
@@ -200,6 +202,8 @@ class Runner:
         self._write_cost = 0.0
         self._last_sample = time.monotonic()
         self._complete = False
+        # why an incomplete run stopped (run.json's "stopped"; the report says it)
+        self._stopped: str | None = None
         # spawns, watches and kills the workers; a hung task's limit is the scheduler's
         self.supervisor = Supervisor(
             self.out,
@@ -288,6 +292,7 @@ class Runner:
             # false until every pass ended: a run killed, interrupted or cut by a full
             # disk says so in report and compare (harness.report.faults)
             "complete": self._complete,
+            **({"stopped": self._stopped} if self._stopped and not self._complete else {}),
             # what a fresh process of the user's gets: the report says which verdicts
             # are for it (threads default to it unless --threads says otherwise)
             "default_threads": default_threads(),
@@ -308,14 +313,25 @@ class Runner:
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-            where = exc.filename or f"{self.out}/…"
-            raise ResultsError(
-                f"no space left on device writing {where}; what was measured is in "
-                f"{self.out / RAW_DIR}; free space and run `python -m harness run --resume {self.out}`"
-            ) from None
+            raise ResultsError(self._disk_full(exc)) from None
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+    def _disk_full(self, exc: OSError) -> str:
+        """The one line of a full disk; the folder, if the run had begun writing it, is
+        marked incomplete with why (best effort: the disk is full)."""
+        where = exc.filename or f"{self.out}/…"
+        if not (self.out / RUN_JSON).exists():
+            return f"no space left on device writing {where}; nothing was measured; free space and run again"
+        self._complete = False  # the tables may be cut short, or older than raw/
+        self._stopped = f"no space left on device writing {where}"
+        with contextlib.suppress(OSError):
+            atomic_write_json(self.out / RUN_JSON, self._run_json())
+        return (
+            f"no space left on device writing {where}; what was measured is in "
+            f"{self.out / RAW_DIR}; free space and run `python -m harness run --resume {self.out}`"
+        )
 
     def _run(self) -> RunOutcome:
         notes = self.validate()
@@ -325,6 +341,10 @@ class Runner:
             self._lock = FolderLock.acquire(self.out)
         self.supervisor.lock = self._lock  # workers inherit it
         clean_stale(self.out)  # cut atomic writes and the compile cache of a killed run
+        if self.resuming:  # its tables are rewritten from raw/: a repair is said, not silent
+            damaged = damaged_file(self.out)
+            if damaged is not None:
+                self._say(f"note: {damaged}; --resume rebuilds it from {RAW_DIR}/", always=True)
         for note in [*self.plan.dropped, *notes]:
             self._say(f"note: {note}")
         atomic_write_json(self.out / RUN_JSON, self._run_json())
@@ -342,16 +362,17 @@ class Runner:
             self._complete = True
         except (KeyboardInterrupt, Interrupted):
             interrupted = True
+            self._stopped = "it was interrupted (Ctrl-C or SIGTERM)"
         finally:
             signal.signal(signal.SIGTERM, old_term)
             self.progress.close()
             try:
                 written = self._write_outputs()
-            finally:
+                self._write_run_records()
+            finally:  # a full disk must not leave the compile cache or temporaries behind
                 self.builder.close()
-            self._write_run_records()
-            self.supervisor.close_caches()
-            clean_stale(self.out)
+                self.supervisor.close_caches()
+                clean_stale(self.out)
             if self._lock is not None:
                 self._lock.release()
         failed = written.failed

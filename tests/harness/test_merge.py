@@ -15,6 +15,7 @@ from typing import Any
 import pyperf
 import pytest
 
+from harness.config import PLAN_KEYS
 from harness.errors import ConfigError
 from harness.frame import CAPABILITY_COLUMNS, DEVIATION_COLUMNS, build_frame, build_table
 from harness.merge import merge
@@ -491,6 +492,22 @@ def test_two_real_parts_merge_and_report(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------- issue 18: merged folders and OUT
+
+
+def test_refuses_a_part_whose_run_json_was_edited(tmp_path: Path) -> None:
+    # defect 2: a part's grid edited after its run (n=8,16 made n=8,16,32) was merged,
+    # and the merged run.json claimed a grid its rows do not have
+    parts = [make_part(tmp_path / f"p{i}", i, 2, [FFT[i]]) for i in range(2)]
+    for part in parts:  # the plan id the runner writes beside the settings
+        run = json.loads((part / "run.json").read_text())
+        run["plan"] = plan_id({k: v for k, v in run["config"].items() if k in PLAN_KEYS})
+        (part / "run.json").write_text(json.dumps(run))
+    load_results(merge(tmp_path / "whole", parts))  # untouched, they merge
+    run = json.loads((parts[1] / "run.json").read_text())
+    run["config"]["grid"]["n"] = ["8", "16", "32"]
+    (parts[1] / "run.json").write_text(json.dumps(run))
+    message = _refused(tmp_path / "merged", parts, "run.json: damaged: edited since it was written")
+    assert f"part {parts[1]}:" in message
 
 
 def test_resume_of_a_merged_folder_is_refused(tmp_path: Path, two_parts: tuple[Path, Path]) -> None:
