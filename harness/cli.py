@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 from harness.config import (
     add_run_option,
@@ -57,11 +57,30 @@ def _selection(args: argparse.Namespace) -> tuple[Any, list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: one subparser per command, declared by its ``_add_*``."""
     parser = _Parser(
         prog="python -m harness", description=__doc__.splitlines()[0] if __doc__ else None
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (
+        _add_run,
+        _add_report,
+        _add_compare,
+        _add_merge,
+        _add_capabilities,
+        _add_layers,
+        _add_scan,
+        _add_cache,
+    ):
+        add(sub)
+    return parser
 
+
+#: What ``add_subparsers`` returns; its ``add_parser`` makes a ``_Parser``.
+_Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
+def _add_run(sub: _Commands) -> None:
     run = sub.add_parser("run", help="measure a grid and write a results folder and its report")
     add_run_options(run)
     run.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
@@ -73,10 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     run.add_argument("--scan", metavar="DIR", help="weigh verdicts by the shares of a scan folder")
 
+
+def _add_report(sub: _Commands) -> None:
     rep = sub.add_parser("report", help="write DIR/report.md and its plots from a results folder")
     rep.add_argument("dir", metavar="DIR", help="results folder")
     rep.add_argument("--scan", metavar="DIR", help="weigh verdicts by the shares of a scan folder")
 
+
+def _add_compare(sub: _Commands) -> None:
     cmp_ = sub.add_parser(
         "compare",
         help="compare two results folders point by point",
@@ -107,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not adjust p-values for the number of points compared (Benjamini-Hochberg)",
     )
 
+
+def _add_merge(sub: _Commands) -> None:
     mrg = sub.add_parser(
         "merge", help="merge the results folders of the parts of a --shard run into one"
     )
@@ -118,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="merge parts measured on different machines (the report says so)",
     )
 
+
+def _add_capabilities(sub: _Commands) -> None:
     cap = sub.add_parser(
         "capabilities", help="print the capability matrix (TorchScript, compile, ONNX)"
     )
@@ -125,9 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--impls", help="comma-separated declared implementations (default: all)")
     cap.add_argument("--format", choices=["markdown", "csv"], default="markdown")
 
+
+def _add_layers(sub: _Commands) -> None:
     lay = sub.add_parser("layers", help="list the registered layers and where they come from")
     _add_selection(lay)
 
+
+def _add_scan(sub: _Commands) -> None:
     scn = sub.add_parser(
         "scan",
         help="run a training script under the profiler: its custom autograd Functions, "
@@ -140,13 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     scn.add_argument("script", metavar="SCRIPT", help="the Python script to run as __main__")
     scn.add_argument("script_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
 
+
+def _add_cache(sub: _Commands) -> None:
     cch = sub.add_parser(
         "cache",
         help="what the cache of checks across runs holds (info), or empty it (clear)",
     )
     cch.add_argument("action", choices=["info", "clear"])
     add_run_option(cch, "cache_dir")
-    return parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
