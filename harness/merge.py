@@ -293,14 +293,40 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
     loaded = [_load_part(p) for p in parts]
     mixed = _check_parts(loaded, allow_mixed)
     loaded.sort(key=lambda p: p.index)
-    first = loaded[0]
 
-    frame = _results_frame(loaded)
-    deviations = _concat([p.results.deviations for p in loaded], DEVIATION_COLUMNS, ())
     capabilities, notes = _capabilities(loaded)
-    pyperf_text = _suite_text(loaded)
+    breakdowns = [p.results.breakdown for p in loaded if p.results.breakdown is not None]
+    tables = _Tables(
+        frame=_results_frame(loaded),
+        deviations=_concat([p.results.deviations for p in loaded], DEVIATION_COLUMNS, ()),
+        capabilities=capabilities,
+        pyperf_text=_suite_text(loaded),
+        breakdown=pd.concat(breakdowns, ignore_index=True) if breakdowns else None,
+    )
+    _write_merged(
+        out,
+        loaded,
+        _merged_run(loaded, mixed, notes),
+        _merged_environment(loaded, mixed),
+        tables,
+    )
+    return out
 
-    environment = _strip_schema(first.results.environment)
+
+@dataclass
+class _Tables:
+    """The merged folder's data files, as ``write_results`` takes them."""
+
+    frame: pd.DataFrame
+    deviations: pd.DataFrame
+    capabilities: pd.DataFrame
+    pyperf_text: str | None
+    breakdown: pd.DataFrame | None
+
+
+def _merged_environment(loaded: Sequence[_Part], mixed: bool) -> dict[str, Any]:
+    """Part 0's environment.json, with every part's (``parts``) and ``mixed_machines``."""
+    environment = _strip_schema(loaded[0].results.environment)
     environment["parts"] = [
         {
             **_strip_schema(p.results.environment),
@@ -310,7 +336,13 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
         for p in loaded
     ]
     environment["mixed_machines"] = mixed
+    return environment
 
+
+def _merged_run(loaded: Sequence[_Part], mixed: bool, notes: Sequence[str]) -> dict[str, Any]:
+    """Part 0's run.json made the whole plan's: ``shard`` says merged (and from which
+    parts), ``config.shard`` is cleared, groups summed, variants and layers joined."""
+    first = loaded[0]
     run = _strip_schema(first.results.run)
     run["shard"] = {
         "merged": True,
@@ -319,7 +351,7 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
         "parts": [p.given for p in loaded],
     }
     if notes:
-        run["shard"]["notes"] = notes
+        run["shard"]["notes"] = list(notes)
     config = run.get("config")
     if isinstance(config, Mapping) and "shard" in config:
         # the merged folder holds the whole plan, as an unsharded run of it would
@@ -334,7 +366,19 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
     if all(isinstance(info, Mapping) for info in layers):
         run["layers"] = {k: v for info in reversed(layers) for k, v in dict(info or {}).items()}
     run["mixed_machines"] = mixed
+    return run
 
+
+def _write_merged(
+    out: Path,
+    loaded: Sequence[_Part],
+    run: Mapping[str, Any],
+    environment: Mapping[str, Any],
+    tables: _Tables,
+) -> None:
+    """Assemble the folder in a hidden sibling of ``out`` (run.json, environment.json,
+    the tables, each part's raw/ under raw/part-K/) and rename it into place; on any
+    failure nothing is left, and an ``OSError`` is one short line."""
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -347,9 +391,14 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
         tmp.chmod(0o777 & ~umask)
         atomic_write_json(tmp / RUN_JSON, versioned(run))
         atomic_write_json(tmp / ENVIRONMENT_JSON, versioned(environment))
-        breakdowns = [p.results.breakdown for p in loaded if p.results.breakdown is not None]
-        breakdown = pd.concat(breakdowns, ignore_index=True) if breakdowns else None
-        write_results(tmp, frame, deviations, capabilities, pyperf_text, breakdown)
+        write_results(
+            tmp,
+            tables.frame,
+            tables.deviations,
+            tables.capabilities,
+            tables.pyperf_text,
+            tables.breakdown,
+        )
         for part in loaded:
             raw = part.path / RAW_DIR
             if raw.is_dir():
@@ -365,4 +414,3 @@ def merge(out: str | Path, parts: Sequence[str | Path], *, allow_mixed: bool = F
             why = truncate(first_line(exc) if exc.strerror is None else exc.strerror, 200)
             raise ConfigError(f"merge: cannot write {out} ({why})") from None
         raise
-    return out
