@@ -269,63 +269,16 @@ def compare_results(
     brows = {_key(r): r for r in records(base.frame)}
     nrows = {_key(r): r for r in records(new.frame)}
     common = [k for k in brows if k in nrows]
-    min_effect = threshold_pct / 100.0
     measures = {k: (measure(brows[k], braw), measure(nrows[k], nraw)) for k in common}
-    tests = {
-        k: compare_measures(nm, bm, alpha=alpha, min_effect=min_effect)
-        for k, (bm, nm) in measures.items()
-        if bm.ok and nm.ok
-    }
-    if correct:
-        tests = _adjust(tests, alpha, min_effect)
-    points = []
-    for key in common:
-        b = brows[key]
-        bm, nm = measures[key]
-        test = tests.get(key)
-        if test is not None:
-            change = (SLOWER if test.ratio > 1 else FASTER) if test.decisive else SAME
-        elif bm.ok:
-            change = NOW_FAILING
-        elif nm.ok:
-            change = NOW_WORKING
-        elif "error" in (bm.status, nm.status):
-            change = FAILS_IN_BOTH
-        else:
-            change = NOT_MEASURED
-        points.append(
-            PointChange(
-                key,
-                str(b.get("layer")),
-                str(b.get("impl")),
-                str(b.get("phase")),
-                bm,
-                nm,
-                test,
-                change,
-            )
-        )
-    groups: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for p in points:
-        if p.ratio is not None and p.ratio > 0:
-            groups.setdefault((p.layer, p.impl), {}).setdefault(p.phase, []).append(p.ratio)
-    geomeans = tuple(
-        GeoMean(
-            layer,
-            impl,
-            {phase: geomean(v) for phase, v in by_phase.items()},
-            geomean([r for v in by_phase.values() for r in v]),
-            sum(len(v) for v in by_phase.values()),
-        )
-        for (layer, impl), by_phase in groups.items()
-    )
+    tests = _tests(measures, alpha, threshold_pct / 100.0, correct)
+    points = tuple(_point_change(key, brows[key], *measures[key], tests.get(key)) for key in common)
     machine = _machine_changes(base, new)
     return Comparison(
         base_path=base.path,
         new_path=new.path,
         threshold_pct=threshold_pct,
-        points=tuple(points),
-        geomeans=geomeans,
+        points=points,
+        geomeans=_geomeans(points),
         only_in_base=tuple(k for k in brows if k not in nrows),
         only_in_new=tuple(k for k in nrows if k not in brows),
         differences=tuple(_differences(base, new)),
@@ -335,6 +288,60 @@ def compare_results(
         new_date=_date(new),
         alpha=alpha,
         corrected=correct,
+    )
+
+
+def _tests(
+    measures: Mapping[str, tuple[Measure, Measure]],
+    alpha: float,
+    min_effect: float,
+    correct: bool,
+) -> dict[str, Significance]:
+    """The test of new against base at each point both measured, adjusted for their
+    number (Benjamini-Hochberg) when ``correct``."""
+    tests = {
+        k: compare_measures(nm, bm, alpha=alpha, min_effect=min_effect)
+        for k, (bm, nm) in measures.items()
+        if bm.ok and nm.ok
+    }
+    return _adjust(tests, alpha, min_effect) if correct else tests
+
+
+def _point_change(
+    key: str, row: Mapping[str, Any], bm: Measure, nm: Measure, test: Significance | None
+) -> PointChange:
+    """One common point and its change: slower, faster or the same where both ran,
+    else which side fails."""
+    if test is not None:
+        change = (SLOWER if test.ratio > 1 else FASTER) if test.decisive else SAME
+    elif bm.ok:
+        change = NOW_FAILING
+    elif nm.ok:
+        change = NOW_WORKING
+    elif "error" in (bm.status, nm.status):
+        change = FAILS_IN_BOTH
+    else:
+        change = NOT_MEASURED
+    layer, impl, phase = (str(row.get(k)) for k in ("layer", "impl", "phase"))
+    return PointChange(key, layer, impl, phase, bm, nm, test, change)
+
+
+def _geomeans(points: Sequence[PointChange]) -> tuple[GeoMean, ...]:
+    """The geometric mean of new/base per layer and implementation, by phase and over
+    all phases, of the points with a ratio."""
+    groups: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for p in points:
+        if p.ratio is not None and p.ratio > 0:
+            groups.setdefault((p.layer, p.impl), {}).setdefault(p.phase, []).append(p.ratio)
+    return tuple(
+        GeoMean(
+            layer,
+            impl,
+            {phase: geomean(v) for phase, v in by_phase.items()},
+            geomean([r for v in by_phase.values() for r in v]),
+            sum(len(v) for v in by_phase.values()),
+        )
+        for (layer, impl), by_phase in groups.items()
     )
 
 
