@@ -32,8 +32,19 @@ if TYPE_CHECKING:
 __all__ = ["CACHED_FIELDS", "SetupChecks", "cache_entry", "no_backward", "profile_phase"]
 
 #: What the cache keeps of a checked phase: what depends only on code, versions and the
-#: point. Calibration and anything else measured at run time are measured afresh.
-CACHED_FIELDS = ("status", "error", "deviations", "peak_bytes", "peak_sources", "returns")
+#: point, and the loop calibration as a plan (the scheduler budgets with ``estimate_s``;
+#: the timing worker checks ``loops`` in its warm-up round). Page faults depend on the
+#: process's history and are measured afresh; every timed value is.
+CACHED_FIELDS = (
+    "status",
+    "error",
+    "deviations",
+    "peak_bytes",
+    "peak_sources",
+    "returns",
+    "loops",
+    "estimate_s",
+)
 
 
 class SetupChecks:

@@ -831,7 +831,8 @@ def _add_timing(row: dict[str, Any], analysis: GroupAnalysis, case: str) -> None
             max_s=max(values),
             n_values=len(values),
             n_processes=bench.get_nrun(),
-            loops=bench.get_loops(),
+            # pyperf gives the mean where processes recalibrated differently
+            loops=round(bench.get_loops()),
         )
         if error:  # some processes timed it, another failed: keep the values, say so
             row["error"] = f"a worker process failed: {error}"

@@ -96,7 +96,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "n_processes": ("Int64", "number of worker processes that contributed rounds"),
     "loops": (
         "Int64",
-        "calls per value (calibrated so that one value lasts at least the profile's min_time)",
+        "calls per value (calibrated so that one value lasts at least the profile's "
+        "min_time; rounded mean over processes where a timing worker recalibrated it)",
     ),
     # paired speedup against the baseline (candidate rows; empty on the baseline's own)
     "versus": ("string", "the baseline the speedup is measured against"),

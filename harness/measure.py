@@ -24,6 +24,7 @@ function takes a loop count and returns the seconds those loops took (pyperf's
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -150,6 +151,20 @@ def calibrate_loops(
         # jump close to the target instead of doubling from 1 for fast calls
         per_call = max(elapsed / loops, 1e-9)
         loops = min(max_loops, max(loops * 2, int(min_time / per_call * 1.2)))
+
+
+def recalibrated_loops(loops: int, per_call: float, min_time: float) -> int:
+    """The loop count to time with, given the warm-up round's seconds per call.
+
+    ``loops`` comes from the setup pass (or, on a warm run, the cache's copy of a cold
+    run's calibration); it is kept unless one value of ``loops`` calls would last less
+    than half of ``min_time`` or more than four times it, when it is calibrated again
+    from ``per_call`` (with pyperf's 20% margin). A fork, a machine under load or a
+    stale plan then still gives values of the intended length. Pure."""
+    value = loops * per_call
+    if per_call <= 0 or min_time / 2 <= value <= 4 * min_time:
+        return loops
+    return max(1, math.ceil(min_time * 1.2 / per_call))
 
 
 def set_threads(threads: int) -> None:

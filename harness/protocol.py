@@ -321,8 +321,9 @@ class SetupDone:
     oneoff_s: float | None = None
     oneoff_what: str | None = None
     cache: str = ""
-    """As ``CapabilitiesDone.cache``: on a hit, the deviations, peak memory, ``returns``
-    and one-off cost come from the cache, and the loops were calibrated afresh."""
+    """As ``CapabilitiesDone.cache``: on a hit, the deviations, peak memory, ``returns``,
+    one-off cost and loop calibration come from the cache (the form was not built); the
+    timing worker checks the calibration in its warm-up round."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ The modes:
   group once, in a fresh random order: drift and bursts of noise then hit every
   implementation of a point alike, and the per-round ratios cancel them.
 - ``profile``: after timing, one profiled call per phase of a variant (where the
-  time goes).
+  time goes), each variant in a child of its own, as timing's groups.
 
 ``Worker`` dispatches the tasks and prepares each variant once (``harness.prepared``);
 the setup checks and the profiled calls live in ``harness.checks``.
@@ -36,7 +36,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -50,7 +49,7 @@ from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
 from harness.layer import Layer
 from harness.lifetime import die_with_parent
-from harness.measure import calibrate_loops, set_threads
+from harness.measure import recalibrated_loops, set_threads
 from harness.points import format_point
 from harness.prepared import Prepared
 from harness.protocol import (
@@ -79,11 +78,14 @@ from harness.registry import Registry, validate_layer
 
 __all__ = ["Worker", "main"]
 
+#: Modes whose tasks each run in a child forked for them (``run_in_child``).
+_FORKING_MODES = ("timing", "profile")
+
 
 class Worker:
     def __init__(self, job: Job) -> None:
         self.job = job
-        if job.mode == "timing" and fresh_process_per_group():
+        if job.mode in _FORKING_MODES and fresh_process_per_group():
             prepare_to_fork()
         self.log = EventLog(job.raw)
         with quiet():
@@ -150,34 +152,25 @@ class Worker:
             self.checks.put(check, key, value)
 
     def _setup_from_cache(self, variant: Variant, value: Any) -> bool:
-        """Set ``variant`` up from its cached checks: build the form and calibrate each
-        phase's loops afresh (nothing timed comes from the cache); False if the entry
-        cannot be used (the variant is then checked in full)."""
+        """Set ``variant`` up from its cached checks, without building its form: the
+        deviations, peak memory, one-off cost and the loop calibration are the cold
+        run's (the calibration is only a plan: the timing worker checks it in its
+        warm-up round, ``measure.recalibrated_loops``; nothing timed comes from the
+        cache). False if the entry cannot be used (the variant is then checked in
+        full)."""
         try:
             cached = {
                 ph: PhaseSetup(**{**v, "deviations": tuple(v.get("deviations") or ())})
                 for ph, v in value["phases"].items()
             }
-            if not value["built"]:
-                self.log.write(SetupDone(variant, cached, cache="hit"))
-                return True
-            with quiet():
-                p = self.prepare(variant)
-        except Exception:
+            oneoff_s, oneoff_what = value["oneoff_s"], value["oneoff_what"]
+        except (KeyError, TypeError, AttributeError):
             return False
-        phases: dict[str, PhaseSetup] = {}
-        for phase, info in cached.items():
-            if info.status != "ok":
-                phases[phase] = info
-                continue
-            try:
-                set_threads(variant.threads)
-                loops, per_call = calibrate_loops(p.time_func(phase), self.job.min_time)
-                phases[phase] = replace(info, loops=loops, estimate_s=per_call)
-            except Exception as exc:
-                phases[phase] = PhaseSetup("error", error=describe(exc))
-        oneoff_s, oneoff_what = value["oneoff_s"], value["oneoff_what"]
-        self.log.write(SetupDone(variant, phases, oneoff_s, oneoff_what, cache="hit"))
+        if any(info.status == "ok" and not info.loops for info in cached.values()):
+            return False
+        if not value["built"]:
+            oneoff_s = oneoff_what = None
+        self.log.write(SetupDone(variant, cached, oneoff_s, oneoff_what, cache="hit"))
         return True
 
     # -- setup mode -----------------------------------------------------------------
@@ -315,6 +308,7 @@ class Worker:
                     continue
                 if r < 0:
                     warmups[name] = per_call
+                    loops[name] = recalibrated_loops(loops[name], per_call, self.job.min_time)
                 else:
                     values[name].append(per_call)
         for variant in {case.variant for case, _ in task.cases}:
@@ -393,9 +387,11 @@ class Worker:
             self._prepared.pop(task.variant, None)
 
     def run(self) -> None:
-        fresh = self.job.mode == "timing" and fresh_process_per_group()
+        # what is timed, and the profiled calls whose page faults explain it, run in a
+        # process of their own (run_in_child)
+        fresh = self.job.mode in _FORKING_MODES and fresh_process_per_group()
         for task in self.job.tasks:
-            if fresh and isinstance(task, RoundsTask):
+            if fresh and isinstance(task, RoundsTask | ProfileTask):
                 run_in_child(functools.partial(self.run_task, task))
             else:
                 self.run_task(task)

@@ -422,7 +422,7 @@ def budget_sentence(timing: Mapping[str, Any]) -> str | None:
 _CHECK_WORDS = {
     "capabilities": "capability matrix",
     "gradcheck": "gradcheck",
-    "setup": "deviation, peak memory and one-off cost",
+    "setup": "deviation, peak memory, one-off cost and loop calibration",
 }
 
 
@@ -447,7 +447,12 @@ def cache_sentence(cache: Mapping[str, Any]) -> str | None:
     damaged = int(cache.get("damaged") or 0)
     if damaged:
         text += f", {damaged} of them because their cache entry was damaged"
-    return text + ". Loop calibration and every timed round ran in full."
+    if hits.get("setup"):
+        return text + (
+            ". Every timed round ran in full; each timing process checked the cached loop "
+            "calibration in its warm-up round."
+        )
+    return text + ". Every timed round ran in full."
 
 
 def _label(label: str) -> str:

@@ -231,7 +231,10 @@ def test_the_worker_serves_gradcheck_from_the_cache_and_recomputes_a_damaged_ent
     }
 
 
-def test_the_worker_caches_setup_checks_but_calibrates_afresh(tmp_path: Path) -> None:
+def test_the_worker_serves_setup_from_the_cache_without_building_the_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.worker
     from harness.case import Variant
 
     variant = Variant.make("fft", "torch", {"n": 8}, "float32", 1)
@@ -241,13 +244,41 @@ def test_the_worker_caches_setup_checks_but_calibrates_afresh(tmp_path: Path) ->
         worker.job = type(worker.job)(**{**vars(worker.job), "min_time": 0.0005})
         worker.setup(variant)
         found.append(_events(raw)[-1])
+        # the warm worker must not build the form (its compile or export is the cost a
+        # warm run saves): building raises from the second worker on
+        monkeypatch.setattr(harness.worker, "build", _no_build)
     cold, warm = found
     assert (cold.cache, warm.cache) == ("miss", "hit")
     for phase in ("forward", "backward", "step"):
         assert cold.phases[phase].deviations == warm.phases[phase].deviations
         assert cold.phases[phase].peak_bytes == warm.phases[phase].peak_bytes
-        assert warm.phases[phase].loops and warm.phases[phase].estimate_s  # calibrated
+        # the calibration is the cold run's plan (the timing worker checks it); page
+        # faults depend on the process's history and are not served from the cache
+        assert warm.phases[phase].loops == cold.phases[phase].loops
+        assert warm.phases[phase].estimate_s == cold.phases[phase].estimate_s
+        assert cold.phases[phase].minor_faults is not None
+        assert warm.phases[phase].minor_faults is None
     assert warm.oneoff_s == cold.oneoff_s
+
+
+def _no_build(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a setup served from the cache built the form")
+
+
+def test_a_setup_entry_without_a_calibration_is_checked_in_full(tmp_path: Path) -> None:
+    from harness.case import Variant
+
+    variant = Variant.make("fft", "torch", {"n": 8}, "float32", 1)
+    worker, raw = _worker(tmp_path, tmp_path / "cache")
+    entry = {
+        "built": True,
+        "phases": {"forward": {"status": "ok", "deviations": []}},  # an entry of version 1
+        "oneoff_s": None,
+        "oneoff_what": None,
+    }
+    assert worker._setup_from_cache(variant, entry) is False
+    assert worker._setup_from_cache(variant, {"phases": {}}) is False  # no "built"
+    assert not raw.exists() or _events(raw) == []
 
 
 def test_no_cache_dir_computes_everything_and_stores_nothing(tmp_path: Path) -> None:
@@ -296,8 +327,13 @@ def test_the_report_says_what_came_from_the_cache() -> None:
     text = cache_sentence(record)
     assert text is not None
     assert "gradcheck of fft (1)" in text
-    assert "deviation, peak memory and one-off cost of conv2d (4), fft (10)" in text
+    assert (
+        "deviation, peak memory, one-off cost and loop calibration of conv2d (4), fft (10)" in text
+    )
     assert "2 computed, 1 of them because their cache entry was damaged" in text
+    assert "checked the cached loop calibration in its warm-up round" in text
+    cold = cache_sentence({**record, "hits": {}})
+    assert cold is not None and "loop calibration" not in cold
     assert "off" in (cache_sentence({"enabled": False}) or "")
     assert cache_sentence({}) is None
 
