@@ -19,6 +19,7 @@ small grids).
 from __future__ import annotations
 
 import io
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,6 +321,11 @@ def analyse_group(
                             "loops": loops,
                             "harness_process": process,
                             "harness_batch": done.batch,
+                            **(
+                                {"harness_minor_faults": done.faults[case]}
+                                if case in done.faults
+                                else {}
+                            ),
                             **{f"harness_{k}": v for k, v in done.metadata.items()},
                         },
                         collect_metadata=False,
@@ -822,6 +828,13 @@ def _add_timing(row: dict[str, Any], analysis: GroupAnalysis, case: str) -> None
     if bench is not None:
         values = bench.get_values()
         measured = {r.get_metadata().get("harness_allocator") for r in bench.get_runs()}
+        faults = [
+            r.get_metadata()["harness_minor_faults"]
+            for r in bench.get_runs()
+            if "harness_minor_faults" in r.get_metadata()
+        ]
+        if faults:  # as timed, in each group's own process; else the setup pass's
+            row["minor_faults"] = float(statistics.median(faults))
         row.update(
             allocator_measured="; ".join(sorted(str(a) for a in measured if a)) or None,
             median_s=bench.median(),

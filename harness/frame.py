@@ -140,9 +140,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "peak_sources": ("string", "what peak_bytes counted and what it could not"),
     "minor_faults": (
         "Float64",
-        "minor page faults per call (resource.getrusage around one timed value's calls, "
-        "in the setup pass): memory the allocator gets from the kernel afresh, call after "
-        "call; the allocator's effect made visible (added in schema 3)",
+        "minor page faults per call (resource.getrusage around each timed value's calls, "
+        "in the timing rounds: the median over processes of each one's median; the setup "
+        "pass's where the case was not timed): memory the allocator gets from the kernel "
+        "afresh, call after call; the allocator's effect made visible (added in schema 3)",
     ),
     # deviation against the float64 reference
     "max_abs_err": (

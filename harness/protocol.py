@@ -342,6 +342,9 @@ class RoundsDone:
     """Case name -> why it could not be timed in this process."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """What this process ran with (threads, allocator, process index, ...)."""
+    faults: Mapping[str, float] = field(default_factory=dict)
+    """Case name -> minor page faults per call, the median over this process's rounds
+    (resource.getrusage around each value, outside the timed region)."""
 
 
 @dataclass(frozen=True)
@@ -449,6 +452,7 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
             kwargs["group"] = _group(kwargs["group"])
             kwargs["values"] = {k: tuple(float(x) for x in v) for k, v in kwargs["values"].items()}
             kwargs["loops"] = {k: int(v) for k, v in kwargs["loops"].items()}
+            kwargs["faults"] = {k: float(v) for k, v in (kwargs.get("faults") or {}).items()}
         elif cls is CapabilitiesDone:
             kwargs["rows"] = tuple(kwargs["rows"])
         elif cls is Validated:

@@ -28,14 +28,17 @@ the setup checks and the profiled calls live in ``harness.checks``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import os
 import random
 import signal
+import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -52,6 +55,7 @@ from harness.lifetime import die_with_parent
 from harness.measure import recalibrated_loops, set_threads
 from harness.points import format_point
 from harness.prepared import Prepared
+from harness.profile_call import minor_faults
 from harness.protocol import (
     BreakdownDone,
     CapabilitiesDone,
@@ -85,11 +89,15 @@ _FORKING_MODES = ("timing", "profile")
 class Worker:
     def __init__(self, job: Job) -> None:
         self.job = job
-        if job.mode in _FORKING_MODES and fresh_process_per_group():
-            prepare_to_fork()
+        forking = job.mode in _FORKING_MODES and fresh_process_per_group()
+        if forking:  # before the layers' modules run anything
+            torch.set_num_threads(1)
         self.log = EventLog(job.raw)
         with quiet():
             self.registry = Registry.default(job.layers_from)
+        if forking:
+            profiling = ("torch.profiler", "cProfile") if job.mode == "profile" else ()
+            prepare_to_fork(self._forms(job.tasks), profiling)
         self.seed = job.seed
         self.checks = (
             Checks(
@@ -103,6 +111,16 @@ class Worker:
         )
         self._prepared: dict[Variant, Prepared] = {}
         self.setup_checks = SetupChecks(job.seed)
+
+    def _forms(self, tasks: Iterable[Task]) -> set[str]:
+        """The forms of the implementations ``tasks`` time or profile."""
+        variants = [c.variant for t in tasks if isinstance(t, RoundsTask) for c, _ in t.cases]
+        variants += [t.variant for t in tasks if isinstance(t, ProfileTask)]
+        forms = set()
+        for variant in {(v.layer, v.impl) for v in variants}:
+            with contextlib.suppress(Exception):  # an unknown one fails in its child
+                forms.add(self.registry.get(variant[0]).implementation(variant[1]).form)
+        return forms
 
     # -- preparation ----------------------------------------------------------------
 
@@ -293,6 +311,7 @@ class Worker:
             except Exception as exc:
                 errors[name] = describe(exc)
         values: dict[str, list[float]] = {name: [] for name in funcs}
+        faults: dict[str, list[float]] = {name: [] for name in funcs}
         warmups: dict[str, float] = {}
         set_threads(group.threads)
         for r in range(-1, task.rounds):  # round -1 is the discarded warm-up
@@ -300,17 +319,21 @@ class Worker:
             rng.shuffle(order)
             for name in order:
                 try:
+                    faults0 = minor_faults()  # outside the timed region
                     per_call = funcs[name](loops[name]) / loops[name]
+                    faulted = (minor_faults() - faults0) / loops[name]
                 except Exception as exc:
                     errors[name] = describe(exc)
                     del funcs[name]
                     values.pop(name, None)
+                    faults.pop(name, None)
                     continue
                 if r < 0:
                     warmups[name] = per_call
                     loops[name] = recalibrated_loops(loops[name], per_call, self.job.min_time)
                 else:
                     values[name].append(per_call)
+                    faults[name].append(faulted)
         for variant in {case.variant for case, _ in task.cases}:
             self._prepared.pop(variant, None)  # free inputs, graph and form
         self.log.write(
@@ -322,6 +345,7 @@ class Worker:
                 loops={k: loops[k] for k in values},
                 warmups=warmups,
                 errors=errors,
+                faults={k: statistics.median(v) for k, v in faults.items() if v},
                 metadata={
                     "threads": group.threads,
                     "device": group.device,
@@ -444,9 +468,38 @@ def run_in_child(work: Callable[[], None]) -> None:
         sys.exit(code)
 
 
-def prepare_to_fork() -> None:
-    """Keep torch at one thread until a group's child sets its own (``run_in_child``)."""
+#: Modules torch imports lazily on a first use (a convolution's first backward imports
+#: sympy through symbolic_shapes: 0.4 s), imported once by the worker before it forks
+#: so that no group's child pays them; and those of each derived form.
+_LAZY_IMPORTS = ("threadpoolctl", "torch.fx.experimental.symbolic_shapes")
+_FORM_IMPORTS = {
+    "compile": (
+        "torch._dynamo",
+        "torch._inductor.compile_fx",
+        "torch._inductor.codecache",
+        "torch._inductor.cpp_builder",
+        "torch.utils.cpp_extension",
+    ),
+    "onnxruntime": ("onnxruntime", "onnx", "onnxscript", "torch.onnx"),
+    "torchscript": ("torch.jit",),
+}
+
+
+def prepare_to_fork(forms: Iterable[str] = (), modules: Iterable[str] = ()) -> None:
+    """Make the worker a clean parent for its children (``run_in_child``): torch at one
+    thread until a child sets its own (so no OpenMP pool exists to be lost in a fork),
+    and the modules a child would import lazily imported once here (``forms``: the
+    forms of the job's implementations; ``modules``: more to import). Imports only:
+    nothing is called, so the allocator stays as a fresh process's."""
     torch.set_num_threads(1)
+    names = [
+        *_LAZY_IMPORTS,
+        *(m for form in sorted(set(forms)) for m in _FORM_IMPORTS.get(form, ())),
+        *modules,
+    ]
+    for name in names:
+        with contextlib.suppress(Exception):  # a form's module missing: its child says so
+            importlib.import_module(name)
 
 
 def main(argv: list[str] | None = None) -> int:

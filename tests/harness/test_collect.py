@@ -194,6 +194,28 @@ def test_rows_say_which_allocator_their_processes_really_ran_with() -> None:
     assert pd.isna(measured["toy/onnxruntime/n=8/float32/t1/cpu/glibc/backward"])
 
 
+def test_minor_faults_come_from_the_timing_rounds_where_a_case_was_timed() -> None:
+    p = plan((8,))
+    state = State()
+    for event in setup_events(p):
+        state.add(
+            replace(
+                event,
+                phases={ph: replace(info, minor_faults=99.0) for ph, info in event.phases.items()},
+            )
+        )
+    torch_fwd = "toy/torch/n=8/float32/t1/cpu/glibc/forward"
+    numpy_fwd = "toy/numpy/n=8/float32/t1/cpu/glibc/forward"
+    for process, faults in enumerate((1.0, 3.0, 8.0)):
+        event = rounds(p.groups[0], process, TIMES)
+        state.add(replace(event, faults={torch_fwd: faults}), process)
+    rows = build_outputs(state, p).frame.set_index("case")
+    # the median over processes of what each measured around its timed values
+    assert rows.loc[torch_fwd, "minor_faults"] == 3.0
+    # no faults in the rounds (an older raw file): the setup pass's figure
+    assert rows.loc[numpy_fwd, "minor_faults"] == 99.0
+
+
 def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
     p = plan((8,))
     state = State()

@@ -97,3 +97,28 @@ def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
         assert len(pids) == 2 and worker.pid not in pids
     else:
         assert pids == {worker.pid}
+
+
+@pytest.mark.slow
+def test_the_worker_imports_what_its_children_would_import_lazily_before_forking() -> None:
+    code = textwrap.dedent(
+        """
+        import sys, torch
+        from harness.worker import prepare_to_fork
+        assert "torch._dynamo" not in sys.modules and "sympy" not in sys.modules
+        prepare_to_fork(["compile"])
+        assert torch.get_num_threads() == 1
+        # a convolution's first backward would import sympy (0.4 s in every child)
+        assert "sympy" in sys.modules and "torch._dynamo" in sys.modules
+        assert "onnxruntime" not in sys.modules  # not a form of the job
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
