@@ -159,11 +159,11 @@ def test_a_loop_count_is_kept_unless_the_warm_up_says_it_is_far_off() -> None:
     min_time = 0.01
     # 100 calls of 0.1 ms: a value of 10 ms, as planned
     assert recalibrated_loops(100, 1e-4, min_time) == 100
-    # within [min_time/2, 4 min_time]: kept (no churn from a noisy warm-up)
+    # at least min_time/2: kept (no churn from a noisy warm-up)
     assert recalibrated_loops(100, 0.6e-4, min_time) == 100
     assert recalibrated_loops(100, 3.9e-4, min_time) == 100
-    # values that would last 1 ms or 100 ms: calibrated again, with pyperf's 20% margin
+    # values that would last 1 ms: calibrated again, with pyperf's 20% margin
     assert recalibrated_loops(100, 1e-5, min_time) == 1200
-    assert recalibrated_loops(100, 1e-3, min_time) == 12
-    # a call slower than min_time: one call per value
-    assert recalibrated_loops(8, 0.5, min_time) == 1
+    # never down: a slow warm-up call (a first backward) says nothing sure
+    assert recalibrated_loops(100, 1e-3, min_time) == 100
+    assert recalibrated_loops(8, 0.5, min_time) == 8
