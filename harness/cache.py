@@ -82,7 +82,7 @@ CACHE_ENV = "HARNESS_CACHE_DIR"
 LIMIT_ENV = "HARNESS_CACHE_LIMIT_MB"
 DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: The version of each cached check: bump one when what it computes changes.
-CHECKS: dict[str, int] = {"capabilities": 1, "gradcheck": 1, "setup": 2}
+CHECKS: dict[str, int] = {"validate": 1, "capabilities": 1, "gradcheck": 1, "setup": 2}
 _ENTRY_SCHEMA = 1
 _PACKAGES = ("port-harness", "torch", "numpy", "scipy", "onnx", "onnxruntime", "onnxscript")
 _TOP_FOLDERS = ("checks", "onnx", "inductor")

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -63,6 +63,9 @@ from harness.results import (
 )
 from harness.schedule import Record, Scheduler, Stop, TimingLog, declared_impls
 from harness.supervisor import STARTUP_TIMEOUT_S, Supervisor, run_to_end
+
+if TYPE_CHECKING:
+    from harness.cache import Checks
 
 __all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
@@ -204,6 +207,10 @@ class Runner:
         self._complete = False
         # why an incomplete run stopped (run.json's "stopped"; the report says it)
         self._stopped: str | None = None
+        # the cache of checks as the runner uses it (the declaration checks), and what
+        # it found per layer: hit, miss or damaged
+        self._checks: Checks | None = None
+        self._validate_cache: dict[str, str] = {}
         # spawns, watches and kills the workers; a hung task's limit is the scheduler's
         self.supervisor = Supervisor(
             self.out,
@@ -237,7 +244,48 @@ class Runner:
         it is the user's code, and it may raise, crash or hang. A broken declaration
         raises ``LayerDefinitionError``; an implementation that fails is a note (its
         points will be measured, and fail, in isolation)."""
-        tasks = [ValidateTask(name, declared_impls(self.plan, name)) for name in self.plan.layers]
+        cached, keys = self._validated_from_cache()
+        tasks = [
+            ValidateTask(name, declared_impls(self.plan, name))
+            for name in self.plan.layers
+            if name not in cached
+        ]
+        notes = [note for name in self.plan.layers for note in cached.get(name, ())]
+        if tasks:
+            notes += self._validate_in_worker(tasks, keys)
+        return notes
+
+    def _validated_from_cache(self) -> tuple[dict[str, list[str]], dict[str, Any]]:
+        """The layers whose declaration check the cache holds (their notes), and the
+        cache keys of the others (to store what the worker finds); ``run.json``'s cache
+        record counts both (``_validate_cache``)."""
+        root = self.supervisor.cache_root()
+        if root is None:
+            return {}, {}
+        from harness.cache import Checks
+
+        checks = Checks(
+            root, str(self.env.get("cpu_capability")), self.config.seed, self.config.layers_from
+        )
+        self._checks = checks
+        cached: dict[str, list[str]] = {}
+        keys: dict[str, Any] = {}
+        for name in self.plan.layers:
+            key = checks.key(
+                "validate", self.registry.get(name), impls=list(declared_impls(self.plan, name))
+            )
+            found = checks.get("validate", key)
+            if found.note:
+                print(f"note: {found.note}", file=sys.stderr)
+            if found.hit and isinstance(found.value, list):
+                cached[name] = [str(n) for n in found.value]
+                self._validate_cache[name] = "hit"
+            else:
+                keys[name] = key
+                self._validate_cache[name] = found.status or "miss"
+        return cached, keys
+
+    def _validate_in_worker(self, tasks: list[ValidateTask], keys: Mapping[str, Any]) -> list[str]:
         limit = STARTUP_TIMEOUT_S + sum(30.0 * (len(t.impls) + 1) for t in tasks)
         with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
             raw = Path(tmp) / "validate.jsonl"
@@ -259,6 +307,8 @@ class Runner:
             if isinstance(event, Validated):
                 notes += event.notes
                 done.add(event.layer)
+                if self._checks is not None and event.layer in keys:
+                    self._checks.put("validate", keys[event.layer], list(event.notes))
         for task in tasks:
             if task.layer not in done:
                 why = (
@@ -476,7 +526,12 @@ class Runner:
         from harness.collect import SETUP_FILE as setup_file
 
         events = EventLog.read(self.out / RAW_DIR / setup_file)
-        return cache_summary(self.supervisor.cache_root(), events)
+        record = cache_summary(self.supervisor.cache_root(), events)
+        for layer, status in self._validate_cache.items():
+            into = record["hits"] if status == "hit" else record["misses"]
+            into.setdefault("validate", {})[layer] = 1
+            record["damaged"] += status == "damaged"
+        return record
 
     # -- outputs --------------------------------------------------------------------
 

@@ -420,6 +420,7 @@ def budget_sentence(timing: Mapping[str, Any]) -> str | None:
 
 
 _CHECK_WORDS = {
+    "validate": "declaration check",
     "capabilities": "capability matrix",
     "gradcheck": "gradcheck",
     "setup": "deviation, peak memory, one-off cost and loop calibration",

@@ -368,3 +368,37 @@ def test_a_warm_run_reports_its_cached_checks_and_reaches_the_same_verdicts(
         for pair in _verdict_pairs(a, b)
     ]
     assert pairs and all(verdicts_agree(sa, sb) for _, sa, sb in pairs)
+
+
+def test_a_layers_declaration_check_is_served_from_the_cache_without_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.runner
+    from harness.config import RunConfig
+    from harness.protocol import EventLog, Job, Validated
+
+    started: list[tuple[str, ...]] = []
+
+    def fake_worker(job_path: Path, env: Any, timeout: float) -> tuple[int, list[str]]:
+        job = Job.read(str(job_path))
+        started.append(tuple(t.layer for t in job.tasks))
+        log = EventLog(job.raw)
+        for task in job.tasks:
+            log.write(Validated(task.layer, (f"note on {task.layer}",)))
+        log.close()
+        return 0, []
+
+    monkeypatch.setattr(harness.runner, "run_to_end", fake_worker)
+    config = RunConfig(layers=("fft", "conv2d"), cache_dir=str(tmp_path / "cache"))
+    cold = harness.runner.Runner(config, out=tmp_path / "a", quiet=True)
+    assert cold.validate() == ["note on fft", "note on conv2d"]
+    warm = harness.runner.Runner(config, out=tmp_path / "b", quiet=True)
+    assert warm.validate() == ["note on fft", "note on conv2d"]
+    assert started == [("fft", "conv2d")]  # the warm run started no worker
+    assert warm._validate_cache == {"fft": "hit", "conv2d": "hit"}
+    # --no-cache: checked again, nothing read
+    off = harness.runner.Runner(
+        RunConfig(layers=("fft",), cache=False), out=tmp_path / "c", quiet=True
+    )
+    assert off.validate() == ["note on fft"] and started[-1] == ("fft",)
+    assert off._validate_cache == {}
