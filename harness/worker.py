@@ -89,7 +89,7 @@ _FORKING_MODES = ("timing", "profile")
 class Worker:
     def __init__(self, job: Job) -> None:
         self.job = job
-        forking = job.mode in _FORKING_MODES and fresh_process_per_group()
+        forking = job.mode in _FORKING_MODES and fresh_process_per_group() and _cpu_only(job)
         if forking:  # before the layers' modules run anything
             torch.set_num_threads(1)
         self.log = EventLog(job.raw)
@@ -413,13 +413,27 @@ class Worker:
     def run(self) -> None:
         # what is timed, and the profiled calls whose page faults explain it, run in a
         # process of their own (run_in_child)
-        fresh = self.job.mode in _FORKING_MODES and fresh_process_per_group()
+        fresh = (
+            self.job.mode in _FORKING_MODES and fresh_process_per_group() and _cpu_only(self.job)
+        )
         for task in self.job.tasks:
             if fresh and isinstance(task, RoundsTask | ProfileTask):
                 run_in_child(functools.partial(self.run_task, task))
             else:
                 self.run_task(task)
         self.log.write(Finished())
+
+
+def _cpu_only(job: Job) -> bool:
+    """No task of ``job`` runs on a GPU: CUDA cannot be used in a forked child of a
+    process that initialised it, and a device's caching allocator has no glibc history
+    to escape, so GPU groups are timed in the worker itself."""
+    for task in job.tasks:
+        if isinstance(task, RoundsTask) and task.group.device != "cpu":
+            return False
+        if isinstance(task, ProfileTask) and task.variant.device != "cpu":
+            return False
+    return True
 
 
 def fresh_process_per_group() -> bool:

@@ -122,3 +122,14 @@ def test_the_worker_imports_what_its_children_would_import_lazily_before_forking
         env={**os.environ, "OMP_NUM_THREADS": "2"},
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_gpu_groups_are_timed_in_the_worker_itself() -> None:
+    from harness.worker import _cpu_only
+
+    def job(device: str) -> Job:
+        variant = Variant.make("fft", "torch", {"n": 8}, device=device)
+        return Job("timing", (RoundsTask(variant.group, ((variant.case("forward"), 1),), 1),), "r")
+
+    # CUDA cannot run in a forked child of a process that initialised it
+    assert _cpu_only(job("cpu")) and not _cpu_only(job("cuda"))
