@@ -39,6 +39,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -81,6 +82,20 @@ from harness.protocol import (
 from harness.registry import Registry, validate_layer
 
 __all__ = ["Worker", "main"]
+
+#: The order in which a group's phases are timed (``Worker.rounds``).
+TIMED_ORDER = ("forward", "step", "backward")
+
+
+@dataclass
+class _Timed:
+    """What a group's rounds gave, per case name."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+    faults: dict[str, list[float]] = field(default_factory=dict)
+    warmups: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
 
 #: Modes whose tasks each run in a child forked for them (``run_in_child``).
 _FORKING_MODES = ("timing", "profile")
@@ -292,48 +307,47 @@ class Worker:
     # -- timing mode ----------------------------------------------------------------
 
     def rounds(self, task: RoundsTask) -> None:
-        """Time every case of a group in alternation, ``task.rounds`` rounds."""
+        """Time every case of a group, ``task.rounds`` paired rounds per phase.
+
+        The phases run one after the other, in ``TIMED_ORDER``, each with its own
+        calls alive only while it is timed: ``forward`` first (an inference process
+        has run forwards only), then ``step`` (a training loop's steps free their
+        graphs), then ``backward`` (its retained graph would otherwise sit in memory
+        while the others are timed, which no user's loop does). Within a phase, every
+        round times each implementation once in a fresh random order, so drift and
+        bursts hit both sides of a ratio alike."""
         from harness.environment import allocator_in_use
 
         group = task.group
         rng = random.Random(f"{self.seed}/{self.job.process}/{task.batch}/{group.name}")
-        funcs: dict[str, Callable[[int], float]] = {}
         # keyed by case name, the pyperf benchmark name (RoundsDone's keys)
         loops = {case.name: n for case, n in task.cases}
-        errors: dict[str, str] = {}
+        timed = _Timed()
+        prepared: dict[Variant, Prepared] = {}
         for case, _ in task.cases:
-            name = case.name
+            if case.variant in prepared:
+                continue
             try:
                 with quiet():
-                    p = self.prepare(case.variant)
-                set_threads(case.variant.threads)
-                funcs[name] = p.time_func(case.phase)
+                    prepared[case.variant] = self.prepare(case.variant)
             except Exception as exc:
-                errors[name] = describe(exc)
-        values: dict[str, list[float]] = {name: [] for name in funcs}
-        faults: dict[str, list[float]] = {name: [] for name in funcs}
-        warmups: dict[str, float] = {}
-        set_threads(group.threads)
-        for r in range(-1, task.rounds):  # round -1 is the discarded warm-up
-            order = list(funcs)
-            rng.shuffle(order)
-            for name in order:
+                for other, _ in task.cases:
+                    if other.variant == case.variant:
+                        timed.errors[other.name] = describe(exc)
+        for phase in TIMED_ORDER:
+            cases = [c for c, _ in task.cases if c.phase == phase and c.variant in prepared]
+            funcs: dict[str, Callable[[int], float]] = {}
+            for case in cases:
                 try:
-                    faults0 = minor_faults()  # outside the timed region
-                    per_call = funcs[name](loops[name]) / loops[name]
-                    faulted = (minor_faults() - faults0) / loops[name]
+                    set_threads(case.variant.threads)
+                    funcs[case.name] = prepared[case.variant].time_func(phase)
                 except Exception as exc:
-                    errors[name] = describe(exc)
-                    del funcs[name]
-                    values.pop(name, None)
-                    faults.pop(name, None)
-                    continue
-                if r < 0:
-                    warmups[name] = per_call
-                    loops[name] = recalibrated_loops(loops[name], per_call, self.job.min_time)
-                else:
-                    values[name].append(per_call)
-                    faults[name].append(faulted)
+                    timed.errors[case.name] = describe(exc)
+            set_threads(group.threads)
+            self._time_rounds(funcs, loops, task.rounds, rng, timed)
+            del funcs
+            for case in cases:
+                prepared[case.variant].drop_graph()  # a retained graph: gone before the next
         for variant in {case.variant for case, _ in task.cases}:
             self._prepared.pop(variant, None)  # free inputs, graph and form
         self.log.write(
@@ -341,11 +355,11 @@ class Worker:
                 group=task.group,
                 process=self.job.process,
                 batch=task.batch,
-                values={k: tuple(v) for k, v in values.items()},
-                loops={k: loops[k] for k in values},
-                warmups=warmups,
-                errors=errors,
-                faults={k: statistics.median(v) for k, v in faults.items() if v},
+                values={k: tuple(v) for k, v in timed.values.items()},
+                loops={k: loops[k] for k in timed.values},
+                warmups=timed.warmups,
+                errors=timed.errors,
+                faults={k: statistics.median(v) for k, v in timed.faults.items() if v},
                 metadata={
                     "threads": group.threads,
                     "device": group.device,
@@ -355,6 +369,41 @@ class Worker:
                 },
             )
         )
+
+    def _time_rounds(
+        self,
+        funcs: dict[str, Callable[[int], float]],
+        loops: dict[str, int],
+        rounds: int,
+        rng: random.Random,
+        timed: _Timed,
+    ) -> None:
+        """One discarded warm-up round (which checks each loop count), then ``rounds``
+        rounds, each timing every case of ``funcs`` once in a fresh random order; the
+        minor page faults around each value are counted outside its timed region."""
+        for name in funcs:
+            timed.values[name] = []
+            timed.faults[name] = []
+        for r in range(-1, rounds):  # round -1 is the discarded warm-up
+            order = list(funcs)
+            rng.shuffle(order)
+            for name in order:
+                try:
+                    faults0 = minor_faults()
+                    per_call = funcs[name](loops[name]) / loops[name]
+                    faulted = (minor_faults() - faults0) / loops[name]
+                except Exception as exc:
+                    timed.errors[name] = describe(exc)
+                    del funcs[name]
+                    timed.values.pop(name, None)
+                    timed.faults.pop(name, None)
+                    continue
+                if r < 0:
+                    timed.warmups[name] = per_call
+                    loops[name] = recalibrated_loops(loops[name], per_call, self.job.min_time)
+                else:
+                    timed.values[name].append(per_call)
+                    timed.faults[name].append(faulted)
 
     # -- profile mode ---------------------------------------------------------------
 

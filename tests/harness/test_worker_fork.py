@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,3 +134,45 @@ def test_gpu_groups_are_timed_in_the_worker_itself() -> None:
 
     # CUDA cannot run in a forked child of a process that initialised it
     assert _cpu_only(job("cpu")) and not _cpu_only(job("cuda"))
+
+
+def test_a_groups_phases_are_timed_one_after_the_other_with_no_graph_left_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # forward first (an inference process runs nothing else), then step (whose graphs
+    # are freed), then backward: its retained graph never sits beside the others
+    from harness.case import PHASES
+    from harness.prepared import Prepared
+    from harness.worker import TIMED_ORDER, Worker
+
+    assert sorted(TIMED_ORDER) == sorted(PHASES)
+    monkeypatch.setenv("HARNESS_FORK_GROUPS", "0")
+    seen: list[tuple[str, str, bool]] = []
+    alive: list[Prepared] = []
+    real = Prepared.time_func
+
+    def spied(self: Prepared, phase: str) -> Any:
+        func = real(self, phase)
+        alive.append(self)
+
+        def timed(loops: int) -> float:
+            graphs = any(p._graph is not None for p in alive if p is not self)
+            seen.append((phase, self.variant.impl, graphs))
+            return func(loops)
+
+        return timed
+
+    monkeypatch.setattr(Prepared, "time_func", spied)
+    variants = [Variant.make("fft", impl, {"n": 8}) for impl in ("numpy", "torch")]
+    cases = tuple((v.case(ph), 2) for v in variants for ph in ("backward", "step", "forward"))
+    raw = tmp_path / "timing.jsonl"
+    worker = Worker(Job("timing", (), str(raw), process=0))
+    worker.rounds(RoundsTask(variants[0].group, cases, rounds=3))
+    phases = [phase for phase, _, _ in seen]
+    # each phase's 4 values (a warm-up and 3 rounds) for both implementations, in turn
+    assert phases == ["forward"] * 8 + ["step"] * 8 + ["backward"] * 8
+    assert {impl for _, impl, _ in seen} == {"numpy", "torch"}
+    assert not any(graphs for phase, _, graphs in seen if phase != "backward")
+    (done,) = [e for e in EventLog.read(raw) if isinstance(e, RoundsDone)]
+    assert all(len(v) == 3 for v in done.values.values()) and len(done.values) == 6
+    assert set(done.faults) == set(done.values)
