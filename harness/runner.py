@@ -30,26 +30,26 @@ import inspect
 import json
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from harness.case import Group
 from harness.collect import Builder, Collector, Comparison, State, Written
 from harness.config import RunConfig, default_threads, merge_settings, run_signature
-from harness.environment import NoiseMonitor, collect_environment, fingerprint, worker_env
-from harness.errors import ConfigError, HarnessError, LayerDefinitionError, ResultsError
+from harness.declarations import DeclarationChecks
+from harness.environment import NoiseMonitor, collect_environment, fingerprint
+from harness.errors import ConfigError, HarnessError, ResultsError
 from harness.forms import quiet as silence
 from harness.lifetime import FolderLock, clean_stale
 from harness.plan import Plan, make_plan
 from harness.progress import Progress
-from harness.protocol import EventLog, Invalid, Job, Validated, ValidateTask
+from harness.protocol import EventLog
 from harness.rebuild import PIECES_FILE, rebuild_outputs, stored_run
 from harness.registry import Registry
 from harness.results import (
@@ -61,11 +61,8 @@ from harness.results import (
     damaged_file,
     versioned,
 )
-from harness.schedule import Record, Scheduler, Stop, TimingLog, declared_impls
-from harness.supervisor import STARTUP_TIMEOUT_S, Supervisor, run_to_end
-
-if TYPE_CHECKING:
-    from harness.cache import Checks
+from harness.schedule import Record, Scheduler, Stop, TimingLog
+from harness.supervisor import Supervisor
 
 __all__ = ["RunOutcome", "Runner", "default_out_dir", "rebuild_outputs", "run"]
 
@@ -207,10 +204,6 @@ class Runner:
         self._complete = False
         # why an incomplete run stopped (run.json's "stopped"; the report says it)
         self._stopped: str | None = None
-        # the cache of checks as the runner uses it (the declaration checks), and what
-        # it found per layer: hit, miss or damaged
-        self._checks: Checks | None = None
-        self._validate_cache: dict[str, str] = {}
         # spawns, watches and kills the workers; a hung task's limit is the scheduler's
         self.supervisor = Supervisor(
             self.out,
@@ -219,6 +212,13 @@ class Runner:
             self.progress,
             task_limit=self.scheduler.task_limit,
             tick=self._maybe_write,
+        )
+        self.declarations = DeclarationChecks(
+            self.plan,
+            self.registry,
+            config,
+            str(self.env.get("cpu_capability")),
+            self.supervisor.cache_root(),
         )
         self.supervisor.lock = self._lock
 
@@ -240,88 +240,9 @@ class Runner:
     # -- validation -------------------------------------------------------------------
 
     def validate(self) -> list[str]:
-        """Check every layer's declaration by running it once, in a worker process:
-        it is the user's code, and it may raise, crash or hang. A broken declaration
-        raises ``LayerDefinitionError``; an implementation that fails is a note (its
-        points will be measured, and fail, in isolation)."""
-        cached, keys = self._validated_from_cache()
-        tasks = [
-            ValidateTask(name, declared_impls(self.plan, name))
-            for name in self.plan.layers
-            if name not in cached
-        ]
-        notes = [note for name in self.plan.layers for note in cached.get(name, ())]
-        if tasks:
-            notes += self._validate_in_worker(tasks, keys)
-        return notes
-
-    def _validated_from_cache(self) -> tuple[dict[str, list[str]], dict[str, Any]]:
-        """The layers whose declaration check the cache holds (their notes), and the
-        cache keys of the others (to store what the worker finds); ``run.json``'s cache
-        record counts both (``_validate_cache``)."""
-        root = self.supervisor.cache_root()
-        if root is None:
-            return {}, {}
-        from harness.cache import Checks
-
-        checks = Checks(
-            root, str(self.env.get("cpu_capability")), self.config.seed, self.config.layers_from
-        )
-        self._checks = checks
-        cached: dict[str, list[str]] = {}
-        keys: dict[str, Any] = {}
-        for name in self.plan.layers:
-            key = checks.key(
-                "validate", self.registry.get(name), impls=list(declared_impls(self.plan, name))
-            )
-            found = checks.get("validate", key)
-            if found.note:
-                print(f"note: {found.note}", file=sys.stderr)
-            if found.hit and isinstance(found.value, list):
-                cached[name] = [str(n) for n in found.value]
-                self._validate_cache[name] = "hit"
-            else:
-                keys[name] = key
-                self._validate_cache[name] = found.status or "miss"
-        return cached, keys
-
-    def _validate_in_worker(self, tasks: list[ValidateTask], keys: Mapping[str, Any]) -> list[str]:
-        limit = STARTUP_TIMEOUT_S + sum(30.0 * (len(t.impls) + 1) for t in tasks)
-        with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
-            raw = Path(tmp) / "validate.jsonl"
-            job_path = Path(tmp) / "job.json"
-            Job(
-                "validate",
-                tuple(tasks),
-                str(raw),
-                layers_from=self.config.layers_from,
-                seed=self.config.seed,
-            ).write(job_path)
-            code, tail = run_to_end(job_path, worker_env(max(self.config.threads)), limit)
-            events = EventLog.read(raw)
-        notes: list[str] = []
-        done = set()
-        for event in events:
-            if isinstance(event, Invalid):
-                raise LayerDefinitionError(event.error)
-            if isinstance(event, Validated):
-                notes += event.notes
-                done.add(event.layer)
-                if self._checks is not None and event.layer in keys:
-                    self._checks.put("validate", keys[event.layer], list(event.notes))
-        for task in tasks:
-            if task.layer not in done:
-                why = (
-                    f"timed out after {limit:.0f}s"
-                    if code is None
-                    else f"the worker exited with code {code}"
-                )
-                notes.append(
-                    f"layer {task.layer!r}: checking its declaration failed ({why}"
-                    + (f": {tail[0]}" if tail else "")
-                    + "); its points will be measured in isolation"
-                )
-        return notes
+        """Check every layer's declaration (``harness.declarations``): the notes of
+        implementations that fail; ``LayerDefinitionError`` for a broken one."""
+        return self.declarations.run()
 
     # -- the run --------------------------------------------------------------------
 
@@ -527,7 +448,7 @@ class Runner:
 
         events = EventLog.read(self.out / RAW_DIR / setup_file)
         record = cache_summary(self.supervisor.cache_root(), events)
-        for layer, status in self._validate_cache.items():
+        for layer, status in self.declarations.cache.items():
             into = record["hits"] if status == "hit" else record["misses"]
             into.setdefault("validate", {})[layer] = 1
             record["damaged"] += status == "damaged"

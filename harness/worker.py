@@ -344,7 +344,7 @@ class Worker:
                 except Exception as exc:
                     timed.errors[case.name] = describe(exc)
             set_threads(group.threads)
-            self._time_rounds(funcs, loops, task.rounds, rng, timed)
+            _time_rounds(funcs, loops, task.rounds, rng, timed, self.job.min_time)
             del funcs
             for case in cases:
                 prepared[case.variant].drop_graph()  # a retained graph: gone before the next
@@ -369,41 +369,6 @@ class Worker:
                 },
             )
         )
-
-    def _time_rounds(
-        self,
-        funcs: dict[str, Callable[[int], float]],
-        loops: dict[str, int],
-        rounds: int,
-        rng: random.Random,
-        timed: _Timed,
-    ) -> None:
-        """One discarded warm-up round (which checks each loop count), then ``rounds``
-        rounds, each timing every case of ``funcs`` once in a fresh random order; the
-        minor page faults around each value are counted outside its timed region."""
-        for name in funcs:
-            timed.values[name] = []
-            timed.faults[name] = []
-        for r in range(-1, rounds):  # round -1 is the discarded warm-up
-            order = list(funcs)
-            rng.shuffle(order)
-            for name in order:
-                try:
-                    faults0 = minor_faults()
-                    per_call = funcs[name](loops[name]) / loops[name]
-                    faulted = (minor_faults() - faults0) / loops[name]
-                except Exception as exc:
-                    timed.errors[name] = describe(exc)
-                    del funcs[name]
-                    timed.values.pop(name, None)
-                    timed.faults.pop(name, None)
-                    continue
-                if r < 0:
-                    timed.warmups[name] = per_call
-                    loops[name] = recalibrated_loops(loops[name], per_call, self.job.min_time)
-                else:
-                    timed.values[name].append(per_call)
-                    timed.faults[name].append(faulted)
 
     # -- profile mode ---------------------------------------------------------------
 
@@ -471,6 +436,43 @@ class Worker:
             else:
                 self.run_task(task)
         self.log.write(Finished())
+
+
+def _time_rounds(
+    funcs: dict[str, Callable[[int], float]],
+    loops: dict[str, int],
+    rounds: int,
+    rng: random.Random,
+    timed: _Timed,
+    min_time: float,
+) -> None:
+    """One discarded warm-up round (which checks each loop count), then ``rounds``
+    rounds, each timing every case of ``funcs`` once in a fresh random order; the
+    minor page faults around each value are counted outside its timed region;
+    ``min_time`` is the least length of one value (``measure.recalibrated_loops``)."""
+    for name in funcs:
+        timed.values[name] = []
+        timed.faults[name] = []
+    for r in range(-1, rounds):  # round -1 is the discarded warm-up
+        order = list(funcs)
+        rng.shuffle(order)
+        for name in order:
+            try:
+                faults0 = minor_faults()
+                per_call = funcs[name](loops[name]) / loops[name]
+                faulted = (minor_faults() - faults0) / loops[name]
+            except Exception as exc:
+                timed.errors[name] = describe(exc)
+                del funcs[name]
+                timed.values.pop(name, None)
+                timed.faults.pop(name, None)
+                continue
+            if r < 0:
+                timed.warmups[name] = per_call
+                loops[name] = recalibrated_loops(loops[name], per_call, min_time)
+            else:
+                timed.values[name].append(per_call)
+                timed.faults[name].append(faulted)
 
 
 def _cpu_only(job: Job) -> bool:

@@ -373,6 +373,7 @@ def test_a_warm_run_reports_its_cached_checks_and_reaches_the_same_verdicts(
 def test_a_layers_declaration_check_is_served_from_the_cache_without_a_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import harness.declarations
     import harness.runner
     from harness.config import RunConfig
     from harness.protocol import EventLog, Job, Validated
@@ -388,17 +389,17 @@ def test_a_layers_declaration_check_is_served_from_the_cache_without_a_worker(
         log.close()
         return 0, []
 
-    monkeypatch.setattr(harness.runner, "run_to_end", fake_worker)
+    monkeypatch.setattr(harness.declarations, "run_to_end", fake_worker)
     config = RunConfig(layers=("fft", "conv2d"), cache_dir=str(tmp_path / "cache"))
     cold = harness.runner.Runner(config, out=tmp_path / "a", quiet=True)
     assert cold.validate() == ["note on fft", "note on conv2d"]
     warm = harness.runner.Runner(config, out=tmp_path / "b", quiet=True)
     assert warm.validate() == ["note on fft", "note on conv2d"]
     assert started == [("fft", "conv2d")]  # the warm run started no worker
-    assert warm._validate_cache == {"fft": "hit", "conv2d": "hit"}
+    assert warm.declarations.cache == {"fft": "hit", "conv2d": "hit"}
     # --no-cache: checked again, nothing read
     off = harness.runner.Runner(
         RunConfig(layers=("fft",), cache=False), out=tmp_path / "c", quiet=True
     )
     assert off.validate() == ["note on fft"] and started[-1] == ("fft",)
-    assert off._validate_cache == {}
+    assert off.declarations.cache == {}
