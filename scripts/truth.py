@@ -9,7 +9,8 @@ For a handful of picks (layer, baseline, candidate, grid point) this script
 2. measures the same two things with its own plain loop, in a fresh process per pick
    and thread setting (``--processes`` of them), exactly as a user's code runs them,
    under the default allocator (glibc malloc defaults: ``MALLOC_*`` and ``LD_PRELOAD``
-   are cleared):
+   are cleared), the forward first and then the step (an inference process has run
+   forwards only; the harness orders a group's phases the same way):
 
    - **step**: every iteration ``out = fn(*leaves)`` with grad enabled, then
      ``torch.autograd.grad(out, leaves, grad_output)`` without ``retain_graph`` (the
@@ -355,7 +356,10 @@ class Spec:
     block_ms: float
     min_rounds: int = 10
     max_rounds: int = 400
-    phases: list[str] = field(default_factory=lambda: list(PHASES))
+    # forward first: an inference process has run forwards only; a training loop's
+    # steps then shape the allocator as its own (a step's buffers include a forward's).
+    # The harness times a group's phases in the same order (harness.worker.TIMED_ORDER).
+    phases: list[str] = field(default_factory=lambda: ["forward", "step"])
 
 
 def _load_layer(spec: Spec) -> Any:
