@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -93,6 +94,70 @@ def test_crossover_sizes_come_from_both_verdicts(monkeypatch: pytest.MonkeyPatch
 def test_breakdown_none_runs_nothing() -> None:
     runner = SimpleNamespace(config=SimpleNamespace(breakdown="none"))
     assert bp.breakdown_pass(runner) == {}
+
+
+def test_a_worker_that_dies_takes_one_variant_down_and_the_rest_are_profiled(
+    plan: Any, tmp_path: Path
+) -> None:
+    """What a run meets with layers that crash or hang (harness.supervisor writes a
+    Crash for the task its dead or killed worker was on, the collector folds it in):
+    a new worker profiles the rest, the dead variant's phases are errors; and the pass
+    gives up on workers that finish nothing. The supervisor here is a stand-in."""
+    from harness.collect import State
+    from harness.protocol import BreakdownDone, Crash, PhaseBreakdown
+    from harness.results import RAW_DIR
+
+    config = replace(plan.config, breakdown="all")
+    tasks = bp.profile_targets(plan, "all", config.phases)
+    names = [t.variant.name for t in tasks]
+    dies = {names[0]: "worker crashed (exit code 7)", names[3]: "timed out after 10s"}
+    state = State()
+    calls: list[tuple[list[str], int]] = []
+    finish = True
+
+    def run_worker(
+        mode: str, todo: list[Any], raw: Path, allocator: str, process: int, attempt: int
+    ) -> None:
+        assert (mode, raw, allocator, process) == (
+            "profile",
+            tmp_path / RAW_DIR / bp.PROFILE_FILE,
+            "glibc",
+            -1,
+        )
+        calls.append(([t.variant.name for t in todo], attempt))
+        for task in todo if finish else ():
+            if task.variant.name in dies:
+                state.add(Crash(task, dies[task.variant.name]))
+                return  # the worker is gone
+            ok = PhaseBreakdown("ok", parts=({"part": "x", "kind": "other"},))
+            state.add(BreakdownDone(task.variant, dict.fromkeys(task.phases, ok)))
+
+    begun: list[tuple[str, int]] = []
+    runner = SimpleNamespace(
+        config=config,
+        plan=plan,
+        out=tmp_path,
+        collector=SimpleNamespace(poll=lambda: state),
+        supervisor=SimpleNamespace(run_worker=run_worker),
+        progress=SimpleNamespace(begin=lambda label, n: begun.append((label, n))),
+    )
+    cost = bp.breakdown_pass(runner)
+    assert cost["mode"] == "all" and cost["variants"] == len(tasks) and cost["seconds"] >= 0
+    assert begun == [("profiling", len(tasks))]
+    assert calls == [(names, 1), (names[1:], 2), (names[4:], 3)]
+    assert set(state.breakdowns) == set(names)
+    for name, error in dies.items():
+        phases = state.breakdowns[name].phases
+        assert {(p.status, p.error) for p in phases.values()} == {("error", error)}
+    assert {
+        p.status for n in names if n not in dies for p in state.breakdowns[n].phases.values()
+    } == {"ok"}
+
+    # workers that finish nothing: given up after four of them in a row
+    state, calls, finish = State(), [], False
+    bp.breakdown_pass(runner)
+    assert calls == [(names, attempt) for attempt in (1, 2, 3, 4)]
+    assert not state.breakdowns
 
 
 @pytest.mark.slow
