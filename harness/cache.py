@@ -52,6 +52,7 @@ import sys
 import sysconfig
 import time
 import types
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,8 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 CHECKS: dict[str, int] = {"validate": 1, "capabilities": 1, "gradcheck": 1, "setup": 2}
 _ENTRY_SCHEMA = 1
 _PACKAGES = ("port-harness", "torch", "numpy", "scipy", "onnx", "onnxruntime", "onnxscript")
+#: The top-level modules of the versioned packages (the harness's own is walked apart).
+_VERSIONED_TOPS = frozenset({"torch", "numpy", "scipy", "onnx", "onnxruntime", "onnxscript"})
 _TOP_FOLDERS = ("checks", "onnx", "inductor")
 
 
@@ -223,8 +226,22 @@ def code_files(objects: Iterable[Any], files: Iterable[str] = ()) -> list[str]:
             found.add(path)
         module = _module_of(target)
         if module is not None:
-            own.add(module.__name__.partition(".")[0])
+            top = module.__name__.partition(".")[0]
+            # a library whose version is in the key already (a native that is
+            # torch.fft.fft) is not walked: its files change only with its version
+            if top not in _VERSIONED_TOPS:
+                own.add(top)
             queue.append(module)
+    with warnings.catch_warnings():
+        # reading a module's globals may touch deprecated attributes
+        # (torch.distributed.reduce_op warns): one line on stderr is all a run may print
+        warnings.simplefilter("ignore")
+        return _walk(queue, own, found, libraries)
+
+
+def _walk(
+    queue: list[types.ModuleType], own: set[str], found: set[str], libraries: tuple[str, ...]
+) -> list[str]:
     seen: set[str] = set()
     while queue:
         module = queue.pop()
