@@ -565,6 +565,33 @@ def prepare_to_fork(forms: Iterable[str] = (), modules: Iterable[str] = ()) -> N
     for name in names:
         with contextlib.suppress(Exception):  # a form's module missing: its child says so
             importlib.import_module(name)
+    with quiet(), contextlib.suppress(Exception):  # a toolchain that fails: its child says so
+        _warm_toolchains(set(forms))
+
+
+def _warm_toolchains(forms: set[str]) -> None:
+    """Pay the first-use costs of the form toolchains once, in the worker, on an
+    8-element function: dynamo's and inductor's first compile (5 s here), the ONNX
+    exporter's registry (1 s). Without this every group's child paid them again
+    (2026-11-29: a conv2d group with every form took 6.3 s in its child, 1.3 s
+    after). The tensors are tiny (no buffer near glibc's mmap threshold) and one
+    thread runs them, so the children still start with a fresh allocator and no
+    OpenMP pool; inductor compiles in this process (``compile_threads = 1``): a pool
+    of compile workers would not survive the fork either."""
+    if "compile" in forms:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.compile_threads = 1
+        compiled = torch.compile(lambda x: torch.tanh(x) * 2, dynamic=False)
+        x = torch.randn(8, requires_grad=True)
+        compiled(x).sum().backward()
+    if "onnxruntime" in forms:
+        class _Tiny(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return torch.tanh(x) * 2
+
+        # export only: an ONNX Runtime session starts thread pools
+        torch.onnx.export(_Tiny().eval(), (torch.randn(8),), dynamo=True, verbose=False)
 
 
 def main(argv: list[str] | None = None) -> int:

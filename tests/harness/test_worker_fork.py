@@ -112,6 +112,11 @@ def test_the_worker_imports_what_its_children_would_import_lazily_before_forking
         # a convolution's first backward would import sympy (0.4 s in every child)
         assert "sympy" in sys.modules and "torch._dynamo" in sys.modules
         assert "onnxruntime" not in sys.modules  # not a form of the job
+        # dynamo and inductor warmed on a tiny function, compiling in this process (a
+        # pool of compile workers would not survive the fork), with no OpenMP pool
+        import torch._inductor.config as inductor_config
+        assert inductor_config.compile_threads == 1 and torch.get_num_threads() == 1
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
         print("ok")
         """
     )
