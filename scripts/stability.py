@@ -34,7 +34,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.decide import UNDECIDED, LayerDecision, SettingDecision, decide_layers
+from harness.report.decide import (
+    FIX_GRADIENT,
+    UNDECIDED,
+    LayerDecision,
+    SettingDecision,
+    decide_layers,
+)
 from harness.report.explain import headline
 from harness.results import load_results
 
@@ -65,8 +71,13 @@ def decisions(folder: Path) -> list[LayerDecision]:
     return decide_layers(results.frame, results.run, results.capabilities)
 
 
-def _verdict(d: LayerDecision, s: SettingDecision) -> str:
-    return headline(s.kind, s.threshold, d.size_axis)
+def _verdict(d: LayerDecision, s: SettingDecision, use: str = "inference") -> str:
+    """A setting's verdict as printed; a training verdict that the layer's wrong
+    gradient overrides says so (the speed verdict beside it, which is compared)."""
+    text = headline(s.kind, s.threshold, d.size_axis)
+    if use == "training" and d.kind == FIX_GRADIENT:
+        return f"{FIX_GRADIENT} (speed: {text})"
+    return text
 
 
 def verdicts_agree(a: SettingDecision, b: SettingDecision) -> bool:
@@ -169,8 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cross = crossovers_agree(sa, sb)
             agree_all &= ok and cross is not False
             print(
-                f"  {a.layer:10s} {sa.label or 'all':8s} {use:9s} {_verdict(a, sa):36s} | "
-                f"{_verdict(b, sb):36s} {'agree' if ok else 'DIFFER'}"
+                f"  {a.layer:10s} {sa.label or 'all':8s} {use:9s} {_verdict(a, sa, use):36s} | "
+                f"{_verdict(b, sb, use):36s} {'agree' if ok else 'DIFFER'}"
                 + (
                     ""
                     if cross is None
