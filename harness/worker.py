@@ -586,6 +586,7 @@ def _warm_toolchains(forms: set[str]) -> None:
         x = torch.randn(8, requires_grad=True)
         compiled(x).sum().backward()
     if "onnxruntime" in forms:
+
         class _Tiny(torch.nn.Module):
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 return torch.tanh(x) * 2
