@@ -104,13 +104,14 @@ _FORKING_MODES = ("timing", "profile")
 class Worker:
     def __init__(self, job: Job) -> None:
         self.job = job
-        forking = job.mode in _FORKING_MODES and fresh_process_per_group() and _cpu_only(job)
-        if forking:  # before the layers' modules run anything
+        #: whether each group (or profiled variant) runs in a child forked for it
+        self.forking = job.mode in _FORKING_MODES and fresh_process_per_group() and _cpu_only(job)
+        if self.forking:  # before the layers' modules run anything
             torch.set_num_threads(1)
         self.log = EventLog(job.raw)
         with quiet():
             self.registry = Registry.default(job.layers_from)
-        if forking:
+        if self.forking:
             profiling = ("torch.profiler", "cProfile") if job.mode == "profile" else ()
             prepare_to_fork(self._forms(job.tasks), profiling)
         self.seed = job.seed
@@ -427,11 +428,8 @@ class Worker:
     def run(self) -> None:
         # what is timed, and the profiled calls whose page faults explain it, run in a
         # process of their own (run_in_child)
-        fresh = (
-            self.job.mode in _FORKING_MODES and fresh_process_per_group() and _cpu_only(self.job)
-        )
         for task in self.job.tasks:
-            if fresh and isinstance(task, RoundsTask | ProfileTask):
+            if self.forking and isinstance(task, RoundsTask | ProfileTask):
                 run_in_child(functools.partial(self.run_task, task))
             else:
                 self.run_task(task)
