@@ -19,7 +19,9 @@ A worker that crashes or hangs is killed; the task it was on is recorded as fail
 watches and kills the workers; the runner is the wiring). The runner follows the raw
 files incrementally (``harness.collect.Collector``) and rewrites the results
 atomically as they arrive; Ctrl-C or SIGTERM keeps everything measured so far, and
-``--resume DIR`` measures only what is missing.
+``--resume DIR`` measures only what is missing: the timing its earlier sessions spent
+counts against the budget (run.json's ``timing``), and a folder whose run is complete
+is not measured again (its tables are rewritten from ``raw/``, and the report if asked).
 """
 
 from __future__ import annotations
@@ -147,6 +149,31 @@ def resume_config(folder: Path, given: Mapping[str, Any], env: Mapping[str, Any]
     return config
 
 
+def already_complete(runner: Runner) -> RunOutcome:
+    """``--resume`` of a folder whose run completed: nothing is checked, measured or
+    timed again, and run.json and environment.json stay as they are; the tables are
+    rewritten from ``raw/`` (which repairs a damaged one, with its note), and the report
+    unless ``--no-report``. One line says so."""
+    out = runner.out
+    clean_stale(out)
+    damaged = damaged_file(out)
+    if damaged is not None:
+        runner._say(f"note: {damaged}; --resume rebuilds it from {RAW_DIR}/", always=True)
+    runner.builder = Builder(runner.plan, runner.config.seed, out / PIECES_FILE)
+    try:
+        written = runner._write_outputs()
+    finally:
+        runner.builder.close()
+        clean_stale(out)
+    runner._say(
+        f"{out}: its run is already complete; nothing measured again (tables rewritten "
+        f"from {RAW_DIR}/{'' if runner.report else ', no report'})"
+    )
+    if runner.report:
+        runner._write_report()
+    return RunOutcome(out, written.rows, written.ok, written.failed)
+
+
 class Runner:
     """Runs a plan into a results folder. ``harness.run`` is the short way in."""
 
@@ -162,6 +189,8 @@ class Runner:
     ) -> None:
         self.env = collect_environment(config.threads, config.allocators)
         self._lock: FolderLock | None = None
+        # a resumed folder's run.json: its timing so far, and whether the run is complete
+        stored: Mapping[str, Any] = {}
         if resume is not None:
             self.out = Path(resume)
             if self.out.is_dir():
@@ -169,6 +198,7 @@ class Runner:
                 self._lock = FolderLock.acquire(self.out)
             try:
                 config = resume_config(self.out, given if given is not None else {}, self.env)
+                stored = stored_run(self.out)
             except BaseException:
                 if self._lock is not None:
                     self._lock.release()
@@ -189,12 +219,17 @@ class Runner:
         # made by run(), once the results folder exists: its pieces live in there
         self.builder: Builder | None = None
         self.noise = NoiseMonitor()
+        # a complete run resumed is not measured again (``already_complete``)
+        self.was_complete = stored.get("complete") is True
         self.scheduler = Scheduler(
             self.plan,
             self.profile,
             clock=time.monotonic,
             comparisons=self._comparisons,
             logs=str(self.out / "logs"),
+            earlier=TimingLog.from_json(stored["timing"], self.profile.budget_s)
+            if "timing" in stored
+            else None,
         )
         # the scheduler fills it in as the passes go
         self.timing: TimingLog = self.scheduler.timing
@@ -258,7 +293,7 @@ class Runner:
             "fingerprint": fingerprint(self.env),
             "command": " ".join(sys.argv),
             "plan": plan_id(self.config.plan_json()),
-            "timing": self.timing.to_json(),
+            "timing": self.scheduler.record().to_json(),
             "cache": self._cache_record(),
             # false until every pass ended: a run killed, interrupted or cut by a full
             # disk says so in report and compare (harness.report.faults)
@@ -305,6 +340,8 @@ class Runner:
         )
 
     def _run(self) -> RunOutcome:
+        if self.resuming and self.was_complete:
+            return already_complete(self)
         notes = self.validate()
         if not self.resuming:
             _prepare_out(self.out)

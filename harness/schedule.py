@@ -26,6 +26,12 @@ The steps, in order:
    straddles the band, near a crossover first (``harness.stats.plan_extra_rounds``);
    it stops when every point is decided, or when the budget is spent.
 
+A resumed run (``--resume``) hands the scheduler its earlier ``TimingLog``
+(``earlier``, from run.json): what the earlier sessions spent counts against the budget,
+the first pass goes on with the rounds it was timed with, and the adaptive passes get
+only what is left. ``record()`` brings ``spent_s`` up to the clock while timing goes, so
+the run.json of a run interrupted mid-pass says what it spent.
+
 A job whose worker died is asked for again with what it left (a crashed task is in the
 state as done, so the list shrinks); four attempts in a row that finish nothing raise
 ``ResultsError``.
@@ -88,6 +94,28 @@ class TimingLog:
     profiling: dict[str, Any] = field(default_factory=dict)
     """The profiling pass after timing (``harness.breakdown_pass``): mode, variants,
     seconds; empty when it did not run."""
+
+    @classmethod
+    def from_json(cls, data: Any, budget_s: float) -> TimingLog:
+        """The log run.json recorded (``to_json``); a fresh one where it has none, or
+        none that reads back."""
+        if not isinstance(data, Mapping):
+            return cls(budget_s)
+        first_pass = data.get("first_pass")
+        adaptive = data.get("adaptive")
+        profiling = data.get("profiling")
+        spent = data.get("spent_s")
+        stopped = data.get("stopped")
+        return cls(
+            budget_s,
+            first_pass=dict(first_pass) if isinstance(first_pass, Mapping) else {},
+            adaptive=[dict(a) for a in adaptive if isinstance(a, Mapping)]
+            if isinstance(adaptive, list)
+            else [],
+            spent_s=max(0.0, float(spent)) if isinstance(spent, int | float) else 0.0,
+            stopped=stopped if isinstance(stopped, str) else "",
+            profiling=dict(profiling) if isinstance(profiling, Mapping) else {},
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -174,7 +202,9 @@ class Scheduler:
 
     ``clock`` gives seconds (``time.monotonic`` in a run); ``comparisons`` gives each
     group's speedup intervals (default: analysed from the state's rounds; the runner
-    passes its ``Builder``'s, which caches them).
+    passes its ``Builder``'s, which caches them); ``earlier`` is a resumed run's timing
+    log (run.json's ``timing``): its ``spent_s`` counts against the budget, and this
+    session's passes are added to its record.
     """
 
     def __init__(
@@ -184,6 +214,7 @@ class Scheduler:
         clock: Callable[[], float],
         comparisons: Comparisons | None = None,
         logs: str = "logs",
+        earlier: TimingLog | None = None,
     ) -> None:
         self.plan = plan
         self.config = plan.config
@@ -192,6 +223,13 @@ class Scheduler:
         self.comparisons = comparisons or self._analysed
         self.logs = logs
         self.timing = TimingLog(profile.budget_s)
+        if earlier is not None:
+            self.timing = TimingLog.from_json(earlier.to_json(), profile.budget_s)
+            self.timing.spent_s = earlier.spent_s  # unrounded
+        # timing seconds spent before this session's timing began (earlier sessions')
+        self._spent_before = self.timing.spent_s
+        # the clock when this session's timing began; None before it and once it ended
+        self._since: float | None = None
         self._state = State()
         self._steps = self._run()
 
@@ -201,6 +239,19 @@ class Scheduler:
             return next(self._steps)
         except StopIteration:
             return Stop(self.timing)
+
+    def spent(self) -> float:
+        """Seconds of the timing budget spent, by earlier sessions of a resumed run and
+        this one's timing passes so far."""
+        now = 0.0 if self._since is None else self.clock() - self._since
+        return self._spent_before + now
+
+    def record(self) -> TimingLog:
+        """The timing log, with ``spent_s`` brought up to the clock while timing goes
+        (what run.json says of a run interrupted mid-pass, for its resume to count)."""
+        if self._since is not None:
+            self.timing.spent_s = self.spent()
+        return self.timing
 
     def _run(self) -> Generator[Step, None, None]:
         for allocator in self.config.allocators:
@@ -352,7 +403,7 @@ class Scheduler:
         if not timed:
             return
         rounds = self.first_pass_rounds(state, timed)
-        t0 = self.clock()
+        t0 = self._since = self.clock()
         todo = sum(
             1
             for a, allocator in enumerate(allocators)
@@ -376,7 +427,11 @@ class Scheduler:
                     todo,
                 )
                 label = None if ran else label
+        # the whole first pass: a resumed run's earlier sessions ran (part of) it too;
+        # one that stopped before it ended spent all its timing on it
+        earlier = self.timing.first_pass.get("seconds")
         first_s = self.clock() - t0
+        first_s += earlier if isinstance(earlier, int | float) else self._spent_before
         state = self._state
         timed_s = rounds * prof.processes * sum(round_cost(self.plan, state, g) for g in timed)
         self.timing.first_pass = {
@@ -385,7 +440,9 @@ class Scheduler:
             "groups": len(timed),
             "seconds": round(first_s, 2),
         }
-        yield from self._adaptive_passes(timed, first_s, max(0.0, first_s - timed_s))
+        yield from self._adaptive_passes(timed, max(0.0, first_s - timed_s))
+        self.timing.spent_s = self.spent()
+        self._spent_before, self._since = self.timing.spent_s, None
 
     def pending(self, state: State, groups: Sequence[Group]) -> list[Pending]:
         """Groups whose decisive intervals (training step, or forward where a side has
@@ -424,7 +481,7 @@ class Scheduler:
         ]
 
     def _adaptive_passes(
-        self, groups: Sequence[Group], spent: float, overhead: float
+        self, groups: Sequence[Group], overhead: float
     ) -> Generator[Step, None, None]:
         prof, allocators = self.profile, self.config.allocators
         by_name = {g.name: g for g in groups}
@@ -434,9 +491,10 @@ class Scheduler:
         seen = self._state.processes()
         next_process = max([first - 1, *seen]) + 1
         batch = 1 + len([p for p in seen if p >= first])
-        t0 = self.clock() - spent
         while True:
-            left = prof.budget_s - (self.clock() - t0) - WORKER_START_S
+            # what earlier sessions of a resumed run spent counts: a complete run's
+            # folder resumed has nothing left to spend
+            left = prof.budget_s - self.spent() - WORKER_START_S
             state = self._state
             pending = self.pending(state, groups)
             chosen = self._choose(pending, left, prep)
@@ -470,7 +528,6 @@ class Scheduler:
                     }
                 )
             batch += 1
-        self.timing.spent_s = self.clock() - t0
 
     def _choose(self, pending: list[Pending], left: float, prep: float) -> list[str]:
         """The groups of the next adaptive pass; none (and why, in the log) to stop."""

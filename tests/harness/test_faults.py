@@ -397,3 +397,62 @@ def test_a_real_run_damaged_is_rebuilt_by_compare_and_resume_with_a_line(
     lines = [line for line in _stderr_lines(capsys) if "rebuild" in line]
     assert len(lines) == 1 and lines[0].startswith("note: pyperf.json is damaged (")
     assert damaged_file(copy) is None
+
+
+# -- resume: a complete run is not measured again; an interrupted one's time counts ----
+
+
+def test_resuming_a_complete_run_measures_nothing_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    no_workers(monkeypatch)
+    assert main(["run", *TINY, "--out", str(out), "--no-report"]) == 0
+    run_json = (out / "run.json").read_text()
+    assert json.loads(run_json)["complete"] is True
+    capsys.readouterr()
+
+    def passes(runner: Runner) -> None:
+        raise AssertionError("a complete run was timed again")
+
+    def validate(runner: Runner) -> list[str]:
+        raise AssertionError("a complete run's declarations were checked again")
+
+    monkeypatch.setattr(Runner, "_passes", passes)
+    monkeypatch.setattr(Runner, "validate", validate)
+    assert main(["run", "--resume", str(out), "--no-report"]) == 0
+    lines = _stderr_lines(capsys)
+    assert lines == [
+        f"{out}: its run is already complete; nothing measured again "
+        "(tables rewritten from raw/, no report)"
+    ]
+    # its record (settings, command, how the budget was spent) stays as it was
+    assert (out / "run.json").read_text() == run_json
+    load_results(out)
+
+
+def test_resuming_an_interrupted_run_counts_the_timing_it_spent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+
+    def interrupted(runner: Runner) -> None:  # 7 s into its timing passes
+        runner.timing.first_pass = {"processes": 2, "rounds": 3, "groups": 1, "seconds": 5.0}
+        runner.timing.spent_s = 7.0
+        raise KeyboardInterrupt
+
+    no_workers(monkeypatch, interrupted)
+    assert main(["run", *TINY, "--out", str(out), "--no-report", "-q"]) == 130
+    assert json.loads((out / "run.json").read_text())["timing"]["spent_s"] == 7.0
+    seen: list[Any] = []
+
+    def resumed(runner: Runner) -> None:
+        timing = runner.timing
+        seen.append((timing.spent_s, timing.first_pass.get("seconds")))
+        seen.append(runner.scheduler.spent())
+
+    no_workers(monkeypatch, resumed)
+    assert main(["run", "--resume", str(out), "--no-report", "-q"]) == 0
+    assert seen == [(7.0, 5.0), 7.0]  # the passes ran, with 7 s of the budget gone
+    run = json.loads((out / "run.json").read_text())
+    assert run["complete"] is True and run["timing"]["spent_s"] == 7.0

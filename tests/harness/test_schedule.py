@@ -13,7 +13,7 @@ from harness.config import Profile, RunConfig
 from harness.errors import ResultsError
 from harness.plan import LayerInfo, Plan
 from harness.protocol import Crash, GradcheckDone, PhaseSetup, RoundsDone, RoundsTask, SetupDone
-from harness.schedule import Record, Scheduler, Stop, WorkerJob
+from harness.schedule import Record, Scheduler, Stop, TimingLog, WorkerJob
 from harness.stats import Interval
 
 INFO = LayerInfo(
@@ -219,3 +219,79 @@ def test_a_compiled_form_not_worth_timing_is_recorded_not_run(
     state.add(done)
     job = sched.next(state)
     assert isinstance(job, WorkerJob) and [t.variant.impl for t in job.tasks] == ["numpy"]  # type: ignore[union-attr]
+
+
+UNDECIDED = {
+    8: interval(1.3, 0.9, 1.9),
+    16: interval(0.8, 0.5, 1.3),
+    32: interval(0.8, 0.7, 1.06),
+}
+
+
+def test_a_resumed_complete_run_is_not_timed_again() -> None:
+    """Its earlier session spent the budget (first pass, one adaptive pass): resuming
+    its folder (a new scheduler, a new clock, run.json's timing) starts no worker, and
+    keeps the record of how the budget was spent."""
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock, fixed(UNDECIDED))
+    first_pass(sched, state, clock, 6.0)
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob)
+    for task in job.tasks:
+        timed(state, task.group, job.process, batch=1)  # type: ignore[union-attr]
+    clock.now += 20.0
+    stop = sched.next(state)
+    assert isinstance(stop, Stop) and stop.timing.spent_s == 26.0
+    stored = stop.timing.to_json()
+
+    later = Clock()
+    later.now = 5000.0
+    earlier = TimingLog.from_json(stored, PROFILE.budget_s)
+    again = Scheduler(p, PROFILE, later, fixed(UNDECIDED), earlier=earlier)
+    step = again.next(state)
+    assert isinstance(step, Stop), step
+    assert step.timing.stopped == "budget spent with 3 points still undecided"
+    kept = step.timing.to_json()
+    assert kept["spent_s"] == 26.0 and kept["adaptive"] == stored["adaptive"]
+    assert kept["first_pass"]["seconds"] == 6.0
+
+
+def test_a_resumed_interrupted_run_finishes_its_first_pass_within_what_is_left() -> None:
+    """Interrupted during the first pass after 3 s (process 0 timed every group, process
+    1 none): the resume times what process 1 lacks, and the adaptive passes get what is
+    left of the budget after both sessions."""
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock, fixed(UNDECIDED))
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob) and job.process == 0
+    for task in job.tasks:
+        timed(state, task.group, 0)  # type: ignore[union-attr]
+    clock.now += 3.0
+    # Ctrl-C: run.json records what the timing spent so far
+    stored = sched.record().to_json()
+    assert stored["spent_s"] == 3.0 and stored["first_pass"] == {}
+
+    later = Clock()
+    later.now = 5000.0
+    again = Scheduler(p, PROFILE, later, fixed(UNDECIDED), earlier=TimingLog.from_json(stored, 20))
+    job = again.next(state)
+    assert isinstance(job, WorkerJob) and job.process == 1 and len(job.tasks) == 3
+    assert {t.rounds for t in job.tasks} == {3}  # type: ignore[union-attr]
+    for task in job.tasks:
+        timed(state, task.group, 1)  # type: ignore[union-attr]
+    later.now += 3.0
+    assert again.record().spent_s == 6.0
+    # 20 s less 6 s spent less a worker's start: 10 s, room for one adaptive pass
+    extra = again.next(state)
+    assert isinstance(extra, WorkerJob) and extra.process == 2
+    assert {(t.rounds, t.batch) for t in extra.tasks} == {(4, 1)}  # type: ignore[union-attr]
+    for task in extra.tasks:
+        timed(state, task.group, 2, batch=1)  # type: ignore[union-attr]
+    later.now += 11.0
+    stop = again.next(state)
+    assert isinstance(stop, Stop)
+    assert stop.timing.stopped == "budget spent with 3 points still undecided"
+    assert stop.timing.first_pass["seconds"] == 6.0 and stop.timing.spent_s == 17.0
+    assert [a["process"] for a in stop.timing.adaptive] == [2]
