@@ -4,7 +4,9 @@
 a verdict turns on (``verdict``: the smallest, the two around each crossover of the
 training and the inference verdicts, the largest; ``all``: every size), every
 implementation there (``verdict`` skips torch.compile forms: preparing them again
-costs seconds each), phases ``step`` and ``forward``. ``breakdown_pass`` runs them in
+costs seconds each), phases ``step`` and ``forward``, each only where the variant's
+setup passed: a phase whose setup failed (an exception, a form unsupported at that
+point) was never timed and has nothing to profile. ``breakdown_pass`` runs them in
 one worker per allocator (``ProfileTask`` -> ``BreakdownDone``, ``raw/profile.jsonl``)
 after every timing pass has ended, so profiling never overlaps a timed region, and
 returns what it cost for run.json's ``timing.profiling`` (the report's budget line).
@@ -13,7 +15,7 @@ returns what it cost for run.json's ``timing.profiling`` (the report's budget li
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.protocol import ProfileTask, Task
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harness.plan import Plan
+    from harness.protocol import SetupDone
 
 __all__ = ["PROFILE_FILE", "breakdown_pass", "profile_targets"]
 
@@ -52,8 +55,13 @@ def profile_targets(
     mode: str,
     phases: Sequence[str],
     crossovers: dict[str, set[float]] | None = None,
+    setups: Mapping[str, SetupDone] | None = None,
 ) -> list[ProfileTask]:
-    """The variants to profile, in plan order (``mode``: all, verdict or none)."""
+    """The variants to profile, in plan order (``mode``: all, verdict or none).
+
+    ``setups`` (variant name -> its setup, ``State.setup``): a variant is profiled
+    only in the phases its setup passed, and not at all where none did (or it has no
+    setup); None profiles every phase of every chosen variant."""
     if mode == "none":
         return []
     wanted = tuple(p for p in _PHASES if p in phases)
@@ -81,7 +89,13 @@ def profile_targets(
                 or info.roles.get(variant.impl) == "compiled"
             ):
                 continue
-            tasks.append(ProfileTask(variant, wanted))
+            phases = wanted
+            if setups is not None:
+                setup = setups.get(variant.name)
+                passed = setup.phases if setup is not None else {}
+                phases = tuple(p for p in wanted if p in passed and passed[p].status == "ok")
+            if phases:
+                tasks.append(ProfileTask(variant, phases))
     return tasks
 
 
@@ -99,7 +113,9 @@ def breakdown_pass(runner: Any) -> dict[str, Any]:
         runner._write_outputs()  # the decisions are read from the tables written so far
         results = load_results(runner.out)
         crossovers = _crossover_sizes(results.frame, results.run, results.capabilities)
-    tasks = profile_targets(runner.plan, config.breakdown, config.phases, crossovers)
+    # what set up fine: a failed setup was never timed, and has nothing to profile
+    setups = runner.collector.poll().setup
+    tasks = profile_targets(runner.plan, config.breakdown, config.phases, crossovers, setups)
     raw = runner.out / RAW_DIR / PROFILE_FILE
     for allocator in config.allocators:
         mine = [t for t in tasks if t.variant.allocator == allocator]

@@ -36,6 +36,18 @@ def plan() -> Any:
     return make_plan(Registry.default(), RunConfig(layers=("conv2d",), grid=GRID, threads=(1,)))
 
 
+def _set_up(plan: Any) -> Any:
+    """The state of a run whose every variant set up fine (what the pass profiles)."""
+    from harness.collect import State
+    from harness.protocol import PhaseSetup, SetupDone
+
+    state = State()
+    ok = PhaseSetup("ok", loops=10, estimate_s=1e-3)
+    for variant in plan.variants:
+        state.add(SetupDone(variant, dict.fromkeys(plan.config.phases, ok)))
+    return state
+
+
 def _targets(tasks: list[Any]) -> set[tuple[str, float, tuple[str, ...]]]:
     return {(t.variant.impl, float(t.variant.point_dict["n"]), t.phases) for t in tasks}
 
@@ -103,7 +115,6 @@ def test_a_worker_that_dies_takes_one_variant_down_and_the_rest_are_profiled(
     Crash for the task its dead or killed worker was on, the collector folds it in):
     a new worker profiles the rest, the dead variant's phases are errors; and the pass
     gives up on workers that finish nothing. The supervisor here is a stand-in."""
-    from harness.collect import State
     from harness.protocol import BreakdownDone, Crash, PhaseBreakdown
     from harness.results import RAW_DIR
 
@@ -111,7 +122,7 @@ def test_a_worker_that_dies_takes_one_variant_down_and_the_rest_are_profiled(
     tasks = bp.profile_targets(plan, "all", config.phases)
     names = [t.variant.name for t in tasks]
     dies = {names[0]: "worker crashed (exit code 7)", names[3]: "timed out after 10s"}
-    state = State()
+    state = _set_up(plan)
     calls: list[tuple[list[str], int]] = []
     finish = True
 
@@ -154,10 +165,54 @@ def test_a_worker_that_dies_takes_one_variant_down_and_the_rest_are_profiled(
     } == {"ok"}
 
     # workers that finish nothing: given up after four of them in a row
-    state, calls, finish = State(), [], False
+    state, calls, finish = _set_up(plan), [], False
     bp.breakdown_pass(runner)
     assert calls == [(names, attempt) for attempt in (1, 2, 3, 4)]
     assert not state.breakdowns
+
+
+def test_variants_whose_setup_failed_are_not_profiled(plan: Any, tmp_path: Path) -> None:
+    """A variant whose setup raised (error) or whose form is unsupported at its point
+    was never timed: the pass profiles nothing of it (no worker time, no error rows); a
+    variant whose step failed but whose forward set up is profiled in its forward."""
+    from harness.protocol import PhaseSetup, SetupDone
+
+    config = replace(plan.config, breakdown="all")
+    variants = list(plan.variants)
+    ok = PhaseSetup("ok", loops=10, estimate_s=1e-3)
+    raised = PhaseSetup("error", error="ValueError: boom")
+    unsupported = PhaseSetup("unsupported", error="no ONNX export at this point")
+    state = _set_up(plan)
+    failed, skipped, forward_only = variants[0], variants[1], variants[2]
+    state.add(SetupDone(failed, dict.fromkeys(config.phases, raised)))
+    state.add(SetupDone(skipped, dict.fromkeys(config.phases, unsupported)))
+    state.add(SetupDone(forward_only, {"forward": ok, "backward": raised, "step": raised}))
+    profiled: dict[str, tuple[str, ...]] = {}
+
+    def run_worker(
+        mode: str, todo: list[Any], raw: Path, allocator: str, process: int, attempt: int
+    ) -> None:
+        from harness.protocol import BreakdownDone, PhaseBreakdown
+
+        done = PhaseBreakdown("ok", parts=({"part": "x", "kind": "other"},))
+        for task in todo:
+            profiled[task.variant.name] = task.phases
+            state.add(BreakdownDone(task.variant, dict.fromkeys(task.phases, done)))
+
+    runner = SimpleNamespace(
+        config=config,
+        plan=plan,
+        out=tmp_path,
+        collector=SimpleNamespace(poll=lambda: state),
+        supervisor=SimpleNamespace(run_worker=run_worker),
+        progress=SimpleNamespace(begin=lambda label, n: None),
+    )
+    cost = bp.breakdown_pass(runner)
+    assert failed.name not in profiled and skipped.name not in profiled
+    assert profiled[forward_only.name] == ("forward",)
+    rest = [v.name for v in variants[3:]]
+    assert {profiled[name] for name in rest} == {("step", "forward")}
+    assert set(profiled) == {forward_only.name, *rest} and cost["variants"] == len(profiled)
 
 
 @pytest.mark.slow
