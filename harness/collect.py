@@ -55,7 +55,7 @@ from harness.protocol import (
     read_event_at,
 )
 from harness.results import RAW_DIR, ResultsWriter, benchmark_json, pyperf_suite
-from harness.stats import Interval, combine_phases, decide, round_ratios, speedup_interval
+from harness.stats import Interval, decide, round_ratios, speedup_interval
 
 if TYPE_CHECKING:
     from harness.plan import LayerInfo, Plan
@@ -266,6 +266,7 @@ class Comparison:
 
     phase: dict[str, Interval | None]
     step: Interval | None
+    """The training step's: ``phase["step"]``, None where either side has no step rounds."""
 
 
 @dataclass(frozen=True)
@@ -350,17 +351,11 @@ def analyse_group(
                 ph: speedup_interval(round_ratios(base[ph], cand[ph]), seed=seed + n)
                 for ph in PHASES
             }
-            step = per_phase["step"]
-            if step is None and not base["step"] and base["backward"] and cand["backward"]:
-                # The baseline has no step rounds (its step failed to set up or to
-                # time) while both sides timed their backward: the estimate of a step
-                # from before it was timed whole, forward and backward summed per round.
-                # (Schema-2 folders are not rebuilt: their step_* columns are read.)
-                sb, sc = combine_phases(
-                    [base["forward"], base["backward"]], [cand["forward"], cand["backward"]]
-                )
-                step = speedup_interval(round_ratios(sb, sc), seed=seed + n)
-            comparisons[impl] = Comparison(per_phase, step)
+            # A training step is compared on the step rounds alone: where either side
+            # has none (its step failed, or was not timed) there is no step speedup,
+            # never forward + backward summed (a no-grad forward and a backward on a
+            # retained graph are not what a training loop runs; issue 16).
+            comparisons[impl] = Comparison(per_phase, per_phase["step"])
     return GroupAnalysis(benches, errors, comparisons, baseline)
 
 
@@ -418,8 +413,10 @@ def group_tables(
         seed,
     )
     baseline_times: dict[str, float | None] = {}
+    baseline_setup: SetupDone | None = None
     if analysis.baseline is not None:
         baseline_times = _medians(analysis, group.variant(analysis.baseline))
+        baseline_setup = setups.get(group.variant(analysis.baseline).name)
     size_value = group.point_dict[info.size_axis]
     rows: list[dict[str, Any]] = []
     dev_rows: list[dict[str, Any]] = []
@@ -440,6 +437,7 @@ def group_tables(
                     info,
                     analysis,
                     comparison,
+                    baseline_setup,
                     baseline_times,
                     size_value,
                     dev_rows,
@@ -716,6 +714,7 @@ def _row(
     info: LayerInfo,
     analysis: GroupAnalysis,
     comparison: Comparison | None,
+    baseline_setup: SetupDone | None,
     baseline_times: Mapping[str, float | None],
     size_value: Any,
     dev_rows: list[dict[str, Any]],
@@ -735,10 +734,44 @@ def _row(
         row["versus"] = analysis.baseline
         row.update(_interval_columns("", comparison.phase.get(phase)))
         row.update(_interval_columns("step_", comparison.step))
+        trains = _trains(setup) and _trains(baseline_setup)
         row["break_even_calls"] = _break_even(
-            setup.oneoff_s, baseline_times, _medians(analysis, variant)
+            setup.oneoff_s,
+            baseline_times,
+            _medians(analysis, variant),
+            "step" if trains else "forward",
         )
+        if phase == "step" and row["status"] == "ok" and comparison.step is None and trains:
+            # this side timed its step, the baseline did not: say why there is no
+            # training speedup (nor a break-even), as error says why a row has no time
+            why = _no_step(analysis, variant.group.variant(analysis.baseline), baseline_setup)
+            if why is not None:
+                row["error"] = "; ".join(e for e in (row["error"], why) if e)
     return row
+
+
+def _trains(setup: SetupDone | None) -> bool:
+    """Whether a variant has a training step to time: a ``step`` phase set up, and not
+    ``unsupported`` (forward-only forms, baselines declared without a backward, runs
+    with ``--use inference``); a step that failed still counts (it should have run)."""
+    ps = None if setup is None else setup.phases.get("step")
+    return ps is not None and ps.status != "unsupported"
+
+
+def _no_step(analysis: GroupAnalysis, variant: Variant, setup: SetupDone | None) -> str | None:
+    """Why ``variant`` has no step rounds (``no step timed for <impl>: <why>``), or None
+    when it has some."""
+    case = variant.case("step").name
+    if case in analysis.benches:
+        return None
+    ps = None if setup is None else setup.phases.get("step")
+    if ps is None:
+        why = "not set up"
+    elif ps.status != "ok":
+        why = ps.error or ps.status
+    else:
+        why = analysis.errors.get(case) or "not timed yet"
+    return f"no step timed for {variant.impl}: {why}"
 
 
 def _setup_columns(
@@ -863,18 +896,16 @@ def _break_even(
     oneoff: float | None,
     baseline: Mapping[str, float | None],
     candidate: Mapping[str, float | None],
+    phase: str = "step",
 ) -> float | None:
-    """Calls of a training step (forward alone where either side has no step) after
-    which ``oneoff`` seconds have paid off; None when they never do."""
+    """Calls of ``phase`` after which ``oneoff`` seconds have paid off; None when they
+    never do, or when either side has no time for that phase. The caller passes
+    ``step`` where both sides train, ``forward`` where either has no step by design
+    (a forward-only form); a step that failed or was not timed gives None, never an
+    estimate from forward + backward (issue 16)."""
     if not oneoff:
         return None
-    phase = "step" if baseline.get("step") and candidate.get("step") else "forward"
     base, cand = baseline.get(phase), candidate.get(phase)
-    if phase == "forward" and baseline.get("backward") and candidate.get("backward"):
-        # a side without step rounds (its step failed) but with a backward: a step
-        # estimated as forward + backward, as before the step was timed whole
-        base = (base or 0.0) + (baseline["backward"] or 0.0) if base is not None else None
-        cand = (cand or 0.0) + (candidate["backward"] or 0.0) if cand is not None else None
     if base is None or cand is None or cand >= base:
         return None
     return oneoff / (base - cand)

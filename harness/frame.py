@@ -84,7 +84,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "error": (
         "string",
-        "exception type and first line of the message, or why the point was not measured",
+        "exception type and first line of the message, or why the point was not measured; "
+        "on a candidate's step row that was timed, 'no step timed for <baseline>: <why>' "
+        "when the baseline has no step rounds (so no training speedup)",
     ),
     # timing: seconds per call, over all rounds of all processes (pyperf)
     "median_s": ("Float64", "median seconds per call"),
@@ -118,8 +120,12 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "step_speedup": (
         "Float64",
         "speedup of a training step: the 'step' row's speedup, repeated on the variant's "
-        "other rows (in folders of schema 2, before the step was timed whole: forward and "
-        "backward summed per round)",
+        "other rows; empty where either side has no step rounds (its step failed or was "
+        "not timed: the candidate's step row's error says which), never estimated from "
+        "forward and backward. In folders of schema 2, before the step was timed whole, "
+        "it is such an ESTIMATE: forward (no grad) + backward (retained graph) summed per "
+        "round, on the forward and backward rows; the report labels verdicts decided on "
+        "it 'estimated'",
     ),
     "step_speedup_low": ("Float64", "lower end of the training step speedup's 95% interval"),
     "step_speedup_high": ("Float64", "upper end of the training step speedup's 95% interval"),
@@ -127,9 +133,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "break_even_calls": (
         "Float64",
         "calls after which the one-off cost has paid off against the baseline: oneoff_s / "
-        "(baseline time - this time), per call of a training step (the 'step' phase; "
-        "forward where either side has no step); empty where this is not faster or has no "
-        "one-off cost",
+        "(baseline time - this time), per call of a training step (the 'step' phase) "
+        "where both sides train, per forward where either has no step by design (a "
+        "forward-only form or baseline); empty where this is not faster, has no one-off "
+        "cost, or a step that should have run failed or was not timed (never estimated "
+        "from forward + backward)",
     ),
     # peak memory of one call, measured in the setup pass (harness.memory)
     "peak_bytes": (

@@ -12,7 +12,8 @@ alternation, in *rounds*: each round times every implementation once, in random 
 For a baseline ``B`` and a candidate ``C`` the per-round speedup is ``tB / tC``
 (:func:`round_ratios`); drift of the machine (a trend, a burst of background load)
 hits both sides of a round alike and cancels in the ratio. A training step is judged on
-forward + backward: :func:`combine_phases` sums the phases per round first.
+its own rounds (the ``step`` phase timed whole, ``harness.measure``), never on forward +
+backward summed per round: that sum is not what a training loop runs (issue 16).
 
 The interval (:func:`speedup_interval`)
 ---------------------------------------
@@ -99,7 +100,6 @@ __all__ = [
     "Pending",
     "Significance",
     "big_enough",
-    "combine_phases",
     "decide",
     "fdr_adjust",
     "geomean",
@@ -154,46 +154,6 @@ def round_ratios(
         if ratios:
             out[key] = ratios
     return out
-
-
-def combine_phases(
-    per_phase_base: Sequence[Mapping[K, Sequence[float]]],
-    per_phase_cand: Sequence[Mapping[K, Sequence[float]]],
-) -> tuple[dict[K, list[float]], dict[K, list[float]]]:
-    """Per process and round, the sum of the phases' times (forward + backward), for
-    the baseline and the candidate.
-
-    ``per_phase_base[k][process][i]`` is the time of phase ``k`` in round ``i`` of that
-    process (the same phases, in the same order, on both sides). A round is kept only
-    where every phase of *both* sides has a positive finite time, and the kept rounds
-    are renumbered alike on both sides, so ``round_ratios`` of the result pairs them
-    correctly. Processes left with no round are dropped.
-    """
-    if len(per_phase_base) != len(per_phase_cand):
-        raise ValueError(
-            f"combine_phases: {len(per_phase_base)} baseline phases but "
-            f"{len(per_phase_cand)} candidate phases"
-        )
-    if not per_phase_base:
-        raise ValueError("combine_phases: no phases")
-    phases = [*per_phase_base, *per_phase_cand]
-    keys = [k for k in per_phase_base[0] if all(k in phase for phase in phases)]
-    out_b: dict[K, list[float]] = {}
-    out_c: dict[K, list[float]] = {}
-    half = len(per_phase_base)
-    for key in keys:
-        columns = [phase[key] for phase in phases]
-        sums_b: list[float] = []
-        sums_c: list[float] = []
-        for i in range(min(len(c) for c in columns)):
-            times = [float(c[i]) for c in columns]
-            if all(_valid(t) for t in times):
-                sums_b.append(math.fsum(times[:half]))
-                sums_c.append(math.fsum(times[half:]))
-        if sums_b:
-            out_b[key] = sums_b
-            out_c[key] = sums_c
-    return out_b, out_c
 
 
 @dataclass(frozen=True, slots=True)

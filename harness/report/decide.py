@@ -16,7 +16,10 @@ threads, device, allocator):
    TorchScript, torch.compile, ONNX Runtime, and the baseline compiled as declared. A
    layer whose baseline has no backward gets the inference verdict only; ``run.json``'s
    ``use`` says which verdicts were asked for. Folders from before the step was timed
-   whole decide training on the old estimate (forward + backward summed per round).
+   whole (schema 2) have only the old estimate (forward + backward summed per round, in
+   the forward rows' ``step_*`` columns): training is decided on it, flagged
+   ``estimated`` and worded as an estimate. Where a step was timed, a side whose step
+   failed has no training speedup (never the estimate), and the report says why.
 2. The *best candidate* is the one with the metric at the most sizes, then the highest
    geometric mean speedup.
 3. At each size its speedup interval decides a side: *native* (interval above the
@@ -161,6 +164,9 @@ class SettingDecision:
     """(size, calls) after which the best candidate's one-off cost has paid off."""
     use: str = "training"
     """``training`` (decided on the step) or ``inference`` (on the forward)."""
+    estimated: bool = False
+    """Training decided on forward + backward summed per round: a folder from before
+    the step was timed whole (schema 2) has only that estimate, and the report says so."""
 
 
 @dataclass(frozen=True)
@@ -495,6 +501,7 @@ def _setting_decision(
             if r.get("break_even_calls") is not None
         ),
         use=use,
+        estimated=bool(prefix),
     )
 
 
@@ -637,6 +644,8 @@ def _gradient_findings(
             if phase == "backward" and d.forward_only:
                 continue
             _check_phase(tol, setting, d, phase, noun)
+        if d.use == TRAINING_USE and not d.forward_only:
+            _step_failures(tol, setting, d)
     agree = tuple(n for n in ("outputs", "gradients") if tol.known[n] and not tol.problem[n])
     errs = [e for n in agree for e in tol.errors[n]]
     returns = tuple(
@@ -695,6 +704,25 @@ def _check_phase(
                     str(errored[0].get("error") or "no message"),
                 )
             )
+
+
+def _step_failures(tol: _Tolerance, setting: Setting, d: SettingDecision) -> None:
+    """The baseline's failed ``step`` rows into ``tol``: where its training step failed
+    there is no training speedup (never one estimated from forward + backward), and the
+    report says why as it does for a failed forward or backward."""
+    if not d.baseline:
+        return
+    errored = [r for r in setting.rows_for(d.baseline, "step") if r.get("status") == "error"]
+    if errored:
+        tol.base_fail.append(
+            (
+                setting.label,
+                d.baseline,
+                "step",
+                _sizes_where(errored),
+                str(errored[0].get("error") or "no message"),
+            )
+        )
 
 
 def _tolerance_rows(

@@ -152,6 +152,12 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         STEP: "a whole training step (a forward that records the graph, then the backward)",
         INFERENCE: "inference (the forward as served; natives under inference_mode)",
     }.get(s.metric, s.metric)
+    if s.metric == STEP and s.estimated:
+        what = (
+            "a training step estimated as forward + backward summed per round (this "
+            "folder is from before the step was timed whole: an estimate, not what a "
+            "training loop runs)"
+        )
     out.append(
         f"Speedup of {s.native} over {s.baseline} on {what}: {describe_points(s.points, axis)}."
     )
@@ -302,6 +308,13 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
             f"{_sizes(d.size_axis, sizes)} (max relative error {_err(worst)})."
         )
     for label, baseline, phase, sizes, error in g.baseline_failures:
+        if phase == "step":
+            out.append(
+                f"{baseline}'s training step fails{_label(label)} at "
+                f"{_sizes(d.size_axis, sizes)}: {error}; no training speedup there "
+                "(none is estimated from forward + backward)."
+            )
+            continue
         out.append(
             f"{baseline}'s {phase} fails{_label(label)} at {_sizes(d.size_axis, sizes)}: {error}."
         )

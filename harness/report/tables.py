@@ -298,10 +298,14 @@ def summary_table(decisions: Sequence[LayerDecision]) -> str:
                     payoff,
                 ]
             )
+    # a folder from before the step was timed whole has only forward + backward summed
+    estimated = any(
+        s.estimated for d in decisions if d.training is not None for s in d.training.settings
+    )
     header = [
         "layer",
         "setting",
-        "training (a whole step)",
+        "training (estimated: forward + backward)" if estimated else "training (a whole step)",
         "best for training: speedup, 95% interval (smallest, largest size)",
         "inference (forward)",
         "best for inference: speedup, 95% interval (smallest, largest size)",

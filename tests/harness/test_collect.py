@@ -64,7 +64,7 @@ def setup_events(p: Plan) -> list[SetupDone]:
         out.append(
             SetupDone(
                 variant,
-                {"forward": ok, "backward": backward},
+                {"forward": ok, "backward": backward, "step": backward},
                 oneoff,
                 "export" if oneoff else None,
             )
@@ -104,8 +104,11 @@ def rounds(
 TIMES = {
     ("numpy", "forward"): 4e-4,
     ("numpy", "backward"): 6e-4,
+    # a step timed whole is not its parts summed: (4 + 6) / (1 + 4) would say x2
+    ("numpy", "step"): 12e-4,
     ("torch", "forward"): 1e-4,
     ("torch", "backward"): 4e-4,
+    ("torch", "step"): 4e-4,
     ("onnxruntime", "forward"): 0.5e-4,
 }
 
@@ -129,10 +132,14 @@ def test_paired_speedups_and_decisions_land_on_candidate_rows() -> None:
     assert fwd["speedup"] == pytest.approx(4.0, rel=0.05)
     assert fwd["speedup_low"] < fwd["speedup"] < fwd["speedup_high"]
     assert fwd["decision"] == "faster" and fwd["versus"] == "numpy"
-    # a training step: (4 + 6) / (1 + 4) = 2, the same on both phase rows
+    # a training step: the step rows' 12 / 4 = 3 (not the parts' (4 + 6) / (1 + 4) = 2),
+    # the same on every row of the variant
     back = rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/backward"]
-    assert fwd["step_speedup"] == pytest.approx(2.0, rel=0.05) == back["step_speedup"]
+    step = rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/step"]
+    assert step["speedup"] == pytest.approx(3.0, rel=0.05) == step["step_speedup"]
+    assert fwd["step_speedup"] == step["step_speedup"] == back["step_speedup"]
     assert back["speedup"] == pytest.approx(1.5, rel=0.05)
+    assert pd.isna(step["error"])
     base = rows.loc["toy/numpy/n=8/float32/t1/cpu/glibc/forward"]
     assert pd.isna(base["speedup"]) and pd.isna(base["decision"])
     assert rows.loc["toy/numpy/n=8/float32/t1/cpu/glibc/backward", "gradcheck"]
@@ -144,7 +151,98 @@ def test_paired_speedups_and_decisions_land_on_candidate_rows() -> None:
     assert rows.loc["toy/onnxruntime/n=8/float32/t1/cpu/glibc/backward", "status"] == "unsupported"
     assert (rows["n_processes"].dropna() == 3).all() and (rows["n_values"].dropna() == 30).all()
     assert set(out.frame["peak_sources"].dropna()) == {"numpy+torch-cpu"}
-    assert out.suite is not None and len(out.suite.get_benchmarks()) == 2 * 5
+    assert rows.loc["toy/onnxruntime/n=8/float32/t1/cpu/glibc/step", "status"] == "unsupported"
+    assert out.suite is not None and len(out.suite.get_benchmarks()) == 2 * 7
+
+
+def _failing_step(p: Plan, impl: str, where: str) -> State:
+    """A state whose ``impl`` has no step rounds: its step failed to set up (``setup``)
+    or failed in every timing process (``timing``); every other case timed fine."""
+    state = State()
+    for event in setup_events(p):
+        if where == "setup" and event.variant.impl == impl:
+            failed = PhaseSetup("error", error="RuntimeError: trying to backward twice")
+            event = replace(event, phases={**event.phases, "step": failed})
+        state.add(event)
+    state.add(GradcheckDone("toy", "numpy", True))
+    times = {k: t for k, t in TIMES.items() if k != (impl, "step")}
+    for group in p.groups:
+        for process in range(3):
+            done = rounds(group, process, times)  # type: ignore[arg-type]
+            if where == "timing":
+                case = group.variant(impl).case("step").name
+                done = replace(done, errors={case: "RuntimeError: trying to backward twice"})
+            state.add(done, process)
+    return state
+
+
+@pytest.mark.parametrize("where", ["setup", "timing"])
+def test_a_baseline_without_step_rounds_gives_no_training_speedup_and_says_why(
+    where: str,
+) -> None:
+    """Issue 16: a training verdict stands on the step timed whole. Where the baseline
+    has no step rounds there is no step speedup and no break-even, never one estimated
+    from its forward and backward (which both timed), and the candidate's step row says
+    why."""
+    p = plan((8,))
+    state = _failing_step(p, "numpy", where)
+    analysis = Builder(p).group(state, p.groups[0]).comparisons
+    assert analysis["torch"].step is None
+    assert analysis["torch"].phase["forward"] is not None
+    assert analysis["torch"].phase["backward"] is not None
+    rows = build_outputs(state, p).frame.set_index("case")
+    torch_rows = rows[rows["impl"] == "torch"]
+    assert torch_rows["step_speedup"].isna().all()
+    assert torch_rows["step_speedup_low"].isna().all() and torch_rows["step_decision"].isna().all()
+    step = rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/step"]
+    assert step["status"] == "ok" and pd.isna(step["speedup"])
+    assert step["error"] == "no step timed for numpy: RuntimeError: trying to backward twice"
+    # the baseline's own step row is the error the report words
+    base_step = rows.loc["toy/numpy/n=8/float32/t1/cpu/glibc/step"]
+    assert base_step["status"] == "error" and "backward twice" in base_step["error"]
+    # forward and backward stay, as the explanation of where a step's time goes
+    assert rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "speedup"] == pytest.approx(
+        4.0, rel=0.05
+    )
+    assert rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/backward", "speedup"] == pytest.approx(
+        1.5, rel=0.05
+    )
+    assert pd.isna(rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/forward", "error"])
+
+
+def test_a_candidate_without_step_rounds_gives_no_training_speedup() -> None:
+    p = plan((8,))
+    state = _failing_step(p, "torch", "timing")
+    rows = build_outputs(state, p).frame.set_index("case")
+    assert rows[rows["impl"] == "torch"]["step_speedup"].isna().all()
+    step = rows.loc["toy/torch/n=8/float32/t1/cpu/glibc/step"]
+    assert step["status"] == "error" and "backward twice" in step["error"]
+
+
+def test_break_even_is_on_the_step_and_never_a_sum_of_forward_and_backward() -> None:
+    from harness.collect import _break_even
+
+    base = {"forward": 4e-4, "backward": 6e-4, "step": 12e-4}
+    cand = {"forward": 1e-4, "backward": 4e-4, "step": 4e-4}
+    assert _break_even(2.0, base, cand, "step") == pytest.approx(2.0 / 8e-4)
+    # a forward-only form (no step by design): on the forward
+    assert _break_even(2.0, base, {"forward": 1e-4}, "forward") == pytest.approx(2.0 / 3e-4)
+    # a step that failed on either side: none, not (4 + 6) - (1 + 4) per call
+    assert _break_even(2.0, {**base, "step": None}, cand, "step") is None
+    assert _break_even(2.0, base, {**cand, "step": None}, "step") is None
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+def test_a_step_that_failed_leaves_no_break_even(impl: str) -> None:
+    p = plan((8,))
+    state = _failing_step(p, impl, "setup")
+    for event in setup_events(p):  # torch pays a one-off cost that forward would repay
+        if event.variant.impl == "torch":
+            state.setup[event.variant.name] = replace(
+                state.full_setup(event.variant.name), oneoff_s=2.0
+            )  # type: ignore[arg-type]
+    rows = build_outputs(state, p).frame
+    assert rows[rows["impl"] == "torch"]["break_even_calls"].isna().all()
 
 
 def test_drift_and_bursts_hitting_every_implementation_leave_the_speedup_alone() -> None:

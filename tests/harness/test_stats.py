@@ -17,7 +17,6 @@ from harness.stats import (
     Interval,
     Pending,
     big_enough,
-    combine_phases,
     decide,
     fdr_adjust,
     geomean,
@@ -167,7 +166,7 @@ def test_interval_edge_cases() -> None:
         speedup_interval({0: [1.0]}, confidence=1.0)
 
 
-# ------------------------------------------------------------------ pairs and phases
+# ------------------------------------------------------------------ pairs
 
 
 def test_round_ratios_pairs_by_index_and_skips_bad_rounds() -> None:
@@ -176,18 +175,10 @@ def test_round_ratios_pairs_by_index_and_skips_bad_rounds() -> None:
     assert round_ratios(base, cand) == {"p0": [2.0, 2.0], "p1": [2.0]}
 
 
-def test_combine_phases_sums_complete_rounds_alike_on_both_sides() -> None:
-    fwd_b = {0: [1.0, 1.0, 1.0], 1: [2.0]}
-    bwd_b = {0: [2.0, math.nan, 2.0], 1: [4.0]}
-    fwd_c = {0: [0.5, 0.5, 0.5], 1: [1.0], 2: [1.0]}
-    bwd_c = {0: [1.0, 1.0], 1: [-1.0], 2: [1.0]}
-    base, cand = combine_phases([fwd_b, bwd_b], [fwd_c, bwd_c])
-    # round 1 lacks a backward baseline, round 2 a backward candidate; process 1's
-    # only candidate backward is invalid; process 2 has no baseline
-    assert base == {0: [3.0]} and cand == {0: [1.5]}
-    assert round_ratios(base, cand) == {0: [2.0]}
-    with pytest.raises(ValueError, match="phases"):
-        combine_phases([fwd_b], [fwd_c, bwd_c])
+def test_no_helper_sums_phases_into_a_step() -> None:
+    """A training step is judged on its own rounds only (issue 16): the helper that
+    summed forward and backward per round into an estimated step is gone for good."""
+    assert not hasattr(harness.stats, "combine_phases")
 
 
 # ------------------------------------------------------------------ planning

@@ -181,3 +181,116 @@ def test_a_groups_phases_are_timed_one_after_the_other_with_no_graph_left_over(
     (done,) = [e for e in EventLog.read(raw) if isinstance(e, RoundsDone)]
     assert all(len(v) == 3 for v in done.values.values()) and len(done.values) == 6
     assert set(done.faults) == set(done.values)
+
+
+#: Packages a group's child must never import itself: each costs seconds (sympy alone
+#: 0.4 s), paid again in every child when the worker did not import it before forking.
+EXPENSIVE = (
+    "sympy",
+    "torch._dynamo",
+    "torch._inductor",
+    "torch.onnx",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "torch.jit",
+    "torch.fx.experimental",
+)
+
+#: Run in a fresh interpreter (the test process's own imports would hide the gaps): a
+#: timing worker prepares to fork as a run's does (``Worker.__init__`` calls
+#: ``prepare_to_fork`` with the job's forms), then each group is run in a forked child
+#: by ``Worker.run_task``, as ``run_in_child`` does, and the child reports the modules it
+#: imported itself. Every implementation and form the registry lists, every phase.
+_CHILD_IMPORTS = """
+import json, os, sys
+from harness.case import PHASES, Variant
+from harness.protocol import EventLog, Job, RoundsDone, RoundsTask
+from harness.registry import Registry
+from harness.worker import Worker
+
+raw = sys.argv[1]
+tasks = []
+for layer, point in ({"conv2d": {"n": 8, "k": 3}, "fft": {"n": 8}}).items():
+    impls = [i.name for i in Registry.default(()).get(layer).all_implementations()]
+    variants = [Variant.make(layer, impl, point) for impl in impls]
+    cases = tuple((v.case(ph), 1) for v in variants for ph in PHASES)
+    tasks.append(RoundsTask(variants[0].group, cases, rounds=1))
+worker = Worker(Job("timing", tuple(tasks), raw, process=0, min_time=1e-4))
+assert worker.forking, "the worker does not fork: nothing to check"
+new = {}
+for task in tasks:
+    read, write = os.pipe()
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        before = set(sys.modules)
+        try:
+            worker.run_task(task)
+            found = sorted(set(sys.modules) - before)
+        except BaseException as exc:
+            found = [f"!{exc!r}"]
+        with os.fdopen(write, "w") as f:
+            json.dump(found, f)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        new[task.group.layer] = json.load(f)
+    os.waitpid(pid, 0)
+timed = {c for e in EventLog.read(raw) if isinstance(e, RoundsDone) for c in e.values}
+print(json.dumps({"new": new, "timed": sorted(timed)}))
+"""
+
+
+@linux_only
+@pytest.mark.slow
+def test_a_groups_child_imports_nothing_expensive_the_worker_could_have(tmp_path: Path) -> None:
+    """Guards the hand-kept lists ``_LAZY_IMPORTS`` and ``_FORM_IMPORTS`` (and
+    ``_warm_toolchains``): a torch upgrade that imports another heavy module lazily on
+    a first call would make every group's child pay it, and this test says which."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD_IMPORTS, str(tmp_path / "timing.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HARNESS_FORK_GROUPS": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    # the children really ran the groups: every implementation's forward was timed
+    timed = {name.split("/")[1] for name in found["timed"] if name.endswith("/forward")}
+    assert {"scipy", "numpy", "torch", "compile", "torchscript"} <= timed, found["timed"]
+    bad: dict[str, list[str]] = {}
+    for layer, modules in found["new"].items():
+        for m in modules:
+            if m.startswith(_GENERATED):
+                continue  # the group's own compiled kernels: no worker could import them
+            if m.startswith("!") or any(m == p or m.startswith(p + ".") for p in EXPENSIVE):
+                bad.setdefault(m, []).append(layer)
+    assert not bad, (
+        "a group's forked child imported expensive modules the timing worker should "
+        "have imported once before forking (each child pays them again): "
+        + _listed(bad)
+        + ". Add them to harness.worker._LAZY_IMPORTS (any group) or _FORM_IMPORTS "
+        "(a form's), or warm them in _warm_toolchains."
+    )
+
+
+#: Modules inductor generates for the code it compiles (its kernels, loaded by name).
+_GENERATED = "torch._inductor.runtime.compile_tasks."
+
+
+def _listed(bad: dict[str, list[str]]) -> str:
+    """The modules, each with the layers whose child imported it; a package's
+    submodules counted after it rather than named, when the package is listed too."""
+    out = []
+    for m in sorted(bad):
+        if any(m.startswith(p + ".") for p in bad):
+            continue
+        subs = sum(1 for s in bad if s.startswith(m + "."))
+        more = f" (+{subs} submodules)" if subs else ""
+        out.append(f"{m}{more} [{', '.join(bad[m])}]")
+    return "; ".join(out)

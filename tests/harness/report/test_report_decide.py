@@ -751,6 +751,57 @@ def test_training_is_decided_on_the_step_not_on_its_parts(rf: ModuleType) -> Non
     assert d.inference.settings[0].metric == INFERENCE
 
 
+def test_a_baseline_step_that_failed_has_no_speedup_and_the_report_says_why(
+    rf: ModuleType,
+) -> None:
+    """Issue 16: where the baseline's training step failed (its forward and backward ran)
+    the step has no speedup at that size, and the report words the failure."""
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(3.0)
+    )
+    error = "RuntimeError: trying to backward through the graph a second time"
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "step" and r["size"] == 64:
+            r.update(rf.row("lay", "numpy", 64, "step", status="error", error=error))
+        if r["impl"] == "torch" and r["phase"] == "step" and r["size"] == 64:
+            for col in ("speedup", "speedup_low", "speedup_high", "decision"):
+                r.pop(col, None)
+            r["error"] = f"no step timed for numpy: {error}"
+    for r in rows:  # no step speedup on any of the variant's rows at that size
+        if r["impl"] == "torch" and r["size"] == 64:
+            for col in ("step_speedup", "step_speedup_low", "step_speedup_high", "step_decision"):
+                r.pop(col, None)
+    d = decide_one(rf, rows)
+    (s,) = d.settings
+    assert s.metric == STEP and not s.estimated
+    assert [p.speedup for p in s.points] == [None, 2.0]
+    assert s.points[0].failed == "baseline" and s.points[0].error == error
+    assert ("", "numpy", "step", (64.0,), error) in d.gradient.baseline_failures
+    said = " ".join(layer_sentences(d))
+    assert f"numpy's training step fails at n=64: {error}; no training speedup there" in said
+
+
+def test_a_folder_without_step_rows_says_its_training_step_is_an_estimate(
+    rf: ModuleType,
+) -> None:
+    """Schema 2 (before the step was timed whole): training is decided on the forward
+    rows' step_* columns, forward + backward summed per round, and worded as such."""
+    d = decide_one(rf, layer_rows(rf, {n: rf.iv(2.0) for n in SIZES}))
+    (s,) = d.settings
+    assert s.metric == STEP and s.estimated
+    said = " ".join(setting_sentences(s, d.size_axis))
+    assert "a training step estimated as forward + backward summed per round" in said
+    assert "a whole training step" not in said
+    assert "training (estimated: forward + backward)" in summary_table([d])
+    schema3 = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(3.0)
+    )
+    d3 = decide_one(rf, schema3)
+    assert not d3.settings[0].estimated
+    assert "a whole training step" in " ".join(setting_sentences(d3.settings[0], "n"))
+    assert "training (a whole step)" in summary_table([d3])
+
+
 def test_inference_chooses_among_every_deployable_form(rf: ModuleType) -> None:
     rows = _three_phase_rows(
         rf, (64, 256), step=rf.iv(0.7), forward=rf.iv(1.5), backward=rf.iv(0.6),
