@@ -108,11 +108,17 @@ class RunOutcome:
         return load_results(self.path).frame
 
 
-def _prepare_out(out: Path) -> None:
+def _refuse_used_out(out: Path) -> None:
+    """``ConfigError`` when ``out`` exists and is not an empty folder: a user's mistake,
+    told before anything slow (environment, layers) runs."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(
             f"--out {out}: already exists and is not empty; choose another folder or resume it with --resume {out}"
         )
+
+
+def _prepare_out(out: Path) -> None:
+    _refuse_used_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -187,6 +193,8 @@ class Runner:
         progress: Progress | None = None,
         given: Mapping[str, Any] | None = None,
     ) -> None:
+        if resume is None and out is not None:
+            _refuse_used_out(Path(out))
         self.env = collect_environment(config.threads, config.allocators)
         self._lock: FolderLock | None = None
         # a resumed folder's run.json: its timing so far, and whether the run is complete
