@@ -591,14 +591,19 @@ def prepare_to_fork(forms: Iterable[str] = (), modules: Iterable[str] = ()) -> N
 
 
 def _warm_toolchains(forms: set[str]) -> None:
-    """Pay the first-use costs of the form toolchains once, in the worker, on an
-    8-element function: dynamo's and inductor's first compile (5 s here), the ONNX
-    exporter's registry (1 s). Without this every group's child paid them again
-    (2026-11-29: a conv2d group with every form took 6.3 s in its child, 1.3 s
-    after). The tensors are tiny (no buffer near glibc's mmap threshold) and one
-    thread runs them, so the children still start with a fresh allocator and no
-    OpenMP pool; inductor compiles in this process (``compile_threads = 1``): a pool
-    of compile workers would not survive the fork either."""
+    """Pay the first-use costs of the compile toolchain once, in the worker, on an
+    8-element function: dynamo's and inductor's first compile (2-5 s here). Without
+    this every group's child paid it again (2026-11-29: a conv2d group with every
+    form took 6.3 s in its child, 1.3 s after). The tensors are tiny (no buffer near
+    glibc's mmap threshold) and one thread runs them, so the children still start with
+    a fresh allocator and no OpenMP pool; inductor compiles in this process
+    (``compile_threads = 1``): a pool of compile workers would not survive the fork
+    either.
+
+    The ONNX exporter is imported (``_FORM_IMPORTS``) but not warmed: a timing or
+    profiling child loads the model the setup pass exported from the cache
+    (``harness.forms._onnx_model``) and never exports; warming it cost every timing
+    process 2 s (2026-11-30, AVX512) for nothing."""
     if "compile" in forms:
         import torch._inductor.config as inductor_config
 
@@ -606,14 +611,6 @@ def _warm_toolchains(forms: set[str]) -> None:
         compiled = torch.compile(lambda x: torch.tanh(x) * 2, dynamic=False)
         x = torch.randn(8, requires_grad=True)
         compiled(x).sum().backward()
-    if "onnxruntime" in forms:
-
-        class _Tiny(torch.nn.Module):
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return torch.tanh(x) * 2
-
-        # export only: an ONNX Runtime session starts thread pools
-        torch.onnx.export(_Tiny().eval(), (torch.randn(8),), dynamo=True, verbose=False)
 
 
 def main(argv: list[str] | None = None) -> int:

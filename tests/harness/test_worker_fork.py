@@ -197,6 +197,24 @@ EXPENSIVE = (
     "torch.fx.experimental",
 )
 
+#: The setup pass of a run, as far as the timing children depend on it: each ONNX
+#: Runtime form exported into the cache (``harness.forms._onnx_model``), from which a
+#: timing child loads it rather than exporting; run in a process of its own, as a run's
+#: setup worker is, so that its imports do not reach the timing worker.
+_SETUP_EXPORTS = """
+import torch
+from harness.forms import build
+from harness.registry import Registry
+
+for name, point in ({"conv2d": {"n": 8, "k": 3}, "fft": {"n": 8}}).items():
+    layer = Registry.default(()).get(name)
+    inputs = layer.make(point, torch.float32, "cpu", 0)
+    mask = tuple(n in layer.differentiable for n in layer.inputs)
+    for impl in layer.all_implementations():
+        if impl.form == "onnxruntime":
+            build(layer, impl, point, inputs, "float32", 1, "cpu", mask)
+"""
+
 #: Run in a fresh interpreter (the test process's own imports would hide the gaps): a
 #: timing worker prepares to fork as a run's does (``Worker.__init__`` calls
 #: ``prepare_to_fork`` with the job's forms), then each group is run in a forked child
@@ -251,18 +269,31 @@ def test_a_groups_child_imports_nothing_expensive_the_worker_could_have(tmp_path
     a first call would make every group's child pay it, and this test says which."""
     import json
 
+    env = {
+        **os.environ,
+        "HARNESS_FORK_GROUPS": "1",
+        "OMP_NUM_THREADS": "1",
+        "HARNESS_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    setup = subprocess.run(
+        [sys.executable, "-c", _SETUP_EXPORTS], capture_output=True, text=True, env=env
+    )
+    assert setup.returncode == 0, setup.stderr
+    assert list((tmp_path / "cache" / "onnx").glob("*/model.onnx")), "nothing exported"
     done = subprocess.run(
         [sys.executable, "-c", _CHILD_IMPORTS, str(tmp_path / "timing.jsonl")],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "HARNESS_FORK_GROUPS": "1", "OMP_NUM_THREADS": "1"},
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
     # the children really ran the groups: every implementation's forward was timed
     timed = {name.split("/")[1] for name in found["timed"] if name.endswith("/forward")}
-    assert {"scipy", "numpy", "torch", "compile", "torchscript"} <= timed, found["timed"]
+    assert {"scipy", "numpy", "torch", "compile", "torchscript", "onnxruntime"} <= timed, found[
+        "timed"
+    ]
     bad: dict[str, list[str]] = {}
     for layer, modules in found["new"].items():
         for m in modules:
