@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -400,8 +401,9 @@ def _agreement(g: GradientFindings) -> str:
     return text + ")."
 
 
-def budget_sentence(timing: Mapping[str, Any]) -> str | None:
-    """How the timing budget was spent, from run.json's ``timing``."""
+def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) -> str | None:
+    """How the timing budget was spent, from run.json's ``timing`` (``min_rounds``: the
+    profile's fewest rounds per process in a pass, which explains an overrun)."""
     if not timing or not timing.get("first_pass"):
         return None
     first = timing["first_pass"]
@@ -422,6 +424,9 @@ def budget_sentence(timing: Mapping[str, Any]) -> str | None:
     text += f"; {timing.get('spent_s', 0):.0f}s spent"
     if timing.get("stopped"):
         text += f"; stopped: {timing['stopped']}"
+    overrun = _first_pass_overrun(timing, min_rounds)
+    if overrun:
+        text += f". {overrun}"
     profiling = timing.get("profiling") or {}
     if profiling.get("seconds") is not None:  # issue 19: where the time goes
         text += (
@@ -430,6 +435,34 @@ def budget_sentence(timing: Mapping[str, Any]) -> str | None:
             f"size(s), {float(profiling['seconds']):.0f}s"
         )
     return text + "."
+
+
+def _first_pass_overrun(timing: Mapping[str, Any], min_rounds: int | None) -> str | None:
+    """Why a run spent more than its budget, when its first pass alone did. The first
+    pass is sized to half the budget, so that adaptive rounds can narrow what stays
+    undecided, but never takes fewer than the profile's minimum rounds per process."""
+    first = timing.get("first_pass") or {}
+    budget = float(timing.get("budget_s") or 0)
+    seconds = float(first.get("seconds") or 0)
+    if budget <= 0 or seconds <= budget:
+        return None
+    rounds = first.get("rounds")
+    fits = 10 * math.ceil(2 * seconds / 10)
+    if min_rounds is not None and rounds == min_rounds:
+        why = (
+            f"this grid needs that long at the fewest rounds a pass takes ({rounds} per "
+            "process), worker start-up and building each form in its process included"
+        )
+    else:
+        why = (
+            "it took longer than the setup's calibration predicted (worker start-up and "
+            "building each form in its process are estimated, not measured)"
+        )
+    return (
+        f"The first pass alone overran the budget by {seconds - budget:.0f}s: {why}; no "
+        f"time was left for adaptive rounds. A budget it fits is about `--budget {fits}` "
+        "(the first pass takes half of it), or narrow the grid"
+    )
 
 
 _CHECK_WORDS = {

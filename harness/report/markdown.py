@@ -193,7 +193,9 @@ def _summary(results: Results, decisions: Sequence[LayerDecision]) -> list[str]:
     else:
         out += ["The results frame holds no rows: nothing was measured.", ""]
     out += scan_section(results.path, decisions)  # shares of a scan (--scan), by saving
-    budget = budget_sentence(results.run.get("timing") or {})
+    budget = budget_sentence(
+        results.run.get("timing") or {}, (results.run.get("profile") or {}).get("min_rounds")
+    )
     if budget:
         out += [budget, ""]
     cached = cache_sentence(results.run.get("cache") or {})

@@ -30,6 +30,7 @@ from harness.report.decide import (
     find_crossovers,
 )
 from harness.report.explain import (
+    budget_sentence,
     fmt_interval,
     headline,
     layer_sentences,
@@ -538,6 +539,21 @@ def test_the_run_json_timing_is_carried(rf: ModuleType) -> None:
 
 
 # ------------------------------------------------------------------------- explain
+
+
+def test_a_first_pass_over_the_budget_is_explained_with_a_budget_that_fits() -> None:
+    first = {"processes": 3, "rounds": 4, "groups": 24, "seconds": 185.7}
+    timing = {"budget_s": 130, "first_pass": first, "spent_s": 185.7}
+    at_min = budget_sentence(timing, min_rounds=4)
+    assert at_min is not None
+    assert "The first pass alone overran the budget by 56s" in at_min
+    assert "at the fewest rounds a pass takes (4 per process)" in at_min
+    assert "`--budget 380`" in at_min and at_min.endswith("or narrow the grid.")
+    above_min = budget_sentence(timing, min_rounds=3)
+    assert above_min is not None and "calibration predicted" in above_min
+    # within the budget: no such sentence
+    within = budget_sentence({**timing, "first_pass": {**first, "seconds": 60.0}}, 4)
+    assert within is not None and "overran" not in within
 
 
 def test_the_undecided_sentence_names_the_sizes_and_what_to_do(rf: ModuleType) -> None:
