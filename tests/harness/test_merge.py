@@ -17,7 +17,13 @@ import pytest
 
 from harness.config import PLAN_KEYS
 from harness.errors import ConfigError
-from harness.frame import CAPABILITY_COLUMNS, DEVIATION_COLUMNS, build_frame, build_table
+from harness.frame import (
+    BREAKDOWN_COLUMNS,
+    CAPABILITY_COLUMNS,
+    DEVIATION_COLUMNS,
+    build_frame,
+    build_table,
+)
 from harness.merge import merge
 from harness.results import SCHEMA_VERSION, load_results, versioned, write_results
 from harness.shard import plan_id
@@ -142,8 +148,10 @@ def make_part(
     shard: Any = "default",
     caps: Sequence[Mapping[str, Any]] = (),
     extra_rows: Sequence[Mapping[str, Any]] = (),
+    breakdown: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
-    """A part folder as ``run --shard index/count`` writes one."""
+    """A part folder as ``run --shard index/count`` writes one (with breakdown.csv of
+    ``breakdown``'s rows when given: its profiling pass)."""
     rows = [*_rows_of(points), *extra_rows]
     devs = [
         {
@@ -189,6 +197,7 @@ def make_part(
         build_table(devs, DEVIATION_COLUMNS),
         build_table(caps, CAPABILITY_COLUMNS),
         _suite_text(rows),
+        None if breakdown is None else build_table(breakdown, BREAKDOWN_COLUMNS, ("n", "k")),
     )
     return path
 
@@ -256,6 +265,45 @@ def test_merge_two_parts(tmp_path: Path, two_parts: tuple[Path, Path]) -> None:
     assert (out / "raw" / "part-0" / "timing-000.jsonl").is_file()
     # no temporary folder left beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged", "part-0", "part-1"]
+
+
+def _profiled(row: Mapping[str, Any], part: str, seconds: float) -> dict[str, Any]:
+    """One breakdown.csv row of ``row``'s case (a profiled call's ``part``)."""
+    keys = ("case", "layer", "impl", "role", "point", "size", "dtype", "threads", "device")
+    return {
+        **{k: row[k] for k in keys},
+        "allocator": "glibc",
+        "phase": row["phase"],
+        "part": part,
+        "kind": "numpy",
+        "seconds": seconds,
+        "share": 1.0,
+        "calls": 1,
+        "n": row["n"],
+        "k": row["k"],
+    }
+
+
+def test_merge_keeps_every_parts_breakdown(tmp_path: Path) -> None:
+    # each part profiled its own points (the profiling pass of `run --shard`); one
+    # part profiled nothing (a run with --breakdown none): the merge keeps both others
+    fft8 = next(r for r in _rows_of([FFT[0]]) if r["phase"] == "forward")
+    conv16 = next(r for r in _rows_of([CONV[1]]) if r["phase"] == "forward")
+    a = make_part(
+        tmp_path / "a", 0, 3, [FFT[0]], breakdown=[_profiled(fft8, "numpy.fft.fft", 1e-4)]
+    )
+    b = make_part(
+        tmp_path / "b", 1, 3, [CONV[1]], breakdown=[_profiled(conv16, "correlate2d", 2e-4)]
+    )
+    c = make_part(tmp_path / "c", 2, 3, [CONV[0]])
+    merged = load_results(merge(tmp_path / "m", [a, b, c]))
+    assert merged.breakdown is not None
+    assert list(merged.breakdown["case"]) == [fft8["case"], conv16["case"]]
+    assert list(merged.breakdown["part"]) == ["numpy.fft.fft", "correlate2d"]
+    assert list(merged.breakdown["seconds"]) == [1e-4, 2e-4]
+    # no part profiled anything: no breakdown.csv, as a run with --breakdown none
+    none = merge(tmp_path / "m2", [make_part(tmp_path / "d", 0, 1, FFT)])
+    assert load_results(none).breakdown is None and not (none / "breakdown.csv").exists()
 
 
 def test_merge_into_existing_empty_folder(tmp_path: Path, two_parts: tuple[Path, Path]) -> None:
@@ -467,6 +515,7 @@ def test_two_real_parts_merge_and_report(tmp_path: Path) -> None:
         "--threads", "1",
         "--no-capabilities",
         "--no-report",
+        "--breakdown", "none",  # merging breakdown.csv: test_merge_keeps_every_parts_breakdown
     ]  # fmt: skip
     for index, name in ((0, "A"), (1, "B")):
         res = _harness(*common, "--shard", f"{index}/2", "--out", name, cwd=tmp_path)

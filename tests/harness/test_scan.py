@@ -460,7 +460,7 @@ def test_scan_of_the_example_then_a_quick_run(tmp_path: Path, capsys: Any) -> No
         [
             "run", "--layers-from", layers, "--layers", "BadFFTFunction", "--grid", "n=28",
             "--profile", "quick", "--budget", "3", "--no-memory", "--quiet",
-            "--out", str(run), "--scan", str(out),
+            "--breakdown", "none", "--out", str(run), "--scan", str(out),
         ]
     )  # fmt: skip
     assert code == 0
