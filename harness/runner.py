@@ -511,6 +511,9 @@ class Runner:
         interval = max(_WRITE_EVERY_S, self._write_cost / _WRITE_SHARE)
         if now - self._last_write >= interval:
             self._write_outputs()
+            # run.json too, still marked incomplete: a runner killed outright (SIGKILL,
+            # OOM) leaves the timing it spent for --resume to count against the budget
+            atomic_write_json(self.out / RUN_JSON, self._run_json())
 
     def _write_outputs(self) -> Written:
         assert self.builder is not None

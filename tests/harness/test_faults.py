@@ -431,6 +431,26 @@ def test_resuming_a_complete_run_measures_nothing_and_says_so(
     load_results(out)
 
 
+def test_run_json_is_kept_up_to_date_while_the_passes_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a runner killed outright (SIGKILL) writes nothing at its end: what run.json says
+    # then is what the last periodic write of the outputs left
+    out = tmp_path / "run"
+    on_disk: list[dict[str, Any]] = []
+
+    def timing(runner: Runner) -> None:
+        runner.timing.spent_s = 7.0
+        runner._last_write = -1e9  # the write cadence says it is time
+        runner._maybe_write()
+        on_disk.append(json.loads((out / "run.json").read_text()))
+
+    no_workers(monkeypatch, timing)
+    assert main(["run", *TINY, "--out", str(out), "--no-report", "-q"]) == 0
+    (during,) = on_disk
+    assert during["complete"] is False and during["timing"]["spent_s"] == 7.0
+
+
 def test_resuming_an_interrupted_run_counts_the_timing_it_spent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
