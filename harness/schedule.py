@@ -171,7 +171,8 @@ def declared_impls(plan: Plan, layer: str) -> tuple[str, ...]:
 
 
 def round_cost(plan: Plan, state: State, group: Group) -> float:
-    """Expected seconds of one round of ``group`` (from the setup's calibration)."""
+    """Expected seconds of one round of ``group`` (from the setup's calibration): each
+    value's loops and the untimed call before them (``harness.measure``)."""
     total = 0.0
     for variant in plan.variants_of(group):
         setup = state.setup.get(variant.name)
@@ -179,7 +180,7 @@ def round_cost(plan: Plan, state: State, group: Group) -> float:
             continue
         for info in setup.phases.values():
             if info.status == "ok" and info.loops and info.estimate_s:
-                total += info.loops * info.estimate_s
+                total += (info.loops + 1) * info.estimate_s
     return total
 
 

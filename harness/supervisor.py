@@ -117,7 +117,14 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,
+                # A process group of its own (Ctrl-C reaches the runner, which stops
+                # it), in the runner's session: the kernel's autogroup scheduling
+                # groups processes by session, and a user's training script shares
+                # the session it was started from. A session of its own made the
+                # worker's threads a group apart: beside a busy process of the user's
+                # session, torch's 2-thread conv2d step at n=128 took 32 ms a call
+                # against 0.5 ms in the session (2026-11-30, AVX512, 2 cores).
+                process_group=0,
                 cwd=os.getcwd(),
                 # it dies with the runner, and holds the folder's lock while it lives
                 preexec_fn=die_with_parent,
@@ -259,7 +266,7 @@ def describe_task(task: Task) -> str:
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a worker and its process group (it runs in a session of its own)."""
+    """Kill a worker and its process group (it leads a process group of its own)."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -37,7 +37,51 @@ def test_forward_time_func_times_exactly_the_loops() -> None:
     clock = FakeClock(per_call=0.002)
     tf = forward_time_func(clock.fn, [torch.ones(2)], clock=clock)
     assert tf(5) == pytest.approx(0.010)
-    assert clock.calls == 5
+    assert clock.calls == 6  # and one untimed call before the clock starts
+
+
+class _Timeline:
+    """A clock and a function that log, in order, when each is called."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def clock(self) -> float:
+        self.log.append("clock")
+        return float(len(self.log))
+
+    def fn(self, x: torch.Tensor) -> torch.Tensor:
+        self.log.append("call")
+        return x * 2
+
+
+@pytest.mark.parametrize("phase", ["forward", "step", "backward"])
+def test_each_value_starts_with_one_untimed_call(phase: str) -> None:
+    # a loop of steps keeps the thread pools awake between calls; a value interleaved
+    # with other implementations' must not time their waking up (harness.measure)
+    t = _Timeline()
+    x = torch.ones(3, requires_grad=True)
+    if phase == "forward":
+        tf = forward_time_func(t.fn, (x,), clock=t.clock)
+    elif phase == "step":
+        tf = step_time_func(t.fn, (x,), (True,), torch.ones(3), clock=t.clock)
+    else:
+        out = t.fn(x)
+        t.log.clear()
+        backward = torch.autograd.grad
+
+        def grad(*args: object, **kwargs: object) -> object:
+            t.log.append("call")
+            return backward(*args, **kwargs)  # type: ignore[arg-type]
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(torch.autograd, "grad", grad)
+            tf = backward_time_func(out, (x,), torch.ones(3), clock=t.clock)
+            tf(3)
+            assert t.log == ["call", "clock", "call", "call", "call", "clock"]
+        return
+    tf(3)
+    assert t.log == ["call", "clock", "call", "call", "call", "clock"]
 
 
 def test_forward_runs_without_building_a_graph() -> None:
@@ -49,7 +93,7 @@ def test_forward_runs_without_building_a_graph() -> None:
         return y
 
     forward_time_func(fn, [torch.ones(2, requires_grad=True)])(2)
-    assert seen == [False, False]
+    assert seen == [False, False, False]  # the untimed call, then the 2 timed
 
 
 def test_backward_time_func_returns_fresh_gradients_each_call() -> None:
@@ -130,7 +174,8 @@ def test_the_step_records_the_graph_and_frees_it() -> None:
         time_func(3)
     # every call: a forward that recorded a graph (grad mode on, not inference), then
     # the backward through it
-    assert _Recorded.seen == [("forward", True, False), ("backward", True, False)] * 3
+    # (the first: the untimed step before the clock starts)
+    assert _Recorded.seen == [("forward", True, False), ("backward", True, False)] * 4
     assert all(out.grad_fn is not None for out in _outputs)
     # and no graph survives the call: each backward freed its own
     for out in _outputs:
@@ -150,7 +195,8 @@ def test_the_inference_forward_runs_in_inference_mode() -> None:
     x = torch.randn(3, requires_grad=True)
     forward_time_func(fn, (x,), inference=True)(2)
     forward_time_func(fn, (x,))(1)  # a baseline: no_grad, not inference mode
-    assert seen == [(True, False), (True, False), (False, False)]
+    # each value: the untimed call, then the timed ones
+    assert seen == [(True, False)] * 3 + [(False, False)] * 2
 
 
 def test_a_loop_count_is_kept_unless_the_warm_up_says_it_is_far_off() -> None:
