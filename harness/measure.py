@@ -26,7 +26,9 @@ torch's conv2d forward at n=128 on 2 threads took 0.06 ms in a loop and 0.16 ms 
 first call after 5 ms of other work; with another process busy on a core, 0.11 ms in
 a loop and 15 ms as that first call (a waking thread waits for the busy core), and
 the harness timed 13-32 ms per call where the user's loop runs 0.17 ms. The untimed
-call leaves the pools as a loop does.
+call leaves the pools as a loop does. A value of one call (a call that lasts
+``min_time`` or more) has none: it would double the cost of the largest points, and
+such a call re-forms its thread team many times anyway (``warm_first``).
 
 On CUDA the device is synchronized before the clock is read at both ends. A time
 function takes a loop count and returns the seconds those loops took (pyperf's
@@ -48,10 +50,17 @@ __all__ = [
     "forward_time_func",
     "set_threads",
     "step_time_func",
+    "warm_first",
 ]
 
 TimeFunc = Callable[[int], float]
 Clock = Callable[[], float]
+
+
+def warm_first(loops: int) -> bool:
+    """Whether a value of ``loops`` calls starts with one untimed call (module
+    docstring): every value but one of a single call."""
+    return loops > 1
 
 
 def _sync_for(device: str) -> Callable[[], None] | None:
@@ -73,7 +82,8 @@ def forward_time_func(
 
     def time_func(loops: int) -> float:
         with mode():
-            fn(*args)  # untimed: wakes the thread pools, as the previous call of a loop
+            if warm_first(loops):
+                fn(*args)  # untimed: wakes the thread pools, as a loop's previous call
             if sync:
                 sync()
             t0 = clock()
@@ -99,7 +109,8 @@ def backward_time_func(
     autograd = torch.autograd.grad
 
     def time_func(loops: int) -> float:
-        autograd(output, wrt, grad, retain_graph=True, allow_unused=True)  # untimed
+        if warm_first(loops):
+            autograd(output, wrt, grad, retain_graph=True, allow_unused=True)  # untimed
         if sync:
             sync()
         t0 = clock()
@@ -132,9 +143,10 @@ def step_time_func(
 
     def time_func(loops: int) -> float:
         with torch.enable_grad():
-            # untimed: a step, which wakes the thread pools as the previous step of a loop
-            out = fn(*args)
-            autograd(out, wrt, grad_output, allow_unused=True)
+            out = None
+            if warm_first(loops):  # untimed: a step, waking the pools as a loop's previous
+                out = fn(*args)
+                autograd(out, wrt, grad_output, allow_unused=True)
             if sync:
                 sync()
             t0 = clock()

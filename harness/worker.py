@@ -112,7 +112,7 @@ class Worker:
         with quiet():
             self.registry = Registry.default(job.layers_from)
         if self.forking:
-            profiling = ("torch.profiler", "cProfile") if job.mode == "profile" else ()
+            profiling = _PROFILER_IMPORTS if job.mode == "profile" else ()
             prepare_to_fork(self._forms(job.tasks), profiling)
         self.seed = job.seed
         self.checks = (
@@ -569,6 +569,22 @@ _FORM_IMPORTS = {
     "onnxruntime": ("onnxruntime", "onnx", "onnxscript", "torch.onnx"),
     "torchscript": ("torch.jit",),
 }
+
+
+#: What a profiled call imports on its first use (torch's profiler pulls in dynamo and
+#: the exporter's registries, 283 modules): imported once by a profiling worker, or each
+#: profiled variant's child paid 1.2 s for them (2026-11-30, AVX512: 0.2 s a variant
+#: became 1.4 s when the ONNX warm-up, which had imported them by the way, was dropped).
+_PROFILER_IMPORTS = (
+    "cProfile",
+    "pstats",
+    "torch.profiler",
+    "torch._dynamo",
+    "torch._inductor.compile_fx",
+    "torch.onnx",
+    "torch.distributed",
+    "torch.testing",
+)
 
 
 def prepare_to_fork(forms: Iterable[str] = (), modules: Iterable[str] = ()) -> None:

@@ -79,9 +79,15 @@ def test_each_value_starts_with_one_untimed_call(phase: str) -> None:
             tf = backward_time_func(out, (x,), torch.ones(3), clock=t.clock)
             tf(3)
             assert t.log == ["call", "clock", "call", "call", "call", "clock"]
+            t.log.clear()
+            tf(1)
+            assert t.log == ["clock", "call", "clock"]
         return
     tf(3)
     assert t.log == ["call", "clock", "call", "call", "call", "clock"]
+    t.log.clear()
+    tf(1)  # a value of one call: none (a long call re-forms its thread team anyway)
+    assert t.log == ["clock", "call", "clock"]
 
 
 def test_forward_runs_without_building_a_graph() -> None:
@@ -195,8 +201,8 @@ def test_the_inference_forward_runs_in_inference_mode() -> None:
     x = torch.randn(3, requires_grad=True)
     forward_time_func(fn, (x,), inference=True)(2)
     forward_time_func(fn, (x,))(1)  # a baseline: no_grad, not inference mode
-    # each value: the untimed call, then the timed ones
-    assert seen == [(True, False)] * 3 + [(False, False)] * 2
+    # the first value: the untimed call, then the 2 timed; the second, 1 call alone
+    assert seen == [(True, False)] * 3 + [(False, False)]
 
 
 def test_a_loop_count_is_kept_unless_the_warm_up_says_it_is_far_off() -> None:
