@@ -168,11 +168,18 @@ def calibrate_loops(
     """pyperf's calibration: double the loop count until one value lasts ``min_time``.
 
     Returns (loops, seconds per call of the last try). One untimed warm-up call first.
+    The first try is of 2 calls, so that it starts with the untimed call of
+    ``warm_first``: a single call timed cold, its thread pools asleep, can look long
+    enough to be a value alone (beside a busy core, torch's 0.1 ms conv2d at n=128 on 2
+    threads took 15 ms so), and a value of one call has no untimed call to wake them:
+    the loop count would keep timing the stall (2026-11-30, AVX512).
     """
     time_func(1)
-    loops = 1
+    loops = min(2, max_loops)
     while True:
         elapsed = time_func(loops)
+        if loops == 2 and elapsed / 2 >= min_time:
+            return 1, elapsed / 2  # each call is a value alone
         if elapsed >= min_time or loops >= max_loops:
             return loops, elapsed / loops
         # jump close to the target instead of doubling from 1 for fast calls

@@ -122,6 +122,32 @@ def test_calibration_reaches_min_time(per_call: float, min_time: float, expected
     assert per == pytest.approx(per_call)
 
 
+def test_calibration_does_not_take_a_stalled_first_call_for_a_long_one() -> None:
+    # the first call of a value waits for sleeping thread pools (15 ms beside a busy
+    # core) unless an untimed call woke them: calibrated on a stall, a 0.1 ms call
+    # would be timed one call a value, every value a stall
+    clock = FakeClock(per_call=1e-4)
+    cold = [False]
+
+    def fn(*args: torch.Tensor) -> torch.Tensor:
+        if cold[0]:
+            clock.now += 0.015
+            cold[0] = False
+        return clock.fn(*args)
+
+    tf = forward_time_func(fn, [torch.ones(1)], clock=clock)
+
+    def value(loops: int) -> float:
+        cold[0] = True  # other implementations' values ran since the last one
+        return tf(loops)
+
+    loops, per = calibrate_loops(value, 0.005)
+    assert loops >= 50 and per == pytest.approx(1e-4)
+    # a call that is long warm is still one call a value
+    long = FakeClock(per_call=0.02)
+    assert calibrate_loops(forward_time_func(long.fn, [torch.ones(1)], clock=long), 0.005)[0] == 1
+
+
 def test_calibration_is_capped() -> None:
     clock = FakeClock(1e-9)
     tf = forward_time_func(clock.fn, [torch.ones(1)], clock=clock)
