@@ -17,10 +17,11 @@
   on a graph built once, outside the timed region: backward alone, to show where a
   step's time goes (a step's backward may cost more: its graph is fresh).
 
-Each value starts with one untimed call, right before the clock starts. Why: a loop
-of steps keeps the thread pools of torch (OpenMP) and of NumPy/SciPy's BLAS awake
-from one call to the next, while the harness's values are interleaved with other
-implementations' (paired rounds), long enough for those pools to go to sleep; waking
+Each value of more than one call starts with one untimed call, right before the clock
+starts (``warm_first``). Why: a loop of steps keeps the thread pools of torch (OpenMP)
+and of NumPy/SciPy's BLAS awake from one call to the next, while the harness's values
+are interleaved with other implementations' (paired rounds), long enough for those
+pools to go to sleep; waking
 them is then timed as the first call's. On this 2-core VM (2026-11-30, AVX512)
 torch's conv2d forward at n=128 on 2 threads took 0.06 ms in a loop and 0.16 ms as a
 first call after 5 ms of other work; with another process busy on a core, 0.11 ms in
@@ -28,7 +29,7 @@ a loop and 15 ms as that first call (a waking thread waits for the busy core), a
 the harness timed 13-32 ms per call where the user's loop runs 0.17 ms. The untimed
 call leaves the pools as a loop does. A value of one call (a call that lasts
 ``min_time`` or more) has none: it would double the cost of the largest points, and
-such a call re-forms its thread team many times anyway (``warm_first``).
+such a call re-forms its thread team many times anyway.
 
 On CUDA the device is synchronized before the clock is read at both ends. A time
 function takes a loop count and returns the seconds those loops took (pyperf's

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -144,13 +145,8 @@ def test_a_worker_that_dies_takes_one_variant_down_and_the_rest_are_profiled(
             state.add(BreakdownDone(task.variant, dict.fromkeys(task.phases, ok)))
 
     begun: list[tuple[str, int]] = []
-    runner = SimpleNamespace(
-        config=config,
-        plan=plan,
-        out=tmp_path,
-        collector=SimpleNamespace(poll=lambda: state),
-        supervisor=SimpleNamespace(run_worker=run_worker),
-        progress=SimpleNamespace(begin=lambda label, n: begun.append((label, n))),
+    runner = _fake_runner(
+        config, plan, tmp_path, lambda: state, run_worker, lambda label, n: begun.append((label, n))
     )
     cost = bp.breakdown_pass(runner)
     assert cost["mode"] == "all" and cost["variants"] == len(tasks) and cost["seconds"] >= 0
@@ -169,6 +165,26 @@ def test_a_worker_that_dies_takes_one_variant_down_and_the_rest_are_profiled(
     bp.breakdown_pass(runner)
     assert calls == [(names, attempt) for attempt in (1, 2, 3, 4)]
     assert not state.breakdowns
+
+
+def _fake_runner(
+    config: Any,
+    plan: Any,
+    out: Path,
+    poll: Callable[[], Any],
+    run_worker: Callable[..., None],
+    begin: Callable[[str, int], None] = lambda label, n: None,
+) -> SimpleNamespace:
+    """What ``breakdown_pass`` reads of a runner: ``poll`` gives the collected state
+    (read at each call: a test may swap it), ``run_worker`` stands for the workers."""
+    return SimpleNamespace(
+        config=config,
+        plan=plan,
+        out=out,
+        collector=SimpleNamespace(poll=poll),
+        supervisor=SimpleNamespace(run_worker=run_worker),
+        progress=SimpleNamespace(begin=begin),
+    )
 
 
 def test_variants_whose_setup_failed_are_not_profiled(plan: Any, tmp_path: Path) -> None:
@@ -199,14 +215,7 @@ def test_variants_whose_setup_failed_are_not_profiled(plan: Any, tmp_path: Path)
             profiled[task.variant.name] = task.phases
             state.add(BreakdownDone(task.variant, dict.fromkeys(task.phases, done)))
 
-    runner = SimpleNamespace(
-        config=config,
-        plan=plan,
-        out=tmp_path,
-        collector=SimpleNamespace(poll=lambda: state),
-        supervisor=SimpleNamespace(run_worker=run_worker),
-        progress=SimpleNamespace(begin=lambda label, n: None),
-    )
+    runner = _fake_runner(config, plan, tmp_path, lambda: state, run_worker)
     cost = bp.breakdown_pass(runner)
     assert failed.name not in profiled and skipped.name not in profiled
     assert profiled[forward_only.name] == ("forward",)
