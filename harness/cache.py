@@ -2,10 +2,12 @@
 
 A user works in a loop (change the layer or the grid, run, read, change again), and
 most of what a run checks depends only on code, versions and the point: the
-capability matrix of a layer, gradcheck of a baseline, and per variant the setup
+capability matrix of a layer, gradcheck of a baseline, per variant the setup
 pass's deviation against the float64 reference, peak memory and the output's
-``returns`` check. Those are kept here and served to the next run; nothing timed is
-(loop calibration and every timed round run in full, every run).
+``returns`` check, and the breakdown pass's profile of where a call's time goes (an
+explanation beside the verdicts, which nothing decides on). Those are kept here and
+served to the next run; nothing timed is (every timed round runs in full, every run;
+a cached loop calibration is only checked again in the warm-up round).
 
 Where: ``cache_root()``, that is ``$HARNESS_CACHE_DIR`` if set, else
 ``$XDG_CACHE_HOME/port-harness`` (default ``~/.cache/port-harness``), or the run's
@@ -85,7 +87,13 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: The version of each cached check: bump one when what it computes changes.
 #: Each check's version, part of its key: bumped when what it computes changes (setup 3:
 #: loop calibration starts with a value of 2 calls, harness.measure.calibrate_loops).
-CHECKS: dict[str, int] = {"validate": 1, "capabilities": 1, "gradcheck": 1, "setup": 3}
+CHECKS: dict[str, int] = {
+    "validate": 1,
+    "capabilities": 1,
+    "gradcheck": 1,
+    "setup": 3,
+    "breakdown": 1,
+}
 _ENTRY_SCHEMA = 1
 _PACKAGES = ("port-harness", "torch", "numpy", "scipy", "onnx", "onnxruntime", "onnxscript")
 #: The top-level modules of the versioned packages (the harness's own is walked apart).
@@ -150,6 +158,7 @@ def files_hash(paths: Iterable[str | os.PathLike[str]]) -> str:
 #: them invalidates every entry. The others (runner, report, ...) do not change a
 #: check's outcome.
 CHECK_MODULES = (
+    "breakdown",
     "cache",
     "capabilities",
     "deviation",
@@ -159,6 +168,7 @@ CHECK_MODULES = (
     "layer",
     "memory",
     "points",
+    "profile_call",
     "worker",
 )
 

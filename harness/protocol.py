@@ -367,7 +367,12 @@ class BreakdownDone:
     variant: Variant
     phases: Mapping[str, PhaseBreakdown]
     seconds: float = 0.0
-    """Wall seconds this variant's profiling took (preparing it included)."""
+    """Wall seconds this variant's profiling took (preparing it included); 0 when it
+    came from the cache."""
+    cache: str = ""
+    """As ``CapabilitiesDone.cache``: on a hit, the parts were profiled by an earlier
+    run of the same code, versions, machine capability and variant (nothing profiled or
+    timed now)."""
 
 
 @dataclass(frozen=True)

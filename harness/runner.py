@@ -488,10 +488,14 @@ class Runner:
 
     def _cache_record(self) -> dict[str, Any]:
         """run.json's ``cache``: which checks came from the cache, for which layers."""
+        from harness.breakdown_pass import PROFILE_FILE
         from harness.cache import cache_summary
         from harness.collect import SETUP_FILE as setup_file
 
         events = EventLog.read(self.out / RAW_DIR / setup_file)
+        profiled = self.out / RAW_DIR / PROFILE_FILE
+        if profiled.exists():
+            events += EventLog.read(profiled)
         record = cache_summary(self.supervisor.cache_root(), events)
         for layer, status in self.declarations.cache.items():
             into = record["hits"] if status == "hit" else record["misses"]

@@ -39,7 +39,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -111,9 +111,6 @@ class Worker:
         self.log = EventLog(job.raw)
         with quiet():
             self.registry = Registry.default(job.layers_from)
-        if self.forking:
-            profiling = _PROFILER_IMPORTS if job.mode == "profile" else ()
-            prepare_to_fork(self._forms(job.tasks), profiling)
         self.seed = job.seed
         self.checks = (
             Checks(
@@ -125,6 +122,21 @@ class Worker:
             if job.cache_dir
             else None
         )
+        #: each profiled variant's cache lookup, made before preparing to fork: a
+        #: profiling job whose every variant is cached pays no toolchain warm-up
+        self._breakdown_lookups = {
+            t: self._breakdown_key(t) for t in job.tasks if isinstance(t, ProfileTask)
+        }
+        self._cached_breakdowns = {
+            t: done
+            for t, (_, found) in self._breakdown_lookups.items()
+            if (done := _breakdown_from_cache(t, found))
+        }
+        if self.forking:
+            profiling = _PROFILER_IMPORTS if job.mode == "profile" else ()
+            left = [t for t in job.tasks if t not in self._cached_breakdowns]
+            if left:
+                prepare_to_fork(self._forms(left), profiling)
         self._prepared: dict[Variant, Prepared] = {}
         self.setup_checks = SetupChecks(job.seed)
 
@@ -378,8 +390,14 @@ class Worker:
         timing: where its time goes."""
         from harness.profile_call import calibrate
 
+        cached = self._cached_breakdowns.get(task)
+        if cached is not None:
+            self.log.write(cached)
+            return
         t0 = time.perf_counter()
         variant = task.variant
+        key, found = self._breakdown_lookups.get(task) or self._breakdown_key(task)
+        status = found.status if key is not None else ""
         try:
             with quiet():
                 p = self.prepare(variant)
@@ -390,10 +408,26 @@ class Worker:
                 if isinstance(exc, FormUnsupported)
                 else PhaseBreakdown("error", error=describe(exc))
             )
-            self.log.write(BreakdownDone(variant, dict.fromkeys(task.phases, err)))
+            failed = dict.fromkeys(task.phases, err)
+            self.log.write(BreakdownDone(variant, failed, cache=status))
+            if err.status == "unsupported":  # the code's verdict; an error may not recur
+                self._store("breakdown", key, {ph: asdict(b) for ph, b in failed.items()})
             return
         phases = {phase: profile_phase(p, phase, costs) for phase in task.phases}
-        self.log.write(BreakdownDone(variant, phases, time.perf_counter() - t0))
+        self.log.write(BreakdownDone(variant, phases, time.perf_counter() - t0, cache=status))
+        if all(b.status != "error" for b in phases.values()):
+            self._store("breakdown", key, {ph: asdict(b) for ph, b in phases.items()})
+
+    def _breakdown_key(self, task: ProfileTask) -> tuple[dict[str, Any] | None, Lookup]:
+        """The key of ``task``'s breakdown and what the cache holds for it (no key: not
+        caching, or a layer the registry does not know, which ``profile`` reports)."""
+        try:
+            layer = self.registry.get(task.variant.layer)
+        except Exception:
+            return None, Lookup()
+        return self._cached(
+            "breakdown", layer, variant=task.variant.to_json(), phases=list(task.phases)
+        )
 
     # -- entry ----------------------------------------------------------------------
 
@@ -429,11 +463,28 @@ class Worker:
         # what is timed, and the profiled calls whose page faults explain it, run in a
         # process of their own (run_in_child)
         for task in self.job.tasks:
-            if self.forking and isinstance(task, RoundsTask | ProfileTask):
+            if self.forking and task in self._cached_breakdowns:
+                self.run_task(task)  # nothing to profile: its cached parts are written
+            elif self.forking and isinstance(task, RoundsTask | ProfileTask):
                 run_in_child(functools.partial(self.run_task, task))
             else:
                 self.run_task(task)
         self.log.write(Finished())
+
+
+def _breakdown_from_cache(task: ProfileTask, found: Lookup) -> BreakdownDone | None:
+    """``task``'s breakdown from its cache lookup, or None (a miss, or an entry that
+    does not decode: ``Worker.profile`` then profiles it in full)."""
+    if not found.hit:
+        return None
+    try:
+        phases = {
+            ph: PhaseBreakdown(**{**found.value[ph], "parts": tuple(found.value[ph]["parts"])})
+            for ph in task.phases
+        }
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return BreakdownDone(task.variant, phases, 0.0, cache="hit")
 
 
 def _time_rounds(

@@ -470,6 +470,7 @@ _CHECK_WORDS = {
     "capabilities": "capability matrix",
     "gradcheck": "gradcheck",
     "setup": "deviation, peak memory, one-off cost and loop calibration",
+    "breakdown": "where-the-time-goes profile",
 }
 
 

@@ -281,6 +281,74 @@ def test_a_setup_entry_without_a_calibration_is_checked_in_full(tmp_path: Path) 
     assert not raw.exists() or _events(raw) == []
 
 
+def _profile_worker(tmp_path: Path, tasks: tuple[Any, ...]) -> Any:
+    from harness.protocol import Job
+    from harness.worker import Worker
+
+    raw = tmp_path / f"raw-{time.monotonic_ns()}.jsonl"
+    job = Job("profile", tasks, str(raw), cache_dir=str(tmp_path / "cache"))
+    return Worker(job), raw
+
+
+def test_a_breakdown_is_served_from_the_cache_without_preparing_the_variant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.worker
+    from harness.case import Variant
+    from harness.protocol import BreakdownDone, ProfileTask
+
+    monkeypatch.setenv("HARNESS_FORK_GROUPS", "0")  # profiled here, not in a child
+    task = ProfileTask(Variant.make("fft", "torch", {"n": 8}, "float32", 1), ("forward",))
+    worker, raw = _profile_worker(tmp_path, (task,))
+    worker.run()
+    (cold,) = [e for e in _events(raw) if isinstance(e, BreakdownDone)]
+    assert cold.cache == "miss" and cold.phases["forward"].status == "ok"
+    assert cold.phases["forward"].parts and cold.seconds > 0
+    # a warm worker neither prepares the variant nor profiles it
+    monkeypatch.setattr(harness.worker, "build", _no_build)
+    monkeypatch.setattr(harness.worker, "profile_phase", _no_build)
+    worker, raw = _profile_worker(tmp_path, (task,))
+    worker.run()
+    (warm,) = [e for e in _events(raw) if isinstance(e, BreakdownDone)]
+    assert warm.cache == "hit" and warm.seconds == 0.0
+    assert warm.phases == cold.phases
+    summary = cache_summary(tmp_path / "cache", [cold, warm])
+    assert summary["hits"] == {"breakdown": {"fft": 1}}
+    assert summary["misses"] == {"breakdown": {"fft": 1}}
+    # another phase set, another key: profiled in full (and build refuses)
+    other = ProfileTask(task.variant, ("forward", "step"))
+    worker, raw = _profile_worker(tmp_path, (other,))
+    worker.run()
+    (done,) = [e for e in _events(raw) if isinstance(e, BreakdownDone)]
+    assert done.cache == "miss" and done.phases["step"].status == "error"
+
+
+def test_a_breakdown_that_failed_is_not_cached_but_an_unsupported_form_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.worker
+    from harness.case import Variant
+    from harness.errors import FormUnsupported
+    from harness.protocol import BreakdownDone, ProfileTask
+
+    monkeypatch.setenv("HARNESS_FORK_GROUPS", "0")
+    task = ProfileTask(Variant.make("fft", "torch", {"n": 8}, "float32", 1), ("forward",))
+
+    def unsupported(*args: Any, **kwargs: Any) -> Any:
+        raise FormUnsupported("no ONNX function for aten::fft_rfft")
+
+    for fails, expected in ((_no_build, ["miss", "miss"]), (unsupported, ["miss", "hit"])):
+        monkeypatch.setattr(harness.worker, "build", fails)
+        seen = []
+        for _ in range(2):
+            worker, raw = _profile_worker(tmp_path / fails.__name__, (task,))
+            worker.run()
+            (done,) = [e for e in _events(raw) if isinstance(e, BreakdownDone)]
+            seen.append(done)
+        assert [d.cache for d in seen] == expected, fails.__name__
+        assert seen[1].phases == seen[0].phases
+
+
 def test_no_cache_dir_computes_everything_and_stores_nothing(tmp_path: Path) -> None:
     worker, raw = _worker(tmp_path, None)
     worker.gradcheck("fft", "numpy")
