@@ -256,6 +256,36 @@ class HarnessFigure:
     note: str = ""
 
 
+#: Page faults per call from which a side counts as faulting its buffers afresh each
+#: call (256 faults: 1 MiB of 4 KiB pages)
+FAULTING = 256.0
+
+
+def fault_regimes_differ(harness: float, truth: float, faulting: float = FAULTING) -> bool:
+    """Whether the harness's and the truth's processes ran one side in different page-
+    fault regimes: one gets its buffers afresh from the kernel each call (``faulting``
+    minor faults per call or more), the other at most a quarter as many (it reuses
+    them). glibc's default malloc returns freed memory at the top of the heap to the
+    kernel, so which regime a call is in depends on what else the process holds
+    (``scripts/group_neighbours.py``); a speedup measured in one regime does not carry
+    over to the other. False when either figure is unknown."""
+    if harness != harness or truth != truth:
+        return False
+    high, low = max(harness, truth), min(harness, truth)
+    return high >= faulting and low <= high / 4
+
+
+def harness_faults(
+    rows: Sequence[Mapping[str, str]], pick: Pick, threads: int, phase: str, impl: str
+) -> float:
+    """``results.csv``'s minor page faults per call of ``impl`` for ``phase`` at the
+    pick's point (the median over its values), NaN if none."""
+    for row in rows:
+        if _matches(row, pick, threads, impl) and row.get("phase") == phase:
+            return _float(row.get("minor_faults"))
+    return math.nan
+
+
 def _float(text: str | None) -> float:
     try:
         return float(text) if text not in (None, "") else math.nan
@@ -423,6 +453,8 @@ def _paired_rounds(
     """Rounds of one block per side, in random order; seconds per call per round."""
     loops = {side: _calibrate(call, spec.block_ms / 1000.0) for side, call in calls.items()}
     times: dict[str, list[float]] = {side: [] for side in calls}
+    faults: dict[str, list[float]] = {side: [] for side in calls}
+    flt: dict[str, float] = {}
     sides = list(calls)
     deadline = None
     rounds = -1  # one discarded warm-up round
@@ -432,13 +464,16 @@ def _paired_rounds(
         got = {}
         for side in order:
             call, n = calls[side], loops[side]
+            f0 = _minor_faults()
             t0 = time.perf_counter()
             for _ in range(n):
                 call()
             got[side] = (time.perf_counter() - t0) / n
+            flt[side] = (_minor_faults() - f0) / n
         if rounds >= 0:
             for side in sides:
                 times[side].append(got[side])
+                faults[side].append(flt[side])
         else:
             deadline = time.perf_counter() + spec.seconds
         rounds += 1
@@ -446,7 +481,14 @@ def _paired_rounds(
         if rounds >= spec.min_rounds and time.perf_counter() >= deadline:
             break
     ratios = [b / c for b, c in zip(times["baseline"], times["candidate"], strict=True)]
-    return {"loops": loops, "times": times, "ratios": ratios}
+    return {"loops": loops, "times": times, "faults": faults, "ratios": ratios}
+
+
+def _minor_faults() -> int:
+    """This process's minor page faults so far (getrusage; the clock reads around it)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def child_main(spec: Spec) -> dict[str, Any]:  # pragma: no cover - runs in a fresh process
@@ -597,6 +639,7 @@ COLUMNS = (
     "harness/truth",
     "intervals overlap?",
     "within 15%?",
+    "faults/call base, cand: harness | truth",
 )
 
 
@@ -710,6 +753,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ms: dict[str, dict[str, list[float]]] = {
                         ph: {"baseline": [], "candidate": []} for ph in PHASES
                     }
+                    flt: dict[str, dict[str, list[float]]] = {
+                        ph: {"baseline": [], "candidate": []} for ph in PHASES
+                    }
                     for _ in range(args.processes):
                         seed += 1
                         spec = Spec(
@@ -735,6 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             groups[ph].append(got["phases"][ph]["ratios"])
                             for side in ("baseline", "candidate"):
                                 ms[ph][side].extend(got["phases"][ph]["times"][side])
+                                flt[ph][side].extend(got["phases"][ph]["faults"][side])
                     for ph in PHASES:
                         truth = summarize(groups[ph], seed=seed)
                         figure = harness_figure(rows, pick, count, ph)
@@ -750,6 +797,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                             if ms[ph]["candidate"]
                             else math.nan
                         )
+                        regimes = []
+                        cells = []
+                        for side, impl in (
+                            ("baseline", pick.baseline),
+                            ("candidate", pick.candidate),
+                        ):
+                            h_f = harness_faults(rows, pick, count, ph, impl)
+                            t_f = float(np.median(flt[ph][side])) if flt[ph][side] else math.nan
+                            cells.append((h_f, t_f))
+                            if fault_regimes_differ(h_f, t_f):
+                                regimes.append(side)
+                        fault_cell = (
+                            f"{cells[0][0]:.0f}, {cells[1][0]:.0f} | "
+                            f"{cells[0][1]:.0f}, {cells[1][1]:.0f}"
+                        )
+                        if regimes:
+                            fault_cell += f" (regimes differ: {' and '.join(regimes)})"
                         table.append(
                             {
                                 "pick": pick.name,
@@ -768,8 +832,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     )
                                 ],
                                 "within 15%?": "[pass]" if ok else "[fail]",
+                                "faults/call base, cand: harness | truth": fault_cell,
                                 "_phase": ph,
                                 "_ok": str(ok),
+                                "_regimes": ",".join(regimes),
                             }
                         )
                         print(format_table(table[-1:], COLUMNS).splitlines()[-1], flush=True)
@@ -797,6 +863,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{verdict} {what}: every pick within {TOLERANCE:.0%} of the truth ({passed}/{len(mine)})"
         )
+        missed = [r for r in mine if r["_ok"] != "True"]
+        apart = [r for r in missed if r.get("_regimes")]
+        if missed:
+            print(
+                f"       of its {len(missed)} misses, {len(apart)} ran a side in another page-fault "
+                "regime in the harness than in the truth's process (glibc's heap, shaped by what "
+                "else each process holds: scripts/group_neighbours.py)"
+            )
     return 1 if errors else 0
 
 

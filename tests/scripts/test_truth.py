@@ -235,3 +235,33 @@ def test_intervals_overlap_or_not() -> None:
     assert truth.intervals_overlap((1.0, 2.0), (1.5, 3.0)) is True
     assert truth.intervals_overlap((1.0, 2.0), (2.5, 3.0)) is False
     assert truth.intervals_overlap((math.nan, 2.0), (1.5, 3.0)) is None
+
+
+# -- page-fault regimes ---------------------------------------------------------------------
+
+
+def test_fault_regimes_differ_when_one_process_faults_its_buffers_and_the_other_reuses_them() -> (
+    None
+):
+    # numpy's fft forward at n=1024: 2,033 faults a call in one process, 0.5 in another
+    assert truth.fault_regimes_differ(2033.0, 0.5)
+    assert truth.fault_regimes_differ(0.5, 2033.0)
+    # both faulting, or both reusing: the same regime, whatever the exact counts
+    assert not truth.fault_regimes_differ(2033.0, 1510.0)
+    assert not truth.fault_regimes_differ(3.0, 0.0)
+    # a quarter or less of a faulting count is another regime; more is not
+    assert truth.fault_regimes_differ(1024.0, 256.0)
+    assert not truth.fault_regimes_differ(1024.0, 300.0)
+    assert not truth.fault_regimes_differ(math.nan, 2033.0)
+
+
+def test_harness_faults_are_read_from_the_sides_row_for_the_phase() -> None:
+    rows = [
+        _row(impl="scipy", phase="step", minor_faults="3"),
+        _row(impl="torch", phase="step", minor_faults="8001"),
+        _row(impl="torch", phase="forward", minor_faults="2"),
+    ]
+    assert truth.harness_faults(rows, PICK, 1, "step", "torch") == 8001.0
+    assert truth.harness_faults(rows, PICK, 1, "forward", "torch") == 2.0
+    assert truth.harness_faults(rows, PICK, 1, "step", "scipy") == 3.0
+    assert math.isnan(truth.harness_faults(rows, PICK, 2, "step", "torch"))  # other threads
