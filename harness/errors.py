@@ -90,8 +90,20 @@ def first_line(exc: BaseException) -> str:
 #: Where a sentence ends (a period, ``?`` or ``!`` followed by a space), and where a
 #: clause ends (``;``, ``,``, a dash or an opening parenthesis after a space).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+#: Abbreviations whose period ends no sentence (Dynamo: "a Python builtin (e.g. ...)").
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.")
 _CLAUSE_END = re.compile(r"[;,:]\s+|\s+(?:\(|—|-\s)")
 _CAUSE_CHARS = 240
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Where the sentences of ``text`` end (the whitespace after each one's period),
+    not counting the period of an abbreviation."""
+    return [
+        m.start()
+        for m in _SENTENCE_END.finditer(text)
+        if not text[: m.start()].lower().endswith(_ABBREVIATIONS)
+    ]
 
 
 def _drop_dangling(text: str) -> str:
@@ -99,10 +111,10 @@ def _drop_dangling(text: str) -> str:
     (``... This is step 3/3 of exporting the model to ONNX. Next steps:``)."""
     if not text.endswith(":"):
         return text
-    ends = list(_SENTENCE_END.finditer(text))
+    ends = _sentence_ends(text)
     if not ends:
         return text
-    return text[: ends[-1].start()].rstrip()
+    return text[: ends[-1]].rstrip()
 
 
 def one_line(text: str, limit: int | None = 500) -> str:
@@ -123,7 +135,7 @@ def one_line(text: str, limit: int | None = 500) -> str:
         line = kept
     if limit is None or len(line) <= limit:
         return line
-    sentences = [m.start() for m in _SENTENCE_END.finditer(line) if m.start() <= limit]
+    sentences = [end for end in _sentence_ends(line) if end <= limit]
     if sentences and sentences[-1] >= limit // 3:
         return line[: sentences[-1]].rstrip()
     room = line[: max(limit - 1, 0)]

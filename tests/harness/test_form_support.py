@@ -74,6 +74,17 @@ def test_a_cut_line_ends_a_sentence_never_a_dangling_announcement() -> None:
     clause = "a cause that goes on, and on with a clause, " + "x" * 200
     assert one_line(clause, 60) == "a cause that goes on, and on with a clause…"
     assert "\n" not in one_line("line one\nline two") and one_line("") == ""
+    # an abbreviation's period ends no sentence (Dynamo's cause in the example report
+    # was cut to "... either a Python builtin (e.g.")
+    dynamo = (
+        "Attempted to call function marked as skipped (Dynamo does not know how to trace "
+        "the builtin `_convolve2d.` This function is either a Python builtin (e.g. "
+        + "an extension, "
+        * 20
+    )
+    cut = one_line(dynamo, 240)
+    assert not cut.endswith(("(e.g.", "e.g")) and cut.endswith("…"), cut
+    assert one_line("It failed, i.e. badly. " + "word " * 60, 60) == "It failed, i.e. badly."
     # a first line that only announces the next one is completed by it (TorchScript)
     schema = "\n\nFunction.apply(Tensor cls, ...) -> Tensor 0:\nExpected a Tensor for 'cls'.\n:\n"
     assert (
