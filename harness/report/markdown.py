@@ -3,6 +3,7 @@ environment. Pure: it reads the loaded ``Results`` and returns a string."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from harness.report.explain import (
     setting_sentences,
 )
 from harness.report.faults import fault_lines
+from harness.report.heap import heap_lines, heap_regimes
 from harness.report.memory import memory_finding, memory_table
 from harness.report.scan_share import scan_section
 from harness.report.tables import (
@@ -219,6 +221,7 @@ def _layer_section(
     if len(contexts) == 1:
         out += [f"Measured in {contexts[0]}; size axis `{d.size_axis}`.", ""]
     out += _time_section(layer_frame, d, paths, notes)
+    out += heap_lines(heap_regimes(_runs_by_case(results, rows), _case_labels(rows)))
     out += _cost_sections(layer_frame, d, paths, notes)
     devs = results.deviations
     layer_devs = devs[devs["layer"] == d.layer] if len(devs) else None
@@ -239,6 +242,42 @@ def _layer_section(
     table = capability_table(caps[caps["layer"] == d.layer], notes) if len(caps) else None
     if table:
         out += [f"### Capabilities ({d.layer})", "", table, ""]
+    return out
+
+
+_PHASE_WORDS = {"step": "training step", "forward": "forward", "backward": "backward"}
+
+
+def _case_labels(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each timed case of ``rows`` in words: ``torch's training step at n=512, k=7``."""
+    return {
+        str(r["case"]): f"{r['impl']}'s {_PHASE_WORDS.get(str(r['phase']), r['phase'])} "
+        f"at {r['point']}"
+        for r in rows
+        if r.get("status") == "ok" and r.get("case")
+    }
+
+
+def _runs_by_case(
+    results: Results, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, list[tuple[float, float]]]:
+    """Per case of ``rows``: one (minor faults per call, median seconds per call) per
+    pyperf run (a timing process's values), from ``pyperf.json``."""
+    suite = results.suite()
+    if suite is None:
+        return {}
+    wanted = {str(r["case"]) for r in rows if r.get("case")}
+    out: dict[str, list[tuple[float, float]]] = {}
+    for bench in suite.get_benchmarks():
+        name = bench.get_name()
+        if name not in wanted:
+            continue
+        pairs = []
+        for run in bench.get_runs():
+            faults = run.get_metadata().get("harness_minor_faults")
+            if faults is not None and run.values:
+                pairs.append((float(faults), statistics.median(run.values)))
+        out[name] = pairs
     return out
 
 
