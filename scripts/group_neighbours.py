@@ -86,13 +86,13 @@ def _time_in_child(worker: Any, variants: Sequence[Any], phase: str, rounds: int
         code = 0
         try:
             set_threads(variants[0].threads)
-            funcs = {}
+            funcs, loops = {}, {}
             for v in variants:  # one that cannot run the phase is left out, as a row
                 try:
                     funcs[v.impl] = worker.prepare(v).time_func(phase)
+                    loops[v.impl] = calibrate_loops(funcs[v.impl], worker.job.min_time)[0]
                 except Exception:  # the harness's setup pass says why
-                    continue
-            loops = {impl: calibrate_loops(f, worker.job.min_time)[0] for impl, f in funcs.items()}
+                    funcs.pop(v.impl, None)
             out: dict[str, dict[str, list[float]]] = {i: {"s": [], "faults": []} for i in funcs}
             rng = random.Random(0)
             for r in range(-1, rounds):

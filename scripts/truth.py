@@ -7,7 +7,10 @@ For a handful of picks (layer, baseline, candidate, grid point) this script
    ``results.csv``: the ``step`` row (a training step) and the ``forward`` row (the
    inference forward);
 2. measures the same two things with its own plain loop, in a fresh process per pick
-   and thread setting (``--processes`` of them), exactly as a user's code runs them,
+   and thread setting (``--processes`` of them before the harness run, as many after
+   it: the truth is pooled from both, and the table shows how far it moved between
+   them, since this machine's speed drifts over minutes and not alike for every
+   implementation), exactly as a user's code runs them,
    under the default allocator (glibc malloc defaults: ``MALLOC_*`` and ``LD_PRELOAD``
    are cleared), the forward first and then the step (an inference process has run
    forwards only; the harness orders a group's phases the same way):
@@ -273,6 +276,23 @@ def fault_regimes_differ(harness: float, truth: float, faulting: float = FAULTIN
         return False
     high, low = max(harness, truth), min(harness, truth)
     return high >= faulting and low <= high / 4
+
+
+def truth_drift(
+    before: Sequence[Sequence[float]], after: Sequence[Sequence[float]]
+) -> tuple[float, float] | None:
+    """The truth's speedup from its processes before the harness run and from those
+    after it (each the median of the per-round ratios of its processes), or None
+    when either side has none."""
+    if not any(before) or not any(after):
+        return None
+    return pooled_median(before), pooled_median(after)
+
+
+def drift_apart(before: float, after: float, tolerance: float = TOLERANCE) -> bool:
+    """Whether the truth moved by more than ``tolerance`` between before and after: by
+    itself more than the harness is allowed to differ from it."""
+    return max(before, after) / min(before, after) - 1 > tolerance
 
 
 def harness_faults(
@@ -640,6 +660,7 @@ COLUMNS = (
     "intervals overlap?",
     "within 15%?",
     "faults/call base, cand: harness | truth",
+    "truth before → after harness",
 )
 
 
@@ -727,35 +748,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed = 0
         for (layer, source), group in harness_groups(picks).items():
             for label, count in settings:
-                folder = out / f"harness-{layer}-t{count}"
-                cmd = harness_command(
-                    group,
-                    count,
-                    folder,
-                    args.profile,
-                    args.budget,
-                    layer_file if source == "readme" else None,
-                )
-                t0 = time.perf_counter()
-                res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-                print(
-                    f"harness {layer} threads={count}: {time.perf_counter() - t0:.0f}s, "
-                    f"exit {res.returncode}",
-                    flush=True,
-                )
-                rows: list[dict[str, str]] = []
-                if (folder / "results.csv").is_file():
-                    rows = read_rows(folder / "results.csv")
-                elif res.returncode != 0:
-                    errors.append(f"harness {layer} t{count}: {res.stderr.strip()[-300:]}")
-                for pick in group:
-                    groups: dict[str, list[list[float]]] = {ph: [] for ph in PHASES}
-                    ms: dict[str, dict[str, list[float]]] = {
-                        ph: {"baseline": [], "candidate": []} for ph in PHASES
-                    }
-                    flt: dict[str, dict[str, list[float]]] = {
-                        ph: {"baseline": [], "candidate": []} for ph in PHASES
-                    }
+
+                def truth_runs(pick: Pick, label: str = label, count: int = count) -> list[Any]:
+                    """``--processes`` truth processes of ``pick``, each one's result."""
+                    nonlocal seed
+                    found = []
                     for _ in range(args.processes):
                         seed += 1
                         spec = Spec(
@@ -777,11 +774,54 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 f"threads, the harness {count}"
                             )
                         record.append({"pick": pick.name, "threads": count, **got})
-                        for ph in PHASES:
-                            groups[ph].append(got["phases"][ph]["ratios"])
-                            for side in ("baseline", "candidate"):
-                                ms[ph][side].extend(got["phases"][ph]["times"][side])
-                                flt[ph][side].extend(got["phases"][ph]["faults"][side])
+                        found.append(got)
+                    return found
+
+                # the truth is measured before and after the harness run, and pooled: a
+                # machine whose speed drifts over minutes (this VM's does, and not alike
+                # for every implementation) moves the truth itself, which the table shows
+                before = {pick.name: truth_runs(pick) for pick in group}
+                folder = out / f"harness-{layer}-t{count}"
+                cmd = harness_command(
+                    group,
+                    count,
+                    folder,
+                    args.profile,
+                    args.budget,
+                    layer_file if source == "readme" else None,
+                )
+                t0 = time.perf_counter()
+                res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+                print(
+                    f"harness {layer} threads={count}: {time.perf_counter() - t0:.0f}s, "
+                    f"exit {res.returncode}",
+                    flush=True,
+                )
+                rows: list[dict[str, str]] = []
+                if (folder / "results.csv").is_file():
+                    rows = read_rows(folder / "results.csv")
+                elif res.returncode != 0:
+                    errors.append(f"harness {layer} t{count}: {res.stderr.strip()[-300:]}")
+                after = {pick.name: truth_runs(pick) for pick in group}
+                for pick in group:
+                    groups: dict[str, list[list[float]]] = {ph: [] for ph in PHASES}
+                    ms: dict[str, dict[str, list[float]]] = {
+                        ph: {"baseline": [], "candidate": []} for ph in PHASES
+                    }
+                    flt: dict[str, dict[str, list[float]]] = {
+                        ph: {"baseline": [], "candidate": []} for ph in PHASES
+                    }
+                    halves: dict[str, list[list[float]]] = {}
+                    for when, runs in (("before", before[pick.name]), ("after", after[pick.name])):
+                        for got in runs:
+                            for ph in PHASES:
+                                groups[ph].append(got["phases"][ph]["ratios"])
+                                halves.setdefault(f"{ph}/{when}", []).append(
+                                    got["phases"][ph]["ratios"]
+                                )
+                                for side in ("baseline", "candidate"):
+                                    ms[ph][side].extend(got["phases"][ph]["times"][side])
+                                    flt[ph][side].extend(got["phases"][ph]["faults"][side])
                     for ph in PHASES:
                         truth = summarize(groups[ph], seed=seed)
                         figure = harness_figure(rows, pick, count, ph)
@@ -814,6 +854,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                         if regimes:
                             fault_cell += f" (regimes differ: {' and '.join(regimes)})"
+                        moved = truth_drift(
+                            halves.get(f"{ph}/before", []), halves.get(f"{ph}/after", [])
+                        )
+                        drift_cell = f"×{moved[0]:.2f} → ×{moved[1]:.2f}" if moved else "n/a"
+                        drifted = moved is not None and drift_apart(*moved)
+                        if drifted:
+                            drift_cell += " (moved)"
                         table.append(
                             {
                                 "pick": pick.name,
@@ -833,6 +880,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 ],
                                 "within 15%?": "[pass]" if ok else "[fail]",
                                 "faults/call base, cand: harness | truth": fault_cell,
+                                "truth before → after harness": drift_cell,
+                                "_drift": str(drifted),
                                 "_phase": ph,
                                 "_ok": str(ok),
                                 "_regimes": ",".join(regimes),
@@ -865,11 +914,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         missed = [r for r in mine if r["_ok"] != "True"]
         apart = [r for r in missed if r.get("_regimes")]
+        moved = [r for r in missed if r.get("_drift") == "True"]
         if missed:
             print(
                 f"       of its {len(missed)} misses, {len(apart)} ran a side in another page-fault "
                 "regime in the harness than in the truth's process (glibc's heap, shaped by what "
-                "else each process holds: scripts/group_neighbours.py)"
+                "else each process holds: scripts/group_neighbours.py), and at "
+                f"{len(moved)} the truth itself moved more than {TOLERANCE:.0%} between its "
+                "processes before and after the harness run"
             )
     return 1 if errors else 0
 

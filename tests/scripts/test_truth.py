@@ -265,3 +265,23 @@ def test_harness_faults_are_read_from_the_sides_row_for_the_phase() -> None:
     assert truth.harness_faults(rows, PICK, 1, "forward", "torch") == 2.0
     assert truth.harness_faults(rows, PICK, 1, "step", "scipy") == 3.0
     assert math.isnan(truth.harness_faults(rows, PICK, 2, "step", "torch"))  # other threads
+
+
+# -- the truth's own drift --------------------------------------------------------------------
+
+
+def test_the_truth_before_and_after_the_harness_run_is_each_sides_pooled_median() -> None:
+    before = [[2.0, 2.2, 2.1], [2.3]]
+    after = [[3.0, 3.2], [3.1]]
+    assert truth.truth_drift(before, after) == pytest.approx((2.15, 3.1))
+    assert truth.truth_drift([], after) is None
+    assert truth.truth_drift(before, [[]]) is None
+
+
+def test_the_truth_moved_when_its_two_sides_differ_by_more_than_the_tolerance() -> None:
+    # SciPy's correlate2d at n=128 took 0.46 ms in one minute and 0.85 ms in another
+    # (2026-11-30, AVX512) while torch's conv2d barely moved: the ratio moves with it
+    assert truth.drift_apart(8.8, 12.0)
+    assert truth.drift_apart(12.0, 8.8)
+    assert not truth.drift_apart(8.8, 9.9)
+    assert not truth.drift_apart(1.0, 1.15)  # exactly the tolerance is not beyond it
