@@ -39,7 +39,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -70,6 +70,7 @@ from harness.protocol import (
     PhaseBreakdown,
     PhaseSetup,
     ProfileTask,
+    ProtocolError,
     RoundsDone,
     RoundsTask,
     SetupDone,
@@ -78,6 +79,8 @@ from harness.protocol import (
     Task,
     Validated,
     ValidateTask,
+    event_from_json,
+    event_to_json,
 )
 from harness.registry import Registry, validate_layer
 
@@ -395,12 +398,10 @@ class Worker:
             self.log.write(cached)
             return
         t0 = time.perf_counter()
-        variant = task.variant
         key, found = self._breakdown_lookups.get(task) or self._breakdown_key(task)
-        status = found.status if key is not None else ""
         try:
             with quiet():
-                p = self.prepare(variant)
+                p = self.prepare(task.variant)
             costs = calibrate()
         except Exception as exc:
             err = (
@@ -408,15 +409,15 @@ class Worker:
                 if isinstance(exc, FormUnsupported)
                 else PhaseBreakdown("error", error=describe(exc))
             )
-            failed = dict.fromkeys(task.phases, err)
-            self.log.write(BreakdownDone(variant, failed, cache=status))
-            if err.status == "unsupported":  # the code's verdict; an error may not recur
-                self._store("breakdown", key, {ph: asdict(b) for ph, b in failed.items()})
-            return
-        phases = {phase: profile_phase(p, phase, costs) for phase in task.phases}
-        self.log.write(BreakdownDone(variant, phases, time.perf_counter() - t0, cache=status))
-        if all(b.status != "error" for b in phases.values()):
-            self._store("breakdown", key, {ph: asdict(b) for ph, b in phases.items()})
+            done = BreakdownDone(task.variant, dict.fromkeys(task.phases, err))
+        else:
+            phases = {phase: profile_phase(p, phase, costs) for phase in task.phases}
+            done = BreakdownDone(task.variant, phases, time.perf_counter() - t0)
+        status = found.status if key is not None else ""
+        self.log.write(replace(done, cache=status))
+        # kept unless a phase failed: an error may not recur, an unsupported form will
+        if all(b.status != "error" for b in done.phases.values()):
+            self._store("breakdown", key, event_to_json(done)["phases"])
 
     def _breakdown_key(self, task: ProfileTask) -> tuple[dict[str, Any] | None, Lookup]:
         """The key of ``task``'s breakdown and what the cache holds for it (no key: not
@@ -463,9 +464,9 @@ class Worker:
         # what is timed, and the profiled calls whose page faults explain it, run in a
         # process of their own (run_in_child)
         for task in self.job.tasks:
-            if self.forking and task in self._cached_breakdowns:
-                self.run_task(task)  # nothing to profile: its cached parts are written
-            elif self.forking and isinstance(task, RoundsTask | ProfileTask):
+            forked = isinstance(task, RoundsTask | ProfileTask)
+            # a cached profile has nothing to profile: its parts are written here
+            if self.forking and forked and task not in self._cached_breakdowns:
                 run_in_child(functools.partial(self.run_task, task))
             else:
                 self.run_task(task)
@@ -473,18 +474,19 @@ class Worker:
 
 
 def _breakdown_from_cache(task: ProfileTask, found: Lookup) -> BreakdownDone | None:
-    """``task``'s breakdown from its cache lookup, or None (a miss, or an entry that
-    does not decode: ``Worker.profile`` then profiles it in full)."""
+    """``task``'s breakdown from its cache lookup (the phases as ``BreakdownDone``'s
+    event holds them), or None (a miss, or an entry that does not decode or lacks a
+    phase: ``Worker.profile`` then profiles it in full)."""
     if not found.hit:
         return None
+    data = {"event": BreakdownDone.kind, "variant": task.variant.to_json(), "phases": found.value}
     try:
-        phases = {
-            ph: PhaseBreakdown(**{**found.value[ph], "parts": tuple(found.value[ph]["parts"])})
-            for ph in task.phases
-        }
-    except (KeyError, TypeError, AttributeError):
+        done = event_from_json(data)
+    except ProtocolError:
         return None
-    return BreakdownDone(task.variant, phases, 0.0, cache="hit")
+    if not isinstance(done, BreakdownDone) or set(done.phases) != set(task.phases):
+        return None
+    return replace(done, cache="hit")
 
 
 def _time_rounds(

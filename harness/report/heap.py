@@ -36,7 +36,7 @@ class HeapRegimes:
 
     case: str
     label: str
-    """What it is, in words: ``torch's training step at n=512, k=7``."""
+    """What it is, in words: ``torch's training step at n=512,k=7``."""
     reused_s: float
     """Median seconds per call over the processes that reused their buffers."""
     reused_faults: float

@@ -249,7 +249,7 @@ _PHASE_WORDS = {"step": "training step", "forward": "forward", "backward": "back
 
 
 def _case_labels(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Each timed case of ``rows`` in words: ``torch's training step at n=512, k=7``."""
+    """Each timed case of ``rows`` in words: ``torch's training step at n=512,k=7``."""
     return {
         str(r["case"]): f"{r['impl']}'s {_PHASE_WORDS.get(str(r['phase']), r['phase'])} "
         f"at {r['point']}"
