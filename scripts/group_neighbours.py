@@ -74,10 +74,12 @@ def table(group: Mapping[str, Any], pairs: Mapping[str, Any], baseline: str) -> 
 
 def _time_in_child(worker: Any, variants: Sequence[Any], phase: str, rounds: int) -> Any:
     """Fork a child (``harness.worker.run_in_child``'s way), prepare ``variants`` there,
-    time ``rounds`` rounds of one value each (after a discarded warm-up round), and
-    return ``{impl: {"s": [...], "faults": [...]}}`` through a pipe."""
+    time ``rounds`` rounds with the harness's own round loop (``_time_rounds``: a
+    discarded warm-up round, a fresh random order each round, page faults counted
+    around each value), and return ``{impl: {"s": [...], "faults": [...]}}`` through a
+    pipe."""
     from harness.measure import calibrate_loops, set_threads
-    from harness.profile_call import minor_faults
+    from harness.worker import _time_rounds, _Timed
 
     read, write = os.pipe()
     pid = os.fork()
@@ -93,18 +95,9 @@ def _time_in_child(worker: Any, variants: Sequence[Any], phase: str, rounds: int
                     loops[v.impl] = calibrate_loops(funcs[v.impl], worker.job.min_time)[0]
                 except Exception:  # the harness's setup pass says why
                     funcs.pop(v.impl, None)
-            out: dict[str, dict[str, list[float]]] = {i: {"s": [], "faults": []} for i in funcs}
-            rng = random.Random(0)
-            for r in range(-1, rounds):
-                order = list(funcs)
-                rng.shuffle(order)
-                for impl in order:
-                    f0 = minor_faults()
-                    seconds = funcs[impl](loops[impl]) / loops[impl]
-                    faults = (minor_faults() - f0) / loops[impl]
-                    if r >= 0:
-                        out[impl]["s"].append(seconds)
-                        out[impl]["faults"].append(faults)
+            timed = _Timed()
+            _time_rounds(funcs, loops, rounds, random.Random(0), timed, worker.job.min_time)
+            out = {i: {"s": timed.values[i], "faults": timed.faults[i]} for i in timed.values}
             data = json.dumps(out).encode()
         except BaseException as exc:
             data = json.dumps({"error": repr(exc)}).encode()

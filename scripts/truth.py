@@ -811,14 +811,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flt: dict[str, dict[str, list[float]]] = {
                         ph: {"baseline": [], "candidate": []} for ph in PHASES
                     }
-                    halves: dict[str, list[list[float]]] = {}
+                    # each phase's per-process ratios, from before and from after the harness
+                    halves: dict[str, dict[str, list[list[float]]]] = {
+                        ph: {"before": [], "after": []} for ph in PHASES
+                    }
                     for when, runs in (("before", before[pick.name]), ("after", after[pick.name])):
                         for got in runs:
                             for ph in PHASES:
                                 groups[ph].append(got["phases"][ph]["ratios"])
-                                halves.setdefault(f"{ph}/{when}", []).append(
-                                    got["phases"][ph]["ratios"]
-                                )
+                                halves[ph][when].append(got["phases"][ph]["ratios"])
                                 for side in ("baseline", "candidate"):
                                     ms[ph][side].extend(got["phases"][ph]["times"][side])
                                     flt[ph][side].extend(got["phases"][ph]["faults"][side])
@@ -854,9 +855,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                         if regimes:
                             fault_cell += f" (regimes differ: {' and '.join(regimes)})"
-                        moved = truth_drift(
-                            halves.get(f"{ph}/before", []), halves.get(f"{ph}/after", [])
-                        )
+                        moved = truth_drift(halves[ph]["before"], halves[ph]["after"])
                         drift_cell = f"×{moved[0]:.2f} → ×{moved[1]:.2f}" if moved else "n/a"
                         drifted = moved is not None and drift_apart(*moved)
                         if drifted:

@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
+import allocator_history as script  # scripts/ is on sys.path (conftest.py)
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def _load() -> ModuleType:
-    name = "_allocator_history_script"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "allocator_history.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load()
 
 
 def test_points_keep_integers_and_strings() -> None:

@@ -3,27 +3,7 @@ prints. No worker or child is started."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def _load() -> ModuleType:
-    name = "_group_neighbours_script"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "group_neighbours.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load()
+import group_neighbours as script  # scripts/ is on sys.path (conftest.py)
 
 
 def test_importing_the_script_starts_no_torch() -> None:

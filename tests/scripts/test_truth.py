@@ -5,31 +5,14 @@ command it builds and its options. No worker or truth process is started."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+import truth  # scripts/ is on sys.path (conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def _load() -> ModuleType:
-    name = "_truth_script"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "truth.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-truth = _load()
 
 
 def test_importing_the_script_loads_no_torch_and_none_of_the_harness_machinery() -> None:
