@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.results import atomic_write_bytes
+from harness.atomic import atomic_write_bytes
 
 __all__ = [
     "CACHE_ENV",

@@ -304,7 +304,7 @@ def _onnx_model(
                 return model_path.read_bytes(), float(meta["export_s"]), True
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is re-exported below
-    from harness.results import atomic_write_bytes, atomic_write_json
+    from harness.atomic import atomic_write_bytes, atomic_write_json
 
     module = CallableModule(fn).eval()
     cpu_example = tuple(t.detach().cpu() for t in example)

@@ -517,7 +517,7 @@ class Job:
         )
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        from harness.results import atomic_write_json
+        from harness.atomic import atomic_write_json
 
         atomic_write_json(path, self.to_json())
 

@@ -403,3 +403,18 @@ def test_harness_modules_do_not_import_the_builtin_layers() -> None:
         f"the built-in layers package {package!r} imports harness; it is loaded by name "
         "(harness.registry.builtin_layers), not imported by: " + ", ".join(offenders)
     )
+
+
+def test_a_worker_process_does_not_import_pandas() -> None:
+    # A worker writes events and cache entries, never frames: pandas would cost each of
+    # a run's worker processes 0.3 s of start-up (2026-11-30, AVX512).
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, harness.worker; print('pandas' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT.parent,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
