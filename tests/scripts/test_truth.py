@@ -5,6 +5,7 @@ command it builds and its options. No worker or truth process is started."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -268,3 +269,64 @@ def test_the_truth_moved_when_its_two_sides_differ_by_more_than_the_tolerance() 
     assert truth.drift_apart(12.0, 8.8)
     assert not truth.drift_apart(8.8, 9.9)
     assert not truth.drift_apart(1.0, 1.15)  # exactly the tolerance is not beyond it
+
+
+# -- per-process spreads ----------------------------------------------------------------
+
+
+def _rounds_event(point: list[list[object]], threads: int, values: dict[str, list[float]]) -> str:
+    return json.dumps(
+        {
+            "event": "rounds",
+            "group": {"layer": "fft", "point": point, "dtype": "float32", "threads": threads},
+            "process": 0,
+            "values": values,
+        }
+    )
+
+
+def test_the_harness_speedup_of_each_timing_process_is_read_from_its_raw_rounds(
+    tmp_path: Path,
+) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    case = "fft/{impl}/n=64/float32/t2/cpu/glibc/{phase}"
+    mine = {
+        case.format(impl="numpy", phase="forward"): [2.0, 4.0, 3.0],
+        case.format(impl="torch", phase="forward"): [1.0, 1.0, 2.0],
+        case.format(impl="numpy", phase="step"): [9.0, 9.0, 9.0],
+        case.format(impl="torch", phase="step"): [3.0, 3.0, 3.0],
+    }
+    other_point = {k.replace("n=64", "n=1024"): v for k, v in mine.items()}
+    (raw / "timing-000.jsonl").write_text(
+        "\n".join(
+            [
+                json.dumps({"event": "start", "task": {}}),
+                _rounds_event([["n", 64]], 2, mine),
+                _rounds_event([["n", 1024]], 2, {k: [1.0] for k in other_point}),
+                _rounds_event([["n", 64]], 1, {k: [7.0] for k in mine}),  # another setting
+                '{"event": "rounds", "group": {"lay',  # cut by a killed worker
+            ]
+        )
+    )
+    (raw / "timing-001.jsonl").write_text(
+        _rounds_event([["n", 64]], 2, {k: [v[0]] for k, v in mine.items()})
+    )
+    pick = truth.Pick("fft-64", "fft", {"n": 64}, "numpy", "torch")
+    # round by round: 2/1, 4/1, 3/2 -> median 2.0; the second process: 2/1
+    assert truth.harness_process_ratios(tmp_path, pick, 2, "forward") == [2.0, 2.0]
+    assert truth.harness_process_ratios(tmp_path, pick, 2, "step") == [3.0, 3.0]
+    assert truth.harness_process_ratios(tmp_path, pick, 4, "step") == []
+
+
+def test_spreads_are_apart_only_when_every_harness_process_is_beyond_the_truths_range() -> None:
+    # fft n=64 forward on 2 threads, 2026-11-30: the harness's processes at 1.83-2.90,
+    # the truth's at 1.52-1.60
+    assert truth.spreads_apart([2.90, 1.83, 2.20], [1.57, 1.52, 1.60])
+    assert truth.spreads_apart([0.5, 0.6], [0.7, 0.9])
+    assert not truth.spreads_apart([1.55, 2.9], [1.52, 1.60])  # one process inside
+    assert not truth.spreads_apart([0.5, 1.2], [0.7, 0.9])  # on both sides of it
+    assert not truth.spreads_apart([], [1.0])
+    assert truth.process_ratios([[1.0, 3.0, 2.0], [], [5.0]]) == [2.0, 5.0]
+    assert truth.spread_cell([2.9, 1.83], [1.5]) == "1.83–2.90 | 1.50–1.50"
+    assert truth.spread_cell([], [1.5]) == "n/a | 1.50–1.50"
