@@ -11,14 +11,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from harness.case import Variant
-from harness.deviation import compare_tensors, gradients, output_mismatch
+from harness.deviation import compare_tensors, gradients, output_mismatch, run_gradcheck
 from harness.errors import describe
 from harness.forms import quiet
 from harness.layer import Layer
@@ -223,3 +223,31 @@ def profile_phase(p: Prepared, phase: str, costs: Costs) -> PhaseBreakdown:
         plain_s=b.plain_s,
         minor_faults=found.minor_faults,
     )
+
+
+def checked_gradient(
+    fn: Callable[..., Any], inputs: Sequence[torch.Tensor], mask: Sequence[bool]
+) -> tuple[bool | None, str, str]:
+    """``torch.autograd.gradcheck`` of ``fn`` at float64 ``inputs``, or why it is not run:
+    ``(ok, why, returns)``. ``returns`` names a dtype, device or shape the layer returns
+    that its input does not have (``deviation.output_mismatch``), "" if none; then
+    ``ok`` is None: gradcheck's finite differences need float64 end to end, and on a
+    layer that rounds to float32 (``torch.Tensor(ndarray)``) they would fail whatever
+    its formula. An error in the layer is ``(False, its description, returns)``."""
+    returns = ""
+    try:
+        with torch.no_grad():
+            out = fn(*inputs)
+        returns = output_mismatch(out, inputs) or ""
+        if returns:
+            return (
+                None,
+                f"not run: it returns {returns}, and gradcheck needs float64 outputs; its "
+                "gradients are judged against the float64 reference in the dtype measured "
+                "instead",
+                returns,
+            )
+        ok, why = run_gradcheck(fn, inputs, mask)
+    except Exception as exc:
+        return False, describe(exc), returns
+    return ok, why, returns

@@ -72,6 +72,7 @@ __all__ = [
     "TimingLog",
     "WorkerJob",
     "declared_impls",
+    "setup_tasks",
 ]
 
 #: Seconds a worker takes to start (import torch, build the registry): budgeted for.
@@ -200,6 +201,62 @@ def group_cases(plan: Plan, state: State, group: Group) -> tuple[tuple[Case, int
     return tuple(cases)
 
 
+def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], tuple[Event, ...]]:
+    """The setup tasks left for ``allocator`` given what ``state`` holds, and the setups
+    of compiled forms not worth timing (to record, not to run). Pure."""
+    config = plan.config
+    tasks: list[Task] = []
+    skipped: list[Event] = []
+    first = allocator == config.allocators[0]
+    for name in plan.layers if (config.capabilities and first) else ():
+        if name not in state.capabilities:
+            tasks.append(CapabilitiesTask(name, declared_impls(plan, name)))
+    planned: set[GradcheckTask] = set()
+    for group in plan.groups:
+        if group.allocator != allocator:
+            continue
+        info = plan.info[group.layer]
+        for variant in plan.variants_of(group):
+            impl = variant.impl
+            # A baseline declared without a backward has no gradient to check.
+            if (
+                first
+                and info.roles[impl] == "baseline"
+                and info.forms[impl] == "eager"
+                and impl in info.backward
+            ):
+                task = GradcheckTask(variant.layer, impl)
+                if (task.layer, task.impl) not in state.gradchecks and task not in planned:
+                    planned.add(task)
+                    tasks.append(task)
+            if variant.name in state.setup:
+                continue
+            if info.roles[impl] == "compiled":
+                why = _compiled_not_timed(plan, state, variant.layer, info.sources[impl])
+                if why == _PENDING:
+                    continue  # decided once the layer's capability matrix is known
+                if why:
+                    skipped_phase = PhaseSetup("unsupported", error=why)
+                    phases = {ph: skipped_phase for ph in config.phases}
+                    skipped.append(SetupDone(variant, phases))
+                    continue
+            tasks.append(SetupTask(variant))
+    return tasks, tuple(skipped)
+
+
+def _compiled_not_timed(plan: Plan, state: State, layer: str, source: str) -> str | None:
+    """Why ``<baseline>-compile`` is not worth timing, from the capability matrix:
+    ``torch.compile(fullgraph=True)`` cannot take the baseline whole, so compiling it as
+    declared is no port (``capabilities.compile_not_timed``). ``_PENDING`` while the
+    matrix is still to be computed; ``None``: time it."""
+    rows = state.capabilities.get(layer)
+    if rows is None:
+        return _PENDING if plan.config.capabilities else None
+    from harness.capabilities import compile_not_timed
+
+    return compile_not_timed(rows, source)
+
+
 class Scheduler:
     """Answers ``next(state)`` with the next ``WorkerJob``, a ``Record``, or ``Stop``.
 
@@ -263,7 +320,7 @@ class Scheduler:
                 allocator,
                 -1,
                 SETUP_FILE,
-                lambda a=allocator: self._setup(a),  # type: ignore[misc]
+                lambda a=allocator: setup_tasks(self.plan, self._state, a),  # type: ignore[misc]
                 "checking",
             )
         yield from self._timing_passes()
@@ -301,62 +358,6 @@ class Scheduler:
             if attempts == 1 and label is not None:
                 first = (label, len(tasks) if count is None else count)
             yield WorkerJob(mode, tuple(tasks), allocator, raw, process, attempts, first)
-
-    # -- setup ----------------------------------------------------------------------
-
-    def _setup(self, allocator: str) -> tuple[list[Task], tuple[Event, ...]]:
-        """The setup tasks left for ``allocator``, and the setups of compiled forms
-        not worth timing (to record, not to run)."""
-        state, plan = self._state, self.plan
-        tasks: list[Task] = []
-        skipped: list[Event] = []
-        first = allocator == self.config.allocators[0]
-        for name in plan.layers if (self.config.capabilities and first) else ():
-            if name not in state.capabilities:
-                tasks.append(CapabilitiesTask(name, declared_impls(plan, name)))
-        planned: set[GradcheckTask] = set()
-        for group in plan.groups:
-            if group.allocator != allocator:
-                continue
-            info = plan.info[group.layer]
-            for variant in plan.variants_of(group):
-                impl = variant.impl
-                # A baseline declared without a backward has no gradient to check.
-                if (
-                    first
-                    and info.roles[impl] == "baseline"
-                    and info.forms[impl] == "eager"
-                    and impl in info.backward
-                ):
-                    task = GradcheckTask(variant.layer, impl)
-                    if (task.layer, task.impl) not in state.gradchecks and task not in planned:
-                        planned.add(task)
-                        tasks.append(task)
-                if variant.name in state.setup:
-                    continue
-                if info.roles[impl] == "compiled":
-                    why = self._compiled_not_timed(variant.layer, info.sources[impl])
-                    if why == _PENDING:
-                        continue  # decided once the layer's capability matrix is known
-                    if why:
-                        skipped_phase = PhaseSetup("unsupported", error=why)
-                        phases = {ph: skipped_phase for ph in self.config.phases}
-                        skipped.append(SetupDone(variant, phases))
-                        continue
-                tasks.append(SetupTask(variant))
-        return tasks, tuple(skipped)
-
-    def _compiled_not_timed(self, layer: str, source: str) -> str | None:
-        """Why ``<baseline>-compile`` is not worth timing, from the capability matrix:
-        ``torch.compile(fullgraph=True)`` cannot take the baseline whole, so compiling
-        it as declared is no port (``capabilities.compile_not_timed``). ``_PENDING`` while
-        the matrix is still to be computed; ``None``: time it."""
-        rows = self._state.capabilities.get(layer)
-        if rows is None:
-            return _PENDING if self.config.capabilities else None
-        from harness.capabilities import compile_not_timed
-
-        return compile_not_timed(rows, source)
 
     # -- timing ---------------------------------------------------------------------
 

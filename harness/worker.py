@@ -46,8 +46,7 @@ import torch
 
 from harness.cache import Checks, Lookup
 from harness.case import PHASES, Variant
-from harness.checks import SetupChecks, cache_entry, profile_phase
-from harness.deviation import output_mismatch, run_gradcheck
+from harness.checks import SetupChecks, cache_entry, checked_gradient, profile_phase
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
@@ -179,8 +178,6 @@ class Worker:
         self._prepared[variant] = prepared
         return prepared
 
-    # -- setup mode -----------------------------------------------------------------
-
     # -- the cache of checks (harness.cache) -----------------------------------------
 
     def _cached(
@@ -276,29 +273,8 @@ class Worker:
             return
         inputs = layer.make(point, torch.float64, "cpu", self.seed)
         mask = [name in layer.differentiable for name in layer.inputs]
-        fn = impl.callable_for(point)
-        returns = ""
-        ok: bool | None
-        try:
-            with quiet():
-                with torch.no_grad():
-                    out = fn(*inputs)
-                returns = output_mismatch(out, inputs) or ""
-                if returns:
-                    # gradcheck's finite differences need float64 end to end: on a layer
-                    # that rounds to float32 they would fail whatever its formula.
-                    ok, why = (
-                        None,
-                        (
-                            f"not run: it returns {returns}, and gradcheck needs float64 "
-                            "outputs; its gradients are judged against the float64 reference "
-                            "in the dtype measured instead"
-                        ),
-                    )
-                else:
-                    ok, why = run_gradcheck(fn, inputs, mask)
-        except Exception as exc:
-            ok, why = False, describe(exc)
+        with quiet():
+            ok, why, returns = checked_gradient(impl.callable_for(point), inputs, mask)
         self._store("gradcheck", key, [ok, why, format_point(point), returns])
         status = found.status if key is not None else ""
         self.log.write(

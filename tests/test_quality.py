@@ -48,3 +48,30 @@ def test_readme_run_options_table_is_generated_from_the_declaration() -> None:
     assert text[start:end].strip() == options_markdown().strip(), (
         "README's run options differ from RunConfig: paste harness.config.options_markdown()"
     )
+
+
+#: The largest a class (docstrings included) and a function of the package may grow
+#: (issue 17: a class over 350 lines does more than one job; past about 80, a function
+#: can usually be split where its steps are).
+MAX_CLASS_LINES = 350
+MAX_FUNCTION_LINES = 90
+
+
+def test_no_class_or_function_of_the_package_outgrows_its_limit() -> None:
+    import ast
+
+    too_long = []
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                limit = MAX_CLASS_LINES
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                limit = MAX_FUNCTION_LINES
+            else:
+                continue
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            if lines > limit:
+                too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {lines}")
+    assert not too_long, (
+        f"over the limit ({MAX_CLASS_LINES} a class, {MAX_FUNCTION_LINES} a function): {too_long}"
+    )
