@@ -3,7 +3,8 @@
 For a handful of picks (layer, baseline, candidate, grid point) this script
 
 1. runs ``python -m harness run`` on a narrow grid (once per layer and thread setting,
-   covering all of that layer's picks) and reads the candidate's paired speedups from
+   covering all of that layer's picks), with the budget per grid point that a run of
+   the default grid gets (``--budget`` to set it), and reads the candidate's paired speedups from
    ``results.csv``: the ``step`` row (a training step) and the ``forward`` row (the
    inference forward);
 2. measures the same two things with its own plain loop, in a fresh process per pick
@@ -193,6 +194,35 @@ def harness_command(
         cmd += ["--budget", f"{budget:g}"]
     cmd += ["--no-capabilities", "--no-memory", "--out", str(out), "--no-report", "--quiet"]
     return cmd
+
+
+def grid_groups(picks: Sequence[Pick]) -> int:
+    """How many groups (grid points) the narrow harness run of ``picks`` measures: the
+    product of each axis's distinct values, as ``harness_command`` writes the grid."""
+    axes: dict[str, set[int]] = {}
+    for pick in picks:
+        for axis, value in pick.point.items():
+            axes.setdefault(axis, set()).add(value)
+    count = 1
+    for values in axes.values():
+        count *= len(values)
+    return count
+
+
+def default_budget_per_group(profile: str = "default") -> float:
+    """The timing budget a run of the default grid (``python -m harness run``) gives
+    each of its groups: ``profile``'s budget over the default grid's groups (the
+    default profile: 420 s over 24 groups on 2026-11-30). The harness run here gets as
+    much per group, so that its figures are those of the run a user makes: a fixed 20 s
+    left a three-point run at its fewest rounds, with none of the adaptive rounds a
+    default run gives the points still undecided. Imports torch (the built-in layers
+    make the default grid)."""
+    from harness.config import PROFILES, RunConfig
+    from harness.plan import make_plan
+    from harness.registry import Registry
+
+    groups = len(make_plan(Registry.default([]), RunConfig()).groups)
+    return PROFILES[profile].budget_s / max(groups, 1)
 
 
 # -- statistics (our own, not harness.stats) ---------------------------------------------
@@ -751,8 +781,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--budget",
         type=float,
-        default=20.0,
-        help="the harness's --budget per run, seconds (default: 20)",
+        default=None,
+        help=(
+            "the harness's --budget per run, seconds (default: what a default run gives "
+            "each group, times the run's groups)"
+        ),
     )
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "truth")
     parser.add_argument(
@@ -784,6 +817,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         picks = select_picks(args.picks)
         if args.processes < 1 or args.seconds <= 0 or args.block_ms <= 0:
             raise ValueError("--processes, --seconds and --block-ms must be positive")
+        if args.budget is not None and args.budget <= 0:
+            raise ValueError("--budget must be positive")
+        from harness.config import PROFILES
+
+        if args.profile not in PROFILES:
+            raise ValueError(f"--profile: no profile {args.profile!r} ({', '.join(PROFILES)})")
+        per_group = default_budget_per_group(args.profile) if args.budget is None else math.nan
         env = probe()
         settings = parse_threads(args.threads, env["threads"])
     except ValueError as exc:
@@ -851,19 +891,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # for every implementation) moves the truth itself, which the table shows
                 before = {pick.name: truth_runs(pick) for pick in group}
                 folder = out / f"harness-{layer}-t{count}"
+                budget = args.budget if args.budget is not None else per_group * grid_groups(group)
                 cmd = harness_command(
                     group,
                     count,
                     folder,
                     args.profile,
-                    args.budget,
+                    budget,
                     layer_file if source == "readme" else None,
                 )
                 t0 = time.perf_counter()
                 res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
                 print(
-                    f"harness {layer} threads={count}: {time.perf_counter() - t0:.0f}s, "
-                    f"exit {res.returncode}",
+                    f"harness {layer} threads={count} (--budget {budget:.0f}): "
+                    f"{time.perf_counter() - t0:.0f}s, exit {res.returncode}",
                     flush=True,
                 )
                 rows: list[dict[str, str]] = []

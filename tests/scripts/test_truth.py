@@ -330,3 +330,38 @@ def test_spreads_are_apart_only_when_every_harness_process_is_beyond_the_truths_
     assert truth.process_ratios([[1.0, 3.0, 2.0], [], [5.0]]) == [2.0, 5.0]
     assert truth.spread_cell([2.9, 1.83], [1.5]) == "1.83–2.90 | 1.50–1.50"
     assert truth.spread_cell([], [1.5]) == "n/a | 1.50–1.50"
+
+
+# -- the harness's budget ---------------------------------------------------------------
+
+
+def test_a_narrow_runs_groups_are_the_product_of_its_axes_values() -> None:
+    conv = [p for p in truth.PICKS if p.layer == "conv2d"]
+    assert truth.grid_groups(conv) == 3  # n = 128, 512, 1024 at k = 3
+    mixed = [
+        truth.Pick("a", "conv2d", {"n": 8, "k": 3}, "scipy", "torch"),
+        truth.Pick("b", "conv2d", {"n": 16, "k": 7}, "scipy", "torch"),
+    ]
+    assert truth.grid_groups(mixed) == 4  # n x k, as the command's --grid asks
+
+
+def test_the_harness_gets_the_budget_per_group_of_a_default_run() -> None:
+    from harness.config import PROFILES, RunConfig
+    from harness.plan import make_plan
+    from harness.registry import Registry
+
+    groups = len(make_plan(Registry.default([]), RunConfig()).groups)
+    assert groups > 1
+    for name in ("default", "quick"):
+        per_group = truth.default_budget_per_group(name)
+        assert per_group == pytest.approx(PROFILES[name].budget_s / groups)
+
+
+def test_a_bad_budget_or_profile_is_one_line_and_exit_code_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert truth.main(["--budget", "0"]) == 2
+    assert capsys.readouterr().err == "error: --budget must be positive\n"
+    assert truth.main(["--profile", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --profile: no profile 'nope'") and err.count("\n") == 1
