@@ -69,14 +69,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - a fresh
         with torch.no_grad():
             out = built["baseline"][0](*built["baseline"][1])
         grad_output = torch.randn(out.shape, dtype=out.dtype)
-
-        def step(fn: Any, args: Any, leaves: Any) -> Any:
-            def call() -> None:
-                torch.autograd.grad(fn(*args), leaves, grad_output)
-
-            return call
-
-        return {s: step(*built[s]) for s in built}
+        return truth._phase_calls(built, "step", grad_output)
 
     for point in spec["history"]:
         for call in steps(point).values():

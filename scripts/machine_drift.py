@@ -31,8 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,73 +98,36 @@ def swing(found: Sequence[Window], tolerance: float = TOLERANCE) -> dict[str, fl
 
 
 def child_main(spec: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - a fresh process
+    """The pick's pair, built and timed by the truth's own plain loop (``truth``'s
+    ``_built_pair``, ``_phase_calls``, ``_paired_rounds``) for ``seconds``, with no cap
+    on the rounds; each round's end and both sides' seconds per call."""
     import torch
 
-    pick = truth.Pick(**{**spec["pick"], "point": dict(spec["pick"]["point"])})
     if spec["threads"] != "default":
         torch.set_num_threads(int(spec["threads"]))
         from threadpoolctl import threadpool_limits
 
         limiter = threadpool_limits(int(spec["threads"]))  # noqa: F841  (kept for the process)
-    layer = truth._load_layer(
-        truth.Spec(
-            pick={**spec["pick"]},
-            threads=spec["threads"],
-            layers_from=spec["layers_from"],
-            seed=0,
-            seconds=spec["seconds"],
-            block_ms=spec["block_ms"],
-        )
+    truth_spec = truth.Spec(
+        pick=spec["pick"],
+        threads=spec["threads"],
+        layers_from=spec["layers_from"],
+        seed=0,
+        seconds=spec["seconds"],
+        block_ms=spec["block_ms"],
+        max_rounds=sys.maxsize,
+        phases=[spec["phase"]],
     )
-    point = dict(pick.point)
-    inputs = layer.make(point, dtype=getattr(torch, pick.dtype), seed=0)
-    built = {
-        side: truth._user_callable(layer, impl, point, inputs)
-        for side, impl in (("baseline", pick.baseline), ("candidate", pick.candidate))
-    }
-    with torch.no_grad():
-        out = built["baseline"][0](*built["baseline"][1])
-    grad_output = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(out.dtype)
-
-    def call_for(side: str) -> Callable[[], None]:
-        fn, args, leaves = built[side]
-        if spec["phase"] == "step":
-
-            def step() -> None:
-                torch.autograd.grad(fn(*args), leaves, grad_output)
-
-            return step
-        mode = torch.inference_mode if side == "candidate" else torch.no_grad
-
-        def forward() -> None:
-            with mode():
-                fn(*args)
-
-        return forward
-
-    calls = {side: call_for(side) for side in built}
-    for call in calls.values():
+    built, grad_output = truth._built_pair(truth_spec)
+    calls = truth._phase_calls(built, spec["phase"], grad_output)
+    for call in calls.values():  # warm-up, as the truth's
         for _ in range(3):
             call()
-    loops = {
-        side: truth._calibrate(call, spec["block_ms"] / 1000.0) for side, call in calls.items()
-    }
-    rng = random.Random(0)
-    rows: list[tuple[float, float, float]] = []
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < spec["seconds"]:
-        order = list(calls)
-        rng.shuffle(order)
-        got = {}
-        for side in order:
-            start = time.perf_counter()
-            for _ in range(loops[side]):
-                calls[side]()
-            got[side] = (time.perf_counter() - start) / loops[side]
-        rows.append((time.perf_counter() - t0, got["baseline"], got["candidate"]))
+    got = truth._paired_rounds(calls, truth_spec, random.Random(0))
+    rows = list(zip(got["ends"], got["times"]["baseline"], got["times"]["candidate"], strict=True))
     return {
         "rows": rows,
-        "loops": loops,
+        "loops": got["loops"],
         "torch_threads": torch.get_num_threads(),
         "capability": torch.backends.cpu.get_cpu_capability(),
     }

@@ -568,13 +568,15 @@ def _calibrate(call: Callable[[], None], block_s: float) -> int:
 def _paired_rounds(
     calls: dict[str, Callable[[], None]], spec: Spec, rng: random.Random
 ) -> dict[str, Any]:
-    """Rounds of one block per side, in random order; seconds per call per round."""
+    """Rounds of one block per side, in random order; seconds per call per round, and
+    when each round ended (seconds since the discarded warm-up round)."""
     loops = {side: _calibrate(call, spec.block_ms / 1000.0) for side, call in calls.items()}
     times: dict[str, list[float]] = {side: [] for side in calls}
     faults: dict[str, list[float]] = {side: [] for side in calls}
+    ends: list[float] = []
     flt: dict[str, float] = {}
     sides = list(calls)
-    deadline = None
+    started = deadline = math.inf
     rounds = -1  # one discarded warm-up round
     while rounds < spec.max_rounds:
         order = sides[:]
@@ -592,14 +594,15 @@ def _paired_rounds(
             for side in sides:
                 times[side].append(got[side])
                 faults[side].append(flt[side])
+            ends.append(time.perf_counter() - started)
         else:
-            deadline = time.perf_counter() + spec.seconds
+            started = time.perf_counter()
+            deadline = started + spec.seconds
         rounds += 1
-        assert deadline is not None
         if rounds >= spec.min_rounds and time.perf_counter() >= deadline:
             break
     ratios = [b / c for b, c in zip(times["baseline"], times["candidate"], strict=True)]
-    return {"loops": loops, "times": times, "faults": faults, "ratios": ratios}
+    return {"loops": loops, "times": times, "faults": faults, "ratios": ratios, "ends": ends}
 
 
 def _minor_faults() -> int:
@@ -609,37 +612,32 @@ def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def child_main(spec: Spec) -> dict[str, Any]:  # pragma: no cover - runs in a fresh process
+def _built_pair(spec: Spec) -> tuple[dict[str, Any], Any]:  # pragma: no cover - torch
+    """The pick's baseline and candidate as the user's code calls them, ``{"baseline":
+    (fn, args, leaves), "candidate": ...}``, and the output gradient a step's backward
+    gets (seeded, drawn in float64 then cast, so every dtype gets the same values)."""
     import torch
 
-    if spec.threads != "default":
-        count = int(spec.threads)
-        torch.set_num_threads(count)
-        from threadpoolctl import threadpool_limits
-
-        limiter = threadpool_limits(count)  # kept for the life of the process
-    else:
-        limiter = None
     layer = _load_layer(spec)
     point = dict(spec.pick["point"])
-    dtype = getattr(torch, spec.pick["dtype"])
-    inputs = layer.make(point, dtype=dtype, seed=0)
-    rng = random.Random(spec.seed)
-    gen = torch.Generator().manual_seed(1)
-    result: dict[str, Any] = {
-        "pid": os.getpid(),
-        "torch_threads": torch.get_num_threads(),
-        "capability": torch.backends.cpu.get_cpu_capability(),
-        "phases": {},
-    }
+    inputs = layer.make(point, dtype=getattr(torch, spec.pick["dtype"]), seed=0)
     roles = {"baseline": spec.pick["baseline"], "candidate": spec.pick["candidate"]}
-    built = {
-        side: _user_callable(layer, impl, point, inputs) for side, impl in roles.items()
-    }  # fn, args, leaves
+    built = {side: _user_callable(layer, impl, point, inputs) for side, impl in roles.items()}
     with torch.no_grad():
         out = built["baseline"][0](*built["baseline"][1])
+    gen = torch.Generator().manual_seed(1)
     grad_output = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.dtype)
-    del out
+    return built, grad_output
+
+
+def _phase_calls(
+    built: Mapping[str, tuple[Any, ...]], phase: str, grad_output: Any
+) -> dict[str, Callable[[], None]]:  # pragma: no cover - torch
+    """One call of ``phase`` per side of ``built`` (side -> (fn, args, leaves)):
+    ``step`` is a forward recording the graph, then ``autograd.grad`` freeing it;
+    ``forward`` runs the candidate under ``inference_mode``, the baseline under
+    ``no_grad``."""
+    import torch
 
     def step_call(fn: Callable[..., Any], args: tuple[Any, ...], leaves: list[Any]):  # type: ignore[no-untyped-def]
         def call() -> None:
@@ -655,14 +653,37 @@ def child_main(spec: Spec) -> dict[str, Any]:  # pragma: no cover - runs in a fr
 
         return call
 
+    if phase == "step":
+        return {side: step_call(*parts) for side, parts in built.items()}
+    return {
+        side: forward_call(
+            *parts[:2], torch.inference_mode if side == "candidate" else torch.no_grad
+        )
+        for side, parts in built.items()
+    }
+
+
+def child_main(spec: Spec) -> dict[str, Any]:  # pragma: no cover - runs in a fresh process
+    import torch
+
+    if spec.threads != "default":
+        count = int(spec.threads)
+        torch.set_num_threads(count)
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(count)  # kept for the life of the process
+    else:
+        limiter = None
+    rng = random.Random(spec.seed)
+    result: dict[str, Any] = {
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "phases": {},
+    }
+    built, grad_output = _built_pair(spec)
     for phase in spec.phases:
-        if phase == "step":
-            calls = {side: step_call(*built[side]) for side in roles}
-        else:
-            calls = {
-                "baseline": forward_call(*built["baseline"][:2], torch.no_grad),
-                "candidate": forward_call(*built["candidate"][:2], torch.inference_mode),
-            }
+        calls = _phase_calls(built, phase, grad_output)
         for call in calls.values():  # warm-up: compiles, pools, the allocator's state
             for _ in range(3):
                 call()
