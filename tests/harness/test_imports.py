@@ -54,6 +54,21 @@ print(json.dumps({"torch": "torch" in sys.modules, "chain": chains[0] if chains 
 """
 
 
+def _last_line_of_fresh_python(code: str, *args: str) -> str:
+    """The last line ``code`` prints in a fresh interpreter (``python -c code *args``,
+    from the repository root), which must exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT.parent,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -67,16 +82,7 @@ print(json.dumps({"torch": "torch" in sys.modules, "chain": chains[0] if chains 
     ],
 )
 def test_light_imports_do_not_load_torch(statement: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, statement],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT.parent,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(_last_line_of_fresh_python(_PROBE, statement))
     chain = "\n  ".join(result["chain"])
     assert not result["torch"], f"{statement!r} imports torch, through:\n  {chain}"
 
@@ -408,13 +414,5 @@ def test_harness_modules_do_not_import_the_builtin_layers() -> None:
 def test_a_worker_process_does_not_import_pandas() -> None:
     # A worker writes events and cache entries, never frames: pandas would cost each of
     # a run's worker processes 0.3 s of start-up (2026-11-30, AVX512).
-    done = subprocess.run(
-        [sys.executable, "-c", "import sys, harness.worker; print('pandas' in sys.modules)"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT.parent,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    code = "import sys, harness.worker; print('pandas' in sys.modules)"
+    assert _last_line_of_fresh_python(code) == "False"
