@@ -27,6 +27,7 @@ they import ``harness``, and the registry imports them by name when asked
                harness.schedule harness.supervisor harness.prepared harness.checks
                harness.declarations
     layers     harness.layer harness.registry harness.forms harness.capabilities
+               harness.toolchain
     records    harness.case harness.config harness.shard harness.environment
                harness.deviation harness.protocol harness.results harness.merge
                harness.lifetime harness.cache
@@ -41,7 +42,8 @@ they import ``harness``, and the registry imports them by name when asked
 - *records*: what a run is and writes: cases, settings, shards, the machine, the
   worker protocol, the results folder and who may write it (``lifetime``), the
   cache of checks across runs (``cache``).
-- *layers*: the declaration API (torch), the registry, compiled forms, capabilities.
+- *layers*: the declaration API (torch), the registry, compiled forms, capabilities,
+  the toolchains' first-use costs paid once (``toolchain``).
 - *measuring*: planning, the worker process, folding raw events into tables,
   rebuilding a folder from them; ``scan``, which profiles a user's training script.
 - *report*: reads results folders (no torch); a damaged folder is rebuilt through

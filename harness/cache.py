@@ -16,7 +16,8 @@ Where: ``cache_root()``, that is ``$HARNESS_CACHE_DIR`` if set, else
     checks/<kind>/<ab>/<digest>.json   one entry per key (this module)
     onnx/<layer>-<impl>-<digest>/      exported ONNX models (harness.forms)
     inductor/<digest>/                 torch's compile caches (TORCHINDUCTOR_CACHE_DIR),
-                                       one folder per torch, Python and CPU capability
+                                       one folder per torch, Python and CPU capability,
+                                       with the ISA probes that loaded (harness.toolchain)
 
 A *key* is a JSON object: the check's kind and version, ``environment_key()`` (the
 harness's version and a hash of the source of its modules that run checks,

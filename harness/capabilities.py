@@ -533,6 +533,9 @@ def _trace(subject: _Subject) -> _Outcome:
 def _compile_fullgraph(subject: _Subject) -> _Outcome:
     import torch
 
+    from harness.toolchain import remember_isa_probes
+
+    remember_isa_probes()  # inductor's ISA probes: once per machine, not per process
     compiled = torch.compile(subject.compilable or subject.fn, fullgraph=True, dynamic=False)
     return _verdict(subject, lambda inputs: compiled(*inputs))
 
@@ -540,6 +543,9 @@ def _compile_fullgraph(subject: _Subject) -> _Outcome:
 def _compile(subject: _Subject) -> _Outcome:
     import torch
 
+    from harness.toolchain import remember_isa_probes
+
+    remember_isa_probes()
     note = None
     breaks: int | None = None
     try:

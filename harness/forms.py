@@ -477,6 +477,9 @@ def _compile_every_shape() -> None:
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
 
+    from harness.toolchain import remember_isa_probes
+
+    remember_isa_probes()  # inductor's ISA probes: once per machine, not per process
     functorch_config.donated_buffer = False
     # Every shape of a grid compiles the same function again. Past dynamo's
     # recompile limit (8) it would silently run eager: the 'compile' timings of

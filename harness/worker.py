@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import os
 import random
 import signal
@@ -82,6 +81,7 @@ from harness.protocol import (
     event_to_json,
 )
 from harness.registry import Registry, validate_layer
+from harness.toolchain import PROFILER_IMPORTS, prepare_to_fork
 
 __all__ = ["Worker", "main"]
 
@@ -135,10 +135,11 @@ class Worker:
             if (done := _breakdown_from_cache(t, found))
         }
         if self.forking:
-            profiling = _PROFILER_IMPORTS if job.mode == "profile" else ()
+            profiling = PROFILER_IMPORTS if job.mode == "profile" else ()
             left = [t for t in job.tasks if t not in self._cached_breakdowns]
             if left:
-                prepare_to_fork(self._forms(left), profiling)
+                with quiet():
+                    prepare_to_fork(self._forms(left), profiling)
         self._prepared: dict[Variant, Prepared] = {}
         self.setup_checks = SetupChecks(job.seed)
 
@@ -533,7 +534,7 @@ def run_in_child(work: Callable[[], None]) -> None:
 
     The worker must not have entered a parallel region (GNU OpenMP's pool does not
     survive a fork): a timing worker keeps one thread until it forks
-    (``prepare_to_fork``). A child that dies takes the worker down the same way (same
+    (``harness.toolchain.prepare_to_fork``). A child that dies takes the worker down the same way (same
     exit code or signal), so the supervisor records a crash of the task in progress,
     as it would without the fork."""
     sys.stdout.flush()
@@ -558,104 +559,6 @@ def run_in_child(work: Callable[[], None]) -> None:
         os.kill(os.getpid(), -code)
     if code != 0:
         sys.exit(code)
-
-
-#: Modules torch imports lazily on a first use (a convolution's first backward imports
-#: sympy through symbolic_shapes: 0.4 s), imported once by the worker before it forks
-#: so that no group's child pays them; and those of each derived form.
-_LAZY_IMPORTS = ("threadpoolctl", "torch.fx.experimental.symbolic_shapes")
-_FORM_IMPORTS = {
-    "compile": (
-        "torch._dynamo",
-        "torch._inductor.compile_fx",
-        "torch._inductor.codecache",
-        "torch._inductor.cpp_builder",
-        "torch.utils.cpp_extension",
-        # what compiling a real layer (conv2d, fft) imports and the warm-up's tiny
-        # function does not: found by tests/harness/test_worker_fork.py
-        "torch._inductor.bounds",
-        "torch._inductor.choices",
-        "torch._inductor.kernel_template_choice",
-        "torch._inductor.extern_node_serializer",
-        "torch._inductor.runtime.caching",
-        "torch._inductor.codegen.segmented_tree",
-        "torch._inductor.codegen.cpu_device_op_overrides",
-        "torch._inductor.codegen.cuda.device_op_overrides",
-        "torch._inductor.codegen.mps_device_op_overrides",
-        "torch._inductor.codegen.mtia.device_op_overrides",
-        "torch._inductor.codegen.xpu.device_op_overrides",
-        "torch._inductor.fx_passes.apply_gumbel_max_trick",
-        "torch._inductor.fx_passes.efficient_conv_bn_eval",
-        "torch._inductor.fx_passes.freezing_patterns",
-        "torch._inductor.fx_passes.fuse_attention",
-        "torch._inductor.fx_passes.mkldnn_fusion",
-        "torch._inductor.fx_passes.pad_mm",
-        "torch._inductor.fx_passes.quantization",
-        "torch._inductor.fx_passes.serialized_patterns",
-        "sympy.combinatorics",
-        "sympy.tensor.tensor",
-    ),
-    "onnxruntime": ("onnxruntime", "onnx", "onnxscript", "torch.onnx"),
-    "torchscript": ("torch.jit",),
-}
-
-
-#: What a profiled call imports on its first use (torch's profiler pulls in dynamo and
-#: the exporter's registries, 283 modules): imported once by a profiling worker, or each
-#: profiled variant's child paid 1.2 s for them (2026-11-30, AVX512: 0.2 s a variant
-#: became 1.4 s when the ONNX warm-up, which had imported them by the way, was dropped).
-_PROFILER_IMPORTS = (
-    "cProfile",
-    "pstats",
-    "torch.profiler",
-    "torch._dynamo",
-    "torch._inductor.compile_fx",
-    "torch.onnx",
-    "torch.distributed",
-    "torch.testing",
-)
-
-
-def prepare_to_fork(forms: Iterable[str] = (), modules: Iterable[str] = ()) -> None:
-    """Make the worker a clean parent for its children (``run_in_child``): torch at one
-    thread until a child sets its own (so no OpenMP pool exists to be lost in a fork),
-    and the modules a child would import lazily imported once here (``forms``: the
-    forms of the job's implementations; ``modules``: more to import). Imports only:
-    nothing is called, so the allocator stays as a fresh process's."""
-    torch.set_num_threads(1)
-    names = [
-        *_LAZY_IMPORTS,
-        *(m for form in sorted(set(forms)) for m in _FORM_IMPORTS.get(form, ())),
-        *modules,
-    ]
-    for name in names:
-        with contextlib.suppress(Exception):  # a form's module missing: its child says so
-            importlib.import_module(name)
-    with quiet(), contextlib.suppress(Exception):  # a toolchain that fails: its child says so
-        _warm_toolchains(set(forms))
-
-
-def _warm_toolchains(forms: set[str]) -> None:
-    """Pay the first-use costs of the compile toolchain once, in the worker, on an
-    8-element function: dynamo's and inductor's first compile (2-5 s here). Without
-    this every group's child paid it again (2026-11-29: a conv2d group with every
-    form took 6.3 s in its child, 1.3 s after). The tensors are tiny (no buffer near
-    glibc's mmap threshold) and one thread runs them, so the children still start with
-    a fresh allocator and no OpenMP pool; inductor compiles in this process
-    (``compile_threads = 1``): a pool of compile workers would not survive the fork
-    either.
-
-    The ONNX exporter is imported (``_FORM_IMPORTS``) but not warmed: a timing or
-    profiling child loads the model the setup pass exported from the cache
-    (``harness.forms._onnx_model``) and never exports; warming it cost every timing
-    process 2 s (2026-11-30, AVX512) for nothing."""
-    if "compile" in forms:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.compile_threads = 1
-        compiled = torch.compile(lambda x: torch.tanh(x) * 2, dynamic=False)
-        x = torch.randn(8, requires_grad=True)
-        compiled(x).sum().backward()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,7 +105,7 @@ def test_the_worker_imports_what_its_children_would_import_lazily_before_forking
     code = textwrap.dedent(
         """
         import sys, torch
-        from harness.worker import prepare_to_fork
+        from harness.toolchain import prepare_to_fork
         assert "torch._dynamo" not in sys.modules and "sympy" not in sys.modules
         prepare_to_fork(["compile"])
         assert torch.get_num_threads() == 1
@@ -212,9 +212,9 @@ import contextlib
 import torch
 from harness.forms import build
 from harness.registry import Registry
-from harness.worker import _warm_toolchains
+from harness.toolchain import warm_toolchains
 
-_warm_toolchains({"compile"})
+warm_toolchains({"compile"})
 torch.set_num_threads(1)
 for name, point in ({"conv2d": {"n": 8, "k": 3}, "fft": {"n": 8}}).items():
     layer = Registry.default(()).get(name)
@@ -228,7 +228,7 @@ for name, point in ({"conv2d": {"n": 8, "k": 3}, "fft": {"n": 8}}).items():
 
 #: Run in a fresh interpreter (the test process's own imports would hide the gaps): a
 #: timing worker prepares to fork as a run's does (``Worker.__init__`` calls
-#: ``prepare_to_fork`` with the job's forms), then each group is run in a forked child
+#: ``harness.toolchain.prepare_to_fork`` with the job's forms), then each group is run in a forked child
 #: by ``Worker.run_task``, as ``run_in_child`` does, and the child reports the modules it
 #: imported itself. Every implementation and form the registry lists, every phase.
 _CHILD_IMPORTS = """
@@ -275,8 +275,8 @@ print(json.dumps({"new": new, "timed": sorted(timed)}))
 @linux_only
 @pytest.mark.slow
 def test_a_groups_child_imports_nothing_expensive_the_worker_could_have(tmp_path: Path) -> None:
-    """Guards the hand-kept lists ``_LAZY_IMPORTS`` and ``_FORM_IMPORTS`` (and
-    ``_warm_toolchains``): a torch upgrade that imports another heavy module lazily on
+    """Guards the hand-kept lists ``LAZY_IMPORTS`` and ``FORM_IMPORTS`` (and
+    ``warm_toolchains``) of ``harness.toolchain``: a torch upgrade that imports another heavy module lazily on
     a first call would make every group's child pay it, and this test says which."""
     import json
 
@@ -317,8 +317,8 @@ def test_a_groups_child_imports_nothing_expensive_the_worker_could_have(tmp_path
         "a group's forked child imported expensive modules the timing worker should "
         "have imported once before forking (each child pays them again): "
         + _listed(bad)
-        + ". Add them to harness.worker._LAZY_IMPORTS (any group) or _FORM_IMPORTS "
-        "(a form's), or warm them in _warm_toolchains."
+        + ". Add them to harness.toolchain.LAZY_IMPORTS (any group) or FORM_IMPORTS "
+        "(a form's), or warm them in warm_toolchains."
     )
 
 
