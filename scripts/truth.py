@@ -784,7 +784,7 @@ COLUMNS = (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--picks",
@@ -828,8 +828,233 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="least duration of one timed block (default: 10 ms)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
 
+
+@dataclass
+class _Session:
+    """One invocation's settings and what it has gathered so far."""
+
+    args: argparse.Namespace
+    layer_file: Path | None
+    out: Path
+    seed: int = 0
+    table: list[dict[str, str]] = field(default_factory=list)
+    record: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def truth_runs(self, pick: Pick, label: str, count: int) -> list[dict[str, Any]]:
+        """``--processes`` truth processes of ``pick`` at a thread setting, each one's
+        result; a failed one is an error and left out."""
+        found = []
+        for _ in range(self.args.processes):
+            self.seed += 1
+            spec = Spec(
+                pick={**pick.__dict__, "point": dict(pick.point)},
+                threads=str(count) if label != "default" else "default",
+                layers_from=str(self.layer_file) if pick.source == "readme" else None,
+                seed=self.seed,
+                seconds=self.args.seconds,
+                block_ms=self.args.block_ms,
+            )
+            try:
+                got = run_child(spec)
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+                self.errors.append(f"{pick.name} t{count}: {exc}")
+                continue
+            if got["torch_threads"] != count:
+                self.errors.append(
+                    f"{pick.name}: the truth process ran {got['torch_threads']} "
+                    f"threads, the harness {count}"
+                )
+            self.record.append({"pick": pick.name, "threads": count, **got})
+            found.append(got)
+        return found
+
+
+@dataclass
+class _Pooled:
+    """A pick's truth processes pooled, per phase: each process's per-round ratios
+    (``groups``), per-call seconds and page faults of each side, and the ratios of the
+    processes from before and from after the harness run."""
+
+    groups: dict[str, list[list[float]]]
+    ms: dict[str, dict[str, list[float]]]
+    faults: dict[str, dict[str, list[float]]]
+    halves: dict[str, dict[str, list[list[float]]]]
+
+    @classmethod
+    def of(cls, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> _Pooled:
+        pooled = cls(
+            groups={ph: [] for ph in PHASES},
+            ms={ph: {"baseline": [], "candidate": []} for ph in PHASES},
+            faults={ph: {"baseline": [], "candidate": []} for ph in PHASES},
+            halves={ph: {"before": [], "after": []} for ph in PHASES},
+        )
+        for when, runs in (("before", before), ("after", after)):
+            for got in runs:
+                for ph in PHASES:
+                    pooled.groups[ph].append(got["phases"][ph]["ratios"])
+                    pooled.halves[ph][when].append(got["phases"][ph]["ratios"])
+                    for side in ("baseline", "candidate"):
+                        pooled.ms[ph][side].extend(got["phases"][ph]["times"][side])
+                        pooled.faults[ph][side].extend(got["phases"][ph]["faults"][side])
+        return pooled
+
+    def median_ms(self, phase: str, side: str) -> float:
+        values = self.ms[phase][side]
+        return float(np.median(values)) * 1e3 if values else math.nan
+
+
+def _table_row(
+    pick: Pick,
+    label: str,
+    count: int,
+    phase: str,
+    pooled: _Pooled,
+    rows: list[dict[str, str]],
+    folder: Path,
+    seed: int,
+) -> tuple[dict[str, str], bool]:
+    """One (pick, thread setting, phase) line of the table, and whether the harness
+    had a figure for it."""
+    truth = summarize(pooled.groups[phase], seed=seed)
+    figure = harness_figure(rows, pick, count, phase)
+    h = figure.speedup if figure else math.nan
+    ratio, ok = agreement(h, truth["speedup"])
+    regimes = []
+    cells = []
+    for side, impl in (("baseline", pick.baseline), ("candidate", pick.candidate)):
+        h_f = harness_faults(rows, pick, count, phase, impl)
+        t_f = (
+            float(np.median(pooled.faults[phase][side])) if pooled.faults[phase][side] else math.nan
+        )
+        cells.append((h_f, t_f))
+        if fault_regimes_differ(h_f, t_f):
+            regimes.append(side)
+    fault_cell = f"{cells[0][0]:.0f}, {cells[1][0]:.0f} | {cells[0][1]:.0f}, {cells[1][1]:.0f}"
+    if regimes:
+        fault_cell += f" (regimes differ: {' and '.join(regimes)})"
+    h_procs = harness_process_ratios(folder, pick, count, phase)
+    t_procs = process_ratios(pooled.groups[phase])
+    apart = spreads_apart(h_procs, t_procs)
+    moved = truth_drift(pooled.halves[phase]["before"], pooled.halves[phase]["after"])
+    drift_cell = f"×{moved[0]:.2f} → ×{moved[1]:.2f}" if moved else "n/a"
+    drifted = moved is not None and drift_apart(*moved)
+    if drifted:
+        drift_cell += " (moved)"
+    overlap = intervals_overlap(
+        (figure.low, figure.high) if figure else (math.nan,) * 2, (truth["low"], truth["high"])
+    )
+    row = {
+        "pick": pick.name,
+        "threads": f"{count} ({label})" if label == "default" else label,
+        "what": phase + (f" {figure.note}" if figure and figure.note else ""),
+        "harness": fmt_speedup(h, figure.low, figure.high) if figure else "n/a",
+        "truth": fmt_speedup(truth["speedup"], truth["low"], truth["high"]),
+        "truth ms (base/cand)": (
+            f"{pooled.median_ms(phase, 'baseline'):.3g}/{pooled.median_ms(phase, 'candidate'):.3g}"
+        ),
+        "harness/truth": f"{ratio:.2f}" if ratio == ratio else "n/a",
+        "intervals overlap?": {True: "yes", False: "NO", None: "n/a"}[overlap],
+        "within 15%?": "[pass]" if ok else "[fail]",
+        "faults/call base, cand: harness | truth": fault_cell,
+        "truth before → after harness": drift_cell,
+        "per-process ×: harness | truth": spread_cell(h_procs, t_procs)
+        + (" (apart)" if apart else ""),
+        "_apart": str(apart),
+        "_drift": str(drifted),
+        "_phase": phase,
+        "_ok": str(ok),
+        "_regimes": ",".join(regimes),
+    }
+    return row, figure is not None
+
+
+def _measure_layer(
+    session: _Session,
+    layer: str,
+    source: str,
+    group: list[Pick],
+    label: str,
+    count: int,
+    per_group: float,
+) -> None:
+    """One layer's picks at one thread setting: the truth before, the harness run, the
+    truth after (pooled: a machine whose speed drifts over minutes, as this VM's does
+    and not alike for every implementation, moves the truth itself, which the table
+    shows), then a table row per pick and phase."""
+    args = session.args
+    before = {pick.name: session.truth_runs(pick, label, count) for pick in group}
+    folder = session.out / f"harness-{layer}-t{count}"
+    budget = args.budget if args.budget is not None else per_group * grid_groups(group)
+    cmd = harness_command(
+        group,
+        count,
+        folder,
+        args.profile,
+        budget,
+        session.layer_file if source == "readme" else None,
+    )
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    print(
+        f"harness {layer} threads={count} (--budget {budget:.0f}): "
+        f"{time.perf_counter() - t0:.0f}s, exit {res.returncode}",
+        flush=True,
+    )
+    rows: list[dict[str, str]] = []
+    if (folder / "results.csv").is_file():
+        rows = read_rows(folder / "results.csv")
+    elif res.returncode != 0:
+        session.errors.append(f"harness {layer} t{count}: {res.stderr.strip()[-300:]}")
+    after = {pick.name: session.truth_runs(pick, label, count) for pick in group}
+    for pick in group:
+        pooled = _Pooled.of(before[pick.name], after[pick.name])
+        for ph in PHASES:
+            row, found = _table_row(pick, label, count, ph, pooled, rows, folder, session.seed)
+            if not found:
+                session.errors.append(f"{pick.name} t{count} {ph}: no harness figure")
+            session.table.append(row)
+            print(format_table([row], COLUMNS).splitlines()[-1], flush=True)
+
+
+def summary_lines(table: Sequence[Mapping[str, str]]) -> list[str]:
+    """The [pass]/[fail] line of each target, with its misses sorted by cause."""
+    lines = []
+    for ph, what in (("step", "training step"), ("forward", "inference forward")):
+        mine = [r for r in table if r["_phase"] == ph]
+        passed = sum(r["_ok"] == "True" for r in mine)
+        verdict = "[pass]" if mine and passed == len(mine) else "[fail]"
+        lines.append(
+            f"{verdict} {what}: every pick within {TOLERANCE:.0%} of the truth ({passed}/{len(mine)})"
+        )
+        missed = [r for r in mine if r["_ok"] != "True"]
+        if not missed:
+            continue
+        apart = [r for r in missed if r.get("_regimes")]
+        moved = [r for r in missed if r.get("_drift") == "True"]
+        outside = [r for r in missed if r.get("_apart") == "True"]
+        lines.append(
+            f"       of its {len(missed)} misses, {len(apart)} ran a side in another page-fault "
+            "regime in the harness than in the truth's process (glibc's heap, shaped by what "
+            "else each process holds: scripts/group_neighbours.py), at "
+            f"{len(moved)} the truth itself moved more than {TOLERANCE:.0%} between its "
+            "processes before and after the harness run, and at "
+            f"{len(missed) - len(outside)} some harness process measured a speedup inside "
+            "the range of the truth's own processes (the rest: every harness process "
+            "outside it, named here)"
+        )
+        for r in outside:
+            lines.append(
+                f"       - {r['pick']} t{r['threads']} {r['_phase']}: per-process "
+                f"{r['per-process ×: harness | truth']}"
+            )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.child:
         print(json.dumps(child_main(Spec(**json.loads(args.child)))))
         return 0
@@ -865,210 +1090,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"folder: {out}")
 
+    layer_file = readme_layer_file(out) if any(p.source == "readme" for p in picks) else None
+    session = _Session(args, layer_file, out)
     neighbour = start_neighbour() if args.noisy_neighbour else None
     if neighbour is not None:
         print("with a noisy neighbour: a process burning a core 2 s on, 1 s off")
-    table: list[dict[str, str]] = []
-    record: list[dict[str, Any]] = []
-    errors: list[str] = []
     try:
-        layer_file = None
-        if any(p.source == "readme" for p in picks):
-            layer_file = readme_layer_file(out)
-        seed = 0
         for (layer, source), group in harness_groups(picks).items():
             for label, count in settings:
-
-                def truth_runs(pick: Pick, label: str = label, count: int = count) -> list[Any]:
-                    """``--processes`` truth processes of ``pick``, each one's result."""
-                    nonlocal seed
-                    found = []
-                    for _ in range(args.processes):
-                        seed += 1
-                        spec = Spec(
-                            pick={**pick.__dict__, "point": dict(pick.point)},
-                            threads=str(count) if label != "default" else "default",
-                            layers_from=str(layer_file) if pick.source == "readme" else None,
-                            seed=seed,
-                            seconds=args.seconds,
-                            block_ms=args.block_ms,
-                        )
-                        try:
-                            got = run_child(spec)
-                        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
-                            errors.append(f"{pick.name} t{count}: {exc}")
-                            continue
-                        if got["torch_threads"] != count:
-                            errors.append(
-                                f"{pick.name}: the truth process ran {got['torch_threads']} "
-                                f"threads, the harness {count}"
-                            )
-                        record.append({"pick": pick.name, "threads": count, **got})
-                        found.append(got)
-                    return found
-
-                # the truth is measured before and after the harness run, and pooled: a
-                # machine whose speed drifts over minutes (this VM's does, and not alike
-                # for every implementation) moves the truth itself, which the table shows
-                before = {pick.name: truth_runs(pick) for pick in group}
-                folder = out / f"harness-{layer}-t{count}"
-                budget = args.budget if args.budget is not None else per_group * grid_groups(group)
-                cmd = harness_command(
-                    group,
-                    count,
-                    folder,
-                    args.profile,
-                    budget,
-                    layer_file if source == "readme" else None,
-                )
-                t0 = time.perf_counter()
-                res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-                print(
-                    f"harness {layer} threads={count} (--budget {budget:.0f}): "
-                    f"{time.perf_counter() - t0:.0f}s, exit {res.returncode}",
-                    flush=True,
-                )
-                rows: list[dict[str, str]] = []
-                if (folder / "results.csv").is_file():
-                    rows = read_rows(folder / "results.csv")
-                elif res.returncode != 0:
-                    errors.append(f"harness {layer} t{count}: {res.stderr.strip()[-300:]}")
-                after = {pick.name: truth_runs(pick) for pick in group}
-                for pick in group:
-                    groups: dict[str, list[list[float]]] = {ph: [] for ph in PHASES}
-                    ms: dict[str, dict[str, list[float]]] = {
-                        ph: {"baseline": [], "candidate": []} for ph in PHASES
-                    }
-                    flt: dict[str, dict[str, list[float]]] = {
-                        ph: {"baseline": [], "candidate": []} for ph in PHASES
-                    }
-                    # each phase's per-process ratios, from before and from after the harness
-                    halves: dict[str, dict[str, list[list[float]]]] = {
-                        ph: {"before": [], "after": []} for ph in PHASES
-                    }
-                    for when, runs in (("before", before[pick.name]), ("after", after[pick.name])):
-                        for got in runs:
-                            for ph in PHASES:
-                                groups[ph].append(got["phases"][ph]["ratios"])
-                                halves[ph][when].append(got["phases"][ph]["ratios"])
-                                for side in ("baseline", "candidate"):
-                                    ms[ph][side].extend(got["phases"][ph]["times"][side])
-                                    flt[ph][side].extend(got["phases"][ph]["faults"][side])
-                    for ph in PHASES:
-                        truth = summarize(groups[ph], seed=seed)
-                        figure = harness_figure(rows, pick, count, ph)
-                        h = figure.speedup if figure else math.nan
-                        ratio, ok = agreement(h, truth["speedup"])
-                        if figure is None:
-                            errors.append(f"{pick.name} t{count} {ph}: no harness figure")
-                        base_ms = (
-                            np.median(ms[ph]["baseline"]) * 1e3 if ms[ph]["baseline"] else math.nan
-                        )
-                        cand_ms = (
-                            np.median(ms[ph]["candidate"]) * 1e3
-                            if ms[ph]["candidate"]
-                            else math.nan
-                        )
-                        regimes = []
-                        cells = []
-                        for side, impl in (
-                            ("baseline", pick.baseline),
-                            ("candidate", pick.candidate),
-                        ):
-                            h_f = harness_faults(rows, pick, count, ph, impl)
-                            t_f = float(np.median(flt[ph][side])) if flt[ph][side] else math.nan
-                            cells.append((h_f, t_f))
-                            if fault_regimes_differ(h_f, t_f):
-                                regimes.append(side)
-                        fault_cell = (
-                            f"{cells[0][0]:.0f}, {cells[1][0]:.0f} | "
-                            f"{cells[0][1]:.0f}, {cells[1][1]:.0f}"
-                        )
-                        if regimes:
-                            fault_cell += f" (regimes differ: {' and '.join(regimes)})"
-                        h_procs = harness_process_ratios(folder, pick, count, ph)
-                        t_procs = process_ratios(groups[ph])
-                        apart = spreads_apart(h_procs, t_procs)
-                        spread = spread_cell(h_procs, t_procs) + (" (apart)" if apart else "")
-                        moved = truth_drift(halves[ph]["before"], halves[ph]["after"])
-                        drift_cell = f"×{moved[0]:.2f} → ×{moved[1]:.2f}" if moved else "n/a"
-                        drifted = moved is not None and drift_apart(*moved)
-                        if drifted:
-                            drift_cell += " (moved)"
-                        table.append(
-                            {
-                                "pick": pick.name,
-                                "threads": f"{count} ({label})" if label == "default" else label,
-                                "what": ph + (f" {figure.note}" if figure and figure.note else ""),
-                                "harness": fmt_speedup(h, figure.low, figure.high)
-                                if figure
-                                else "n/a",
-                                "truth": fmt_speedup(truth["speedup"], truth["low"], truth["high"]),
-                                "truth ms (base/cand)": f"{base_ms:.3g}/{cand_ms:.3g}",
-                                "harness/truth": f"{ratio:.2f}" if ratio == ratio else "n/a",
-                                "intervals overlap?": {True: "yes", False: "NO", None: "n/a"}[
-                                    intervals_overlap(
-                                        (figure.low, figure.high) if figure else (math.nan,) * 2,
-                                        (truth["low"], truth["high"]),
-                                    )
-                                ],
-                                "within 15%?": "[pass]" if ok else "[fail]",
-                                "faults/call base, cand: harness | truth": fault_cell,
-                                "truth before → after harness": drift_cell,
-                                "per-process ×: harness | truth": spread,
-                                "_apart": str(apart),
-                                "_drift": str(drifted),
-                                "_phase": ph,
-                                "_ok": str(ok),
-                                "_regimes": ",".join(regimes),
-                            }
-                        )
-                        print(format_table(table[-1:], COLUMNS).splitlines()[-1], flush=True)
+                _measure_layer(session, layer, source, group, label, count, per_group)
     finally:
         if neighbour is not None:
             neighbour.terminate()
             neighbour.wait()
 
     print()
-    print(format_table(table, COLUMNS))
+    print(format_table(session.table, COLUMNS))
     wall = time.perf_counter() - started
     print(f"\nwall time {wall:.0f}s, load average at the end {_load()}")
     (out / "truth.json").write_text(
         json.dumps(
-            {"environment": env, "table": table, "processes": record, "errors": errors}, indent=1
+            {
+                "environment": env,
+                "table": session.table,
+                "processes": session.record,
+                "errors": session.errors,
+            },
+            indent=1,
         ),
         encoding="utf-8",
     )
-    for message in errors:
+    for message in session.errors:
         print(f"error: {message}")
-    for ph, what in (("step", "training step"), ("forward", "inference forward")):
-        mine = [r for r in table if r["_phase"] == ph]
-        passed = sum(r["_ok"] == "True" for r in mine)
-        verdict = "[pass]" if mine and passed == len(mine) else "[fail]"
-        print(
-            f"{verdict} {what}: every pick within {TOLERANCE:.0%} of the truth ({passed}/{len(mine)})"
-        )
-        missed = [r for r in mine if r["_ok"] != "True"]
-        apart = [r for r in missed if r.get("_regimes")]
-        moved = [r for r in missed if r.get("_drift") == "True"]
-        outside = [r for r in missed if r.get("_apart") == "True"]
-        if missed:
-            print(
-                f"       of its {len(missed)} misses, {len(apart)} ran a side in another page-fault "
-                "regime in the harness than in the truth's process (glibc's heap, shaped by what "
-                "else each process holds: scripts/group_neighbours.py), at "
-                f"{len(moved)} the truth itself moved more than {TOLERANCE:.0%} between its "
-                "processes before and after the harness run, and at "
-                f"{len(missed) - len(outside)} some harness process measured a speedup inside "
-                "the range of the truth's own processes (the rest: every harness process "
-                "outside it, named here)"
-            )
-            for r in outside:
-                print(
-                    f"       - {r['pick']} t{r['threads']} {r['_phase']}: per-process "
-                    f"{r['per-process ×: harness | truth']}"
-                )
-    return 1 if errors else 0
+    for line in summary_lines(session.table):
+        print(line)
+    return 1 if session.errors else 0
 
 
 if __name__ == "__main__":

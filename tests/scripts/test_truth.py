@@ -365,3 +365,75 @@ def test_a_bad_budget_or_profile_is_one_line_and_exit_code_2(
     assert truth.main(["--profile", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --profile: no profile 'nope'") and err.count("\n") == 1
+
+
+# -- the table and its summary ---------------------------------------------------------------
+
+
+def _process(ratios: dict[str, list[float]], ms: float) -> dict[str, object]:
+    """A truth process's result as its child prints it, with every side at ``ms``."""
+    return {
+        "phases": {
+            ph: {
+                "ratios": r,
+                "times": {"baseline": [ms / 1e3], "candidate": [ms / 2e3]},
+                "faults": {"baseline": [0.0], "candidate": [0.0]},
+            }
+            for ph, r in ratios.items()
+        }
+    }
+
+
+def test_a_picks_truth_processes_are_pooled_per_phase_and_kept_apart_by_when() -> None:
+    before = [_process({"step": [2.0, 2.1], "forward": [5.0]}, ms=1.0)]
+    after = [_process({"step": [3.0], "forward": [6.0]}, ms=3.0)]
+    pooled = truth._Pooled.of(before, after)
+    assert pooled.groups["step"] == [[2.0, 2.1], [3.0]]
+    assert pooled.halves["forward"] == {"before": [[5.0]], "after": [[6.0]]}
+    assert pooled.median_ms("step", "baseline") == pytest.approx(2.0)
+    assert pooled.median_ms("forward", "candidate") == pytest.approx(1.0)
+    assert math.isnan(truth._Pooled.of([], []).median_ms("step", "baseline"))
+
+
+def test_a_table_row_compares_the_harness_figure_with_the_pooled_truth(tmp_path: Path) -> None:
+    rows = [_row(phase="step", speedup=0.5, speedup_low=0.45, speedup_high=0.55)]
+    pooled = truth._Pooled.of(
+        [_process({"step": [0.40, 0.42, 0.41], "forward": [1.0]}, ms=1.0)],
+        [_process({"step": [0.40, 0.41], "forward": [1.0]}, ms=1.0)],
+    )
+    row, found = truth._table_row(PICK, "1", 1, "step", pooled, rows, tmp_path, seed=1)
+    assert found and row["harness"] == "×0.50 (0.45–0.55)"
+    assert row["harness/truth"] == "1.22" and row["_ok"] == "False"
+    assert row["within 15%?"] == "[fail]" and row["intervals overlap?"] == "NO"
+    # no harness row for the inference forward: no figure, a miss
+    row, found = truth._table_row(PICK, "1", 1, "forward", pooled, rows, tmp_path, seed=1)
+    assert not found and row["harness"] == "n/a" and row["_ok"] == "False"
+
+
+def test_the_summary_passes_a_target_only_when_every_pick_is_within_and_names_the_apart_misses() -> (
+    None
+):
+    def row(phase: str, ok: bool, **extra: str) -> dict[str, str]:
+        return {
+            "pick": "fft-64",
+            "threads": "2",
+            "_phase": phase,
+            "_ok": str(ok),
+            "per-process ×: harness | truth": "×1.2–1.3 | ×2.0–2.1",
+            **extra,
+        }
+
+    lines = truth.summary_lines(
+        [
+            row("step", True),
+            row("step", True),
+            row("forward", True),
+            row("forward", False, _apart="True", _drift="True"),
+        ]
+    )
+    assert lines[0].startswith("[pass] training step") and "(2/2)" in lines[0]
+    assert lines[1].startswith("[fail] inference forward") and "(1/2)" in lines[1]
+    assert "of its 1 misses, 0 ran a side in another page-fault regime" in lines[2]
+    assert "at 1 the truth itself moved" in lines[2] and "and at 0 some harness" in lines[2]
+    assert lines[3] == "       - fft-64 t2 forward: per-process ×1.2–1.3 | ×2.0–2.1"
+    assert len(lines) == 4
