@@ -534,9 +534,9 @@ def run_in_child(work: Callable[[], None]) -> None:
 
     The worker must not have entered a parallel region (GNU OpenMP's pool does not
     survive a fork): a timing worker keeps one thread until it forks
-    (``harness.toolchain.prepare_to_fork``). A child that dies takes the worker down the same way (same
-    exit code or signal), so the supervisor records a crash of the task in progress,
-    as it would without the fork."""
+    (``harness.toolchain.prepare_to_fork``). A child that dies takes the worker down
+    the same way (same exit code or signal), so the supervisor records a crash of the
+    task in progress, as it would without the fork."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()

@@ -1027,7 +1027,8 @@ def summary_lines(table: Sequence[Mapping[str, str]]) -> list[str]:
         passed = sum(r["_ok"] == "True" for r in mine)
         verdict = "[pass]" if mine and passed == len(mine) else "[fail]"
         lines.append(
-            f"{verdict} {what}: every pick within {TOLERANCE:.0%} of the truth ({passed}/{len(mine)})"
+            f"{verdict} {what}: every pick within {TOLERANCE:.0%} of the truth "
+            f"({passed}/{len(mine)})"
         )
         missed = [r for r in mine if r["_ok"] != "True"]
         if not missed:

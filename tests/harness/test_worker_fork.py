@@ -228,9 +228,9 @@ for name, point in ({"conv2d": {"n": 8, "k": 3}, "fft": {"n": 8}}).items():
 
 #: Run in a fresh interpreter (the test process's own imports would hide the gaps): a
 #: timing worker prepares to fork as a run's does (``Worker.__init__`` calls
-#: ``harness.toolchain.prepare_to_fork`` with the job's forms), then each group is run in a forked child
-#: by ``Worker.run_task``, as ``run_in_child`` does, and the child reports the modules it
-#: imported itself. Every implementation and form the registry lists, every phase.
+#: ``harness.toolchain.prepare_to_fork`` with the job's forms), then each group is run
+#: in a forked child by ``Worker.run_task``, as ``run_in_child`` does, and the child
+#: reports the modules it imported itself. Every implementation and form the registry lists, every phase.
 _CHILD_IMPORTS = """
 import json, os, sys
 from harness.case import PHASES, Variant
@@ -276,8 +276,9 @@ print(json.dumps({"new": new, "timed": sorted(timed)}))
 @pytest.mark.slow
 def test_a_groups_child_imports_nothing_expensive_the_worker_could_have(tmp_path: Path) -> None:
     """Guards the hand-kept lists ``LAZY_IMPORTS`` and ``FORM_IMPORTS`` (and
-    ``warm_toolchains``) of ``harness.toolchain``: a torch upgrade that imports another heavy module lazily on
-    a first call would make every group's child pay it, and this test says which."""
+    ``warm_toolchains``) of ``harness.toolchain``: a torch upgrade that imports another
+    heavy module lazily on a first call would make every group's child pay it, and this
+    test says which."""
     import json
 
     env = {

@@ -410,9 +410,7 @@ def test_a_table_row_compares_the_harness_figure_with_the_pooled_truth(tmp_path:
     assert not found and row["harness"] == "n/a" and row["_ok"] == "False"
 
 
-def test_the_summary_passes_a_target_only_when_every_pick_is_within_and_names_the_apart_misses() -> (
-    None
-):
+def test_a_target_passes_only_with_every_pick_within_and_its_apart_misses_are_named() -> None:
     def row(phase: str, ok: bool, **extra: str) -> dict[str, str]:
         return {
             "pick": "fft-64",
