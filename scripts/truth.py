@@ -340,12 +340,11 @@ def harness_faults(
     return math.nan
 
 
-def harness_process_ratios(folder: Path, pick: Pick, threads: int, phase: str) -> list[float]:
-    """The harness's speedup of the pick's candidate over its baseline per timing
-    process: the median of that process's per-round ratios (baseline value / candidate
-    value, round by round, as the harness pairs them), read from the raw timing events
-    of ``folder`` (JSON lines: no harness code). One figure per process and batch."""
-    out: list[float] = []
+def _harness_rounds(folder: Path, pick: Pick, threads: int) -> list[dict[str, list[float]]]:
+    """The values (seconds per call) of each timing process's rounds event of the
+    pick's group, read from the raw timing events of ``folder`` (JSON lines: no harness
+    code), keyed by ``impl/phase``. One dict per process and batch."""
+    out: list[dict[str, list[float]]] = []
     for path in sorted((folder / "raw").glob("timing-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
@@ -363,15 +362,60 @@ def harness_process_ratios(folder: Path, pick: Pick, threads: int, phase: str) -
                 or group.get("dtype") != pick.dtype
             ):
                 continue
-            sides = {}
-            for case, values in (event.get("values") or {}).items():
+            values = {}
+            for case, got in (event.get("values") or {}).items():
                 parts = case.split("/")
-                if parts[-1] == phase and parts[1] in (pick.baseline, pick.candidate):
-                    sides[parts[1]] = values
-            base, cand = sides.get(pick.baseline), sides.get(pick.candidate)
-            if base and cand and len(base) == len(cand):
-                out.append(float(np.median([b / c for b, c in zip(base, cand, strict=True)])))
+                values[f"{parts[1]}/{parts[-1]}"] = got
+            out.append(values)
     return out
+
+
+def harness_process_ratios(folder: Path, pick: Pick, threads: int, phase: str) -> list[float]:
+    """The harness's speedup of the pick's candidate over its baseline per timing
+    process: the median of that process's per-round ratios (baseline value / candidate
+    value, round by round, as the harness pairs them). One figure per process and
+    batch."""
+    out: list[float] = []
+    for values in _harness_rounds(folder, pick, threads):
+        base = values.get(f"{pick.baseline}/{phase}")
+        cand = values.get(f"{pick.candidate}/{phase}")
+        if base and cand and len(base) == len(cand):
+            out.append(float(np.median([b / c for b, c in zip(base, cand, strict=True)])))
+    return out
+
+
+def harness_process_ms(
+    folder: Path, pick: Pick, threads: int, phase: str, impl: str
+) -> list[float]:
+    """Milliseconds per call of one implementation in each harness timing process (the
+    median of its values there)."""
+    return [
+        float(np.median(values[f"{impl}/{phase}"])) * 1e3
+        for values in _harness_rounds(folder, pick, threads)
+        if values.get(f"{impl}/{phase}")
+    ]
+
+
+def time_off(harness_ms: Sequence[float], truth_ms: Sequence[float]) -> float:
+    """How much slower one side ran in the harness's processes than in the truth's:
+    the median of the harness's per-process times over the median of the truth's
+    (NaN without either)."""
+    if not harness_ms or not truth_ms:
+        return math.nan
+    return float(np.median(harness_ms) / np.median(truth_ms))
+
+
+def off_cell(base: float, cand: float, tolerance: float = TOLERANCE) -> tuple[str, list[str]]:
+    """``"1.43, 1.02"`` (harness/truth time per call of baseline and candidate), and
+    the sides off by more than ``tolerance``: a miss whose baseline alone is off was
+    made by the baseline's speed, not by the harness's reading of the candidate."""
+    off = [
+        side
+        for side, value in (("baseline", base), ("candidate", cand))
+        if value == value and abs(value - 1.0) > tolerance
+    ]
+    text = ", ".join("n/a" if v != v else f"{v:.2f}" for v in (base, cand))
+    return text + (f" ({' and '.join(off)})" if off else ""), off
 
 
 def process_ratios(runs: Sequence[Sequence[float]]) -> list[float]:
@@ -781,6 +825,7 @@ COLUMNS = (
     "faults/call base, cand: harness | truth",
     "truth before → after harness",
     "per-process ×: harness | truth",
+    "ms/call harness/truth: base, cand",
 )
 
 
@@ -875,11 +920,13 @@ class _Session:
 @dataclass
 class _Pooled:
     """A pick's truth processes pooled, per phase: each process's per-round ratios
-    (``groups``), per-call seconds and page faults of each side, and the ratios of the
-    processes from before and from after the harness run."""
+    (``groups``), per-call seconds and page faults of each side, each process's
+    milliseconds per call of each side (``process_ms``: its median), and the ratios of
+    the processes from before and from after the harness run."""
 
     groups: dict[str, list[list[float]]]
     ms: dict[str, dict[str, list[float]]]
+    process_ms: dict[str, dict[str, list[float]]]
     faults: dict[str, dict[str, list[float]]]
     halves: dict[str, dict[str, list[list[float]]]]
 
@@ -888,6 +935,7 @@ class _Pooled:
         pooled = cls(
             groups={ph: [] for ph in PHASES},
             ms={ph: {"baseline": [], "candidate": []} for ph in PHASES},
+            process_ms={ph: {"baseline": [], "candidate": []} for ph in PHASES},
             faults={ph: {"baseline": [], "candidate": []} for ph in PHASES},
             halves={ph: {"before": [], "after": []} for ph in PHASES},
         )
@@ -897,7 +945,10 @@ class _Pooled:
                     pooled.groups[ph].append(got["phases"][ph]["ratios"])
                     pooled.halves[ph][when].append(got["phases"][ph]["ratios"])
                     for side in ("baseline", "candidate"):
-                        pooled.ms[ph][side].extend(got["phases"][ph]["times"][side])
+                        times = got["phases"][ph]["times"][side]
+                        pooled.ms[ph][side].extend(times)
+                        if times:
+                            pooled.process_ms[ph][side].append(float(np.median(times)) * 1e3)
                         pooled.faults[ph][side].extend(got["phases"][ph]["faults"][side])
         return pooled
 
@@ -938,6 +989,13 @@ def _table_row(
     h_procs = harness_process_ratios(folder, pick, count, phase)
     t_procs = process_ratios(pooled.groups[phase])
     apart = spreads_apart(h_procs, t_procs)
+    offs = [
+        time_off(
+            harness_process_ms(folder, pick, count, phase, impl), pooled.process_ms[phase][side]
+        )
+        for side, impl in (("baseline", pick.baseline), ("candidate", pick.candidate))
+    ]
+    off_text, off_sides = off_cell(*offs)
     moved = truth_drift(pooled.halves[phase]["before"], pooled.halves[phase]["after"])
     drift_cell = f"×{moved[0]:.2f} → ×{moved[1]:.2f}" if moved else "n/a"
     drifted = moved is not None and drift_apart(*moved)
@@ -962,7 +1020,9 @@ def _table_row(
         "truth before → after harness": drift_cell,
         "per-process ×: harness | truth": spread_cell(h_procs, t_procs)
         + (" (apart)" if apart else ""),
+        "ms/call harness/truth: base, cand": off_text,
         "_apart": str(apart),
+        "_off": ",".join(off_sides),
         "_drift": str(drifted),
         "_phase": phase,
         "_ok": str(ok),
@@ -1051,6 +1111,16 @@ def summary_lines(table: Sequence[Mapping[str, str]]) -> list[str]:
                 f"       - {r['pick']} t{r['threads']} {r['_phase']}: per-process "
                 f"{r['per-process ×: harness | truth']}"
             )
+        by_side = {
+            side: sum(r.get("_off") == side for r in missed) for side in ("baseline", "candidate")
+        }
+        both = sum(r.get("_off") == "baseline,candidate" for r in missed)
+        lines.append(
+            f"       which side's time per call differed by more than {TOLERANCE:.0%} between "
+            f"the harness's processes and the truth's: the baseline alone at "
+            f"{by_side['baseline']}, the candidate alone at {by_side['candidate']}, both at "
+            f"{both}, neither at {len(missed) - both - sum(by_side.values())}"
+        )
     return lines
 
 

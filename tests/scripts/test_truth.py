@@ -317,6 +317,10 @@ def test_the_harness_speedup_of_each_timing_process_is_read_from_its_raw_rounds(
     assert truth.harness_process_ratios(tmp_path, pick, 2, "forward") == [2.0, 2.0]
     assert truth.harness_process_ratios(tmp_path, pick, 2, "step") == [3.0, 3.0]
     assert truth.harness_process_ratios(tmp_path, pick, 4, "step") == []
+    # each process's median milliseconds per call of one side
+    assert truth.harness_process_ms(tmp_path, pick, 2, "forward", "numpy") == [3000.0, 2000.0]
+    assert truth.harness_process_ms(tmp_path, pick, 2, "step", "torch") == [3000.0, 3000.0]
+    assert truth.harness_process_ms(tmp_path, pick, 2, "backward", "torch") == []
 
 
 def test_spreads_are_apart_only_when_every_harness_process_is_beyond_the_truths_range() -> None:
@@ -389,6 +393,7 @@ def test_a_picks_truth_processes_are_pooled_per_phase_and_kept_apart_by_when() -
     after = [_process({"step": [3.0], "forward": [6.0]}, ms=3.0)]
     pooled = truth._Pooled.of(before, after)
     assert pooled.groups["step"] == [[2.0, 2.1], [3.0]]
+    assert pooled.process_ms["step"]["baseline"] == pytest.approx([1.0, 3.0])
     assert pooled.halves["forward"] == {"before": [[5.0]], "after": [[6.0]]}
     assert pooled.median_ms("step", "baseline") == pytest.approx(2.0)
     assert pooled.median_ms("forward", "candidate") == pytest.approx(1.0)
@@ -405,6 +410,7 @@ def test_a_table_row_compares_the_harness_figure_with_the_pooled_truth(tmp_path:
     assert found and row["harness"] == "×0.50 (0.45–0.55)"
     assert row["harness/truth"] == "1.22" and row["_ok"] == "False"
     assert row["within 15%?"] == "[fail]" and row["intervals overlap?"] == "NO"
+    assert row["ms/call harness/truth: base, cand"] == "n/a, n/a"  # no raw events here
     # no harness row for the inference forward: no figure, a miss
     row, found = truth._table_row(PICK, "1", 1, "forward", pooled, rows, tmp_path, seed=1)
     assert not found and row["harness"] == "n/a" and row["_ok"] == "False"
@@ -426,7 +432,7 @@ def test_a_target_passes_only_with_every_pick_within_and_its_apart_misses_are_na
             row("step", True),
             row("step", True),
             row("forward", True),
-            row("forward", False, _apart="True", _drift="True"),
+            row("forward", False, _apart="True", _drift="True", _off="baseline"),
         ]
     )
     assert lines[0].startswith("[pass] training step") and "(2/2)" in lines[0]
@@ -434,4 +440,20 @@ def test_a_target_passes_only_with_every_pick_within_and_its_apart_misses_are_na
     assert "of its 1 misses, 0 ran a side in another page-fault regime" in lines[2]
     assert "at 1 the truth itself moved" in lines[2] and "and at 0 some harness" in lines[2]
     assert lines[3] == "       - fft-64 t2 forward: per-process ×1.2–1.3 | ×2.0–2.1"
-    assert len(lines) == 4
+    assert "the baseline alone at 1, the candidate alone at 0, both at 0, neither at 0" in lines[4]
+    assert len(lines) == 5
+
+
+def test_the_side_whose_time_per_call_moved_is_named() -> None:
+    # SciPy's forward at n=512 ran 14.6-16.2 ms a call in every harness process and
+    # 7.4-15.7 ms in the truth's (2026-11-30 09:00, AVX512): the baseline made the miss
+    assert truth.time_off([14.66, 16.16, 14.78], [7.45, 15.7, 11.7, 7.45]) == pytest.approx(
+        14.78 / 9.575
+    )
+    assert math.isnan(truth.time_off([], [1.0]))
+    assert truth.off_cell(1.54, 1.02) == ("1.54, 1.02 (baseline)", ["baseline"])
+    assert truth.off_cell(0.8, 1.2) == (
+        "0.80, 1.20 (baseline and candidate)",
+        ["baseline", "candidate"],
+    )
+    assert truth.off_cell(1.1, math.nan) == ("1.10, n/a", [])
