@@ -340,10 +340,11 @@ def harness_faults(
     return math.nan
 
 
-def _harness_rounds(folder: Path, pick: Pick, threads: int) -> list[dict[str, list[float]]]:
+def harness_rounds(folder: Path, pick: Pick, threads: int) -> list[dict[str, list[float]]]:
     """The values (seconds per call) of each timing process's rounds event of the
     pick's group, read from the raw timing events of ``folder`` (JSON lines: no harness
-    code), keyed by ``impl/phase``. One dict per process and batch."""
+    code), keyed by ``impl/phase``. One dict per process and batch: read once per pick
+    and thread setting, for every phase and side."""
     out: list[dict[str, list[float]]] = []
     for path in sorted((folder / "raw").glob("timing-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -370,13 +371,15 @@ def _harness_rounds(folder: Path, pick: Pick, threads: int) -> list[dict[str, li
     return out
 
 
-def harness_process_ratios(folder: Path, pick: Pick, threads: int, phase: str) -> list[float]:
+def harness_process_ratios(
+    rounds: Sequence[Mapping[str, list[float]]], pick: Pick, phase: str
+) -> list[float]:
     """The harness's speedup of the pick's candidate over its baseline per timing
-    process: the median of that process's per-round ratios (baseline value / candidate
-    value, round by round, as the harness pairs them). One figure per process and
-    batch."""
+    process (``rounds``: ``harness_rounds``): the median of that process's per-round
+    ratios (baseline value / candidate value, round by round, as the harness pairs
+    them). One figure per process and batch."""
     out: list[float] = []
-    for values in _harness_rounds(folder, pick, threads):
+    for values in rounds:
         base = values.get(f"{pick.baseline}/{phase}")
         cand = values.get(f"{pick.candidate}/{phase}")
         if base and cand and len(base) == len(cand):
@@ -385,13 +388,13 @@ def harness_process_ratios(folder: Path, pick: Pick, threads: int, phase: str) -
 
 
 def harness_process_ms(
-    folder: Path, pick: Pick, threads: int, phase: str, impl: str
+    rounds: Sequence[Mapping[str, list[float]]], phase: str, impl: str
 ) -> list[float]:
-    """Milliseconds per call of one implementation in each harness timing process (the
-    median of its values there)."""
+    """Milliseconds per call of one implementation in each harness timing process
+    (``rounds``: ``harness_rounds``; the median of its values there)."""
     return [
         float(np.median(values[f"{impl}/{phase}"])) * 1e3
-        for values in _harness_rounds(folder, pick, threads)
+        for values in rounds
         if values.get(f"{impl}/{phase}")
     ]
 
@@ -964,11 +967,12 @@ def _table_row(
     phase: str,
     pooled: _Pooled,
     rows: list[dict[str, str]],
-    folder: Path,
+    rounds: Sequence[Mapping[str, list[float]]],
     seed: int,
 ) -> tuple[dict[str, str], bool]:
-    """One (pick, thread setting, phase) line of the table, and whether the harness
-    had a figure for it."""
+    """One (pick, thread setting, phase) line of the table (``rows``: the harness's
+    results.csv; ``rounds``: its raw rounds of the pick, ``harness_rounds``), and
+    whether the harness had a figure for it."""
     truth = summarize(pooled.groups[phase], seed=seed)
     figure = harness_figure(rows, pick, count, phase)
     h = figure.speedup if figure else math.nan
@@ -986,13 +990,11 @@ def _table_row(
     fault_cell = f"{cells[0][0]:.0f}, {cells[1][0]:.0f} | {cells[0][1]:.0f}, {cells[1][1]:.0f}"
     if regimes:
         fault_cell += f" (regimes differ: {' and '.join(regimes)})"
-    h_procs = harness_process_ratios(folder, pick, count, phase)
+    h_procs = harness_process_ratios(rounds, pick, phase)
     t_procs = process_ratios(pooled.groups[phase])
     apart = spreads_apart(h_procs, t_procs)
     offs = [
-        time_off(
-            harness_process_ms(folder, pick, count, phase, impl), pooled.process_ms[phase][side]
-        )
+        time_off(harness_process_ms(rounds, phase, impl), pooled.process_ms[phase][side])
         for side, impl in (("baseline", pick.baseline), ("candidate", pick.candidate))
     ]
     off_text, off_sides = off_cell(*offs)
@@ -1071,8 +1073,9 @@ def _measure_layer(
     after = {pick.name: session.truth_runs(pick, label, count) for pick in group}
     for pick in group:
         pooled = _Pooled.of(before[pick.name], after[pick.name])
+        rounds = harness_rounds(folder, pick, count)
         for ph in PHASES:
-            row, found = _table_row(pick, label, count, ph, pooled, rows, folder, session.seed)
+            row, found = _table_row(pick, label, count, ph, pooled, rows, rounds, session.seed)
             if not found:
                 session.errors.append(f"{pick.name} t{count} {ph}: no harness figure")
             session.table.append(row)

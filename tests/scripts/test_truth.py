@@ -314,13 +314,14 @@ def test_the_harness_speedup_of_each_timing_process_is_read_from_its_raw_rounds(
     )
     pick = truth.Pick("fft-64", "fft", {"n": 64}, "numpy", "torch")
     # round by round: 2/1, 4/1, 3/2 -> median 2.0; the second process: 2/1
-    assert truth.harness_process_ratios(tmp_path, pick, 2, "forward") == [2.0, 2.0]
-    assert truth.harness_process_ratios(tmp_path, pick, 2, "step") == [3.0, 3.0]
-    assert truth.harness_process_ratios(tmp_path, pick, 4, "step") == []
+    rounds = truth.harness_rounds(tmp_path, pick, 2)
+    assert truth.harness_process_ratios(rounds, pick, "forward") == [2.0, 2.0]
+    assert truth.harness_process_ratios(rounds, pick, "step") == [3.0, 3.0]
+    assert truth.harness_process_ratios(truth.harness_rounds(tmp_path, pick, 4), pick, "step") == []
     # each process's median milliseconds per call of one side
-    assert truth.harness_process_ms(tmp_path, pick, 2, "forward", "numpy") == [3000.0, 2000.0]
-    assert truth.harness_process_ms(tmp_path, pick, 2, "step", "torch") == [3000.0, 3000.0]
-    assert truth.harness_process_ms(tmp_path, pick, 2, "backward", "torch") == []
+    assert truth.harness_process_ms(rounds, "forward", "numpy") == [3000.0, 2000.0]
+    assert truth.harness_process_ms(rounds, "step", "torch") == [3000.0, 3000.0]
+    assert truth.harness_process_ms(rounds, "backward", "torch") == []
 
 
 def test_spreads_are_apart_only_when_every_harness_process_is_beyond_the_truths_range() -> None:
@@ -406,13 +407,14 @@ def test_a_table_row_compares_the_harness_figure_with_the_pooled_truth(tmp_path:
         [_process({"step": [0.40, 0.42, 0.41], "forward": [1.0]}, ms=1.0)],
         [_process({"step": [0.40, 0.41], "forward": [1.0]}, ms=1.0)],
     )
-    row, found = truth._table_row(PICK, "1", 1, "step", pooled, rows, tmp_path, seed=1)
+    rounds = truth.harness_rounds(tmp_path, PICK, 1)  # no raw events here
+    row, found = truth._table_row(PICK, "1", 1, "step", pooled, rows, rounds, seed=1)
     assert found and row["harness"] == "×0.50 (0.45–0.55)"
     assert row["harness/truth"] == "1.22" and row["_ok"] == "False"
     assert row["within 15%?"] == "[fail]" and row["intervals overlap?"] == "NO"
     assert row["ms/call harness/truth: base, cand"] == "n/a, n/a"  # no raw events here
     # no harness row for the inference forward: no figure, a miss
-    row, found = truth._table_row(PICK, "1", 1, "forward", pooled, rows, tmp_path, seed=1)
+    row, found = truth._table_row(PICK, "1", 1, "forward", pooled, rows, rounds, seed=1)
     assert not found and row["harness"] == "n/a" and row["_ok"] == "False"
 
 
