@@ -192,13 +192,13 @@ def test_picks_are_chosen_by_name_in_table_order() -> None:
 
 
 def test_one_harness_run_covers_a_layers_picks_with_explicit_threads(tmp_path: Path) -> None:
-    picks = truth.select_picks("conv2d-128,conv2d-512,conv2d-1024")
+    picks = truth.select_picks("conv2d-16,conv2d-128,conv2d-512,conv2d-1024")
     groups = truth.harness_groups(truth.select_picks(None))
     assert [p.name for p in groups[("conv2d", "builtin")]] == [p.name for p in picks]
     cmd = truth.harness_command(picks, 2, tmp_path / "h", "quick", 20.0, python="py")
     text = " ".join(cmd)
     assert cmd[:4] == ["py", "-m", "harness", "run"]
-    assert "--grid n=128,512,1024" in text and "--grid k=3" in text
+    assert "--grid n=16,128,512,1024" in text and "--grid k=3" in text
     assert "--impls scipy,torch" in text and "--threads 2" in text
     assert "--profile quick --budget 20" in text and "--layers-from" not in text
     own = truth.harness_command(
@@ -342,7 +342,7 @@ def test_spreads_are_apart_only_when_every_harness_process_is_beyond_the_truths_
 
 def test_a_narrow_runs_groups_are_the_product_of_its_axes_values() -> None:
     conv = [p for p in truth.PICKS if p.layer == "conv2d"]
-    assert truth.grid_groups(conv) == 3  # n = 128, 512, 1024 at k = 3
+    assert truth.grid_groups(conv) == 4  # n = 16, 128, 512, 1024 at k = 3
     mixed = [
         truth.Pick("a", "conv2d", {"n": 8, "k": 3}, "scipy", "torch"),
         truth.Pick("b", "conv2d", {"n": 16, "k": 7}, "scipy", "torch"),
