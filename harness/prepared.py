@@ -47,7 +47,11 @@ class Prepared:
 
     def forward_time_func(self) -> Callable[[int], float]:
         return forward_time_func(
-            self.built.fn, self.inputs, self.variant.device, inference=self.inference
+            self.built.fn,
+            self.inputs,
+            self.variant.device,
+            inference=self.inference,
+            grad_mode=self.impl.form != "onnxruntime",
         )
 
     def forward(self) -> torch.Tensor:
