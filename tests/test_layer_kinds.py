@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import harness
-from harness.report.decide import COMPILE_AS_IS, INFERENCE, PORT, decide_layers
+from harness.report.decide import COMPILE_AS_IS, INFERENCE, PORT, UNDECIDED, decide_layers
 from harness.results import load_results
 
 ROOT = Path(__file__).resolve().parent
@@ -59,8 +59,14 @@ def test_a_forward_only_baseline_is_decided_on_its_forward(kinds: Kinds) -> None
     assert (base_back["status"] == "unsupported").all()
     assert soft["gradcheck"].isna().all()
     d = decisions["softmax_rows"]
-    assert d.kind == PORT, d
     (s,) = d.settings
+    # torch is 5-9x faster in every round; but the quick profile has two processes,
+    # and two decide only large effects (harness.stats: t with 1 degree of freedom):
+    # on 2026-11-30 two processes in the machine's slow and fast states (NumPy 50 and 37 us
+    # a call) left x7.0 (0.95-51) undecided. Port, or undecided between port and keep.
+    (point,) = s.points
+    assert point.speedup > 2, point
+    assert d.kind == PORT or (d.kind == UNDECIDED and "port" in s.possible), d
     # no training step to decide: the inference verdict is its only one
     assert s.metric == INFERENCE and s.forward_only and d.use == "inference"
     report = (out / "report.md").read_text()
