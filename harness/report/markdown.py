@@ -58,9 +58,10 @@ _USES = (
     "*Training* verdicts are decided on a whole training step, timed as a training loop "
     "runs it: each call a forward that records the autograd graph, then the backward of "
     "every gradient, which frees it. *Inference* verdicts are decided on the forward as "
-    "it is served (native candidates and their forms under `torch.inference_mode()`, "
-    "TorchScript saved and loaded back, ONNX Runtime sessions; the NumPy/SciPy baseline "
-    "under `no_grad`), over every deployable form. Forward and backward timed apart "
+    "it is served, one request per call (each call of a native candidate or its forms "
+    "enters `torch.inference_mode()`, TorchScript saved and loaded back, an ONNX Runtime "
+    "session called bare; each call of the NumPy/SciPy baseline enters `no_grad`), over "
+    "every deployable form. Forward and backward timed apart "
     "(backward on a retained graph) show where a step's time goes."
 )
 
