@@ -213,7 +213,6 @@ def bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
     for name, param in mod.named_parameters(remove_duplicate=False):
         owner_name, _, attr = name.rpartition(".")
         places[index[id(param)]].append((mod.get_submodule(owner_name), attr))
-    bound: list[torch.Tensor | None] = [None] * len(named)  # what the places hold now
 
     def _functional(x: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
         values = dict(zip(names, params, strict=True))
@@ -230,13 +229,13 @@ def bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
                 return mod(x)  # type: ignore[no-any-return]
         if torch.compiler.is_compiling():
             return _functional(x, params)
-        for i, value in enumerate(params):
-            if bound[i] is not value:
+        for where, value in zip(places, params, strict=True):
+            owner, attr = where[0]
+            if owner._parameters[attr] is not value:  # the module's places say what is bound
                 if not _plain(value):
                     return _functional(x, params)
-                for owner, attr in places[i]:
+                for owner, attr in where:
                     owner._parameters[attr] = value  # type: ignore[assignment]
-                bound[i] = value
         return mod(x)  # type: ignore[no-any-return]
 
     call.__name__ = type(mod).__name__
