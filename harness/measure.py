@@ -53,6 +53,7 @@ __all__ = [
     "backward_time_func",
     "calibrate_loops",
     "forward_time_func",
+    "served_call",
     "set_threads",
     "step_time_func",
     "warm_first",
@@ -85,11 +86,11 @@ def forward_time_func(
     the call is bare (an ONNX Runtime session, which never enters torch's modes)."""
     sync = _sync_for(device)
     args = tuple(inputs)
-    mode = (torch.inference_mode if inference else torch.no_grad) if grad_mode else None
+    mode = _served_mode(inference, grad_mode)
 
     def time_func(loops: int) -> float:
         if warm_first(loops):
-            _served(fn, args, mode)  # untimed: wakes the thread pools, as a previous call
+            _call_in(fn, args, mode)  # untimed: wakes the thread pools, as a previous call
         if sync:
             sync()
         if mode is None:
@@ -108,8 +109,25 @@ def forward_time_func(
     return time_func
 
 
-def _served(fn: Callable[..., Any], args: tuple[Any, ...], mode: Callable[[], Any] | None) -> Any:
-    """One call as ``forward`` times it: inside ``mode`` unless it is None."""
+def served_call(
+    fn: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    inference: bool = False,
+    grad_mode: bool = True,
+) -> torch.Tensor:
+    """One call as ``forward_time_func`` times each of its calls (same arguments)."""
+    return _call_in(fn, tuple(inputs), _served_mode(inference, grad_mode))  # type: ignore[no-any-return]
+
+
+def _served_mode(inference: bool, grad_mode: bool) -> Callable[[], Any] | None:
+    """The mode a served call enters: ``inference_mode`` or ``no_grad``; None: bare."""
+    if not grad_mode:
+        return None
+    return torch.inference_mode if inference else torch.no_grad
+
+
+def _call_in(fn: Callable[..., Any], args: tuple[Any, ...], mode: Callable[[], Any] | None) -> Any:
+    """``fn(*args)`` inside ``mode`` unless it is None."""
     if mode is None:
         return fn(*args)
     with mode():

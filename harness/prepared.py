@@ -18,7 +18,7 @@ import torch
 from harness.case import Variant
 from harness.forms import Built
 from harness.layer import Implementation, Layer
-from harness.measure import backward_time_func, forward_time_func, step_time_func
+from harness.measure import backward_time_func, forward_time_func, served_call, step_time_func
 
 __all__ = ["Prepared"]
 
@@ -45,20 +45,24 @@ class Prepared:
         NumPy/SciPy code (and its compiled form) runs as it is, under ``no_grad``."""
         return self.impl.role == "native"
 
+    @property
+    def grad_mode(self) -> bool:
+        """An ONNX Runtime session is served bare: a deployment never enters torch's
+        grad modes around it."""
+        return self.impl.form != "onnxruntime"
+
     def forward_time_func(self) -> Callable[[int], float]:
         return forward_time_func(
             self.built.fn,
             self.inputs,
             self.variant.device,
             inference=self.inference,
-            grad_mode=self.impl.form != "onnxruntime",
+            grad_mode=self.grad_mode,
         )
 
     def forward(self) -> torch.Tensor:
-        """One inference call, as ``forward`` times it."""
-        mode = torch.inference_mode if self.inference else torch.no_grad
-        with mode():
-            return self.built.fn(*self.inputs)
+        """One inference call, as ``forward`` times it (deviation and peak memory)."""
+        return served_call(self.built.fn, self.inputs, self.inference, self.grad_mode)
 
     def graph(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Output with its autograd graph, and the leaves to differentiate (built once)."""

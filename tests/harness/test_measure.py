@@ -266,6 +266,23 @@ def test_an_onnx_runtime_call_is_bare() -> None:
     assert seen == [(False, True)] * 3
 
 
+def test_one_served_call_is_in_the_mode_the_timed_calls_are() -> None:
+    from harness.measure import served_call
+
+    seen: list[tuple[bool, bool]] = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        seen.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+        return x
+
+    x = torch.ones(1)
+    for inference, grad_mode in ((True, True), (False, True), (True, False)):
+        forward_time_func(fn, (x,), inference=inference, grad_mode=grad_mode)(1)
+        served_call(fn, (x,), inference, grad_mode)
+        assert seen[-1] == seen[-2]
+    assert seen[::2] == [(True, False), (False, False), (False, True)]
+
+
 def test_a_loop_count_is_kept_unless_the_warm_up_says_it_is_far_off() -> None:
     from harness.measure import recalibrated_loops
 
