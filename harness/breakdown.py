@@ -15,6 +15,10 @@ bridge   tensor to ndarray and back, copies, dtype casts,       sys.setprofile
          ``.contiguous()``, ``input.new(...)``
 python   autograd Function dispatch, ctx, the Python between    torch.profiler (the rest
          calls (the call's time outside every other part)       of the call)
+code     the layer's own code: the body of its autograd         sys.setprofile
+         Function's forward or backward outside every call the
+         tools see (Python loops, or compiled code they cannot
+         see into: numba, Cython, a C extension)
 kernel   an aten op (its self time) or a device kernel;         torch.profiler;
          an ONNX Runtime session's run, inclusive               sys.setprofile
 other    the autograd engine's own work on native nodes, CUDA   torch.profiler
@@ -23,7 +27,12 @@ other    the autograd engine's own work on native nodes, CUDA   torch.profiler
 
 Every event's *self* time (its duration less its children's) goes to one part: the
 outermost NumPy/bridge annotation above it if there is one (so an aten copy inside
-``Tensor.new`` is bridge), else its own. The waiting of ``cudaDeviceSynchronize`` is
+``Tensor.new`` is bridge), else its own. An autograd Function's forward and backward
+are annotated too (``code::SoftDTW.forward``), but own only their self time: the NumPy,
+bridge and aten calls inside them keep their parts. Without that annotation the body's
+time fell to the Function's record function, *autograd Function dispatch*, and a
+baseline whose work runs in numba read as 90% Python overhead (2026-11-30, the public
+soft-DTW layer). The waiting of ``cudaDeviceSynchronize`` is
 given to the device kernels that ran, in proportion to their device time.
 
 **The tools' own cost is removed.** Tracing costs a little per Python event, per aten
@@ -54,19 +63,21 @@ __all__ = [
     "ProfEvent",
     "aggregate",
     "bridge_name",
+    "code_name",
     "kernel_name",
     "kind_shares",
     "numpy_name",
     "reconcile",
 ]
 
-KINDS = ("numpy", "bridge", "python", "kernel", "other")
+KINDS = ("numpy", "bridge", "python", "code", "kernel", "other")
 
 #: The annotation around the whole profiled call.
 ROOT = "harness::call"
 _NUMPY = "numpy::"
 _BRIDGE = "bridge::"
 _KERNEL = "kernel::"
+_CODE = "code::"
 _ANNOTATED = {_NUMPY: "numpy", _BRIDGE: "bridge", _KERNEL: "kernel"}
 _PYTHON_REST = "Python between calls"
 _DISPATCH = "autograd Function dispatch"
@@ -90,6 +101,12 @@ def bridge_name(name: str) -> str:
     return _BRIDGE + name
 
 
+def code_name(name: str) -> str:
+    """The annotation of an autograd Function's forward or backward body (its
+    qualified name, ``SoftDTW.forward``)."""
+    return _CODE + name
+
+
 def kernel_name(name: str) -> str:
     """The annotation of an outermost call into a native runtime torch.profiler does
     not see (an ONNX Runtime session's ``run``)."""
@@ -109,7 +126,9 @@ class ProfEvent:
     device: bool = False
     """A kernel timed on the device (CUDA): not part of the CPU tree's times."""
     traced: int = 0
-    """Python profile events counted inside this annotation (NumPy/bridge ones)."""
+    """Python profile events counted inside this annotation: all of them in a
+    NumPy/bridge one (the hook only counts them); in a Function body's (``code::``),
+    those outside its NumPy/bridge calls (the hook looks at each)."""
 
     @property
     def duration_us(self) -> float:
@@ -249,7 +268,8 @@ def _walk(
     children: Mapping[int | None, list[ProfEvent]], has_device: bool, c: Costs, tally: _Tally
 ) -> float:
     """Give each CPU event's self time to its part (``tally``): the outermost
-    NumPy/bridge/kernel annotation above it, else its own (``_classify``). Returns the
+    NumPy/bridge/kernel annotation above it, else its own (``_classify``); a Function
+    body's annotation (``code::``) takes its self time only. Returns the
     time spent waiting for the device (synchronize calls, when device kernels ran),
     which ``_spread_sync`` hands on to the kernels."""
     sync_s = 0.0
@@ -262,7 +282,11 @@ def _walk(
         kids = [k for k in children.get(event.id, []) if not k.device]
         self_s = max(0.0, event.duration_us - sum(k.duration_us for k in kids)) / 1e6
         prefix = event.name.split("::", 1)[0] + "::" if "::" in event.name else ""
-        if owner is None and prefix in _ANNOTATED:
+        if owner is None and prefix == _CODE:
+            # the Function body's own time; what it calls keeps its own parts
+            body = ("code", event.name.split("::", 1)[1])
+            tally.add(body, TOOL_TRACE, self_s, 1, event.traced * c.event_s + c.span_s)
+        elif owner is None and prefix in _ANNOTATED:
             kind = _ANNOTATED[prefix]
             owner = (kind, event.name.split("::", 1)[1])
             tally.add(owner, TOOL_TRACE, self_s, 1, event.traced * c.inside_s + c.span_s)

@@ -87,13 +87,14 @@ LIMIT_ENV = "HARNESS_CACHE_LIMIT_MB"
 DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: The version of each cached check: bump one when what it computes changes.
 #: Each check's version, part of its key: bumped when what it computes changes (setup 3:
-#: loop calibration starts with a value of 2 calls, harness.measure.calibrate_loops).
+#: loop calibration starts with a value of 2 calls, harness.measure.calibrate_loops;
+#: breakdown 2: a Function's forward and backward bodies are parts of kind ``code``).
 CHECKS: dict[str, int] = {
     "validate": 1,
     "capabilities": 1,
     "gradcheck": 1,
     "setup": 3,
-    "breakdown": 1,
+    "breakdown": 2,
 }
 _ENTRY_SCHEMA = 1
 _PACKAGES = ("port-harness", "torch", "numpy", "scipy", "onnx", "onnxruntime", "onnxscript")

@@ -242,13 +242,16 @@ BREAKDOWN_COLUMNS: dict[str, tuple[str, str]] = {
         "string",
         "where the time went: a NumPy/SciPy function (scipy.signal.correlate2d), a bridge "
         "call (torch.Tensor.numpy), an aten op or device kernel (aten::convolution_backward), "
-        "'autograd Function dispatch', 'autograd engine', 'Python between calls'",
+        "'autograd Function dispatch', 'autograd engine', 'Python between calls', or an "
+        "autograd Function's own code (SoftDTW.forward)",
     ),
     "kind": (
         "string",
         "numpy (a NumPy/SciPy function, inclusive), bridge (tensor to ndarray and back, "
         "copies, dtype casts), python (autograd Function dispatch, ctx, the Python between "
-        "calls), kernel (an aten op's self time, or a device kernel), other (the autograd "
+        "calls), code (the body of the layer's autograd Function's forward or backward "
+        "outside every call the tools see: Python loops, or compiled code such as numba), "
+        "kernel (an aten op's self time, or a device kernel), other (the autograd "
         "engine on native nodes, CUDA runtime calls, the rest)",
     ),
     "seconds": (

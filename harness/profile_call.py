@@ -15,7 +15,11 @@ the fastest is kept):
   nests the aten ops a bridge call runs inside it; each outermost call into ONNX
   Runtime (``onnxruntime.InferenceSession.run``) likewise, as a ``kernel`` part
   (torch.profiler sees nothing inside it). Calls nested inside one of those are only
-  counted (the hook's cost is removed from the part they belong to);
+  counted (the hook's cost is removed from the part they belong to). The body of each
+  of the layer's autograd Functions' ``forward`` and ``backward`` is annotated too
+  (``code::SoftDTW.forward``), around the calls above: its self time is the layer's
+  own code, Python or compiled code no tool here sees into (a numba function is
+  neither a Python frame nor a builtin, so the hook never hears of its call);
 - **resource.getrusage**: minor page faults over the plain calls, per call.
 
 The hook sees the calls the current thread makes (on CUDA the autograd engine runs a
@@ -30,9 +34,9 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import numpy as np
@@ -45,11 +49,12 @@ from harness.breakdown import (
     ProfEvent,
     aggregate,
     bridge_name,
+    code_name,
     kernel_name,
     numpy_name,
 )
 
-__all__ = ["CallProfile", "calibrate", "minor_faults", "profile_call"]
+__all__ = ["CallProfile", "calibrate", "function_bodies", "minor_faults", "profile_call"]
 
 #: Tensor methods that move data between torch and NumPy, copy or cast.
 TENSOR_BRIDGE = frozenset(
@@ -139,17 +144,57 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
     return None
 
 
-class _Hook:
-    """The profile hook: annotates outermost NumPy/bridge calls, counts the rest."""
+def function_bodies() -> dict[CodeType, str]:
+    """The code of every user-defined autograd Function's ``forward`` and ``backward``
+    (torch's own left out), with its qualified name: the bodies the hook annotates as
+    the layer's own code. Read when a call is profiled, so that the layer's Functions
+    are defined by then."""
+    found: dict[CodeType, str] = {}
+    todo = list(torch.autograd.Function.__subclasses__())
+    seen: set[type] = set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        todo.extend(cls.__subclasses__())
+        if str(cls.__module__).split(".")[0] == "torch":
+            continue
+        for name in ("forward", "backward"):
+            fn = cls.__dict__.get(name)
+            code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+            if isinstance(code, CodeType):
+                found[code] = f"{cls.__qualname__}.{name}"
+    return found
 
-    def __init__(self) -> None:
+
+class _Hook:
+    """The profile hook: annotates outermost NumPy/bridge calls and the bodies of the
+    layer's autograd Functions (``bodies``, from ``function_bodies``), counts the rest.
+
+    ``spans`` holds, per annotation in the order they start, the Python events counted
+    inside it; a Function body's count excludes its NumPy/bridge calls' events (those
+    are their own annotations')."""
+
+    def __init__(self, bodies: Mapping[CodeType, str] | None = None) -> None:
+        self.bodies = bodies or {}
         self.depth = 0
         self.span_depth: int | None = None
         self.span_events = 0
+        self.span_index = 0
         self.spans: list[int] = []
-        """Python events counted inside each annotation, in order."""
         self.outside = 0
         self._record: Any = None
+        #: open Function bodies: (depth, index in spans, record function)
+        self._bodies: list[tuple[int, int, Any]] = []
+
+    def _count(self) -> None:
+        """One Python event outside NumPy/bridge calls: the innermost open Function
+        body's, else outside every annotation."""
+        if self._bodies:
+            self.spans[self._bodies[-1][1]] += 1
+        else:
+            self.outside += 1
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
         if event == "call" or event == "c_call":
@@ -157,13 +202,21 @@ class _Hook:
             if self.span_depth is not None:
                 self.span_events += 1
                 return
+            if event == "call" and frame.f_code in self.bodies:
+                record = _RecordFunction(code_name(self.bodies[frame.f_code]))
+                record.__enter__()
+                self._bodies.append((self.depth, len(self.spans), record))
+                self.spans.append(0)
+                return
             found = classify_call(frame, event, arg)
             if found is None:
-                self.outside += 1
+                self._count()
                 return
             kind, name = found
             self.span_depth = self.depth
             self.span_events = 0
+            self.span_index = len(self.spans)
+            self.spans.append(0)
             self._record = _RecordFunction(
                 {"numpy": numpy_name, "bridge": bridge_name, "kernel": kernel_name}[kind](name)
             )
@@ -174,19 +227,23 @@ class _Hook:
             if self.depth == self.span_depth:
                 self._record.__exit__(None, None, None)
                 self._record = None
-                self.spans.append(self.span_events)
+                self.spans[self.span_index] = self.span_events
                 self.span_depth = None
             else:
                 self.span_events += 1
+        elif event == "return" and self._bodies and self.depth == self._bodies[-1][0]:
+            self._bodies.pop()[2].__exit__(None, None, None)
         else:
-            self.outside += 1
+            self._count()
         self.depth = max(0, self.depth - 1)
 
     def close(self) -> None:
         if self._record is not None:  # a call that raised out of the hook's sight
             self._record.__exit__(None, None, None)
-            self.spans.append(self.span_events)
+            self.spans[self.span_index] = self.span_events
             self._record = None
+        while self._bodies:
+            self._bodies.pop()[2].__exit__(None, None, None)
 
 
 @dataclass(frozen=True)
@@ -236,7 +293,7 @@ def _events(prof: Any, spans: list[int]) -> list[ProfEvent]:
             continue  # the warm-up call's events
         kept.add(e.id)
         traced = 0
-        if not device and e.name.startswith(("numpy::", "bridge::", "kernel::")):
+        if not device and e.name.startswith(("numpy::", "bridge::", "kernel::", "code::")):
             traced = spans[annotations] if annotations < len(spans) else 0
             annotations += 1
         parent = e.cpu_parent.id if getattr(e, "cpu_parent", None) is not None else None
@@ -266,6 +323,7 @@ def profile_call(
 
     sync = _sync(device)
     call()  # warm-up: lazy initialisation is no part of a call
+    bodies = function_bodies()
     sync()
     times: list[float] = []
     faults0 = minor_faults()
@@ -283,10 +341,10 @@ def profile_call(
     for _ in range(max(1, attempts)):
         # a call preempted on a shared machine (or an OpenMP barrier waiting on a
         # descheduled thread) is profiled again: the call nearest its plain time is kept
-        hook = _Hook()
+        hook = _Hook(bodies)
         with profile(activities=_activities(device)) as prof:
             # the tools' first-call costs fall outside the root: a warm-up call under both
-            sys.setprofile(_Hook())
+            sys.setprofile(_Hook(bodies))
             try:
                 call()
                 sync()

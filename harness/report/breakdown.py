@@ -1,8 +1,8 @@
 """Where the time goes: the report's section on breakdown.csv (issue 19). Pure.
 
 breakdown.csv (``harness.frame.BREAKDOWN_COLUMNS``) splits one profiled call per
-implementation, size and phase into parts of a kind (numpy, bridge, python, kernel,
-other; ``harness.breakdown``). Per layer this module gives:
+implementation, size and phase into parts of a kind (numpy, bridge, python, code,
+kernel, other; ``harness.breakdown``). Per layer this module gives:
 
 - ``breakdown_section``: the Markdown lines of "Where the time goes": sentences that
   explain the verdict (what dominates the baseline and the best candidate at the
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.breakdown import KINDS
 from harness.report._data import records, settings
 from harness.text import fmt_pct, fmt_seconds, fmt_size, md_table
 
@@ -52,11 +53,11 @@ __all__ = [
     "reconcile_lines",
 ]
 
-KINDS = ("numpy", "bridge", "python", "kernel", "other")
 KIND_COLORS = {
     "numpy": "#1f77b4",
     "bridge": "#d62728",
     "python": "#ff7f0e",
+    "code": "#9467bd",
     "kernel": "#2ca02c",
     "other": "#7f7f7f",
 }
@@ -284,6 +285,18 @@ def _baseline_sentences(c: Profiled, axis: str, candidate: str | None) -> list[s
         if kinds["bridge"] >= 0.2:
             text += " — try that cheaper fix first"
         out.append(text + ".")
+    elif kinds["code"] >= _NAMED:
+        # the Function's body outside every call a tool sees: numba, Cython, Python loops
+        # (before this sentence, a numba layer read as Python overhead a port removes)
+        out.append(
+            f"{where}, {_pct(kinds['code'])} of {c.impl}'s {word} runs in the layer's own "
+            f"code ({_named(c.of_kind('code'))}), outside every NumPy/SciPy, bridge and "
+            "torch call the profilers see: Python loops, or compiled code they cannot "
+            "see into (numba, Cython, a C extension). That is the baseline's own "
+            "computation, not bridge or Python overhead: a port"
+            + (f" to {candidate}" if candidate else "")
+            + " pays off only where the native does that work faster."
+        )
     else:
         top = c.parts[0] if c.parts else None
         if top is not None and top[3] >= _NAMED:
@@ -463,7 +476,9 @@ _INTRO = (
     "profile hook (sys.setprofile) for NumPy/SciPy and bridge calls, getrusage for page "
     "faults; the tools' estimated overhead is removed. Kinds: *numpy* (NumPy/SciPy "
     "functions), *bridge* (tensor↔ndarray, copies, casts), *python* (autograd Function "
-    "dispatch and the Python between calls), *kernel* (aten ops), *other*. "
+    "dispatch and the Python between calls), *code* (the layer's own code in its "
+    "Function's forward and backward, outside every call the tools see: Python loops, "
+    "or compiled code such as numba), *kernel* (aten ops), *other*. "
     "breakdown.csv has every part."
 )
 

@@ -14,6 +14,7 @@ from harness.breakdown import (
     ProfEvent,
     aggregate,
     bridge_name,
+    code_name,
     kernel_name,
     kind_shares,
     numpy_name,
@@ -110,6 +111,7 @@ def test_reconcile_and_kind_shares() -> None:
         "numpy": 0.75,
         "bridge": 0.25,
         "python": 0.0,
+        "code": 0.0,
         "kernel": 0.0,
         "other": 0.0,
     }
@@ -126,3 +128,28 @@ def test_a_runtime_call_is_a_kernel_part_owning_what_runs_inside_it() -> None:
     assert parts["kernel", "onnxruntime.Session.run"].seconds == pytest.approx(40e-6)
     assert parts["kernel", "onnxruntime.Session.run"].tool == "sys.setprofile"
     assert ("kernel", "aten::empty") not in parts
+
+
+def test_a_function_body_owns_only_its_self_time_and_its_calls_keep_their_parts() -> None:
+    """A numba layer: the Function's forward body (``code::``) runs a jitted function no
+    tool sees (its self time), one bridge call and one aten op, which keep their parts;
+    the Function's record function keeps only what is outside the body (dispatch)."""
+    events = [
+        ProfEvent(1, ROOT, 0, 100),
+        ProfEvent(2, "SoftDTW", 1, 96, parent=1),
+        ProfEvent(3, code_name("SoftDTW.forward"), 3, 95, parent=2, traced=6),
+        ProfEvent(4, bridge_name("torch.Tensor.numpy"), 4, 6, parent=3, traced=0),
+        ProfEvent(5, "aten::select", 90, 92, parent=3),
+    ]
+    costs = Costs(event_s=1e-7, span_s=3e-7)
+    b = aggregate(events, costs=costs)
+    parts = {(p.kind, p.part): p for p in b.parts}
+    # 92 µs of body less the bridge call's 2 and the op's 2; less the tools' cost in it:
+    # one annotation and the 6 Python events the hook looked at inside the body
+    assert parts["code", "SoftDTW.forward"].seconds == pytest.approx(88e-6 - 3e-7 - 6e-7)
+    assert parts["code", "SoftDTW.forward"].tool == "sys.setprofile"
+    assert parts["bridge", "torch.Tensor.numpy"].seconds == pytest.approx(2e-6 - 3e-7)
+    assert parts["kernel", "aten::select"].seconds == pytest.approx(2e-6)
+    assert parts["python", "autograd Function dispatch"].seconds == pytest.approx(3e-6)
+    assert b.by_kind()["code"] > 0.85
+    assert "code" in KINDS

@@ -240,7 +240,9 @@ def test_a_quick_run_writes_breakdown_csv_and_the_report_section(tmp_path: Path)
     results = harness.load_results(out)
     bd = results.breakdown
     assert bd is not None and len(bd)
-    assert set(bd["kind"]) <= {"numpy", "bridge", "python", "kernel", "other"}
+    assert set(bd["kind"]) <= {"numpy", "bridge", "python", "code", "kernel", "other"}
+    # the Function's forward body is a part of its own (its calls keep theirs)
+    assert "CopyCastCumsum.forward" in set(bd[bd["kind"] == "code"]["part"])
     for _, case in bd.groupby("case"):
         assert math.isclose(case["share"].sum(), 1.0, rel_tol=1e-6)
     assert set(bd["phase"]) == {"step", "forward"} and set(bd["impl"]) == {"numpy", "torch"}

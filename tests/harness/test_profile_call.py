@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from harness.profile_call import calibrate, classify_call, profile_call
+from harness.profile_call import calibrate, classify_call, function_bodies, profile_call
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "breakdown_layers.py"
 
@@ -74,6 +74,50 @@ def test_the_step_of_a_numpy_function_shows_its_backward_dispatch(layers: Module
     assert ("python", "autograd Function dispatch") in names
     assert ("bridge", "torch.Tensor.numpy") in names and ("bridge", "torch.from_numpy") in names
     assert math.fsum(p.share for p in b.parts) == pytest.approx(1.0)
+
+
+class _LoopSquares(torch.autograd.Function):
+    """Its work is a Python loop over floats, which makes no call a profile hook hears
+    of: as invisible to the tools as a numba function's."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(x)
+        total = 0.0
+        for v in x.detach().numpy().ravel().tolist():
+            for _ in range(20):
+                total += v * v
+        return x.new_tensor(total / 20)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        (x,) = ctx.saved_tensors
+        return grad * 2 * x
+
+
+def test_a_functions_own_code_is_its_own_part_not_dispatch() -> None:
+    x = torch.randn(64, 64, requires_grad=True)
+
+    def step() -> object:
+        out = _LoopSquares.apply(x)
+        return torch.autograd.grad(out, (x,))
+
+    b = profile_call(step, costs=calibrate()).breakdown
+    parts = {(p.kind, p.part): p for p in b.parts}
+    body = parts["code", "_LoopSquares.forward"]
+    assert body.share > 0.5 and body.tool == "sys.setprofile", b.parts
+    assert ("code", "_LoopSquares.backward") in parts
+    # the calls inside the body keep their parts; the dispatch is the Function's own
+    assert ("bridge", "torch.Tensor.numpy") in parts and ("bridge", "numpy.ndarray.tolist") in parts
+    assert parts["python", "autograd Function dispatch"].share < 0.2, b.parts
+    assert math.fsum(p.share for p in b.parts) == pytest.approx(1.0)
+
+
+def test_function_bodies_are_the_layers_not_torchs() -> None:
+    bodies = function_bodies()
+    assert bodies[_LoopSquares.forward.__code__] == "_LoopSquares.forward"
+    assert bodies[_LoopSquares.backward.__code__] == "_LoopSquares.backward"
+    assert all(not name.startswith("Function.") for name in bodies.values())
 
 
 def test_classify_call_names_bridge_and_numpy_calls() -> None:

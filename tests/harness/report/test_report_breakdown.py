@@ -159,6 +159,44 @@ def test_a_cast_in_the_bridge_is_a_cheaper_fix_before_a_port() -> None:
     assert "the dtype cast (numpy.ndarray.astype) could go by keeping the input's dtype" in text
 
 
+def test_a_baseline_whose_time_is_its_own_code_is_not_told_a_port_removes_overhead() -> None:
+    """A numba layer (the public soft-DTW, 2026-11-30): the Function's bodies hold the
+    time, which no tool sees into. Before the ``code`` kind this read as 90% "bridge and
+    Python overhead: porting gains what removing them would"."""
+    rows = [r for r in _breakdown_rows() if not (r["impl"] == "numpy" and r["size"] == 1024)]
+    for part, kind, share in (
+        ("SoftDTW.forward", "code", 0.62),
+        ("SoftDTW.backward", "code", 0.25),
+        ("Python between calls", "python", 0.09),
+        ("autograd Function dispatch", "python", 0.01),
+        ("aten::mul", "kernel", 0.03),
+    ):
+        rows.append(
+            {
+                **_common("numpy", "step", 1024),
+                "part": part,
+                "kind": kind,
+                "seconds": share * 1e-2,
+                "share": share,
+                "calls": 1,
+                "tool": "sys.setprofile",
+                "profiled_s": 1e-2,
+                "raw_s": 1.2e-2,
+                "plain_s": 1e-2,
+                "minor_faults": 10.0,
+            }
+        )
+    text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    assert (
+        "At n=1024, 87% of numpy's training step runs in the layer's own code "
+        "(SoftDTW.forward 62%, SoftDTW.backward 25%), outside every NumPy/SciPy, bridge "
+        "and torch call the profilers see"
+    ) in text
+    assert "not bridge or Python overhead: a port to torch pays off only where" in text
+    assert "At n=1024, 10% of numpy's" not in text and "n=1024 numpy's training step is" not in text
+    assert "*code* (the layer's own code" in text
+
+
 def test_pairs_follow_the_verdicts() -> None:
     cases = profiled_cases(_breakdown_rows(), _layer_rows(), "n")
     assert {c.timed_s for c in cases} >= {8e-5, 1024e-5}
