@@ -121,11 +121,19 @@ class Timed:
 
 
 def _summary(setup: SetupDone) -> SetupDone:
-    """What planning needs of a setup: status, loops, estimate per phase, one-off."""
+    """What planning needs of a setup: status, loops, estimate per phase, one-off, and
+    a failed phase's error."""
     return SetupDone(
         setup.variant,
         {
-            ph: PhaseSetup(ps.status, loops=ps.loops, estimate_s=ps.estimate_s)
+            # an error is kept (short, and only where a phase failed): the scheduler
+            # reads a timed-out build (schedule.setup_tasks)
+            ph: PhaseSetup(
+                ps.status,
+                error=ps.error if ps.status == "error" else None,
+                loops=ps.loops,
+                estimate_s=ps.estimate_s,
+            )
             for ph, ps in setup.phases.items()
         },
         setup.oneoff_s,

@@ -59,6 +59,7 @@ from harness.points import parse_point
 
 __all__ = [
     "SCHEMA",
+    "TIMED_OUT",
     "BreakdownDone",
     "CapabilitiesDone",
     "CapabilitiesTask",
@@ -88,6 +89,7 @@ __all__ = [
     "read_event_at",
     "task_from_json",
     "task_to_json",
+    "timed_out",
 ]
 
 SCHEMA = 3
@@ -375,11 +377,25 @@ class BreakdownDone:
     timed now)."""
 
 
+#: How the error of a task that ran past its limit begins (``Crash.timeout``, ``timed_out``).
+TIMED_OUT = "timed out after"
+
+
 @dataclass(frozen=True)
 class Crash:
     kind: ClassVar[str] = "crash"
     task: Task
     error: str
+
+    @classmethod
+    def timeout(cls, task: Task, limit_s: float, what: str) -> Crash:
+        """The crash of a task killed after ``limit_s`` seconds (``what`` names it)."""
+        return cls(task, f"{TIMED_OUT} {limit_s:.0f}s ({what})")
+
+
+def timed_out(error: str | None) -> bool:
+    """Whether a task's error says it ran past its limit (``Crash.timeout``)."""
+    return bool(error) and str(error).startswith(TIMED_OUT)
 
 
 @dataclass(frozen=True)

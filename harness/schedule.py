@@ -44,12 +44,13 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.case import PHASES, Case, Group
+from harness.case import PHASES, Case, Group, Variant
 from harness.collect import SETUP_FILE, Comparison, State, analyse_group, timing_file
 from harness.config import Profile
 from harness.errors import ResultsError
 from harness.points import format_point
 from harness.protocol import (
+    TIMED_OUT,
     CapabilitiesTask,
     Event,
     GradcheckTask,
@@ -58,6 +59,7 @@ from harness.protocol import (
     SetupDone,
     SetupTask,
     Task,
+    timed_out,
 )
 from harness.stats import Pending, plan_extra_rounds, straddles
 
@@ -212,6 +214,15 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
         if name not in state.capabilities:
             tasks.append(CapabilitiesTask(name, declared_impls(plan, name)))
     planned: set[GradcheckTask] = set()
+    # a derived form (compile, TorchScript, ONNX) whose setup timed out at one size is
+    # not built at the others: its build (compiling or exporting unrolled Python loops)
+    # rarely gets cheaper with size, and each try costs the whole limit (2026-11-30: a
+    # public soft-DTW layer's compile form took 3 x 60 s to fail at 3 sizes)
+    slow_builds: dict[tuple[str, ...], tuple[Variant, str]] = {}
+    for done in state.setup.values():
+        error = next((ps.error for ps in done.phases.values() if timed_out(ps.error)), None)
+        if error is not None:
+            slow_builds.setdefault(_form_key(done.variant), (done.variant, str(error)))
     for group in plan.groups:
         if group.allocator != allocator:
             continue
@@ -231,6 +242,16 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
                     tasks.append(task)
             if variant.name in state.setup:
                 continue
+            slow = slow_builds.get(_form_key(variant)) if info.forms[impl] != "eager" else None
+            if slow is not None:
+                not_built = (
+                    f"not built: building its {info.forms[impl]} form at "
+                    f"{slow[0].point_str} ran past the setup limit ({_limit_of(slow[1])}), "
+                    "so no other size is tried (`--timeout SECONDS` raises the limit)"
+                )
+                skipped_phase = PhaseSetup("unsupported", error=not_built)
+                skipped.append(SetupDone(variant, {ph: skipped_phase for ph in config.phases}))
+                continue
             if info.roles[impl] == "compiled":
                 why = _compiled_not_timed(plan, state, variant.layer, info.sources[impl])
                 if why == _PENDING:
@@ -242,6 +263,23 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
                     continue
             tasks.append(SetupTask(variant))
     return tasks, tuple(skipped)
+
+
+def _form_key(variant: Variant) -> tuple[str, ...]:
+    """A variant without its point: the sizes of one form in one setting."""
+    return (
+        variant.layer,
+        variant.impl,
+        variant.dtype,
+        str(variant.threads),
+        variant.device,
+        variant.allocator,
+    )
+
+
+def _limit_of(error: str) -> str:
+    """``timed out after 60s (...)`` -> ``60s``."""
+    return error[len(TIMED_OUT) :].split("(", 1)[0].strip() or "?"
 
 
 def _compiled_not_timed(plan: Plan, state: State, layer: str, source: str) -> str | None:

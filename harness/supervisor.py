@@ -168,9 +168,13 @@ class Supervisor:
                     raise ResultsError(
                         f"a worker did not start within {limit:.0f}s; see {self.out / 'logs'}"
                     )
-                EventLog(raw).write(
-                    Crash(current, f"timed out after {limit:.0f}s ({describe_task(current)})")
-                )
+                what = describe_task(current)
+                if isinstance(current, SetupTask):
+                    what += (
+                        ": building and checking it took longer than the limit of one "
+                        "setup task; `--timeout SECONDS` raises it"
+                    )
+                EventLog(raw).write(Crash.timeout(current, limit, what))
                 return
             self.tick()
             time.sleep(_POLL_S)

@@ -7,12 +7,20 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from harness.case import Group
+from harness.case import PHASES, Group
 from harness.collect import Comparison, State
 from harness.config import Profile, RunConfig
 from harness.errors import ResultsError
 from harness.plan import LayerInfo, Plan
-from harness.protocol import Crash, GradcheckDone, PhaseSetup, RoundsDone, RoundsTask, SetupDone
+from harness.protocol import (
+    Crash,
+    GradcheckDone,
+    PhaseSetup,
+    RoundsDone,
+    RoundsTask,
+    SetupDone,
+    timed_out,
+)
 from harness.schedule import Record, Scheduler, Stop, TimingLog, WorkerJob
 from harness.stats import Interval
 
@@ -219,6 +227,53 @@ def test_a_compiled_form_not_worth_timing_is_recorded_not_run(
     state.add(done)
     job = sched.next(state)
     assert isinstance(job, WorkerJob) and [t.variant.impl for t in job.tasks] == ["numpy"]  # type: ignore[union-attr]
+
+
+def test_a_form_whose_build_timed_out_at_one_size_is_not_built_at_the_others() -> None:
+    """A public soft-DTW layer's compile form took the whole 60 s limit at each of three
+    sizes (2026-11-30): after the first, the others are recorded, not run."""
+    info = LayerInfo(
+        name="toy",
+        axes=("n",),
+        size_axis="n",
+        baselines=("numpy",),
+        backward=("numpy", "torch"),
+        sources={"numpy": "numpy", "torch": "torch", "compile": "torch"},
+        roles={"numpy": "baseline", "torch": "native", "compile": "native"},
+        forms={"numpy": "eager", "torch": "eager", "compile": "compile"},
+    )
+    groups = tuple(Group("toy", (("n", n),)) for n in SIZES)
+    impls = {"toy": ("numpy", "torch", "compile")}
+    p = Plan(RunConfig(capabilities=False), ("toy",), groups, impls, (), {"toy": info})
+    state = State()
+    state.add(GradcheckDone("toy", "numpy", True))
+    sched = Scheduler(p, PROFILE, Clock())
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob) and job.mode == "setup" and len(job.tasks) == 9
+    ok = PhaseSetup("ok", loops=10, estimate_s=1e-3)
+    # the worker set up n=8's numpy and torch, then was killed building compile at n=8;
+    # an eager implementation that timed out would be tried at its other sizes
+    for task in job.tasks[:2]:
+        state.add(SetupDone(task.variant, dict.fromkeys(PHASES, ok)))  # type: ignore[union-attr]
+    assert job.tasks[2].variant.impl == "compile"  # type: ignore[union-attr]
+    state.add(Crash.timeout(job.tasks[2], 60, "toy/compile/n=8/..."), -1)
+    record = sched.next(state)
+    assert isinstance(record, Record) and record.raw == "setup.jsonl"
+    assert sorted(d.variant.point_str for d in record.events) == ["n=16", "n=32"]  # type: ignore[union-attr]
+    for done in record.events:
+        assert isinstance(done, SetupDone) and done.variant.impl == "compile"
+        [why] = {ps.error for ps in done.phases.values()}
+        assert {ps.status for ps in done.phases.values()} == {"unsupported"}
+        assert why == (
+            "not built: building its compile form at n=8 ran past the setup limit (60s), "
+            "so no other size is tried (`--timeout SECONDS` raises the limit)"
+        )
+        state.add(done)
+    retry = sched.next(state)
+    assert isinstance(retry, WorkerJob) and retry.mode == "setup"
+    assert {t.variant.impl for t in retry.tasks} == {"numpy", "torch"} and len(retry.tasks) == 4  # type: ignore[union-attr]
+    # the timed-out size itself stays an error: it is what failed
+    assert timed_out(state.setup["toy/compile/n=8/float32/t1/cpu/glibc"].phases["step"].error)
 
 
 UNDECIDED = {
