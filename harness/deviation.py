@@ -52,8 +52,8 @@ def compare_tensors(
     them too (NaN/inf in the inputs) make ``max_abs_err`` infinite and ``max_rel_err``
     NaN (``harness.report.faults`` words both).
     """
-    a = actual.detach().to("cpu", torch.float64)
-    r = ref.detach().to("cpu", torch.float64)
+    a = _dense(actual).to("cpu", torch.float64)
+    r = _dense(ref).to("cpu", torch.float64)
     if a.shape != r.shape:
         raise ValueError(
             f"{name}: shape {tuple(a.shape)} differs from the reference's {tuple(r.shape)}"
@@ -79,6 +79,14 @@ def compare_tensors(
     return TensorDeviation(name, max_abs, max_rel, within_tolerance(a, r, dtype))
 
 
+def _dense(t: torch.Tensor) -> torch.Tensor:
+    """``t`` detached, as a strided tensor: a sparse gradient (a sparse input's, which
+    autograd gives only where the input has entries, as torch's own ops do) is compared
+    entry by entry with the reference's, its unspecified entries as zeros."""
+    t = t.detach()
+    return t.to_dense() if t.layout != torch.strided else t
+
+
 def within_tolerance(actual: torch.Tensor, ref: torch.Tensor, dtype: str) -> bool:
     """Whether ``actual`` matches ``ref`` within ``dtype``'s tolerance: everywhere
     |a - r| <= rtol * |r| + rtol / 10 * max|r|, with ``rtol = RTOL[dtype]``.
@@ -89,8 +97,8 @@ def within_tolerance(actual: torch.Tensor, ref: torch.Tensor, dtype: str) -> boo
     the finite entries of ``ref``.
     """
     wide = torch.complex128 if actual.is_complex() or ref.is_complex() else torch.float64
-    a = actual.detach().to("cpu", wide)
-    r = ref.detach().to("cpu", wide)
+    a = _dense(actual).to("cpu", wide)
+    r = _dense(ref).to("cpu", wide)
     if a.shape != r.shape:
         raise ValueError(f"shape {tuple(a.shape)} differs from the reference's {tuple(r.shape)}")
     if r.numel() == 0:
@@ -120,14 +128,30 @@ def gradients(
 def run_gradcheck(
     fn: Callable[..., torch.Tensor], inputs: Sequence[torch.Tensor], grad_mask: Sequence[bool]
 ) -> tuple[bool, str]:
-    """``torch.autograd.gradcheck`` in float64; returns (passed, why not)."""
+    """``torch.autograd.gradcheck`` in float64; returns (passed, why not).
+
+    With a sparse input the check is ``masked``: only the input's specified entries are
+    perturbed, the gradient torch's own sparse ops give (``to_dense``'s backward, for
+    one). Unmasked, gradcheck perturbs every zero too and failed a right backward
+    (2026-11-30: a public SciPy ``spsolve`` Function read as "fix the gradient
+    first"). Its check that the backward takes an undefined gradient is left out
+    there: torch's gradcheck cannot run it on sparse gradients (``aten::eq`` has no
+    sparse kernel) and failed the same right backward with that error."""
     args = [
         t.detach().to(torch.float64).requires_grad_(bool(m))
         for t, m in zip(inputs, grad_mask, strict=True)
     ]
+    masked = any(t.layout != torch.strided for t in args)
     try:
         ok = torch.autograd.gradcheck(
-            fn, args, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
+            fn,
+            args,
+            eps=1e-6,
+            atol=1e-5,
+            rtol=1e-3,
+            raise_exception=True,
+            masked=masked,
+            check_undefined_grad=not masked,
         )
     except Exception as exc:
         return False, describe(exc)
