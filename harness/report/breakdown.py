@@ -286,16 +286,18 @@ def _baseline_sentences(c: Profiled, axis: str, candidate: str | None) -> list[s
             text += " — try that cheaper fix first"
         out.append(text + ".")
     elif kinds["code"] >= _NAMED:
-        # the Function's body outside every call a tool sees: numba, Cython, Python loops
-        # (before this sentence, a numba layer read as Python overhead a port removes)
+        # the Function's body outside every call a tool sees: numba, Cython, Python loops;
+        # the profile cannot tell them apart, so the sentence names both (before it, a
+        # numba layer read as "Python overhead: porting gains what removing it would")
         out.append(
             f"{where}, {_pct(kinds['code'])} of {c.impl}'s {word} runs in the layer's own "
             f"code ({_named(c.of_kind('code'))}), outside every NumPy/SciPy, bridge and "
-            "torch call the profilers see: Python loops, or compiled code they cannot "
-            "see into (numba, Cython, a C extension). That is the baseline's own "
-            "computation, not bridge or Python overhead: a port"
+            "torch call the profilers see: Python statements and loops, or compiled "
+            "code they cannot see into (numba, Cython, a C extension). Which of the two "
+            "decides what a port"
             + (f" to {candidate}" if candidate else "")
-            + " pays off only where the native does that work faster."
+            + " gains: Python is overhead a port removes, compiled code is work the "
+            "native must do faster (the speedups above say which)."
         )
     else:
         top = c.parts[0] if c.parts else None
