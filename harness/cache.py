@@ -88,11 +88,12 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: The version of each cached check: bump one when what it computes changes.
 #: Each check's version, part of its key: bumped when what it computes changes (setup 3:
 #: loop calibration starts with a value of 2 calls, harness.measure.calibrate_loops;
-#: breakdown 2: a Function's forward and backward bodies are parts of kind ``code``).
+#: breakdown 2: a Function's forward and backward bodies are parts of kind ``code``;
+#: gradcheck 2: masked for sparse inputs, not run past ``checks.MAX_JACOBIAN``).
 CHECKS: dict[str, int] = {
     "validate": 1,
     "capabilities": 1,
-    "gradcheck": 1,
+    "gradcheck": 2,
     "setup": 3,
     "breakdown": 2,
 }

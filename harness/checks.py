@@ -225,6 +225,14 @@ def profile_phase(p: Prepared, phase: str, costs: Costs) -> PhaseBreakdown:
     )
 
 
+#: Jacobian entries (outputs × differentiable inputs) past which gradcheck is not run:
+#: it perturbs each input entry twice and holds the numerical and analytical Jacobians.
+#: NAFNet's LayerNorm2d at its smallest point (16,384 × 16,448, 2.7e8 entries, 2 GiB
+#: each in float64) ran past the 60 s limit and read as a wrong gradient (2026-11-30).
+#: The seed layers' small points are under 1e4.
+MAX_JACOBIAN = 20_000_000
+
+
 def checked_gradient(
     fn: Callable[..., Any], inputs: Sequence[torch.Tensor], mask: Sequence[bool]
 ) -> tuple[bool | None, str, str]:
@@ -233,7 +241,8 @@ def checked_gradient(
     that its input does not have (``deviation.output_mismatch``), "" if none; then
     ``ok`` is None: gradcheck's finite differences need float64 end to end, and on a
     layer that rounds to float32 (``torch.Tensor(ndarray)``) they would fail whatever
-    its formula. An error in the layer is ``(False, its description, returns)``."""
+    its formula. ``ok`` is None too where the Jacobian would exceed ``MAX_JACOBIAN``
+    entries. An error in the layer is ``(False, its description, returns)``."""
     returns = ""
     try:
         with torch.no_grad():
@@ -245,6 +254,17 @@ def checked_gradient(
                 f"not run: it returns {returns}, and gradcheck needs float64 outputs; its "
                 "gradients are judged against the float64 reference in the dtype measured "
                 "instead",
+                returns,
+            )
+        wide = sum(t.numel() for t, m in zip(inputs, mask, strict=True) if m)
+        tall = out.numel() if isinstance(out, torch.Tensor) else 0
+        if wide * tall > MAX_JACOBIAN:
+            return (
+                None,
+                f"not run: at its smallest point gradcheck would build a {tall:,} × {wide:,} "
+                "Jacobian (every input entry perturbed, against every output entry); its "
+                "gradients are judged against the float64 reference instead (a smaller "
+                "first size on the layer's axes gets it gradchecked)",
                 returns,
             )
         ok, why = run_gradcheck(fn, inputs, mask)

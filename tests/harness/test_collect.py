@@ -17,6 +17,7 @@ from harness.protocol import (
     Crash,
     EventLog,
     GradcheckDone,
+    GradcheckTask,
     PhaseSetup,
     RoundsDone,
     RoundsTask,
@@ -321,6 +322,26 @@ def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
     out = build_outputs(state, p).frame
     rows = out[out["impl"] == "torch"]
     assert set(rows["status"]) == {"error"} and rows["error"].str.contains("timed out").all()
+
+
+def test_a_gradcheck_that_timed_out_is_not_run_rather_than_failed() -> None:
+    """Too slow is no wrong gradient: NAFNet's LayerNorm2d read as "fix the gradient
+    first" when its gradcheck ran past the limit (2026-11-30)."""
+    p = plan((8,))
+    state = State()
+    for event in setup_events(p):
+        state.add(event)
+    state.add(Crash.timeout(GradcheckTask("toy", "numpy"), 60, "gradcheck toy/numpy"))
+    gc = state.gradchecks["toy", "numpy"]
+    assert gc.ok is None
+    assert gc.error.startswith("not run: gradcheck did not finish (timed out after 60s")
+    out = build_outputs(state, p).frame
+    rows = out[(out["impl"] == "numpy") & (out["phase"] == "backward")]
+    assert rows["gradcheck"].isna().all()
+    assert not rows["gradcheck_error"].str.contains(r"\(at \)").any()
+    # a worker that died in gradcheck is still a failure of the layer
+    state.add(Crash(GradcheckTask("toy", "numpy"), "worker killed by signal 11"))
+    assert state.gradchecks["toy", "numpy"].ok is False
 
 
 def test_the_builder_recomputes_only_groups_that_changed() -> None:

@@ -22,3 +22,19 @@ def test_a_layer_that_returns_float32_is_not_gradchecked_and_says_why(tmp_path: 
     assert done.returns.startswith("float32 for float64 input")
     assert "torch.Tensor(array)" in done.returns
     assert done.error.startswith("not run: it returns float32 for float64 input")
+
+
+def test_a_gradcheck_too_large_to_build_is_not_run_and_says_why() -> None:
+    """NAFNet's LayerNorm2d at its smallest point: a 16,384 x 16,448 Jacobian, past 60 s
+    and 2 GiB; it is not run, and the gradients are judged on the reference."""
+    import torch
+
+    from harness.checks import MAX_JACOBIAN, checked_gradient
+
+    n = int(MAX_JACOBIAN**0.5) + 2
+    x = torch.randn(n, dtype=torch.float64)
+    ok, why, returns = checked_gradient(torch.tanh, [x], [True])
+    assert ok is None and returns == ""
+    assert why.startswith(f"not run: at its smallest point gradcheck would build a {n:,} × {n:,}")
+    small = torch.randn(8, dtype=torch.float64)
+    assert checked_gradient(torch.tanh, [small], [True]) == (True, "", "")
