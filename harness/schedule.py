@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.case import PHASES, Case, Group, Variant
@@ -218,7 +218,7 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
     # not built at the others: its build (compiling or exporting unrolled Python loops)
     # rarely gets cheaper with size, and each try costs the whole limit (2026-11-30: a
     # public soft-DTW layer's compile form took 3 x 60 s to fail at 3 sizes)
-    slow_builds: dict[tuple[str, ...], tuple[Variant, str]] = {}
+    slow_builds: dict[Variant, tuple[Variant, str]] = {}
     for done in state.setup.values():
         error = next((ps.error for ps in done.phases.values() if timed_out(ps.error)), None)
         if error is not None:
@@ -265,16 +265,9 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
     return tasks, tuple(skipped)
 
 
-def _form_key(variant: Variant) -> tuple[str, ...]:
+def _form_key(variant: Variant) -> Variant:
     """A variant without its point: the sizes of one form in one setting."""
-    return (
-        variant.layer,
-        variant.impl,
-        variant.dtype,
-        str(variant.threads),
-        variant.device,
-        variant.allocator,
-    )
+    return replace(variant, point=())
 
 
 def _limit_of(error: str) -> str:

@@ -280,7 +280,7 @@ def _body_is_work(largest: Profiled | None) -> bool:
 
 
 def _baseline_sentences(
-    c: Profiled, axis: str, candidate: str | None, body_is_work: bool = False
+    c: Profiled, axis: str, candidate: str | None, body_is_work: bool
 ) -> list[str]:
     kinds = c.kinds()
     word = _PHASE_WORDS.get(c.phase, c.phase)
