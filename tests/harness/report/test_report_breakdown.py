@@ -62,9 +62,12 @@ def _common(impl: str, phase: str, n: int) -> dict[str, Any]:
     }
 
 
-def _breakdown_rows() -> list[dict[str, Any]]:
+def _breakdown_rows(
+    cases: Mapping[tuple[str, str, int], list[tuple[str, str, float]]] = PARTS,
+) -> list[dict[str, Any]]:
+    """breakdown.csv's rows of ``cases``: (impl, phase, n) -> its parts."""
     rows = []
-    for (impl, phase, n), parts in PARTS.items():
+    for (impl, phase, n), parts in cases.items():
         profiled = 1e-5 * n
         for part, kind, share in parts:
             rows.append(
@@ -163,29 +166,14 @@ def test_a_baseline_whose_time_is_its_own_code_is_not_told_a_port_removes_overhe
     """A numba layer (the public soft-DTW, 2026-11-30): the Function's bodies hold the
     time at the largest size, which no tool sees into. Before the ``code`` kind this read
     as 90% "bridge and Python overhead: porting gains what removing them would"."""
-    rows = [r for r in _breakdown_rows() if not (r["impl"] == "numpy" and r["size"] == 1024)]
-    for part, kind, share in (
+    numba = [
         ("SoftDTW.forward", "code", 0.62),
         ("SoftDTW.backward", "code", 0.25),
         ("Python between calls", "python", 0.09),
         ("autograd Function dispatch", "python", 0.01),
         ("aten::mul", "kernel", 0.03),
-    ):
-        rows.append(
-            {
-                **_common("numpy", "step", 1024),
-                "part": part,
-                "kind": kind,
-                "seconds": share * 1e-2,
-                "share": share,
-                "calls": 1,
-                "tool": "sys.setprofile",
-                "profiled_s": 1e-2,
-                "raw_s": 1.2e-2,
-                "plain_s": 1e-2,
-                "minor_faults": 10.0,
-            }
-        )
+    ]
+    rows = _breakdown_rows({**PARTS, ("numpy", "step", 1024): numba})
     text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
     assert (
         "At n=1024, 87% of numpy's training step runs in the layer's own code "
@@ -202,31 +190,12 @@ def test_a_short_function_body_is_named_with_the_overhead() -> None:
     """At n=8 the Function's body is 30% of the forward, and at the largest size it
     holds none of it: Python statements, overhead a port removes (the seed's
     ScipyConv2dFunction.forward, k=3: 62% at n=8, 2.0% at n=1024, 2026-11-30)."""
-    rows = [
-        r
-        for r in _breakdown_rows()
-        if not (r["impl"] == "numpy" and r["phase"] == "forward" and r["size"] == 8)
-    ]
-    for part, kind, share in (
+    statements = [
         ("numpy.fft.rfft2", "numpy", 0.45),
         ("BadFFTFunction.forward", "code", 0.30),
         ("Python between calls", "python", 0.25),
-    ):
-        rows.append(
-            {
-                **_common("numpy", "forward", 8),
-                "part": part,
-                "kind": kind,
-                "seconds": share * 8e-5,
-                "share": share,
-                "calls": 1,
-                "tool": "sys.setprofile",
-                "profiled_s": 8e-5,
-                "raw_s": 1e-4,
-                "plain_s": 8e-5,
-                "minor_faults": 0.0,
-            }
-        )
+    ]
+    rows = _breakdown_rows({**PARTS, ("numpy", "forward", 8): statements})
     text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
     assert (
         "At n=8, 55% of numpy's forward is bridge and Python overhead "
