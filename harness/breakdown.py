@@ -17,8 +17,9 @@ python   autograd Function dispatch, ctx, the Python between    torch.profiler (
          calls (the call's time outside every other part)       of the call)
 code     the layer's own code: the body of its autograd         sys.setprofile
          Function's forward or backward outside every call the
-         tools see (Python loops, or compiled code they cannot
-         see into: numba, Cython, a C extension)
+         tools see (NumPy written as operators, ``a * b`` or
+         ``a[idx]``, which makes no call; Python loops; compiled
+         code they cannot see into: numba, Cython, a C extension)
 kernel   an aten op (its self time) or a device kernel;         torch.profiler;
          an ONNX Runtime session's run, inclusive               sys.setprofile
 other    the autograd engine's own work on native nodes, CUDA   torch.profiler

@@ -89,10 +89,11 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: Each check's version, part of its key: bumped when what it computes changes (setup 3:
 #: loop calibration starts with a value of 2 calls, harness.measure.calibrate_loops;
 #: breakdown 2: a Function's forward and backward bodies are parts of kind ``code``;
-#: gradcheck 2: masked for sparse inputs, not run past ``checks.MAX_JACOBIAN``).
+#: gradcheck 2: masked for sparse inputs, not run past ``checks.MAX_JACOBIAN``;
+#: capabilities 2: ``compile_fullgraph`` compiles the backward too).
 CHECKS: dict[str, int] = {
     "validate": 1,
-    "capabilities": 1,
+    "capabilities": 2,
     "gradcheck": 2,
     "setup": 3,
     "breakdown": 2,

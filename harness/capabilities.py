@@ -10,7 +10,8 @@ check              what is done
 ================== =====================================================================
 script_save        ``torch.jit.script``, ``torch.jit.save`` to memory, ``torch.jit.load``
 trace              ``torch.jit.trace`` on A
-compile_fullgraph  ``torch.compile(fullgraph=True, dynamic=False)``
+compile_fullgraph  ``torch.compile(fullgraph=True, dynamic=False)``, and its backward on A
+                   (gradients compared with eager's) where the implementation has one
 compile            ``torch.compile(dynamic=False)``; graph breaks from ``torch._dynamo.explain``
 onnx_dynamo        ``torch.onnx.export(dynamo=True)`` on A, run by ONNX Runtime (CPU)
 onnx_legacy        ``torch.onnx.export(dynamo=False)`` on A, run by ONNX Runtime (CPU)
@@ -132,6 +133,9 @@ class _Subject:
     compilable: Callable[..., torch.Tensor] | None = None
     """What torch.compile is given (``Implementation.compilable``: ``wrap_numpy`` of a
     NumPy function of arrays); ``fn`` when None."""
+    grad_mask: tuple[bool, ...] = ()
+    """Per input, whether the backward that ``compile_fullgraph`` compiles too takes its
+    gradient (``Layer.grad_mask``); none: the implementation has no backward."""
 
     def traceable(self) -> torch.nn.Module:
         """A module taking all the layer's inputs, for ``torch.jit.trace`` and the
@@ -386,7 +390,10 @@ def _check_implementation(
     if impl.module is not None:
         factory = impl.module
         module = lambda: factory(point)  # noqa: E731
-    subject = _Subject(fn, module, tuple(layer.inputs), a, b, ref_a, ref_b, impl.compilable(point))
+    mask = layer.grad_mask(a) if impl.backward else ()
+    subject = _Subject(
+        fn, module, tuple(layer.inputs), a, b, ref_a, ref_b, impl.compilable(point), mask
+    )
     for check in checks:
         yield check, _run_check(check, subject)
 
@@ -537,7 +544,49 @@ def _compile_fullgraph(subject: _Subject) -> _Outcome:
 
     remember_isa_probes()  # inductor's ISA probes: once per machine, not per process
     compiled = torch.compile(subject.compilable or subject.fn, fullgraph=True, dynamic=False)
-    return _verdict(subject, lambda inputs: compiled(*inputs))
+    outcome = _verdict(subject, lambda inputs: compiled(*inputs))
+    if outcome.status != "ok" or not any(subject.grad_mask):
+        return outcome
+    # Taken whole means the backward too: the compile form of a training step compiles
+    # it (harness.forms._first_calls). A forward-only check passed a NumPy Function
+    # whose backward compile cannot take (2026-11-30: ``grad.numpy().dtype``), and
+    # the matrix said "✓" beside a form that could not be built.
+    try:
+        problem = _backward_mismatch(subject, compiled)
+    except Exception as exc:
+        return _Outcome("unsupported", _reason(f"in the backward: {_describe(exc)}"))
+    if problem is not None:
+        return _Outcome("wrong", _reason(problem))
+    return outcome
+
+
+def _backward_mismatch(subject: _Subject, compiled: Callable[..., Any]) -> str | None:
+    """How ``compiled``'s gradients on input A differ from eager's (None: they agree)."""
+    import torch
+
+    def gradients(fn: Callable[..., Any]) -> tuple[torch.Tensor, ...]:
+        leaves = [
+            t.detach().clone().requires_grad_(m)
+            for t, m in zip(subject.a, subject.grad_mask, strict=True)
+        ]
+        with torch.enable_grad():
+            out = fn(*leaves)
+            gen = torch.Generator().manual_seed(1)
+            grad_out = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.dtype)
+            wrt = [t for t in leaves if t.requires_grad]
+            return torch.autograd.grad(out, wrt, grad_out, allow_unused=True)  # type: ignore[no-any-return]
+
+    eager = gradients(subject.fn)
+    names = [n for n, m in zip(subject.names, subject.grad_mask, strict=True) if m]
+    for name, mine, ref in zip(names, gradients(compiled), eager, strict=True):
+        if ref is None or mine is None:
+            if (ref is None) != (mine is None):
+                return f"gradient for {name!r}: {'none' if mine is None else 'one'} where eager gives {'one' if mine is None else 'none'}"
+            continue
+        problem = _mismatch(mine, ref)
+        if problem is not None:
+            return f"gradient for {name!r} {problem}"
+    return None
 
 
 def _compile(subject: _Subject) -> _Outcome:

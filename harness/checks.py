@@ -72,7 +72,7 @@ class SetupChecks:
             # last point's reference only bounds memory on large grids.
             self._refs.clear()
             inputs = layer.make(variant.point_dict, torch.float64, "cpu", self.seed)
-            mask = [name in layer.differentiable for name in layer.inputs]
+            mask = layer.grad_mask(inputs)
             leaves = [t.clone().requires_grad_(m) for t, m in zip(inputs, mask, strict=True)]
             out = layer.reference(*leaves)
             gen = torch.Generator().manual_seed(self.seed + 1)

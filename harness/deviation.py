@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.dtypes import RTOL
+from harness.dtypes import RTOL, cast_input
 from harness.errors import describe
 
 __all__ = [
@@ -138,7 +138,7 @@ def run_gradcheck(
     there: torch's gradcheck cannot run it on sparse gradients (``aten::eq`` has no
     sparse kernel) and failed the same right backward with that error."""
     args = [
-        t.detach().to(torch.float64).requires_grad_(bool(m))
+        cast_input(t, torch.float64).requires_grad_(bool(m))
         for t, m in zip(inputs, grad_mask, strict=True)
     ]
     masked = any(t.layout != torch.strided for t in args)

@@ -1,7 +1,8 @@
 """The input dtypes the harness measures, and each one's tolerance.
 
 The one home of the dtype list: the config validates against ``DTYPES``, the worker
-casts with ``torch_dtype``, and the deviation check reads ``RTOL``. Importing this
+casts with ``torch_dtype`` (and a layer's inputs with ``cast_input``), and the
+deviation check reads ``RTOL``. Importing this
 module does not import torch; ``torch_dtype`` does, when first called.
 """
 
@@ -12,7 +13,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DTYPES", "RTOL", "dtype_name", "tolerance_text", "torch_dtype"]
+__all__ = [
+    "DTYPES",
+    "RTOL",
+    "cast_input",
+    "differentiable_dtype",
+    "dtype_name",
+    "tolerance_text",
+    "torch_dtype",
+]
 
 #: Dtype names, narrowest first.
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
@@ -58,3 +67,32 @@ def tolerance_text(dtype: str) -> str:
     if rtol is None:
         return "the dtype's tolerance"
     return f"|a − r| ≤ {rtol:g}·|r| + {rtol / 10:g}·max|r|"
+
+
+def differentiable_dtype(t: torch.Tensor) -> bool:
+    """Whether ``t``'s dtype can carry a gradient (floating or complex)."""
+    return t.is_floating_point() or t.is_complex()
+
+
+def cast_input(
+    t: torch.Tensor, dtype: torch.dtype, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """An input as the harness passes it at ``dtype`` (a floating dtype), detached and
+    on ``device``: floating tensors in ``dtype``, complex ones in the complex dtype of
+    its precision, integer and bool ones (indices, masks) in their own. Casting an
+    index to float makes every implementation fail on it (2026-11-30: an embedding
+    lookup's ``idx`` reached ``F.embedding`` as float64)."""
+    import torch
+
+    # bfloat16 has no complex dtype of its own: complex64
+    complex_of = {
+        torch.float16: torch.complex32,
+        torch.float32: torch.complex64,
+        torch.float64: torch.complex128,
+    }
+    t = t.detach()
+    if t.is_complex():
+        return t.to(device=device, dtype=complex_of.get(dtype, torch.complex64))
+    if t.is_floating_point():
+        return t.to(device=device, dtype=dtype)
+    return t.to(device=device)

@@ -92,6 +92,9 @@ def first_line(exc: BaseException) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 #: Abbreviations whose period ends no sentence (Dynamo: "a Python builtin (e.g. ...)").
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.")
+#: A source frame a message announces (TorchScript's ``File "f.py", line 610``).
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
 _CLAUSE_END = re.compile(r"[;,:]\s+|\s+(?:\(|—|-\s)")
 _CAUSE_CHARS = 240
 
@@ -104,6 +107,16 @@ def _sentence_ends(text: str) -> list[int]:
         for m in _SENTENCE_END.finditer(text)
         if not text[: m.start()].lower().endswith(_ABBREVIATIONS)
     ]
+
+
+def _where(frame: re.Match[str], source: list[str]) -> str:
+    """``function.py:610: def apply(cls, *args, **kwargs):`` for a frame whose source
+    lines follow it, marked ``<--- HERE`` under the culprit (TorchScript's style)."""
+    where = f"{frame.group('file').rsplit('/', 1)[-1]}:{frame.group('line')}"
+    for i, text in enumerate(source):
+        if "<--- HERE" in text and i > 0:
+            return f"{where}: {source[i - 1]}"
+    return where
 
 
 def _drop_dangling(text: str) -> str:
@@ -130,8 +143,11 @@ def one_line(text: str, limit: int | None = 500) -> str:
     line = lines[0] if lines else ""
     if line.endswith(":"):
         kept = _drop_dangling(line)
-        if kept == line and len(lines) > 1 and not lines[1].startswith(("File ", ":", "-")):
-            kept = f"{line} {lines[1]}"
+        if kept == line and len(lines) > 1:
+            if not lines[1].startswith(("File ", ":", "-")):
+                kept = f"{line} {lines[1]}"
+            elif frame := _FRAME.match(lines[1]):
+                kept = f"{line[:-1]} at {_where(frame, lines[2:])}"
         line = kept
     if limit is None or len(line) <= limit:
         return line

@@ -250,7 +250,8 @@ BREAKDOWN_COLUMNS: dict[str, tuple[str, str]] = {
         "numpy (a NumPy/SciPy function, inclusive), bridge (tensor to ndarray and back, "
         "copies, dtype casts), python (autograd Function dispatch, ctx, the Python between "
         "calls), code (the body of the layer's autograd Function's forward or backward "
-        "outside every call the tools see: Python loops, or compiled code such as numba), "
+        "outside every call the tools see: NumPy operators such as a * b or a[idx], Python "
+        "loops, or compiled code such as numba), "
         "kernel (an aten op's self time, or a device kernel), other (the autograd "
         "engine on native nodes, CUDA runtime calls, the rest)",
     ),

@@ -34,6 +34,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import torch
 
+from harness.dtypes import cast_input, differentiable_dtype
 from harness.errors import ConfigError, InputError, LayerDefinitionError, describe
 from harness.points import AxisValue, Point, format_point
 
@@ -340,11 +341,12 @@ class Layer:
     ``inputs`` maps each input tensor's name to its number of dimensions, in the order
     implementations take them. ``make_inputs(point, generator)`` returns those tensors
     for one grid point, drawn from ``generator`` so that every process sees the same
-    values; the harness casts them to each dtype and device. ``reference`` is called
-    in float64 on the CPU and is the ground truth for outputs and gradients.
-    ``constraint(point)`` returns a message when a combination of axis values is
-    invalid (``k > n``), else ``None``. Gradients are taken with respect to
-    ``grad_inputs`` (default: every input).
+    values; the harness casts floating (and complex) ones to each dtype, and moves
+    every one to each device. Integer and bool inputs (indices, masks) keep their
+    dtype. ``reference`` is called in float64 on the CPU and is the ground truth for
+    outputs and gradients. ``constraint(point)`` returns a message when a combination
+    of axis values is invalid (``k > n``), else ``None``. Gradients are taken with
+    respect to ``grad_inputs`` (default: every floating or complex input).
     """
 
     name: str
@@ -557,7 +559,18 @@ class Layer:
 
     @property
     def differentiable(self) -> tuple[str, ...]:
+        """The inputs declared differentiable (``grad_mask`` leaves out those that are
+        not floating when made)."""
         return self.grad_inputs if self.grad_inputs is not None else tuple(self.inputs)
+
+    def grad_mask(self, inputs: Sequence[torch.Tensor]) -> tuple[bool, ...]:
+        """Per input: whether gradients are taken with respect to it, that is, it is
+        declared differentiable and is floating or complex (an index never is)."""
+        declared = set(self.differentiable)
+        return tuple(
+            name in declared and differentiable_dtype(t)
+            for name, t in zip(self.inputs, inputs, strict=True)
+        )
 
     def make(
         self,
@@ -585,7 +598,15 @@ class Layer:
             self.check_inputs(*made)
         except InputError as exc:
             raise LayerDefinitionError(f"make_inputs returned bad inputs: {exc}") from None
-        return tuple(t.detach().to(device=device, dtype=dtype) for t in made)
+        for name, tensor in zip(self.inputs, made, strict=True):
+            named = self.grad_inputs is not None and name in self.grad_inputs
+            if named and not differentiable_dtype(tensor):
+                raise LayerDefinitionError(
+                    f"layer {self.name!r}: grad_inputs names {name!r}, but make_inputs "
+                    f"returns it as {str(tensor.dtype).removeprefix('torch.')}, which "
+                    "has no gradient: leave it out of grad_inputs"
+                )
+        return tuple(cast_input(t, dtype, device) for t in made)
 
     def check_inputs(self, *tensors: torch.Tensor) -> None:
         """Raise ``InputError`` unless ``tensors`` match the declared inputs."""

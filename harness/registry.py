@@ -178,6 +178,17 @@ def _import_source(source: str) -> ModuleType:
         ) from None
 
 
+def _several_outputs(out: object) -> str:
+    """For a tuple of tensors: how to declare a layer of several outputs."""
+    if isinstance(out, tuple | list) and out and all(isinstance(t, torch.Tensor) for t in out):
+        return (
+            f" of {len(out)} tensors: declare each implementation and the reference as "
+            "one that joins its outputs, e.g. lambda x: torch.cat([o.flatten() for o in "
+            "f(x)]) (every output then gets its gradient)"
+        )
+    return ""
+
+
 def load_layers_from(source: str) -> list[Layer]:
     """The layers a module path or ``.py`` file declares: its ``LAYERS`` list, else its
     ``LAYER``, else every top-level ``Layer`` object."""
@@ -237,7 +248,8 @@ def validate_layer(
         ) from None
     if not isinstance(ref, torch.Tensor):
         raise LayerDefinitionError(
-            f"layer {layer.name!r}: reference must return a tensor, got {type(ref).__name__}"
+            f"layer {layer.name!r}: reference must return a tensor, got "
+            f"{type(ref).__name__}{_several_outputs(ref)}"
         )
     notes: list[str] = []
     for impl in layer.implementations:
@@ -256,7 +268,7 @@ def validate_layer(
         if not isinstance(out, torch.Tensor):
             raise LayerDefinitionError(
                 f"layer {layer.name!r}: implementation {impl.name!r} must return a tensor, "
-                f"got {type(out).__name__}"
+                f"got {type(out).__name__}{_several_outputs(out)}"
             )
         if tuple(out.shape) != tuple(ref.shape):
             raise LayerDefinitionError(

@@ -164,7 +164,7 @@ class Worker:
         inputs = layer.make(
             variant.point_dict, torch_dtype(variant.dtype), variant.device, self.seed
         )
-        mask = tuple(name in layer.differentiable for name in layer.inputs)
+        mask = layer.grad_mask(inputs)
         built = build(
             layer,
             impl,
@@ -273,7 +273,7 @@ class Worker:
             self.log.write(GradcheckDone(layer_name, impl_name, ok_, why_, at, returns_, "hit"))
             return
         inputs = layer.make(point, torch.float64, "cpu", self.seed)
-        mask = [name in layer.differentiable for name in layer.inputs]
+        mask = list(layer.grad_mask(inputs))
         with quiet():
             ok, why, returns = checked_gradient(impl.callable_for(point), inputs, mask)
         self._store("gradcheck", key, [ok, why, format_point(point), returns])

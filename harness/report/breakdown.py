@@ -309,7 +309,8 @@ def _baseline_sentences(
         out.append(
             f"{where}, {_pct(own)} of {c.impl}'s {word} runs in the layer's own "
             f"code ({_named(bodies)}), outside every NumPy/SciPy, bridge and torch "
-            "call the profilers see, and it keeps its share as the data grow: compiled "
+            "call the profilers see, and it keeps its share as the data grow: NumPy "
+            "written as operators (`a * b`, `a[idx]`: no call a profiler sees), compiled "
             "code they cannot see into (numba, Cython, a C extension) or a Python loop "
             "over the data. That is the baseline's work, not overhead: a port"
             + (f" to {candidate}" if candidate else "")
@@ -496,8 +497,9 @@ _INTRO = (
     "faults; the tools' estimated overhead is removed. Kinds: *numpy* (NumPy/SciPy "
     "functions), *bridge* (tensor↔ndarray, copies, casts), *python* (autograd Function "
     "dispatch and the Python between calls), *code* (the layer's own code in its "
-    "Function's forward and backward, outside every call the tools see: Python loops, "
-    "or compiled code such as numba), *kernel* (aten ops), *other*. "
+    "Function's forward and backward, outside every call the tools see: NumPy operators "
+    "such as `a * b` or `a[idx]`, Python loops, or compiled code such as numba), "
+    "*kernel* (aten ops), *other*. "
     "breakdown.csv has every part."
 )
 

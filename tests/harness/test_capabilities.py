@@ -390,3 +390,22 @@ def test_format_capabilities_of_real_rows(
     assert "[^5]: UnsupportedOperatorError: " in conv  # footnotes come after the last table
     assert "| scipy (baseline) | ✗ unsupported[^" in conv
     assert "| torch | ✓ | ✓ | ✓ | ✓ |" in conv
+
+
+@pytest.mark.slow  # two torch.compile calls
+def test_compile_fullgraph_takes_the_backward_too() -> None:
+    """A NumPy Function whose forward compiles whole but whose backward does not
+    (``ndarray.dtype``) is not taken whole: the training form would fail to build
+    (2026-11-30: the matrix said ✓ beside a form that was not built)."""
+    from pathlib import Path
+
+    from harness.registry import load_layers_from
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    (lookup,) = load_layers_from(str(fixtures / "index_layers.py"))
+    cells = _by_cell(capability_matrix(lookup, checks=["compile_fullgraph"]))
+    numpy = cells[("numpy", "compile_fullgraph")]
+    assert numpy["status"] == "unsupported"
+    assert numpy["reason"].startswith("in the backward: Unsupported")
+    assert "ndarray.dtype" in numpy["reason"]
+    assert cells[("torch", "compile_fullgraph")]["status"] == "ok"

@@ -91,6 +91,17 @@ def test_a_cut_line_ends_a_sentence_never_a_dangling_announcement() -> None:
         one_line(schema)
         == "Function.apply(Tensor cls, ...) -> Tensor 0: Expected a Tensor for 'cls'."
     )
+    # a first line that announces a source frame ends with where, and the marked line
+    varargs = (
+        "Compiled functions can't take variable number of arguments or use keyword-only "
+        'arguments with defaults:\n  File "/x/torch/autograd/function.py", line 610\n'
+        "    @classmethod\n    def apply(cls, *args, **kwargs):\n"
+        "                           ~~~~~~~ <--- HERE\n        def bind(func):\n"
+    )
+    assert one_line(varargs) == (
+        "Compiled functions can't take variable number of arguments or use keyword-only "
+        "arguments with defaults at function.py:610: def apply(cls, *args, **kwargs):"
+    )
 
 
 def test_script_and_dynamo_causes_name_the_python_call_and_the_line() -> None:

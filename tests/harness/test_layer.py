@@ -290,3 +290,49 @@ def test_a_plain_numpy_function_of_arrays_is_a_forward_only_baseline() -> None:
     assert torch.equal(fn(x), torch.tensor([0.0, 2.0]))
     with pytest.raises(LayerDefinitionError, match="arrays=True takes a NumPy function"):
         baseline("numpy", module=lambda p: torch.nn.ReLU(), arrays=True)
+
+
+# -- inputs that are not floating --------------------------------------------------------
+
+
+def _lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.embedding(idx, table)
+
+
+def _lookup_inputs(point: Any, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    table = torch.randn(10, 3, generator=gen, dtype=torch.float64)
+    return table, torch.randint(0, 10, (int(point["n"]),), generator=gen)
+
+
+def _lookup_layer(**changes: Any) -> Layer:
+    return _layer(
+        **{
+            "inputs": {"table": 2, "idx": 1},
+            "make_inputs": _lookup_inputs,
+            "reference": _lookup,
+            "implementations": (baseline("numpy", _lookup), native("torch", _lookup)),
+            **changes,
+        }
+    )
+
+
+def test_integer_inputs_keep_their_dtype_and_take_no_gradient() -> None:
+    layer = _lookup_layer()
+    table, idx = layer.make({"n": 4}, torch.float32)
+    assert table.dtype == torch.float32
+    assert idx.dtype == torch.int64  # an index cast to float fails every implementation
+    assert layer.grad_mask((table, idx)) == (True, False)
+    assert layer("torch", table, idx).shape == (4, 3)
+
+
+def test_complex_inputs_take_the_complex_dtype_of_the_precision() -> None:
+    layer = _layer(make_inputs=lambda p, g: (torch.randn(4, dtype=torch.complex128, generator=g),))
+    (x,) = layer.make({"n": 4}, torch.float32)
+    assert x.dtype == torch.complex64
+    assert layer.grad_mask((x,)) == (True,)
+
+
+def test_grad_inputs_naming_an_integer_input_is_a_definition_error() -> None:
+    layer = _lookup_layer(grad_inputs=("table", "idx"))
+    with pytest.raises(LayerDefinitionError, match="grad_inputs names 'idx'.*int64"):
+        layer.make({"n": 4})

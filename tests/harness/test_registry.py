@@ -75,3 +75,29 @@ def test_validate_layer_checks_output_shapes_and_notes_failures() -> None:
     assert (
         len(notes) == 1 and "implementation 'torch' failed at n=4: RuntimeError: kaput" in notes[0]
     )
+
+
+def test_a_layer_of_several_outputs_is_told_how_to_declare_them() -> None:
+    def sincos(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.sin(x), torch.cos(x)
+
+    def joined(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([o.flatten() for o in sincos(x)])
+
+    def layer(reference: Any) -> Layer:
+        return Layer(
+            name="sincos",
+            description="",
+            axes=(Axis("n", (4,)),),
+            inputs={"x": 1},
+            make_inputs=lambda p, g: (torch.randn(4, generator=g),),
+            reference=reference,
+            implementations=(baseline("numpy", sincos), native("torch", joined, forms=())),
+        )
+
+    with pytest.raises(LayerDefinitionError) as tuple_ref:
+        validate_layer(layer(sincos))
+    assert "reference must return a tensor, got tuple of 2 tensors: declare" in str(tuple_ref.value)
+    assert "torch.cat([o.flatten() for o in f(x)])" in str(tuple_ref.value)
+    with pytest.raises(LayerDefinitionError, match="'numpy' must return a tensor, got tuple of 2"):
+        validate_layer(layer(joined))

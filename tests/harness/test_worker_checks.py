@@ -38,3 +38,30 @@ def test_a_gradcheck_too_large_to_build_is_not_run_and_says_why() -> None:
     assert why.startswith(f"not run: at its smallest point gradcheck would build a {n:,} × {n:,}")
     small = torch.randn(8, dtype=torch.float64)
     assert checked_gradient(torch.tanh, [small], [True]) == (True, "", "")
+
+
+def test_a_layer_with_an_index_input_is_checked_like_any_other(tmp_path: Path) -> None:
+    """2026-11-30: the index reached the reference as float64 and the run stopped."""
+    from harness.case import Variant
+    from harness.protocol import SetupDone
+
+    raw = tmp_path / "checks.jsonl"
+    index = str(Path(FIXTURE).with_name("index_layers.py"))
+    worker = Worker(Job("setup", (), str(raw), layers_from=(index,), memory=False))
+    worker.gradcheck("lookup", "numpy")
+    for impl in ("numpy", "torch"):
+        worker.setup(Variant.make("lookup", impl, {"n": 8}))
+    worker.log.close()
+    events = list(EventLog.read(raw))
+    (checked,) = [e for e in events if isinstance(e, GradcheckDone)]
+    assert checked.ok is True, checked.error
+    setups = [e for e in events if isinstance(e, SetupDone)]
+    assert len(setups) == 2
+    for done in setups:
+        for phase, info in done.phases.items():
+            assert info.status == "ok", (done.variant.impl, phase, info.error)
+        (dev,) = done.phases["forward"].deviations
+        assert dev["within_tol"], dev
+        backward = done.phases["backward"].deviations
+        assert [d["tensor"] for d in backward] == ["grad_table"], backward
+        assert all(d["within_tol"] for d in backward), backward
