@@ -90,12 +90,13 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: loop calibration starts with a value of 2 calls, harness.measure.calibrate_loops;
 #: breakdown 2: a Function's forward and backward bodies are parts of kind ``code``;
 #: gradcheck 2: masked for sparse inputs, not run past ``checks.MAX_JACOBIAN``;
-#: capabilities 2: ``compile_fullgraph`` compiles the backward too).
+#: capabilities 2: ``compile_fullgraph`` compiles the backward too; gradcheck 3 and
+#: setup 4: a layer that writes into its input or is random is found).
 CHECKS: dict[str, int] = {
     "validate": 1,
     "capabilities": 2,
-    "gradcheck": 2,
-    "setup": 3,
+    "gradcheck": 3,
+    "setup": 4,
     "breakdown": 2,
 }
 _ENTRY_SCHEMA = 1

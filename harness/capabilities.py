@@ -54,6 +54,7 @@ without it); the checks import it when they run.
 from __future__ import annotations
 
 import io
+import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -372,12 +373,16 @@ def _check_implementation(
     the eager call itself) is recorded as ``unsupported`` for all of them."""
     import torch
 
+    from harness.deviation import seeded
+
     try:
         fn = impl.callable_for(point)
         a = layer.make(point, torch.float32, "cpu", seed=0)
         b = layer.make(point, torch.float32, "cpu", seed=1)
+        # every call with the global generators seeded (here and in _verdict): a random
+        # layer (a NumPy dropout) is then one function, judged and not its randomness
         with torch.no_grad():
-            ref_a, ref_b = fn(*a), fn(*b)
+            ref_a, ref_b = seeded(fn)(*a), seeded(fn)(*b)
         for ref in (ref_a, ref_b):
             if not isinstance(ref, torch.Tensor):
                 raise TypeError(f"eager call returned {type(ref).__name__}, not a tensor")
@@ -413,6 +418,8 @@ def _run_check(check: str, subject: _Subject) -> _Outcome:
         named = missing_onnx_function(exc) if check.startswith("onnx") else None
         if check == "script_save" and "Could not export Python function call" in str(exc):
             named = script_cause(exc, "save")
+        elif check == "script_save" and isinstance(subject.fn, types.BuiltinFunctionType):
+            named = script_cause(exc, "script", subject.fn)
         return _Outcome("unsupported", _reason(named or _describe(exc)))
     finally:
         torch._dynamo.reset()
@@ -470,10 +477,13 @@ def _verdict(
 
     Raising here (while running) propagates: the check is ``unsupported``.
     """
+    from harness.deviation import seed_globals
+
     for inputs, ref, which in (
         (subject.a, subject.ref_a, "output"),
         (subject.b, subject.ref_b, "output on a second input"),
     ):
+        seed_globals()  # as for the eager reference (_check_implementation)
         problem = _mismatch(run(inputs), ref)
         if problem is not None:
             reason = f"{which} {problem}"
@@ -564,12 +574,15 @@ def _backward_mismatch(subject: _Subject, compiled: Callable[..., Any]) -> str |
     """How ``compiled``'s gradients on input A differ from eager's (None: they agree)."""
     import torch
 
+    from harness.deviation import seed_globals
+
     def gradients(fn: Callable[..., Any]) -> tuple[torch.Tensor, ...]:
         leaves = [
             t.detach().clone().requires_grad_(m)
             for t, m in zip(subject.a, subject.grad_mask, strict=True)
         ]
         with torch.enable_grad():
+            seed_globals()
             out = fn(*leaves)
             gen = torch.Generator().manual_seed(1)
             grad_out = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.dtype)
@@ -599,7 +612,12 @@ def _compile(subject: _Subject) -> _Outcome:
     breaks: int | None = None
     try:
         target = subject.compilable or subject.fn
-        breaks = int(torch._dynamo.explain(target)(*subject.a).graph_break_count)
+        explained = torch._dynamo.explain(target)(*subject.a)
+        if explained.graph_count == 0:
+            # explain counts graphs - 1 breaks: -1 where Dynamo captured nothing
+            note = "Dynamo captured no graph: all of it runs as Python"
+        else:
+            breaks = int(explained.graph_break_count)
     except Exception as exc:
         note = _reason(f"graph breaks unknown: torch._dynamo.explain raised {_describe(exc)}")
     torch._dynamo.reset()

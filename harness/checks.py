@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from harness.case import Variant
-from harness.deviation import compare_tensors, gradients, output_mismatch, run_gradcheck
+from harness.deviation import (
+    compare_tensors,
+    gradients,
+    output_mismatch,
+    run_gradcheck,
+    seeded,
+    within_tolerance,
+)
 from harness.errors import describe
 from harness.forms import quiet
 from harness.layer import Layer
@@ -42,6 +49,8 @@ CACHED_FIELDS = (
     "peak_bytes",
     "peak_sources",
     "returns",
+    "writes",
+    "random",
     "loops",
     "estimate_s",
 )
@@ -82,9 +91,12 @@ class SetupChecks:
         return self._refs[key]
 
     def _forward(self, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
+        before = [t.clone() if t.layout == torch.strided else None for t in p.inputs]
         out = p.forward()
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"returned {type(out).__name__}, not a tensor")
+        writes = written_inputs(tuple(p.layer.inputs), p.inputs, before)
+        random = differs(p.forward(), out, p.variant.dtype)
         ref_out, _ = self.reference(p.layer, p.variant)
         returns = output_mismatch(out, p.inputs, ref_out.shape)
         dev = compare_tensors("output", out, ref_out, p.variant.dtype)
@@ -100,6 +112,8 @@ class SetupChecks:
             deviations=(asdict(dev),),
             returns=returns,
             minor_faults=faults_per_call(time_func, loops),
+            writes=writes,
+            random=random,
             **peak,
         )
 
@@ -142,6 +156,43 @@ class SetupChecks:
             minor_faults=faults_per_call(time_func, loops),
             **peak,
         )
+
+
+def _no_grad(fn: Callable[..., Any], inputs: Sequence[torch.Tensor]) -> Any:
+    with torch.no_grad():
+        return fn(*inputs)
+
+
+def written_inputs(
+    names: Sequence[str], inputs: Sequence[torch.Tensor], before: Sequence[torch.Tensor | None]
+) -> tuple[str, ...]:
+    """The names of ``inputs`` that differ from their copies ``before`` a call (None:
+    not compared, a sparse input), each put back as it was: a layer that writes into
+    its input through ``tensor.numpy()`` changes the caller's tensor behind autograd's
+    back, and gradcheck then read it as a wrong gradient (2026-11-30)."""
+    written = []
+    for name, tensor, old in zip(names, inputs, before, strict=True):
+        if old is None or torch.equal(tensor, old):
+            continue
+        if tensor.is_floating_point() and torch.allclose(tensor, old, 0, 0, equal_nan=True):
+            continue  # NaN where NaN was: unchanged
+        written.append(name)
+        with torch.no_grad():
+            tensor.copy_(old)
+    return tuple(written)
+
+
+def differs(again: Any, first: torch.Tensor, dtype: str) -> float | None:
+    """The largest relative difference of a second call's output ``again`` from the
+    first's, where it differs past ``dtype``'s tolerance (a random layer: dropout,
+    noise drawn from NumPy's global generator); None where the two agree."""
+    if not isinstance(again, torch.Tensor) or again.shape != first.shape:
+        return None
+    if again.layout != torch.strided or first.layout != torch.strided:
+        return None
+    if within_tolerance(again, first, dtype):
+        return None
+    return compare_tensors("output", again, first, dtype).max_rel_err
 
 
 def no_backward(p: Prepared) -> PhaseSetup | None:
@@ -234,7 +285,10 @@ MAX_JACOBIAN = 20_000_000
 
 
 def checked_gradient(
-    fn: Callable[..., Any], inputs: Sequence[torch.Tensor], mask: Sequence[bool]
+    fn: Callable[..., Any],
+    inputs: Sequence[torch.Tensor],
+    mask: Sequence[bool],
+    names: Sequence[str] = (),
 ) -> tuple[bool | None, str, str]:
     """``torch.autograd.gradcheck`` of ``fn`` at float64 ``inputs``, or why it is not run:
     ``(ok, why, returns)``. ``returns`` names a dtype, device or shape the layer returns
@@ -242,11 +296,35 @@ def checked_gradient(
     ``ok`` is None: gradcheck's finite differences need float64 end to end, and on a
     layer that rounds to float32 (``torch.Tensor(ndarray)``) they would fail whatever
     its formula. ``ok`` is None too where the Jacobian would exceed ``MAX_JACOBIAN``
-    entries. An error in the layer is ``(False, its description, returns)``."""
+    entries, and where the layer writes into one of its inputs (``names``) or is random
+    whatever the global generators' seeds: gradcheck's finite differences cannot judge
+    either. A layer random by NumPy's, Python's or torch's global generator is
+    gradchecked with them reseeded before each call (its randomness then fixed). An
+    error in the layer is ``(False, its description, returns)``."""
     returns = ""
+    names = list(names) or [f"#{i}" for i in range(len(inputs))]
     try:
+        before = [t.clone() if t.layout == torch.strided else None for t in inputs]
         with torch.no_grad():
             out = fn(*inputs)
+        writes = written_inputs(names, inputs, before)
+        if writes:
+            return (
+                None,
+                f"not run: it writes into its input {', '.join(map(repr, writes))}, and "
+                "gradcheck's finite differences need inputs that stay as they are",
+                returns,
+            )
+        if isinstance(out, torch.Tensor) and differs(_no_grad(fn, inputs), out, "float64"):
+            fn = seeded(fn)
+            if differs(_no_grad(fn, inputs), _no_grad(fn, inputs), "float64"):
+                return (
+                    None,
+                    "not run: two calls on the same input differ even with NumPy's, "
+                    "Python's and torch's global generators reseeded (a generator of its "
+                    "own?), and gradcheck's finite differences need one function",
+                    returns,
+                )
         returns = output_mismatch(out, inputs) or ""
         if returns:
             return (

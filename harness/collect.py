@@ -822,6 +822,8 @@ def _setup_columns(
         "peak_sources": ps.peak_sources,
         "minor_faults": ps.minor_faults,
         "returns": ps.returns,
+        "writes_inputs": ", ".join(ps.writes) or None,
+        "random_output": ps.random,
         **variant.point_dict,
     }
 

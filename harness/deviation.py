@@ -11,12 +11,17 @@ errors that cancel). For one tensor:
   with the dtype's ``rtol`` (``harness.dtypes.RTOL``): an absolute tolerance scaled by
   the tensor's magnitude. ``within_tolerance`` is that rule alone; it is the one
   tolerance of the harness (the capability checks use it too).
+
+A random layer (a dropout mask from NumPy's global generator) matches nothing, not
+even itself: ``seeded`` makes it one function of its inputs, for gradcheck and the
+capability checks, by seeding the global generators before each call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -30,6 +35,8 @@ __all__ = [
     "gradients",
     "output_mismatch",
     "run_gradcheck",
+    "seed_globals",
+    "seeded",
     "within_tolerance",
 ]
 
@@ -183,3 +190,26 @@ def output_mismatch(
     if shape is not None and tuple(out.shape) != tuple(shape):
         found.append(f"shape {tuple(out.shape)} where the reference has {tuple(shape)}")
     return "; ".join(found) or None
+
+
+def seed_globals(seed: int = 0) -> None:
+    """Seed NumPy's, Python's and torch's global generators: before each call, a random
+    layer is one function of its inputs (its draw fixed)."""
+    import random
+
+    import numpy as np
+
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def seeded(fn: Callable[..., Any], seed: int = 0) -> Callable[..., Any]:
+    """``fn`` with the global generators seeded before each call (``seed_globals``), so
+    that gradcheck judges a random layer's gradient and not its randomness."""
+
+    def call(*args: Any) -> Any:
+        seed_globals(seed)
+        return fn(*args)
+
+    return call

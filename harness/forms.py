@@ -37,6 +37,7 @@ import os
 import re
 import sys
 import time
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -201,12 +202,20 @@ def onnx_cause(exc: BaseException) -> str:
     return one_line(f"{step}: {text}", _CAUSE_CHARS)
 
 
-def script_cause(exc: BaseException, stage: str) -> str:
-    """Why TorchScript cannot ``stage`` (``script`` or ``save``) a callable, in one line;
-    a call back into Python is named (``it calls back into Python (IveFunction)``)."""
+def script_cause(exc: BaseException, stage: str, fn: object = None) -> str:
+    """Why TorchScript cannot ``stage`` (``script`` or ``save``) a callable ``fn``, in one
+    line; a call back into Python is named (``it calls back into Python
+    (IveFunction)``), and so is a built-in such as ``torch.relu`` declared as it is
+    (``torch.jit.script`` takes functions with Python source only)."""
     found = _PYTHON_CALL.search(str(exc))
     if found:
         return f"TorchScript cannot {stage} it: it calls back into Python ({found.group('name')})"
+    if isinstance(fn, types.BuiltinFunctionType):
+        name = f"{getattr(fn, '__module__', None) or 'torch'}.{fn.__name__}"
+        return (
+            f"TorchScript cannot {stage} the built-in {name} declared as it is: declare "
+            f"a def that calls it (def f(x): return {name}(x))"
+        )
     text = first_line(root_cause(exc)) or type(exc).__name__
     return one_line(f"TorchScript cannot {stage} it: {text}", _CAUSE_CHARS)
 
@@ -237,7 +246,7 @@ def script_saved(fn: Callable[..., Any]) -> Any:
     try:
         scripted = _script(fn)
     except Exception as exc:
-        raise FormUnsupported(script_cause(exc, "script")) from exc
+        raise FormUnsupported(script_cause(exc, "script", fn)) from exc
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():

@@ -185,6 +185,18 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "baseline's backward row: the same for the float64 inputs of its gradcheck; empty "
         "when it matches",
     ),
+    "writes_inputs": (
+        "string",
+        "forward rows: the inputs the call wrote into (comma-separated names), e.g. "
+        "through tensor.numpy(): the caller's tensors change behind autograd's back; "
+        "empty when none",
+    ),
+    "random_output": (
+        "Float64",
+        "forward rows: the largest relative difference between two calls on the same "
+        "inputs where it exceeds the dtype's tolerance (a random layer: its deviations "
+        "from the reference are not judged); empty when the calls agree",
+    ),
     # one-off costs, never part of steady-state timing
     "oneoff_s": (
         "Float64",

@@ -313,6 +313,23 @@ class PhaseSetup:
     device, shape), e.g. ``float32 for float64 input``; None when it does not."""
     minor_faults: float | None = None
     """Minor page faults per call (resource.getrusage around one timed value's calls)."""
+    writes: tuple[str, ...] = ()
+    """Forward only: the inputs the call wrote into (through ``tensor.numpy()``, say):
+    the caller's tensors change behind autograd's back."""
+    random: float | None = None
+    """Forward only: the largest relative difference between two calls on the same
+    inputs, where they differ past the dtype's tolerance (a random layer); else None."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PhaseSetup:
+        """A phase as ``asdict`` wrote it to JSON (lists back to tuples)."""
+        return cls(
+            **{
+                **data,
+                "deviations": tuple(data.get("deviations") or ()),
+                "writes": tuple(data.get("writes") or ()),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -459,10 +476,7 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
             kwargs["task"] = task_from_json(kwargs["task"])
         if cls is SetupDone:
             kwargs["variant"] = _variant(kwargs["variant"])
-            kwargs["phases"] = {
-                k: PhaseSetup(**{**v, "deviations": tuple(v.get("deviations") or ())})
-                for k, v in kwargs["phases"].items()
-            }
+            kwargs["phases"] = {k: PhaseSetup.from_json(v) for k, v in kwargs["phases"].items()}
         elif cls is BreakdownDone:
             kwargs["variant"] = _variant(kwargs["variant"])
             kwargs["phases"] = {

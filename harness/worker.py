@@ -206,10 +206,7 @@ class Worker:
         cache). False if the entry cannot be used (the variant is then checked in
         full)."""
         try:
-            cached = {
-                ph: PhaseSetup(**{**v, "deviations": tuple(v.get("deviations") or ())})
-                for ph, v in value["phases"].items()
-            }
+            cached = {ph: PhaseSetup.from_json(v) for ph, v in value["phases"].items()}
             oneoff_s, oneoff_what = value["oneoff_s"], value["oneoff_what"]
         except (KeyError, TypeError, AttributeError):
             return False
@@ -275,7 +272,9 @@ class Worker:
         inputs = layer.make(point, torch.float64, "cpu", self.seed)
         mask = list(layer.grad_mask(inputs))
         with quiet():
-            ok, why, returns = checked_gradient(impl.callable_for(point), inputs, mask)
+            ok, why, returns = checked_gradient(
+                impl.callable_for(point), inputs, mask, tuple(layer.inputs)
+            )
         self._store("gradcheck", key, [ok, why, format_point(point), returns])
         status = found.status if key is not None else ""
         self.log.write(

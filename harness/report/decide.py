@@ -198,6 +198,11 @@ class GradientFindings:
     """The dtypes measured (each has its one tolerance)."""
     returns: tuple[tuple[str, str], ...] = ()
     """(implementation, how its output differs from what its input asks for)."""
+    writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(implementation, the inputs it writes into): a baseline that does needs fixing."""
+    random: tuple[tuple[str, float], ...] = ()
+    """(implementation, the largest relative difference between two of its calls on the
+    same inputs): its deviations from the reference are not judged."""
 
 
 @dataclass(frozen=True)
@@ -619,6 +624,8 @@ class _Tolerance:
     """A row out of tolerance, per noun."""
     known: dict[str, bool] = field(default_factory=lambda: {"outputs": False, "gradients": False})
     """A row checked against the tolerance at all, per noun."""
+    random: frozenset[str] = frozenset()
+    """Random implementations: two calls differ, so the reference cannot judge them."""
 
 
 def _gradient_findings(
@@ -638,7 +645,24 @@ def _gradient_findings(
         )
     )
     passed = tuple(sorted({str(r["impl"]) for r in back if r.get("gradcheck") is True}))
-    tol = _Tolerance(fix=bool(failed))
+    forward = [r for r in layer_rows if r.get("phase") == "forward"]
+    # results.csv's writes_inputs is comma-separated input names (harness.frame)
+    writes = tuple(
+        dict.fromkeys(
+            (str(r["impl"]), tuple(n.strip() for n in str(r["writes_inputs"]).split(",")))
+            for r in forward
+            if r.get("writes_inputs") and r["writes_inputs"] == r["writes_inputs"]
+        )
+    )
+    random: dict[str, float] = {}
+    for r in forward:
+        diff = r.get("random_output")
+        if diff is not None and diff == diff:  # NaN: a missing value in a loaded frame
+            random[str(r["impl"])] = max(float(diff), random.get(str(r["impl"]), 0.0))
+    # a baseline that writes into its input: the gradients around it are wrong
+    tol = _Tolerance(
+        fix=bool(failed) or any(impl in baselines for impl, _ in writes), random=frozenset(random)
+    )
     for setting, d in zip(setting_list, decisions, strict=True):
         for phase, noun in (("forward", "outputs"), ("backward", "gradients")):
             if phase == "backward" and d.forward_only:
@@ -666,6 +690,8 @@ def _gradient_findings(
         max(errs) if errs else None,
         tuple(dict.fromkeys(str(r["dtype"]) for r in layer_rows if r.get("dtype"))),
         returns,
+        writes,
+        tuple(random.items()),
     )
 
 
@@ -676,8 +702,8 @@ def _check_phase(
     baseline's and the chosen candidate's rows out of tolerance (with the worst),
     the errors of the rows checked, and the baseline's failed rows. A baseline whose
     gradients are out of tolerance where the candidate's are not needs fixing."""
-    bb, bk = _tolerance_rows(setting, d.baseline, phase)
-    nb, nk = _tolerance_rows(setting, d.native, phase)
+    bb, bk = _tolerance_rows(setting, _judged(d.baseline, tol), phase)
+    nb, nk = _tolerance_rows(setting, _judged(d.native, tol), phase)
     if bb:
         worst = max(bb, key=lambda r: r.get("max_rel_err") or 0)
         tol.base_bad.append((setting.label, noun, _sizes_where(bb), worst))
@@ -704,6 +730,12 @@ def _check_phase(
                     str(errored[0].get("error") or "no message"),
                 )
             )
+
+
+def _judged(impl: str | None, tol: _Tolerance) -> str | None:
+    """``impl``, unless it is random: a dropout mask drawn anew each call never matches
+    the reference, and its deviations say nothing of its gradient formula."""
+    return None if impl in tol.random else impl
 
 
 def _step_failures(tol: _Tolerance, setting: Setting, d: SettingDecision) -> None:

@@ -281,10 +281,35 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
     """Gradcheck, outputs and gradients against the reference, what each returns."""
     g = d.gradient
     out: list[str] = []
-    if d.kind == FIX_GRADIENT:
+    baselines = {s.baseline for s in d.settings if s.baseline}
+    writers = [(impl, names) for impl, names in g.writes if impl in baselines]
+    if d.kind == FIX_GRADIENT and writers and not g.gradcheck_failed and not g.baseline_out_of_tol:
+        # the real defect: the layer's own gradient may be right
+        out.append(
+            f"{_writes(*writers[0])}: the caller's tensor changes behind autograd's back, so "
+            "the gradients of the graph around the layer that use it are wrong. Fix that "
+            "first; its timings do not matter until then."
+        )
+    elif d.kind == FIX_GRADIENT:
         out.append(
             "The NumPy/SciPy gradient is wrong, so its timings do not matter until it is "
             "fixed (or replaced by the native implementation, whose autograd gradient is correct)."
+        )
+        out += [f"{_writes(impl, names)}: fix that too." for impl, names in writers]
+    out += [
+        f"Caution: {_writes(impl, names)}." for impl, names in g.writes if impl not in baselines
+    ]
+    for impl, diff in g.random:
+        out.append(
+            f"{impl} is random: two calls on the same input differ (max relative difference "
+            f"{_err({'max_rel_err': diff})}), so its outputs and gradients are not held "
+            "against the float64 reference"
+            + (
+                "; gradcheck ran with NumPy's, Python's and torch's global generators "
+                "reseeded before each call, a fixed draw."
+                if impl in baselines and d.use == "training"
+                else "."
+            )
         )
     for impl, why in g.gradcheck_failed:
         out.append(f"{impl} fails torch.autograd.gradcheck" + (f" ({why})" if why else "") + ".")
@@ -321,7 +346,6 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
         )
     if g.agree:
         out.append(_agreement(g))
-    baselines = {s.baseline for s in d.settings if s.baseline}
     for impl, how in g.returns:
         text = f"Caution: {impl} returns {how}."
         if impl in baselines and d.use == "training":
@@ -333,6 +357,12 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
             )
         out.append(text)
     return out
+
+
+def _writes(impl: str, names: Sequence[str]) -> str:
+    """``numpy writes into its input 'x' (through tensor.numpy(), say)``."""
+    plural = "s" if len(names) > 1 else ""
+    return f"{impl} writes into its input{plural} {', '.join(map(repr, names))} (through tensor.numpy(), say)"
 
 
 def _compile_check_sentence(d: LayerDecision) -> str | None:
@@ -388,9 +418,11 @@ def _agreement(g: GradientFindings) -> str:
     """``Outputs and gradients agree with the float64 reference within float32's
     tolerance (|a − r| ≤ …; largest relative error 3.4e-04 …).``"""
     rule = "; ".join(f"{dt}: {tolerance_text(dt)}" for dt in g.dtypes) or "the dtype's rule"
+    whose = " and ".join(g.agree)
+    if g.random:  # they are not judged: the sentence is of the others
+        whose = f"the other implementations' {whose}"
     text = (
-        f"{' and '.join(g.agree).capitalize()} agree with the float64 reference within "
-        f"tolerance ({rule}"
+        f"{whose[0].upper()}{whose[1:]} agree with the float64 reference within tolerance ({rule}"
     )
     worst = g.worst_agreeing_error
     if worst is not None:

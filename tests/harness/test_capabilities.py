@@ -409,3 +409,69 @@ def test_compile_fullgraph_takes_the_backward_too() -> None:
     assert numpy["reason"].startswith("in the backward: Unsupported")
     assert "ndarray.dtype" in numpy["reason"]
     assert cells[("torch", "compile_fullgraph")]["status"] == "ok"
+
+
+class _NumpyDropout(torch.autograd.Function):
+    """Dropout with its mask from NumPy's global generator (a random layer)."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        mask = torch.from_numpy((np.random.rand(*x.shape) > 0.5).astype(np.float32) * 2)
+        ctx.mask = mask
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def]
+        return g * ctx.mask
+
+
+def test_a_random_layer_is_judged_with_its_generators_seeded() -> None:
+    """Each check's calls and the eager reference's start from the same seed: the trace
+    of a NumPy dropout reproduces eager's draw, and is not 'wrong'."""
+    layer = Layer(
+        name="dropout",
+        description="",
+        axes=(Axis("n", (64,)),),
+        inputs={"x": 1},
+        make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g, dtype=torch.float64),),
+        reference=lambda x: x,
+        implementations=(baseline("numpy", _NumpyDropout), native("torch", lambda x: x)),
+    )
+    (row,) = capability_matrix(layer, ["numpy"], checks=["trace"])
+    assert row["status"] == "ok", row["reason"]
+
+
+class _NumpyDropoutOfItsDtype(torch.autograd.Function):
+    """As a user wrote it: the mask cast to ``x.numpy().dtype``, which Dynamo cannot
+    trace, so that it captures no graph at all."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        mask = (np.random.rand(*x.shape) > 0.1).astype(x.numpy().dtype) / 0.9
+        ctx.mask = mask
+        return torch.from_numpy(x.detach().numpy() * mask)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def]
+        return torch.from_numpy(g.numpy() * ctx.mask)
+
+
+@pytest.mark.slow  # torch._dynamo.explain and torch.compile
+def test_a_function_dynamo_captures_nothing_of_counts_no_graph_breaks() -> None:
+    """Dynamo captures no graph of this dropout: explain then counts -1 breaks
+    (graphs - 1), which the report printed as "breaks the graph -1 time(s)"."""
+    layer = Layer(
+        name="dropout",
+        description="",
+        axes=(Axis("n", (64,)),),
+        inputs={"x": 1},
+        make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g, dtype=torch.float64),),
+        reference=lambda x: x,
+        implementations=(
+            baseline("numpy", _NumpyDropoutOfItsDtype),
+            native("torch", lambda x: x),
+        ),
+    )
+    (row,) = capability_matrix(layer, ["numpy"], checks=["compile"])
+    assert row["graph_breaks"] is None or row["graph_breaks"] >= 0
+    assert "Dynamo captured no graph" in row["reason"]

@@ -16,7 +16,7 @@ from harness.case import PHASES
 from harness.collect import Builder, State
 from harness.config import RunConfig
 from harness.errors import FormUnsupported, describe, one_line
-from harness.forms import build, dynamo_cause, onnx_cause, script_cause
+from harness.forms import build, dynamo_cause, onnx_cause, script_cause, script_saved
 from harness.plan import make_plan
 from harness.protocol import EventLog, Job, SetupDone
 from harness.registry import Registry
@@ -118,6 +118,16 @@ def test_script_and_dynamo_causes_name_the_python_call_and_the_line() -> None:
     )
     assert (
         dynamo_cause(graph_break) == "Data-dependent branching at ive.py:19: if np.isclose(v, 0):"
+    )
+
+
+def test_a_builtin_declared_as_it_is_is_told_to_be_wrapped_for_torchscript() -> None:
+    """``native("torch", torch.relu)``: torch.jit.script takes functions with source."""
+    with pytest.raises(FormUnsupported) as raised:
+        script_saved(torch.relu)
+    assert str(raised.value) == (
+        "TorchScript cannot script the built-in torch.relu declared as it is: declare a def "
+        "that calls it (def f(x): return torch.relu(x))"
     )
 
 

@@ -65,3 +65,84 @@ def test_a_layer_with_an_index_input_is_checked_like_any_other(tmp_path: Path) -
         backward = done.phases["backward"].deviations
         assert [d["tensor"] for d in backward] == ["grad_table"], backward
         assert all(d["within_tol"] for d in backward), backward
+
+
+def _inplace_relu() -> type:
+    """A NumPy ReLU that clamps its input's own memory (the bug), with a right backward."""
+    import numpy as np
+    import torch
+
+    class InplaceRelu(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[no-untyped-def]
+            a = x.detach().numpy()
+            np.maximum(a, 0, out=a)
+            ctx.save_for_backward(x)
+            return torch.from_numpy(a.copy())
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return g * (x > 0)
+
+    return InplaceRelu
+
+
+def _numpy_dropout() -> type:
+    """Dropout with its mask drawn from NumPy's global generator, with a right backward."""
+    import numpy as np
+    import torch
+
+    class Dropout(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[no-untyped-def]
+            mask = (np.random.rand(*x.shape) > 0.5) * 2.0
+            ctx.mask = torch.from_numpy(mask)
+            return x * ctx.mask
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            return g * ctx.mask
+
+    return Dropout
+
+
+def test_a_layer_that_writes_into_its_input_is_found_and_put_back() -> None:
+    import torch
+
+    from harness.checks import checked_gradient, written_inputs
+
+    fn = _inplace_relu().apply
+    x = torch.randn(16, dtype=torch.float64)
+    y = x.clone()
+    before = [x.clone(), None]
+    fn(x)
+    assert not torch.equal(x, before[0])
+    assert written_inputs(("x", "s"), [x, y], before) == ("x",)
+    assert torch.equal(x, before[0])  # put back for the calls that follow
+    assert written_inputs(("x",), [y], [y.clone()]) == ()
+    ok, why, _ = checked_gradient(fn, [x], [True], ("x",))
+    assert ok is None and why.startswith("not run: it writes into its input 'x'")
+    assert torch.equal(x, before[0])
+
+
+def test_a_random_layer_is_found_and_gradchecked_with_its_generators_reseeded() -> None:
+    import torch
+
+    from harness.checks import checked_gradient, differs
+
+    fn = _numpy_dropout().apply
+    x = torch.randn(64, dtype=torch.float64)
+    diff = differs(fn(x), fn(x), "float64")
+    assert diff is not None and diff > 0.5
+    assert differs(torch.tanh(x), torch.tanh(x), "float64") is None
+    # gradcheck of a fixed draw passes the right backward; a doubled one still fails
+    assert checked_gradient(fn, [x], [True], ("x",)) == (True, "", "")
+
+    class Doubled(_numpy_dropout()):  # type: ignore[misc]
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            return 2 * g * ctx.mask
+
+    ok, why, _ = checked_gradient(Doubled.apply, [x], [True], ("x",))
+    assert ok is False and "Jacobian mismatch" in why

@@ -321,6 +321,38 @@ def test_outputs_out_of_tolerance_alone_are_not_fix_the_gradient(rf: ModuleType)
     assert [b[1] for b in d.gradient.baseline_out_of_tol] == ["outputs"]
 
 
+def test_a_baseline_that_writes_into_its_input_is_fixed_first_and_named(
+    rf: ModuleType,
+) -> None:
+    """2026-11-30: a NumPy ReLU clamping its input in place read as a wrong gradient
+    (gradcheck failed) beside gradients that agreed with the reference."""
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r["writes_inputs"] = "x"
+    d = decide_one(rf, rows)
+    assert d.kind == FIX_GRADIENT and d.gradient.writes == (("numpy", ("x",)),)
+    text = " ".join(layer_sentences(d))
+    assert text.startswith("numpy writes into its input 'x' (through tensor.numpy(), say)")
+    assert "behind autograd's back" in text and "gradient is wrong" not in text
+
+
+def test_a_random_baseline_is_not_held_against_the_reference(rf: ModuleType) -> None:
+    """A NumPy dropout: its outputs and gradients never match the reference, which says
+    nothing of its gradient formula; the verdict is the speed's."""
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)}, base_backward={"within_tol": False})
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r.update(within_tol=False, random_output=1.0)
+    d = decide_one(rf, rows)
+    assert d.kind == PORT and not d.gradient.fix
+    assert d.gradient.random == (("numpy", 1.0),) and d.gradient.baseline_out_of_tol == ()
+    text = " ".join(layer_sentences(d))
+    assert "numpy is random: two calls on the same input differ" in text
+    assert "disagree with the float64 reference" not in text
+    assert "The other implementations' outputs and gradients agree" in text
+
+
 def test_baseline_backward_failures_are_native_wins_and_reported(rf: ModuleType) -> None:
     rows = []
     for n in (8, 9, 16, 17):
