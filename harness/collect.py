@@ -53,7 +53,6 @@ from harness.protocol import (
     SetupDone,
     SetupTask,
     read_event_at,
-    timed_out,
 )
 from harness.results import RAW_DIR, ResultsWriter, benchmark_json, pyperf_suite
 from harness.stats import Interval, decide, round_ratios, speedup_interval
@@ -205,10 +204,10 @@ class State:
     def _crash(self, event: Crash, process: int) -> None:
         task = event.task
         if isinstance(task, SetupTask):
-            err = PhaseSetup("error", error=event.error)
+            err = PhaseSetup("error", error=event.error, limit_s=event.limit_s)
             self.add(SetupDone(task.variant, {ph: err for ph in PHASES}))
         elif isinstance(task, GradcheckTask):
-            if timed_out(event.error):
+            if event.limit_s is not None:
                 # too slow to finish is no wrong gradient: not run, judged on the reference
                 # (2026-11-30: NAFNet's LayerNorm2d read as "fix the gradient first")
                 why = (

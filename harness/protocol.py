@@ -89,7 +89,6 @@ __all__ = [
     "read_event_at",
     "task_from_json",
     "task_to_json",
-    "timed_out",
 ]
 
 SCHEMA = 3
@@ -313,6 +312,8 @@ class PhaseSetup:
     device, shape), e.g. ``float32 for float64 input``; None when it does not."""
     minor_faults: float | None = None
     """Minor page faults per call (resource.getrusage around one timed value's calls)."""
+    limit_s: float | None = None
+    """The setup limit the phase's task ran past (``Crash.limit_s``); None otherwise."""
     writes: tuple[str, ...] = ()
     """Forward only: the inputs the call wrote into (through ``tensor.numpy()``, say):
     the caller's tensors change behind autograd's back."""
@@ -394,7 +395,7 @@ class BreakdownDone:
     timed now)."""
 
 
-#: How the error of a task that ran past its limit begins (``Crash.timeout``, ``timed_out``).
+#: How the error of a task that ran past its limit begins (``Crash.timeout``).
 TIMED_OUT = "timed out after"
 
 
@@ -403,16 +404,13 @@ class Crash:
     kind: ClassVar[str] = "crash"
     task: Task
     error: str
+    limit_s: float | None = None
+    """The limit a task ran past (``Crash.timeout``); None for a worker that died."""
 
     @classmethod
     def timeout(cls, task: Task, limit_s: float, what: str) -> Crash:
         """The crash of a task killed after ``limit_s`` seconds (``what`` names it)."""
-        return cls(task, f"{TIMED_OUT} {limit_s:.0f}s ({what})")
-
-
-def timed_out(error: str | None) -> bool:
-    """Whether a task's error says it ran past its limit (``Crash.timeout``)."""
-    return bool(error) and str(error).startswith(TIMED_OUT)
+        return cls(task, f"{TIMED_OUT} {limit_s:.0f}s ({what})", float(limit_s))
 
 
 @dataclass(frozen=True)
@@ -490,11 +488,25 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
             kwargs["faults"] = {k: float(v) for k, v in (kwargs.get("faults") or {}).items()}
         elif cls is CapabilitiesDone:
             kwargs["rows"] = tuple(kwargs["rows"])
+        elif cls is Crash and "limit_s" not in kwargs:
+            kwargs["limit_s"] = _legacy_limit(str(kwargs.get("error", "")))
         elif cls is Validated:
             kwargs["notes"] = tuple(kwargs.get("notes", ()))
         return cls(**kwargs)  # type: ignore[no-any-return]
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise ProtocolError(f"bad {data.get('event')} event: {exc}") from None
+
+
+def _legacy_limit(error: str) -> float | None:
+    """The limit of a crash written before ``Crash.limit_s`` existed (its message
+    ``timed out after 60s (...)`` was all it kept), so that older results folders
+    resume as they ran; None when the message says no timeout."""
+    if not error.startswith(TIMED_OUT):
+        return None
+    try:
+        return float(error[len(TIMED_OUT) :].split("s", 1)[0])
+    except ValueError:
+        return None
 
 
 # -------------------------------------------------------------------------------- job

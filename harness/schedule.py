@@ -50,7 +50,6 @@ from harness.config import Profile
 from harness.errors import ResultsError
 from harness.points import format_point
 from harness.protocol import (
-    TIMED_OUT,
     CapabilitiesTask,
     Event,
     GradcheckTask,
@@ -59,7 +58,6 @@ from harness.protocol import (
     SetupDone,
     SetupTask,
     Task,
-    timed_out,
 )
 from harness.stats import Pending, plan_extra_rounds, straddles
 
@@ -218,11 +216,11 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
     # not built at the others: its build (compiling or exporting unrolled Python loops)
     # rarely gets cheaper with size, and each try costs the whole limit (2026-11-30: a
     # public soft-DTW layer's compile form took 3 x 60 s to fail at 3 sizes)
-    slow_builds: dict[Variant, tuple[Variant, str]] = {}
+    slow_builds: dict[Variant, tuple[Variant, float]] = {}
     for done in state.setup.values():
-        error = next((ps.error for ps in done.phases.values() if timed_out(ps.error)), None)
-        if error is not None:
-            slow_builds.setdefault(_form_key(done.variant), (done.variant, str(error)))
+        limit = next((ps.limit_s for ps in done.phases.values() if ps.limit_s is not None), None)
+        if limit is not None:
+            slow_builds.setdefault(_form_key(done.variant), (done.variant, limit))
     for group in plan.groups:
         if group.allocator != allocator:
             continue
@@ -246,7 +244,7 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
             if slow is not None:
                 not_built = (
                     f"not built: building its {info.forms[impl]} form at "
-                    f"{slow[0].point_str} ran past the setup limit ({_limit_of(slow[1])}), "
+                    f"{slow[0].point_str} ran past the setup limit ({slow[1]:.0f}s), "
                     "so no other size is tried (`--timeout SECONDS` raises the limit)"
                 )
                 skipped_phase = PhaseSetup("unsupported", error=not_built)
@@ -268,11 +266,6 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
 def _form_key(variant: Variant) -> Variant:
     """A variant without its point: the sizes of one form in one setting."""
     return replace(variant, point=())
-
-
-def _limit_of(error: str) -> str:
-    """``timed out after 60s (...)`` -> ``60s``."""
-    return error[len(TIMED_OUT) :].split("(", 1)[0].strip() or "?"
 
 
 def _compiled_not_timed(plan: Plan, state: State, layer: str, source: str) -> str | None:

@@ -425,18 +425,22 @@ class _NumpyDropout(torch.autograd.Function):
         return g * ctx.mask
 
 
-def test_a_random_layer_is_judged_with_its_generators_seeded() -> None:
-    """Each check's calls and the eager reference's start from the same seed: the trace
-    of a NumPy dropout reproduces eager's draw, and is not 'wrong'."""
-    layer = Layer(
+def _dropout_layer(function: type[torch.autograd.Function]) -> Layer:
+    return Layer(
         name="dropout",
         description="",
         axes=(Axis("n", (64,)),),
         inputs={"x": 1},
         make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g, dtype=torch.float64),),
         reference=lambda x: x,
-        implementations=(baseline("numpy", _NumpyDropout), native("torch", lambda x: x)),
+        implementations=(baseline("numpy", function), native("torch", lambda x: x)),
     )
+
+
+def test_a_random_layer_is_judged_with_its_generators_seeded() -> None:
+    """Each check's calls and the eager reference's start from the same seed: the trace
+    of a NumPy dropout reproduces eager's draw, and is not 'wrong'."""
+    layer = _dropout_layer(_NumpyDropout)
     (row,) = capability_matrix(layer, ["numpy"], checks=["trace"])
     assert row["status"] == "ok", row["reason"]
 
@@ -460,18 +464,7 @@ class _NumpyDropoutOfItsDtype(torch.autograd.Function):
 def test_a_function_dynamo_captures_nothing_of_counts_no_graph_breaks() -> None:
     """Dynamo captures no graph of this dropout: explain then counts -1 breaks
     (graphs - 1), which the report printed as "breaks the graph -1 time(s)"."""
-    layer = Layer(
-        name="dropout",
-        description="",
-        axes=(Axis("n", (64,)),),
-        inputs={"x": 1},
-        make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g, dtype=torch.float64),),
-        reference=lambda x: x,
-        implementations=(
-            baseline("numpy", _NumpyDropoutOfItsDtype),
-            native("torch", lambda x: x),
-        ),
-    )
+    layer = _dropout_layer(_NumpyDropoutOfItsDtype)
     (row,) = capability_matrix(layer, ["numpy"], checks=["compile"])
     assert row["graph_breaks"] is None or row["graph_breaks"] >= 0
     assert "Dynamo captured no graph" in row["reason"]

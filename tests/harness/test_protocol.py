@@ -241,3 +241,18 @@ def test_schema_2_lines_with_names_are_still_read() -> None:
     ]
     with pytest.raises(ProtocolError, match="not a group name"):
         event_from_json({**lines[1], "group": "fft/n=8"})
+
+
+def test_a_crash_carries_the_limit_it_ran_past_and_older_folders_still_say_it() -> None:
+    from harness.protocol import Crash, GradcheckTask, event_from_json
+
+    task = GradcheckTask("toy", "numpy")
+    crash = Crash.timeout(task, 60, "gradcheck toy/numpy")
+    assert crash.limit_s == 60 and crash.error == "timed out after 60s (gradcheck toy/numpy)"
+    data = json.loads(json.dumps(event_to_json(crash)))
+    assert event_from_json(data) == crash
+    # a crash written before limit_s existed (schema 3 without the field)
+    del data["limit_s"]
+    assert event_from_json(data) == crash
+    died = {**data, "error": "worker killed by signal 11"}
+    assert event_from_json(died).limit_s is None  # type: ignore[union-attr]
