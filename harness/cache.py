@@ -91,11 +91,12 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: breakdown 2: a Function's forward and backward bodies are parts of kind ``code``;
 #: gradcheck 2: masked for sparse inputs, not run past ``checks.MAX_JACOBIAN``;
 #: capabilities 2: ``compile_fullgraph`` compiles the backward too; gradcheck 3 and
-#: setup 4: a layer that writes into its input or is random is found).
+#: setup 4: a layer that writes into its input or is random is found; gradcheck 4: the
+#: reference is gradchecked too).
 CHECKS: dict[str, int] = {
     "validate": 1,
     "capabilities": 2,
-    "gradcheck": 3,
+    "gradcheck": 4,
     "setup": 4,
     "breakdown": 2,
 }
@@ -166,14 +167,18 @@ CHECK_MODULES = (
     "breakdown",
     "cache",
     "capabilities",
+    "checks",
     "deviation",
     "dtypes",
     "errors",
     "forms",
     "layer",
+    "measure",
     "memory",
     "points",
+    "prepared",
     "profile_call",
+    "registry",
     "worker",
 )
 

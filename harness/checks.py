@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -284,6 +284,22 @@ def profile_phase(p: Prepared, phase: str, costs: Costs) -> PhaseBreakdown:
 MAX_JACOBIAN = 20_000_000
 
 
+def gradcheck_with_reference(
+    layer: Layer, fn: Callable[..., Any], point: Mapping[str, Any], seed: int
+) -> tuple[bool | None, str, str, bool | None, str]:
+    """``checked_gradient`` of a baseline's ``fn`` at ``point``, then of the layer's
+    reference on fresh inputs: ``(ok, why, returns, reference_ok, reference_why)``. The
+    reference is the standard gradients are held against: one that fails gradcheck
+    judges none."""
+    names = tuple(layer.inputs)
+    inputs = layer.make(point, torch.float64, "cpu", seed)
+    mask = layer.grad_mask(inputs)
+    ok, why, returns = checked_gradient(fn, inputs, mask, names)
+    fresh = layer.make(point, torch.float64, "cpu", seed)
+    ref_ok, ref_why, _ = checked_gradient(layer.reference, fresh, mask, names)
+    return ok, why, returns, ref_ok, ref_why
+
+
 def checked_gradient(
     fn: Callable[..., Any],
     inputs: Sequence[torch.Tensor],
@@ -296,17 +312,24 @@ def checked_gradient(
     ``ok`` is None: gradcheck's finite differences need float64 end to end, and on a
     layer that rounds to float32 (``torch.Tensor(ndarray)``) they would fail whatever
     its formula. ``ok`` is None too where the Jacobian would exceed ``MAX_JACOBIAN``
-    entries, and where the layer writes into one of its inputs (``names``) or is random
-    whatever the global generators' seeds: gradcheck's finite differences cannot judge
-    either. A layer random by NumPy's, Python's or torch's global generator is
-    gradchecked with them reseeded before each call (its randomness then fixed). An
-    error in the layer is ``(False, its description, returns)``."""
+    entries, where its forward raises (the setup pass reports that failure), and where
+    the layer writes into one of its inputs (``names``) or is random whatever the
+    global generators' seeds: gradcheck's finite differences cannot judge either. A
+    layer random by NumPy's, Python's or torch's global generator is gradchecked with
+    them reseeded before each call (its randomness then fixed). An error in its
+    backward is ``(False, its description, returns)``."""
     returns = ""
     names = list(names) or [f"#{i}" for i in range(len(inputs))]
+    before = [t.clone() if t.layout == torch.strided else None for t in inputs]
     try:
-        before = [t.clone() if t.layout == torch.strided else None for t in inputs]
         with torch.no_grad():
             out = fn(*inputs)
+    except Exception as exc:
+        # a forward that does not run says nothing of the gradient: the setup rows
+        # carry the failure (2026-11-30: np.float_, gone in NumPy 2, read as a wrong
+        # gradient and "fix the gradient first")
+        return None, f"not run: its forward raises {describe(exc)}", returns
+    try:
         writes = written_inputs(names, inputs, before)
         if writes:
             return (

@@ -870,6 +870,8 @@ def _add_gradcheck(row: dict[str, Any], state: State, variant: Variant) -> None:
     at = f" (at {gc.point})" if gc.point else ""
     row["gradcheck_error"] = f"{gc.error}{at}" if gc.error else None
     row["returns"] = gc.returns or None
+    row["reference_gradcheck"] = gc.reference_ok
+    row["reference_gradcheck_error"] = gc.reference_error or None
 
 
 def _add_timing(row: dict[str, Any], analysis: GroupAnalysis, case: str) -> None:

@@ -178,6 +178,14 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "that returns float32 for float64 input: gradcheck_error says so)",
     ),
     "gradcheck_error": ("string", "why gradcheck failed, or why it was not run"),
+    "reference_gradcheck": (
+        "boolean",
+        "baselines' backward rows: gradcheck of the layer's reference at the same point; "
+        "false: the reference's gradients are not the derivative of its output over every "
+        "input entry (it reads only part of its input, as torch.linalg.eigh reads one "
+        "triangle), so they judge no gradient; empty where it could not run",
+    ),
+    "reference_gradcheck_error": ("string", "why the reference's gradcheck failed or did not run"),
     "returns": (
         "string",
         "forward rows: how the output differs from what the inputs ask for (dtype, device, "

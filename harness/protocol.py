@@ -294,6 +294,11 @@ class GradcheckDone:
     the inputs' device with the reference's shape (``float32 for float64 input``)."""
     cache: str = ""
     """As ``CapabilitiesDone.cache``."""
+    reference_ok: bool | None = None
+    """gradcheck of the layer's reference at the same point: a reference that fails it
+    (one reading only part of its input, as ``torch.linalg.eigh`` reads one triangle)
+    cannot judge gradients. None: not run (``reference_error`` says why)."""
+    reference_error: str = ""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import torch
 
 from harness.cache import Checks, Lookup
 from harness.case import PHASES, Variant
-from harness.checks import SetupChecks, cache_entry, checked_gradient, profile_phase
+from harness.checks import SetupChecks, cache_entry, gradcheck_with_reference, profile_phase
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
@@ -266,19 +266,22 @@ class Worker:
         point = layer.smallest_point()
         key, found = self._cached("gradcheck", layer, impl=impl_name, point=format_point(point))
         if found.hit:
-            ok_, why_, at, returns_ = found.value
-            self.log.write(GradcheckDone(layer_name, impl_name, ok_, why_, at, returns_, "hit"))
-            return
-        inputs = layer.make(point, torch.float64, "cpu", self.seed)
-        mask = list(layer.grad_mask(inputs))
-        with quiet():
-            ok, why, returns = checked_gradient(
-                impl.callable_for(point), inputs, mask, tuple(layer.inputs)
+            ok_, why_, at, returns_, ref_ok_, ref_why_ = found.value
+            self.log.write(
+                GradcheckDone(
+                    layer_name, impl_name, ok_, why_, at, returns_, "hit", ref_ok_, ref_why_
+                )
             )
-        self._store("gradcheck", key, [ok, why, format_point(point), returns])
+            return
+        with quiet():
+            ok, why, returns, ref_ok, ref_why = gradcheck_with_reference(
+                layer, impl.callable_for(point), point, self.seed
+            )
+        at = format_point(point)
+        self._store("gradcheck", key, [ok, why, at, returns, ref_ok, ref_why])
         status = found.status if key is not None else ""
         self.log.write(
-            GradcheckDone(layer_name, impl_name, ok, why, format_point(point), returns, status)
+            GradcheckDone(layer_name, impl_name, ok, why, at, returns, status, ref_ok, ref_why)
         )
 
     def capabilities(self, layer_name: str, impls: tuple[str, ...]) -> None:

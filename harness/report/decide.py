@@ -203,6 +203,9 @@ class GradientFindings:
     random: tuple[tuple[str, float], ...] = ()
     """(implementation, the largest relative difference between two of its calls on the
     same inputs): its deviations from the reference are not judged."""
+    reference_failed: str | None = None
+    """Why the reference fails gradcheck (None: it passes, or did not run): its gradients
+    then judge no baseline, and only gradcheck says a baseline's gradient is wrong."""
 
 
 @dataclass(frozen=True)
@@ -626,6 +629,8 @@ class _Tolerance:
     """A row checked against the tolerance at all, per noun."""
     random: frozenset[str] = frozenset()
     """Random implementations: two calls differ, so the reference cannot judge them."""
+    reference_failed: bool = False
+    """The reference fails gradcheck: gradients out of tolerance need no fixing."""
 
 
 def _gradient_findings(
@@ -660,8 +665,18 @@ def _gradient_findings(
         if diff is not None and diff == diff:  # NaN: a missing value in a loaded frame
             random[str(r["impl"])] = max(float(diff), random.get(str(r["impl"]), 0.0))
     # a baseline that writes into its input: the gradients around it are wrong
+    reference_failed = next(
+        (
+            str(r.get("reference_gradcheck_error") or "no message")
+            for r in back
+            if r.get("reference_gradcheck") is False
+        ),
+        None,
+    )
     tol = _Tolerance(
-        fix=bool(failed) or any(impl in baselines for impl, _ in writes), random=frozenset(random)
+        fix=bool(failed) or any(impl in baselines for impl, _ in writes),
+        random=frozenset(random),
+        reference_failed=reference_failed is not None,
     )
     for setting, d in zip(setting_list, decisions, strict=True):
         for phase, noun in (("forward", "outputs"), ("backward", "gradients")):
@@ -692,6 +707,7 @@ def _gradient_findings(
         returns,
         writes,
         tuple(random.items()),
+        reference_failed,
     )
 
 
@@ -707,7 +723,7 @@ def _check_phase(
     if bb:
         worst = max(bb, key=lambda r: r.get("max_rel_err") or 0)
         tol.base_bad.append((setting.label, noun, _sizes_where(bb), worst))
-        if phase == "backward" and not nb:
+        if phase == "backward" and not nb and not tol.reference_failed:
             tol.fix = True
     if nb:
         worst = max(nb, key=lambda r: r.get("max_rel_err") or 0)

@@ -149,6 +149,13 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.note:
         return [s.note]
     out: list[str] = []
+    if s.points and all(p.failed == "baseline" for p in s.points):
+        # nothing was compared: say so first, before "not measured on both sides"
+        out.append(
+            f"{s.baseline} fails at every size measured, so nothing was compared: "
+            f"{s.native} runs where it does not (the failure is below). Make {s.baseline} "
+            "run to weigh speed."
+        )
     what = {
         STEP: "a whole training step (a forward that records the graph, then the backward)",
         INFERENCE: "inference (the forward as served; natives under inference_mode)",
@@ -187,7 +194,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         out.append(_compiled_sentence(s, axis))
     if memory:
         out.append(memory)
-    return out
+    return _dedupe(out)
 
 
 def _band_sentences(s: SettingDecision, axis: str) -> list[str]:
@@ -315,6 +322,14 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
         out.append(f"{impl} fails torch.autograd.gradcheck" + (f" ({why})" if why else "") + ".")
     if g.gradcheck_passed and not g.gradcheck_failed:
         out.append(f"{', '.join(g.gradcheck_passed)} passes gradcheck.")
+    if g.reference_failed is not None:
+        out.append(
+            f"The reference itself fails gradcheck ({g.reference_failed}): its gradients are "
+            "not the derivative of its output over every input entry (a reference that reads "
+            "part of its input, as torch.linalg.eigh reads one triangle of a symmetric "
+            "matrix, has the gradient of another function), so they judge no gradient here: "
+            "gradcheck alone does."
+        )
     for label, noun, sizes, worst in g.baseline_out_of_tol:
         baseline = next((s.baseline for s in d.settings if s.baseline), "the baseline")
         out.append(
@@ -545,4 +560,8 @@ def _err(row: Mapping[str, Any]) -> str:
 
 
 def _dedupe(items: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+    """``items`` once each, each ending in one full stop: a sentence that ends with a
+    quoted message ends with the message's own (``... Use np.float64 instead.``)."""
+    return list(
+        dict.fromkeys(s[:-1] if s.endswith("..") and not s.endswith("...") else s for s in items)
+    )

@@ -199,6 +199,40 @@ def _events(raw: Path) -> list[Any]:
     return EventLog.read(raw)
 
 
+#: Modules the worker imports that compute no check's outcome, and why.
+_NOT_CHECKS = {
+    "atomic": "writes files",
+    "case": "names cases",
+    "environment": "describes the machine (its capability is in the key)",
+    "frame": "documents columns",
+    "lifetime": "watches the parent process",
+    "protocol": "the event format (a cached value's fields have its check's version)",
+    "text": "formats text",
+    "toolchain": "warms compile before a fork",
+}
+
+
+def test_every_module_the_worker_runs_keys_the_cache_or_computes_no_check() -> None:
+    """2026-11-30: ``harness.checks`` (gradcheck, the setup checks) was split out of the
+    worker and never listed: an edit to it served stale checks from the cache."""
+    import ast
+
+    root = Path(cache.__file__).parent
+    seen: set[str] = set()
+    todo = ["worker"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = root / f"{name}.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness."):
+                todo.append(str(node.module).split(".")[1])
+    assert seen - set(cache.CHECK_MODULES) == set(_NOT_CHECKS)
+    assert not set(_NOT_CHECKS) & set(cache.CHECK_MODULES)
+
+
 def test_the_worker_serves_gradcheck_from_the_cache_and_recomputes_a_damaged_entry(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -74,6 +74,10 @@ def test_a_cut_line_ends_a_sentence_never_a_dangling_announcement() -> None:
     clause = "a cause that goes on, and on with a clause, " + "x" * 200
     assert one_line(clause, 60) == "a cause that goes on, and on with a clause…"
     assert "\n" not in one_line("line one\nline two") and one_line("") == ""
+    # gradcheck's first line ends in a comma announcing the Jacobians: no dangling comma
+    assert one_line("Jacobian mismatch for output 0 with respect to input 0,\nnumerical:") == (
+        "Jacobian mismatch for output 0 with respect to input 0"
+    )
     # an abbreviation's period ends no sentence (Dynamo's cause in the example report
     # was cut to "... either a Python builtin (e.g.")
     dynamo = (

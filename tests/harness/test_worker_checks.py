@@ -55,6 +55,7 @@ def test_a_layer_with_an_index_input_is_checked_like_any_other(tmp_path: Path) -
     events = list(EventLog.read(raw))
     (checked,) = [e for e in events if isinstance(e, GradcheckDone)]
     assert checked.ok is True, checked.error
+    assert checked.reference_ok is True, checked.reference_error
     setups = [e for e in events if isinstance(e, SetupDone)]
     assert len(setups) == 2
     for done in setups:
@@ -146,3 +147,48 @@ def test_a_random_layer_is_found_and_gradchecked_with_its_generators_reseeded() 
 
     ok, why, _ = checked_gradient(Doubled.apply, [x], [True], ("x",))
     assert ok is False and "Jacobian mismatch" in why
+
+
+def test_a_forward_that_raises_is_not_gradchecked_but_a_backward_that_raises_fails() -> None:
+    """np.float_ (gone in NumPy 2) in a public sqrtm layer's forward read as a wrong
+    gradient (2026-11-30); a backward that raises is a broken gradient."""
+    import torch
+
+    from harness.checks import checked_gradient
+
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        raise AttributeError("`np.float_` was removed in the NumPy 2.0 release.")
+
+    x = torch.randn(4, dtype=torch.float64)
+    ok, why, _ = checked_gradient(broken, [x], [True], ("x",))
+    assert ok is None and why == (
+        "not run: its forward raises AttributeError: `np.float_` was removed in the NumPy "
+        "2.0 release."
+    )
+
+    class NoBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[no-untyped-def]
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            raise ValueError("odd width")
+
+    ok, why, _ = checked_gradient(NoBackward.apply, [x], [True], ("x",))
+    assert ok is False and "ValueError: odd width" in why
+
+
+def test_a_reference_that_reads_part_of_its_input_fails_gradcheck(tmp_path: Path) -> None:
+    """A public SciPy sqrtm Function against an eigh reference (2026-11-30): SciPy's
+    gradient (a Sylvester equation) passes gradcheck; eigh's is of another function of
+    the full matrix, and gradcheck of the reference says so."""
+    raw = tmp_path / "checks.jsonl"
+    structured = str(Path(FIXTURE).with_name("structured_layers.py"))
+    worker = Worker(Job("setup", (), str(raw), layers_from=(structured,), memory=False))
+    worker.gradcheck("sqrtm", "scipy")
+    worker.log.close()
+    (done,) = [e for e in EventLog.read(raw) if isinstance(e, GradcheckDone)]
+    assert done.ok is True, done.error
+    assert done.reference_ok is False
+    assert "Jacobian mismatch" in done.reference_error

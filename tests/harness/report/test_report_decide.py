@@ -353,6 +353,28 @@ def test_a_random_baseline_is_not_held_against_the_reference(rf: ModuleType) -> 
     assert "The other implementations' outputs and gradients agree" in text
 
 
+def test_a_reference_that_fails_gradcheck_judges_no_gradient(rf: ModuleType) -> None:
+    """SciPy's sqrtm passes gradcheck; the eigh reference fails it: the baseline's
+    gradients differ from the reference's, and that is no wrong gradient."""
+    rows = _fast_wrong_numpy(rf, within_tol=False, max_rel_err=610.0, gradcheck=True)
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r.update(
+                reference_gradcheck=False,
+                reference_gradcheck_error="GradcheckError: Jacobian mismatch",
+            )
+    d = decide_one(rf, rows)
+    assert d.kind == KEEP and not d.gradient.fix
+    assert d.gradient.reference_failed == "GradcheckError: Jacobian mismatch"
+    text = " ".join(layer_sentences(d))
+    assert "The reference itself fails gradcheck (GradcheckError: Jacobian mismatch)" in text
+    # the same rows with a reference that passes: the baseline's gradient is wrong
+    for r in rows:
+        if r.get("reference_gradcheck") is False:
+            r["reference_gradcheck"] = True
+    assert decide_one(rf, rows).kind == FIX_GRADIENT
+
+
 def test_baseline_backward_failures_are_native_wins_and_reported(rf: ModuleType) -> None:
     rows = []
     for n in (8, 9, 16, 17):
@@ -370,6 +392,7 @@ def test_baseline_backward_failures_are_native_wins_and_reported(rf: ModuleType)
     points = d.settings[0].points
     assert [p.side for p in points] == ["native"] * 4
     assert [p.failed for p in points] == [None, "baseline", None, "baseline"]
+    assert "fails at every size" not in " ".join(setting_sentences(d.settings[0], "n"))
     assert points[1].error == "ValueError: shapes"
     assert d.gradient.baseline_failures == (
         ("", "numpy", "backward", (9.0, 17.0), "ValueError: shapes"),
@@ -396,6 +419,9 @@ def test_a_baseline_failing_everywhere_means_port(rf: ModuleType) -> None:
     d = decide_one(rf, rows)
     assert d.kind == PORT
     assert sides(d) == ["native", "native"]
+    # nothing was compared, and the report says so before any figure
+    first = setting_sentences(d.settings[0], "n")[0]
+    assert first.startswith("numpy fails at every size measured, so nothing was compared")
 
 
 # ---------------------------------------------------------------- forward-only sides
