@@ -24,7 +24,11 @@ The steps, in order:
 3. *adaptive passes*: while the budget lasts, one job per allocator gives
    ``profile.extra_rounds`` more rounds to the groups whose decisive interval still
    straddles the band, near a crossover first (``harness.stats.plan_extra_rounds``);
-   it stops when every point is decided, or when the budget is spent.
+   it stops when every point is decided, or when the budget is spent. Such a pass
+   times only the undecided cases (a candidate's training step, or its served
+   forward) and the baseline's of the same phases: the backward explains and decides
+   nothing, decided comparisons keep their rounds, and a cheaper visit leaves budget
+   for more processes, which narrow the process-level interval where rounds cannot.
 
 A resumed run (``--resume``) hands the scheduler its earlier ``TimingLog``
 (``earlier``, from run.json): what the earlier sessions spent counts against the budget,
@@ -171,15 +175,22 @@ def declared_impls(plan: Plan, layer: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(info.sources[i] for i in plan.impls_of(layer)))
 
 
-def round_cost(plan: Plan, state: State, group: Group) -> float:
+#: (implementation, phase) pairs of a group: the cases an adaptive pass times.
+Needed = frozenset[tuple[str, str]]
+
+
+def round_cost(plan: Plan, state: State, group: Group, only: Needed | None = None) -> float:
     """Expected seconds of one round of ``group`` (from the setup's calibration): each
-    value's loops and the untimed call before them (``harness.measure``)."""
+    value's loops and the untimed call before them (``harness.measure``); of the cases
+    ``only`` names when given (``_with_baseline``)."""
     total = 0.0
     for variant in plan.variants_of(group):
         setup = state.setup.get(variant.name)
         if setup is None:
             continue
-        for info in setup.phases.values():
+        for phase, info in setup.phases.items():
+            if only is not None and (variant.impl, phase) not in only:
+                continue
             if info.status == "ok" and info.loops and info.estimate_s:
                 # and the untimed call a value of more than one call starts with
                 # (harness.measure.warm_first; not imported: it would load torch)
@@ -187,18 +198,30 @@ def round_cost(plan: Plan, state: State, group: Group) -> float:
     return total
 
 
-def group_cases(plan: Plan, state: State, group: Group) -> tuple[tuple[Case, int], ...]:
-    """(case, calls per value) of every case of ``group`` that set up fine."""
+def group_cases(
+    plan: Plan, state: State, group: Group, only: Needed | None = None
+) -> tuple[tuple[Case, int], ...]:
+    """(case, calls per value) of every case of ``group`` that set up fine (of those
+    ``only`` names, when given)."""
     cases = []
     for variant in plan.variants_of(group):
         setup = state.setup.get(variant.name)
         if setup is None:
             continue
         for phase in PHASES:
+            if only is not None and (variant.impl, phase) not in only:
+                continue
             info = setup.phases.get(phase)
             if info is not None and info.status == "ok" and info.loops:
                 cases.append((variant.case(phase), int(info.loops)))
     return tuple(cases)
+
+
+def _with_baseline(plan: Plan, group: Group, needed: set[tuple[str, str]]) -> Needed:
+    """``needed`` and the baseline's case of each phase in it: a round pairs them."""
+    baselines = plan.info[group.layer].baselines
+    paired = {(baselines[0], phase) for _, phase in needed} if baselines else set()
+    return frozenset(needed | paired)
 
 
 def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], tuple[Event, ...]]:
@@ -315,6 +338,9 @@ class Scheduler:
         # the clock when this session's timing began; None before it and once it ended
         self._since: float | None = None
         self._state = State()
+        # per group, the cases whose comparison is undecided, with the baseline's
+        # (``pending``): what an adaptive pass times
+        self._open: dict[str, Needed] = {}
         self._steps = self._run()
 
     def next(self, state: State) -> Step:
@@ -414,12 +440,23 @@ class Scheduler:
         return max(prof.min_rounds, min(prof.max_rounds, fit))
 
     def _rounds_left(
-        self, groups: Sequence[Group], process: int, rounds: int, batch: int
+        self,
+        groups: Sequence[Group],
+        process: int,
+        rounds: int,
+        batch: int,
+        open_only: bool = False,
     ) -> tuple[list[Task], tuple[Event, ...]]:
-        """Rounds tasks of the groups ``process`` has not timed (nor died on) yet."""
+        """Rounds tasks of the groups ``process`` has not timed (nor died on) yet: of
+        every case, or (``open_only``, an adaptive pass) of the undecided ones."""
         state = self._state
         tasks: list[Task] = [
-            RoundsTask(g, group_cases(self.plan, state, g), rounds, batch)
+            RoundsTask(
+                g,
+                group_cases(self.plan, state, g, self._open.get(g.name) if open_only else None),
+                rounds,
+                batch,
+            )
             for g in groups
             if not state.timed(g.name, process)
         ]
@@ -480,13 +517,19 @@ class Scheduler:
         comparisons = self.comparisons(state, groups)  # every changed group in one go
         for group in groups:
             intervals = []
+            open_cases: set[tuple[str, str]] = set()
             info = self.plan.info[group.layer]
             for impl, comparison in comparisons.get(group.name, {}).items():
                 # the training verdict's interval, and the inference verdict's
                 interval = comparison.step or comparison.phase.get("forward")
                 intervals.append(interval)
+                if interval is not None and straddles(interval):
+                    open_cases.add((impl, "step" if comparison.step else "forward"))
                 if comparison.step is not None and "inference" in self.config.use:
-                    intervals.append(comparison.phase.get("forward"))
+                    served = comparison.phase.get("forward")
+                    intervals.append(served)
+                    if served is not None and straddles(served):
+                        open_cases.add((impl, "forward"))
                 if interval is not None:
                     others = format_point({k: v for k, v in group.point if k != info.size_axis})
                     setting = (group.layer, impl, f"{group.setting}/{others}")
@@ -496,12 +539,16 @@ class Scheduler:
                             (float(size), group.name, interval.estimate)
                         )
             decisive[group.name] = intervals
+            # an adaptive pass times only what is undecided, beside the baseline: the
+            # backward (an explanation, never a verdict) and decided comparisons have
+            # their first-pass rounds, and a cheaper visit leaves budget for processes
+            self._open[group.name] = _with_baseline(self.plan, group, open_cases)
         near = _near_crossover(estimates.values())
         return [
             Pending(
                 g.name,
                 tuple(decisive[g.name]),
-                round_cost(self.plan, state, g),
+                round_cost(self.plan, state, g, self._open[g.name]),
                 g.name in near,
             )
             for g in groups
@@ -542,7 +589,7 @@ class Scheduler:
                     process,
                     timing_file(process),
                     lambda gs=mine, pr=process, b=batch: self._rounds_left(  # type: ignore[misc]
-                        gs, pr, prof.extra_rounds, b
+                        gs, pr, prof.extra_rounds, b, open_only=True
                     ),
                     label,
                 )

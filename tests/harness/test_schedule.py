@@ -150,6 +150,10 @@ def test_near_crossover_first_then_stop_when_spent() -> None:
     groups = [t.group.point_dict["n"] for t in job.tasks]  # type: ignore[union-attr]
     assert sorted(groups[:2]) == [8, 16] and groups[2] == 32
     assert {(t.rounds, t.batch) for t in job.tasks} == {(4, 1)}  # type: ignore[union-attr]
+    # only what is undecided is timed again, beside the baseline: the training step
+    # here (the backward explains and decides nothing; forward is decided)
+    timed_again = {(c.variant.impl, c.phase) for t in job.tasks for c, _ in t.cases}  # type: ignore[union-attr]
+    assert timed_again == {("numpy", "step"), ("torch", "step")}
     for task in job.tasks:
         timed(state, task.group, 2, batch=1)  # type: ignore[union-attr]
     clock.now += 20.0  # the budget is spent
@@ -165,6 +169,27 @@ def test_near_crossover_first_then_stop_when_spent() -> None:
         "seconds": 20.0,
     }
     assert stop.timing.spent_s == 26.0
+
+
+def test_an_adaptive_pass_times_an_undecided_inference_forward_alone() -> None:
+    """Training decided, inference (the served forward) not: the extra rounds time the
+    forward of the candidate and the baseline, and cost what those cases cost."""
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    decided, open_ = interval(2.0, 1.8, 2.2), interval(1.0, 0.8, 1.3)
+
+    def comparisons(state: State, groups: Sequence[Group]) -> dict[str, dict[str, Comparison]]:
+        both = {"forward": open_, "step": decided}
+        return {g.name: {"torch": Comparison(both, decided)} for g in groups}
+
+    sched = Scheduler(p, PROFILE, clock, comparisons)
+    first_pass(sched, state, clock, 6.0)
+    (pending, *_) = sched.pending(state, p.groups)
+    assert pending.cost_s == pytest.approx(2 * (10 + 1) * 1e-3)  # 2 cases, not 6
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob)
+    timed_again = {(c.variant.impl, c.phase) for t in job.tasks for c, _ in t.cases}  # type: ignore[union-attr]
+    assert timed_again == {("numpy", "forward"), ("torch", "forward")}
 
 
 def test_budget_too_small_for_another_round() -> None:
