@@ -28,7 +28,10 @@ The steps, in order:
    times only the undecided cases (a candidate's training step, or its served
    forward) and the baseline's of the same phases: the backward explains and decides
    nothing, decided comparisons keep their rounds, and a cheaper visit leaves budget
-   for more processes, which narrow the process-level interval where rounds cannot.
+   for more processes, which narrow the process-level interval where rounds cannot. A
+   group that the processes the rest of the budget could add would not decide
+   (``harness.stats.decidable``: a tie on the band's edge) gets none; once only such
+   groups are left, timing stops before the budget is spent.
 
 A resumed run (``--resume``) hands the scheduler its earlier ``TimingLog``
 (``earlier``, from run.json): what the earlier sessions spent counts against the budget,
@@ -63,7 +66,7 @@ from harness.protocol import (
     SetupTask,
     Task,
 )
-from harness.stats import Pending, plan_extra_rounds, straddles
+from harness.stats import Pending, decidable, plan_extra_rounds, straddles
 
 if TYPE_CHECKING:
     from harness.plan import Plan
@@ -617,11 +620,23 @@ class Scheduler:
             Pending(p.key, p.intervals, p.cost_s + prep / prof.extra_rounds, p.near_crossover)
             for p in pending
         ]
-        chosen = plan_extra_rounds(costed, left, prof.extra_rounds)
-        if not chosen:
+        if not plan_extra_rounds(costed, left, prof.extra_rounds):
             self.timing.stopped = (
                 f"budget left ({left:.0f}s) too small for another round of the "
                 f"{len(pending)} undecided points"
+            )
+            return []
+        # the processes what is left could add to every pending group, one per pass: a
+        # group that many more cannot decide gets none (a tie on the band's edge)
+        per_pass = WORKER_START_S + sum(p.cost_s * prof.extra_rounds for p in costed)
+        passes = max(1, int(left // per_pass))
+        hopeful = [p for p in costed if any(decidable(i, passes) for i in p.intervals)]
+        chosen = plan_extra_rounds(hopeful, left, prof.extra_rounds)
+        if not chosen:
+            self.timing.stopped = (
+                f"the {len(pending)} undecided points lie too close to the band's edge for "
+                f"what is left of the budget ({left:.0f}s, about {passes} more processes) "
+                "to decide them"
             )
         return chosen
 

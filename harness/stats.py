@@ -100,6 +100,7 @@ __all__ = [
     "Pending",
     "Significance",
     "big_enough",
+    "decidable",
     "decide",
     "fdr_adjust",
     "geomean",
@@ -279,6 +280,31 @@ class Pending:
     """Measured seconds one more round of this group costs."""
     near_crossover: bool
     """A neighbouring size decided the other way."""
+
+
+def decidable(interval: Interval | None, extra_processes: int, band: float = BAND) -> bool:
+    """Whether ``extra_processes`` more processes could plausibly decide a straddling
+    ``interval``: its half-width in log space, scaled as the process-level term
+    (``t(P-1) / sqrt(P)``) shrinks from its ``processes`` to the more, falls below the
+    distance from its estimate to the nearest band edge. A tie sitting on an edge
+    (×1.04 at a ±5% band) is decided by no budget, and passes spent on it buy nothing:
+    on 2026-11-30 ten adaptive processes (105 s) left the same 6 such points undecided.
+    True for an interval with fewer than two processes (no process level yet)."""
+    if not straddles(interval, band):
+        return False
+    assert interval is not None
+    if interval.processes < 2 or not (interval.low > 0 and math.isfinite(interval.high)):
+        return True
+    centre = math.log(interval.estimate)
+    edge = math.log1p(band)
+    distance = min(abs(centre - edge), abs(centre + edge))
+    half = max(math.log(interval.high) - centre, centre - math.log(interval.low))
+    now, later = interval.processes, interval.processes + max(0, extra_processes)
+    tail = (1 - CONFIDENCE) / 2
+    scale = (_t_quantile(1 - tail, later - 1) / math.sqrt(later)) / (
+        _t_quantile(1 - tail, now - 1) / math.sqrt(now)
+    )
+    return half * scale < distance
 
 
 def _shortfall(interval: Interval, band: float) -> float:

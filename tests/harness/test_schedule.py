@@ -176,7 +176,7 @@ def test_an_adaptive_pass_times_an_undecided_inference_forward_alone() -> None:
     forward of the candidate and the baseline, and cost what those cases cost."""
     p, clock = plan(), Clock()
     state = set_up(p)
-    decided, open_ = interval(2.0, 1.8, 2.2), interval(1.0, 0.8, 1.3)
+    decided, open_ = interval(2.0, 1.8, 2.2), interval(1.3, 0.9, 1.9)
 
     def comparisons(state: State, groups: Sequence[Group]) -> dict[str, dict[str, Comparison]]:
         both = {"forward": open_, "step": decided}
@@ -199,6 +199,30 @@ def test_budget_too_small_for_another_round() -> None:
     first_pass(sched, state, clock, 15.9)  # 0.1 s left after a worker's start
     stop = sched.next(state)
     assert isinstance(stop, Stop) and stop.timing.stopped.startswith("budget left (0s) too small")
+
+
+def test_ties_on_the_band_edge_get_no_more_processes() -> None:
+    """×1.04 (1.00–1.09) over 8 processes: what is left of the budget (a few more
+    processes) cannot bring its half-width under its 1% distance to the edge; on
+    2026-11-30 ten such passes (105 s) decided nothing. A point that can still be
+    decided is timed; once only ties are left, timing stops and says why."""
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    tie = Interval(1.04, 1.0, 1.09, processes=8, rounds=40)
+    hopeful = interval(1.3, 0.9, 1.9)
+    sched = Scheduler(p, PROFILE, clock, fixed({8: tie, 16: tie, 32: hopeful}))
+    first_pass(sched, state, clock, 6.0)
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob)
+    assert [t.group.point_dict["n"] for t in job.tasks] == [32]  # type: ignore[union-attr]
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock, fixed(dict.fromkeys(SIZES, tie)))
+    first_pass(sched, state, clock, 6.0)
+    stop = sched.next(state)
+    assert isinstance(stop, Stop)
+    assert stop.timing.stopped.startswith(
+        "the 3 undecided points lie too close to the band's edge for what is left"
+    )
 
 
 def test_a_dying_worker_leaves_the_rest_to_the_next_and_four_stalls_stop() -> None:

@@ -204,6 +204,23 @@ def test_plan_extra_rounds_spends_the_budget_on_straddling_groups() -> None:
     assert plan_extra_rounds(costly, budget_s=20, rounds=10) == ["small"]
 
 
+def test_decidable_projects_the_process_level_and_gives_up_on_edge_ties() -> None:
+    from harness.stats import decidable
+
+    # far from the edges, wide for want of processes: a few more decide it
+    assert decidable(Interval(1.3, 0.9, 1.9, 2, 10), 1)
+    # a tie sitting on the +5% edge: no budget decides it
+    assert not decidable(Interval(1.04, 1.0, 1.09, 8, 40), 50)
+    # decided or inside the band: nothing to decide
+    assert not decidable(Interval(2.0, 1.8, 2.2, 3, 30), 10)
+    assert not decidable(Interval(1.0, 0.98, 1.02, 3, 30), 10)
+    # one process: no process level to project, so more are worth a try
+    assert decidable(Interval(1.3, 0.5, 3.0, 1, 5), 1)
+    # more processes make more decidable
+    wide = Interval(1.2, 0.95, 1.5, 3, 30)
+    assert not decidable(wide, 1) and decidable(wide, 20)
+
+
 # ------------------------------------------------------------------ unpaired tools
 
 
