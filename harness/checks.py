@@ -24,6 +24,7 @@ from harness.deviation import (
     output_mismatch,
     run_gradcheck,
     seeded,
+    upstream_gradient,
     within_tolerance,
 )
 from harness.errors import describe
@@ -84,14 +85,13 @@ class SetupChecks:
             mask = layer.grad_mask(inputs)
             leaves = [t.clone().requires_grad_(m) for t, m in zip(inputs, mask, strict=True)]
             out = layer.reference(*leaves)
-            gen = torch.Generator().manual_seed(self.seed + 1)
-            grad_out = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+            grad_out = upstream_gradient(out, self.seed + 1)
             grads = gradients(out, [t for t in leaves if t.requires_grad], grad_out)
             self._refs[key] = (out.detach(), tuple(g.detach() for g in grads))
         return self._refs[key]
 
     def _forward(self, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
-        before = [t.clone() if t.layout == torch.strided else None for t in p.inputs]
+        before = snapshot(p.inputs)
         out = p.forward()
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"returned {type(out).__name__}, not a tensor")
@@ -161,6 +161,12 @@ class SetupChecks:
 def _no_grad(fn: Callable[..., Any], inputs: Sequence[torch.Tensor]) -> Any:
     with torch.no_grad():
         return fn(*inputs)
+
+
+def snapshot(inputs: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
+    """Copies of ``inputs`` to hold a call's against (``written_inputs``); None for a
+    sparse one, not compared."""
+    return [t.clone() if t.layout == torch.strided else None for t in inputs]
 
 
 def written_inputs(
@@ -320,7 +326,7 @@ def checked_gradient(
     backward is ``(False, its description, returns)``."""
     returns = ""
     names = list(names) or [f"#{i}" for i in range(len(inputs))]
-    before = [t.clone() if t.layout == torch.strided else None for t in inputs]
+    before = snapshot(inputs)
     try:
         with torch.no_grad():
             out = fn(*inputs)

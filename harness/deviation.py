@@ -37,6 +37,7 @@ __all__ = [
     "run_gradcheck",
     "seed_globals",
     "seeded",
+    "upstream_gradient",
     "within_tolerance",
 ]
 
@@ -130,6 +131,15 @@ def gradients(
     return tuple(
         g if g is not None else torch.zeros_like(t) for g, t in zip(grads, leaves, strict=True)
     )
+
+
+def upstream_gradient(output: torch.Tensor, seed: int) -> torch.Tensor:
+    """The seeded random upstream gradient of ``output``, drawn in float64 and cast to
+    ``output``'s dtype and device: the same values in every process and for every
+    implementation of a point (not ones: ones hide errors that cancel)."""
+    gen = torch.Generator().manual_seed(seed)
+    grad = torch.randn(output.shape, generator=gen, dtype=torch.float64)
+    return grad.to(device=output.device, dtype=output.dtype)
 
 
 def run_gradcheck(

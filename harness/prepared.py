@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from harness.case import Variant
+from harness.deviation import upstream_gradient
 from harness.forms import Built
 from harness.layer import Implementation, Layer
 from harness.measure import backward_time_func, forward_time_func, served_call, step_time_func
@@ -89,9 +90,7 @@ class Prepared:
         """The seeded upstream gradient: the same values as the reference's, in every process."""
         if self._grad_output is None:
             out, _ = self.graph()
-            gen = torch.Generator().manual_seed(self.seed + 1)
-            grad = torch.randn(out.shape, generator=gen, dtype=torch.float64)
-            self._grad_output = grad.to(device=out.device, dtype=out.dtype)
+            self._grad_output = upstream_gradient(out, self.seed + 1)
         return self._grad_output
 
     def step_call(self) -> Any:

@@ -656,15 +656,14 @@ def _gradient_findings(
         dict.fromkeys(
             (str(r["impl"]), tuple(n.strip() for n in str(r["writes_inputs"]).split(",")))
             for r in forward
-            if r.get("writes_inputs") and r["writes_inputs"] == r["writes_inputs"]
+            if r.get("writes_inputs")
         )
     )
     random: dict[str, float] = {}
     for r in forward:
-        diff = r.get("random_output")
-        if diff is not None and diff == diff:  # NaN: a missing value in a loaded frame
-            random[str(r["impl"])] = max(float(diff), random.get(str(r["impl"]), 0.0))
-    # a baseline that writes into its input: the gradients around it are wrong
+        if r.get("random_output") is not None:
+            impl = str(r["impl"])
+            random[impl] = max(float(r["random_output"]), random.get(impl, 0.0))
     reference_failed = next(
         (
             str(r.get("reference_gradcheck_error") or "no message")
@@ -674,6 +673,7 @@ def _gradient_findings(
         None,
     )
     tol = _Tolerance(
+        # a baseline that writes into its input: the gradients around it are wrong
         fix=bool(failed) or any(impl in baselines for impl, _ in writes),
         random=frozenset(random),
         reference_failed=reference_failed is not None,
