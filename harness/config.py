@@ -73,9 +73,10 @@ class Profile:
     point in alternation, ``rounds`` rounds, each in a fresh random order. The first
     pass runs ``processes`` processes with as many rounds as fit in half of
     ``budget_s`` (at least ``min_rounds``, at most ``max_rounds``); then, while the
-    budget lasts, extra processes give ``extra_rounds`` more rounds to the points
-    whose speedup interval still straddles the ±5% band, points near a crossover
-    first. One timed value repeats the call until it lasts at least ``min_time``.
+    budget lasts, extra processes give ``extra_rounds`` more rounds or, where a process
+    costs more to start than its rounds take, more (``schedule.adaptive_rounds``) to
+    the points whose speedup interval still straddles the ±5% band, points near a
+    crossover first. One timed value repeats the call until it lasts at least ``min_time``.
     ``case_timeout_s`` bounds one setup task (or one group's rounds, scaled by their
     expected duration) in one process.
     """

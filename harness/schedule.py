@@ -21,10 +21,13 @@ The steps, in order:
 2. the *first timing pass*: ``profile.processes`` jobs per allocator, each timing every
    group in its own seeded order, with as many rounds as fit in half of the budget
    (``first_pass_rounds``).
-3. *adaptive passes*: while the budget lasts, one job per allocator gives
-   ``profile.extra_rounds`` more rounds to the groups whose decisive interval still
-   straddles the band, near a crossover first (``harness.stats.plan_extra_rounds``);
-   it stops when every point is decided, or when the budget is spent. Such a pass
+3. *adaptive passes*: while the budget lasts, one job per allocator gives more rounds
+   to the groups whose decisive interval still straddles the band, near a crossover
+   first (``harness.stats.plan_extra_rounds``): ``profile.extra_rounds`` or more, as
+   the optimum of two-stage sampling asks for the new process's start-up cost, its
+   round cost and the variances measured so far (``adaptive_rounds``: a pass of a
+   few cheap groups gets more rounds than a pass of many); it stops when every point
+   is decided, or when the budget is spent. Such a pass
    times only the undecided cases (a candidate's training step, or its served
    forward) and the baseline's of the same phases: the backward explains and decides
    nothing, decided comparisons keep their rounds, and a cheaper visit leaves budget
@@ -46,8 +49,9 @@ state as done, so the list shrinks); four attempts in a row that finish nothing 
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -66,7 +70,7 @@ from harness.protocol import (
     SetupTask,
     Task,
 )
-from harness.stats import Pending, decidable, plan_extra_rounds, straddles
+from harness.stats import Pending, decidable, plan_extra_rounds, rounds_per_process, straddles
 
 if TYPE_CHECKING:
     from harness.plan import Plan
@@ -78,6 +82,8 @@ __all__ = [
     "Stop",
     "TimingLog",
     "WorkerJob",
+    "adaptive_rounds",
+    "choose_groups",
     "declared_impls",
     "setup_tasks",
 ]
@@ -575,9 +581,11 @@ class Scheduler:
             left = prof.budget_s - self.spent() - WORKER_START_S
             state = self._state
             pending = self.pending(state, groups)
-            chosen = self._choose(pending, left, prep)
+            chosen, why = choose_groups(prof, pending, left, prep)
             if not chosen:
+                self.timing.stopped = why
                 break
+            rounds = adaptive_rounds(prof, [p for p in pending if p.key in chosen], left, prep)
             started = self.clock()
             for allocator in allocators:
                 mine = [by_name[k] for k in chosen if by_name[k].allocator == allocator]
@@ -591,8 +599,8 @@ class Scheduler:
                     allocator,
                     process,
                     timing_file(process),
-                    lambda gs=mine, pr=process, b=batch: self._rounds_left(  # type: ignore[misc]
-                        gs, pr, prof.extra_rounds, b, open_only=True
+                    lambda gs=mine, pr=process, b=batch, r=rounds: self._rounds_left(  # type: ignore[misc]
+                        gs, pr, r, b, open_only=True
                     ),
                     label,
                 )
@@ -601,44 +609,11 @@ class Scheduler:
                         "process": process,
                         "groups": len(mine),
                         "undecided_before": len(pending),
-                        "rounds": prof.extra_rounds,
+                        "rounds": rounds,
                         "seconds": round(self.clock() - started, 2),
                     }
                 )
             batch += 1
-
-    def _choose(self, pending: list[Pending], left: float, prep: float) -> list[str]:
-        """The groups of the next adaptive pass; none (and why, in the log) to stop."""
-        prof = self.profile
-        if not pending:
-            self.timing.stopped = "every point decided (or equal within the band)"
-            return []
-        if left <= 0:
-            self.timing.stopped = f"budget spent with {len(pending)} points still undecided"
-            return []
-        costed = [
-            Pending(p.key, p.intervals, p.cost_s + prep / prof.extra_rounds, p.near_crossover)
-            for p in pending
-        ]
-        if not plan_extra_rounds(costed, left, prof.extra_rounds):
-            self.timing.stopped = (
-                f"budget left ({left:.0f}s) too small for another round of the "
-                f"{len(pending)} undecided points"
-            )
-            return []
-        # the processes what is left could add to every pending group, one per pass: a
-        # group that many more cannot decide gets none (a tie on the band's edge)
-        per_pass = WORKER_START_S + sum(p.cost_s * prof.extra_rounds for p in costed)
-        passes = max(1, int(left // per_pass))
-        hopeful = [p for p in costed if any(decidable(i, passes) for i in p.intervals)]
-        chosen = plan_extra_rounds(hopeful, left, prof.extra_rounds)
-        if not chosen:
-            self.timing.stopped = (
-                f"the {len(pending)} undecided points lie too close to the band's edge for "
-                f"what is left of the budget ({left:.0f}s, about {passes} more processes) "
-                "to decide them"
-            )
-        return chosen
 
     def _analysed(
         self, state: State, groups: Sequence[Group]
@@ -656,6 +631,74 @@ class Scheduler:
             )
             out[group.name] = analysis.comparisons
         return out
+
+
+def choose_groups(
+    profile: Profile, pending: list[Pending], left: float, prep: float
+) -> tuple[list[str], str]:
+    """The groups of the next adaptive pass (``left`` seconds of budget after the
+    worker's start, ``prep`` seconds to prepare a group in it), or none and why timing
+    stops."""
+    if not pending:
+        return [], "every point decided (or equal within the band)"
+    if left <= 0:
+        return [], f"budget spent with {len(pending)} points still undecided"
+    extra = profile.extra_rounds
+    costed = [
+        Pending(p.key, p.intervals, p.cost_s + prep / extra, p.near_crossover) for p in pending
+    ]
+    if not plan_extra_rounds(costed, left, extra):
+        return [], (
+            f"budget left ({left:.0f}s) too small for another round of the "
+            f"{len(pending)} undecided points"
+        )
+    # the processes what is left could add to every pending group, one per pass: a
+    # group that many more cannot decide gets none (a tie on the band's edge)
+    per_pass = WORKER_START_S + sum(p.cost_s * extra for p in costed)
+    passes = max(1, int(left // per_pass))
+    hopeful = [p for p in costed if any(decidable(i, passes) for i in p.intervals)]
+    chosen = plan_extra_rounds(hopeful, left, extra)
+    if not chosen:
+        return [], (
+            f"the {len(pending)} undecided points lie too close to the band's edge for "
+            f"what is left of the budget ({left:.0f}s, about {passes} more processes) "
+            "to decide them"
+        )
+    return chosen, ""
+
+
+def adaptive_rounds(profile: Profile, chosen: Sequence[Pending], left: float, prep: float) -> int:
+    """Rounds per process of an adaptive pass over ``chosen`` (``left`` seconds of
+    budget after the worker's start, ``prep`` seconds to prepare a group): the optimum of
+    ``harness.stats.rounds_per_process`` for what the process costs to start (a
+    worker, and preparing each group's forms) against what a round of its groups
+    costs, with the variance components pooled over their undecided intervals;
+    at least the profile's ``extra_rounds``; at most what the budget left holds,
+    and the profile's ``max_rounds`` or as many rounds as cost what the start
+    does, whichever is more (no process level measured yet calls for endless
+    rounds, and a few processes measure it poorly). A late pass of one cheap group
+    (10 ms a round against 4 s to start, 2026-11-30, AVX512) then times its
+    rounds for about as long as it took to start, not 0.2 s of 6 rounds."""
+    open_ = [i for p in chosen for i in p.intervals if i is not None and straddles(i)]
+    start = WORKER_START_S + prep * len(chosen)
+    per_round = sum(p.cost_s for p in chosen)
+    worth = math.ceil(start / per_round) if per_round > 0 else profile.max_rounds
+    best = rounds_per_process(
+        start,
+        per_round,
+        _mean_finite(i.within_var for i in open_),
+        _mean_finite(i.between_var for i in open_),
+        profile.extra_rounds,
+        max(profile.max_rounds, worth),
+    )
+    fit = int((left - prep * len(chosen)) / per_round) if per_round > 0 else best
+    return max(profile.extra_rounds, min(best, fit))
+
+
+def _mean_finite(values: Iterable[float]) -> float:
+    """The mean of the finite values (NaN: none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def _near_crossover(series_of: Any) -> set[str]:

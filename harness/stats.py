@@ -28,7 +28,10 @@ t-distribution with ``P-1`` degrees of freedom is due).
 
 The method, in log space (speedups are ratios; their noise is multiplicative):
 
-* estimate: the median of all per-round speedups, pooled over processes;
+* estimate: the median of all per-round speedups, pooled over processes, each process
+  weighing as one (its rounds weigh ``1 / rounds`` each): adaptive passes give some
+  processes more rounds than others (``rounds_per_process``), and the process is the
+  independent unit;
 * process level (K&J's between-process component): a t-interval
   ``log(estimate) ± t(P-1) · s / sqrt(P)``, where ``s`` is the standard deviation of
   the per-process median log-speedups. A process median carries its round noise too,
@@ -67,8 +70,8 @@ processes decide only large effects, and more processes, not more rounds, narrow
 (rounds only shrink the round-level part). Without a process effect the interval is
 conservative (98-99%). The t-interval assumes roughly normal process medians in log
 space (the median makes it robust to outlying rounds, not to an outlying process).
-Processes with different numbers of rounds weigh equally at the process level and by
-their rounds in the pooled median. With one process there is no estimate of the
+Processes with different numbers of rounds weigh equally, at the process level and in
+the pooled median. With one process there is no estimate of the
 process level at all, and the interval is ``(0, inf)``: undecided.
 
 Decisions (:func:`decide`, :func:`inside_band`, :func:`straddles`) compare the interval
@@ -85,7 +88,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -107,6 +110,7 @@ __all__ = [
     "inside_band",
     "plan_extra_rounds",
     "round_ratios",
+    "rounds_per_process",
     "significance",
     "speedup_interval",
     "straddles",
@@ -170,6 +174,13 @@ class Interval:
     """Number of processes contributing."""
     rounds: int
     """Total number of rounds."""
+    within_var: float = field(default=math.nan, compare=False)
+    """Variance of one round's log-speedup about its process's mean, pooled over the
+    processes with two rounds or more (NaN: none has)."""
+    between_var: float = field(default=math.nan, compare=False)
+    """Variance of the process level in log space: the per-process means' variance
+    less what their rounds' noise accounts for, floored at 0 (NaN: fewer than two
+    processes). With ``within_var``, what ``rounds_per_process`` weighs."""
 
 
 def speedup_interval(
@@ -199,10 +210,14 @@ def speedup_interval(
     if not logs:
         return None
     pooled = np.exp(np.concatenate(logs))
-    estimate = float(np.median(pooled))
+    # each process weighs as one in the pooled median, whatever its rounds: an adaptive
+    # process of 20 rounds must not outweigh three first-pass processes of 8
+    weights = np.concatenate([np.full(g.size, 1.0 / g.size) for g in logs])
+    estimate = float(_weighted_median(pooled[np.newaxis, :], weights)[0])
     processes, rounds = len(logs), int(pooled.size)
+    within, between = _variance_components(logs)
     if processes < 2:
-        return Interval(estimate, 0.0, math.inf, processes, rounds)
+        return Interval(estimate, 0.0, math.inf, processes, rounds, within, between)
     tail = (1 - confidence) / 2
 
     # round level: resample rounds within each process, keep the processes
@@ -210,7 +225,7 @@ def speedup_interval(
     boot = np.concatenate(
         [g[rng.integers(0, g.size, size=(resamples, g.size))] for g in logs], axis=1
     )
-    low_r, high_r = np.quantile(np.median(boot, axis=1), [tail, 1 - tail])
+    low_r, high_r = np.quantile(_weighted_median(boot, weights), [tail, 1 - tail])
 
     # process level: t-interval on the per-process medians, centred on the estimate
     medians = np.array([np.median(g) for g in logs])
@@ -218,7 +233,72 @@ def speedup_interval(
     centre = math.log(estimate)
     low = math.exp(min(float(low_r), centre - half))
     high = math.exp(max(float(high_r), centre + half))
-    return Interval(estimate, low, high, processes, rounds)
+    return Interval(estimate, low, high, processes, rounds, within, between)
+
+
+def _weighted_median(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The median of each row of ``rows`` (R x N), value ``j`` weighing ``weights[j]``:
+    the value where the cumulative weight reaches half, or the mean of the two values
+    either side when it reaches half exactly between them (so equal weights give
+    ``np.median``, which is used for them)."""
+    if np.all(weights == weights[0]):
+        return np.asarray(np.median(rows, axis=1))
+    order = np.argsort(rows, axis=1)
+    values = np.take_along_axis(rows, order, axis=1)
+    cumulative = np.cumsum(weights[order], axis=1)
+    half = cumulative[:, -1:] / 2
+    tolerance = 1e-9 * half
+    lower = np.argmax(cumulative >= half - tolerance, axis=1)
+    upper = np.argmax(cumulative > half + tolerance, axis=1)
+    picked = np.take_along_axis(values, np.stack([lower, upper], axis=1), axis=1)
+    return np.asarray(picked.mean(axis=1))
+
+
+def _variance_components(logs: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(within, between): the two variance components of a balanced-enough two-level
+    design, as Kalibera & Jones estimate them: the mean of the per-process variances,
+    and the variance of the per-process means less the within part over the mean
+    number of rounds (floored at 0)."""
+    spreads = [float(g.var(ddof=1)) for g in logs if g.size >= 2]
+    within = float(np.mean(spreads)) if spreads else math.nan
+    if len(logs) < 2:
+        return within, math.nan
+    means = np.array([g.mean() for g in logs])
+    rounds = float(np.mean([g.size for g in logs]))
+    noise = within / rounds if math.isfinite(within) else 0.0
+    return within, max(0.0, float(means.var(ddof=1)) - noise)
+
+
+def rounds_per_process(
+    start_s: float,
+    round_s: float,
+    within_var: float,
+    between_var: float,
+    low: int,
+    high: int,
+) -> int:
+    """How many rounds a new process should time, between ``low`` and ``high``.
+
+    A process costs ``start_s`` before its first round and ``round_s`` a round. For a
+    fixed cost, the variance of the process-level mean, ``between / P + within /
+    (P * r)``, is smallest at ``r = sqrt(start_s * within / (round_s * between))``: the
+    optimum of two-stage sampling (Cochran, *Sampling Techniques*, 1977, 10.6), the
+    repetition count Kalibera & Jones derive for benchmarks. Processes that are dear
+    to start against their rounds, or rounds that are noisy against the process
+    level, call for more rounds per process; a strong process level calls for more
+    processes. No process level measured (``between_var`` 0) gives ``high``; unknown
+    components (NaN) give ``low``.
+    """
+    if low < 1 or high < low:
+        raise ValueError(f"need 1 <= low <= high, not low={low}, high={high}")
+    if not (math.isfinite(within_var) and math.isfinite(between_var)):
+        return low
+    if start_s <= 0 or round_s <= 0 or within_var <= 0:
+        return low
+    if between_var <= 0:
+        return high
+    best = math.sqrt(start_s * within_var / (round_s * between_var))
+    return max(low, min(high, math.ceil(best)))
 
 
 @functools.lru_cache(maxsize=256)

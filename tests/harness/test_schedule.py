@@ -192,6 +192,36 @@ def test_an_adaptive_pass_times_an_undecided_inference_forward_alone() -> None:
     assert timed_again == {("numpy", "forward"), ("torch", "forward")}
 
 
+def test_a_pass_of_few_cheap_groups_times_more_rounds_per_process() -> None:
+    """A round of one group costs 60 ms against 4 s to start its process: with round
+    noise and no process level measured, the pass times as many rounds as cost what
+    its start does (about 4 s, past ``max_rounds`` here), as far as the budget left
+    holds; with a strong process level, the profile's ``extra_rounds``."""
+
+    def noisy(between: float):  # type: ignore[no-untyped-def]
+        iv = Interval(1.3, 0.9, 1.9, 2, 10, within_var=0.01, between_var=between)
+        return fixed({8: iv, 16: interval(2.0, 1.8, 2.2), 32: interval(2.0, 1.8, 2.2)})
+
+    rounds = {}
+    for between, budget in ((0.0, 20), (0.0, 11), (1.0, 20)):
+        p, clock = plan(), Clock()
+        state = set_up(p)
+        profile = replace(PROFILE, budget_s=budget)
+        sched = Scheduler(p, profile, clock, noisy(between))
+        first_pass(sched, state, clock, 6.0)
+        job = sched.next(state)
+        assert isinstance(job, WorkerJob)
+        [task] = job.tasks
+        assert isinstance(task, RoundsTask)
+        rounds[between, budget] = task.rounds
+    # a round times the undecided step beside the baseline's, 2 x 11 ms; the start is
+    # 4 s and the first pass's preparation per group, 0.7 s: 213 rounds, 4.7 s
+    assert rounds[0.0, 20] == 213 > PROFILE.max_rounds
+    # 11 s budget: 1 s left after the start; the first pass's prep is charged too
+    assert PROFILE.extra_rounds < rounds[0.0, 11] < PROFILE.max_rounds
+    assert rounds[1.0, 20] == PROFILE.extra_rounds
+
+
 def test_budget_too_small_for_another_round() -> None:
     p, clock = plan(), Clock()
     state = set_up(p)

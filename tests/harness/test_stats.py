@@ -166,6 +166,59 @@ def test_interval_edge_cases() -> None:
         speedup_interval({0: [1.0]}, confidence=1.0)
 
 
+def test_interval_carries_the_variance_components_of_its_rounds() -> None:
+    """Round noise 10% and a 20% process effect, 40 processes of 30 rounds: the
+    within part estimates 0.1², the between part 0.2² (its sampling error over 40
+    processes is about a quarter)."""
+    ratios = round_ratios(*paired(1.3, 40, 30, round_sd=0.1, process_sd=0.2, seed=3))
+    got = speedup_interval(ratios, resamples=10)
+    assert got is not None
+    assert got.within_var == pytest.approx(0.01, rel=0.15)
+    assert got.between_var == pytest.approx(0.04, rel=0.5)
+    # no process effect: what the means' spread shows is their rounds' noise, nothing more
+    flat = speedup_interval(round_ratios(*paired(1.3, 40, 30, seed=3)), resamples=10)
+    assert flat is not None and flat.between_var < 0.002
+    # one process: no between part; one round each: no within part
+    one = speedup_interval({0: [2.0, 2.1, 1.9]})
+    assert one is not None and math.isnan(one.between_var) and one.within_var > 0
+    single = speedup_interval({0: [2.0], 1: [2.2]})
+    assert single is not None and math.isnan(single.within_var)
+    assert single.between_var == pytest.approx(np.var(np.log([2.0, 2.2]), ddof=1))
+
+
+def test_each_process_weighs_as_one_in_the_pooled_median() -> None:
+    """Three processes of 4 rounds at ×2 and one of 40 at ×1: by rounds the pooled
+    median is ×1 (the long process's); by process it is ×2 (three of four say so).
+    Balanced, the weighted median is ``np.median``'s."""
+    long = {0: [2.0] * 4, 1: [2.0] * 4, 2: [2.0] * 4, 3: [1.0] * 40}
+    got = speedup_interval(long, resamples=50)
+    assert got is not None and got.estimate == pytest.approx(2.0)
+    even = {0: [1.0, 3.0], 1: [2.0, 5.0]}  # pooled 1, 2, 3, 5: np.median 2.5
+    balanced = speedup_interval(even, resamples=50)
+    assert balanced is not None and balanced.estimate == pytest.approx(2.5)
+    # two processes of unequal rounds, half the weight on each side: between them
+    split = speedup_interval({0: [1.0], 1: [3.0, 3.0, 3.0]}, resamples=50)
+    assert split is not None and split.estimate == pytest.approx(2.0)
+
+
+def test_rounds_per_process_is_the_two_stage_optimum_within_bounds() -> None:
+    from harness.stats import rounds_per_process
+
+    # sqrt(4 s * 0.01 / (0.1 s * 0.0025)) = sqrt(160) = 12.6 -> 13
+    assert rounds_per_process(4.0, 0.1, 0.01, 0.0025, 6, 20) == 13
+    # a costly round against a cheap start: few rounds, floored at the low bound
+    assert rounds_per_process(4.0, 10.0, 0.01, 0.0025, 6, 20) == 6
+    # no process level measured: all the rounds allowed; unknown: the low bound
+    assert rounds_per_process(4.0, 0.1, 0.01, 0.0, 6, 20) == 20
+    assert rounds_per_process(4.0, 0.1, math.nan, 0.01, 6, 20) == 6
+    assert rounds_per_process(4.0, 0.1, 0.01, math.nan, 6, 20) == 6
+    # more rounds per process as the start grows dearer or the rounds noisier
+    cheap, dear = (rounds_per_process(s, 0.1, 0.01, 0.0025, 1, 100) for s in (1.0, 9.0))
+    assert cheap < dear
+    with pytest.raises(ValueError, match="low"):
+        rounds_per_process(4.0, 0.1, 0.01, 0.0025, 5, 4)
+
+
 # ------------------------------------------------------------------ pairs
 
 
