@@ -180,6 +180,24 @@ def already_complete(runner: Runner) -> RunOutcome:
     return RunOutcome(out, written.rows, written.ok, written.failed)
 
 
+def _resumed(
+    folder: Path, given: Mapping[str, Any] | None, env: Mapping[str, Any]
+) -> tuple[RunConfig, Mapping[str, Any], FolderLock | None]:
+    """A resumed folder's settings, its run.json as stored, and its lock (held: refused
+    while a runner, or an orphaned worker of one, writes the folder)."""
+    lock = FolderLock.acquire(folder) if folder.is_dir() else None
+    try:
+        return (
+            resume_config(folder, given if given is not None else {}, env),
+            stored_run(folder),
+            lock,
+        )
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
 class Runner:
     """Runs a plan into a results folder. ``harness.run`` is the short way in."""
 
@@ -201,16 +219,7 @@ class Runner:
         stored: Mapping[str, Any] = {}
         if resume is not None:
             self.out = Path(resume)
-            if self.out.is_dir():
-                # refused while a runner, or an orphaned worker of one, writes the folder
-                self._lock = FolderLock.acquire(self.out)
-            try:
-                config = resume_config(self.out, given if given is not None else {}, self.env)
-                stored = stored_run(self.out)
-            except BaseException:
-                if self._lock is not None:
-                    self._lock.release()
-                raise
+            config, stored, self._lock = _resumed(self.out, given, self.env)
             self.resuming = True
         else:
             self.out = Path(out) if out is not None else default_out_dir()

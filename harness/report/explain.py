@@ -306,6 +306,27 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
     out += [
         f"Caution: {_writes(impl, names)}." for impl, names in g.writes if impl not in baselines
     ]
+    out += _check_sentences(d, baselines)
+    out += _deviation_sentences(d)
+    if g.agree:
+        out.append(_agreement(g))
+    for impl, how in g.returns:
+        text = f"Caution: {impl} returns {how}."
+        if impl in baselines and d.use == "training":
+            text += (
+                " That is a defect of its bridge to NumPy, not of its gradient formula: "
+                "gradcheck, which needs float64 end to end, cannot judge it, so its "
+                "gradients are judged against the float64 reference in the dtype measured, "
+                "and the verdict stands on that dtype."
+            )
+        out.append(text)
+    return out
+
+
+def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
+    """What the checks of the gradient found: randomness, gradcheck, the reference's."""
+    g = d.gradient
+    out: list[str] = []
     for impl, diff in g.random:
         out.append(
             f"{impl} is random: two calls on the same input differ (max relative difference "
@@ -330,6 +351,13 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
             "matrix, has the gradient of another function), so they judge no gradient here: "
             "gradcheck alone does."
         )
+    return out
+
+
+def _deviation_sentences(d: LayerDecision) -> list[str]:
+    """Outputs and gradients out of tolerance, and the baseline's failures, by size."""
+    g = d.gradient
+    out: list[str] = []
     for label, noun, sizes, worst in g.baseline_out_of_tol:
         baseline = next((s.baseline for s in d.settings if s.baseline), "the baseline")
         out.append(
@@ -359,18 +387,6 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
         out.append(
             f"{baseline}'s {phase} fails{_label(label)} at {_sizes(d.size_axis, sizes)}: {error}."
         )
-    if g.agree:
-        out.append(_agreement(g))
-    for impl, how in g.returns:
-        text = f"Caution: {impl} returns {how}."
-        if impl in baselines and d.use == "training":
-            text += (
-                " That is a defect of its bridge to NumPy, not of its gradient formula: "
-                "gradcheck, which needs float64 end to end, cannot judge it, so its "
-                "gradients are judged against the float64 reference in the dtype measured, "
-                "and the verdict stands on that dtype."
-            )
-        out.append(text)
     return out
 
 
