@@ -443,7 +443,27 @@ def test_a_target_passes_only_with_every_pick_within_and_its_apart_misses_are_na
     assert "at 1 the truth itself moved" in lines[2] and "and at 0 some harness" in lines[2]
     assert lines[3] == "       - fft-64 t2 forward: per-process ×1.2–1.3 | ×2.0–2.1"
     assert "the baseline alone at 1, the candidate alone at 0, both at 0, neither at 0" in lines[4]
+    assert "; 0 of them were within 15% at 1 thread" in lines[2]
     assert len(lines) == 5
+
+
+def test_a_miss_at_more_threads_of_a_pick_within_at_one_thread_is_counted() -> None:
+    """conv2d-128 passed at 1 thread and missed at 2 (2026-11-30, AVX512: the VM's
+    2-thread windows); fft-64 missed at 2 and was not measured at 1."""
+
+    def row(pick: str, threads: str, ok: bool) -> dict[str, str]:
+        return {"pick": pick, "threads": threads, "_phase": "step", "_ok": str(ok)}
+
+    lines = truth.summary_lines(
+        [
+            row("conv2d-128", "1", True),
+            row("conv2d-128", "2 (default)", False),
+            row("fft-64", "2 (default)", False),
+        ]
+    )
+    assert lines[0].startswith("[fail] training step") and "(1/3)" in lines[0]
+    assert "of its 2 misses" in lines[1]
+    assert "; 1 of them were within 15% at 1 thread" in lines[1]
 
 
 def test_the_side_whose_time_per_call_moved_is_named() -> None:
