@@ -71,7 +71,9 @@ processes decide only large effects, and more processes, not more rounds, narrow
 conservative (98-99%). The t-interval assumes roughly normal process medians in log
 space (the median makes it robust to outlying rounds, not to an outlying process).
 Processes with different numbers of rounds weigh equally, at the process level and in
-the pooled median. With one process there is no estimate of the
+the pooled median; unbalanced designs, as adaptive passes make them (3 processes of 7
+rounds beside 3 of 20, 1 of 100 or 4 of 40; process effect 0-10%, round noise 8-10%),
+covered 94.7-98.3% in 300 simulations each (2026-11-30). With one process there is no estimate of the
 process level at all, and the interval is ``(0, inf)``: undecided.
 
 Decisions (:func:`decide`, :func:`inside_band`, :func:`straddles`) compare the interval

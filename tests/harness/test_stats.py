@@ -149,6 +149,29 @@ def test_coverage_with_few_processes(
     assert coverage(processes, rounds, process_sd, round_sd) >= 0.90
 
 
+def test_coverage_holds_when_a_late_process_has_many_more_rounds() -> None:
+    """Three first-pass processes of 7 rounds and an adaptive one of 100 (what
+    ``rounds_per_process`` gives a pass of one cheap group), a 10% process effect:
+    each process weighs as one, so the long one does not pull the interval onto its
+    own level (97% of these 200 simulations; 94.7-98.3% over 300 in the designs
+    3x7 + 3x20, 3x7 + 1x100 and 3x7 + 4x40, with 0-10% process effects)."""
+    true, hits = 1.3, 0
+    for sim in range(200):
+        ratios = {
+            (part, key): values
+            for part, (processes, rounds) in enumerate(((3, 7), (1, 100)))
+            for key, values in round_ratios(
+                *paired(
+                    true, processes, rounds, round_sd=0.1, process_sd=0.1, seed=sim * 100 + part
+                )
+            ).items()
+        }
+        iv = speedup_interval(ratios, resamples=300, seed=sim)
+        assert iv is not None
+        hits += iv.low <= true <= iv.high
+    assert hits / 200 >= 0.90
+
+
 def test_interval_is_deterministic_and_ignores_key_order() -> None:
     ratios = round_ratios(*paired(1.3, 3, 8))
     a = speedup_interval(ratios, seed=7)
