@@ -73,8 +73,8 @@ space (the median makes it robust to outlying rounds, not to an outlying process
 Processes with different numbers of rounds weigh equally, at the process level and in
 the pooled median; unbalanced designs, as adaptive passes make them (3 processes of 7
 rounds beside 3 of 20, 1 of 100 or 4 of 40; process effect 0-10%, round noise 8-10%),
-covered 94.7-98.3% in 300 simulations each (2026-11-30). With one process there is no estimate of the
-process level at all, and the interval is ``(0, inf)``: undecided.
+covered 94.7-98.3% in 300 simulations each (2026-11-30). With one process there is no
+estimate of the process level at all, and the interval is ``(0, inf)``: undecided.
 
 Decisions (:func:`decide`, :func:`inside_band`, :func:`straddles`) compare the interval
 with the band ``[1 / (1 + BAND), 1 + BAND]``; :func:`plan_extra_rounds` spends a time
