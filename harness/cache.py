@@ -92,12 +92,13 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: gradcheck 2: masked for sparse inputs, not run past ``checks.MAX_JACOBIAN``;
 #: capabilities 2: ``compile_fullgraph`` compiles the backward too; gradcheck 3 and
 #: setup 4: a layer that writes into its input or is random is found; gradcheck 4: the
-#: reference is gradchecked too).
+#: reference is gradchecked too; gradcheck 5 and setup 5: a backward that writes into
+#: its inputs or its upstream gradient is found).
 CHECKS: dict[str, int] = {
     "validate": 1,
     "capabilities": 2,
-    "gradcheck": 4,
-    "setup": 4,
+    "gradcheck": 5,
+    "setup": 5,
     "breakdown": 2,
 }
 _ENTRY_SCHEMA = 1

@@ -32,7 +32,7 @@ from harness.forms import quiet
 from harness.layer import Layer
 from harness.measure import calibrate_loops, set_threads
 from harness.prepared import Prepared
-from harness.protocol import PhaseBreakdown, PhaseSetup
+from harness.protocol import UPSTREAM_GRADIENT, PhaseBreakdown, PhaseSetup
 
 if TYPE_CHECKING:
     from harness.profile_call import Costs
@@ -133,6 +133,8 @@ class SetupChecks:
             return missing
         _, ref_grads = self.reference(p.layer, p.variant)
         out, wrt = p.graph()
+        held = [*p.graph_inputs(), p.grad_output()]
+        before = snapshot(held)
         grads = gradients(out, wrt, p.grad_output())
         names = [f"grad_{n}" for n, m in zip(p.layer.inputs, p.grad_mask, strict=True) if m]
         devs = tuple(
@@ -140,6 +142,8 @@ class SetupChecks:
             for name, g, r in zip(names, grads, ref_grads, strict=True)
         )
         del grads
+        # after the deviations: a gradient may share memory with what is put back
+        writes = written_inputs((*p.layer.inputs, UPSTREAM_GRADIENT), held, before)
         grad_out = p.grad_output()
 
         def call() -> Any:
@@ -154,6 +158,7 @@ class SetupChecks:
             estimate_s=per_call,
             deviations=devs,
             minor_faults=faults_per_call(time_func, loops),
+            writes=writes,
             **peak,
         )
 
@@ -166,7 +171,7 @@ def _no_grad(fn: Callable[..., Any], inputs: Sequence[torch.Tensor]) -> Any:
 def snapshot(inputs: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
     """Copies of ``inputs`` to hold a call's against (``written_inputs``); None for a
     sparse one, not compared."""
-    return [t.clone() if t.layout == torch.strided else None for t in inputs]
+    return [t.detach().clone() if t.layout == torch.strided else None for t in inputs]
 
 
 def written_inputs(
@@ -184,8 +189,47 @@ def written_inputs(
             continue  # NaN where NaN was: unchanged
         written.append(name)
         with torch.no_grad():
-            tensor.copy_(old)
+            # through .data: a graph recorded on ``tensor`` keeps its version counter,
+            # as the NumPy write that bypassed it did
+            tensor.data.copy_(old)
     return tuple(written)
+
+
+def backward_writes(
+    fn: Callable[..., Any],
+    inputs: Sequence[torch.Tensor],
+    mask: Sequence[bool],
+    names: Sequence[str],
+) -> tuple[str, ...]:
+    """What one backward of ``fn`` at ``inputs`` writes into, put back after: the
+    ``names`` of the inputs the graph was recorded on, and ``UPSTREAM_GRADIENT``.
+
+    A NumPy backward that writes into ``grad.numpy()`` changes the gradient autograd
+    handed it, which autograd may hand to other branches too (an addition's backward
+    passes one tensor to both operands), and one that writes into a saved input
+    changes the caller's activation; both bypass autograd's version counter."""
+    leaves = [t.detach().clone().requires_grad_(m) for t, m in zip(inputs, mask, strict=True)]
+    with torch.enable_grad():
+        out = fn(*leaves)
+    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+        return ()
+    grad_out = upstream_gradient(out, 1)
+    held = [*leaves, grad_out]
+    before = snapshot(held)
+    wrt = [t for t, m in zip(leaves, mask, strict=True) if m]
+    torch.autograd.grad(out, wrt, grad_out, allow_unused=True)
+    return written_inputs((*names, UPSTREAM_GRADIENT), held, before)
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``input 'x'``, ``inputs 'x', 'w'``, ``the upstream gradient``, joined by "and"."""
+    inputs = [n for n in names if n != UPSTREAM_GRADIENT]
+    parts = []
+    if inputs:
+        parts.append(f"its input{'s' if len(inputs) > 1 else ''} {', '.join(map(repr, inputs))}")
+    if UPSTREAM_GRADIENT in names:
+        parts.append("the upstream gradient it is handed")
+    return " and ".join(parts)
 
 
 def differs(again: Any, first: torch.Tensor, dtype: str) -> float | None:
@@ -354,6 +398,14 @@ def checked_gradient(
                     "own?), and gradcheck's finite differences need one function",
                     returns,
                 )
+        back = backward_writes(fn, inputs, mask, names)
+        if back:
+            return (
+                None,
+                f"not run: its backward writes into {_listed(back)}, and gradcheck's "
+                "finite differences need inputs and upstream gradients that stay as they are",
+                returns,
+            )
         returns = output_mismatch(out, inputs) or ""
         if returns:
             return (

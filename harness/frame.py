@@ -197,7 +197,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "string",
         "forward rows: the inputs the call wrote into (comma-separated names), e.g. "
         "through tensor.numpy(): the caller's tensors change behind autograd's back; "
-        "empty when none",
+        "backward rows: the inputs the graph was recorded on and 'grad_output' (the "
+        "upstream gradient it was handed) that the backward wrote into; empty when none",
     ),
     "random_output": (
         "Float64",

@@ -36,6 +36,7 @@ class Prepared:
     grad_mask: tuple[bool, ...]
     seed: int
     _graph: tuple[torch.Tensor, list[torch.Tensor]] | None = field(default=None, repr=False)
+    _graph_inputs: tuple[torch.Tensor, ...] = field(default=(), repr=False)
     _grad_output: torch.Tensor | None = field(default=None, repr=False)
 
     _leaves: tuple[torch.Tensor, ...] | None = field(default=None, repr=False)
@@ -75,7 +76,14 @@ class Prepared:
             with torch.enable_grad():
                 out = self.built.fn(*leaves)
             self._graph = (out, [t for t, m in zip(leaves, self.grad_mask, strict=True) if m])
+            self._graph_inputs = tuple(leaves)
         return self._graph
+
+    def graph_inputs(self) -> tuple[torch.Tensor, ...]:
+        """Every input the retained graph was recorded on (``graph``), in call order,
+        differentiable or not: what a backward reads its saved inputs from."""
+        self.graph()
+        return self._graph_inputs
 
     def leaves(self) -> tuple[torch.Tensor, ...]:
         """The step's inputs: copies of the inputs, differentiable ones requiring grad."""
@@ -108,10 +116,12 @@ class Prepared:
     def drop_graph(self) -> None:
         """Free the retained graph: a step builds its own graphs."""
         self._graph = None
+        self._graph_inputs = ()
 
     def step_time_func(self) -> Callable[[int], float]:
         grad = self.grad_output()
         self._graph = None  # the step builds its own graphs: no retained one beside them
+        self._graph_inputs = ()
         return step_time_func(
             self.built.fn, self.leaves(), self.grad_mask, grad, self.variant.device
         )

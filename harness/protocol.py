@@ -60,6 +60,7 @@ from harness.points import parse_point
 __all__ = [
     "SCHEMA",
     "TIMED_OUT",
+    "UPSTREAM_GRADIENT",
     "BreakdownDone",
     "CapabilitiesDone",
     "CapabilitiesTask",
@@ -92,6 +93,10 @@ __all__ = [
 ]
 
 SCHEMA = 3
+
+#: The name a backward row's ``writes`` gives the upstream gradient it was handed
+#: (``PhaseSetup.writes``), beside the layer's input names.
+UPSTREAM_GRADIENT = "grad_output"
 
 Mode = Literal["validate", "setup", "timing", "profile"]
 
@@ -320,8 +325,9 @@ class PhaseSetup:
     limit_s: float | None = None
     """The setup limit the phase's task ran past (``Crash.limit_s``); None otherwise."""
     writes: tuple[str, ...] = ()
-    """Forward only: the inputs the call wrote into (through ``tensor.numpy()``, say):
-    the caller's tensors change behind autograd's back."""
+    """Forward: the inputs the call wrote into (through ``tensor.numpy()``, say): the
+    caller's tensors change behind autograd's back. Backward: the inputs the graph was
+    recorded on, and ``UPSTREAM_GRADIENT``, that the backward wrote into."""
     random: float | None = None
     """Forward only: the largest relative difference between two calls on the same
     inputs, where they differ past the dtype's tolerance (a random layer); else None."""

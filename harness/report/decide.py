@@ -198,8 +198,9 @@ class GradientFindings:
     """The dtypes measured (each has its one tolerance)."""
     returns: tuple[tuple[str, str], ...] = ()
     """(implementation, how its output differs from what its input asks for)."""
-    writes: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """(implementation, the inputs it writes into): a baseline that does needs fixing."""
+    writes: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """(implementation, phase, what it writes into: input names, and on a backward
+    ``protocol.UPSTREAM_GRADIENT``): a baseline that does needs fixing."""
     random: tuple[tuple[str, float], ...] = ()
     """(implementation, the largest relative difference between two of its calls on the
     same inputs): its deviations from the reference are not judged."""
@@ -654,9 +655,13 @@ def _gradient_findings(
     # results.csv's writes_inputs is comma-separated input names (harness.frame)
     writes = tuple(
         dict.fromkeys(
-            (str(r["impl"]), tuple(n.strip() for n in str(r["writes_inputs"]).split(",")))
-            for r in forward
-            if r.get("writes_inputs")
+            (
+                str(r["impl"]),
+                str(r["phase"]),
+                tuple(n.strip() for n in str(r["writes_inputs"]).split(",")),
+            )
+            for r in layer_rows
+            if r.get("phase") in ("forward", "backward") and r.get("writes_inputs")
         )
     )
     random: dict[str, float] = {}
@@ -674,7 +679,7 @@ def _gradient_findings(
     )
     tol = _Tolerance(
         # a baseline that writes into its input: the gradients around it are wrong
-        fix=bool(failed) or any(impl in baselines for impl, _ in writes),
+        fix=bool(failed) or any(impl in baselines for impl, _, _ in writes),
         random=frozenset(random),
         reference_failed=reference_failed is not None,
     )

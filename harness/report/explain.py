@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.capabilities import CHECK_LABELS
 from harness.dtypes import RTOL, tolerance_text
+from harness.protocol import UPSTREAM_GRADIENT
 from harness.report.decide import (
     COMPILE_AS_IS,
     FIX_GRADIENT,
@@ -289,23 +290,21 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
     g = d.gradient
     out: list[str] = []
     baselines = {s.baseline for s in d.settings if s.baseline}
-    writers = [(impl, names) for impl, names in g.writes if impl in baselines]
+    writers = [w for w in g.writes if w[0] in baselines]
     if d.kind == FIX_GRADIENT and writers and not g.gradcheck_failed and not g.baseline_out_of_tol:
         # the real defect: the layer's own gradient may be right
         out.append(
-            f"{_writes(*writers[0])}: the caller's tensor changes behind autograd's back, so "
-            "the gradients of the graph around the layer that use it are wrong. Fix that "
-            "first; its timings do not matter until then."
+            f"{_writes(*writers[0])}: {_write_harm(*writers[0][1:])} Fix that first; its "
+            "timings do not matter until then."
         )
+        out += [f"{_writes(*w)}: fix that too." for w in writers[1:]]
     elif d.kind == FIX_GRADIENT:
         out.append(
             "The NumPy/SciPy gradient is wrong, so its timings do not matter until it is "
             "fixed (or replaced by the native implementation, whose autograd gradient is correct)."
         )
-        out += [f"{_writes(impl, names)}: fix that too." for impl, names in writers]
-    out += [
-        f"Caution: {_writes(impl, names)}." for impl, names in g.writes if impl not in baselines
-    ]
+        out += [f"{_writes(*w)}: fix that too." for w in writers]
+    out += [f"Caution: {_writes(*w)}." for w in g.writes if w[0] not in baselines]
     out += _check_sentences(d, baselines)
     out += _deviation_sentences(d)
     if g.agree:
@@ -390,10 +389,37 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
     return out
 
 
-def _writes(impl: str, names: Sequence[str]) -> str:
-    """``numpy writes into its input 'x' (through tensor.numpy(), say)``."""
-    plural = "s" if len(names) > 1 else ""
-    return f"{impl} writes into its input{plural} {', '.join(map(repr, names))} (through tensor.numpy(), say)"
+def _writes(impl: str, phase: str, names: Sequence[str]) -> str:
+    """``numpy writes into its input 'x' (through tensor.numpy(), say)``, or what a
+    backward writes into: its saved inputs, the upstream gradient it is handed."""
+    inputs = [n for n in names if n != UPSTREAM_GRADIENT]
+    what = []
+    if inputs:
+        plural = "s" if len(inputs) > 1 else ""
+        what.append(f"its input{plural} {', '.join(map(repr, inputs))}")
+    if UPSTREAM_GRADIENT in names:
+        what.append("the upstream gradient it is handed")
+    who = impl if phase == "forward" else f"{impl}'s backward"
+    via = ["tensor.numpy()"] if phase == "forward" else []
+    if phase != "forward" and inputs:
+        via.append("a saved tensor's .numpy()")
+    if phase != "forward" and UPSTREAM_GRADIENT in names:
+        via.append("grad.numpy()")
+    return f"{who} writes into {' and '.join(what)} (through {' and '.join(via)}, say)"
+
+
+def _write_harm(phase: str, names: Sequence[str]) -> str:
+    """Why a write into ``names`` makes the gradients around the layer wrong."""
+    if phase == "backward" and UPSTREAM_GRADIENT in names:
+        return (
+            "autograd may hand that same tensor to other branches of the graph (an "
+            "addition's backward passes it to both operands), whose gradients then change "
+            "behind autograd's back."
+        )
+    return (
+        "the caller's tensor changes behind autograd's back, so the gradients of the "
+        "graph around the layer that use it are wrong."
+    )
 
 
 def _compile_check_sentence(d: LayerDecision) -> str | None:

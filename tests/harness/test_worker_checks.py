@@ -127,6 +127,85 @@ def test_a_layer_that_writes_into_its_input_is_found_and_put_back() -> None:
     assert torch.equal(x, before[0])
 
 
+def _backward_writers() -> tuple[type, type]:
+    import importlib.util
+
+    path = Path(FIXTURE).with_name("backward_write_layers.py")
+    spec = importlib.util.spec_from_file_location("backward_write_layers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.GradWritingTanh, module.InputWritingSquare
+
+
+def test_a_backward_writing_into_its_upstream_gradient_corrupts_another_branch() -> None:
+    """The harm the report names, shown: autograd hands an addition's gradient to both
+    operands as one tensor, so a NumPy backward that scales it in place changes the
+    other operand's gradient when it runs first (its node recorded last)."""
+    import torch
+
+    grad_writer, _ = _backward_writers()
+    x = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    other = c * 1.0
+    (other + grad_writer.apply(x)).backward(torch.ones(8, dtype=torch.float64))
+    assert c.grad is not None and not torch.equal(c.grad, torch.ones(8, dtype=torch.float64))
+    # its own gradient is right: only the write is wrong
+    x.grad = None
+    torch.tanh(x).backward(torch.ones(8, dtype=torch.float64))
+    expected = x.grad.clone()
+    x.grad = None
+    grad_writer.apply(x).backward(torch.ones(8, dtype=torch.float64))
+    assert torch.allclose(x.grad, expected)
+
+
+def test_a_backward_that_writes_is_found_put_back_and_not_gradchecked() -> None:
+    import torch
+
+    from harness.checks import backward_writes, checked_gradient
+
+    grad_writer, input_writer = _backward_writers()
+    x = torch.randn(16, dtype=torch.float64)
+    before = x.clone()
+    assert backward_writes(grad_writer.apply, [x], [True], ("x",)) == ("grad_output",)
+    assert backward_writes(input_writer.apply, [x], [True], ("x",)) == ("x",)
+    assert backward_writes(torch.tanh, [x], [True], ("x",)) == ()
+    assert torch.equal(x, before)  # the checks ran on copies
+    ok, why, _ = checked_gradient(grad_writer.apply, [x], [True], ("x",))
+    assert ok is None
+    assert why.startswith("not run: its backward writes into the upstream gradient it is handed")
+    ok, why, _ = checked_gradient(input_writer.apply, [x], [True], ("x",))
+    assert ok is None and why.startswith("not run: its backward writes into its input 'x'")
+    assert checked_gradient(torch.tanh, [x], [True], ("x",)) == (True, "", "")
+
+
+def test_the_setup_of_a_backward_that_writes_names_what_it_wrote(tmp_path: Path) -> None:
+    from harness.case import Variant
+    from harness.protocol import SetupDone
+
+    raw = tmp_path / "checks.jsonl"
+    layers = str(Path(FIXTURE).with_name("backward_write_layers.py"))
+    worker = Worker(Job("setup", (), str(raw), layers_from=(layers,), memory=False))
+    for layer in ("tanh_gradwrite", "square_inputwrite"):
+        for impl in ("numpy", "torch"):
+            worker.setup(Variant.make(layer, impl, {"n": 64}))
+    worker.log.close()
+    found = {
+        (e.variant.layer, e.variant.impl): (e.phases["forward"].writes, e.phases["backward"])
+        for e in EventLog.read(raw)
+        if isinstance(e, SetupDone)
+    }
+    assert found[("tanh_gradwrite", "numpy")][0] == ()
+    assert found[("tanh_gradwrite", "numpy")][1].writes == ("grad_output",)
+    assert found[("square_inputwrite", "numpy")][1].writes == ("x",)
+    for layer in ("tanh_gradwrite", "square_inputwrite"):
+        assert found[(layer, "torch")][1].writes == ()
+        back = found[(layer, "numpy")][1]
+        # put back before the deviations were judged and the calls were timed
+        assert back.status == "ok", back.error
+        assert all(d["within_tol"] for d in back.deviations), back.deviations
+
+
 def test_a_random_layer_is_found_and_gradchecked_with_its_generators_reseeded() -> None:
     import torch
 

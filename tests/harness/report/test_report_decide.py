@@ -331,10 +331,33 @@ def test_a_baseline_that_writes_into_its_input_is_fixed_first_and_named(
         if r["impl"] == "numpy" and r["phase"] == "forward":
             r["writes_inputs"] = "x"
     d = decide_one(rf, rows)
-    assert d.kind == FIX_GRADIENT and d.gradient.writes == (("numpy", ("x",)),)
+    assert d.kind == FIX_GRADIENT and d.gradient.writes == (("numpy", "forward", ("x",)),)
     text = " ".join(layer_sentences(d))
     assert text.startswith("numpy writes into its input 'x' (through tensor.numpy(), say)")
     assert "behind autograd's back" in text and "gradient is wrong" not in text
+
+
+def test_a_baseline_whose_backward_writes_into_its_upstream_gradient_is_fixed_first(
+    rf: ModuleType,
+) -> None:
+    """A NumPy backward scaling ``grad.numpy()`` in place: its own gradient is right,
+    another branch's is not (tests/harness/test_worker_checks.py shows it)."""
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r["writes_inputs"] = "x, grad_output"
+        if r["impl"] == "torch" and r["phase"] == "backward":
+            r["writes_inputs"] = "grad_output"
+    d = decide_one(rf, rows)
+    assert d.kind == FIX_GRADIENT
+    assert ("numpy", "backward", ("x", "grad_output")) in d.gradient.writes
+    text = " ".join(layer_sentences(d))
+    assert text.startswith(
+        "numpy's backward writes into its input 'x' and the upstream gradient it is handed"
+    )
+    assert "other branches of the graph" in text and "gradient is wrong" not in text
+    # a candidate that does is a caution, not the verdict
+    assert "Caution: torch's backward writes into the upstream gradient it is handed" in text
 
 
 def test_a_random_baseline_is_not_held_against_the_reference(rf: ModuleType) -> None:
