@@ -191,15 +191,31 @@ def output_mismatch(
     if floats and out.is_floating_point() and out.dtype != floats[0].dtype:
         found.append(
             f"{str(out.dtype).removeprefix('torch.')} for "
-            f"{str(floats[0].dtype).removeprefix('torch.')} input (likely `torch.Tensor(array)`, "
-            "`torch.FloatTensor` or `.float()` on the way back from NumPy; "
-            "`torch.from_numpy` keeps the dtype)"
+            f"{str(floats[0].dtype).removeprefix('torch.')} input ({_dtype_cause(out.dtype, floats[0].dtype)})"
         )
     if floats and out.device != floats[0].device:
         found.append(f"a tensor on {out.device} for input on {floats[0].device}")
     if shape is not None and tuple(out.shape) != tuple(shape):
         found.append(f"shape {tuple(out.shape)} where the reference has {tuple(shape)}")
     return "; ".join(found) or None
+
+
+def _dtype_cause(out: torch.dtype, given: torch.dtype) -> str:
+    """The likely cause of a floating output of dtype ``out`` for input of ``given``."""
+    if torch.finfo(out).bits < torch.finfo(given).bits:
+        return (
+            "likely `torch.Tensor(array)`, `torch.FloatTensor` or `.float()` on the way "
+            "back from NumPy; `torch.from_numpy` keeps the dtype"
+        )
+    if torch.finfo(out).bits > torch.finfo(given).bits:
+        # 2026-11-30: scipy.linalg.logm and POT's sinkhorn (np.asarray(..., float64))
+        # were told to use torch.from_numpy, which is what kept their float64
+        return (
+            "likely NumPy/SciPy computing in the wider dtype: a routine that works in "
+            "float64 whatever it is given, `np.asarray(..., dtype=np.float64)` or a float64 "
+            "constant, kept by `torch.from_numpy`; `.to(x.dtype)` on the way back casts it"
+        )
+    return "a dtype of the same width, cast on the way back from NumPy"
 
 
 def seed_globals(seed: int = 0) -> None:

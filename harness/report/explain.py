@@ -310,16 +310,33 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
     if g.agree:
         out.append(_agreement(g))
     for impl, how in g.returns:
-        text = f"Caution: {impl} returns {how}."
-        if impl in baselines and d.use == "training":
-            text += (
-                " That is a defect of its bridge to NumPy, not of its gradient formula: "
-                "gradcheck, which needs float64 end to end, cannot judge it, so its "
-                "gradients are judged against the float64 reference in the dtype measured, "
-                "and the verdict stands on that dtype."
-            )
-        out.append(text)
+        out.append(
+            f"Caution: {impl} returns {how}." + _returns_consequence(d, impl in baselines, how)
+        )
     return out
+
+
+def _returns_consequence(d: LayerDecision, baseline: bool, how: str) -> str:
+    """What a baseline's dtype mismatch ``how`` (``deviation.output_mismatch``) does to
+    the checks or to the comparison, or ""."""
+    if not baseline:
+        return ""
+    widths = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
+    words = how.split()
+    given = words[2] if len(words) > 3 and words[1] == "for" and words[3] == "input" else ""
+    if words and widths.get(words[0], 0) > widths.get(given, 64):
+        return (
+            f" It then does {words[0]} work where the candidates do {given}: its speedups "
+            f"compare dtypes as much as code (`--dtype {words[0]}` compares like with like)."
+        )
+    if d.use != "training":
+        return ""
+    return (
+        " That is a defect of its bridge to NumPy, not of its gradient formula: "
+        "gradcheck, which needs float64 end to end, cannot judge it, so its "
+        "gradients are judged against the float64 reference in the dtype measured, "
+        "and the verdict stands on that dtype."
+    )
 
 
 def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:

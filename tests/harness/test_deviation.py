@@ -149,6 +149,12 @@ def test_output_mismatch_names_a_dtype_change_and_its_likely_cause() -> None:
     assert found is not None and found.startswith("float32 for float64 input")
     assert "torch.Tensor(array)" in found
     assert output_mismatch(torch.from_numpy(np.exp(x.numpy())), (x,)) is None
+    # the other way round, from_numpy is what kept it: the cause named is the float64 work
+    x32 = x.float()
+    widened = torch.from_numpy(np.asarray(np.exp(x32.numpy()), dtype=np.float64))
+    found = output_mismatch(widened, (x32,))
+    assert found is not None and found.startswith("float64 for float32 input (likely NumPy/SciPy")
+    assert "torch.Tensor(array)" not in found and "`.to(x.dtype)`" in found
     assert "shape (3,) where the reference has (4,)" in str(output_mismatch(x, (x,), (4,)))
 
 

@@ -926,6 +926,28 @@ def test_use_inference_gives_the_inference_verdict_only(rf: ModuleType) -> None:
     assert d.use == "inference" and d.kind == PORT and d.training is None
 
 
+def test_a_baseline_that_returns_float64_for_float32_is_said_to_compare_dtypes(
+    rf: ModuleType,
+) -> None:
+    """2026-11-30: POT's sinkhorn (np.asarray(..., float64)) ran float64 iterations
+    against torch's float32 ones and was told its bridge made float32."""
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
+    )
+    why = "float64 for float32 input (likely NumPy/SciPy computing in the wider dtype ...)"
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r["returns"] = why
+    d = decide_one(rf, rows)
+    assert d.gradient.returns == (("numpy", why),)
+    text = " ".join(layer_sentences(d))
+    assert (
+        f"Caution: numpy returns {why}. It then does float64 work where the candidates do "
+        "float32: its speedups compare dtypes as much as code (`--dtype float64`"
+    ) in text
+    assert "not of its gradient formula" not in text
+
+
 def test_a_layer_that_returns_float32_is_a_caution_not_a_wrong_gradient(rf: ModuleType) -> None:
     rows = _three_phase_rows(
         rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
