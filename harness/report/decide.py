@@ -167,6 +167,10 @@ class SettingDecision:
     estimated: bool = False
     """Training decided on forward + backward summed per round: a folder from before
     the step was timed whole (schema 2) has only that estimate, and the report says so."""
+    passed_over: tuple[tuple[str, str], ...] = ()
+    """(candidate, what of it exceeds tolerance: 'outputs' or 'gradients'): not weighed
+    for this verdict, since a port must be right first; empty when none, or when every
+    candidate would be."""
 
 
 @dataclass(frozen=True)
@@ -471,7 +475,11 @@ def _setting_decision(
         )  # fmt: skip
     baseline = sides.baselines[0]
     forward_only = _forward_only(setting, baseline, backward)
-    best = _best_candidate(setting, sides.candidates, phase, prefix)
+    passed_over = _out_of_tolerance(setting, sides.candidates, use)
+    trusted = [c for c in sides.candidates if c not in dict(passed_over)]
+    if not trusted:  # every candidate is wrong somewhere: weigh them all, with cautions
+        trusted, passed_over = list(sides.candidates), ()
+    best = _best_candidate(setting, trusted, phase, prefix)
     if best is None:
         return SettingDecision(
             setting.label, setting.context, KEEP, None, baseline, None, metric,
@@ -511,7 +519,30 @@ def _setting_decision(
         ),
         use=use,
         estimated=bool(prefix),
+        passed_over=passed_over,
     )
+
+
+def _out_of_tolerance(
+    setting: Setting, candidates: Sequence[str], use: str
+) -> tuple[tuple[str, str], ...]:
+    """The candidates whose outputs (or, for training, gradients) exceed tolerance
+    against the float64 reference at some size: (candidate, 'outputs'|'gradients').
+
+    2026-11-30: an eigh-based logm, whose gradients were 37-209 (relative) off, was
+    named the best port for training with a caution beside it."""
+    shown = {"forward": "outputs", "backward": "gradients"}
+    phases = ("forward", "backward") if use == TRAINING_USE else ("forward",)
+    out = []
+    for impl in candidates:
+        wrong = [
+            shown[ph]
+            for ph in phases
+            if any(r.get("within_tol") is False for r in setting.rows_for(impl, ph))
+        ]
+        if wrong:
+            out.append((impl, " and ".join(wrong)))
+    return tuple(out)
 
 
 def _compiled_finding(
@@ -733,6 +764,12 @@ def _check_phase(
     if nb:
         worst = max(nb, key=lambda r: r.get("max_rel_err") or 0)
         tol.nat_bad.append((setting.label, d.native or "", noun, _sizes_where(nb), worst))
+    for impl, _ in d.passed_over:  # not weighed for being wrong: say where and how much
+        pb, _ = _tolerance_rows(setting, _judged(impl, tol), phase)
+        if pb:
+            worst = max(pb, key=lambda r: r.get("max_rel_err") or 0)
+            tol.nat_bad.append((setting.label, impl, noun, _sizes_where(pb), worst))
+            tol.problem[noun] = True
     if bb or nb:
         tol.problem[noun] = True
     tol.errors[noun] += [

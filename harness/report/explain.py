@@ -170,6 +170,11 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     out.append(
         f"Speedup of {s.native} over {s.baseline} on {what}: {describe_points(s.points, axis)}."
     )
+    out += [
+        f"{impl} is not weighed for this verdict: its {noun} exceed tolerance against "
+        "the float64 reference, and a port must be right first."
+        for impl, noun in s.passed_over
+    ]
     if s.forward_only and s.use == "inference":
         out.append(
             f"Inference verdict only: {s.baseline} is declared without a backward, so there "

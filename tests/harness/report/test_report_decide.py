@@ -311,6 +311,43 @@ def test_no_fix_first_when_both_sides_disagree(rf: ModuleType) -> None:
     assert [n[1:3] for n in d.gradient.native_out_of_tol] == [("torch", "gradients")]
 
 
+def test_a_faster_candidate_with_wrong_gradients_is_not_the_training_pick(
+    rf: ModuleType,
+) -> None:
+    """2026-11-30: an eigh-based logm, its gradients 37-209 (relative) off, was named the
+    best training port (×189) with only a caution; its outputs are right, so it may
+    still be the inference pick."""
+    sizes = (16, 32)
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in sizes})
+    rows += [
+        r
+        for r in layer_rows(
+            rf, {n: rf.iv(50.0) for n in sizes}, native="eigh",
+            native_backward={"within_tol": False, "max_rel_err": 37.0},
+        )
+        if r["impl"] == "eigh"
+    ]  # fmt: skip
+    d = decide_one(rf, rows, {"config": {"use": ["training", "inference"]}})
+    (train,) = d.settings
+    assert train.native == "torch" and train.passed_over == (("eigh", "gradients"),)
+    assert d.inference is not None
+    (serve,) = d.inference.settings
+    assert serve.native == "eigh" and serve.passed_over == ()
+    assert "Caution: eigh's gradients exceed tolerance at n=16, 32 (max relative error 37)" in (
+        " ".join(layer_sentences(d))
+    )
+    assert "eigh is not weighed for this verdict: its gradients exceed tolerance" in (
+        " ".join(setting_sentences(train, "n"))
+    )
+    # every candidate wrong: all are weighed, each with its caution
+    wrong = [
+        {**r, "within_tol": False} if r["impl"] == "torch" and r["phase"] == "backward" else r
+        for r in rows
+    ]
+    (train,) = decide_one(rf, wrong).settings
+    assert train.native == "eigh" and train.passed_over == ()
+
+
 def test_outputs_out_of_tolerance_alone_are_not_fix_the_gradient(rf: ModuleType) -> None:
     rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
     for r in rows:
