@@ -555,7 +555,7 @@ def _first_pass_overrun(timing: Mapping[str, Any], min_rounds: int | None) -> st
     first = timing.get("first_pass") or {}
     budget = float(timing.get("budget_s") or 0)
     seconds = float(first.get("seconds") or 0)
-    if budget <= 0 or seconds <= budget:
+    if budget <= 0 or seconds - budget < 0.5:  # "overran by 0s" says nothing
         return None
     rounds = first.get("rounds")
     fits = 10 * math.ceil(2 * seconds / 10)

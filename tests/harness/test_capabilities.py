@@ -468,3 +468,53 @@ def test_a_function_dynamo_captures_nothing_of_counts_no_graph_breaks() -> None:
     (row,) = capability_matrix(layer, ["numpy"], checks=["compile"])
     assert row["graph_breaks"] is None or row["graph_breaks"] >= 0
     assert "Dynamo captured no graph" in row["reason"]
+
+
+def test_a_converted_form_is_held_to_eager_with_nan_where_eager_has_nan() -> None:
+    """2026-11-30: a float32 Sinkhorn that never converged gave NaN in eager and in its
+    ONNX form alike, and the matrix said "differs from eager (max rel err nan)"."""
+    import torch
+
+    from harness.capabilities import _mismatch
+
+    nan, inf = float("nan"), float("inf")
+    ref = torch.tensor([1.0, nan, 3.0, inf])
+    assert _mismatch(ref.clone(), ref) is None
+    assert _mismatch(torch.tensor([1.0, nan, 3.5, inf]), ref) == (
+        "differs from eager (max rel err 0.17)"
+    )
+    assert _mismatch(torch.tensor([nan, nan, 3.0, inf]), ref) == (
+        "gives NaN at 1 entry where eager does not"
+    )
+    assert _mismatch(torch.tensor([1.0, 2.0, 3.0, inf]), ref) == (
+        "gives numbers at 1 entry where eager gives NaN"
+    )
+
+
+def test_a_function_of_arrays_is_told_why_torchscript_cannot_take_it() -> None:
+    """2026-11-30: POT's sinkhorn, declared arrays=True, read "NotSupportedError: ... at
+    layer.py:180: def call(*tensors: torch.Tensor)": the harness's wrapper, not its code."""
+    import numpy as np
+    import torch
+
+    from harness import Axis, Layer, baseline
+    from harness.capabilities import capability_matrix
+
+    def np_exp(x: np.ndarray) -> np.ndarray:
+        return np.exp(x)
+
+    layer = Layer(
+        name="exp_arrays",
+        description="exp of an array",
+        axes=(Axis("n", (8,), "elements"),),
+        inputs={"x": 1},
+        make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g, dtype=torch.float64),),
+        reference=torch.exp,
+        implementations=(baseline("numpy", np_exp, arrays=True, backward=False),),
+    )
+    (row,) = capability_matrix(layer, checks=["script_save"])
+    assert row["status"] == "unsupported"
+    assert row["reason"] == (
+        "TorchScript cannot script it: a function of NumPy arrays (arrays=True) runs NumPy, "
+        "and TorchScript compiles torch code only"
+    )

@@ -672,6 +672,9 @@ def test_a_first_pass_over_the_budget_is_explained_with_a_budget_that_fits() -> 
     # within the budget: no such sentence
     within = budget_sentence({**timing, "first_pass": {**first, "seconds": 60.0}}, 4)
     assert within is not None and "overran" not in within
+    # over by less than a second rounds to "by 0s": said as within (2026-11-30)
+    by_a_hair = budget_sentence({**timing, "first_pass": {**first, "seconds": 130.4}}, 4)
+    assert by_a_hair is not None and "overran" not in by_a_hair
 
 
 def test_the_undecided_sentence_names_the_sizes_and_what_to_do(rf: ModuleType) -> None:
