@@ -112,6 +112,8 @@ class PointDecision:
     failed: str | None = None
     """``baseline`` or ``native`` when that side failed here (the other wins)."""
     error: str | None = None
+    processes: int | None = None
+    """The timing processes behind a noisy interval (results.csv's ``n_processes``)."""
 
 
 @dataclass(frozen=True)
@@ -322,7 +324,12 @@ def _point(
         allows.add("native")
     if low < _LOWER:
         allows.add("baseline")
-    return PointDecision(size, est, low, high, "noisy", frozenset(allows))
+    processes = cand_row.get("n_processes")
+    return PointDecision(
+        size, est, low, high, "noisy", frozenset(allows),
+        processes=int(processes) if isinstance(processes, int | float) and processes == processes
+        else None,
+    )  # fmt: skip
 
 
 def _kind_of(sides: Sequence[tuple[float, str]]) -> tuple[str, float | None, float | None]:

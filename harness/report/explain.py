@@ -241,6 +241,18 @@ def _undecided_sentence(s: SettingDecision, axis: str) -> str:
         for p in noisy[:_LISTED]
     ) + (f" and {len(noisy) - _LISTED:,} more" if len(noisy) > _LISTED else "")
     could = " or ".join(_KIND_WORDS.get(k, k) for k in s.possible) or "one of several"
+    counts = {p.processes for p in noisy}
+    if counts == {2}:
+        # 2026-11-30: a quick run's 6 unanimous rounds of ×48-×748 read "too noisy"
+        return (
+            f"**Undecided at {_sizes(axis, s.undecided_sizes)}: too few processes** "
+            f"(intervals {shown} straddle the ±{BAND:.0%} band, and the verdict could be "
+            f"{could}). Each point was timed in 2 processes, so the process level of its "
+            "interval stands on one degree of freedom (12.7 standard errors of the "
+            "process medians either side): any difference between the two processes "
+            "makes it wide. To decide: "
+            "`--profile default` (3 processes or more, and adaptive passes)."
+        )
     return (
         f"**Undecided at {_sizes(axis, s.undecided_sizes)}: too noisy on this machine** "
         f"(intervals {shown} straddle the ±{BAND:.0%} band, and the verdict could be {could}). "

@@ -677,6 +677,23 @@ def test_a_first_pass_over_the_budget_is_explained_with_a_budget_that_fits() -> 
     assert by_a_hair is not None and "overran" not in by_a_hair
 
 
+def test_undecided_with_two_processes_names_the_design_not_the_machine(rf: ModuleType) -> None:
+    """2026-11-30: a quick run's ×189 (6 rounds, all ×48-×748) read "too noisy on this
+    machine"; its interval stood on 2 processes, t with one degree of freedom."""
+    steps = {8: (189.0, 5.3e-5, 6.7e8), 16: rf.iv(2.0)}
+    rows = layer_rows(rf, steps)
+    (s,) = decide_one(rf, rows).settings
+    assert "too noisy on this machine" in " ".join(setting_sentences(s, "n"))
+    for r in rows:
+        if r["impl"] == "torch":
+            r["n_processes"] = 2
+    (s,) = decide_one(rf, rows).settings
+    text = " ".join(setting_sentences(s, "n"))
+    assert "**Undecided at n=8: too few processes**" in text
+    assert "one degree of freedom" in text and "`--profile default`" in text
+    assert "too noisy on this machine" not in text
+
+
 def test_the_undecided_sentence_names_the_sizes_and_what_to_do(rf: ModuleType) -> None:
     steps = {n: rf.iv(2.0) for n in (8, 16, 32)} | {64: (1.1, 0.9, 1.3), 128: (1.2, 0.92, 1.4)}
     d = decide_one(rf, layer_rows(rf, steps))
