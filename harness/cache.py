@@ -93,7 +93,8 @@ DEFAULT_LIMIT_BYTES = 2 * 1024**3
 #: capabilities 2: ``compile_fullgraph`` compiles the backward too; gradcheck 3 and
 #: setup 4: a layer that writes into its input or is random is found; gradcheck 4: the
 #: reference is gradchecked too; gradcheck 5 and setup 5: a backward that writes into
-#: its inputs or its upstream gradient is found; capabilities 3: NaN where eager has NaN
+#: its inputs or its upstream gradient is found, and a baseline's forward alternating
+#: with torch's ops is probed; capabilities 3: NaN where eager has NaN
 #: agrees, and a function of arrays is told why TorchScript cannot take it).
 CHECKS: dict[str, int] = {
     "validate": 1,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from harness.case import Variant
+from harness.contention import probe
 from harness.deviation import (
     compare_tensors,
     gradients,
@@ -105,6 +106,9 @@ class SetupChecks:
         peak = _peak(p, p.forward, memory)
         time_func = p.forward_time_func()
         loops, per_call = calibrate_loops(time_func, min_time)
+        # where NumPy's/SciPy's thread pool may meet torch's: a baseline, many threads
+        pools = p.impl.role == "baseline" and p.variant.threads > 1 and p.variant.device == "cpu"
+        alternating = probe(p.forward, per_call) if pools else None
         return PhaseSetup(
             "ok",
             loops=loops,
@@ -114,6 +118,8 @@ class SetupChecks:
             minor_faults=faults_per_call(time_func, loops),
             writes=writes,
             random=random,
+            alternating_torch_s=alternating.torch_s if alternating else None,
+            alternating_numpy_s=alternating.numpy_s if alternating else None,
             **peak,
         )
 

@@ -823,6 +823,8 @@ def _setup_columns(
         "returns": ps.returns,
         "writes_inputs": ", ".join(ps.writes) or None,
         "random_output": ps.random,
+        "alternating_torch_s": ps.alternating_torch_s,
+        "alternating_numpy_s": ps.alternating_numpy_s,
         **variant.point_dict,
     }
 

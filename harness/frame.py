@@ -206,6 +206,19 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "inputs where it exceeds the dtype's tolerance (a random layer: its deviations "
         "from the reference are not judged); empty when the calls agree",
     ),
+    "alternating_torch_s": (
+        "Float64",
+        "a baseline's forward rows at more than one thread: seconds one call adds to a "
+        "loop alternating it with a small torch parallel op (torch.add of 2^18 elements), "
+        "the op's slowdown after it included, as inside a model; empty for calls over "
+        "50 ms and elsewhere (harness/contention.py)",
+    ),
+    "alternating_numpy_s": (
+        "Float64",
+        "the same, alternating with that op's work done by NumPy (no OpenMP pool); "
+        "alternating_torch_s / alternating_numpy_s over 1: its thread pool and torch's "
+        "spin-wait for each other's cores",
+    ),
     # one-off costs, never part of steady-state timing
     "oneoff_s": (
         "Float64",

@@ -331,6 +331,11 @@ class PhaseSetup:
     random: float | None = None
     """Forward only: the largest relative difference between two calls on the same
     inputs, where they differ past the dtype's tolerance (a random layer); else None."""
+    alternating_torch_s: float | None = None
+    """A baseline's forward at more than one thread: what a call adds to a loop that
+    alternates it with a small torch parallel op (``harness.contention``); else None."""
+    alternating_numpy_s: float | None = None
+    """The same, alternating with that op's work done by NumPy."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PhaseSetup:

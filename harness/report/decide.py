@@ -57,6 +57,7 @@ from harness.report._data import Setting, impl_order, layer_names, records, sett
 from harness.stats import BAND, geomean
 
 __all__ = [
+    "ALTERNATING_RATIO",
     "COMPILE_AS_IS",
     "FIX_GRADIENT",
     "INFERENCE",
@@ -239,6 +240,10 @@ class LayerDecision:
     """The inference verdict, when ``kind`` is the training one and inference was asked."""
     threads: tuple[int, ...] = ()
     """The intra-op thread counts measured (each setting's label names its own)."""
+    alternating: tuple[tuple[str, str, float, float, float], ...] = ()
+    """(baseline, setting label, size, seconds a call adds alternating with a torch op,
+    the same alternating with NumPy's) where the first is ``ALTERNATING_RATIO`` times
+    the second or more: its thread pool and torch's fight (``harness.contention``)."""
 
     @property
     def training(self) -> Verdict | None:
@@ -484,9 +489,13 @@ def _setting_decision(
     forward_only = _forward_only(setting, baseline, backward)
     passed_over = _out_of_tolerance(setting, sides.candidates, use)
     trusted = [c for c in sides.candidates if c not in dict(passed_over)]
-    if not trusted:  # every candidate is wrong somewhere: weigh them all, with cautions
-        trusted, passed_over = list(sides.candidates), ()
-    best = _best_candidate(setting, trusted, phase, prefix)
+    best = _best_candidate(setting, trusted, phase, prefix) if trusted else None
+    if best is None and passed_over:
+        # every candidate that ran is wrong somewhere (2026-11-30: a logm's four, at
+        # n=128, left only ONNX Runtime, which has no training step): weigh them all,
+        # with their cautions
+        passed_over = ()
+        best = _best_candidate(setting, sides.candidates, phase, prefix)
     if best is None:
         return SettingDecision(
             setting.label, setting.context, KEEP, None, baseline, None, metric,
@@ -1011,7 +1020,47 @@ def _layer_decision(
         use,
         inference,
         tuple(sorted({int(r["threads"]) for r in rows if r.get("threads") is not None})),
+        _alternating(rows),
     )
+
+
+#: How much more a baseline's call must cost alternating with torch's ops than with
+#: NumPy's for the report to say its thread pool fights torch's: past the noise of
+#: two medians of 15 cycles (2026-11-30: 1.01-1.02 with OMP_WAIT_POLICY=PASSIVE,
+#: 1.28-3.27 without, scipy.linalg.logm at 8×8).
+ALTERNATING_RATIO = 1.25
+
+
+def _alternating(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[tuple[str, str, float, float, float], ...]:
+    """The baseline forward rows whose call costs ``ALTERNATING_RATIO`` times more or
+    more alternating with torch's ops than with NumPy's (``LayerDecision.alternating``)."""
+    out = []
+    for r in rows:
+        if r.get("phase") != "forward":
+            continue
+        on_torch, on_numpy = (
+            _number(r.get("alternating_torch_s")),
+            _number(r.get("alternating_numpy_s")),
+        )
+        if on_torch is None or on_numpy is None:
+            continue
+        if on_torch >= ALTERNATING_RATIO * on_numpy and on_torch > 0:
+            threads = r.get("threads")
+            label = f"{r.get('dtype')}, {threads} thread{'' if threads == 1 else 's'}"
+            size = _number(r.get("size"))
+            out.append(
+                (str(r["impl"]), label, math.nan if size is None else size, on_torch, on_numpy)
+            )
+    return tuple(sorted(out, key=lambda a: (a[0], a[1], a[2])))
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None where it is none (empty, NaN, not a number)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        return float(value)
+    return None
 
 
 def _baseline_check(

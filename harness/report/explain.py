@@ -12,6 +12,7 @@ from harness.capabilities import CHECK_LABELS
 from harness.dtypes import RTOL, tolerance_text
 from harness.protocol import UPSTREAM_GRADIENT
 from harness.report.decide import (
+    ALTERNATING_RATIO,
     COMPILE_AS_IS,
     FIX_GRADIENT,
     INFERENCE,
@@ -27,7 +28,7 @@ from harness.report.decide import (
     SettingDecision,
 )
 from harness.stats import BAND
-from harness.text import fmt_rel_err, fmt_size, fmt_speedup
+from harness.text import fmt_rel_err, fmt_seconds, fmt_size, fmt_speedup
 
 __all__ = [
     "NEXT_STEPS",
@@ -299,7 +300,34 @@ def layer_sentences(d: LayerDecision) -> list[str]:
         # compiling as is, when it works, is the verdict: it comes first
         out = [compiled, *out] if d.kind == COMPILE_AS_IS else [*out, compiled]
     out += _port_sentences(d)
+    alternating = _alternating_sentence(d)
+    if alternating:
+        out.append(alternating)
     return _dedupe(out)
+
+
+def _alternating_sentence(d: LayerDecision) -> str | None:
+    """Where a baseline's thread pool fights torch's (``LayerDecision.alternating``):
+    the worst case in figures, the sizes, the cause and the cheap fixes."""
+    if not d.alternating:
+        return None
+    impl, label, size, on_torch, on_numpy = max(
+        d.alternating, key=lambda a: a[3] / a[4] if a[4] > 0 else math.inf
+    )
+    ratio = on_torch / on_numpy if on_numpy > 0 else math.inf
+    sizes = sorted({a[2] for a in d.alternating if a[0] == impl})
+    return (
+        f"Thread pools: alternating with a small torch op, as inside a model, a call of "
+        f"{impl} costs {fmt_seconds(on_torch)} at {d.size_axis}={fmt_size(size)} ({label}) "
+        f"where alternating with the same work done by NumPy it costs "
+        f"{fmt_seconds(on_numpy)} ({fmt_speedup(ratio)}; ×{ALTERNATING_RATIO:g} or more at "
+        f"{_sizes(d.size_axis, sizes)}). Torch's OpenMP threads and {impl}'s own pool (its "
+        "BLAS) spin-wait after their work and take turns at the cores, both ways. The "
+        f"timings above are of calls back to back: inside a model {impl} costs more than "
+        "they say, and porting gains more. One BLAS thread around it "
+        '(`threadpoolctl.threadpool_limits(1, "blas")`, or `OPENBLAS_NUM_THREADS=1`) or '
+        "`OMP_WAIT_POLICY=PASSIVE` removes most of it."
+    )
 
 
 def _correctness_sentences(d: LayerDecision) -> list[str]:

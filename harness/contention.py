@@ -1,0 +1,118 @@
+"""Thread pools that fight: a NumPy/SciPy call alternating with torch's own ops.
+
+A layer's timed values repeat its call back to back, as a benchmark must. Inside a
+model it alternates with torch's ops instead, and there two thread pools meet: after
+each parallel region torch's OpenMP threads spin-wait for more work, and so do the
+threads of the BLAS under NumPy and SciPy (OpenBLAS). On a machine whose cores both
+pools fill (the default: one thread per core each), a call of the one waits for the
+other's spinning threads to give the cores back, both ways. Measured on 2026-11-30
+(AVX512, 2 threads, this project's 2-core VM) with ``scipy.linalg.logm`` of an 8×8
+matrix: 1.30 ms back to back, 4.23 ms right after a ``torch.add`` of 2^18 elements, and
+that ``torch.add`` 3.7 ms right after it where it takes 0.03 ms after NumPy's; with
+``OMP_WAIT_POLICY=PASSIVE`` 1.31 and 0.07 ms, with ``OPENBLAS_NUM_THREADS=1`` 0.04 ms.
+
+``probe`` measures it for one call in the setup pass: the time the call adds to a loop
+alternating with a small torch parallel op, against the time it adds to a loop
+alternating with the same work done by NumPy (one thread, the same memory traffic,
+so the caches are disturbed alike). Each cycle is timed whole, so the slowdown of the
+torch op after the call counts as much as the call's own. ``Alternation`` holds the
+two medians; its ``ratio`` is what the report reads (``alternating_torch_s`` and
+``alternating_numpy_s`` in results.csv).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MAX_CALL_S", "Alternation", "alternation", "probe"]
+
+#: Calls slower than this are not probed: a spin-wait costs about a millisecond or two
+#: per switch (the figures above), a few per cent of such a call at most.
+MAX_CALL_S = 0.05
+#: Elements of the torch op a call alternates with: past torch's grain size (32,768),
+#: so that every intra-op thread takes part, and about 20-70 µs.
+PROBE_ELEMENTS = 1 << 18
+#: Cycles of each kind; the medians of 15 hold against a few bursts of noise.
+CYCLES = 15
+
+
+@dataclass(frozen=True)
+class Alternation:
+    """What one call adds to a loop of torch ops, and to a loop of NumPy ops."""
+
+    torch_s: float
+    """Median seconds a cycle (torch op, then the call) takes beyond the torch op back
+    to back: the call's cost, and the torch op's slowdown after it."""
+    numpy_s: float
+    """The same with the torch op's work done by NumPy instead (no OpenMP pool)."""
+
+    @property
+    def ratio(self) -> float:
+        """``torch_s / numpy_s``: over 1 where the pools fight."""
+        return self.torch_s / self.numpy_s if self.numpy_s > 0 else float("inf")
+
+
+def alternation(
+    torch_cycles: Sequence[float],
+    numpy_cycles: Sequence[float],
+    torch_alone: Sequence[float],
+    numpy_alone: Sequence[float],
+) -> Alternation:
+    """The medians of cycles net of the medians of their ops back to back. Pure."""
+    med = statistics.median
+    return Alternation(
+        max(0.0, med(torch_cycles) - med(torch_alone)),
+        max(0.0, med(numpy_cycles) - med(numpy_alone)),
+    )
+
+
+def probe(
+    call: Callable[[], Any],
+    per_call_s: float,
+    *,
+    cycles: int = CYCLES,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Alternation | None:
+    """``call`` alternating with a torch parallel op and with NumPy's same work (see
+    the module docstring); None for a call slower than ``MAX_CALL_S`` (``per_call_s``,
+    from the loop calibration). Run where the call is timed: the worker's threads set."""
+    if per_call_s > MAX_CALL_S:
+        return None
+    import numpy as np
+    import torch
+
+    x = torch.randn(PROBE_ELEMENTS)
+    y = torch.empty_like(x)
+    xn, yn = x.numpy(), y.numpy()
+
+    def on_torch() -> None:
+        torch.add(x, 1, out=y)
+
+    def on_numpy() -> None:
+        np.add(xn, 1, out=yn)
+
+    def cycle(op: Callable[[], None]) -> float:
+        start = clock()
+        op()
+        call()
+        return clock() - start
+
+    def alone(op: Callable[[], None]) -> float:
+        op()  # back to back: the op after itself
+        start = clock()
+        op()
+        return clock() - start
+
+    cycle(on_torch), cycle(on_numpy)  # warm both paths
+    timed: tuple[list[float], list[float], list[float], list[float]] = ([], [], [], [])
+    with torch.no_grad():
+        for _ in range(cycles):
+            timed[0].append(cycle(on_torch))
+            timed[1].append(cycle(on_numpy))
+            timed[2].append(alone(on_torch))
+            timed[3].append(alone(on_numpy))
+    return alternation(*timed)
