@@ -171,6 +171,7 @@ CHECK_MODULES = (
     "cache",
     "capabilities",
     "checks",
+    "contention",
     "deviation",
     "dtypes",
     "errors",

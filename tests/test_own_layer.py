@@ -97,7 +97,9 @@ def test_own_layer_gets_both_verdicts_or_says_why_not(own_run: tuple[Path, str, 
         )
         assert verdict, tanh[:500]
         if verdict.group(1).startswith("undecided"):
-            assert "too noisy on this machine" in tanh and "--profile" in tanh
+            # too few processes (2: one degree of freedom) or, with more, too noisy
+            why = ("too noisy on this machine", "too few processes")
+            assert any(w in tanh for w in why) and "--profile" in tanh
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from harness.report.tables import (
     summary_table,
     threads_sentence,
     time_tables,
+    untimed_phase,
 )
 from harness.results import Results
 from harness.stats import BAND
@@ -300,6 +301,9 @@ def _time_section(
         for label, text in time_tables(layer_frame, phase, notes, d.size_axis):
             title = name + (f", {label}" if label else "")
             out += [f"**{title}**", "", text, ""]
+        untimed = untimed_phase(layer_frame, phase)
+        if untimed:
+            out += [f"**{name}**: not timed for any implementation: {untimed}.", ""]
     out += [
         "Cells: median time per call ± standard deviation as a share of the median; "
         "×N (low–high): paired speedup over the baseline with its 95% interval, **bold** "

@@ -37,6 +37,7 @@ __all__ = [
     "summary_table",
     "threads_sentence",
     "time_tables",
+    "untimed_phase",
 ]
 
 
@@ -85,8 +86,8 @@ def time_tables(
     out = []
     for setting in settings(all_rows, axis):
         rows = [r for r in setting.rows if r.get("phase") == phase]
-        if not rows:
-            continue
+        if not any(r.get("status") == "ok" for r in rows):
+            continue  # a table of n/a alone says less than ``untimed_phase``'s line
         sizes = sorted({float(r["size"]) for r in rows if r.get("size") is not None})
         impls = impl_order(rows)
         base_impl = next((r["impl"] for r in rows if r.get("role") == "baseline"), None)
@@ -113,6 +114,17 @@ def time_tables(
         header = ["implementation"] + [f"{setting.size_axis}={fmt_size(s)}" for s in sizes]
         out.append((setting.label, md_table(header, body)))
     return out
+
+
+def untimed_phase(layer_frame: pd.DataFrame, phase: str) -> str | None:
+    """Why no implementation has ``phase`` timed at any size (the baseline's reason
+    first: "declared without backward"), or None where some row of it ran."""
+    rows = [r for r in records(layer_frame) if r.get("phase") == phase]
+    if not rows or any(r.get("status") == "ok" for r in rows):
+        return None
+    ordered = sorted(rows, key=lambda r: r.get("role") != "baseline")
+    reasons = dict.fromkeys(str(r.get("error") or r.get("status")) for r in ordered)
+    return "; ".join(reasons)
 
 
 def oneoff_table(

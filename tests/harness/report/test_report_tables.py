@@ -13,6 +13,7 @@ from harness.report.tables import (
     oneoff_table,
     summary_table,
     time_tables,
+    untimed_phase,
 )
 from harness.text import Footnotes, fmt_seconds, fmt_speedup
 
@@ -77,6 +78,25 @@ def test_failed_and_unsupported_points_show_as_such(rf: ModuleType) -> None:
     assert notes.render() == "[^1]: ValueError: bad shape\n[^2]: forward only"
     # the same speed is not called a win: plain text; no speedup where numpy failed
     assert "| torch | 1 ms ±1% ×1.00 (0.98–1.02) | 1 ms ±1% |" in table
+
+
+def test_a_phase_no_implementation_ran_is_one_line_not_a_table_of_na(rf: ModuleType) -> None:
+    """2026-11-30: POT's forward-only sinkhorn got two tables of "n/a (unsupported)"
+    in every cell, training step and backward, the same footnote in each."""
+    rows = []
+    for n in (8, 9):
+        rows += [
+            rf.row("lay", "numpy", n, "forward", 1e-3),
+            rf.row("lay", "torch", n, "forward", 1e-3),
+            rf.row("lay", "numpy", n, "step", status="unsupported", error="declared without backward"),
+            rf.row("lay", "torch", n, "step", status="unsupported", error="declared without backward"),
+            rf.row("lay", "onnxruntime", n, "step", status="unsupported", error="forward only"),
+        ]  # fmt: skip
+    frame = rf.frame(rf.paired(rows))
+    assert time_tables(frame, "step", Footnotes()) == []
+    assert untimed_phase(frame, "step") == "declared without backward; forward only"
+    assert untimed_phase(frame, "forward") is None
+    assert untimed_phase(frame, "backward") is None  # no rows of it at all
 
 
 def test_one_table_per_setting(rf: ModuleType) -> None:
