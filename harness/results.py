@@ -21,7 +21,7 @@ Every file but ``raw/`` is rewritten whole through a temporary file and ``os.rep
 so a reader never sees half a file from a live writer; a file cut short or altered
 afterwards (a full disk, a bad copy, an editor) is caught by ``load_results``.
 
-Schema versions: the format is ``SCHEMA_VERSION`` (2). The JSON files carry it as a
+Schema versions: the format is ``SCHEMA_VERSION`` (4). The JSON files carry it as a
 top-level ``"schema"`` key (``versioned``); the CSVs and pyperf.json have it in
 ``manifest.json``. A folder without versions is format 1 and is still read.
 """
@@ -74,8 +74,12 @@ __all__ = [
 #: The format of a results folder this harness writes, and the newest it reads.
 #: 1: no versions anywhere (before the manifest); 2: "schema" in the JSON files, manifest.json;
 #: 3: results.csv has ``step`` rows (a training step timed whole) and a ``returns`` column,
-#: and ``allocator_measured`` (the allocator the workers really ran with).
-SCHEMA_VERSION = 3
+#: and ``allocator_measured`` (the allocator the workers really ran with); 4: results.csv
+#: has ``minor_faults``, ``writes_inputs``, ``random_output``, ``reference_gradcheck``
+#: (and its error) and ``alternating_torch_s``/``alternating_numpy_s``, and breakdown.csv
+#: may be there (format 3 was not bumped for the first five: a format-3 folder may or
+#: may not have them, and whatever it lacks is read as empty).
+SCHEMA_VERSION = 4
 
 RUN_JSON = "run.json"
 ENVIRONMENT_JSON = "environment.json"
@@ -176,7 +180,15 @@ _FORMAT2_COLUMNS: dict[str, frozenset[str]] = {
     "deviations.csv": _FORMAT1_COLUMNS["deviations.csv"],
     "capabilities.csv": _FORMAT1_COLUMNS["capabilities.csv"],
 }
-_OLDER_COLUMNS = {1: _FORMAT1_COLUMNS, 2: _FORMAT2_COLUMNS}
+#: The columns each CSV had in format 3: format 2's and the step's (before the columns
+#: listed at ``SCHEMA_VERSION``); breakdown.csv is not listed, so whatever of it a
+#: format-3 folder lacks is read as empty.
+_FORMAT3_COLUMNS: dict[str, frozenset[str]] = {
+    "results.csv": _FORMAT2_COLUMNS["results.csv"] | frozenset(["returns", "allocator_measured"]),
+    "deviations.csv": _FORMAT2_COLUMNS["deviations.csv"],
+    "capabilities.csv": _FORMAT2_COLUMNS["capabilities.csv"],
+}
+_OLDER_COLUMNS = {1: _FORMAT1_COLUMNS, 2: _FORMAT2_COLUMNS, 3: _FORMAT3_COLUMNS}
 
 
 def atomic_write_csv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:

@@ -223,7 +223,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_manifest_format(tmp_path: Path) -> None:
     folder = _write(tmp_path / "run")
     manifest = json.loads((folder / MANIFEST_JSON).read_text())
-    assert manifest["schema"] == SCHEMA_VERSION == 3
+    assert manifest["schema"] == SCHEMA_VERSION == 4
     assert set(manifest["files"]) == {
         "results.csv",
         "deviations.csv",
@@ -232,7 +232,7 @@ def test_manifest_format(tmp_path: Path) -> None:
     }
     entry = manifest["files"]["results.csv"]
     data = (folder / "results.csv").read_bytes()
-    assert entry["schema"] == 3
+    assert entry["schema"] == SCHEMA_VERSION
     assert entry["rows"] == len(_frame())
     assert entry["columns"] == list(_frame().columns)
     assert entry["bytes"] == len(data)
@@ -628,3 +628,26 @@ def test_format2_results_csv_needs_every_column(tmp_path: Path) -> None:
     path = folder / "results.csv"
     path.write_text(_frame().drop(columns=_NEW_COLUMNS[:1]).to_csv(index=False))
     assert _error(folder).startswith(f"{path}: damaged: wrong columns (missing {_NEW_COLUMNS[0]})")
+
+
+def test_format3_results_csv_reads_the_columns_added_since_as_empty(tmp_path: Path) -> None:
+    """2026-11-30: columns added after format 3 without a bump made every older folder
+    read as "damaged" and rebuilt from raw/; format 4 lists what format 3 must have."""
+    since = [c for c in COLUMNS if c not in hr._FORMAT3_COLUMNS["results.csv"]]
+    assert "alternating_torch_s" in since and "returns" not in since
+    folder = _write(tmp_path / "run")
+    (folder / MANIFEST_JSON).unlink()  # run.json says which format
+    for name in ("run.json", "environment.json"):
+        data = json.loads((folder / name).read_text())
+        (folder / name).write_text(json.dumps({**data, "schema": 3}))
+    path = folder / "results.csv"
+    path.write_text(_frame().drop(columns=since[:2]).to_csv(index=False))
+    results = load_results(folder)
+    assert results.notes == (
+        f"results.csv is from an older harness (format 3): its columns "
+        f"{', '.join(since[:2])} are empty",
+    )
+    assert results.frame[since[0]].isna().all()
+    # a column format 3 had is still required
+    path.write_text(_frame().drop(columns=["returns"]).to_csv(index=False))
+    assert _error(folder).startswith(f"{path}: damaged: wrong columns (missing returns)")

@@ -11,7 +11,7 @@ import pytest
 from harness.cli import main
 from harness.errors import ResultsError
 from harness.report import compare_runs, format_comparison
-from harness.results import load_results
+from harness.results import SCHEMA_VERSION, load_results
 
 IMPLS = {"numpy": lambda n: 1e-3, "torch": lambda n: 0.5e-3}
 
@@ -72,7 +72,7 @@ def test_a_written_folder_loads_with_its_manifest(rf: ModuleType, tmp_path: Path
     assert (folder / "manifest.json").is_file()
     res = load_results(folder)
     assert res.notes == ()
-    assert res.run["schema"] == res.environment["schema"] == 3
+    assert res.run["schema"] == res.environment["schema"] == SCHEMA_VERSION
     assert len(res.frame) == len(rows)
     assert set(res.raw_values()) == {r["case"] for r in rows}
     torch = res.frame[(res.frame["impl"] == "torch") & (res.frame["phase"] == "forward")]
