@@ -22,6 +22,7 @@ import pytest
 import harness
 from harness.cli import main
 from harness.frame import COLUMNS
+from harness.results import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -187,11 +188,15 @@ def test_environment_and_run_files(seed_run: pd.DataFrame) -> None:
     env = json.loads((folder / "environment.json").read_text())
     assert env["allocator"]["swept"] == ["glibc"] and env["versions"]["torch"]
     assert env["threads"]["swept"] == [1]
-    assert env["cpu_capability"] and env["schema"] == 3
+    assert env["cpu_capability"] and env["schema"] == SCHEMA_VERSION
     assert env["noise"]["samples"] >= 1
     run = json.loads((folder / "run.json").read_text())
     # 2 layers x 2 sizes x 2 dtypes
-    assert run["config"]["profile"] == "quick" and run["groups"] == 8 and run["schema"] == 3
+    assert (
+        run["config"]["profile"] == "quick"
+        and run["groups"] == 8
+        and run["schema"] == SCHEMA_VERSION
+    )
     assert run["layers"]["conv2d"]["size_axis"] == "n"
     assert run["layers"]["fft"]["baselines"] == ["numpy"]
     assert run["timing"]["first_pass"]["processes"] == 2
