@@ -521,8 +521,12 @@ def _script_save(subject: _Subject) -> _Outcome:
         loaded = torch.jit.load(buffer)
     if subject.module is None:
         return _verdict(subject, lambda inputs: loaded(*inputs))
+    from harness.layer import parameter_order
+
     # The eager call (bind_module) has checked that the inputs match the parameters.
-    params = [param for _, param in loaded.named_parameters()]
+    named = list(loaded.named_parameters())
+    order = parameter_order([n for n, _ in named], subject.names[1:])
+    params = [named[i][1] for i in sorted(range(len(order)), key=order.__getitem__)]
 
     def run(inputs: Inputs) -> torch.Tensor:
         x, *values = inputs

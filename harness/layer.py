@@ -48,6 +48,7 @@ __all__ = [
     "baseline",
     "bind_module",
     "native",
+    "parameter_order",
 ]
 
 Role = Literal["baseline", "native", "compiled"]
@@ -146,6 +147,9 @@ class Implementation:
     source: str = ""
     arrays: bool = False
     """``fn`` is a NumPy function of arrays returning an array (forward only)."""
+    bound_inputs: tuple[str, ...] = ()
+    """A module's: the layer's input names after the first, which its parameters are
+    bound to (``bind_module``); set by ``Layer``."""
 
     @property
     def origin(self) -> str:
@@ -156,7 +160,7 @@ class Implementation:
         """The eager callable for one grid point (modules are built here)."""
         if self.module is not None:
             mod = self.module(point)
-            return bind_module(mod)
+            return bind_module(mod, self.bound_inputs)
         fn = self.fn
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
             return fn.apply  # type: ignore[no-any-return]
@@ -186,12 +190,39 @@ def _on_arrays(fn: Callable[..., Any]) -> Callable[..., torch.Tensor]:
     return call
 
 
-def bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
+def parameter_order(names: Sequence[str], inputs: Sequence[str]) -> list[int]:
+    """For each of a module's parameters (``names``, in ``named_parameters`` order), the
+    index of the layer input bound to it among ``inputs`` (the inputs after the first).
+
+    By name where the names match: the full dotted name (``conv.weight``) or, where
+    those are unique, the attribute (``weight``); in order where no name matches (or
+    ``inputs`` is empty). Before 2026-11-30 it was always in order, and a module whose
+    inputs were declared ``a_coeff, b_coeff`` for parameters ``b_coeff, a_coeff`` had
+    them swapped, read as a wrong baseline. ``InputError`` if some names match and
+    others do not, or the counts differ."""
+    if len(inputs) != len(names) and inputs:
+        raise InputError(f"module has parameters {list(names)} but the layer binds {list(inputs)}")
+    attrs = [n.rpartition(".")[2] for n in names]
+    for keys in (list(names), attrs):
+        if len(set(keys)) == len(keys) and set(keys) == set(inputs):
+            return [list(inputs).index(k) for k in keys]
+    if set(inputs) & (set(names) | set(attrs)):
+        raise InputError(
+            f"module parameters {list(names)} and the layer's inputs after the first "
+            f"{list(inputs)} share some names but not all: name them alike (bound by name) "
+            "or all differently (bound in order)"
+        )
+    return list(range(len(names)))
+
+
+def bind_module(mod: torch.nn.Module, inputs: Sequence[str] = ()) -> Callable[..., torch.Tensor]:
     """``call(x, *params)``: ``mod(x)`` with its parameters replaced by ``params``.
 
     The one binding of a module's parameters to a layer's inputs: ``params`` are the
-    layer's inputs after the first, in ``named_parameters`` order, so the harness
-    controls their values and autograd reaches them. ``InputError`` if the count differs.
+    layer's inputs after the first (named ``inputs``), bound by name where the names
+    match and in ``named_parameters`` order where none do (``parameter_order``), so the
+    harness controls their values and autograd reaches them. ``InputError`` if the
+    count differs.
 
     An eager call costs what the user's ``module(x)`` costs: the tensors are put in the
     parameters' places (every place a tied parameter has) when they are not already
@@ -209,6 +240,7 @@ def bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
     """
     named = list(mod.named_parameters())
     names = [name for name, _ in named]
+    order = parameter_order(names, inputs) if len(inputs) == len(names) else None
     index = {id(param): i for i, (_, param) in enumerate(named)}
     places: list[list[tuple[torch.nn.Module, str]]] = [[] for _ in named]
     for name, param in mod.named_parameters(remove_duplicate=False):
@@ -225,6 +257,8 @@ def bind_module(mod: torch.nn.Module) -> Callable[..., torch.Tensor]:
                 f"module {type(mod).__name__} has parameters {names} but got {len(params)} "
                 "parameter tensors"
             )
+        if order is not None:
+            params = tuple(params[i] for i in order)
         if torch.jit.is_tracing():
             with _parameters_swapped(places, params):
                 return mod(x)  # type: ignore[no-any-return]
@@ -367,8 +401,18 @@ class Layer:
         if not isinstance(self.description, str):
             raise LayerDefinitionError(f"{owner}: description must be a string")
         object.__setattr__(self, "axes", tuple(self.axes))
-        object.__setattr__(self, "implementations", tuple(self.implementations))
         object.__setattr__(self, "inputs", dict(self.inputs))
+        bound = tuple(self.inputs)[1:]
+        object.__setattr__(
+            self,
+            "implementations",
+            tuple(
+                replace(i, bound_inputs=bound)
+                if isinstance(i, Implementation) and i.module is not None
+                else i
+                for i in self.implementations
+            ),
+        )
         if not self.axes:
             raise LayerDefinitionError(f"{owner}: declares no grid axes")
         seen: set[str] = set()

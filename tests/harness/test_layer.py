@@ -202,6 +202,47 @@ def test_bind_module_takes_parameters_from_the_inputs_by_name() -> None:
         call(x, b)
 
 
+def test_bind_module_binds_by_name_whatever_the_order_of_the_inputs() -> None:
+    """2026-11-30: dynoNet's module, declared with inputs u_in, a_coeff, b_coeff for
+    parameters b_coeff, a_coeff, had them swapped, and the report said its gradient
+    was wrong."""
+    from harness.layer import parameter_order
+
+    mod = _Affine()  # named_parameters order: shift, inner.weight
+    x, b, w = torch.randn(2, 3), torch.randn(3), torch.randn(3, 3)
+    for inputs, args in (
+        (("inner.weight", "shift"), (w, b)),  # full names, the other order
+        (("weight", "shift"), (w, b)),  # attribute names
+        (("shift", "weight"), (b, w)),
+        (("b", "w"), (b, w)),  # no name matches: in order
+    ):
+        out = bind_module(mod, inputs)(x, *args)
+        assert torch.allclose(out, x @ w.T + b), inputs
+    assert parameter_order(["shift", "inner.weight"], ["inner.weight", "shift"]) == [1, 0]
+    with pytest.raises(InputError, match="share some names but not all"):
+        parameter_order(["shift", "inner.weight"], ["shift", "w"])
+
+
+def test_a_layer_binds_its_module_to_the_inputs_after_the_first() -> None:
+    layer = Layer(
+        name="affine",
+        description="x @ w.T + shift",
+        axes=(Axis("n", (2,), "rows"),),
+        inputs={"x": 2, "weight": 2, "shift": 1},
+        make_inputs=lambda p, g: (
+            torch.randn(int(p["n"]), 3, generator=g, dtype=torch.float64),
+            torch.randn(3, 3, generator=g, dtype=torch.float64),
+            torch.randn(3, generator=g, dtype=torch.float64),
+        ),
+        reference=lambda x, w, s: x @ w.T + s,
+        implementations=(baseline("mod", module=lambda p: _Affine()),),
+    )
+    (impl,) = layer.implementations
+    assert impl.bound_inputs == ("weight", "shift")
+    x, w, b = torch.randn(2, 3), torch.randn(3, 3), torch.randn(3)
+    assert torch.allclose(impl.callable_for({"n": 2})(x, w, b), x @ w.T + b)
+
+
 def test_bind_module_works_under_the_tracer_and_restores_the_module() -> None:
     mod = _Affine()
     before = [(name, p) for name, p in mod.named_parameters()]
