@@ -38,7 +38,14 @@ from harness.protocol import UPSTREAM_GRADIENT, PhaseBreakdown, PhaseSetup
 if TYPE_CHECKING:
     from harness.profile_call import Costs
 
-__all__ = ["CACHED_FIELDS", "SetupChecks", "cache_entry", "no_backward", "profile_phase"]
+__all__ = [
+    "CACHED_FIELDS",
+    "SetupChecks",
+    "cache_entry",
+    "no_backward",
+    "pools_meet",
+    "profile_phase",
+]
 
 #: What the cache keeps of a checked phase: what depends only on code, versions and the
 #: point, and the loop calibration as a plan (the scheduler budgets with ``estimate_s``;
@@ -106,9 +113,7 @@ class SetupChecks:
         peak = _peak(p, p.forward, memory)
         time_func = p.forward_time_func()
         loops, per_call = calibrate_loops(time_func, min_time)
-        # where NumPy's/SciPy's thread pool may meet torch's: a baseline, many threads
-        pools = p.impl.role == "baseline" and p.variant.threads > 1 and p.variant.device == "cpu"
-        alternating = probe(p.forward, per_call) if pools else None
+        alternating = probe(p.forward, per_call) if pools_meet(p.impl.role, p.variant) else None
         return PhaseSetup(
             "ok",
             loops=loops,
@@ -167,6 +172,14 @@ class SetupChecks:
             writes=writes,
             **peak,
         )
+
+
+def pools_meet(role: str, variant: Variant) -> bool:
+    """Whether a variant's forward is probed alternating with torch's ops
+    (``harness.contention``): where NumPy's/SciPy's threads may meet torch's, a
+    baseline's, at more than one thread, on the CPU (the setup, and a setup from the
+    cache, whose probe is measured afresh)."""
+    return role == "baseline" and variant.threads > 1 and variant.device == "cpu"
 
 
 def _no_grad(fn: Callable[..., Any], inputs: Sequence[torch.Tensor]) -> Any:

@@ -11,7 +11,8 @@ matrix: 1.30 ms back to back, 4.23 ms right after a ``torch.add`` of 2^18 elemen
 that ``torch.add`` 3.7 ms right after it where it takes 0.03 ms after NumPy's; with
 ``OMP_WAIT_POLICY=PASSIVE`` 1.31 and 0.07 ms, with ``OPENBLAS_NUM_THREADS=1`` 0.04 ms.
 
-``probe`` measures it for one call in the setup pass: the time the call adds to a loop
+``probe`` measures it for one call that runs threads of its own (``cpu_share``) in the
+setup pass: the time the call adds to a loop
 alternating with a small torch parallel op, against the time it adds to a loop
 alternating with the same work done by NumPy (one thread, the same memory traffic,
 so the caches are disturbed alike). Each cycle is timed whole, so the slowdown of the
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_CALL_S", "Alternation", "alternation", "probe"]
+__all__ = ["MAX_CALL_S", "OWN_POOL_CPU", "Alternation", "alternation", "cpu_share", "probe"]
 
 #: Calls slower than this are not probed: a spin-wait costs about a millisecond or two
 #: per switch (the figures above), a few per cent of such a call at most.
@@ -38,6 +39,12 @@ MAX_CALL_S = 0.05
 PROBE_ELEMENTS = 1 << 18
 #: Cycles of each kind; the medians of 15 hold against a few bursts of noise.
 CYCLES = 15
+#: The process CPU time over wall time of the call back to back from which it runs a
+#: pool of its own: a call on one thread cannot hold the cores torch's threads need
+#: (2026-11-30: scipy.signal.lfilter, one thread, read ×1.41 under a foreign load and
+#: ×1.00 without), so it is not probed.
+OWN_POOL_CPU = 1.1
+_SPIN_PAUSE_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -70,17 +77,42 @@ def alternation(
     )
 
 
+def cpu_share(
+    call: Callable[[], Any],
+    calls: int = 5,
+    *,
+    wall: Callable[[], float] = time.perf_counter,
+    cpu: Callable[[], float] = time.process_time,
+) -> float:
+    """Process CPU time over wall time of ``calls`` calls back to back, after a pause
+    that lets any pool's spinning end: about 1 for a call on one thread, more for one
+    whose own threads work (or spin) beside it. The pause is long because OpenBLAS's
+    threads spin for about 2^28 cycles (~0.1 s) after their last work: after 20 ms a
+    one-thread ``lfilter`` read 2.53 once, the BLAS threads of an earlier call still
+    spinning (2026-11-30)."""
+    call()
+    time.sleep(_SPIN_PAUSE_S)
+    start_wall, start_cpu = wall(), cpu()
+    for _ in range(calls):
+        call()
+    spent = wall() - start_wall
+    return (cpu() - start_cpu) / spent if spent > 0 else 0.0
+
+
 def probe(
     call: Callable[[], Any],
     per_call_s: float,
     *,
     cycles: int = CYCLES,
     clock: Callable[[], float] = time.perf_counter,
+    cpu: Callable[[Callable[[], Any]], float] | None = None,
 ) -> Alternation | None:
     """``call`` alternating with a torch parallel op and with NumPy's same work (see
     the module docstring); None for a call slower than ``MAX_CALL_S`` (``per_call_s``,
-    from the loop calibration). Run where the call is timed: the worker's threads set."""
-    if per_call_s > MAX_CALL_S:
+    from the loop calibration), and for one that runs on one thread (``cpu``: the
+    process CPU time over wall time of calls back to back, below ``OWN_POOL_CPU``).
+    Run where the call is timed: the worker's threads set."""
+    if per_call_s > MAX_CALL_S or (cpu or cpu_share)(call) < OWN_POOL_CPU:
         return None
     import numpy as np
     import torch

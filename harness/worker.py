@@ -45,7 +45,14 @@ import torch
 
 from harness.cache import Checks, Lookup
 from harness.case import PHASES, Variant
-from harness.checks import SetupChecks, cache_entry, gradcheck_with_reference, profile_phase
+from harness.checks import (
+    SetupChecks,
+    cache_entry,
+    gradcheck_with_reference,
+    pools_meet,
+    profile_phase,
+)
+from harness.contention import probe
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
@@ -214,6 +221,9 @@ class Worker:
             return False
         if not value["built"]:
             oneoff_s = oneoff_what = None
+        role = self.registry.get(variant.layer).implementation(variant.impl).role
+        if "forward" in cached and pools_meet(role, variant):
+            cached["forward"] = _probed_afresh(self, variant, cached["forward"])
         self.log.write(SetupDone(variant, cached, oneoff_s, oneoff_what, cache="hit"))
         return True
 
@@ -579,3 +589,21 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _probed_afresh(worker: Worker, variant: Variant, forward: PhaseSetup) -> PhaseSetup:
+    """``forward`` (from the cache) with its probe alternating with torch's ops measured
+    afresh (``harness.contention``): it is a timing, and nothing timed comes from the
+    cache. Unchanged where it cannot run: it explains, and decides nothing."""
+    if forward.status != "ok":
+        return forward
+    try:
+        with quiet():
+            p = worker.prepare(variant)
+        set_threads(variant.threads)
+        found = probe(p.forward, forward.estimate_s or 0.0)
+    except Exception:
+        return forward
+    if found is None:
+        return forward
+    return replace(forward, alternating_torch_s=found.torch_s, alternating_numpy_s=found.numpy_s)

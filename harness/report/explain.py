@@ -321,8 +321,8 @@ def _alternating_sentence(d: LayerDecision) -> str | None:
         f"{impl} costs {fmt_seconds(on_torch)} at {d.size_axis}={fmt_size(size)} ({label}) "
         f"where alternating with the same work done by NumPy it costs "
         f"{fmt_seconds(on_numpy)} ({fmt_speedup(ratio)}; ×{ALTERNATING_RATIO:g} or more at "
-        f"{_sizes(d.size_axis, sizes)}). Torch's OpenMP threads and {impl}'s own pool (its "
-        "BLAS) spin-wait after their work and take turns at the cores, both ways. The "
+        f"{_sizes(d.size_axis, sizes)}). Torch's OpenMP threads and {impl}'s own threads (its "
+        "BLAS's, say) spin-wait after their work and take turns at the cores, both ways. The "
         f"timings above are of calls back to back: inside a model {impl} costs more than "
         "they say, and porting gains more. One BLAS thread around it "
         '(`threadpoolctl.threadpool_limits(1, "blas")`, or `OPENBLAS_NUM_THREADS=1`) or '

@@ -4,7 +4,9 @@ on a fake clock, its bounds, and what the setup pass records of it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,38 +40,77 @@ def test_the_probe_times_cycles_and_ops_in_the_order_documented() -> None:
     cycles = 3
     # two warm cycles, then per cycle: torch cycle, NumPy cycle, torch op, NumPy op
     plan = [9.0, 9.0] + [5e-3, 2e-3, 1e-3, 0.5e-3] * cycles
-    found = probe(lambda: calls.append(1), 1e-3, cycles=cycles, clock=_scripted_clock(plan))
+    found = probe(
+        lambda: calls.append(1), 1e-3, cycles=cycles, clock=_scripted_clock(plan), cpu=lambda c: 2.0
+    )
     assert found == Alternation(pytest.approx(4e-3), pytest.approx(1.5e-3))
     assert len(calls) == 2 + 2 * cycles  # the call runs in every cycle, never alone
     assert plan == []
 
 
-def test_a_call_slower_than_the_spin_wait_matters_is_not_probed() -> None:
+def test_a_call_slower_than_the_spin_wait_matters_or_on_one_thread_is_not_probed() -> None:
     calls = []
     assert probe(lambda: calls.append(1), MAX_CALL_S * 2) is None
     assert calls == []
+    # one thread: it holds no core torch's threads need (lfilter under load read ×1.41)
+    assert probe(lambda: calls.append(1), 1e-3, cpu=lambda c: 1.0) is None
+    assert calls == []
 
 
-def test_the_setup_probes_a_baseline_at_two_threads_only(tmp_path: Path) -> None:
-    from harness.case import Variant
+def test_cpu_share_is_process_cpu_over_wall_time() -> None:
+    from harness.contention import cpu_share
+
+    ticks = iter([0.0, 10.0, 0.5, 11.0])  # read wall, cpu, then wall, cpu: 0.5 s, 1 s
+    share = cpu_share(lambda: None, wall=lambda: next(ticks), cpu=lambda: next(ticks))
+    assert share == pytest.approx(2.0)
+
+
+def _forward_setups(tmp_path: Path, fixture: str, variants: list[Any], cache: Path | None) -> dict:
     from harness.protocol import EventLog, Job, SetupDone
     from harness.worker import Worker
 
-    raw = tmp_path / "setup.jsonl"
-    layers = str(Path(__file__).resolve().parents[1] / "fixtures" / "dtype_layers.py")
-    worker = Worker(Job("setup", (), str(raw), layers_from=(layers,), memory=False))
-    worker.setup(Variant.make("exp32", "numpy", {"n": 64}, threads=2))
-    worker.setup(Variant.make("exp32", "numpy", {"n": 1024}, threads=1))
-    worker.setup(Variant.make("exp32", "torch", {"n": 64}, threads=2))
+    raw = tmp_path / f"setup-{len(list(tmp_path.iterdir()))}.jsonl"
+    layers = str(Path(__file__).resolve().parents[1] / "fixtures" / fixture)
+    job = Job("setup", (), str(raw), layers_from=(layers,), memory=False)
+    if cache is not None:
+        job = replace(job, cache_dir=str(cache))
+    worker = Worker(job)
+    for variant in variants:
+        worker.setup(variant)
     worker.log.close()
-    forward = {
-        (e.variant.impl, e.variant.threads): e.phases["forward"]
+    return {
+        (e.variant.impl, e.variant.threads): (e.phases["forward"], e.cache)
         for e in EventLog.read(raw)
         if isinstance(e, SetupDone)
     }
-    probed = forward[("numpy", 2)]
-    assert probed.alternating_torch_s is not None and probed.alternating_numpy_s is not None
-    assert probed.alternating_torch_s >= 0 and probed.alternating_numpy_s >= 0
-    for key in (("numpy", 1), ("torch", 2)):  # one thread, or torch beside torch
-        assert forward[key].alternating_torch_s is None, key
-        assert forward[key].alternating_numpy_s is None, key
+
+
+def test_the_setup_probes_a_baseline_of_its_own_threads_at_two_threads_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a call runs threads of its own is ``cpu_share``'s (tested above on a fake
+    clock): faked here, since a busy machine (tests in parallel) runs a BLAS product's
+    threads one at a time."""
+    import harness.contention
+    from harness.case import Variant
+
+    monkeypatch.setattr(harness.contention, "cpu_share", lambda call: 2.0)
+    variants = [
+        Variant.make("gram", "numpy", {"n": 512}, threads=2),
+        Variant.make("gram", "numpy", {"n": 512}, threads=1),
+        Variant.make("gram", "torch", {"n": 512}, threads=2),
+    ]
+    cache = tmp_path / "cache"
+    for round_ in ("cold", "from the cache"):
+        forward = _forward_setups(tmp_path, "pool_layers.py", variants, cache)
+        probed, how = forward[("numpy", 2)]
+        assert how == ("hit" if round_ == "from the cache" else "miss"), round_
+        # measured afresh on a cache hit: a timing never comes from the cache
+        assert probed.alternating_torch_s is not None, round_
+        assert probed.alternating_numpy_s is not None, round_
+        for key in (("numpy", 1), ("torch", 2)):  # one thread, or torch beside torch
+            assert forward[key][0].alternating_torch_s is None, (round_, key)
+    # a call on one thread is not probed
+    monkeypatch.setattr(harness.contention, "cpu_share", lambda call: 1.0)
+    forward = _forward_setups(tmp_path, "pool_layers.py", variants[:1], None)
+    assert forward[("numpy", 2)][0].alternating_torch_s is None
