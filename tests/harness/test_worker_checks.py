@@ -257,6 +257,23 @@ def test_a_forward_that_raises_is_not_gradchecked_but_a_backward_that_raises_fai
     ok, why, _ = checked_gradient(NoBackward.apply, [x], [True], ("x",))
     assert ok is False and "ValueError: odd width" in why
 
+    # a forward that fails at one of gradcheck's perturbed inputs (an iterative solver
+    # that does not converge there) is no wrong gradient either (2026-11-30)
+    calls = []
+
+    def flaky(x: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) > 4:
+            raise RuntimeError("did not converge within kmax=17 iterations")
+        return x * 2
+
+    ok, why, _ = checked_gradient(flaky, [x], [True], ("x",))
+    assert ok is None and why == (
+        "not run to the end: its forward raises at an input gradcheck perturbs by 1e-6 "
+        "(RuntimeError: did not converge within kmax=17 iterations), so gradcheck cannot "
+        "judge its gradient"
+    )
+
 
 def test_a_reference_that_reads_part_of_its_input_fails_gradcheck(tmp_path: Path) -> None:
     """A public SciPy sqrtm Function against an eigh reference (2026-11-30): SciPy's
