@@ -236,3 +236,21 @@ def test_the_figure_stacks_kinds_per_case() -> None:
         assert len(heights) == 4 and all(h == pytest.approx(100) for h in heights.values())
     finally:
         plt.close(fig)
+
+
+def test_a_single_call_far_from_the_loop_is_not_blamed_on_the_tools() -> None:
+    """2026-11-30: a profile taken under a foreign load, served from the cache to a
+    quiet run: profiled 31.8 ms, plain 32 ms, timed 406 µs, read as tracing overhead."""
+    from harness.report.breakdown import Profiled, reconcile_lines
+
+    def case(profiled: float, plain: float, timed: float) -> Profiled:
+        return Profiled(
+            "scipy", "baseline", "forward", 256.0, (), (), profiled, None, plain, None, timed
+        )
+
+    (text,) = reconcile_lines([case(31.8e-3, 32e-3, 406e-6)])
+    assert "profiled 31.8 ms, plain 32 ms, timed 406 µs" in text
+    assert "so the tools are not the cause" in text and "tracing costs more" not in text
+    # where the tools do cost: profiled far from the plain call too
+    (text,) = reconcile_lines([case(90e-6, 20e-6, 20e-6)])
+    assert "Python-level tracing costs more than its estimate" in text
