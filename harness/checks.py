@@ -23,6 +23,7 @@ from harness.deviation import (
     compare_tensors,
     gradients,
     output_mismatch,
+    precision_mismatch,
     run_gradcheck,
     seeded,
     upstream_gradient,
@@ -106,7 +107,7 @@ class SetupChecks:
         writes = written_inputs(tuple(p.layer.inputs), p.inputs, before)
         random = differs(p.forward(), out, p.variant.dtype)
         ref_out, _ = self.reference(p.layer, p.variant)
-        returns = output_mismatch(out, p.inputs, ref_out.shape)
+        returns = output_mismatch(out, p.inputs, ref_out.shape) or precision_mismatch(out, ref_out)
         dev = compare_tensors("output", out, ref_out, p.variant.dtype)
         del out
 
@@ -363,7 +364,7 @@ def gradcheck_with_reference(
     names = tuple(layer.inputs)
     inputs = layer.make(point, torch.float64, "cpu", seed)
     mask = layer.grad_mask(inputs)
-    ok, why, returns = checked_gradient(fn, inputs, mask, names)
+    ok, why, returns = checked_gradient(fn, inputs, mask, names, layer.reference)
     fresh = layer.make(point, torch.float64, "cpu", seed)
     ref_ok, ref_why, _ = checked_gradient(layer.reference, fresh, mask, names)
     return ok, why, returns, ref_ok, ref_why
@@ -374,6 +375,7 @@ def checked_gradient(
     inputs: Sequence[torch.Tensor],
     mask: Sequence[bool],
     names: Sequence[str] = (),
+    reference: Callable[..., Any] | None = None,
 ) -> tuple[bool | None, str, str]:
     """``torch.autograd.gradcheck`` of ``fn`` at float64 ``inputs``, or why it is not run:
     ``(ok, why, returns)``. ``returns`` names a dtype, device or shape the layer returns
@@ -425,7 +427,7 @@ def checked_gradient(
                 "finite differences need inputs and upstream gradients that stay as they are",
                 returns,
             )
-        returns = output_mismatch(out, inputs) or ""
+        returns = output_mismatch(out, inputs) or _imprecise(out, inputs, reference) or ""
         if returns:
             return (
                 None,
@@ -459,6 +461,21 @@ def checked_gradient(
     except Exception as exc:
         return False, describe(exc), returns
     return ok, why, returns
+
+
+def _imprecise(
+    out: Any, inputs: Sequence[torch.Tensor], reference: Callable[..., Any] | None
+) -> str | None:
+    """``deviation.precision_mismatch`` of ``out`` against ``reference`` at copies of
+    ``inputs`` (None without a reference, or where the reference does not run)."""
+    if reference is None:
+        return None
+    try:
+        with torch.no_grad():
+            ref = reference(*(t.detach().clone() for t in inputs))
+    except Exception:
+        return None
+    return precision_mismatch(out, ref) if isinstance(ref, torch.Tensor) else None
 
 
 def _noting_raises(fn: Callable[..., Any], raised: list[BaseException]) -> Callable[..., Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "compare_tensors",
     "gradients",
     "output_mismatch",
+    "precision_mismatch",
     "run_gradcheck",
     "seed_globals",
     "seeded",
@@ -198,6 +199,34 @@ def output_mismatch(
     if shape is not None and tuple(out.shape) != tuple(shape):
         found.append(f"shape {tuple(out.shape)} where the reference has {tuple(shape)}")
     return "; ".join(found) or None
+
+
+#: The relative errors of a float64 output that look like float32 rounding (float32's
+#: unit roundoff is 6e-8): from well above float64's to well below what a float32
+#: algorithm of few steps leaves.
+_FLOAT32_NOISE = (1e-8, 1e-5)
+
+
+def precision_mismatch(out: object, ref: torch.Tensor) -> str | None:
+    """How a float64 output's error against the float64 reference says it was computed
+    in float32 inside, or None.
+
+    2026-11-30: a public mesh Laplacian that applied its SciPy matrix through
+    ``torch.Tensor(Lx)`` returned float64 (cast back) with errors of 5.9e-8, float32's
+    rounding; gradcheck, whose finite differences (eps 1e-6) need float64 accuracy,
+    failed it, and the report said its gradient was wrong."""
+    if not isinstance(out, torch.Tensor) or out.dtype != torch.float64:
+        return None
+    if out.shape != ref.shape or out.layout != torch.strided or ref.layout != torch.strided:
+        return None
+    err = compare_tensors("output", out, ref, "float64").max_rel_err
+    if not _FLOAT32_NOISE[0] <= err <= _FLOAT32_NOISE[1]:  # NaN is neither
+        return None
+    return (
+        f"float64 with float32's rounding (max relative error {err:.1e} against the "
+        "reference, where float32 rounds at 6.0e-08: likely computed in float32 inside, "
+        "through `torch.Tensor(array)`, `.float()` or a float32 array on the way to NumPy)"
+    )
 
 
 def _dtype_cause(out: torch.dtype, given: torch.dtype) -> str:

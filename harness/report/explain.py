@@ -343,6 +343,14 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
             "timings do not matter until then."
         )
         out += [f"{_writes(*w)}: fix that too." for w in writers[1:]]
+    elif d.kind == FIX_GRADIENT and not g.gradcheck_failed and _returns_of(g, baselines):
+        # what it returns (a dtype, float32 inside) is the likelier defect than its formula
+        out.append(
+            "The NumPy/SciPy gradients disagree with the float64 reference in the dtype "
+            "measured, and what it returns (the caution below) is a likely cause, not "
+            "necessarily its formula: fix that first; its timings do not matter until then."
+        )
+        out += [f"{_writes(*w)}: fix that too." for w in writers]
     elif d.kind == FIX_GRADIENT:
         out.append(
             "The NumPy/SciPy gradient is wrong, so its timings do not matter until it is "
@@ -359,6 +367,11 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
             f"Caution: {impl} returns {how}." + _returns_consequence(d, impl in baselines, how)
         )
     return out
+
+
+def _returns_of(g: GradientFindings, baselines: set[str]) -> bool:
+    """Whether a baseline returns another dtype than asked, or float32's rounding."""
+    return any(impl in baselines for impl, _ in g.returns)
 
 
 def _returns_consequence(d: LayerDecision, baseline: bool, how: str) -> str:

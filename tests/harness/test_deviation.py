@@ -158,6 +158,20 @@ def test_output_mismatch_names_a_dtype_change_and_its_likely_cause() -> None:
     assert "shape (3,) where the reference has (4,)" in str(output_mismatch(x, (x,), (4,)))
 
 
+def test_precision_mismatch_names_float32_rounding_in_a_float64_output() -> None:
+    from harness.deviation import precision_mismatch
+
+    x = torch.rand(64, dtype=torch.float64) + 0.5
+    ref = torch.exp(x)
+    inside32 = torch.exp(x.float()).double()  # torch.Tensor(Lx) and back, in effect
+    found = precision_mismatch(inside32, ref)
+    assert found is not None and found.startswith("float64 with float32's rounding")
+    assert "likely computed in float32 inside" in found
+    assert precision_mismatch(ref.clone(), ref) is None  # float64 throughout
+    assert precision_mismatch(ref * 1.01, ref) is None  # wrong, not imprecise
+    assert precision_mismatch(inside32.float(), ref) is None  # a float32 output: dtype's
+
+
 class _SparseMatVec(torch.autograd.Function):
     """y = A @ x through SciPy, A a sparse COO matrix: its gradient for A is sparse, on
     A's entries only (as torch's own sparse ops give it); ``scale`` spoils it."""

@@ -68,6 +68,32 @@ def test_a_layer_with_an_index_input_is_checked_like_any_other(tmp_path: Path) -
         assert all(d["within_tol"] for d in backward), backward
 
 
+def test_a_float64_layer_computed_in_float32_inside_is_not_gradchecked() -> None:
+    """2026-11-30: a mesh Laplacian through torch.Tensor(Lx) failed gradcheck in float64
+    and read "fix the gradient first"; its formula was right."""
+    import torch
+
+    from harness.checks import checked_gradient
+
+    class Float32Inside(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(x)
+            return torch.exp(x.float()).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return g * torch.exp(x.float()).to(x.dtype)
+
+    x = torch.rand(16, dtype=torch.float64) + 0.5
+    ok, why, returns = checked_gradient(Float32Inside.apply, [x], [True], ("x",), torch.exp)
+    assert ok is None and returns.startswith("float64 with float32's rounding")
+    assert why.startswith("not run: it returns float64 with float32's rounding")
+    ok, _, _ = checked_gradient(Float32Inside.apply, [x], [True], ("x",))  # no reference
+    assert ok is False
+
+
 def _inplace_relu() -> type:
     """A NumPy ReLU that clamps its input's own memory (the bug), with a right backward."""
     import numpy as np

@@ -1039,6 +1039,26 @@ def test_a_baseline_that_returns_float64_for_float32_is_said_to_compare_dtypes(
     assert "not of its gradient formula" not in text
 
 
+def test_gradients_off_beside_what_a_baseline_returns_name_that_first(rf: ModuleType) -> None:
+    """float64 computed in float32 inside: its float64 gradients miss float64's
+    tolerance, and what it returns is named as the likely cause, not its formula."""
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
+    )
+    why = "float64 with float32's rounding (max relative error 5.9e-08 ...)"
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r["returns"] = why
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r.update(within_tol=False, max_rel_err=5.9e-8, gradcheck=None)
+    d = decide_one(rf, rows)
+    assert d.kind == FIX_GRADIENT
+    text = " ".join(layer_sentences(d))
+    assert "what it returns (the caution below) is a likely cause" in text
+    assert "gradient is wrong" not in text
+    assert f"Caution: numpy returns {why}." in text
+
+
 def test_a_layer_that_returns_float32_is_a_caution_not_a_wrong_gradient(rf: ModuleType) -> None:
     rows = _three_phase_rows(
         rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
