@@ -447,20 +447,26 @@ def checked_gradient(
                 "first size on the layer's axes gets it gradchecked)",
                 returns,
             )
-        raised: list[BaseException] = []
-        ok, why = run_gradcheck(_noting_raises(fn, raised), inputs, mask)
-        if not ok and raised:
-            # the forward, not the gradient (2026-11-30: a propack SVD that did not
-            # converge at a perturbed input read "fails gradcheck (LinAlgError ...)")
-            return (
-                None,
-                f"not run to the end: its forward raises at an input gradcheck perturbs "
-                f"by 1e-6 ({describe(raised[0])}), so gradcheck cannot judge its gradient",
-                returns,
-            )
+        ok, why = _gradcheck_apart_from_forward(fn, inputs, mask)
     except Exception as exc:
         return False, describe(exc), returns
     return ok, why, returns
+
+
+def _gradcheck_apart_from_forward(
+    fn: Callable[..., Any], inputs: Sequence[torch.Tensor], mask: Sequence[bool]
+) -> tuple[bool | None, str]:
+    """``run_gradcheck``, with a forward that raises at one of its perturbed inputs
+    said apart (None): the forward, not the gradient (2026-11-30: a propack SVD that
+    did not converge there read "fails gradcheck (LinAlgError ...)")."""
+    raised: list[BaseException] = []
+    ok, why = run_gradcheck(_noting_raises(fn, raised), inputs, mask)
+    if not ok and raised:
+        return None, (
+            f"not run to the end: its forward raises at an input gradcheck perturbs "
+            f"by 1e-6 ({describe(raised[0])}), so gradcheck cannot judge its gradient"
+        )
+    return ok, why
 
 
 def _imprecise(
