@@ -184,6 +184,9 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     decided = [p for p in s.points if p.side in ("native", "baseline") and p.failed is None]
     ties = [p for p in s.points if p.side == "tie"]
     out += _band_sentences(s, axis)
+    turns = _turns_sentence(s, axis)
+    if turns:
+        out.append(turns)
     if s.kind == UNDECIDED:
         out.append(_undecided_sentence(s, axis))
     phases = _phase_sentence(s, axis)
@@ -232,6 +235,28 @@ def _band_sentences(s: SettingDecision, axis: str) -> list[str]:
             f"The faster side changes at {_range(axis, s.threshold)}; {faster} is faster above."
         )
     return out
+
+
+def _turns_sentence(s: SettingDecision, axis: str) -> str | None:
+    """Where the faster side changes more than once across the sizes (decided speeds;
+    a side's failure is no speed), or None: a verdict "above N" speaks for the largest
+    sizes only."""
+    blocks: list[tuple[str, list[float]]] = []
+    for p in sorted(s.points, key=lambda p: p.size):
+        if p.side not in ("native", "baseline") or p.failed is not None:
+            continue
+        if blocks and blocks[-1][0] == p.side:
+            blocks[-1][1].append(p.size)
+        else:
+            blocks.append((p.side, [p.size]))
+    if len(blocks) <= 2:
+        return None
+    names = {"native": s.native, "baseline": s.baseline}
+    stretches = ", ".join(f"{names[side]} at {_sizes(axis, sizes)}" for side, sizes in blocks)
+    return (
+        f"The faster side changes more than once ({stretches}), so the verdict speaks "
+        "for the largest sizes: check the sizes you run."
+    )
 
 
 def _undecided_sentence(s: SettingDecision, axis: str) -> str:

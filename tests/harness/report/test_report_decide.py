@@ -711,6 +711,19 @@ def test_a_baseline_whose_thread_pool_fights_torchs_is_explained(rf: ModuleType)
     assert "Thread pools" not in " ".join(layer_sentences(decide_one(rf, rows)))
 
 
+def test_a_side_that_wins_twice_is_named_beside_an_above_verdict(rf: ModuleType) -> None:
+    steps = {40: rf.iv(2.5), 200: rf.iv(0.65), 800: rf.iv(3.0)}
+    (s,) = decide_one(rf, layer_rows(rf, steps)).settings
+    assert s.kind == PORT_ABOVE
+    text = " ".join(setting_sentences(s, "n"))
+    assert (
+        "The faster side changes more than once (torch at n=40, numpy at n=200, torch at "
+        "n=800), so the verdict speaks for the largest sizes"
+    ) in text
+    (s,) = decide_one(rf, layer_rows(rf, {40: rf.iv(0.5), 800: rf.iv(3.0)})).settings
+    assert "changes more than once" not in " ".join(setting_sentences(s, "n"))
+
+
 def test_undecided_with_two_processes_names_the_design_not_the_machine(rf: ModuleType) -> None:
     """2026-11-30: a quick run's ×189 (6 rounds, all ×48-×748) read "too noisy on this
     machine"; its interval stood on 2 processes, t with one degree of freedom."""
