@@ -139,6 +139,9 @@ class _Subject:
     gradient (``Layer.grad_mask``); none: the implementation has no backward."""
     arrays: bool = False
     """A NumPy function of arrays (``arrays=True``): ``fn`` is the harness's wrapper."""
+    random: bool = False
+    """Two eager calls on the same input differ even with the global generators seeded
+    (a generator of its own): a converted form's output cannot be held against eager."""
 
     def traceable(self) -> torch.nn.Module:
         """A module taking all the layer's inputs, for ``torch.jit.trace`` and the
@@ -384,10 +387,11 @@ def _check_implementation(
         # every call with the global generators seeded (here and in _verdict): a random
         # layer (a NumPy dropout) is then one function, judged and not its randomness
         with torch.no_grad():
-            ref_a, ref_b = seeded(fn)(*a), seeded(fn)(*b)
+            ref_a, ref_b, again = seeded(fn)(*a), seeded(fn)(*b), seeded(fn)(*a)
         for ref in (ref_a, ref_b):
             if not isinstance(ref, torch.Tensor):
                 raise TypeError(f"eager call returned {type(ref).__name__}, not a tensor")
+        random = _mismatch(again, ref_a) is not None
     except Exception as exc:  # the layer's own failure: record it for every check
         reason = _reason(f"eager call failed: {_describe(exc)}")
         for check in checks:
@@ -400,7 +404,7 @@ def _check_implementation(
     mask = layer.grad_mask(a) if impl.backward else ()
     subject = _Subject(
         fn, module, tuple(layer.inputs), a, b, ref_a, ref_b, impl.compilable(point), mask,
-        arrays=impl.arrays,
+        arrays=impl.arrays, random=random,
     )  # fmt: skip
     for check in checks:
         yield check, _run_check(check, subject)
@@ -495,6 +499,14 @@ def _verdict(
     ):
         seed_globals()  # as for the eager reference (_check_implementation)
         problem = _mismatch(run(inputs), ref)
+        if problem is not None and subject.random:
+            # 2026-11-30: propack's SVD (its own generator) read "torch.compile ...
+            # output differs from eager (max rel err 2)"; eager differs from itself
+            random = (
+                "it runs; its output is not held against eager, which differs from itself "
+                "between two calls on the same input even with the global generators seeded"
+            )
+            return _Outcome("ok", _reason(f"{random}; {note}" if note else random), graph_breaks)
         if problem is not None:
             reason = f"{which} {problem}"
             if note:

@@ -518,3 +518,37 @@ def test_a_function_of_arrays_is_told_why_torchscript_cannot_take_it() -> None:
         "TorchScript cannot script it: a function of NumPy arrays (arrays=True) runs NumPy, "
         "and TorchScript compiles torch code only"
     )
+
+
+def test_a_layer_random_by_its_own_generator_is_not_called_wrong() -> None:
+    """2026-11-30: propack's SVD, random by a generator of its own, read "torch.compile
+    ... output differs from eager (max rel err 2)": eager differs from itself."""
+    import numpy as np
+    import torch
+
+    from harness import Axis, Layer, baseline
+    from harness.capabilities import capability_matrix
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        draw = np.random.default_rng().random(tuple(x.shape))  # unseeded: its own
+        return x + torch.from_numpy(draw).to(x.dtype)
+
+    def steady(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    def layer(fn: object) -> Layer:
+        return Layer(
+            name="noise",
+            description="x plus noise",
+            axes=(Axis("n", (8,), "elements"),),
+            inputs={"x": 1},
+            make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g, dtype=torch.float64),),
+            reference=lambda x: x,
+            implementations=(baseline("numpy", fn, backward=False),),  # type: ignore[arg-type]
+        )
+
+    (row,) = capability_matrix(layer(noisy), checks=["trace"])
+    assert row["status"] == "ok"
+    assert row["reason"].startswith("it runs; its output is not held against eager")
+    (row,) = capability_matrix(layer(steady), checks=["trace"])
+    assert row["status"] == "ok" and not row["reason"]
