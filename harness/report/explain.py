@@ -557,7 +557,7 @@ def _port_sentences(d: LayerDecision) -> list[str]:
     out: list[str] = []
     for impl, size, calls in d.break_even:
         out.append(
-            f"{impl}'s one-off cost needs {calls:,.0f} calls to pay off at "
+            f"{impl}'s one-off cost needs {math.ceil(calls):,} calls to pay off at "
             f"{d.size_axis}={fmt_size(size)}: worth it only where the process runs the layer "
             "that often."
         )
