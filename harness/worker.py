@@ -462,6 +462,24 @@ class Worker:
         self.log.write(Finished())
 
 
+def _probed_afresh(worker: Worker, variant: Variant, forward: PhaseSetup) -> PhaseSetup:
+    """``forward`` (from the cache) with its probe alternating with torch's ops measured
+    afresh (``harness.contention``): it is a timing, and nothing timed comes from the
+    cache. Unchanged where it cannot run: it explains, and decides nothing."""
+    if forward.status != "ok":
+        return forward
+    try:
+        with quiet():
+            p = worker.prepare(variant)
+        set_threads(variant.threads)
+        found = probe(p.forward, forward.estimate_s or 0.0)
+    except Exception:
+        return forward
+    if found is None:
+        return forward
+    return replace(forward, alternating_torch_s=found.torch_s, alternating_numpy_s=found.numpy_s)
+
+
 def _breakdown_from_cache(task: ProfileTask, found: Lookup) -> BreakdownDone | None:
     """``task``'s breakdown from its cache lookup (the phases as ``BreakdownDone``'s
     event holds them), or None (a miss, or an entry that does not decode or lacks a
@@ -589,21 +607,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _probed_afresh(worker: Worker, variant: Variant, forward: PhaseSetup) -> PhaseSetup:
-    """``forward`` (from the cache) with its probe alternating with torch's ops measured
-    afresh (``harness.contention``): it is a timing, and nothing timed comes from the
-    cache. Unchanged where it cannot run: it explains, and decides nothing."""
-    if forward.status != "ok":
-        return forward
-    try:
-        with quiet():
-            p = worker.prepare(variant)
-        set_threads(variant.threads)
-        found = probe(p.forward, forward.estimate_s or 0.0)
-    except Exception:
-        return forward
-    if found is None:
-        return forward
-    return replace(forward, alternating_torch_s=found.torch_s, alternating_numpy_s=found.numpy_s)

@@ -75,3 +75,25 @@ def test_no_class_or_function_of_the_package_outgrows_its_limit() -> None:
     assert not too_long, (
         f"over the limit ({MAX_CLASS_LINES} a class, {MAX_FUNCTION_LINES} a function): {too_long}"
     )
+
+
+def test_a_module_run_as_a_script_defines_everything_before_it_runs() -> None:
+    """2026-11-30: a function of harness/worker.py defined below its ``if __name__ ==
+    "__main__":`` block was undefined when ``python -m harness.worker`` ran it, and
+    every worker of a warm run crashed; the in-process tests import the module, which
+    defines everything first, so none saw it."""
+    import ast
+
+    late = []
+    for path in sorted((ROOT / "harness").rglob("*.py")) + sorted((ROOT / "scripts").glob("*.py")):
+        body = ast.parse(path.read_text(encoding="utf-8")).body
+        for i, node in enumerate(body):
+            is_main = (
+                isinstance(node, ast.If)
+                and isinstance(node.test, ast.Compare)
+                and isinstance(node.test.left, ast.Name)
+                and node.test.left.id == "__name__"
+            )
+            if is_main and i != len(body) - 1:
+                late.append(f"{path.relative_to(ROOT)}:{body[i + 1].lineno}")
+    assert not late, f"defined after the __main__ block: {late}"
