@@ -544,6 +544,9 @@ def _compile_check_sentence(d: LayerDecision) -> str | None:
             + ": Dynamo cannot trace all of it, so compiling it as is is no port."
         )
     if check.get("status") != "ok":
+        said = [s.compiled.error for s in d.settings if s.compiled and s.compiled.error]
+        if reason and any(str(reason)[:60] in str(e) for e in said):
+            return None  # each setting's "was not timed" says it already (dynoNet, twice)
         return (
             f"torch.compile cannot run {base_name} as declared"
             + (f": {reason}" if reason else "")

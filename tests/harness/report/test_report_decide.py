@@ -889,7 +889,28 @@ def test_a_compiled_baseline_that_cannot_run_says_why(rf: ModuleType) -> None:
         "numpy-compile (torch.compile of numpy as declared): Unsupported: .numpy() on a fake tensor"
         in text
     )
-    assert "torch.compile cannot run numpy as declared: Unsupported: .numpy()" in text
+    # said once: the capability matrix's cause is the one the setting gives
+    assert text.count("Unsupported: .numpy()") == 1, text
+    d = decide_one(rf, rows, caps=[_compile_cap(0, "unsupported", "Unsupported: other")])
+    text = " ".join(layer_sentences(d))
+    assert "torch.compile cannot run numpy as declared: Unsupported: other" in text
+
+
+def test_a_compile_failure_is_said_once(rf: ModuleType) -> None:
+    """2026-11-30: dynoNet's report gave the same Dynamo error twice in a paragraph: in
+    "scipy-compile was not timed" and in "torch.compile cannot run scipy as declared"."""
+    why = "TorchRuntimeError: RuntimeError when making fake tensor call (Dynamo failed)"
+    rows = layer_rows(rf, {n: rf.iv(3.0) for n in (8, 64)})
+    rows += [
+        rf.row("lay", "numpy-compile", n, ph, None, role="compiled", form="compile",
+               source="numpy", status="unsupported",
+               error=f"not timed: torch.compile(fullgraph=True) cannot take numpy whole ({why})")
+        for n in (8, 64)
+        for ph in ("forward", "backward")
+    ]  # fmt: skip
+    d = decide_one(rf, rows, caps=[_compile_cap(0, "unsupported", why)])
+    text = " ".join(setting_sentences(d.settings[0], "n")) + " ".join(layer_sentences(d))
+    assert text.count("RuntimeError when making fake tensor call") == 1, text
 
 
 def test_a_one_off_cost_that_does_not_pay_off_is_named(rf: ModuleType) -> None:
