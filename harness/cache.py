@@ -552,7 +552,7 @@ def cache_summary(root: Path | None, events: Iterable[Any]) -> dict[str, Any]:
 def _layer_objects(layer: Any) -> list[Any]:
     """What a layer's declaration runs: its input factory, reference and constraint,
     and each declared implementation's function or module factory."""
-    objects = [layer.make_inputs, layer.reference, layer.constraint]
+    objects = [layer.make_inputs, layer.reference, layer.constraint, layer.arguments]
     for impl in layer.implementations:
         objects += [impl.fn, impl.module]
     return objects

@@ -142,6 +142,10 @@ class _Subject:
     random: bool = False
     """Two eager calls on the same input differ even with the global generators seeded
     (a generator of its own): a converted form's output cannot be held against eager."""
+    declared: Callable[..., Any] | None = None
+    """The declared ``fn`` where the layer has ``arguments`` (``fn`` then appends
+    them): what TorchScript scripts, called with ``arguments`` after the tensors."""
+    arguments: tuple[Any, ...] = ()
 
     def traceable(self) -> torch.nn.Module:
         """A module taking all the layer's inputs, for ``torch.jit.trace`` and the
@@ -405,6 +409,8 @@ def _check_implementation(
     subject = _Subject(
         fn, module, tuple(layer.inputs), a, b, ref_a, ref_b, impl.compilable(point), mask,
         arrays=impl.arrays, random=random,
+        declared=impl.fn if impl.arguments is not None else None,
+        arguments=tuple(impl.arguments(point)) if impl.arguments is not None else (),
     )  # fmt: skip
     for check in checks:
         yield check, _run_check(check, subject)
@@ -526,13 +532,15 @@ def _script_save(subject: _Subject) -> _Outcome:
         )
         # A module is scripted as itself, its parameters set from the inputs below.
         target = subject.fn if subject.module is None else subject.module()
+        if subject.declared is not None:
+            target = subject.declared  # scripted as declared; the arguments follow
         scripted = torch.jit.script(target)
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)
         buffer.seek(0)
         loaded = torch.jit.load(buffer)
     if subject.module is None:
-        return _verdict(subject, lambda inputs: loaded(*inputs))
+        return _verdict(subject, lambda inputs: loaded(*inputs, *subject.arguments))
     from harness.layer import parameter_order
 
     # The eager call (bind_module) has checked that the inputs match the parameters.

@@ -42,13 +42,13 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
 from harness.errors import FormUnsupported, first_line, one_line, root_cause
-from harness.layer import Implementation, Layer, Point
+from harness.layer import Implementation, Layer, Point, with_arguments
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -284,8 +284,11 @@ def _onnx_model(
     fn: Callable[..., torch.Tensor],
     example: Sequence[torch.Tensor],
     dtype: str,
+    arguments: str = "",
 ) -> tuple[bytes, float, bool]:
-    """Exported model bytes, the export's duration, and whether it came from the cache."""
+    """Exported model bytes, the export's duration, and whether it came from the cache
+    (keyed by the code, the shapes, the dtype, the layer's ``arguments`` at the point,
+    which the export bakes in, and the versions)."""
     import onnxruntime
 
     target = impl.fn if impl.fn is not None else impl.module
@@ -298,6 +301,7 @@ def _onnx_model(
             "dtype": dtype,
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,
+            **({"arguments": arguments} if arguments else {}),
         },
         sort_keys=True,
     )
@@ -423,11 +427,19 @@ def build(
             return Built(_host_roundtrip(fn, device))
         return Built(fn)
     if impl.form == "torchscript":
+        if impl.arguments is not None and impl.fn is not None:
+            # the function itself is scripted; the arguments follow the tensors
+            built = _build_torchscript(impl, cast(Callable[..., torch.Tensor], impl.fn))
+            return Built(
+                with_arguments(built.fn, impl.arguments, point), built.oneoff_s, built.oneoff_what
+            )
         return _build_torchscript(impl, fn)
     if impl.form == "compile":
         return _build_compiled(impl, fn, example, grad_mask)
     if impl.form == "onnxruntime":
-        return _build_onnxruntime(layer, impl, fn, example, dtype, threads, device)
+        # the export bakes the layer's arguments in: they key its cache entry
+        extra = repr(tuple(impl.arguments(point))) if impl.arguments is not None else ""
+        return _build_onnxruntime(layer, impl, fn, example, dtype, threads, device, extra)
     raise ValueError(f"unknown form {impl.form!r}")
 
 
@@ -526,11 +538,12 @@ def _build_onnxruntime(
     dtype: str,
     threads: int,
     device: str,
+    arguments: str = "",
 ) -> Built:
     """``fn`` exported to ONNX (or its export from the cache) and run by an ONNX
     Runtime session; the one-off cost is the export and the session's creation.
     ``FormUnsupported`` when ONNX Runtime cannot run the model here."""
-    data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype)
+    data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype, arguments)
     t0 = time.perf_counter()
     try:
         session = ort_session(data, threads, device)

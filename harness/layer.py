@@ -49,6 +49,7 @@ __all__ = [
     "bind_module",
     "native",
     "parameter_order",
+    "with_arguments",
 ]
 
 Role = Literal["baseline", "native", "compiled"]
@@ -150,6 +151,9 @@ class Implementation:
     bound_inputs: tuple[str, ...] = ()
     """A module's: the layer's input names after the first, which its parameters are
     bound to (``bind_module``); set by ``Layer``."""
+    arguments: Callable[[Point], Sequence[Any]] | None = None
+    """``fn``'s: the layer's arguments after the tensors, per point (``Layer.arguments``);
+    set by ``Layer``."""
 
     @property
     def origin(self) -> str:
@@ -163,19 +167,39 @@ class Implementation:
             return bind_module(mod, self.bound_inputs)
         fn = self.fn
         if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
-            return fn.apply  # type: ignore[no-any-return]
+            return with_arguments(fn.apply, self.arguments, point)
         assert fn is not None  # checked in Layer.__post_init__
         if self.arrays:
-            return self.compilable(point) if self.form == "compile" else _on_arrays(fn)
-        return cast(Callable[..., torch.Tensor], fn)
+            if self.form == "compile":
+                return self.compilable(point)
+            return _on_arrays(with_arguments(fn, self.arguments, point))
+        return with_arguments(cast(Callable[..., torch.Tensor], fn), self.arguments, point)
 
     def compilable(self, point: Point) -> Callable[..., torch.Tensor]:
         """What ``torch.compile`` is given: for a function of arrays,
         ``torch.compiler.wrap_numpy(fn)``, so that Dynamo traces its NumPy calls as
         torch ops (tensors in, tensors out); otherwise the eager callable."""
         if self.arrays and self.fn is not None:
-            return cast(Callable[..., torch.Tensor], torch.compiler.wrap_numpy(self.fn))
+            fn = with_arguments(self.fn, self.arguments, point)
+            return cast(Callable[..., torch.Tensor], torch.compiler.wrap_numpy(fn))
         return self.callable_for(point)
+
+
+def with_arguments(
+    fn: Callable[..., Any], arguments: Callable[[Point], Sequence[Any]] | None, point: Point
+) -> Callable[..., Any]:
+    """``fn`` with the layer's arguments at ``point`` after the tensors it is called
+    with (``Layer.arguments``); ``fn`` itself where there are none."""
+    if arguments is None:
+        return fn
+    extra = tuple(arguments(point))
+
+    def call(*tensors: Any) -> Any:
+        return fn(*tensors, *extra)
+
+    call.__name__ = getattr(fn, "__name__", "call")
+    call.__qualname__ = getattr(fn, "__qualname__", call.__name__)
+    return call
 
 
 def _on_arrays(fn: Callable[..., Any]) -> Callable[..., torch.Tensor]:
@@ -394,6 +418,10 @@ class Layer:
     size_axis: str | None = None
     grad_inputs: tuple[str, ...] | None = None
     gradcheck_point: Mapping[str, AxisValue] | None = None
+    arguments: Callable[[Point], Sequence[Any]] | None = None
+    """Arguments after the tensors, per grid point (a rank, a regularisation): every
+    ``fn`` implementation and the reference are called ``fn(*tensors, *arguments(point))``.
+    A module gets the point itself (``module=``)."""
 
     def __post_init__(self) -> None:
         _check_name("layer", self.name, "layer")
@@ -407,8 +435,12 @@ class Layer:
             self,
             "implementations",
             tuple(
-                replace(i, bound_inputs=bound)
-                if isinstance(i, Implementation) and i.module is not None
+                (
+                    replace(i, bound_inputs=bound)
+                    if i.module is not None
+                    else replace(i, arguments=self.arguments)
+                )
+                if isinstance(i, Implementation)
                 else i
                 for i in self.implementations
             ),
@@ -588,6 +620,10 @@ class Layer:
             else:
                 valid.append(point)
         return valid, dropped
+
+    def reference_for(self, point: Point) -> Callable[..., torch.Tensor]:
+        """The reference at ``point``: called with the tensors, then ``arguments``."""
+        return with_arguments(self.reference, self.arguments, point)
 
     def smallest_point(self) -> dict[str, AxisValue]:
         """The first valid point of the default grid in sorted order: used for quick

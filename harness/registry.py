@@ -239,9 +239,21 @@ def validate_layer(
     point = layer.smallest_point()
     where = format_point(point)
     inputs = layer.make(point, torch.float64, "cpu", seed=0)
+    if layer.arguments is not None:
+        try:
+            extra = layer.arguments(point)
+        except Exception as exc:
+            raise LayerDefinitionError(
+                f"layer {layer.name!r}: arguments failed at {where}: {describe(exc)}"
+            ) from None
+        if not isinstance(extra, tuple | list):
+            raise LayerDefinitionError(
+                f"layer {layer.name!r}: arguments must return a tuple, got "
+                f"{type(extra).__name__} at {where}"
+            )
     try:
         with torch.no_grad(), _time_limit(timeout_s, "reference"):
-            ref = layer.reference(*inputs)
+            ref = layer.reference_for(point)(*inputs)
     except Exception as exc:
         raise LayerDefinitionError(
             f"layer {layer.name!r}: reference failed at {where}: {describe(exc)}"
