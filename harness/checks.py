@@ -34,7 +34,7 @@ from harness.forms import quiet
 from harness.layer import Layer
 from harness.measure import calibrate_loops, set_threads
 from harness.prepared import Prepared
-from harness.protocol import UPSTREAM_GRADIENT, PhaseBreakdown, PhaseSetup
+from harness.protocol import UPSTREAM_GRADIENT, PhaseBreakdown, PhaseSetup, written_what
 
 if TYPE_CHECKING:
     from harness.profile_call import Costs
@@ -241,17 +241,6 @@ def backward_writes(
     return written_inputs((*names, UPSTREAM_GRADIENT), held, before)
 
 
-def _listed(names: Sequence[str]) -> str:
-    """``input 'x'``, ``inputs 'x', 'w'``, ``the upstream gradient``, joined by "and"."""
-    inputs = [n for n in names if n != UPSTREAM_GRADIENT]
-    parts = []
-    if inputs:
-        parts.append(f"its input{'s' if len(inputs) > 1 else ''} {', '.join(map(repr, inputs))}")
-    if UPSTREAM_GRADIENT in names:
-        parts.append("the upstream gradient it is handed")
-    return " and ".join(parts)
-
-
 def differs(again: Any, first: torch.Tensor, dtype: str) -> float | None:
     """The largest relative difference of a second call's output ``again`` from the
     first's, where it differs past ``dtype``'s tolerance (a random layer: dropout,
@@ -406,7 +395,7 @@ def checked_gradient(
         if writes:
             return (
                 None,
-                f"not run: it writes into its input {', '.join(map(repr, writes))}, and "
+                f"not run: it writes into {written_what(writes)}, and "
                 "gradcheck's finite differences need inputs that stay as they are",
                 returns,
             )
@@ -424,7 +413,7 @@ def checked_gradient(
         if back:
             return (
                 None,
-                f"not run: its backward writes into {_listed(back)}, and gradcheck's "
+                f"not run: its backward writes into {written_what(back)}, and gradcheck's "
                 "finite differences need inputs and upstream gradients that stay as they are",
                 returns,
             )

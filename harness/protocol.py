@@ -90,6 +90,7 @@ __all__ = [
     "read_event_at",
     "task_from_json",
     "task_to_json",
+    "written_what",
 ]
 
 SCHEMA = 3
@@ -97,6 +98,19 @@ SCHEMA = 3
 #: The name a backward row's ``writes`` gives the upstream gradient it was handed
 #: (``PhaseSetup.writes``), beside the layer's input names.
 UPSTREAM_GRADIENT = "grad_output"
+
+
+def written_what(names: Sequence[str]) -> str:
+    """What a call wrote into, in words (``PhaseSetup.writes``): ``its input 'x'``,
+    ``its inputs 'x', 'w'``, ``the upstream gradient it is handed``, joined by "and"."""
+    inputs = [n for n in names if n != UPSTREAM_GRADIENT]
+    parts = []
+    if inputs:
+        parts.append(f"its input{'s' if len(inputs) > 1 else ''} {', '.join(map(repr, inputs))}")
+    if UPSTREAM_GRADIENT in names:
+        parts.append("the upstream gradient it is handed")
+    return " and ".join(parts)
+
 
 Mode = Literal["validate", "setup", "timing", "profile"]
 

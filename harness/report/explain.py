@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.capabilities import CHECK_LABELS
 from harness.dtypes import RTOL, tolerance_text
-from harness.protocol import UPSTREAM_GRADIENT
+from harness.protocol import UPSTREAM_GRADIENT, written_what
 from harness.report.decide import (
     ALTERNATING_RATIO,
     COMPILE_AS_IS,
@@ -492,20 +492,13 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
 def _writes(impl: str, phase: str, names: Sequence[str]) -> str:
     """``numpy writes into its input 'x' (through tensor.numpy(), say)``, or what a
     backward writes into: its saved inputs, the upstream gradient it is handed."""
-    inputs = [n for n in names if n != UPSTREAM_GRADIENT]
-    what = []
-    if inputs:
-        plural = "s" if len(inputs) > 1 else ""
-        what.append(f"its input{plural} {', '.join(map(repr, inputs))}")
-    if UPSTREAM_GRADIENT in names:
-        what.append("the upstream gradient it is handed")
     who = impl if phase == "forward" else f"{impl}'s backward"
     via = ["tensor.numpy()"] if phase == "forward" else []
-    if phase != "forward" and inputs:
+    if phase != "forward" and any(n != UPSTREAM_GRADIENT for n in names):
         via.append("a saved tensor's .numpy()")
     if phase != "forward" and UPSTREAM_GRADIENT in names:
         via.append("grad.numpy()")
-    return f"{who} writes into {' and '.join(what)} (through {' and '.join(via)}, say)"
+    return f"{who} writes into {written_what(names)} (through {' and '.join(via)}, say)"
 
 
 def _write_harm(phase: str, names: Sequence[str]) -> str:
