@@ -22,6 +22,7 @@ from harness.points import parse_point as _parse_point
 __all__ = [
     "Measure",
     "Setting",
+    "finite",
     "impl_order",
     "layer_names",
     "measure",
@@ -59,6 +60,16 @@ def parse_point(point: str | None) -> dict[str, str]:
         return {k: str(v) for k, v in _parse_point(point or "").items()}
     except ValueError:
         return {}
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (empty, NaN, infinite, not a number): a
+    table cell read as a figure."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def _num(value: str) -> float | None:

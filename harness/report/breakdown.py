@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.breakdown import KINDS
-from harness.report._data import records, settings
+from harness.report._data import finite, records, settings
 from harness.text import fmt_pct, fmt_seconds, fmt_size, md_table
 
 if TYPE_CHECKING:
@@ -117,21 +117,13 @@ class Pair:
     """The verdict's best candidate, when it was not profiled and ``candidate`` stands in."""
 
 
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def _key(row: Mapping[str, Any], axis: str) -> tuple[Any, ...]:
     """What identifies a setting: the other axes' values, dtype, threads, device,
     allocator (``harness.report._data.settings`` groups by the same)."""
     from harness.report._data import parse_point
 
     axes = tuple((k, v) for k, v in parse_point(row.get("point")).items() if k != axis)
-    threads = _num(row.get("threads"))
+    threads = finite(row.get("threads"))
     return (
         axes,
         str(row.get("dtype") or ""),
@@ -148,7 +140,7 @@ def profiled_cases(
 ) -> list[Profiled]:
     """The profiled cases of one layer, each with its timed median from results.csv."""
     timed = {
-        str(r.get("case")): _num(r.get("median_s"))
+        str(r.get("case")): finite(r.get("median_s"))
         for r in layer_rows
         if r.get("status") == "ok" and r.get("case") is not None
     }
@@ -158,7 +150,7 @@ def profiled_cases(
     out = []
     for case, rows in grouped.items():
         first = rows[0]
-        size = _num(first.get("size"))
+        size = finite(first.get("size"))
         if size is None:
             continue
         parts = sorted(
@@ -166,9 +158,9 @@ def profiled_cases(
                 (
                     str(r.get("part")),
                     str(r.get("kind")),
-                    _num(r.get("seconds")) or 0.0,
-                    _num(r.get("share")) or 0.0,
-                    None if _num(r.get("calls")) is None else int(r["calls"]),
+                    finite(r.get("seconds")) or 0.0,
+                    finite(r.get("share")) or 0.0,
+                    None if finite(r.get("calls")) is None else int(r["calls"]),
                 )
                 for r in rows
             ),
@@ -182,10 +174,10 @@ def profiled_cases(
                 size=size,
                 key=_key(first, axis),
                 parts=tuple(parts),
-                profiled_s=_num(first.get("profiled_s")),
-                raw_s=_num(first.get("raw_s")),
-                plain_s=_num(first.get("plain_s")),
-                faults=_num(first.get("minor_faults")),
+                profiled_s=finite(first.get("profiled_s")),
+                raw_s=finite(first.get("raw_s")),
+                plain_s=finite(first.get("plain_s")),
+                faults=finite(first.get("minor_faults")),
                 timed_s=timed.get(case),
             )
         )

@@ -53,7 +53,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report._data import Setting, impl_order, layer_names, records, settings
+from harness.report._data import Setting, finite, impl_order, layer_names, records, settings
 from harness.stats import BAND, geomean
 
 __all__ = [
@@ -1041,26 +1041,19 @@ def _alternating(
         if r.get("phase") != "forward":
             continue
         on_torch, on_numpy = (
-            _number(r.get("alternating_torch_s")),
-            _number(r.get("alternating_numpy_s")),
+            finite(r.get("alternating_torch_s")),
+            finite(r.get("alternating_numpy_s")),
         )
         if on_torch is None or on_numpy is None:
             continue
         if on_torch >= ALTERNATING_RATIO * on_numpy and on_torch > 0:
             threads = r.get("threads")
             label = f"{r.get('dtype')}, {threads} thread{'' if threads == 1 else 's'}"
-            size = _number(r.get("size"))
+            size = finite(r.get("size"))
             out.append(
                 (str(r["impl"]), label, math.nan if size is None else size, on_torch, on_numpy)
             )
     return tuple(sorted(out, key=lambda a: (a[0], a[1], a[2])))
-
-
-def _number(value: Any) -> float | None:
-    """``value`` as a float, or None where it is none (empty, NaN, not a number)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
-        return float(value)
-    return None
 
 
 def _baseline_check(
