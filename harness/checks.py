@@ -297,14 +297,24 @@ def cache_entry(
     oneoff_what: str | None = None,
 ) -> dict[str, Any] | None:
     """What the cache keeps of a variant's setup: its checks, not its calibration; None
-    when a phase failed (an error may not recur: it is retried next run)."""
+    when a phase failed (an error may not recur: it is retried next run). ``probed``:
+    whether its forward was probed alternating with torch's ops (a call that runs
+    threads of its own, ``harness.contention``); the probe's figures are timings, not
+    kept, and measured afresh on a hit where this says so."""
     if any(info.status == "error" for info in phases.values()):
         return None
     checked = {
         ph: {k: v for k, v in asdict(info).items() if k in CACHED_FIELDS}
         for ph, info in phases.items()
     }
-    return {"built": built, "phases": checked, "oneoff_s": oneoff_s, "oneoff_what": oneoff_what}
+    forward = phases.get("forward")
+    return {
+        "built": built,
+        "phases": checked,
+        "oneoff_s": oneoff_s,
+        "oneoff_what": oneoff_what,
+        "probed": forward is not None and forward.alternating_torch_s is not None,
+    }
 
 
 def profile_phase(p: Prepared, phase: str, costs: Costs) -> PhaseBreakdown:

@@ -90,7 +90,7 @@ from harness.protocol import (
 from harness.registry import Registry, validate_layer
 from harness.toolchain import PROFILER_IMPORTS, prepare_to_fork
 
-__all__ = ["Worker", "main"]
+__all__ = ["Worker", "leave_now", "main"]
 
 #: The order in which a group's phases are timed (``Worker.rounds``).
 TIMED_ORDER = ("forward", "step", "backward")
@@ -222,7 +222,7 @@ class Worker:
         if not value["built"]:
             oneoff_s = oneoff_what = None
         role = self.registry.get(variant.layer).implementation(variant.impl).role
-        if "forward" in cached and pools_meet(role, variant):
+        if "forward" in cached and pools_meet(role, variant) and value.get("probed", True):
             cached["forward"] = _probed_afresh(self, variant, cached["forward"])
         self.log.write(SetupDone(variant, cached, oneoff_s, oneoff_what, cache="hit"))
         return True
@@ -465,7 +465,10 @@ class Worker:
 def _probed_afresh(worker: Worker, variant: Variant, forward: PhaseSetup) -> PhaseSetup:
     """``forward`` (from the cache) with its probe alternating with torch's ops measured
     afresh (``harness.contention``): it is a timing, and nothing timed comes from the
-    cache. Unchanged where it cannot run: it explains, and decides nothing."""
+    cache. Unchanged where it cannot run: it explains, and decides nothing. Called only
+    where the cold run probed the call (the entry's ``probed``): whether a call runs
+    threads of its own is its code's, which keys the entry, and checking it again cost
+    a pause of 0.25 s and more for every baseline variant of a warm run."""
     if forward.status != "ok":
         return forward
     try:
@@ -591,19 +594,42 @@ def run_in_child(work: Callable[[], None]) -> None:
         sys.exit(code)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, skip_teardown: bool = False) -> int:
+    """Run a job. ``skip_teardown`` (the process's own entry point): a forking worker
+    that has written its last event leaves with ``os._exit`` (``leave_now``)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m harness.worker JOB.json", file=sys.stderr)
         return 2
     job = Job.read(argv[0])
     try:
-        Worker(job).run()
+        worker = Worker(job)
+        worker.run()
     except Exception:
         traceback.print_exc()
         return 1
+    if skip_teardown and worker.forking:
+        leave_now(worker)
     return 0
 
 
+def leave_now(worker: Worker) -> None:
+    """End a timing or profiling worker without the interpreter's teardown.
+
+    Why: the runner waits for a worker to exit before it starts the next, and an
+    interpreter that has loaded torch's compile toolchain takes 1.1-1.3 s to tear down
+    (2026-11-30, AVX512: time from a last print to exit), once per timing process, ten
+    or so a run, none of it timed. Nothing is lost: every event was flushed and fsynced
+    as written (``EventLog``), and such a worker compiled only the toolchain's tiny
+    warm-up, in this process (``compile_threads = 1``: no pool of compile workers to
+    stop); its children, which compiled the forms, leave the same way
+    (``run_in_child``). A setup worker, which compiles with inductor's pool, exits
+    normally."""
+    worker.log.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(skip_teardown=True))

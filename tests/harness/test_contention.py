@@ -114,3 +114,28 @@ def test_the_setup_probes_a_baseline_of_its_own_threads_at_two_threads_only(
     monkeypatch.setattr(harness.contention, "cpu_share", lambda call: 1.0)
     forward = _forward_setups(tmp_path, "pool_layers.py", variants[:1], None)
     assert forward[("numpy", 2)][0].alternating_torch_s is None
+
+
+def test_a_call_found_on_one_thread_is_not_checked_again_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # whether a call runs threads of its own is its code's, which keys the entry; the
+    # check's pause cost every baseline variant of a warm run 0.25 s and more
+    import harness.contention
+    from harness.case import Variant
+
+    shares: list[int] = []
+
+    def one_thread(call: Any) -> float:
+        shares.append(1)
+        return 1.0
+
+    monkeypatch.setattr(harness.contention, "cpu_share", one_thread)
+    variants = [Variant.make("gram", "numpy", {"n": 512}, threads=2)]
+    cache = tmp_path / "cache"
+    cold = _forward_setups(tmp_path, "pool_layers.py", variants, cache)
+    assert cold[("numpy", 2)][1] == "miss" and shares == [1]
+    warm = _forward_setups(tmp_path, "pool_layers.py", variants, cache)
+    assert warm[("numpy", 2)][1] == "hit"
+    assert warm[("numpy", 2)][0].alternating_torch_s is None
+    assert shares == [1]  # not checked again

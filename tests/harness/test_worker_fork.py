@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from harness.case import Variant
-from harness.protocol import EventLog, Job, RoundsDone, RoundsTask, Started
-from harness.worker import fresh_process_per_group, run_in_child
+from harness.protocol import EventLog, Finished, Job, RoundsDone, RoundsTask, Started
+from harness.worker import fresh_process_per_group, main, run_in_child
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork per group")
 
@@ -90,6 +90,7 @@ def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
     assert worker.wait(timeout=300) == 0
     events = EventLog.read(raw)
     assert sum(isinstance(e, Started) for e in events) == 2
+    assert isinstance(events[-1], Finished)  # all written, though it skipped its teardown
     done = [e for e in events if isinstance(e, RoundsDone)]
     assert [dict(e.group.point)["n"] for e in done] == [8, 16]
     assert all(len(values) == 2 for e in done for values in e.values.values())
@@ -98,6 +99,30 @@ def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
         assert len(pids) == 2 and worker.pid not in pids
     else:
         assert pids == {worker.pid}
+
+
+@linux_only
+def test_a_forking_worker_leaves_without_the_interpreters_teardown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the runner waits for each worker's exit, and an interpreter with torch's compile
+    # toolchain loaded took 1.1-1.3 s to tear down (2026-11-30)
+    left: list[int] = []
+    monkeypatch.setattr(os, "_exit", left.append)
+
+    def job(mode: str) -> str:
+        path = tmp_path / f"{mode}.json"
+        Job(mode, (), str(tmp_path / f"{mode}.jsonl"), process=0).write(path)  # type: ignore[arg-type]
+        return str(path)
+
+    assert main([job("timing")], skip_teardown=True) == 0
+    assert left == [0]
+    assert isinstance(EventLog.read(tmp_path / "timing.jsonl")[-1], Finished)
+    left.clear()
+    assert main([job("timing")]) == 0  # called as a function: it returns
+    # a setup worker compiles with inductor's pool of workers: it exits normally
+    assert main([job("setup")], skip_teardown=True) == 0
+    assert left == []
 
 
 @pytest.mark.slow
