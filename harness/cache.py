@@ -179,6 +179,7 @@ CHECK_MODULES = (
     "layer",
     "measure",
     "memory",
+    "outputs",
     "points",
     "prepared",
     "profile_call",

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.layer import Implementation, Layer
+    from harness.outputs import Outputs
 
     Inputs = tuple[torch.Tensor, ...]
     Runner = Callable[[Inputs], Any]
@@ -129,8 +130,8 @@ class _Subject:
     names: tuple[str, ...]
     a: Inputs
     b: Inputs
-    ref_a: torch.Tensor
-    ref_b: torch.Tensor
+    ref_a: Outputs
+    ref_b: Outputs
     compilable: Callable[..., torch.Tensor] | None = None
     """What torch.compile is given (``Implementation.compilable``: ``wrap_numpy`` of a
     NumPy function of arrays); ``fn`` when None."""
@@ -383,6 +384,7 @@ def _check_implementation(
     import torch
 
     from harness.deviation import seeded
+    from harness.outputs import as_tuple
 
     try:
         fn = impl.callable_for(point)
@@ -393,8 +395,7 @@ def _check_implementation(
         with torch.no_grad():
             ref_a, ref_b, again = seeded(fn)(*a), seeded(fn)(*b), seeded(fn)(*a)
         for ref in (ref_a, ref_b):
-            if not isinstance(ref, torch.Tensor):
-                raise TypeError(f"eager call returned {type(ref).__name__}, not a tensor")
+            as_tuple(ref)  # TypeError: neither a tensor nor a tuple of tensors
         random = _mismatch(again, ref_a) is not None
     except Exception as exc:  # the layer's own failure: record it for every check
         reason = _reason(f"eager call failed: {_describe(exc)}")
@@ -609,6 +610,7 @@ def _backward_mismatch(subject: _Subject, compiled: Callable[..., Any]) -> str |
     import torch
 
     from harness.deviation import seed_globals, upstream_gradient
+    from harness.outputs import differentiable
 
     def grads_of(fn: Callable[..., Any]) -> tuple[torch.Tensor | None, ...]:
         leaves = [
@@ -623,7 +625,8 @@ def _backward_mismatch(subject: _Subject, compiled: Callable[..., Any]) -> str |
             # it, and with it fft's torch compile_fullgraph row turned unsupported in a
             # CI run (retained graphs and compiled backwards with donated buffers do not
             # mix: forms._compile_every_shape)
-            grads = torch.autograd.grad(out, wrt, upstream_gradient(out, 1), allow_unused=True)
+            outs, upstream = differentiable(out, upstream_gradient(out, 1))
+            grads = torch.autograd.grad(outs, wrt, upstream, allow_unused=True)
             return tuple(grads)
 
     eager = grads_of(subject.fn)
@@ -718,9 +721,27 @@ _CHECK_FUNCTIONS: dict[str, Callable[[_Subject], _Outcome]] = {
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _mismatch(out: Any, ref: torch.Tensor) -> str | None:
+def _mismatch(out: Any, ref: Any) -> str | None:
     """``None`` if ``out`` matches the eager ``ref`` within the tolerance of ``ref``'s
-    dtype (``harness.deviation.within_tolerance``), else what differs."""
+    dtype (``harness.deviation.within_tolerance``), else what differs; for several
+    outputs, each against its own (``harness.outputs``), the first that differs named."""
+    from harness.outputs import as_tuple, output_names, several
+
+    if several(ref):
+        refs = as_tuple(ref)
+        got = len(out) if isinstance(out, tuple | list) else 1
+        if got != len(refs):
+            return f"is {got} tensor{'s' if got != 1 else ''}, eager gives {len(refs)}"
+        for name, mine, theirs in zip(output_names(len(refs)), out, refs, strict=True):
+            problem = _tensor_mismatch(mine, theirs)
+            if problem is not None:
+                return f"{problem}, in {name}"
+        return None
+    return _tensor_mismatch(out, ref)
+
+
+def _tensor_mismatch(out: Any, ref: torch.Tensor) -> str | None:
+    """``_mismatch`` of one output."""
     import torch
 
     from harness.deviation import within_tolerance

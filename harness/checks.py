@@ -20,6 +20,7 @@ import torch
 from harness.case import Variant
 from harness.contention import probe
 from harness.deviation import (
+    compare_outputs,
     compare_tensors,
     gradients,
     output_mismatch,
@@ -33,6 +34,7 @@ from harness.errors import describe
 from harness.forms import quiet
 from harness.layer import Layer
 from harness.measure import calibrate_loops, set_threads
+from harness.outputs import Outputs, as_tuple, differentiable, is_outputs, several, shape_of
 from harness.prepared import Prepared
 from harness.protocol import UPSTREAM_GRADIENT, PhaseBreakdown, PhaseSetup, written_what
 
@@ -71,9 +73,7 @@ class SetupChecks:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        self._refs: dict[
-            tuple[str, tuple[Any, ...]], tuple[torch.Tensor, tuple[torch.Tensor, ...]]
-        ] = {}
+        self._refs: dict[tuple[str, tuple[Any, ...]], tuple[Outputs, tuple[torch.Tensor, ...]]] = {}
 
     def check(self, phase: str, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
         """Check ``phase`` of ``p``; calibrate its loops to ``min_time`` per timed value;
@@ -81,10 +81,9 @@ class SetupChecks:
         steps = {"forward": self._forward, "backward": self._backward, "step": self._step}
         return steps[phase](p, min_time, memory)
 
-    def reference(
-        self, layer: Layer, variant: Variant
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """float64 reference output and gradients (setup only; cached per point)."""
+    def reference(self, layer: Layer, variant: Variant) -> tuple[Outputs, tuple[torch.Tensor, ...]]:
+        """float64 reference output (or outputs) and gradients (setup only; cached per
+        point)."""
         key = (layer.name, variant.point)
         if key not in self._refs:
             # Variants of one point come one after another in the plan: keeping the
@@ -96,19 +95,24 @@ class SetupChecks:
             out = layer.reference_for(variant.point_dict)(*leaves)
             grad_out = upstream_gradient(out, self.seed + 1)
             grads = gradients(out, [t for t in leaves if t.requires_grad], grad_out)
-            self._refs[key] = (out.detach(), tuple(g.detach() for g in grads))
+            detached = tuple(t.detach() for t in as_tuple(out))
+            self._refs[key] = (
+                detached if several(out) else detached[0],
+                tuple(g.detach() for g in grads),
+            )
         return self._refs[key]
 
     def _forward(self, p: Prepared, min_time: float, memory: bool) -> PhaseSetup:
         before = snapshot(p.inputs)
         out = p.forward()
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"returned {type(out).__name__}, not a tensor")
+        as_tuple(out)  # TypeError: neither a tensor nor a tuple of tensors
         writes = written_inputs(tuple(p.layer.inputs), p.inputs, before)
         random = differs(p.forward(), out, p.variant.dtype)
         ref_out, _ = self.reference(p.layer, p.variant)
-        returns = output_mismatch(out, p.inputs, ref_out.shape) or precision_mismatch(out, ref_out)
-        dev = compare_tensors("output", out, ref_out, p.variant.dtype)
+        devs = compare_outputs(out, ref_out, p.variant.dtype)  # one per output
+        returns = output_mismatch(out, p.inputs, shape_of(ref_out)) or precision_mismatch(
+            out, ref_out
+        )
         del out
 
         peak = _peak(p, p.forward, memory)
@@ -119,7 +123,7 @@ class SetupChecks:
             "ok",
             loops=loops,
             estimate_s=per_call,
-            deviations=(asdict(dev),),
+            deviations=tuple(asdict(dev) for dev in devs),
             returns=returns,
             minor_faults=faults_per_call(time_func, loops),
             writes=writes,
@@ -145,7 +149,8 @@ class SetupChecks:
             return missing
         _, ref_grads = self.reference(p.layer, p.variant)
         out, wrt = p.graph()
-        held = [*p.graph_inputs(), p.grad_output()]
+        upstream = as_tuple(p.grad_output())
+        held = [*p.graph_inputs(), *upstream]
         before = snapshot(held)
         grads = gradients(out, wrt, p.grad_output())
         names = [f"grad_{n}" for n, m in zip(p.layer.inputs, p.grad_mask, strict=True) if m]
@@ -155,11 +160,12 @@ class SetupChecks:
         )
         del grads
         # after the deviations: a gradient may share memory with what is put back
-        writes = written_inputs((*p.layer.inputs, UPSTREAM_GRADIENT), held, before)
-        grad_out = p.grad_output()
+        upstream_names = (UPSTREAM_GRADIENT,) * len(upstream)
+        writes = _once(written_inputs((*p.layer.inputs, *upstream_names), held, before))
+        outs, grad_out = differentiable(out, p.grad_output())
 
         def call() -> Any:
-            return torch.autograd.grad(out, wrt, grad_out, retain_graph=True, allow_unused=True)
+            return torch.autograd.grad(outs, wrt, grad_out, retain_graph=True, allow_unused=True)
 
         peak = _peak(p, call, memory)
         time_func = p.backward_time_func()
@@ -231,21 +237,35 @@ def backward_writes(
     leaves = [t.detach().clone().requires_grad_(m) for t, m in zip(inputs, mask, strict=True)]
     with torch.enable_grad():
         out = fn(*leaves)
-    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+    if not is_outputs(out) or not any(t.requires_grad for t in as_tuple(out)):
         return ()
-    grad_out = upstream_gradient(out, 1)
-    held = [*leaves, grad_out]
+    upstream = as_tuple(upstream_gradient(out, 1))
+    held = [*leaves, *upstream]
     before = snapshot(held)
     wrt = [t for t, m in zip(leaves, mask, strict=True) if m]
-    torch.autograd.grad(out, wrt, grad_out, allow_unused=True)
-    return written_inputs((*names, UPSTREAM_GRADIENT), held, before)
+    # the gradients drawn in each output's dtype: the tensors handed over are these
+    outs, grads = differentiable(out, upstream if several(out) else upstream[0])
+    torch.autograd.grad(outs, wrt, grads, allow_unused=True)
+    return _once(written_inputs((*names, *(UPSTREAM_GRADIENT,) * len(upstream)), held, before))
 
 
-def differs(again: Any, first: torch.Tensor, dtype: str) -> float | None:
+def _once(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` without repeats (the upstream gradient of each of several outputs)."""
+    return tuple(dict.fromkeys(names))
+
+
+def differs(again: Any, first: Any, dtype: str) -> float | None:
     """The largest relative difference of a second call's output ``again`` from the
     first's, where it differs past ``dtype``'s tolerance (a random layer: dropout,
     noise drawn from NumPy's global generator); None where the two agree."""
-    if not isinstance(again, torch.Tensor) or again.shape != first.shape:
+    if several(again) and several(first) and len(as_tuple(again)) == len(as_tuple(first)):
+        found = [
+            differs(a, f, dtype) for a, f in zip(as_tuple(again), as_tuple(first), strict=True)
+        ]
+        return max((d for d in found if d is not None), default=None)
+    if not isinstance(again, torch.Tensor) or not isinstance(first, torch.Tensor):
+        return None
+    if again.shape != first.shape:
         return None
     if again.layout != torch.strided or first.layout != torch.strided:
         return None
@@ -409,7 +429,7 @@ def checked_gradient(
                 "gradcheck's finite differences need inputs that stay as they are",
                 returns,
             )
-        if isinstance(out, torch.Tensor) and differs(_no_grad(fn, inputs), out, "float64"):
+        if is_outputs(out) and differs(_no_grad(fn, inputs), out, "float64"):
             fn = seeded(fn)
             if differs(_no_grad(fn, inputs), _no_grad(fn, inputs), "float64"):
                 return (
@@ -437,7 +457,8 @@ def checked_gradient(
                 returns,
             )
         wide = sum(t.numel() for t, m in zip(inputs, mask, strict=True) if m)
-        tall = out.numel()  # a tensor: output_mismatch named anything else above
+        # tensors: output_mismatch named anything else above
+        tall = sum(t.numel() for t in as_tuple(out))
         if wide * tall > MAX_JACOBIAN:
             return (
                 None,
@@ -481,7 +502,7 @@ def _imprecise(
             ref = reference(*(t.detach().clone() for t in inputs))
     except Exception:
         return None
-    return precision_mismatch(out, ref) if isinstance(ref, torch.Tensor) else None
+    return precision_mismatch(out, ref) if is_outputs(ref) else None
 
 
 def _noting_raises(fn: Callable[..., Any], raised: list[BaseException]) -> Callable[..., Any]:

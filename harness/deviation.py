@@ -27,10 +27,12 @@ import torch
 
 from harness.dtypes import RTOL, cast_input
 from harness.errors import describe
+from harness.outputs import Outputs, as_tuple, differentiable, output_names, several
 
 __all__ = [
     "RTOL",
     "TensorDeviation",
+    "compare_outputs",
     "compare_tensors",
     "gradients",
     "output_mismatch",
@@ -88,6 +90,18 @@ def compare_tensors(
     return TensorDeviation(name, max_abs, max_rel, within_tolerance(a, r, dtype))
 
 
+def compare_outputs(actual: object, ref: object, dtype: str) -> list[TensorDeviation]:
+    """Each output's deviation from the reference's (``compare_tensors``), named
+    ``output`` or ``output[0]``, ``output[1]``, ...: several outputs are each held to
+    a tolerance scaled by their own magnitude (``harness.outputs``). ``ValueError`` if
+    the two return different numbers of tensors (or shapes)."""
+    outs, refs = as_tuple(actual), as_tuple(ref)
+    if len(outs) != len(refs):
+        raise ValueError(f"returns {len(outs)} outputs where the reference returns {len(refs)}")
+    names = output_names(len(outs))
+    return [compare_tensors(n, a, r, dtype) for n, a, r in zip(names, outs, refs, strict=True)]
+
+
 def _dense(t: torch.Tensor) -> torch.Tensor:
     """``t`` detached, as a strided tensor: a sparse gradient (a sparse input's, which
     autograd gives only where the input has entries, as torch's own ops do) is compared
@@ -123,24 +137,31 @@ def within_tolerance(actual: torch.Tensor, ref: torch.Tensor, dtype: str) -> boo
 
 
 def gradients(
-    output: torch.Tensor, leaves: Sequence[torch.Tensor], grad_output: torch.Tensor
+    output: Outputs, leaves: Sequence[torch.Tensor], grad_output: Outputs
 ) -> tuple[torch.Tensor, ...]:
-    """Gradients of ``output`` w.r.t. ``leaves`` for ``grad_output`` (graph kept)."""
-    grads = torch.autograd.grad(
-        output, list(leaves), grad_output.to(output.dtype), retain_graph=True, allow_unused=True
-    )
+    """Gradients of ``output`` (one tensor or several, ``harness.outputs``) w.r.t.
+    ``leaves`` for ``grad_output`` (graph kept)."""
+    outs, grads_out = differentiable(output, grad_output)
+    grads = torch.autograd.grad(outs, list(leaves), grads_out, retain_graph=True, allow_unused=True)
     return tuple(
         g if g is not None else torch.zeros_like(t) for g, t in zip(grads, leaves, strict=True)
     )
 
 
-def upstream_gradient(output: torch.Tensor, seed: int) -> torch.Tensor:
+def upstream_gradient(output: Outputs, seed: int) -> Outputs:
     """The seeded random upstream gradient of ``output``, drawn in float64 and cast to
     ``output``'s dtype and device: the same values in every process and for every
-    implementation of a point (not ones: ones hide errors that cancel)."""
+    implementation of a point (not ones: ones hide errors that cancel). For several
+    outputs, a tuple: one gradient each, drawn one after the other from one generator
+    (the first is the one a single output gets)."""
     gen = torch.Generator().manual_seed(seed)
-    grad = torch.randn(output.shape, generator=gen, dtype=torch.float64)
-    return grad.to(device=output.device, dtype=output.dtype)
+    grads = tuple(
+        torch.randn(t.shape, generator=gen, dtype=torch.float64).to(
+            device=t.device, dtype=t.dtype if t.is_floating_point() or t.is_complex() else None
+        )
+        for t in as_tuple(output)
+    )
+    return grads if several(output) else grads[0]
 
 
 def run_gradcheck(
@@ -176,15 +197,35 @@ def run_gradcheck(
     return bool(ok), ""
 
 
-def output_mismatch(
-    out: object, inputs: Sequence[torch.Tensor], shape: Sequence[int] | None = None
-) -> str | None:
+def output_mismatch(out: object, inputs: Sequence[torch.Tensor], shape: Any = None) -> str | None:
     """How an output differs from what its inputs ask for, or None.
 
     A layer should return the floating dtype and the device of its floating inputs
     (and the reference's ``shape``). ``torch.Tensor(array)`` or ``torch.FloatTensor``
     of a NumPy result always makes float32, a common defect of NumPy bridges that a
-    float32 run hides and gradcheck (float64) then reports as a wrong gradient."""
+    float32 run hides and gradcheck (float64) then reports as a wrong gradient. For
+    several outputs (``harness.outputs``; ``shape`` then a list of one shape per
+    output), each is checked, and named (``output[1]: float32 for float64 input``)."""
+    if not several(out):
+        return _tensor_mismatch(out, inputs, shape)
+    outs = as_tuple(out)
+    if shape is not None and all(isinstance(n, int) for n in shape):
+        return f"{len(outs)} outputs where the reference returns one"
+    shapes = list(shape) if shape is not None else [None] * len(outs)
+    if len(shapes) != len(outs):
+        return f"{len(outs)} outputs where the reference returns {len(shapes)}"
+    found = [
+        f"{name}: {how}"
+        for name, o, sh in zip(output_names(len(outs)), outs, shapes, strict=True)
+        if (how := _tensor_mismatch(o, inputs, sh))
+    ]
+    return "; ".join(found) or None
+
+
+def _tensor_mismatch(
+    out: object, inputs: Sequence[torch.Tensor], shape: Sequence[int] | None
+) -> str | None:
+    """``output_mismatch`` of one tensor."""
     if not isinstance(out, torch.Tensor):
         return f"{type(out).__name__}, not a tensor"
     floats = [t for t in inputs if isinstance(t, torch.Tensor) and t.is_floating_point()]
@@ -207,14 +248,24 @@ def output_mismatch(
 _FLOAT32_NOISE = (1e-8, 1e-5)
 
 
-def precision_mismatch(out: object, ref: torch.Tensor) -> str | None:
+def precision_mismatch(out: object, ref: object) -> str | None:
     """How a float64 output's error against the float64 reference says it was computed
-    in float32 inside, or None.
+    in float32 inside, or None (several outputs: each, named).
 
     2026-11-30: a public mesh Laplacian that applied its SciPy matrix through
     ``torch.Tensor(Lx)`` returned float64 (cast back) with errors of 5.9e-8, float32's
     rounding; gradcheck, whose finite differences (eps 1e-6) need float64 accuracy,
     failed it, and the report said its gradient was wrong."""
+    if several(out) and several(ref) and len(as_tuple(out)) == len(as_tuple(ref)):
+        outs, refs = as_tuple(out), as_tuple(ref)
+        found = [
+            f"{name}: {how}"
+            for name, o, r in zip(output_names(len(outs)), outs, refs, strict=True)
+            if (how := precision_mismatch(o, r))
+        ]
+        return "; ".join(found) or None
+    if not isinstance(ref, torch.Tensor):
+        return None
     if not isinstance(out, torch.Tensor) or out.dtype != torch.float64:
         return None
     if out.shape != ref.shape or out.layout != torch.strided or ref.layout != torch.strided:

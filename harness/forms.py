@@ -49,6 +49,7 @@ import torch
 
 from harness.errors import FormUnsupported, first_line, one_line, root_cause
 from harness.layer import Implementation, Layer, Point, with_arguments
+from harness.outputs import as_tuple
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -363,18 +364,18 @@ def ort_session(model: bytes, threads: int = 1, device: str = "cpu") -> Inferenc
     return ort.InferenceSession(model, options, providers=providers)
 
 
-def ort_callable(
-    session: InferenceSession, input_names: Sequence[str] = ()
-) -> Callable[..., torch.Tensor]:
-    """``session`` as a callable on the layer's tensors, returning its first output as
-    a tensor on the first argument's device.
+def ort_callable(session: InferenceSession, input_names: Sequence[str] = ()) -> Callable[..., Any]:
+    """``session`` as a callable on the layer's tensors, returning its output as a
+    tensor on the first argument's device (a tuple of them for a model of several
+    outputs, as the layer returns them).
 
     Graph inputs are fed by name when ``input_names`` (the layer's inputs, in order)
     covers all of them, else positionally: an exporter may rename inputs, and drops
     those the graph does not use (a graph with none computes a constant)."""
     graph_inputs = [i.name for i in session.get_inputs()]
+    single = len(session.get_outputs()) == 1
 
-    def run(*args: torch.Tensor) -> torch.Tensor:
+    def run(*args: torch.Tensor) -> Any:
         by_name = dict(zip(input_names, args, strict=False))
         if input_names and all(name in by_name for name in graph_inputs):
             chosen = [by_name[name] for name in graph_inputs]
@@ -383,8 +384,11 @@ def ort_callable(
         feed = {
             name: t.detach().cpu().numpy() for name, t in zip(graph_inputs, chosen, strict=True)
         }
-        out = session.run(None, feed)[0]
-        return torch.from_numpy(np.asarray(out)).to(args[0].device)
+        outs = session.run(None, feed)
+        device = args[0].device
+        if single:
+            return torch.from_numpy(np.asarray(outs[0])).to(device)
+        return tuple(torch.from_numpy(np.asarray(o)).to(device) for o in outs)
 
     return run
 
@@ -527,7 +531,9 @@ def _first_calls(
     leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]
     out = compiled(*leaves)
     if impl.backward and any(grad_mask):
-        out.sum().backward()
+        outs = [t for t in as_tuple(out) if t.requires_grad]  # several outputs: each
+        if outs:
+            torch.autograd.backward([t.sum() for t in outs])
 
 
 def _build_onnxruntime(

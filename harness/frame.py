@@ -164,7 +164,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "worst_tensor": (
         "string",
-        "the tensor with the largest relative error ('output', 'grad_x', ...)",
+        "the tensor with the largest relative error ('output', or 'output[1]' of a layer "
+        "of several outputs, 'grad_x', ...)",
     ),
     "rtol": ("Float64", "relative tolerance for this dtype"),
     "within_tol": (
@@ -236,7 +237,11 @@ DEVIATION_COLUMNS: dict[str, tuple[str, str]] = {
     "size": COLUMNS["size"],
     "dtype": COLUMNS["dtype"],
     "phase": COLUMNS["phase"],
-    "tensor": ("string", "'output' or 'grad_<input name>'"),
+    "tensor": (
+        "string",
+        "'output' (a layer of several outputs: 'output[0]', 'output[1]', ...) or "
+        "'grad_<input name>'",
+    ),
     "max_abs_err": ("Float64", "max |impl - ref|"),
     "max_rel_err": ("Float64", "max relative error, as in the main frame"),
     "within_tol": ("boolean", "within the dtype's tolerance"),

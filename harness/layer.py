@@ -202,12 +202,16 @@ def with_arguments(
     return call
 
 
-def _on_arrays(fn: Callable[..., Any]) -> Callable[..., torch.Tensor]:
-    """A NumPy function of arrays called on tensors: arrays in, a tensor out (no autograd)."""
+def _on_arrays(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A NumPy function of arrays called on tensors: arrays in, a tensor out (no
+    autograd); a tuple of arrays out, a tuple of tensors (a layer of several outputs)."""
 
-    def call(*tensors: torch.Tensor) -> torch.Tensor:
+    def call(*tensors: torch.Tensor) -> Any:
         out = fn(*(t.detach().cpu().numpy() for t in tensors))
-        return torch.from_numpy(np.ascontiguousarray(out)).to(tensors[0].device)
+        device = tensors[0].device
+        if isinstance(out, tuple | list):
+            return tuple(torch.from_numpy(np.ascontiguousarray(o)).to(device) for o in out)
+        return torch.from_numpy(np.ascontiguousarray(out)).to(device)
 
     call.__name__ = getattr(fn, "__name__", "numpy_function")
     call.__qualname__ = getattr(fn, "__qualname__", call.__name__)

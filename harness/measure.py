@@ -48,6 +48,8 @@ from typing import Any
 
 import torch
 
+from harness.outputs import Outputs, as_tuple, differentiable, several
+
 __all__ = [
     "TimeFunc",
     "backward_time_func",
@@ -135,15 +137,19 @@ def _call_in(fn: Callable[..., Any], args: tuple[Any, ...], mode: Callable[[], A
 
 
 def backward_time_func(
-    output: torch.Tensor,
+    output: Outputs,
     leaves: Sequence[torch.Tensor],
-    grad_output: torch.Tensor,
+    grad_output: Outputs,
     device: str = "cpu",
     clock: Clock = time.perf_counter,
 ) -> TimeFunc:
     sync = _sync_for(device)
     wrt = list(leaves)
-    grad = grad_output.to(output.dtype)
+    grad: Outputs
+    if several(output):  # every output with a graph
+        output, grad = differentiable(output, grad_output)
+    else:  # as it always was: the timed call unchanged for one output
+        grad = as_tuple(grad_output)[0].to(as_tuple(output)[0].dtype)
     autograd = torch.autograd.grad
 
     def time_func(loops: int) -> float:
@@ -162,34 +168,44 @@ def backward_time_func(
 
 
 def step_time_func(
-    fn: Callable[..., torch.Tensor],
+    fn: Callable[..., Outputs],
     leaves: Sequence[torch.Tensor],
     grad_mask: Sequence[bool],
-    grad_output: torch.Tensor,
+    grad_output: Outputs,
     device: str = "cpu",
     clock: Clock = time.perf_counter,
+    pick: tuple[int, ...] | None = None,
 ) -> TimeFunc:
     """A training step per call: forward recording the graph, backward freeing it.
 
     ``leaves`` are the inputs, those with ``grad_mask`` requiring grad; gradients of
     all of those are computed. Grad mode is switched on inside the timed region
-    whatever the caller's, so the step records its graph."""
+    whatever the caller's, so the step records its graph. ``pick``: for a layer of
+    several outputs, the indices of those a backward differentiates (those with a
+    graph; ``grad_output`` then holds their gradients, in that order)."""
     sync = _sync_for(device)
     args = tuple(leaves)
     wrt = [t for t, m in zip(args, grad_mask, strict=True) if m]
     autograd = torch.autograd.grad
+    if pick is None:
+        call = fn
+    else:
+
+        def call(*xs: torch.Tensor) -> Any:
+            out = fn(*xs)
+            return tuple(out[i] for i in pick)
 
     def time_func(loops: int) -> float:
         with torch.enable_grad():
             out = None
             if warm_first(loops):  # untimed: a step, waking the pools as a loop's previous
-                out = fn(*args)
+                out = call(*args)
                 autograd(out, wrt, grad_output, allow_unused=True)
             if sync:
                 sync()
             t0 = clock()
             for _ in range(loops):
-                out = fn(*args)
+                out = call(*args)
                 autograd(out, wrt, grad_output, allow_unused=True)
             if sync:
                 sync()

@@ -20,6 +20,7 @@ from harness.deviation import upstream_gradient
 from harness.forms import Built
 from harness.layer import Implementation, Layer
 from harness.measure import backward_time_func, forward_time_func, served_call, step_time_func
+from harness.outputs import Outputs, as_tuple, differentiable, several
 
 __all__ = ["Prepared"]
 
@@ -35,9 +36,9 @@ class Prepared:
     inputs: tuple[torch.Tensor, ...]
     grad_mask: tuple[bool, ...]
     seed: int
-    _graph: tuple[torch.Tensor, list[torch.Tensor]] | None = field(default=None, repr=False)
+    _graph: tuple[Outputs, list[torch.Tensor]] | None = field(default=None, repr=False)
     _graph_inputs: tuple[torch.Tensor, ...] = field(default=(), repr=False)
-    _grad_output: torch.Tensor | None = field(default=None, repr=False)
+    _grad_output: Outputs | None = field(default=None, repr=False)
 
     _leaves: tuple[torch.Tensor, ...] | None = field(default=None, repr=False)
 
@@ -62,12 +63,13 @@ class Prepared:
             grad_mode=self.grad_mode,
         )
 
-    def forward(self) -> torch.Tensor:
+    def forward(self) -> Outputs:
         """One inference call, as ``forward`` times it (deviation and peak memory)."""
         return served_call(self.built.fn, self.inputs, self.inference, self.grad_mode)
 
-    def graph(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Output with its autograd graph, and the leaves to differentiate (built once)."""
+    def graph(self) -> tuple[Outputs, list[torch.Tensor]]:
+        """Output (or outputs) with its autograd graph, and the leaves to differentiate
+        (built once)."""
         if self._graph is None:
             leaves = [
                 t.detach().clone().requires_grad_(m)
@@ -94,8 +96,9 @@ class Prepared:
             )
         return self._leaves
 
-    def grad_output(self) -> torch.Tensor:
-        """The seeded upstream gradient: the same values as the reference's, in every process."""
+    def grad_output(self) -> Outputs:
+        """The seeded upstream gradient (one per output): the same values as the
+        reference's, in every process."""
         if self._grad_output is None:
             out, _ = self.graph()
             self._grad_output = upstream_gradient(out, self.seed + 1)
@@ -107,7 +110,8 @@ class Prepared:
         with torch.enable_grad():
             out = self.built.fn(*self.leaves())
             wrt = [t for t, m in zip(self.leaves(), self.grad_mask, strict=True) if m]
-            return torch.autograd.grad(out, wrt, self.grad_output(), allow_unused=True)
+            outs, grads = differentiable(out, self.grad_output())
+            return torch.autograd.grad(outs, wrt, grads, allow_unused=True)
 
     def backward_time_func(self) -> Callable[[int], float]:
         out, wrt = self.graph()
@@ -120,10 +124,16 @@ class Prepared:
 
     def step_time_func(self) -> Callable[[int], float]:
         grad = self.grad_output()
+        out, _ = self.graph()
+        pick = None
+        if several(out):  # the outputs with a graph, as the retained one has them
+            outs = as_tuple(out)
+            pick = tuple(i for i, o in enumerate(outs) if o.requires_grad)
+            grad = tuple(as_tuple(grad)[i].to(outs[i].dtype) for i in pick)
         self._graph = None  # the step builds its own graphs: no retained one beside them
         self._graph_inputs = ()
         return step_time_func(
-            self.built.fn, self.leaves(), self.grad_mask, grad, self.variant.device
+            self.built.fn, self.leaves(), self.grad_mask, grad, self.variant.device, pick=pick
         )
 
     def time_func(self, phase: str) -> Callable[[int], float]:

@@ -30,6 +30,7 @@ import torch
 
 from harness.errors import ConfigError, LayerDefinitionError, describe
 from harness.layer import Layer
+from harness.outputs import as_tuple, is_outputs, shape_of
 from harness.points import format_point
 
 __all__ = [
@@ -178,15 +179,20 @@ def _import_source(source: str) -> ModuleType:
         ) from None
 
 
-def _several_outputs(out: object) -> str:
-    """For a tuple of tensors: how to declare a layer of several outputs."""
-    if isinstance(out, tuple | list) and out and all(isinstance(t, torch.Tensor) for t in out):
-        return (
-            f" of {len(out)} tensors: declare each implementation and the reference as "
-            "one that joins its outputs, e.g. lambda x: torch.cat([o.flatten() for o in "
-            "f(x)]) (every output then gets its gradient)"
-        )
-    return ""
+def _what_returned(out: object) -> str:
+    """What a call returned that is neither a tensor nor a tuple of tensors."""
+    if isinstance(out, tuple | list):
+        kinds = sorted({type(t).__name__ for t in out if not isinstance(t, torch.Tensor)})
+        if not out:
+            return f"an empty {type(out).__name__}"
+        return f"a {type(out).__name__} holding {', '.join(kinds)}"
+    return type(out).__name__
+
+
+def _shapes(out: object) -> str:
+    """Each output's shape, as the messages write it."""
+    shape = shape_of(out)
+    return str(shape) if isinstance(shape, tuple) else ", ".join(map(str, shape))
 
 
 def load_layers_from(source: str) -> list[Layer]:
@@ -258,10 +264,10 @@ def validate_layer(
         raise LayerDefinitionError(
             f"layer {layer.name!r}: reference failed at {where}: {describe(exc)}"
         ) from None
-    if not isinstance(ref, torch.Tensor):
+    if not is_outputs(ref):
         raise LayerDefinitionError(
-            f"layer {layer.name!r}: reference must return a tensor, got "
-            f"{type(ref).__name__}{_several_outputs(ref)}"
+            f"layer {layer.name!r}: reference must return a tensor or a tuple of tensors, "
+            f"got {_what_returned(ref)}"
         )
     notes: list[str] = []
     for impl in layer.implementations:
@@ -277,14 +283,21 @@ def validate_layer(
                 f"{describe(exc)}"
             )
             continue
-        if not isinstance(out, torch.Tensor):
+        if not is_outputs(out):
             raise LayerDefinitionError(
-                f"layer {layer.name!r}: implementation {impl.name!r} must return a tensor, "
-                f"got {type(out).__name__}{_several_outputs(out)}"
+                f"layer {layer.name!r}: implementation {impl.name!r} must return a tensor "
+                f"or a tuple of tensors, as the reference does, got {_what_returned(out)}"
             )
-        if tuple(out.shape) != tuple(ref.shape):
+        if len(as_tuple(out)) != len(as_tuple(ref)):
+            count = len(as_tuple(out))
+            raise LayerDefinitionError(
+                f"layer {layer.name!r}: implementation {impl.name!r} returns {count} "
+                f"tensor{'s' if count > 1 else ''} at {where}, but the reference returns "
+                f"{len(as_tuple(ref))}"
+            )
+        if shape_of(out) != shape_of(ref):
             raise LayerDefinitionError(
                 f"layer {layer.name!r}: implementation {impl.name!r} returns shape "
-                f"{tuple(out.shape)} at {where}, but the reference returns {tuple(ref.shape)}"
+                f"{_shapes(out)} at {where}, but the reference returns {_shapes(ref)}"
             )
     return notes

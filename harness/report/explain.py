@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -405,7 +406,8 @@ def _returns_consequence(d: LayerDecision, baseline: bool, how: str) -> str:
     if not baseline:
         return ""
     widths = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
-    words = how.split()
+    # a layer of several outputs names each: "output[1]: float64 for float32 input ..."
+    words = re.sub(r"^output\[\d+\]: ", "", how).split()
     given = words[2] if len(words) > 3 and words[1] == "for" and words[3] == "input" else ""
     if words and widths.get(words[0], 0) > widths.get(given, 64):
         return (

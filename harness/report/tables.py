@@ -209,7 +209,7 @@ def deviation_table(
                 r.get("max_rel_err"),
                 r.get("within_tol"),
             )
-    tensors.sort(key=lambda t: (t != "output", t))
+    tensors.sort(key=lambda t: (not t.startswith("output"), t))  # output[0], output[1], ...
     rtol = {str(r.get("dtype")): r.get("rtol") for r in rows if r.get("rtol") is not None}
     body = []
     for impl in impls:

@@ -77,14 +77,14 @@ def test_validate_layer_checks_output_shapes_and_notes_failures() -> None:
     )
 
 
-def test_a_layer_of_several_outputs_is_told_how_to_declare_them() -> None:
+def test_a_layer_of_several_outputs_validates_and_a_count_that_differs_is_said() -> None:
     def sincos(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.sin(x), torch.cos(x)
 
     def joined(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([o.flatten() for o in sincos(x)])
 
-    def layer(reference: Any) -> Layer:
+    def layer(reference: Any, native_fn: Any) -> Layer:
         return Layer(
             name="sincos",
             description="",
@@ -92,12 +92,11 @@ def test_a_layer_of_several_outputs_is_told_how_to_declare_them() -> None:
             inputs={"x": 1},
             make_inputs=lambda p, g: (torch.randn(4, generator=g),),
             reference=reference,
-            implementations=(baseline("numpy", sincos), native("torch", joined, forms=())),
+            implementations=(baseline("numpy", sincos), native("torch", native_fn, forms=())),
         )
 
-    with pytest.raises(LayerDefinitionError) as tuple_ref:
-        validate_layer(layer(sincos))
-    assert "reference must return a tensor, got tuple of 2 tensors: declare" in str(tuple_ref.value)
-    assert "torch.cat([o.flatten() for o in f(x)])" in str(tuple_ref.value)
-    with pytest.raises(LayerDefinitionError, match="'numpy' must return a tensor, got tuple of 2"):
-        validate_layer(layer(joined))
+    assert validate_layer(layer(sincos, sincos)) == []  # harness.outputs
+    with pytest.raises(LayerDefinitionError, match="'torch' returns 1 tensor at n=4, but the ref"):
+        validate_layer(layer(sincos, joined))
+    with pytest.raises(LayerDefinitionError, match="'numpy' returns 2 tensors at n=4, but the ref"):
+        validate_layer(layer(joined, joined))

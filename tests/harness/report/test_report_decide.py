@@ -1053,15 +1053,17 @@ def test_use_inference_gives_the_inference_verdict_only(rf: ModuleType) -> None:
     assert d.use == "inference" and d.kind == PORT and d.training is None
 
 
+@pytest.mark.parametrize("output", ["", "output[1]: "])
 def test_a_baseline_that_returns_float64_for_float32_is_said_to_compare_dtypes(
-    rf: ModuleType,
+    rf: ModuleType, output: str
 ) -> None:
     """2026-11-30: POT's sinkhorn (np.asarray(..., float64)) ran float64 iterations
-    against torch's float32 ones and was told its bridge made float32."""
+    against torch's float32 ones and was told its bridge made float32. A layer of
+    several outputs names the output first."""
     rows = _three_phase_rows(
         rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
     )
-    why = "float64 for float32 input (likely NumPy/SciPy computing in the wider dtype ...)"
+    why = f"{output}float64 for float32 input (likely NumPy/SciPy computing in the wider dtype ...)"
     for r in rows:
         if r["impl"] == "numpy" and r["phase"] == "forward":
             r["returns"] = why
