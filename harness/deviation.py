@@ -28,6 +28,7 @@ import torch
 from harness.dtypes import RTOL, cast_input
 from harness.errors import describe
 from harness.outputs import Outputs, as_tuple, differentiable, output_names, several
+from harness.protocol import FLOAT32_ROUNDING, SHORT_OF_FLOAT64
 
 __all__ = [
     "RTOL",
@@ -248,14 +249,26 @@ def _tensor_mismatch(
 _FLOAT32_NOISE = (1e-8, 1e-5)
 
 
-def precision_mismatch(out: object, ref: object) -> str | None:
-    """How a float64 output's error against the float64 reference says it was computed
-    in float32 inside, or None (several outputs: each, named).
+#: The share of a float64 output's finite values that must be float32 numbers exactly
+#: (``x == float64(float32(x))``) to say it was cast back from float32: a value computed
+#: in float64 is one with odds of about 2^-29.
+_FLOAT32_EXACT = 0.9
 
-    2026-11-30: a public mesh Laplacian that applied its SciPy matrix through
-    ``torch.Tensor(Lx)`` returned float64 (cast back) with errors of 5.9e-8, float32's
-    rounding; gradcheck, whose finite differences (eps 1e-6) need float64 accuracy,
-    failed it, and the report said its gradient was wrong."""
+
+def precision_mismatch(out: object, ref: object) -> str | None:
+    """How a float64 output's error against the float64 reference says it is short of
+    float64's accuracy, and why, or None (several outputs: each, named). Either way
+    gradcheck, whose finite differences (eps 1e-6) need float64 accuracy, cannot judge
+    its gradient.
+
+    Which cause: where its values are float32 numbers exactly, it was computed in
+    float32 and cast back. 2026-11-30: a public mesh Laplacian that applied its SciPy
+    matrix through ``torch.Tensor(Lx)`` returned float64 with errors of 5.9e-8, and
+    gradcheck failed it: the report said its gradient was wrong. Elsewhere, it is an
+    iterative method's tolerance (or float32 work that float64 arithmetic after it
+    hides): 2026-12-01, PROPACK's truncated SVD (peps-torch) returned a ``U`` 1.7e-8
+    off in float64, and was told it had computed in float32 through
+    ``torch.Tensor(array)``."""
     if several(out) and several(ref) and len(as_tuple(out)) == len(as_tuple(ref)):
         outs, refs = as_tuple(out), as_tuple(ref)
         found = [
@@ -273,10 +286,21 @@ def precision_mismatch(out: object, ref: object) -> str | None:
     err = compare_tensors("output", out, ref, "float64").max_rel_err
     if not _FLOAT32_NOISE[0] <= err <= _FLOAT32_NOISE[1]:  # NaN is neither
         return None
+    values = out.detach()[torch.isfinite(out.detach())]
+    exact = float((values.float().double() == values).double().mean()) if values.numel() else 0
+    if exact >= _FLOAT32_EXACT:
+        return (
+            f"{FLOAT32_ROUNDING} (max relative error {err:.1e} against the reference, "
+            f"where float32 rounds at 6.0e-08, and {exact:.0%} of its values are float32 "
+            "numbers exactly: computed in float32 inside and cast back, through "
+            "`torch.Tensor(array)`, `.float()` or a float32 array on the way to NumPy)"
+        )
     return (
-        f"float64 with float32's rounding (max relative error {err:.1e} against the "
-        "reference, where float32 rounds at 6.0e-08: likely computed in float32 inside, "
-        "through `torch.Tensor(array)`, `.float()` or a float32 array on the way to NumPy)"
+        f"{SHORT_OF_FLOAT64} (max relative error {err:.1e} against the reference, where "
+        "float64 rounds at 1.1e-16; its values are not float32 numbers: likely an "
+        "iterative method's tolerance, such as a Lanczos, ARPACK or PROPACK solver's, or "
+        "a fixed number of iterations; else float32 work inside that float64 arithmetic "
+        "after it hides)"
     )
 
 

@@ -98,6 +98,12 @@ SCHEMA = 3
 #: The name a backward row's ``writes`` gives the upstream gradient it was handed
 #: (``PhaseSetup.writes``), beside the layer's input names.
 UPSTREAM_GRADIENT = "grad_output"
+#: How a ``returns`` text (``PhaseSetup.returns``) of a float64 output short of float64's
+#: accuracy begins, by cause (``harness.deviation.precision_mismatch`` writes them, the
+#: report reads them): cast back from float32, or short of it otherwise (a solver's
+#: tolerance).
+FLOAT32_ROUNDING = "float64 with float32's rounding"
+SHORT_OF_FLOAT64 = "float64 short of float64's accuracy"
 
 
 def written_what(names: Sequence[str]) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.capabilities import CHECK_LABELS
 from harness.dtypes import RTOL, tolerance_text
-from harness.protocol import UPSTREAM_GRADIENT, written_what
+from harness.protocol import FLOAT32_ROUNDING, SHORT_OF_FLOAT64, UPSTREAM_GRADIENT, written_what
 from harness.report.decide import (
     ALTERNATING_RATIO,
     COMPILE_AS_IS,
@@ -416,6 +416,13 @@ def _returns_consequence(d: LayerDecision, baseline: bool, how: str) -> str:
         )
     if d.use != "training":
         return ""
+    if SHORT_OF_FLOAT64 in how and FLOAT32_ROUNDING not in how:
+        return (
+            " That is its accuracy, not necessarily its gradient formula: gradcheck's "
+            "finite differences need float64 accuracy and cannot judge it, so its "
+            "gradients are judged against the float64 reference in the dtype measured, "
+            "and the verdict stands on that dtype."
+        )
     return (
         " That is a defect of its bridge to NumPy, not of its gradient formula: "
         "gradcheck, which needs float64 end to end, cannot judge it, so its "

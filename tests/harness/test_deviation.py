@@ -166,10 +166,24 @@ def test_precision_mismatch_names_float32_rounding_in_a_float64_output() -> None
     inside32 = torch.exp(x.float()).double()  # torch.Tensor(Lx) and back, in effect
     found = precision_mismatch(inside32, ref)
     assert found is not None and found.startswith("float64 with float32's rounding")
-    assert "likely computed in float32 inside" in found
+    assert "100% of its values are float32 numbers exactly: computed in float32" in found
     assert precision_mismatch(ref.clone(), ref) is None  # float64 throughout
     assert precision_mismatch(ref * 1.01, ref) is None  # wrong, not imprecise
     assert precision_mismatch(inside32.float(), ref) is None  # a float32 output: dtype's
+
+
+def test_precision_mismatch_tells_a_solvers_tolerance_from_float32_work() -> None:
+    # 2026-12-01: PROPACK's truncated SVD returned a U 1.7e-8 off in float64, and was
+    # told it had computed in float32 through torch.Tensor(array)
+    from harness.deviation import precision_mismatch
+
+    x = torch.rand(64, dtype=torch.float64) + 0.5
+    ref = torch.exp(x)
+    tolerance = ref * (1 + 2e-8 * torch.randn(64, dtype=torch.float64))  # float64 values
+    found = precision_mismatch(tolerance, ref)
+    assert found is not None and found.startswith("float64 short of float64's accuracy")
+    assert "its values are not float32 numbers: likely an iterative method's tolerance" in found
+    assert "torch.Tensor(array)" not in found
 
 
 class _SparseMatVec(torch.autograd.Function):

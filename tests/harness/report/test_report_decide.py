@@ -1097,6 +1097,23 @@ def test_gradients_off_beside_what_a_baseline_returns_name_that_first(rf: Module
     assert f"Caution: numpy returns {why}." in text
 
 
+def test_a_solvers_tolerance_is_told_apart_from_a_bridge_defect(rf: ModuleType) -> None:
+    """2026-12-01: PROPACK's SVD, float64 1.7e-8 off (its tolerance), was told its
+    bridge to NumPy had made float32."""
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
+    )
+    why = "output[0]: float64 short of float64's accuracy (max relative error 1.7e-08 ...)"
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r.update(gradcheck=None, gradcheck_error=f"not run: it returns {why}", returns=why)
+    d = decide_one(rf, rows)
+    assert d.kind == PORT and d.gradient.returns == (("numpy", why),)
+    text = " ".join(layer_sentences(d))
+    assert f"Caution: numpy returns {why}. That is its accuracy, not necessarily" in text
+    assert "bridge to NumPy" not in text
+
+
 def test_a_layer_that_returns_float32_is_a_caution_not_a_wrong_gradient(rf: ModuleType) -> None:
     rows = _three_phase_rows(
         rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
