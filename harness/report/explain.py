@@ -480,9 +480,12 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
             + "."
         )
     for label, native, noun, sizes, worst in g.native_out_of_tol:
+        tensor = worst.get("worst_tensor")  # which of several outputs, which gradient
         out.append(
             f"Caution: {native}'s {noun} exceed tolerance{_label(label)} at "
-            f"{_sizes(d.size_axis, sizes)} (max relative error {_err(worst)})."
+            f"{_sizes(d.size_axis, sizes)} (max relative error {_err(worst)}"
+            + (f" in {tensor}" if tensor and tensor != "output" else "")
+            + ")."
         )
     for label, baseline, phase, sizes, error in g.baseline_failures:
         if phase == "step":

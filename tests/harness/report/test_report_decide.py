@@ -311,6 +311,19 @@ def test_no_fix_first_when_both_sides_disagree(rf: ModuleType) -> None:
     assert [n[1:3] for n in d.gradient.native_out_of_tol] == [("torch", "gradients")]
 
 
+def test_a_candidates_caution_names_which_of_several_outputs_is_off(rf: ModuleType) -> None:
+    """2026-12-01: torch's float32 SVD, its U and V out of tolerance beside right
+    singular values: the caution said only "outputs"."""
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
+    for r in rows:
+        if r["impl"] == "torch" and r["phase"] == "forward":
+            r.update(within_tol=False, max_rel_err=8.2e-3, worst_tensor="output[2]")
+    d = decide_one(rf, rows)
+    text = " ".join(layer_sentences(d))
+    assert "Caution: torch's outputs exceed tolerance at n=16, 32 (max relative error " in text
+    assert "8.2e-03 in output[2])." in text
+
+
 def test_a_faster_candidate_with_wrong_gradients_is_not_the_training_pick(
     rf: ModuleType,
 ) -> None:
@@ -333,8 +346,9 @@ def test_a_faster_candidate_with_wrong_gradients_is_not_the_training_pick(
     assert d.inference is not None
     (serve,) = d.inference.settings
     assert serve.native == "eigh" and serve.passed_over == ()
-    assert "Caution: eigh's gradients exceed tolerance at n=16, 32 (max relative error 37)" in (
-        " ".join(layer_sentences(d))
+    assert (
+        "Caution: eigh's gradients exceed tolerance at n=16, 32 (max relative error 37 in grad_x)"
+        in (" ".join(layer_sentences(d)))
     )
     assert "eigh is not weighed for this verdict: its gradients exceed tolerance" in (
         " ".join(setting_sentences(train, "n"))
