@@ -74,7 +74,7 @@ def decisions(folder: Path) -> list[LayerDecision]:
 def _verdict(d: LayerDecision, s: SettingDecision, use: str = "inference") -> str:
     """A setting's verdict as printed; a training verdict that the layer's wrong
     gradient overrides says so (the speed verdict beside it, which is compared)."""
-    text = headline(s.kind, s.threshold, d.size_axis)
+    text = headline(s.kind, s.threshold, d.size_axis, s.closing)
     if use == "training" and d.kind == FIX_GRADIENT:
         return f"{FIX_GRADIENT} (speed: {text})"
     return text
@@ -91,9 +91,14 @@ def verdicts_agree(a: SettingDecision, b: SettingDecision) -> bool:
 
 
 def crossovers_agree(a: SettingDecision, b: SettingDecision) -> bool | None:
+    """Whether the crossings' ranges overlap (both of a middle stretch's); None where
+    either has none."""
     if a.threshold is None or b.threshold is None:
         return None
-    return a.threshold.lower <= b.threshold.upper and b.threshold.lower <= a.threshold.upper
+    pairs = [(a.threshold, b.threshold)]
+    if a.closing is not None and b.closing is not None:
+        pairs.append((a.closing, b.closing))
+    return all(x.lower <= y.upper and y.lower <= x.upper for x, y in pairs)
 
 
 def decisive_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -63,9 +63,11 @@ __all__ = [
     "INFERENCE",
     "KEEP",
     "KEEP_ABOVE",
+    "KEEP_BETWEEN",
     "KINDS",
     "PORT",
     "PORT_ABOVE",
+    "PORT_BETWEEN",
     "STEP",
     "UNDECIDED",
     "CompiledFinding",
@@ -83,10 +85,28 @@ PORT = "port"
 KEEP = "keep"
 PORT_ABOVE = "port above size N"
 KEEP_ABOVE = "keep above size N"
+#: The native implementation faster in a middle stretch of sizes only, the baseline at
+#: both ends (2026-12-01: the seed conv2d with k=7, torch ×0.39-×0.67 at n=8-32, ×1.28-
+#: ×1.37 at 128-512, read "keep above n ≈ 765": port below it); and the reverse.
+PORT_BETWEEN = "port between sizes N1 and N2"
+KEEP_BETWEEN = "keep between sizes N1 and N2"
 FIX_GRADIENT = "fix the gradient first"
 UNDECIDED = "undecided"
 COMPILE_AS_IS = "compile as is"
-KINDS = (PORT, KEEP, PORT_ABOVE, KEEP_ABOVE, FIX_GRADIENT, UNDECIDED, COMPILE_AS_IS)
+KINDS = (
+    PORT,
+    KEEP,
+    PORT_ABOVE,
+    KEEP_ABOVE,
+    PORT_BETWEEN,
+    KEEP_BETWEEN,
+    FIX_GRADIENT,
+    UNDECIDED,
+    COMPILE_AS_IS,
+)
+#: The kinds with a crossing (``threshold``), and those with a second (``closing``).
+ABOVE_KINDS = (PORT_ABOVE, KEEP_ABOVE)
+BETWEEN_KINDS = (PORT_BETWEEN, KEEP_BETWEEN)
 
 STEP = "training step"
 INFERENCE = "inference forward"
@@ -174,6 +194,9 @@ class SettingDecision:
     """(candidate, what of it exceeds tolerance: 'outputs' or 'gradients'): not weighed
     for this verdict, since a port must be right first; empty when none, or when every
     candidate would be."""
+    closing: Crossover | None = None
+    """For ``PORT_BETWEEN``/``KEEP_BETWEEN``: where the middle stretch ends (``threshold``
+    is where it begins)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +208,8 @@ class Verdict:
     threshold: Crossover | None
     settings: tuple[SettingDecision, ...]
     mixed: bool = False
+    closing: Crossover | None = None
+    """Where a middle stretch ends (the ``*_BETWEEN`` kinds)."""
 
 
 @dataclass(frozen=True)
@@ -244,19 +269,25 @@ class LayerDecision:
     """(baseline, setting label, size, seconds a call adds alternating with a torch op,
     the same alternating with NumPy's) where the first is ``ALTERNATING_RATIO`` times
     the second or more: its thread pool and torch's fight (``harness.contention``)."""
+    closing: Crossover | None = None
+    """Where a middle stretch ends (the ``*_BETWEEN`` kinds of ``kind``)."""
 
     @property
     def training(self) -> Verdict | None:
         """The training verdict, or None (forward-only layer, or not asked)."""
         if self.use != TRAINING_USE:
             return None
-        return Verdict(TRAINING_USE, self.kind, self.threshold, self.settings, self.mixed)
+        return Verdict(
+            TRAINING_USE, self.kind, self.threshold, self.settings, self.mixed, self.closing
+        )
 
     @property
     def inference_verdict(self) -> Verdict | None:
         """The inference verdict, whether it is the layer's first or its second."""
         if self.use == INFERENCE_USE:
-            return Verdict(INFERENCE_USE, self.kind, self.threshold, self.settings, self.mixed)
+            return Verdict(
+                INFERENCE_USE, self.kind, self.threshold, self.settings, self.mixed, self.closing
+            )
         return self.inference
 
 
@@ -337,9 +368,16 @@ def _point(
     )  # fmt: skip
 
 
-def _kind_of(sides: Sequence[tuple[float, str]]) -> tuple[str, float | None, float | None]:
-    """(kind, lower, upper) from decided (size, side) pairs: the crossover, if any, lies
-    between the last size the other side won and the first of the winning stretch."""
+#: (lower, upper): the sizes either side of a crossing.
+Bounds = tuple[float, float]
+
+
+def _kind_of(sides: Sequence[tuple[float, str]]) -> tuple[str, tuple[Bounds, ...]]:
+    """(kind, crossings) from decided (size, side) pairs: each crossing lies between the
+    last size one side won and the first the other won. One side throughout: ``PORT``
+    or ``KEEP``; one change: ``*_ABOVE``; two, the middle stretch the other side's:
+    ``*_BETWEEN``; more: ``*_ABOVE`` of the largest sizes (the report says where it
+    turns)."""
     wins = [(s, side) for s, side in sides if side in ("native", "baseline")]
     blocks: list[tuple[str, list[float]]] = []
     for size, side in wins:
@@ -348,11 +386,15 @@ def _kind_of(sides: Sequence[tuple[float, str]]) -> tuple[str, float | None, flo
         else:
             blocks.append((side, [size]))
     if not blocks:
-        return KEEP, None, None
+        return KEEP, ()
     if len(blocks) == 1:
-        return (PORT if blocks[0][0] == "native" else KEEP), None, None
+        return (PORT if blocks[0][0] == "native" else KEEP), ()
+    if len(blocks) == 3:
+        middle = blocks[1]
+        kind = PORT_BETWEEN if middle[0] == "native" else KEEP_BETWEEN
+        return kind, ((blocks[0][1][-1], middle[1][0]), (middle[1][-1], blocks[2][1][0]))
     winner, stretch = blocks[-1]
-    return (PORT_ABOVE if winner == "native" else KEEP_ABOVE), blocks[-2][1][-1], stretch[0]
+    return (PORT_ABOVE if winner == "native" else KEEP_ABOVE), ((blocks[-2][1][-1], stretch[0]),)
 
 
 # --------------------------------------------------------------------------- settings
@@ -504,7 +546,7 @@ def _setting_decision(
         )  # fmt: skip
     sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
     points = _metric_points(setting, baseline, best, phase, prefix, sizes)
-    kind, threshold, undecided, possible = _verdict(points)
+    kind, crossings, undecided, possible = _verdict(points)
     compiled = (
         _compiled_finding(setting, sides.compiled[0], baseline, points, phase, prefix, sizes)
         if use == TRAINING_USE and sides.compiled and sides.compiled[0] != best
@@ -513,11 +555,12 @@ def _setting_decision(
     crossovers = tuple(
         find_crossovers([(p.size, p.speedup) for p in points if p.speedup is not None])
     )
+    refined = [_refine(c, crossovers) for c in crossings]
     return SettingDecision(
         setting.label,
         setting.context,
         kind,
-        threshold if threshold is None else _refine(threshold, crossovers),
+        refined[0] if refined else None,
         baseline,
         best,
         metric,
@@ -536,6 +579,7 @@ def _setting_decision(
         use=use,
         estimated=bool(prefix),
         passed_over=passed_over,
+        closing=refined[1] if len(refined) > 1 else None,
     )
 
 
@@ -603,36 +647,47 @@ def _compiled_finding(
 
 def _verdict(
     points: Sequence[PointDecision],
-) -> tuple[str, Crossover | None, tuple[float, ...], tuple[str, ...]]:
-    """(kind, crossover range, undecided sizes, possible kinds)."""
+) -> tuple[str, tuple[Crossover, ...], tuple[float, ...], tuple[str, ...]]:
+    """(kind, crossings, undecided sizes, possible kinds)."""
     fixed = [(p.size, p.side) for p in points if p.side in ("native", "baseline", "tie")]
     noisy = [p for p in points if p.side == "noisy"]
-    kind, lower, upper = _kind_of(fixed)
+    kind, bounds = _kind_of(fixed)
     if not noisy:
-        return kind, _crossing(kind, lower, upper), (), ()
+        return kind, _crossings(kind, bounds), (), ()
     if len(noisy) > _MAX_NOISY:
-        return UNDECIDED, None, tuple(p.size for p in noisy), ()
-    outcomes: dict[str, list[tuple[float | None, float | None]]] = {}
+        return UNDECIDED, (), tuple(p.size for p in noisy), ()
+    outcomes: dict[str, list[tuple[Bounds, ...]]] = {}
     for choice in itertools.product(*(sorted(p.allows) for p in noisy)):
         chosen = dict(zip((p.size for p in noisy), choice, strict=True))
         sides = sorted([*fixed, *chosen.items()], key=lambda pair: pair[0])
-        k, lo, hi = _kind_of(sides)
-        outcomes.setdefault(k, []).append((lo, hi))
+        k, found = _kind_of(sides)
+        outcomes.setdefault(k, []).append(found)
     if len(outcomes) == 1:
-        ((only, bounds),) = outcomes.items()
-        los = [b[0] for b in bounds if b[0] is not None]
-        his = [b[1] for b in bounds if b[1] is not None]
-        if only in (PORT_ABOVE, KEEP_ABOVE) and los and his:
-            return only, _crossing(only, min(los), max(his)), (), ()
-        return only, None, (), ()
-    return UNDECIDED, None, tuple(p.size for p in noisy), tuple(k for k in KINDS if k in outcomes)
+        ((only, found_all),) = outcomes.items()
+        # each crossing anywhere the noisy sizes leave it: from its lowest lower bound
+        # to its highest upper one
+        widest = tuple(
+            (min(b[i][0] for b in found_all), max(b[i][1] for b in found_all))
+            for i in range(len(found_all[0]))
+        )
+        return only, _crossings(only, widest), (), ()
+    return UNDECIDED, (), tuple(p.size for p in noisy), tuple(k for k in KINDS if k in outcomes)
 
 
-def _crossing(kind: str, lower: float | None, upper: float | None) -> Crossover | None:
-    if kind not in (PORT_ABOVE, KEEP_ABOVE) or lower is None or upper is None:
-        return None
-    side = "native" if kind == PORT_ABOVE else "baseline"
-    return Crossover(math.sqrt(lower * upper), lower, upper, side)
+def _crossings(kind: str, bounds: Sequence[Bounds]) -> tuple[Crossover, ...]:
+    """The crossings of ``kind`` at ``bounds``, each estimated at the geometric middle
+    of its range (``_refine`` moves it to where the medians cross)."""
+    sides: tuple[str, ...]
+    if kind in ABOVE_KINDS:
+        sides = ("native" if kind == PORT_ABOVE else "baseline",)
+    elif kind in BETWEEN_KINDS:
+        sides = ("native", "baseline") if kind == PORT_BETWEEN else ("baseline", "native")
+    else:
+        return ()
+    return tuple(
+        Crossover(math.sqrt(lo * hi), lo, hi, side)
+        for (lo, hi), side in zip(bounds, sides, strict=True)
+    )
 
 
 def _refine(threshold: Crossover, crossovers: Sequence[Crossover]) -> Crossover:
@@ -859,22 +914,37 @@ def _capability_gains(
     )
 
 
-def _merge(decisions: Sequence[SettingDecision]) -> tuple[str, Crossover | None, bool]:
+def _merge(
+    decisions: Sequence[SettingDecision],
+) -> tuple[str, Crossover | None, Crossover | None, bool]:
+    """One verdict over a layer's settings: (kind, threshold, closing, mixed)."""
     kinds = {d.kind for d in decisions}
     if not decisions:
-        return KEEP, None, False
+        return KEEP, None, None, False
     if UNDECIDED in kinds:
-        return UNDECIDED, None, len(kinds) > 1
+        return UNDECIDED, None, None, len(kinds) > 1
     if len(kinds) == 1 and next(iter(kinds)) in (PORT, KEEP):
-        return next(iter(kinds)), None, False
+        return next(iter(kinds)), None, None, False
     if kinds <= {PORT, PORT_ABOVE}:
         above = [d for d in decisions if d.kind == PORT_ABOVE and d.threshold is not None]
         top = max(above, key=lambda d: d.threshold.size if d.threshold else 0)
-        return PORT_ABOVE, top.threshold, len(kinds) > 1
+        return PORT_ABOVE, top.threshold, None, len(kinds) > 1
     if kinds == {KEEP_ABOVE}:
         low = min(decisions, key=lambda d: d.threshold.size if d.threshold else 0)
-        return KEEP_ABOVE, low.threshold, False
-    return KEEP, None, True
+        return KEEP_ABOVE, low.threshold, None, False
+    if len(kinds) == 1 and next(iter(kinds)) in BETWEEN_KINDS:
+        # port where every setting ports: the latest start, the earliest end; keep where
+        # any setting keeps: the earliest start, the latest end
+        (kind,) = kinds
+        spans = [(d.threshold, d.closing) for d in decisions if d.threshold and d.closing]
+        if len(spans) == len(decisions):
+            starts, ends = [a for a, _ in spans], [b for _, b in spans]
+            narrow = kind == PORT_BETWEEN
+            first = (max if narrow else min)(starts, key=lambda c: c.size)
+            last = (min if narrow else max)(ends, key=lambda c: c.size)
+            if first.size < last.size:
+                return kind, first, last, False
+    return KEEP, None, None, True
 
 
 def _compiles_as_is(
@@ -980,12 +1050,14 @@ def _layer_decision(
     inference = None
     if use == TRAINING_USE and INFERENCE_USE in uses:
         inf = [_setting_decision(s, baselines, back, INFERENCE_USE) for s in setting_list]
-        inf_kind, inf_threshold, inf_mixed = _merge(inf)
+        inf_kind, inf_threshold, inf_closing, inf_mixed = _merge(inf)
         if inf_kind == PORT and _best_is_compiled(inf, rows):
             inf_kind = COMPILE_AS_IS
-        inference = Verdict(INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed)
+        inference = Verdict(
+            INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed, inf_closing
+        )
     gradient = _gradient_findings(rows, decisions, setting_list)
-    kind, threshold, mixed = _merge(decisions)
+    kind, threshold, closing, mixed = _merge(decisions)
     compile_check = _baseline_check(layer_caps, "compile")
     fullgraph = _baseline_check(layer_caps, "compile_fullgraph")
     if (
@@ -997,7 +1069,7 @@ def _layer_decision(
     if kind == PORT and use == INFERENCE_USE and _best_is_compiled(decisions, rows):
         kind = COMPILE_AS_IS
     if gradient.fix and use == TRAINING_USE:
-        kind, threshold = FIX_GRADIENT, None
+        kind, threshold, closing = FIX_GRADIENT, None, None
     best = next((d for d in decisions if d.native), None)
     native_source = None
     if best is not None:
@@ -1021,6 +1093,7 @@ def _layer_decision(
         inference,
         tuple(sorted({int(r["threads"]) for r in rows if r.get("threads") is not None})),
         _alternating(rows),
+        closing,
     )
 
 

@@ -19,7 +19,9 @@ from harness.report.decide import (
     INFERENCE,
     KEEP,
     KEEP_ABOVE,
+    KEEP_BETWEEN,
     PORT_ABOVE,
+    PORT_BETWEEN,
     STEP,
     UNDECIDED,
     Crossover,
@@ -53,6 +55,8 @@ NEXT_STEPS = (
 _KIND_WORDS = {
     PORT_ABOVE: "port above some size",
     KEEP_ABOVE: "keep above some size",
+    PORT_BETWEEN: "port between some sizes",
+    KEEP_BETWEEN: "keep between some sizes",
 }
 
 
@@ -75,17 +79,25 @@ def _range(axis: str, c: Crossover) -> str:
     return f"{axis} ≈ {fmt_size(c.size)} (between {fmt_size(c.lower)} and {fmt_size(c.upper)})"
 
 
-def headline(kind: str, threshold: Crossover | None, axis: str) -> str:
-    """The verdict in a few words: ``port above n ≈ 91 (64–128)``."""
+def headline(
+    kind: str, threshold: Crossover | None, axis: str, closing: Crossover | None = None
+) -> str:
+    """The verdict in a few words: ``port above n ≈ 91 (64–128)``, ``port between
+    n ≈ 45 (32–64) and n ≈ 724 (512–1024)``."""
     if kind in (PORT_ABOVE, KEEP_ABOVE) and threshold is not None:
         word = "port" if kind == PORT_ABOVE else "keep"
-        if threshold.lower == threshold.upper:
-            return f"{word} above {axis} = {fmt_size(threshold.size)}"
-        return (
-            f"{word} above {axis} ≈ {fmt_size(threshold.size)} "
-            f"({fmt_size(threshold.lower)}–{fmt_size(threshold.upper)})"
-        )
+        return f"{word} above {_at(axis, threshold)}"
+    if kind in (PORT_BETWEEN, KEEP_BETWEEN) and threshold is not None and closing is not None:
+        word = "port" if kind == PORT_BETWEEN else "keep"
+        return f"{word} between {_at(axis, threshold)} and {_at(axis, closing)}"
     return kind
+
+
+def _at(axis: str, c: Crossover) -> str:
+    """``n ≈ 91 (64–128)``, or ``n = 64`` where the crossing is at a measured size."""
+    if c.lower == c.upper:
+        return f"{axis} = {fmt_size(c.size)}"
+    return f"{axis} ≈ {fmt_size(c.size)} ({fmt_size(c.lower)}–{fmt_size(c.upper)})"
 
 
 def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
@@ -97,7 +109,7 @@ def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
         return COMPILE_AS_IS
     if setting.kind == UNDECIDED and setting.undecided_sizes:
         return f"undecided at {_sizes(decision.size_axis, setting.undecided_sizes)}"
-    return headline(setting.kind, setting.threshold, decision.size_axis)
+    return headline(setting.kind, setting.threshold, decision.size_axis, setting.closing)
 
 
 #: A list of sizes or intervals longer than this is shortened (a grid of thousands of
@@ -230,7 +242,15 @@ def _band_sentences(s: SettingDecision, axis: str) -> list[str]:
             f"{s.native} and {s.baseline} are equally fast within ±{BAND:.0%} at every size: "
             "speed is no reason to port."
         )
-    if s.threshold is not None:
+    if s.threshold is not None and s.closing is not None:
+        first = s.native if s.threshold.faster_above == "native" else s.baseline
+        again = s.native if s.closing.faster_above == "native" else s.baseline
+        out.append(
+            f"The faster side changes twice: at {_range(axis, s.threshold)}, above which "
+            f"{first} is faster, and at {_range(axis, s.closing)}, above which {again} is "
+            f"faster again; {first} wins only between them."
+        )
+    elif s.threshold is not None:
         faster = s.native if s.threshold.faster_above == "native" else s.baseline
         out.append(
             f"The faster side changes at {_range(axis, s.threshold)}; {faster} is faster above."
@@ -250,8 +270,8 @@ def _turns_sentence(s: SettingDecision, axis: str) -> str | None:
             blocks[-1][1].append(p.size)
         else:
             blocks.append((p.side, [p.size]))
-    if len(blocks) <= 2:
-        return None
+    if len(blocks) <= 2 or (len(blocks) == 3 and s.closing is not None):
+        return None  # the verdict says it: above N, or between N1 and N2
     names = {"native": s.native, "baseline": s.baseline}
     stretches = ", ".join(f"{names[side]} at {_sizes(axis, sizes)}" for side, sizes in blocks)
     return (

@@ -71,6 +71,8 @@ _KINDS = (
     "*keep*: it is faster at no size; *port above size N*: the baseline is faster below "
     "N and native above it (N with the range of sizes it lies in); *keep above size N*: "
     "native is faster below N and the baseline above it (port only for sizes below N); "
+    "*port between sizes N1 and N2*: native is faster between N1 and N2 only, the "
+    "baseline below N1 and above N2 (*keep between*: the reverse); "
     "*fix the gradient first*: the baseline's gradient disagrees with autograd, whatever "
     "the speed; *undecided*: too noisy to tell at the sizes named; *compile as is*: "
     "`torch.compile` of the baseline exactly as declared runs without a graph break, "
@@ -96,7 +98,7 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
         )
         per_setting.append(setting_sentences(s, d.size_axis, memory=memory))
     title = "Training verdict" if d.use == "training" else "Inference verdict"
-    head = headline(d.kind, d.threshold, d.size_axis)
+    head = headline(d.kind, d.threshold, d.size_axis, d.closing)
     lines = _verdict_lines(
         d, title, head, d.settings, per_setting, layer_text, d.kind == FIX_GRADIENT
     )
@@ -107,7 +109,7 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
             *_verdict_lines(
                 d,
                 "Inference verdict",
-                headline(v.kind, v.threshold, d.size_axis),
+                headline(v.kind, v.threshold, d.size_axis, v.closing),
                 v.settings,
                 [setting_sentences(s, d.size_axis) for s in v.settings],
             ),

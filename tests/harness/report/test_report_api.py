@@ -28,6 +28,8 @@ def test_all_is_pinned() -> None:
         "keep",
         "port above size N",
         "keep above size N",
+        "port between sizes N1 and N2",
+        "keep between sizes N1 and N2",
         "fix the gradient first",
         "undecided",
         "compile as is",

@@ -20,8 +20,10 @@ from harness.report.decide import (
     INFERENCE,
     KEEP,
     KEEP_ABOVE,
+    KEEP_BETWEEN,
     PORT,
     PORT_ABOVE,
+    PORT_BETWEEN,
     STEP,
     UNDECIDED,
     Crossover,
@@ -203,12 +205,36 @@ def test_the_range_spans_ties_between_the_sides(rf: ModuleType) -> None:
     assert 32 < d.threshold.size < 64
 
 
-def test_the_last_winning_stretch_decides(rf: ModuleType) -> None:
-    # native, baseline, native: port above, from the baseline's last win
+def test_a_middle_stretch_one_side_wins_is_a_between_verdict(rf: ModuleType) -> None:
+    """2026-12-01: the seed conv2d, k=7: torch ×0.39-×0.67 at n=8-32, ×1.28-×1.37 at
+    128-512, slower at 1024, read "keep above n ≈ 765", which says port below it."""
+    steps = {8: rf.iv(0.4), 32: rf.iv(0.67), 128: rf.iv(1.37), 512: rf.iv(1.28), 1024: rf.iv(0.6)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert d.kind == PORT_BETWEEN
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (32, 128)
+    assert d.closing is not None and (d.closing.lower, d.closing.upper) == (512, 1024)
+    assert d.threshold.faster_above == "native" and d.closing.faster_above == "baseline"
+    (s,) = d.settings
+    assert setting_headline(d, s).startswith("port between n ≈ ")
+    assert " (32–128) and n ≈ " in setting_headline(d, s)
+    text = " ".join(setting_sentences(s, "n"))
+    assert "The faster side changes twice: at n ≈ " in text
+    assert "torch wins only between them" in text
+    assert "changes more than once" not in text  # the verdict says it
+    # native, baseline, native: keep between
     steps = {8: rf.iv(2.0), 16: rf.iv(0.5), 32: rf.iv(0.6), 64: rf.iv(1.5), 128: rf.iv(2.0)}
     d = decide_one(rf, layer_rows(rf, steps))
-    assert d.kind == PORT_ABOVE
-    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (32, 64)
+    assert d.kind == KEEP_BETWEEN
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (8, 16)
+    assert d.closing is not None and (d.closing.lower, d.closing.upper) == (32, 64)
+
+
+def test_past_two_changes_the_last_winning_stretch_decides(rf: ModuleType) -> None:
+    # native, baseline, native, baseline: keep above, from native's last win
+    steps = {8: rf.iv(2.0), 16: rf.iv(0.5), 32: rf.iv(1.6), 64: rf.iv(1.5), 128: rf.iv(0.5)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert d.kind == KEEP_ABOVE and d.closing is None
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (64, 128)
 
 
 # ---------------------------------------------------------------------------- noise
@@ -247,8 +273,9 @@ def test_a_noisy_size_that_cannot_change_the_verdict_leaves_it_decided(
 def test_a_noisy_size_on_the_losing_side_of_a_crossover_leaves_it_decided(
     rf: ModuleType,
 ) -> None:
-    # noisy at n=8, below a crossover between 16 and 64: port above, whatever n=8 is
-    steps = {8: (0.4, 0.2, 1.1), 16: rf.iv(0.5), 64: rf.iv(2.0), 128: rf.iv(3.0)}
+    # noisy at n=8 (the baseline's or a tie), below a crossover between 16 and 64:
+    # port above, whatever n=8 is
+    steps = {8: (0.4, 0.2, 1.04), 16: rf.iv(0.5), 64: rf.iv(2.0), 128: rf.iv(3.0)}
     d = decide_one(rf, layer_rows(rf, steps))
     assert sides(d) == ["noisy", "baseline", "native", "native"]
     assert d.kind == PORT_ABOVE
@@ -726,13 +753,13 @@ def test_a_baseline_whose_thread_pool_fights_torchs_is_explained(rf: ModuleType)
 
 
 def test_a_side_that_wins_twice_is_named_beside_an_above_verdict(rf: ModuleType) -> None:
-    steps = {40: rf.iv(2.5), 200: rf.iv(0.65), 800: rf.iv(3.0)}
+    steps = {40: rf.iv(0.4), 100: rf.iv(2.5), 200: rf.iv(0.65), 800: rf.iv(3.0)}
     (s,) = decide_one(rf, layer_rows(rf, steps)).settings
     assert s.kind == PORT_ABOVE
     text = " ".join(setting_sentences(s, "n"))
     assert (
-        "The faster side changes more than once (torch at n=40, numpy at n=200, torch at "
-        "n=800), so the verdict speaks for the largest sizes"
+        "The faster side changes more than once (numpy at n=40, torch at n=100, numpy at "
+        "n=200, torch at n=800), so the verdict speaks for the largest sizes"
     ) in text
     (s,) = decide_one(rf, layer_rows(rf, {40: rf.iv(0.5), 800: rf.iv(3.0)})).settings
     assert "changes more than once" not in " ".join(setting_sentences(s, "n"))
@@ -764,9 +791,9 @@ def test_the_undecided_sentence_names_the_sizes_and_what_to_do(rf: ModuleType) -
     text = " ".join(setting_sentences(s, d.size_axis))
     assert "**Undecided at n=64, 128: too noisy on this machine**" in text
     assert "n=64 ×1.10 (0.90–1.30)" in text
-    # n=64 to the baseline and n=128 to native would make it port above
-    assert s.possible == (PORT, PORT_ABOVE, KEEP_ABOVE)
-    assert "the verdict could be port or port above some size or keep above some size" in text
+    # n=64 to the baseline and n=128 to native would make it keep between
+    assert s.possible == (PORT, KEEP_ABOVE, KEEP_BETWEEN)
+    assert "the verdict could be port or keep above some size or keep between some sizes" in text
     assert "--profile rigorous" in text
 
 

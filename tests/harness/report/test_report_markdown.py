@@ -57,7 +57,9 @@ def test_report_opens_with_verdicts_and_shows_failures(rf: ModuleType) -> None:
     assert "| fft | all | **fix the gradient first** | compile ×0.31" in text
     # the inference verdict stands apart from the gradient's defect
     assert "| **port above n ≈ 99.4 (64–256)** | compile ×0.42" in text
-    assert "| conv2d | k=3 | **port above n ≈ 160 (64–256)** | compile ×0.41" in text
+    # n=8's interval (0.20–1.10) leaves torch faster there possible: keep between
+    assert "| conv2d | k=3 | **undecided at n=8** | compile ×0.41" in text
+    assert "could be port above some size or keep between some sizes" in text
     assert "| conv2d | k=15 | **port** | torch ×8.53" in text
     assert (
         "| norm | all | — (forward only: no backward to train) | — "
