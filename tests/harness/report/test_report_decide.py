@@ -229,6 +229,29 @@ def test_a_middle_stretch_one_side_wins_is_a_between_verdict(rf: ModuleType) -> 
     assert d.closing is not None and (d.closing.lower, d.closing.upper) == (32, 64)
 
 
+def test_an_end_that_is_the_outer_sides_or_a_tie_leaves_a_middle_stretch_decided(
+    rf: ModuleType,
+) -> None:
+    """2026-12-01: the seed conv2d, k=3: n=8 ×0.95 (0.92-0.99), SciPy's or a tie, below
+    torch's stretch at 32-128, SciPy's again from 256: "undecided at n=8" between keep
+    above and port between, where keeping SciPy at n=8 is right either way."""
+    tied_or_base = (0.95, 0.92, 0.99)
+    steps = {8: tied_or_base, 16: (0.97, 0.96, 0.98), 32: rf.iv(1.4), 128: rf.iv(4.7)}
+    steps |= {256: rf.iv(0.64), 1024: rf.iv(0.41)}
+    d = decide_one(rf, layer_rows(rf, steps))
+    assert d.kind == PORT_BETWEEN
+    assert d.threshold is not None and (d.threshold.lower, d.threshold.upper) == (8, 32)
+    assert d.closing is not None and (d.closing.lower, d.closing.upper) == (128, 256)
+    # the same at the other end: 1024 SciPy's or a tie above torch's stretch
+    steps = {8: rf.iv(0.4), 32: rf.iv(0.67), 128: rf.iv(1.37), 512: rf.iv(1.28)}
+    d = decide_one(rf, layer_rows(rf, steps | {1024: tied_or_base}))
+    assert d.kind == PORT_BETWEEN
+    assert d.closing is not None and (d.closing.lower, d.closing.upper) == (512, 1024)
+    # an end that may be torch's too: undecided, as before
+    d = decide_one(rf, layer_rows(rf, steps | {1024: (0.95, 0.5, 1.5)}))
+    assert d.kind == UNDECIDED
+
+
 def test_past_two_changes_the_last_winning_stretch_decides(rf: ModuleType) -> None:
     # native, baseline, native, baseline: keep above, from native's last win
     steps = {8: rf.iv(2.0), 16: rf.iv(0.5), 32: rf.iv(1.6), 64: rf.iv(1.5), 128: rf.iv(0.5)}
