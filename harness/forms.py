@@ -533,7 +533,12 @@ def _first_calls(
     if impl.backward and any(grad_mask):
         outs = [t for t in as_tuple(out) if t.requires_grad]  # several outputs: each
         if outs:
-            torch.autograd.backward([t.sum() for t in outs])
+            # an upstream gradient of ones, not .sum(): a complex output has no real sum
+            # to differentiate. A backward that refuses it (torch's complex SVD refuses
+            # a loss that depends on its singular vectors' phases) leaves the form built
+            # for inference; its backward and step then fail when checked, saying why.
+            with contextlib.suppress(RuntimeError):
+                torch.autograd.backward(outs, [torch.ones_like(t) for t in outs])
 
 
 def _build_onnxruntime(

@@ -467,11 +467,28 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
                 else "."
             )
         )
+    ill_posed = g.reference_failed is not None and not g.reference_failed.startswith(
+        "GradcheckError"
+    )
     for impl, why in g.gradcheck_failed:
-        out.append(f"{impl} fails torch.autograd.gradcheck" + (f" ({why})" if why else "") + ".")
+        out.append(
+            f"{impl} fails torch.autograd.gradcheck"
+            + (f" ({why})" if why else "")
+            + (", which is not held against it: see the reference below" if ill_posed else "")
+            + "."
+        )
     if g.gradcheck_passed and not g.gradcheck_failed:
         out.append(f"{', '.join(g.gradcheck_passed)} passes gradcheck.")
-    if g.reference_failed is not None:
+    if ill_posed:
+        out.append(
+            f"The reference's own backward raises at the gradcheck point ({g.reference_failed}): "
+            "the loss of a random upstream gradient is ill-defined there (an output defined "
+            "only up to a phase or sign, as an SVD's singular vectors are, makes it depend "
+            "on that choice), so neither the reference's gradients nor gradcheck judge a "
+            "gradient of this layer: check it on a loss that does not depend on the choice "
+            "(for an SVD: the singular values, or U·diag(S)·Vᴴ)."
+        )
+    elif g.reference_failed is not None:
         out.append(
             f"The reference itself fails gradcheck ({g.reference_failed}): its gradients are "
             "not the derivative of its output over every input entry (a reference that reads "
@@ -612,6 +629,8 @@ def _agreement(g: GradientFindings) -> str:
     worst = g.worst_agreeing_error
     if worst is not None:
         text += f"; largest relative error {fmt_rel_err(worst)}"
+        if g.worst_agreeing_impl:
+            text += f", {g.worst_agreeing_impl}'s"
         rtol = min((RTOL[dt] for dt in g.dtypes if dt in RTOL), default=None)
         if rtol is not None and worst > rtol:
             text += ", on entries small against max|r|, which the rule's second term covers"

@@ -153,6 +153,24 @@ def test_an_output_without_a_gradient_is_left_out_of_the_backward(tmp_path: Path
     assert done["numpy"].phases["step"].status == "unsupported"  # a function of arrays
 
 
+def test_a_reference_whose_backward_raises_leaves_the_outputs_compared(tmp_path: Path) -> None:
+    """2026-12-01: torch's complex SVD refuses a loss that depends on its singular
+    vectors' phases; every forward of a public SciPy SVD layer then failed with the
+    reference's backward error. Complex outputs compile too (their first calls' backward
+    took a .sum() that has no real value to differentiate)."""
+    variants = [Variant.make("complex_svd", i, {"n": 4}) for i in ("numpy", "torch", "compile")]
+    done, _ = _setup(tmp_path, variants)
+    for impl in ("numpy", "torch", "compile"):
+        forward = done[impl].phases["forward"]
+        assert forward.status == "ok", (impl, forward.error)
+        assert [d["tensor"] for d in forward.deviations] == ["output[0]", "output[1]", "output[2]"]
+    # no loss of random upstream gradients is defined: the backward says so, not the forward
+    for impl in ("torch", "compile"):
+        for phase in ("backward", "step"):
+            info = done[impl].phases[phase]
+            assert info.status == "error" and "ill-defined" in str(info.error), (impl, phase)
+
+
 def test_the_capability_checks_compare_each_output() -> None:
     from harness.capabilities import _mismatch
 

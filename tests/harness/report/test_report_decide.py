@@ -509,6 +509,30 @@ def test_a_reference_that_fails_gradcheck_judges_no_gradient(rf: ModuleType) -> 
     assert decide_one(rf, rows).kind == FIX_GRADIENT
 
 
+def test_a_reference_whose_backward_raises_makes_gradcheck_no_judge_either(
+    rf: ModuleType,
+) -> None:
+    """2026-12-01: a public SciPy complex SVD (peps-torch) failed gradcheck where torch's
+    own SVD refuses the loss ("ill-defined": U's and V's phases are arbitrary), and
+    read "fix the gradient first"; its backward is right on losses that do not depend
+    on the phases."""
+    raised = "RuntimeError: svd_backward: ... making it ill-defined."
+    rows = _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error="GradcheckError: Jacobian")
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r.update(reference_gradcheck=False, reference_gradcheck_error=raised)
+    d = decide_one(rf, rows)
+    assert d.kind != FIX_GRADIENT and not d.gradient.fix
+    text = " ".join(layer_sentences(d))
+    assert "which is not held against it: see the reference below" in text
+    assert f"The reference's own backward raises at the gradcheck point ({raised})" in text
+    # a reference that fails by a Jacobian mismatch leaves gradcheck the judge
+    for r in rows:
+        if r.get("reference_gradcheck") is False:
+            r["reference_gradcheck_error"] = "GradcheckError: Jacobian mismatch"
+    assert decide_one(rf, rows).kind == FIX_GRADIENT
+
+
 def test_baseline_backward_failures_are_native_wins_and_reported(rf: ModuleType) -> None:
     rows = []
     for n in (8, 9, 16, 17):
