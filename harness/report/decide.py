@@ -543,10 +543,20 @@ def _setting_decision(
         passed_over = ()
         best = _best_candidate(setting, sides.candidates, phase, prefix)
     if best is None:
+        # say what failed: 2026-12-01, a complex SVD's candidates all ran forward, and
+        # only their training step failed (the loss of a random upstream gradient on
+        # U and V is ill-defined)
+        errors = [
+            str(r["error"])
+            for c in sides.candidates
+            for r in setting.rows_for(c, phase)
+            if r.get("status") == "error" and r.get("error")
+        ]
+        what = "training step" if phase == "step" else phase
+        note = f"No native candidate's {what} ran" + (f" ({errors[0]})" if errors else "") + "."
         return SettingDecision(
             setting.label, setting.context, KEEP, None, baseline, None, metric,
-            forward_only=forward_only, note="No native implementation ran successfully.",
-            use=use,
+            forward_only=forward_only, note=note, use=use,
         )  # fmt: skip
     sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
     points = _metric_points(setting, baseline, best, phase, prefix, sizes)

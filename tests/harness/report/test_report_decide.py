@@ -422,6 +422,19 @@ def test_a_faster_candidate_with_wrong_gradients_is_not_the_training_pick(
     assert train.native == "torch" and train.passed_over == ()
 
 
+def test_a_setting_where_no_candidate_steps_says_what_failed(rf: ModuleType) -> None:
+    """2026-12-01: a complex SVD's candidates ran forward, and only their training step
+    failed; the report said "No native implementation ran successfully"."""
+    rows = _three_phase_rows(rf, (16, 32), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0))
+    why = "RuntimeError: svd_backward: ... ill-defined."
+    for r in rows:
+        if r["impl"] == "torch" and r["phase"] in ("step", "backward"):
+            r.update(status="error", error=why, speedup=None, speedup_low=None, speedup_high=None)
+    (train,) = decide_one(rf, rows).settings
+    assert train.native is None
+    assert train.note == f"No native candidate's training step ran ({why})."
+
+
 def test_outputs_out_of_tolerance_alone_are_not_fix_the_gradient(rf: ModuleType) -> None:
     rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
     for r in rows:
