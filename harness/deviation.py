@@ -64,8 +64,10 @@ def compare_tensors(
     them too (NaN/inf in the inputs) make ``max_abs_err`` infinite and ``max_rel_err``
     NaN (``harness.report.faults`` words both).
     """
-    a = _dense(actual).to("cpu", torch.float64)
-    r = _dense(ref).to("cpu", torch.float64)
+    # complex compared as complex: a cast to float64 drops the imaginary part
+    wide = torch.complex128 if actual.is_complex() or ref.is_complex() else torch.float64
+    a = _dense(actual).to("cpu", wide)
+    r = _dense(ref).to("cpu", wide)
     if a.shape != r.shape:
         raise ValueError(
             f"{name}: shape {tuple(a.shape)} differs from the reference's {tuple(r.shape)}"

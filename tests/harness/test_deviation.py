@@ -242,3 +242,15 @@ def test_gradcheck_of_a_sparse_input_checks_its_entries_only(
     monkeypatch.setattr(_SparseMatVec, "scale", 2.0)
     ok, why = run_gradcheck(_SparseMatVec.apply, [A, x], [True, True])
     assert not ok and "Jacobian mismatch" in why
+
+
+def test_a_complex_output_is_compared_with_its_imaginary_part() -> None:
+    # 2026-12-01: a complex SVD's outputs were cast to float64 to compare, which drops
+    # the imaginary part (with a warning)
+    from harness.deviation import compare_tensors
+
+    ref = torch.tensor([1 + 1j, 2 + 2j], dtype=torch.complex128)
+    off = torch.tensor([1 + 1j, 2 + 3j], dtype=torch.complex64)
+    dev = compare_tensors("output", off, ref, "float32")
+    assert not dev.within_tol and dev.max_abs_err == pytest.approx(1.0)
+    assert compare_tensors("output", ref.to(torch.complex64), ref, "float32").within_tol
