@@ -552,7 +552,9 @@ def section_lines(
             )
         if not sentences:
             continue
-        head = f"{pair.use.capitalize()} ({pair.baseline} vs {pair.candidate}"
+        # no candidate that ran the metric (2026-12-01: "Training (scipy vs None)")
+        head = f"{pair.use.capitalize()} ({pair.baseline}"
+        head += f" vs {pair.candidate}" if pair.candidate else ""
         head += f", {pair.label})" if len(labels) > 1 and pair.label else ")"
         out.append(f"- **{head}:** " + " ".join(sentences))
     if out[-1] != "":

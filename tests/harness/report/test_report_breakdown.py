@@ -4,6 +4,7 @@ torch, no worker, no results folder."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -214,6 +215,19 @@ def test_pairs_follow_the_verdicts() -> None:
     ]
     assert [s for s, _, _ in found[0].sizes] == [8.0, 1024.0]
     assert [s for s, _, _ in found[1].sizes] == [8.0]
+
+
+def test_a_verdict_without_a_candidate_is_headed_by_the_baseline_alone() -> None:
+    # 2026-12-01: no candidate's step ran (a complex SVD), and the bullet read
+    # "Training (scipy vs None)"
+    d = _decision()
+    training = replace(d.settings[0], native=None)
+    rows = [r for r in _layer_rows() if r["impl"] == "numpy"]
+    profiled = [r for r in _breakdown_rows() if r["impl"] == "numpy"]
+    text = "\n".join(
+        section_lines(profiled, rows, replace(d, settings=(training,), inference=None))
+    )
+    assert "- **Training (numpy):** At n=8" in text and "vs None" not in text
 
 
 def test_nothing_profiled_gives_no_section() -> None:
