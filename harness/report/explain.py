@@ -467,9 +467,7 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
                 else "."
             )
         )
-    ill_posed = g.reference_failed is not None and not g.reference_failed.startswith(
-        "GradcheckError"
-    )
+    ill_posed = _ill_posed(g)
     for impl, why in g.gradcheck_failed:
         out.append(
             f"{impl} fails torch.autograd.gradcheck"
@@ -515,6 +513,7 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
                 else ""
             )
             + "."
+            + (_GAUGE if noun == "outputs" and _ill_posed(g) else "")
         )
     for label, native, noun, sizes, worst in g.native_out_of_tol:
         tensor = worst.get("worst_tensor")  # which of several outputs, which gradient
@@ -614,6 +613,22 @@ def _port_sentences(d: LayerDecision) -> list[str]:
     if d.mixed and d.kind not in (FIX_GRADIENT, UNDECIDED):
         out.append("The settings disagree (below), so the layer's verdict is the cautious one.")
     return out
+
+
+#: Said beside outputs that disagree where the reference's backward found its loss
+#: ill-defined: the outputs themselves may be defined only up to a choice.
+_GAUGE = (
+    " The reference's backward says its outputs are defined only up to a phase or sign "
+    "(see above): a different choice of it reads as a disagreement here, so compare "
+    "quantities that do not depend on it (for an SVD: the singular values, U·diag(S)·Vᴴ), "
+    "or fix the choice in every implementation and the reference alike."
+)
+
+
+def _ill_posed(g: GradientFindings) -> bool:
+    """Whether the reference's own backward raised at the gradcheck point (not a
+    Jacobian mismatch): the loss of a random upstream gradient is ill-defined there."""
+    return g.reference_failed is not None and not g.reference_failed.startswith("GradcheckError")
 
 
 def _agreement(g: GradientFindings) -> str:
