@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -398,9 +398,10 @@ def _fmt_gap(gap: float | None) -> str:
     return ("+" if gap >= 0 else "−") + fmt_pct(100 * abs(gap))
 
 
-def reconcile_lines(cases: Sequence[Profiled]) -> list[str]:
+def reconcile_lines(cases: Sequence[Profiled], shown: Collection[str] = ()) -> list[str]:
     """How far the profiled calls lie from the plain calls and the timed medians, in
-    words: the range of each gap and the largest, never hidden."""
+    words: the range of each gap and the largest, never hidden; ``shown``: the
+    implementations the table above has (one it leaves out is said to be)."""
     plain = [(g, c) for c in cases if (g := _gap(c.profiled_s, c.plain_s)) is not None]
     timed = [(g, c) for c in cases if (g := _gap(c.profiled_s, c.timed_s)) is not None]
     if not plain and not timed:
@@ -415,8 +416,10 @@ def reconcile_lines(cases: Sequence[Profiled]) -> list[str]:
     worst = max(timed or plain, key=lambda gc: abs(gc[0]))
     g, c = worst
     word = _PHASE_WORDS.get(c.phase, c.phase)
+    # 2026-12-01: "torch's forward" named here beside a table of scipy and compile only
+    left_out = " (profiled, but not in the table above)" if shown and c.impl not in shown else ""
     text += (
-        f" The largest gap is {c.impl}'s {word} at size {fmt_size(c.size)} "
+        f" The largest gap is {c.impl}'s {word} at size {fmt_size(c.size)}{left_out} "
         f"({_fmt_gap(g)}: profiled {fmt_seconds(c.profiled_s or 0)}"
         + (f", plain {fmt_seconds(c.plain_s)}" if c.plain_s else "")
         + (f", timed {fmt_seconds(c.timed_s)}" if c.timed_s else "")
@@ -568,7 +571,8 @@ def section_lines(
     table = _table(pair_list, axis, len(labels) > 1 and any(labels))
     if table:
         out += [table, ""]
-    out += reconcile_lines(cases)
+    shown = {i for p in pair_list for i in (p.baseline, p.candidate) if i}
+    out += reconcile_lines(cases, shown)
     out.append("")
     return out
 
