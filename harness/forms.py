@@ -176,9 +176,15 @@ def missing_onnx_function(exc: BaseException) -> str | None:
     """``no ONNX function for prims.bessel_i1e`` when the ONNX exporter has no function
     for an op (named anywhere in the exception chain or its summary), else None."""
     for link in _chain(exc):
-        found = _NO_ONNX_FUNCTION.search(str(link))
+        text = str(link)
+        found = _NO_ONNX_FUNCTION.search(text)
         if found:
-            return f"no ONNX function for {found.group('op') or found.group('name')}"
+            op = found.group("op") or found.group("name")
+            # 2026-12-01: a dynoNet FFT filter's einsum of rfft outputs read "no ONNX
+            # function for aten.einsum", which a real einsum has: ONNX has no complex types
+            if "complex-valued input" in text:
+                return f"no ONNX function for {op} on complex tensors (ONNX has no complex types)"
+            return f"no ONNX function for {op}"
     return None
 
 

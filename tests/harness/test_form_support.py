@@ -39,11 +39,11 @@ def _build(layer_name: str, impl: str) -> Any:
 # -- causes in one line ------------------------------------------------------------------
 
 
-def _exporter_error() -> Exception:
+def _exporter_error(op: str = "prims.bessel_i1e", values: str = "real") -> Exception:
     """The chain torch 2.13's dynamo exporter raises for torch.special.i1e (abridged)."""
     dispatch = RuntimeError(
-        "No ONNX function found for <OpOverload(op='prims.bessel_i1e', overload='default')>. "
-        "Failure message: No decompositions registered for the real-valued input"
+        f"No ONNX function found for <OpOverload(op='{op}', overload='default')>. "
+        f"Failure message: No decompositions registered for the {values}-valued input"
     )
     node = RuntimeError("Error when translating node %bessel_i1e : [num_users=1] = ...")
     node.__cause__ = dispatch
@@ -58,6 +58,10 @@ def _exporter_error() -> Exception:
 
 def test_the_onnx_cause_names_the_op_the_exporter_lacks() -> None:
     assert onnx_cause(_exporter_error()) == "no ONNX function for prims.bessel_i1e"
+    # 2026-12-01: an einsum of rfft outputs (dynoNet's FFT filter); a real einsum exports
+    assert onnx_cause(_exporter_error("aten.einsum", "complex")) == (
+        "no ONNX function for aten.einsum on complex tensors (ONNX has no complex types)"
+    )
     plain = RuntimeError("Failed to export the model with torch.export. Next steps:\n- x")
     plain.__cause__ = ValueError("Could not guard on data-dependent expression Eq(u0, 1)")
     assert onnx_cause(plain) == (
