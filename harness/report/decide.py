@@ -79,6 +79,7 @@ __all__ = [
     "Verdict",
     "decide_layers",
     "find_crossovers",
+    "reference_raised",
 ]
 
 PORT = "port"
@@ -794,6 +795,13 @@ class _Tolerance:
     """The reference fails gradcheck: gradients out of tolerance need no fixing."""
 
 
+def reference_raised(reference_failed: str | None) -> bool:
+    """Whether the reference's gradcheck failed by its backward raising (``RuntimeError:
+    svd_backward: ... ill-defined``), not by a Jacobian mismatch (``GradcheckError``):
+    the loss of a random upstream gradient is then ill-defined at these inputs."""
+    return reference_failed is not None and not reference_failed.startswith("GradcheckError")
+
+
 def _gradient_findings(
     layer_rows: Sequence[Mapping[str, Any]],
     decisions: Sequence[SettingDecision],
@@ -842,7 +850,7 @@ def _gradient_findings(
     # differences then judge no one either (2026-12-01: torch's complex SVD refuses a
     # loss that depends on its singular vectors' phases; a right SciPy backward failed
     # gradcheck there and read "fix the gradient first")
-    ill_posed = reference_failed is not None and not reference_failed.startswith("GradcheckError")
+    ill_posed = reference_raised(reference_failed)
     tol = _Tolerance(
         # a baseline that writes into its input: the gradients around it are wrong
         fix=(bool(failed) and not ill_posed) or any(impl in baselines for impl, _, _ in writes),
