@@ -176,7 +176,7 @@ class SetupChecks:
         del grads
         # after the deviations: a gradient may share memory with what is put back
         upstream_names = (UPSTREAM_GRADIENT,) * len(upstream)
-        writes = _once(written_inputs((*p.layer.inputs, *upstream_names), held, before))
+        writes = written_inputs((*p.layer.inputs, *upstream_names), held, before)
         outs, grad_out = differentiable(out, p.grad_output())
 
         def call() -> Any:
@@ -221,7 +221,8 @@ def written_inputs(
     """The names of ``inputs`` that differ from their copies ``before`` a call (None:
     not compared, a sparse input), each put back as it was: a layer that writes into
     its input through ``tensor.numpy()`` changes the caller's tensor behind autograd's
-    back, and gradcheck then read it as a wrong gradient (2026-11-30)."""
+    back, and gradcheck then read it as a wrong gradient (2026-11-30). A name given to
+    several tensors (the upstream gradient of each of several outputs) is named once."""
     written = []
     for name, tensor, old in zip(names, inputs, before, strict=True):
         if old is None or torch.equal(tensor, old):
@@ -233,7 +234,7 @@ def written_inputs(
             # through .data: a graph recorded on ``tensor`` keeps its version counter,
             # as the NumPy write that bypassed it did
             tensor.data.copy_(old)
-    return tuple(written)
+    return tuple(dict.fromkeys(written))
 
 
 def backward_writes(
@@ -261,12 +262,7 @@ def backward_writes(
     # the gradients drawn in each output's dtype: the tensors handed over are these
     outs, grads = differentiable(out, upstream if several(out) else upstream[0])
     torch.autograd.grad(outs, wrt, grads, allow_unused=True)
-    return _once(written_inputs((*names, *(UPSTREAM_GRADIENT,) * len(upstream)), held, before))
-
-
-def _once(names: tuple[str, ...]) -> tuple[str, ...]:
-    """``names`` without repeats (the upstream gradient of each of several outputs)."""
-    return tuple(dict.fromkeys(names))
+    return written_inputs((*names, *(UPSTREAM_GRADIENT,) * len(upstream)), held, before)
 
 
 def differs(again: Any, first: Any, dtype: str) -> float | None:

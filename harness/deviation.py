@@ -217,10 +217,18 @@ def output_mismatch(out: object, inputs: Sequence[torch.Tensor], shape: Any = No
     shapes = list(shape) if shape is not None else [None] * len(outs)
     if len(shapes) != len(outs):
         return f"{len(outs)} outputs where the reference returns {len(shapes)}"
+    return _each_output(lambda o, sh: _tensor_mismatch(o, inputs, sh), outs, shapes)
+
+
+def _each_output(
+    finding: Callable[[Any, Any], str | None], outs: Sequence[Any], others: Sequence[Any]
+) -> str | None:
+    """``finding`` of each output against its counterpart in ``others``, each named
+    (``output[1]: ...``) and joined, or None where none has one."""
     found = [
         f"{name}: {how}"
-        for name, o, sh in zip(output_names(len(outs)), outs, shapes, strict=True)
-        if (how := _tensor_mismatch(o, inputs, sh))
+        for name, o, other in zip(output_names(len(outs)), outs, others, strict=True)
+        if (how := finding(o, other))
     ]
     return "; ".join(found) or None
 
@@ -272,13 +280,7 @@ def precision_mismatch(out: object, ref: object) -> str | None:
     off in float64, and was told it had computed in float32 through
     ``torch.Tensor(array)``."""
     if several(out) and several(ref) and len(as_tuple(out)) == len(as_tuple(ref)):
-        outs, refs = as_tuple(out), as_tuple(ref)
-        found = [
-            f"{name}: {how}"
-            for name, o, r in zip(output_names(len(outs)), outs, refs, strict=True)
-            if (how := precision_mismatch(o, r))
-        ]
-        return "; ".join(found) or None
+        return _each_output(precision_mismatch, as_tuple(out), as_tuple(ref))
     if not isinstance(ref, torch.Tensor):
         return None
     if not isinstance(out, torch.Tensor) or out.dtype != torch.float64:

@@ -44,12 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 import torch
 
 from harness.errors import FormUnsupported, first_line, one_line, root_cause
 from harness.layer import Implementation, Layer, Point, with_arguments
-from harness.outputs import as_tuple
+from harness.outputs import as_tuple, tensors_of
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -391,10 +390,7 @@ def ort_callable(session: InferenceSession, input_names: Sequence[str] = ()) -> 
             name: t.detach().cpu().numpy() for name, t in zip(graph_inputs, chosen, strict=True)
         }
         outs = session.run(None, feed)
-        device = args[0].device
-        if single:
-            return torch.from_numpy(np.asarray(outs[0])).to(device)
-        return tuple(torch.from_numpy(np.asarray(o)).to(device) for o in outs)
+        return tensors_of(outs[0] if single else outs, args[0].device)
 
     return run
 

@@ -31,11 +31,11 @@ from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any, Literal, cast
 
-import numpy as np
 import torch
 
 from harness.dtypes import cast_input, differentiable_dtype
 from harness.errors import ConfigError, InputError, LayerDefinitionError, describe
+from harness.outputs import tensors_of
 from harness.points import AxisValue, Point, format_point
 
 __all__ = [
@@ -207,11 +207,7 @@ def _on_arrays(fn: Callable[..., Any]) -> Callable[..., Any]:
     autograd); a tuple of arrays out, a tuple of tensors (a layer of several outputs)."""
 
     def call(*tensors: torch.Tensor) -> Any:
-        out = fn(*(t.detach().cpu().numpy() for t in tensors))
-        device = tensors[0].device
-        if isinstance(out, tuple | list):
-            return tuple(torch.from_numpy(np.ascontiguousarray(o)).to(device) for o in out)
-        return torch.from_numpy(np.ascontiguousarray(out)).to(device)
+        return tensors_of(fn(*(t.detach().cpu().numpy() for t in tensors)), tensors[0].device)
 
     call.__name__ = getattr(fn, "__name__", "numpy_function")
     call.__qualname__ = getattr(fn, "__qualname__", call.__name__)

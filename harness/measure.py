@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 
-from harness.outputs import Outputs, as_tuple, differentiable, several
+from harness.outputs import Outputs, differentiable, several
 
 __all__ = [
     "TimeFunc",
@@ -145,11 +145,10 @@ def backward_time_func(
 ) -> TimeFunc:
     sync = _sync_for(device)
     wrt = list(leaves)
+    outs, grads = differentiable(output, grad_output)  # every output with a graph
+    # one output is handed to autograd as the tensor itself, as it always was
     grad: Outputs
-    if several(output):  # every output with a graph
-        output, grad = differentiable(output, grad_output)
-    else:  # as it always was: the timed call unchanged for one output
-        grad = as_tuple(grad_output)[0].to(as_tuple(output)[0].dtype)
+    output, grad = (outs, grads) if several(output) else (outs[0], grads[0])
     autograd = torch.autograd.grad
 
     def time_func(loops: int) -> float:

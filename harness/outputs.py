@@ -15,16 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = [
     "Outputs",
     "as_tuple",
     "differentiable",
+    "graded",
     "is_outputs",
     "output_names",
     "several",
     "shape_of",
+    "tensors_of",
 ]
 
 #: What an implementation returns: a tensor, or a tuple (or list) of tensors.
@@ -72,10 +75,24 @@ def differentiable(
     outs, grads = as_tuple(outputs), as_tuple(grad_outputs)
     if len(outs) != len(grads):
         raise ValueError(f"{len(outs)} outputs, but {len(grads)} upstream gradients")
-    pairs = list(zip(outs, grads, strict=True))
-    if len(pairs) > 1:
-        pairs = [(o, g) for o, g in pairs if o.requires_grad]
-    return tuple(o for o, _ in pairs), tuple(g.to(o.dtype) for o, g in pairs)
+    chosen = graded(outputs)
+    return tuple(outs[i] for i in chosen), tuple(grads[i].to(outs[i].dtype) for i in chosen)
+
+
+def graded(outputs: Any) -> tuple[int, ...]:
+    """The indices of the outputs a backward differentiates (``differentiable``)."""
+    outs = as_tuple(outputs)
+    if len(outs) == 1:
+        return (0,)
+    return tuple(i for i, o in enumerate(outs) if o.requires_grad)
+
+
+def tensors_of(arrays: Any, device: torch.device | str) -> Outputs:
+    """NumPy's result as the layer's output on ``device``: an array as a tensor, a
+    tuple (or list) of arrays as a tuple of tensors (a layer of several outputs)."""
+    if isinstance(arrays, tuple | list):
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
+    return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
 
 
 def shape_of(out: object) -> Any:

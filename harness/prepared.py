@@ -20,7 +20,7 @@ from harness.deviation import upstream_gradient
 from harness.forms import Built
 from harness.layer import Implementation, Layer
 from harness.measure import backward_time_func, forward_time_func, served_call, step_time_func
-from harness.outputs import Outputs, as_tuple, differentiable, several
+from harness.outputs import Outputs, differentiable, graded, several
 
 __all__ = ["Prepared"]
 
@@ -127,9 +127,8 @@ class Prepared:
         out, _ = self.graph()
         pick = None
         if several(out):  # the outputs with a graph, as the retained one has them
-            outs = as_tuple(out)
-            pick = tuple(i for i, o in enumerate(outs) if o.requires_grad)
-            grad = tuple(as_tuple(grad)[i].to(outs[i].dtype) for i in pick)
+            pick = graded(out)
+            _, grad = differentiable(out, grad)
         self._graph = None  # the step builds its own graphs: no retained one beside them
         self._graph_inputs = ()
         return step_time_func(
