@@ -11,6 +11,7 @@ from harness.measure import (
     backward_time_func,
     calibrate_loops,
     forward_time_func,
+    set_threads,
     step_time_func,
 )
 from harness.progress import Progress, format_duration
@@ -297,3 +298,45 @@ def test_a_loop_count_is_kept_unless_the_warm_up_says_it_is_far_off() -> None:
     # never down: a slow warm-up call (a first backward) says nothing sure
     assert recalibrated_loops(100, 1e-3, min_time) == 100
     assert recalibrated_loops(8, 0.5, min_time) == 8
+
+
+def test_set_threads_sets_torch_and_the_native_pools() -> None:
+    import numpy  # noqa: F401  (its BLAS loaded, for threadpoolctl to find)
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            set_threads(n)
+            assert torch.get_num_threads() == n
+            assert {p["num_threads"] for p in threadpool_info()} == {n}
+    finally:
+        set_threads(before)
+
+
+def test_native_pools_are_found_again_only_after_an_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    import threadpoolctl
+
+    import harness.measure as measure
+
+    made: list[object] = []
+
+    class Controller:
+        def __init__(self) -> None:
+            made.append(self)
+
+        def limit(self, limits: int) -> None:
+            pass
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Controller)
+    monkeypatch.setattr(measure, "_POOLS", None)
+    set_threads(torch.get_num_threads())
+    set_threads(torch.get_num_threads())
+    assert len(made) == 1  # no scan of the libraries per call
+    # a module imported since may have loaded a library with a pool of its own
+    monkeypatch.setitem(sys.modules, "harness_test_fresh_extension", types.ModuleType("x"))
+    set_threads(torch.get_num_threads())
+    assert len(made) == 2
