@@ -532,7 +532,8 @@ def _script_save(subject: _Subject) -> _Outcome:
             "ignore", message=r".*torch\.jit\..* is deprecated", category=DeprecationWarning
         )
         # A module is scripted as itself, its parameters set from the inputs below.
-        target = subject.fn if subject.module is None else subject.module()
+        eager = None if subject.module is None else subject.module()
+        target = subject.fn if eager is None else eager
         if subject.declared is not None:
             target = subject.declared  # scripted as declared; the arguments follow
         scripted = torch.jit.script(target)
@@ -542,18 +543,23 @@ def _script_save(subject: _Subject) -> _Outcome:
         loaded = torch.jit.load(buffer)
     if subject.module is None:
         return _verdict(subject, lambda inputs: loaded(*inputs, *subject.arguments))
-    from harness.layer import parameter_order
+    from harness.layer import forward_inputs, parameter_order
 
-    # The eager call (bind_module) has checked that the inputs match the parameters.
+    # The eager call (bind_module) has checked that the inputs match the parameters
+    # and the forward's arguments, as here: the arguments by name, the rest bound.
+    assert eager is not None
+    passed = forward_inputs(eager, subject.names[1:])
+    bound = [n for n in subject.names[1:] if n not in passed]
     named = list(loaded.named_parameters())
-    order = parameter_order([n for n, _ in named], subject.names[1:])
+    order = parameter_order([n for n, _ in named], bound)
     params = [named[i][1] for i in sorted(range(len(order)), key=order.__getitem__)]
 
     def run(inputs: Inputs) -> torch.Tensor:
-        x, *values = inputs
-        for param, value in zip(params, values, strict=True):
-            param.copy_(value)
-        return loaded(x)  # type: ignore[no-any-return]
+        x, *rest = inputs
+        given = dict(zip(subject.names[1:], rest, strict=True))
+        for param, name in zip(params, bound, strict=True):
+            param.copy_(given[name])
+        return loaded(x, **{n: given[n] for n in passed})  # type: ignore[no-any-return]
 
     return _verdict(subject, run)
 

@@ -239,14 +239,38 @@ def parameter_order(names: Sequence[str], inputs: Sequence[str]) -> list[int]:
     return list(range(len(names)))
 
 
-def bind_module(mod: torch.nn.Module, inputs: Sequence[str] = ()) -> Callable[..., torch.Tensor]:
-    """``call(x, *params)``: ``mod(x)`` with its parameters replaced by ``params``.
+def forward_inputs(mod: torch.nn.Module, inputs: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``inputs`` (a layer's inputs after the first) that ``mod``'s forward
+    takes as arguments: named as one of its parameters after the first (which takes
+    the layer's first input), and not as one of the module's own parameters (which
+    binds it to that parameter, as before). A module of several tensors
+    (``forward(self, query, key)``, ``forward(self, x, mask)``) is called with them
+    by name; its parameters still take the rest."""
+    import inspect
 
-    The one binding of a module's parameters to a layer's inputs: ``params`` are the
-    layer's inputs after the first (named ``inputs``), bound by name where the names
-    match and in ``named_parameters`` order where none do (``parameter_order``), so the
-    harness controls their values and autograd reaches them. ``InputError`` if the
-    count differs.
+    try:
+        signature = inspect.signature(mod.forward)
+    except (TypeError, ValueError):  # a builtin or scripted forward: none by name
+        return ()
+    takes = {
+        p.name
+        for p in list(signature.parameters.values())[1:]
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    own = {n for n, _ in mod.named_parameters()}
+    own |= {n.rpartition(".")[2] for n in own}
+    return tuple(n for n in inputs if n in takes and n not in own)
+
+
+def bind_module(mod: torch.nn.Module, inputs: Sequence[str] = ()) -> Callable[..., torch.Tensor]:
+    """``call(x, *rest)``: ``mod(x, **arguments)`` with its parameters replaced.
+
+    The one binding of a module to a layer's inputs: ``rest`` are the layer's inputs
+    after the first (named ``inputs``). Those the module's forward takes by name are
+    passed to it (``forward_inputs``); the others are its parameters, bound by name
+    where the names match and in ``named_parameters`` order where none do
+    (``parameter_order``), so the harness controls their values and autograd reaches
+    them. ``InputError`` if the count differs.
 
     An eager call costs what the user's ``module(x)`` costs: the tensors are put in the
     parameters' places (every place a tied parameter has) when they are not already
@@ -264,18 +288,43 @@ def bind_module(mod: torch.nn.Module, inputs: Sequence[str] = ()) -> Callable[..
     """
     named = list(mod.named_parameters())
     names = [name for name, _ in named]
-    order = parameter_order(names, inputs) if len(inputs) == len(names) else None
+    passed = forward_inputs(mod, inputs)
+    # where each of ``rest`` goes: a forward argument (its name), or a parameter (None)
+    slots: list[str | None] = [n if n in passed else None for n in inputs]
+    bound = [n for n in inputs if n not in passed]
+    if inputs and len(bound) != len(names):
+        hint = (
+            f"; forward takes {list(passed)} by name"
+            if passed
+            else "; an input named as an argument of forward is passed to it"
+        )
+        raise InputError(
+            f"module {type(mod).__name__} has parameters {names} but the layer binds {bound}{hint}"
+        )
+    order = parameter_order(names, bound) if len(bound) == len(names) else None
     index = {id(param): i for i, (_, param) in enumerate(named)}
     places: list[list[tuple[torch.nn.Module, str]]] = [[] for _ in named]
     for name, param in mod.named_parameters(remove_duplicate=False):
         owner_name, _, attr = name.rpartition(".")
         places[index[id(param)]].append((mod.get_submodule(owner_name), attr))
 
-    def _functional(x: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
+    def _functional(
+        x: torch.Tensor, params: Sequence[torch.Tensor], kwargs: dict[str, Any]
+    ) -> torch.Tensor:
         values = dict(zip(names, params, strict=True))
-        return torch.func.functional_call(mod, values, (x,))  # type: ignore[no-any-return]
+        return torch.func.functional_call(mod, values, (x,), kwargs)  # type: ignore[no-any-return]
 
-    def call(x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+    def call(x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        kwargs: dict[str, Any] = {}
+        if passed:
+            if len(rest) != len(slots):
+                raise InputError(
+                    f"module {type(mod).__name__} takes {list(inputs)} after its input "
+                    f"but got {len(rest)} tensors"
+                )
+            kwargs = {n: t for n, t in zip(slots, rest, strict=True) if n is not None}
+            rest = tuple(t for n, t in zip(slots, rest, strict=True) if n is None)
+        params = rest
         if len(params) != len(names):
             raise InputError(
                 f"module {type(mod).__name__} has parameters {names} but got {len(params)} "
@@ -285,17 +334,17 @@ def bind_module(mod: torch.nn.Module, inputs: Sequence[str] = ()) -> Callable[..
             params = tuple(params[i] for i in order)
         if torch.jit.is_tracing():
             with _parameters_swapped(places, params):
-                return mod(x)  # type: ignore[no-any-return]
+                return mod(x, **kwargs)  # type: ignore[no-any-return]
         if torch.compiler.is_compiling():
-            return _functional(x, params)
+            return _functional(x, params, kwargs)
         for where, value in zip(places, params, strict=True):
             owner, attr = where[0]
             if owner._parameters[attr] is not value:  # the module's places say what is bound
                 if not _plain(value):
-                    return _functional(x, params)
+                    return _functional(x, params, kwargs)
                 for owner, attr in where:
                     owner._parameters[attr] = value  # type: ignore[assignment]
-        return mod(x)  # type: ignore[no-any-return]
+        return mod(x, **kwargs)  # type: ignore[no-any-return]
 
     call.__name__ = type(mod).__name__
     call.__qualname__ = type(mod).__qualname__

@@ -233,6 +233,39 @@ def test_a_module_implementation_gets_its_parameters_from_the_inputs() -> None:
     assert cells["numpy", "trace"]["status"] == "wrong"
 
 
+class Masked(torch.nn.Module):
+    """A module of two tensors, ``forward(x, mask)``, with a weight of its own."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(n, n))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x * self.weight * mask
+
+
+MASKED = Layer(
+    name="masked",
+    description="x * w * mask with a learnable w, the mask an argument of forward",
+    axes=(Axis("n", (4,)),),
+    inputs={"x": 2, "mask": 2, "weight": 2},
+    make_inputs=lambda p, g: (*_scale_inputs(p, g), torch.rand(4, 4, generator=g).double()),
+    reference=lambda x, m, w: x * w * m,
+    implementations=(
+        baseline("numpy", lambda x, m, w: torch.from_numpy(x.numpy() * w.numpy() * m.numpy())),
+        native("module", module=lambda p: Masked(int(p["n"]))),
+    ),
+)
+
+
+def test_a_module_of_several_tensors_gets_them_in_every_check() -> None:
+    # the second point's mask and weight differ from the first's: a check that kept
+    # either would be 'wrong'
+    cells = _by_cell(capability_matrix(MASKED, checks=FAST_CHECKS))
+    for check in FAST_CHECKS:
+        assert cells["module", check]["status"] == "ok", (check, cells["module", check])
+
+
 def test_a_failing_layer_is_recorded_not_raised() -> None:
     rows = capability_matrix(BROKEN)
     assert [r["check"] for r in rows] == list(CHECKS)

@@ -377,3 +377,40 @@ def test_grad_inputs_naming_an_integer_input_is_a_definition_error() -> None:
     layer = _lookup_layer(grad_inputs=("table", "idx"))
     with pytest.raises(LayerDefinitionError, match="grad_inputs names 'idx'.*int64"):
         layer.make({"n": 4})
+
+
+class _Masked(torch.nn.Module):
+    """A module of two tensors: ``forward(x, mask)``, and a parameter of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x * self.scale * mask
+
+
+def test_bind_module_passes_the_inputs_forward_takes_and_binds_the_rest() -> None:
+    """Until 2026-12-01 every input after the first was a parameter: a module of
+    several tensors could not be declared."""
+    mod = _Masked()
+    own = mod.scale
+    x, s, m = torch.randn(2, 3), torch.randn(3, requires_grad=True), torch.rand(2, 3)
+    for inputs, args in ((("scale", "mask"), (s, m)), (("mask", "scale"), (m, s))):
+        out = bind_module(mod, inputs)(x, *args)
+        assert torch.equal(out, x * s * m), inputs
+    out.sum().backward()
+    assert s.grad is not None and own.grad is None  # the input's, not the module's own
+    # under the tracer and under torch.func (compile, export) alike
+    traced = torch.jit.trace(bind_module(_Masked(), ("mask", "scale")), (x, m, s))
+    assert torch.equal(traced(x, m, s), x * s * m)
+    with torch.no_grad():
+        fake_like = torch.func.functional_call(_Masked(), {"scale": s}, (x,), {"mask": m})
+    assert torch.equal(fake_like, x * s * m)
+
+
+def test_a_module_input_neither_argument_nor_parameter_is_a_clear_error() -> None:
+    with pytest.raises(InputError, match=r"parameters \['scale'\] but the layer binds"):
+        bind_module(_Masked(), ("scale", "weights"))
+    with pytest.raises(InputError, match="forward takes"):
+        bind_module(_Masked(), ("mask", "scale", "bias"))
