@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from harness.case import Variant
-from harness.contention import probe
+from harness.contention import PoolWatch, probe
 from harness.deviation import (
     compare_outputs,
     compare_tensors,
@@ -126,7 +126,7 @@ class SetupChecks:
 
         peak = _peak(p, p.forward, memory)
         time_func = p.forward_time_func()
-        loops, per_call = calibrate_loops(time_func, min_time)
+        loops, per_call = _calibrated(time_func, min_time)
         alternating = probe(p.forward, per_call) if pools_meet(p.impl.role, p.variant) else None
         return PhaseSetup(
             "ok",
@@ -148,7 +148,7 @@ class SetupChecks:
             return missing
         time_func = p.step_time_func()
         peak = _peak(p, p.step_call, memory)
-        loops, per_call = calibrate_loops(time_func, min_time)
+        loops, per_call = _calibrated(time_func, min_time)
         faults = faults_per_call(time_func, loops)
         return PhaseSetup("ok", loops=loops, estimate_s=per_call, minor_faults=faults, **peak)
 
@@ -184,7 +184,7 @@ class SetupChecks:
 
         peak = _peak(p, call, memory)
         time_func = p.backward_time_func()
-        loops, per_call = calibrate_loops(time_func, min_time)
+        loops, per_call = _calibrated(time_func, min_time)
         return PhaseSetup(
             "ok",
             loops=loops,
@@ -194,6 +194,15 @@ class SetupChecks:
             writes=writes,
             **peak,
         )
+
+
+def _calibrated(time_func: Callable[[int], float], min_time: float) -> tuple[int, float]:
+    """``calibrate_loops`` once the process's other threads rest: the calls just before
+    (the reference's, in torch) leave a pool spinning, and a calibration beside it
+    reads the call slow (SciPy's expm at n=128 as 2 ms for 0.6 ms, 2026-12-01), which
+    sets too few loops for the values timed later."""
+    PoolWatch().rest()
+    return calibrate_loops(time_func, min_time)
 
 
 def pools_meet(role: str, variant: Variant) -> bool:

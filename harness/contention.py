@@ -11,6 +11,18 @@ matrix: 1.30 ms back to back, 4.23 ms right after a ``torch.add`` of 2^18 elemen
 that ``torch.add`` 3.7 ms right after it where it takes 0.03 ms after NumPy's; with
 ``OMP_WAIT_POLICY=PASSIVE`` 1.31 and 0.07 ms, with ``OPENBLAS_NUM_THREADS=1`` 0.04 ms.
 
+The same fight spoils a benchmark's own values where implementations are timed in
+turns in one process: after a SciPy value OpenBLAS's threads spin for about 0.1 s,
+after a torch value OpenMP's for about 10 ms, and the next value, of the other
+library, starts while they hold the cores. ``PoolWatch`` makes each value start as
+the implementation's own loop does: it learns which of the process's threads each
+implementation runs (``own_threads``), and before a value waits until the threads of
+the others no longer hold the cores its own need (``running_threads``). Measured on
+2026-12-01 (AVX512, 2 threads) with ``scipy.linalg.expm`` against
+``torch.linalg.matrix_exp`` at n=128, values of 8 calls taken in turns: SciPy/torch
+×1.47 and ×1.00 in two runs, where each alone gave ×1.78 and ×1.80; waiting first,
+×1.68 and ×1.74.
+
 ``probe`` measures it for one call that runs threads of its own (``cpu_share``) in the
 setup pass: the time the call adds to a loop
 alternating with a small torch parallel op, against the time it adds to a loop
@@ -23,13 +35,26 @@ two medians; its ``ratio`` is what the report reads (``alternating_torch_s`` and
 
 from __future__ import annotations
 
+import os
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MAX_CALL_S", "OWN_POOL_CPU", "Alternation", "alternation", "cpu_share", "probe"]
+__all__ = [
+    "MAX_CALL_S",
+    "OWN_POOL_CPU",
+    "Alternation",
+    "PoolWatch",
+    "alternation",
+    "cpu_share",
+    "own_threads",
+    "probe",
+    "running_threads",
+    "thread_runtimes",
+]
 
 #: Calls slower than this are not probed: a spin-wait costs about a millisecond or two
 #: per switch (the figures above), a few per cent of such a call at most.
@@ -148,3 +173,117 @@ def probe(
             timed[2].append(alone(on_torch))
             timed[3].append(alone(on_numpy))
     return alternation(*timed)
+
+
+#: A thread is an implementation's own when it was on a CPU for at least this share of
+#: one of its values (``own_threads``).
+OWN_THREAD_SHARE = 0.2
+#: The longest wait before one value: OpenBLAS's spin (~0.1 s) and then some. A thread
+#: still running after it is busy for good (a user's background thread), not spinning:
+#: it is never waited for again.
+MAX_WAIT_S = 0.3
+#: Seconds between two looks at the threads' states while waiting.
+POLL_S = 0.001
+
+
+def _tasks() -> list[int]:
+    """The process's threads (Linux: /proc/self/task) but the caller's; none elsewhere."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return []
+    me = threading.get_native_id()
+    return [int(t) for t in tids if int(t) != me]
+
+
+def thread_runtimes() -> dict[int, int]:
+    """Nanoseconds each other thread of the process has run (its ``schedstat``)."""
+    times: dict[int, int] = {}
+    for tid in _tasks():
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+                times[tid] = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # gone, or no schedstat
+    return times
+
+
+def running_threads() -> set[int]:
+    """The other threads of the process on a CPU, or waiting for one, right now (state
+    ``R`` in their ``stat``): a pool spinning for work is running. About 50 us."""
+    running: set[int] = set()
+    for tid in _tasks():
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        end = stat.rfind(b")")  # the name may hold spaces and parentheses
+        if stat[end + 2 : end + 3] == b"R":
+            running.add(tid)
+    return running
+
+
+def own_threads(
+    before: Mapping[int, int], after: Mapping[int, int], elapsed_s: float
+) -> frozenset[int]:
+    """The threads that ran for ``OWN_THREAD_SHARE`` or more of a value lasting
+    ``elapsed_s``, from their runtimes (ns) before and after it. Pure."""
+    least = OWN_THREAD_SHARE * elapsed_s * 1e9
+    return frozenset(t for t, ns in after.items() if ns - before.get(t, 0) >= max(least, 1))
+
+
+@dataclass
+class PoolWatch:
+    """Before each value, wait until the other implementations' threads give back the
+    cores this one needs (module docstring).
+
+    ``learn`` wraps a value of the discarded warm-up round, after waiting for every
+    other thread to rest, and keeps the threads it ran (``own``). ``settle`` waits
+    before a timed value while more threads run that are not the implementation's
+    own than the CPUs its own threads and the caller's leave free; a thread still
+    running after ``MAX_WAIT_S`` is busy for good and ignored from then on. The
+    readers, clock and sleep are injected so that the decisions are tested without
+    threads."""
+
+    cpus: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    runtimes: Callable[[], dict[int, int]] = thread_runtimes
+    running: Callable[[], set[int]] = running_threads
+    clock: Callable[[], float] = time.perf_counter
+    sleep: Callable[[float], None] = time.sleep
+    own: dict[str, frozenset[int]] = field(default_factory=dict)
+    ignored: set[int] = field(default_factory=set)
+    waited_s: float = 0.0
+
+    def rest(self) -> None:
+        """Wait until no other thread of the process runs (``MAX_WAIT_S`` at most)."""
+        self._wait(bool)
+
+    def learn(self, name: str, value: Callable[[], float]) -> float:
+        """Run ``value`` (a value of ``name``'s, returning its seconds) after every
+        other thread has rested, and keep which threads it ran."""
+        self.rest()
+        before, start = self.runtimes(), self.clock()
+        result = value()
+        self.own[name] = own_threads(before, self.runtimes(), self.clock() - start)
+        return result
+
+    def settle(self, name: str) -> float:
+        """Wait until the threads running that are not ``name``'s own leave its own
+        threads and the caller a CPU each; the seconds waited."""
+        free = max(0, self.cpus - 1 - len(self.own.get(name, ())))
+        return self._wait(lambda foreign: len(foreign - self.own.get(name, frozenset())) > free)
+
+    def _wait(self, crowded: Callable[[set[int]], bool]) -> float:
+        start = self.clock()
+        while True:
+            foreign = self.running() - self.ignored
+            if not crowded(foreign):
+                break
+            if self.clock() - start >= MAX_WAIT_S:
+                self.ignored |= foreign  # busy for good: waiting does not help
+                break
+            self.sleep(POLL_S)
+        waited = self.clock() - start
+        self.waited_s += waited
+        return waited

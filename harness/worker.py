@@ -52,7 +52,7 @@ from harness.checks import (
     pools_meet,
     profile_phase,
 )
-from harness.contention import probe
+from harness.contention import PoolWatch, probe
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
@@ -506,11 +506,21 @@ def _time_rounds(
     rng: random.Random,
     timed: _Timed,
     min_time: float,
+    pools: PoolWatch | None = None,
 ) -> None:
     """One discarded warm-up round (which checks each loop count), then ``rounds``
     rounds, each timing every case of ``funcs`` once in a fresh random order; the
     minor page faults around each value are counted outside its timed region;
-    ``min_time`` is the least length of one value (``measure.recalibrated_loops``)."""
+    ``min_time`` is the least length of one value (``measure.recalibrated_loops``).
+
+    Each value starts once the threads the other cases left running (a pool spinning
+    for more work) give back the cores its own need (``harness.contention.PoolWatch``,
+    which learns each case's threads in the warm-up round): a case's values are then
+    what a loop of it alone measures, not what it gets beside another library's
+    spinning pool. A value of one call that had to wait starts with one untimed call,
+    as longer values always do (``measure.warm_first``): its own pool may have gone
+    to sleep meanwhile. ``pools``: the watch (a new one by default)."""
+    pools = pools if pools is not None else PoolWatch()
     for name in funcs:
         timed.values[name] = []
         timed.faults[name] = []
@@ -519,8 +529,13 @@ def _time_rounds(
         rng.shuffle(order)
         for name in order:
             try:
+                # a value of one call has no untimed call first (measure.warm_first);
+                # after a wait its own pool may have gone to sleep: one call wakes it
+                if r >= 0 and pools.settle(name) > 0 and loops[name] == 1:
+                    funcs[name](1)
                 faults0 = minor_faults()
-                per_call = funcs[name](loops[name]) / loops[name]
+                value = functools.partial(funcs[name], loops[name])
+                per_call = (pools.learn(name, value) if r < 0 else value()) / loops[name]
                 faulted = (minor_faults() - faults0) / loops[name]
             except Exception as exc:
                 timed.errors[name] = describe(exc)

@@ -10,7 +10,18 @@ from typing import Any
 
 import pytest
 
-from harness.contention import MAX_CALL_S, Alternation, alternation, probe
+from harness.contention import (
+    MAX_CALL_S,
+    MAX_WAIT_S,
+    POLL_S,
+    Alternation,
+    PoolWatch,
+    alternation,
+    own_threads,
+    probe,
+    running_threads,
+    thread_runtimes,
+)
 
 
 def _scripted_clock(durations: list[float]) -> Callable[[], float]:
@@ -139,3 +150,156 @@ def test_a_call_found_on_one_thread_is_not_checked_again_from_the_cache(
     assert warm[("numpy", 2)][1] == "hit"
     assert warm[("numpy", 2)][0].alternating_torch_s is None
     assert shares == [1]  # not checked again
+
+
+# -- PoolWatch: each value starts once the other cases' threads give the cores back ----
+
+
+class _Threads:
+    """Fake readers: ``running`` answers from a script of sets, then the last one."""
+
+    def __init__(self, running: list[set[int]], runtimes: list[dict[int, int]] | None = None):
+        self.script = list(running)
+        self.times = list(runtimes or [])
+        self.now = 0.0
+        self.polls = 0
+
+    def running(self) -> set[int]:
+        self.polls += 1
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+    def runtimes(self) -> dict[int, int]:
+        return self.times.pop(0)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
+
+
+def _watch(fake: _Threads, cpus: int = 2) -> PoolWatch:
+    return PoolWatch(
+        cpus=cpus, runtimes=fake.runtimes, running=fake.running, clock=fake.clock,
+        sleep=fake.sleep,
+    )  # fmt: skip
+
+
+def test_a_thread_is_a_cases_own_when_it_ran_a_fifth_of_its_value() -> None:
+    before = {1: 0, 2: 0, 3: 0}
+    after = {1: 10_000_000, 2: 1_000_000, 3: 0, 4: 5_000_000}  # 4 started during it
+    assert own_threads(before, after, elapsed_s=0.01) == {1, 4}
+
+
+def test_learning_waits_for_every_other_thread_to_rest_then_keeps_those_the_value_ran() -> None:
+    fake = _Threads([{7}, {7}, set()], runtimes=[{5: 0, 7: 0}, {5: 9_000_000, 7: 0}])
+
+    def value() -> float:
+        fake.now += 0.01
+        return 0.01
+
+    watch = _watch(fake)
+    assert watch.learn("scipy", value) == 0.01
+    assert watch.own == {"scipy": frozenset({5})}
+    assert watch.waited_s == pytest.approx(2 * POLL_S)  # 7 ran for two looks
+
+
+def test_a_value_waits_while_others_hold_the_cores_its_own_threads_need() -> None:
+    # after SciPy's value its BLAS thread 9 spins; torch's value needs its thread 5
+    fake = _Threads([{9}, {9}, {9}, {5}])
+    watch = _watch(fake)
+    watch.own = {"torch": frozenset({5}), "scipy": frozenset({9})}
+    watch.settle("torch")
+    assert watch.waited_s == pytest.approx(3 * POLL_S)
+    # its own threads spinning (its previous value's) are no reason to wait
+    fake.script, fake.now, watch.waited_s = [{5}], 0.0, 0.0
+    watch.settle("torch")
+    assert watch.waited_s == 0.0
+
+
+def test_a_value_on_one_thread_waits_only_when_others_fill_every_core() -> None:
+    fake = _Threads([{5}])
+    watch = _watch(fake)
+    watch.own = {"scipy": frozenset()}
+    watch.settle("scipy")  # one spinning thread leaves the second core to it
+    assert watch.waited_s == 0.0
+    fake.script = [{5, 9}, {5, 9}, set()]
+    watch.settle("scipy")
+    assert watch.waited_s == pytest.approx(2 * POLL_S)
+
+
+def test_a_thread_busy_past_the_longest_wait_is_not_waited_for_again() -> None:
+    fake = _Threads([{3}])  # a user's thread that never rests
+    watch = _watch(fake)
+    watch.own = {"torch": frozenset({5})}
+    watch.settle("torch")
+    assert MAX_WAIT_S <= watch.waited_s < MAX_WAIT_S + 2 * POLL_S
+    assert watch.ignored == {3}
+    polls = fake.polls
+    watch.settle("torch")
+    assert fake.polls == polls + 1  # one look, no wait
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc only")
+def test_the_readers_see_a_real_thread_run_and_rest() -> None:
+    import threading
+    import time
+
+    stop = threading.Event()
+    started = threading.Event()
+
+    def spin() -> None:
+        started.set()
+        while not stop.is_set():
+            pass
+
+    thread = threading.Thread(target=spin)
+    before = thread_runtimes()
+    thread.start()
+    started.wait()
+    try:
+        time.sleep(0.02)  # the spinner has the GIL and a CPU
+        assert thread.native_id in running_threads()
+        assert thread.native_id in own_threads(before, thread_runtimes(), 0.02)
+    finally:
+        stop.set()
+        thread.join()
+    watch = PoolWatch()
+    watch.rest()
+    assert thread.native_id not in running_threads()
+
+
+def test_timed_rounds_settle_before_each_value_and_wake_a_single_call_after_a_wait() -> None:
+    import random
+
+    from harness.worker import _time_rounds, _Timed
+
+    calls: list[tuple[str, int]] = []
+
+    def func(name: str) -> Callable[[int], float]:
+        def time_func(loops: int) -> float:
+            calls.append((name, loops))
+            return 0.01 * loops  # one call lasts min_time: a value of one call
+
+        return time_func
+
+    class Watch(PoolWatch):
+        def __init__(self) -> None:
+            super().__init__(cpus=2)
+            self.settled: list[str] = []
+
+        def learn(self, name: str, value: Callable[[], float]) -> float:
+            return value()
+
+        def settle(self, name: str) -> float:
+            self.settled.append(name)
+            return 0.05 if name == "torch" else 0.0  # torch waits for SciPy's pool
+
+    watch, timed = Watch(), _Timed()
+    funcs = {"scipy": func("scipy"), "torch": func("torch")}
+    _time_rounds(funcs, {"scipy": 1, "torch": 1}, 3, random.Random(0), timed, 0.005, watch)
+    assert sorted(watch.settled) == ["scipy"] * 3 + ["torch"] * 3  # every timed value
+    # warm-up round, then per round: scipy's value, torch's untimed call and value
+    assert calls.count(("scipy", 1)) == 1 + 3
+    assert calls.count(("torch", 1)) == 1 + 2 * 3
+    assert timed.values == {"scipy": [0.01] * 3, "torch": [0.01] * 3}
