@@ -56,7 +56,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.case import PHASES, Case, Group, Variant
-from harness.collect import SETUP_FILE, Comparison, State, analyse_group, timing_file
+from harness.collect import (
+    SETUP_FILE,
+    Comparison,
+    State,
+    analyse_group,
+    compared_baseline,
+    timing_file,
+)
 from harness.config import Profile
 from harness.errors import ResultsError
 from harness.points import format_point
@@ -226,10 +233,9 @@ def group_cases(
     return tuple(cases)
 
 
-def _with_baseline(plan: Plan, group: Group, needed: set[tuple[str, str]]) -> Needed:
+def _with_baseline(baseline: str | None, needed: set[tuple[str, str]]) -> Needed:
     """``needed`` and the baseline's case of each phase in it: a round pairs them."""
-    baselines = plan.info[group.layer].baselines
-    paired = {(baselines[0], phase) for _, phase in needed} if baselines else set()
+    paired = {(baseline, phase) for _, phase in needed} if baseline else set()
     return frozenset(needed | paired)
 
 
@@ -551,7 +557,8 @@ class Scheduler:
             # an adaptive pass times only what is undecided, beside the baseline: the
             # backward (an explanation, never a verdict) and decided comparisons have
             # their first-pass rounds, and a cheaper visit leaves budget for processes
-            self._open[group.name] = _with_baseline(self.plan, group, open_cases)
+            baseline = compared_baseline(self.plan.info[group.layer].baselines, state, group.layer)
+            self._open[group.name] = _with_baseline(baseline, open_cases)
         near = _near_crossover(estimates.values())
         return [
             Pending(
@@ -624,7 +631,7 @@ class Scheduler:
             analysis = analyse_group(
                 group,
                 self.plan.impls[group.layer],
-                info.baselines[0] if info.baselines else None,
+                compared_baseline(info.baselines, state, group.layer),
                 state.runs(group.name),
                 state.crashed.get(group.name, {}),
                 self.config.seed,

@@ -443,6 +443,9 @@ def _sides(setting: Setting, baselines: Sequence[str], use: str) -> _Sides:
     base_names = [i for i in order if i in baselines] or [
         i for i in order if any(r["impl"] == i and r.get("role") == "baseline" for r in rows)
     ]
+    compared = _versus(rows)
+    if compared in base_names:  # the one the speedups are against comes first
+        base_names = [compared, *(b for b in base_names if b != compared)]
     roles = {str(r["impl"]): r.get("role") for r in rows}
     others = [i for i in order if i not in base_names]
     # For training, the baseline under torch.compile is judged apart: it is not a port.
@@ -1222,8 +1225,20 @@ def _best_is_compiled(
     return any(d.native and roles.get(d.native) == "compiled" for d in decisions)
 
 
+def _versus(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The baseline the rows' speedups are against (``versus``; ``harness.collect.
+    compared_baseline``: the first declared that ran), None in rows without one."""
+    return next(
+        (r["versus"] for r in rows if isinstance(r.get("versus"), str) and r["versus"]), None
+    )
+
+
 def _baseline_of(setting: Setting, baselines: Sequence[str]) -> list[str]:
-    """The setting's baseline (the first declared, else the first with that role)."""
+    """The setting's baseline: the one its speedups are against, else the first
+    declared, else the first with that role."""
+    compared = _versus(setting.rows)
+    if compared is not None:
+        return [compared]
     if baselines:
         return [baselines[0]]
     found = [str(r["impl"]) for r in setting.rows if r.get("role") == "baseline"]

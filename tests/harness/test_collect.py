@@ -445,3 +445,35 @@ def test_collector_reads_raw_files_incrementally(tmp_path: Path) -> None:
     assert state.crashed[p.groups[0].name] == {4: "killed"}
     assert state.processes() == {4}
     assert collector.poll() is state  # nothing new: same state, nothing re-read
+
+
+def test_speedups_are_against_the_first_declared_baseline_that_ran() -> None:
+    """2026-12-01: a public sqrtm as published (NumPy 1's np.float_) failed everywhere
+    beside its mended copy, and every speedup of the layer was left unmeasured."""
+    from harness.collect import compared_baseline
+
+    impls = ("published", "mended", "torch")
+    info = replace(
+        INFO,
+        baselines=("published", "mended"),
+        sources={i: i for i in impls},
+        roles={"published": "baseline", "mended": "baseline", "torch": "native"},
+        forms=dict.fromkeys(impls, "eager"),
+    )
+    p = Plan(RunConfig(), ("toy",), plan().groups, {"toy": impls}, (), {"toy": info})
+    state = State()
+    assert compared_baseline(info.baselines, state, "toy") == "published"  # nothing ran yet
+    failed = PhaseSetup("error", error="AttributeError: np.float_ was removed")
+    for variant in p.variants:
+        ran = variant.impl != "published"
+        phases = {
+            ph: PhaseSetup("ok", loops=10, estimate_s=1e-4) if ran else failed
+            for ph in ("forward", "backward", "step")
+        }
+        state.add(SetupDone(variant, phases))
+    assert compared_baseline(info.baselines, state, "toy") == "mended"
+    assert compared_baseline(info.baselines, state, "other") == "published"
+    # both ran: the first declared, as always
+    state.add(SetupDone(p.variants[0], {"forward": PhaseSetup("ok", loops=1, estimate_s=1e-4)}))
+    assert p.variants[0].impl == "published"
+    assert compared_baseline(info.baselines, state, "toy") == "published"

@@ -1242,3 +1242,24 @@ def test_a_layer_that_returns_float32_is_a_caution_not_a_wrong_gradient(rf: Modu
     assert "not of its gradient formula" in text and "gradient is wrong" not in text
     # one tolerance, stated by its rule, wherever a sentence says "within tolerance"
     assert "within tolerance (float32: |a − r| ≤ 0.0001·|r| + 1e-05·max|r|" in text
+
+
+def test_the_sides_follow_the_baseline_the_speedups_are_against() -> None:
+    from harness.report._data import Setting
+    from harness.report.decide import _baseline_of, _sides
+
+    def row(impl: str, role: str, versus: Any) -> dict[str, Any]:
+        return {"impl": impl, "role": role, "phase": "step", "size": 8, "versus": versus}
+
+    nan = float("nan")  # a baseline's own rows, read back from results.csv
+    rows = (
+        row("published", "baseline", nan),
+        row("mended", "baseline", nan),
+        row("torch", "native", "mended"),
+    )
+    setting = Setting((), "float32", 1, "cpu", "all", rows)
+    sides = _sides(setting, ("published", "mended"), "training")
+    assert sides.baselines == ("mended", "published") and sides.candidates == ("torch",)
+    assert _baseline_of(setting, ("published", "mended")) == ["mended"]
+    older = Setting((), "float32", 1, "cpu", "all", tuple({**r, "versus": nan} for r in rows))
+    assert _baseline_of(older, ("published", "mended")) == ["published"]
