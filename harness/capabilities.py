@@ -54,6 +54,7 @@ without it); the checks import it when they run.
 from __future__ import annotations
 
 import io
+import os
 import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -816,7 +817,32 @@ def _describe(exc: BaseException) -> str:
     )
     if explanation:
         text += f" ({explanation.removeprefix('Explanation:').strip()})"
+    text += _where(root) or _where(exc)
     return f"{type(exc).__name__} from {text}" if root is not exc else text
+
+
+def _where(exc: BaseException) -> str:
+    """Where in the traced code Dynamo stopped (its ``real_stack``): the innermost frame
+    outside torch, and the outermost, the layer's own line that led there; "" when the
+    exception has no such stack. A break inside SciPy read "ndarray.dtype" alone, and
+    the user found no ``.dtype`` in their code (2026-12-01, NOTEARS' trace(expm):
+    ``scipy/linalg/_matfuncs.py:323`` in ``expm``, from the layer's line 19)."""
+    stack = getattr(exc, "real_stack", None) or ()
+    frames = [f for f in stack if f"{os.sep}torch{os.sep}" not in f.filename]
+    if not frames:
+        return ""
+    inner, outer = frames[-1], frames[0]
+    text = f" at {_short_path(inner.filename)}:{inner.lineno} ({inner.name})"
+    if outer is not inner:
+        text += f", from {_short_path(outer.filename)}:{outer.lineno}"
+    return text
+
+
+def _short_path(path: str) -> str:
+    """A package's file from its package folder (``scipy/linalg/_matfuncs.py``), any
+    other file by its name."""
+    marker = f"site-packages{os.sep}"
+    return path.split(marker, 1)[1] if marker in path else os.path.basename(path)
 
 
 def _reason(text: str) -> str:

@@ -585,3 +585,19 @@ def test_a_layer_random_by_its_own_generator_is_not_called_wrong() -> None:
     assert row["reason"].startswith("it runs; its output is not held against eager")
     (row,) = capability_matrix(layer(steady), checks=["trace"])
     assert row["status"] == "ok" and not row["reason"]
+
+
+def test_a_graph_break_says_where_in_the_traced_code_it_happened() -> None:
+    import traceback
+
+    exc = RuntimeError("Unsupported ndarray attribute access")
+    exc.real_stack = traceback.StackSummary.from_list(  # type: ignore[attr-defined]
+        [
+            ("/venv/lib/python3.11/site-packages/torch/_dynamo/external_utils.py", 69, "inner", ""),
+            ("/home/me/expm_layers.py", 19, "forward", ""),
+            ("/venv/lib/python3.11/site-packages/scipy/linalg/_matfuncs.py", 323, "expm", ""),
+        ]
+    )
+    text = capabilities._describe(exc)
+    assert text.endswith("at scipy/linalg/_matfuncs.py:323 (expm), from expm_layers.py:19"), text
+    assert capabilities._describe(RuntimeError("no stack")) == "RuntimeError: no stack"
