@@ -321,7 +321,8 @@ class GradcheckDone:
     """As ``CapabilitiesDone.cache``."""
     reference_ok: bool | None = None
     """gradcheck of the layer's reference at the same point: a reference that fails it
-    (one reading only part of its input, as ``torch.linalg.eigh`` reads one triangle)
+    (one whose backward assumes a structure of its input, as ``torch.linalg.eigh``'s
+    assumes a symmetric matrix)
     cannot judge gradients. None: not run (``reference_error`` says why)."""
     reference_error: str = ""
 

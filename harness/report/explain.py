@@ -490,10 +490,11 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
     elif g.reference_failed is not None:
         out.append(
             f"The reference itself fails gradcheck ({g.reference_failed}): its gradients are "
-            "not the derivative of its output over every input entry (a reference that reads "
-            "part of its input, as torch.linalg.eigh reads one triangle of a symmetric "
-            "matrix, has the gradient of another function), so they judge no gradient here: "
-            "gradcheck alone does."
+            "not the derivative of its output over every input entry (a reference whose "
+            "backward assumes a structure of its input has the gradient of another "
+            "function: torch.linalg.eigh's assumes a symmetric matrix and returns the "
+            "symmetric part of the gradient), so they judge no gradient here, and "
+            "gradients off from them are not marked: gradcheck alone judges."
         )
     return out
 

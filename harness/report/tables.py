@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.capabilities import format_capabilities
 from harness.report._data import Measure, impl_order, measure, records, settings, size_axis
-from harness.report.decide import LayerDecision, SettingDecision
+from harness.report.decide import LayerDecision, SettingDecision, reference_judges_gradients
 from harness.report.explain import fmt_interval, setting_headline
 from harness.text import (
     Footnotes,
@@ -210,6 +210,15 @@ def deviation_table(
                 r.get("within_tol"),
             )
     tensors.sort(key=lambda t: (not t.startswith("output"), t))  # output[0], output[1], ...
+    # a reference that fails gradcheck judges no gradient: no ✗ from it (decide.py)
+    unjudged = (
+        ""
+        if reference_judges_gradients(rows)
+        else notes.ref(
+            "not judged: the reference itself fails gradcheck, so its gradients are not "
+            "the derivative of its output over every input entry"
+        )
+    )
     rtol = {str(r.get("dtype")): r.get("rtol") for r in rows if r.get("rtol") is not None}
     body = []
     for impl in impls:
@@ -226,6 +235,8 @@ def deviation_table(
                 slot = errs.get(tensor)
                 if slot is None or slot[0] is None:
                     cells.append("—")
+                elif unjudged and not tensor.startswith("output"):
+                    cells.append(fmt_rel_err(slot[0]) + unjudged)
                 else:
                     cells.append(fmt_rel_err(slot[0]) + ("" if slot[1] else " ✗"))
             tol = rtol.get(dtype)

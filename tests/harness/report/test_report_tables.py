@@ -128,6 +128,23 @@ def test_deviation_oneoff_and_capability_tables(rf: ModuleType) -> None:
     assert cap is not None and "| numpy (baseline) | ✗ unsupported[^2] |" in cap
 
 
+def test_gradients_off_from_a_reference_that_fails_gradcheck_are_not_marked(
+    rf: ModuleType,
+) -> None:
+    rows = [
+        rf.row("lay", "scipy", 8, "forward", 1e-3, max_rel_err=2e-7),
+        rf.row("lay", "scipy", 8, "backward", 1e-3, max_rel_err=600.0, within_tol=False, gradcheck=True),
+        rf.row("lay", "torch", 8, "forward", 1e-3),
+        rf.row("lay", "torch", 8, "backward", 1e-3, max_rel_err=0.021, within_tol=False),
+    ]  # fmt: skip
+    rows[1]["reference_gradcheck"] = False  # an eigh reference beside SciPy's sqrtm
+    notes = Footnotes()
+    dev = deviation_table(rf.frame(rows), None, notes)
+    assert dev is not None and "✗" not in dev
+    assert "| torch | 1.0e-07 | 0.021[^1] | 1e-05 | — |" in dev, dev
+    assert "not judged: the reference itself fails gradcheck" in notes.render()
+
+
 def test_noise_warnings_follow_pyperf_check(rf: ModuleType) -> None:
     rows = [
         rf.row("lay", "numpy", 8, "forward", 1e-3, spread=0.02),
