@@ -94,9 +94,10 @@ ALLOCATOR_VARS = ("LD_PRELOAD",)
 class Pick:
     """One comparison: ``candidate`` against ``baseline`` at ``point`` of ``layer``.
 
-    ``source`` is where the layer comes from: ``"builtin"`` (``layers/``) or
+    ``source`` is where the layer comes from: ``"builtin"`` (``layers/``),
     ``"readme"`` (the README's "Benchmark your own layer" example, written into the
-    output folder as ``my_layers.py``).
+    output folder as ``my_layers.py``) or a layer file's path in the repository (an
+    example of ``examples/``).
     """
 
     name: str
@@ -118,6 +119,17 @@ PICKS: tuple[Pick, ...] = (
     Pick("fft-1024", "fft", {"n": 1024}, "numpy", "torch"),
     # a compile form of a layer compile takes whole: torch.compile(torch.tanh, dynamic=False)
     Pick("tanh-compile-100000", "tanh", {"n": 100_000}, "numpy", "compile", source="readme"),
+    # a baseline on a BLAS pool of its own (NumPy's matmul on OpenBLAS's threads), whose
+    # spinning threads meet torch's OpenMP ones when the two are timed in turns
+    # (harness.contention.PoolWatch)
+    Pick(
+        "linear-256",
+        "numpy_linear",
+        {"batch": 256, "in_features": 512, "out_features": 512},
+        "numpy",
+        "torch",
+        source="examples/linear_numpy.py",
+    ),
 )
 
 
@@ -167,7 +179,7 @@ def harness_command(
     out: Path,
     profile: str,
     budget: float | None,
-    layers_from: Path | None = None,
+    layers_from: Path | str | None = None,
     python: str = sys.executable,
 ) -> list[str]:
     """``python -m harness run`` on the narrow grid covering ``picks`` (one layer)."""
@@ -893,6 +905,15 @@ class _Session:
     record: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def layers_from(self, source: str) -> str | None:
+        """The layer file a pick's ``source`` names: the README example's copy, a file
+        of the repository, or None for a built-in layer."""
+        if source == "builtin":
+            return None
+        if source == "readme":
+            return str(self.layer_file)
+        return str(ROOT / source)
+
     def truth_runs(self, pick: Pick, label: str, count: int) -> list[dict[str, Any]]:
         """``--processes`` truth processes of ``pick`` at a thread setting, each one's
         result; a failed one is an error and left out."""
@@ -902,7 +923,7 @@ class _Session:
             spec = Spec(
                 pick={**pick.__dict__, "point": dict(pick.point)},
                 threads=str(count) if label != "default" else "default",
-                layers_from=str(self.layer_file) if pick.source == "readme" else None,
+                layers_from=self.layers_from(pick.source),
                 seed=self.seed,
                 seconds=self.args.seconds,
                 block_ms=self.args.block_ms,
@@ -1058,7 +1079,7 @@ def _measure_layer(
         folder,
         args.profile,
         budget,
-        session.layer_file if source == "readme" else None,
+        session.layers_from(source),
     )
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)

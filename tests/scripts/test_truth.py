@@ -208,6 +208,20 @@ def test_one_harness_run_covers_a_layers_picks_with_explicit_threads(tmp_path: P
     assert "--impls numpy,compile" in " ".join(own) and "--budget" not in own
 
 
+def test_a_pick_names_the_layer_file_it_comes_from(tmp_path: Path) -> None:
+    import argparse
+
+    session = truth._Session(argparse.Namespace(), tmp_path / "my_layers.py", tmp_path)
+    assert session.layers_from("builtin") is None
+    assert session.layers_from("readme") == str(tmp_path / "my_layers.py")
+    (linear,) = truth.select_picks("linear-256")
+    path = session.layers_from(linear.source)
+    assert path == str(truth.ROOT / "examples" / "linear_numpy.py") and Path(path).is_file()
+    cmd = truth.harness_command([linear], 2, tmp_path / "h", "quick", 20.0, path, python="py")
+    assert cmd[cmd.index("--layers-from") + 1] == path
+    assert "--grid batch=256" in " ".join(cmd) and "--layers numpy_linear" in " ".join(cmd)
+
+
 def test_the_readme_example_is_written_as_a_layer_file(tmp_path: Path) -> None:
     path = truth.readme_layer_file(tmp_path)
     text = path.read_text()
