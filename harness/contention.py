@@ -275,7 +275,10 @@ class PoolWatch:
         return self._wait(lambda foreign: len(foreign - self.own.get(name, frozenset())) > free)
 
     def _wait(self, crowded: Callable[[set[int]], bool]) -> float:
+        """Sleep while ``crowded``; the seconds slept through (0.0: none, the look
+        alone, about 0.1 ms, is no wait)."""
         start = self.clock()
+        slept = False
         while True:
             foreign = self.running() - self.ignored
             if not crowded(foreign):
@@ -284,6 +287,7 @@ class PoolWatch:
                 self.ignored |= foreign  # busy for good: waiting does not help
                 break
             self.sleep(POLL_S)
-        waited = self.clock() - start
+            slept = True
+        waited = self.clock() - start if slept else 0.0
         self.waited_s += waited
         return waited

@@ -303,3 +303,16 @@ def test_timed_rounds_settle_before_each_value_and_wake_a_single_call_after_a_wa
     assert calls.count(("scipy", 1)) == 1 + 3
     assert calls.count(("torch", 1)) == 1 + 2 * 3
     assert timed.values == {"scipy": [0.01] * 3, "torch": [0.01] * 3}
+
+
+def test_a_look_that_finds_the_cores_free_is_no_wait() -> None:
+    fake = _Threads([{9}])
+
+    def look() -> set[int]:
+        fake.now += 0.0001  # reading /proc takes time, and is no wait
+        return fake.running()
+
+    watch = PoolWatch(cpus=2, running=look, clock=fake.clock, sleep=fake.sleep)
+    watch.own = {"torch": frozenset({5})}
+    fake.script = [set()]
+    assert watch.settle("torch") == 0.0 and watch.waited_s == 0.0
