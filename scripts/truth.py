@@ -615,6 +615,7 @@ def _user_callable(layer: Any, impl_name: str, point: dict[str, int], inputs: tu
 
 
 def _calibrate(call: Callable[[], None], block_s: float) -> int:
+    _rest()
     t0 = time.perf_counter()
     call()
     t = time.perf_counter() - t0
@@ -629,8 +630,9 @@ def _calibrate(call: Callable[[], None], block_s: float) -> int:
 def _paired_rounds(
     calls: dict[str, Callable[[], None]], spec: Spec, rng: random.Random
 ) -> dict[str, Any]:
-    """Rounds of one block per side, in random order; seconds per call per round, and
-    when each round ended (seconds since the discarded warm-up round)."""
+    """Rounds of one block per side, in random order, each begun once the process's
+    other threads rest and after one untimed call (``_rest``); seconds per call per
+    round, and when each round ended (seconds since the discarded warm-up round)."""
     loops = {side: _calibrate(call, spec.block_ms / 1000.0) for side, call in calls.items()}
     times: dict[str, list[float]] = {side: [] for side in calls}
     faults: dict[str, list[float]] = {side: [] for side in calls}
@@ -645,6 +647,8 @@ def _paired_rounds(
         got = {}
         for side in order:
             call, n = calls[side], loops[side]
+            _rest()  # the other side's pool, spinning, is no part of this side's loop
+            call()  # and this side's own, asleep meanwhile, is awake in its loop
             f0 = _minor_faults()
             t0 = time.perf_counter()
             for _ in range(n):
@@ -664,6 +668,38 @@ def _paired_rounds(
             break
     ratios = [b / c for b, c in zip(times["baseline"], times["candidate"], strict=True)]
     return {"loops": loops, "times": times, "faults": faults, "ratios": ratios, "ends": ends}
+
+
+def _rest(longest_s: float = 0.3) -> None:
+    """Wait until no other thread of this process is running (state ``R`` in
+    ``/proc/self/task/*/stat``), ``longest_s`` at most. A user's loop runs one side:
+    no other library's pool spins beside it. Two sides in turns in one process do:
+    OpenBLAS's threads spin about 0.1 s after a NumPy matmul, OpenMP's about 10 ms
+    after a torch op, and a block begun meanwhile shares the cores with them (NumPy's
+    linear at batch 256, 512x512, 2 threads: 4.7 ms a step beside torch's blocks,
+    no faster than on 1 thread, 2026-12-01, AVX512)."""
+    import threading
+
+    me = threading.get_native_id()
+    deadline = time.perf_counter() + longest_s
+    while time.perf_counter() < deadline:
+        try:
+            tids = [t for t in os.listdir("/proc/self/task") if int(t) != me]
+        except OSError:
+            return  # no /proc: nothing to look at
+        busy = False
+        for tid in tids:
+            try:
+                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R":
+                busy = True
+                break
+        if not busy:
+            return
+        time.sleep(0.001)
 
 
 def _minor_faults() -> int:

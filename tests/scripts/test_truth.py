@@ -493,3 +493,27 @@ def test_the_side_whose_time_per_call_moved_is_named() -> None:
         ["baseline", "candidate"],
     )
     assert truth.off_cell(1.1, math.nan) == ("1.10, n/a", [])
+
+
+def test_a_block_begins_once_the_other_threads_rest() -> None:
+    import threading
+    import time
+
+    stop = threading.Event()
+
+    def spin() -> None:  # a pool spinning for work, 50 ms
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end and not stop.is_set():
+            pass
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    t0 = time.perf_counter()
+    truth._rest()
+    waited = time.perf_counter() - t0
+    stop.set()
+    thread.join()
+    assert 0.02 < waited < 0.3  # until the spinner ended, not the longest wait
+    t0 = time.perf_counter()
+    truth._rest()
+    assert time.perf_counter() - t0 < 0.02  # nothing running: no wait
