@@ -614,26 +614,38 @@ def _user_callable(layer: Any, impl_name: str, point: dict[str, int], inputs: tu
     return fn, args, leaves
 
 
-def _calibrate(call: Callable[[], None], block_s: float) -> int:
-    _rest()
+def _calibrate(call: Callable[[], None], block_s: float) -> tuple[int, bool]:
+    """Calls per block of about ``block_s``, and whether the calls run threads of their
+    own (process CPU time at least 1.1x wall time over them, the other threads at rest
+    first)."""
+    _rest(free=0)
     t0 = time.perf_counter()
     call()
     t = time.perf_counter() - t0
     loops = max(1, math.ceil(block_s / max(t, 1e-7)))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(loops):
         call()
-    t = (time.perf_counter() - t0) / loops
-    return max(1, math.ceil(block_s / max(t, 1e-7)))
+    wall = time.perf_counter() - t0
+    t = wall / loops
+    pooled = (time.process_time() - c0) >= 1.1 * wall
+    return max(1, math.ceil(block_s / max(t, 1e-7))), pooled
 
 
 def _paired_rounds(
     calls: dict[str, Callable[[], None]], spec: Spec, rng: random.Random
 ) -> dict[str, Any]:
     """Rounds of one block per side, in random order, each begun once the process's
-    other threads rest and after one untimed call (``_rest``); seconds per call per
-    round, and when each round ended (seconds since the discarded warm-up round)."""
-    loops = {side: _calibrate(call, spec.block_ms / 1000.0) for side, call in calls.items()}
+    other threads leave it the cores it needs (``_rest``), after one untimed call where
+    that took a wait; seconds per call per round, and when each round ended (seconds
+    since the discarded warm-up round)."""
+    calibrated = {side: _calibrate(call, spec.block_ms / 1000.0) for side, call in calls.items()}
+    loops = {side: n for side, (n, _) in calibrated.items()}
+    # the cores other threads may hold while a block runs: a side on one thread leaves
+    # the others to them; a side with threads of its own wants every core
+    free = {
+        side: 0 if pooled else (os.cpu_count() or 1) - 1 for side, (_, pooled) in calibrated.items()
+    }
     times: dict[str, list[float]] = {side: [] for side in calls}
     faults: dict[str, list[float]] = {side: [] for side in calls}
     ends: list[float] = []
@@ -647,8 +659,13 @@ def _paired_rounds(
         got = {}
         for side in order:
             call, n = calls[side], loops[side]
-            _rest()  # the other side's pool, spinning, is no part of this side's loop
-            call()  # and this side's own, asleep meanwhile, is awake in its loop
+            # the other side's pool, spinning, is no part of this side's loop; and this
+            # side's own, asleep after a wait, is awake in its loop (no call otherwise:
+            # one more call between blocks moved NumPy's rfft2 at 1024 on one thread
+            # into glibc's faulting regime, 2012 fresh pages a call, where a loop of it
+            # reuses its heap)
+            if _rest(free=free[side]):
+                call()
             f0 = _minor_faults()
             t0 = time.perf_counter()
             for _ in range(n):
@@ -670,9 +687,10 @@ def _paired_rounds(
     return {"loops": loops, "times": times, "faults": faults, "ratios": ratios, "ends": ends}
 
 
-def _rest(longest_s: float = 0.3) -> None:
-    """Wait until no other thread of this process is running (state ``R`` in
-    ``/proc/self/task/*/stat``), ``longest_s`` at most. A user's loop runs one side:
+def _rest(free: int = 0, longest_s: float = 0.3) -> bool:
+    """Wait while more than ``free`` other threads of this process are running (state
+    ``R`` in ``/proc/self/task/*/stat``), ``longest_s`` at most; whether it waited.
+    A user's loop runs one side:
     no other library's pool spins beside it. Two sides in turns in one process do:
     OpenBLAS's threads spin about 0.1 s after a NumPy matmul, OpenMP's about 10 ms
     after a torch op, and a block begun meanwhile shares the cores with them (NumPy's
@@ -682,12 +700,13 @@ def _rest(longest_s: float = 0.3) -> None:
 
     me = threading.get_native_id()
     deadline = time.perf_counter() + longest_s
+    waited = False
     while time.perf_counter() < deadline:
         try:
             tids = [t for t in os.listdir("/proc/self/task") if int(t) != me]
         except OSError:
-            return  # no /proc: nothing to look at
-        busy = False
+            return waited  # no /proc: nothing to look at
+        running = 0
         for tid in tids:
             try:
                 with open(f"/proc/self/task/{tid}/stat", "rb") as f:
@@ -695,11 +714,12 @@ def _rest(longest_s: float = 0.3) -> None:
             except OSError:
                 continue
             if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R":
-                busy = True
-                break
-        if not busy:
-            return
+                running += 1
+        if running <= free:
+            return waited
         time.sleep(0.001)
+        waited = True
+    return waited
 
 
 def _minor_faults() -> int:

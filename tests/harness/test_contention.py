@@ -248,11 +248,15 @@ def test_the_readers_see_a_real_thread_run_and_rest() -> None:
     stop = threading.Event()
     started = threading.Event()
 
-    def spin() -> None:
+    def spin() -> None:  # native work with the GIL released, as a pool's thread runs
+        import hashlib
+
+        data = b"x" * 1_000_000
         started.set()
         while not stop.is_set():
-            pass
+            hashlib.sha256(data)
 
+    PoolWatch().rest()  # pools an earlier test left spinning rest first
     thread = threading.Thread(target=spin)
     before = thread_runtimes()
     thread.start()

@@ -501,19 +501,25 @@ def test_a_block_begins_once_the_other_threads_rest() -> None:
 
     stop = threading.Event()
 
-    def spin() -> None:  # a pool spinning for work, 50 ms
+    def spin() -> None:  # a pool spinning for work, 50 ms, the GIL released as a pool has
+        import hashlib
+
+        data = b"x" * 1_000_000
         end = time.perf_counter() + 0.05
         while time.perf_counter() < end and not stop.is_set():
-            pass
+            hashlib.sha256(data)
 
+    truth._rest()  # pools an earlier test left spinning (torch's, OpenBLAS's) rest first
     thread = threading.Thread(target=spin)
     thread.start()
+    time.sleep(0.005)
+    assert truth._rest(free=1) is False  # a side on one thread leaves it the other core
     t0 = time.perf_counter()
-    truth._rest()
+    assert truth._rest() is True
     waited = time.perf_counter() - t0
     stop.set()
     thread.join()
     assert 0.02 < waited < 0.3  # until the spinner ended, not the longest wait
     t0 = time.perf_counter()
-    truth._rest()
+    assert truth._rest() is False
     assert time.perf_counter() - t0 < 0.02  # nothing running: no wait
