@@ -127,12 +127,8 @@ def compared_baseline(baselines: Sequence[str], state: State, layer: str) -> str
     failing everywhere left every speedup unmeasured beside a second that runs
     (2026-12-01: a public sqrtm written for NumPy 1, ``np.float_``, before its copy
     with ``np.float64``)."""
-    ran = {
-        setup.variant.impl
-        for setup in state.setup.values()
-        if setup.variant.layer == layer and any(p.status == "ok" for p in setup.phases.values())
-    }
-    return next((b for b in baselines if b in ran), baselines[0] if baselines else None)
+    ran = state.ran.get(layer, {})
+    return next((b for b in baselines if ran.get(b)), baselines[0] if baselines else None)
 
 
 def _summary(setup: SetupDone) -> SetupDone:
@@ -167,6 +163,10 @@ class State:
 
     setup: dict[str, SetupDone] = field(default_factory=dict)
     """Variant name -> its setup: whole, or a summary for planning (``_summary``)."""
+    ran: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    """Layer -> implementation -> the variants whose setup ran (a phase ``ok``), kept
+    as ``setup`` changes: ``compared_baseline`` asks per group, and a scan of every
+    setup per group made that quadratic in the grid."""
     setup_stored: dict[str, Stored] = field(default_factory=dict)
     """Variant name -> where its whole setup event lies, when ``setup`` is a summary."""
     gradchecks: dict[tuple[str, str], GradcheckDone] = field(default_factory=dict)
@@ -187,6 +187,9 @@ class State:
         ``stored`` where the event lies (then only a summary is kept in memory)."""
         if isinstance(event, SetupDone):
             name = event.variant.name
+            ok = any(p.status == "ok" for p in event.phases.values())
+            ran = self.ran.setdefault(event.variant.layer, {}).setdefault(event.variant.impl, set())
+            (ran.add if ok else ran.discard)(name)
             if stored is None:
                 self.setup[name] = event
                 self.setup_stored.pop(name, None)

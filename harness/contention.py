@@ -271,8 +271,9 @@ class PoolWatch:
     def settle(self, name: str) -> float:
         """Wait until the threads running that are not ``name``'s own leave its own
         threads and the caller a CPU each; the seconds waited."""
-        free = max(0, self.cpus - 1 - len(self.own.get(name, ())))
-        return self._wait(lambda foreign: len(foreign - self.own.get(name, frozenset())) > free)
+        own = self.own.get(name, frozenset())
+        free = max(0, self.cpus - 1 - len(own))
+        return self._wait(lambda foreign: len(foreign - own) > free)
 
     def _wait(self, crowded: Callable[[set[int]], bool]) -> float:
         """Sleep while ``crowded``; the seconds slept through (0.0: none, the look
