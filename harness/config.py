@@ -450,6 +450,15 @@ class RunConfig:
         toml=("budget_s",),
         help="seconds of timing to spend, first pass and adaptive rounds (default: the profile's)",
     )
+    min_time_s: float | None = setting(
+        None,
+        parse=_seconds("min-time"),
+        flag="--min-time",
+        metavar="SECONDS",
+        toml=("min_time_s",),
+        help="least duration of one timed value: a value repeats the call until it lasts "
+        "this long (default: the profile's)",
+    )
     layers_from: tuple[str, ...] = setting(
         (),
         parse=lambda v: parse_list(v, "layers_from") if v not in ((), []) else (),
@@ -540,12 +549,15 @@ class RunConfig:
 
     @property
     def profile_spec(self) -> Profile:
-        """The profile, with ``budget_s`` and ``timeout_s`` applied when given."""
+        """The profile, with ``budget_s``, ``min_time_s`` and ``timeout_s`` applied when
+        given."""
         base = PROFILES[self.profile]
         if self.timeout_s:
             base = replace(base, case_timeout_s=self.timeout_s)
         if self.budget_s:
             base = replace(base, budget_s=self.budget_s)
+        if self.min_time_s:
+            base = replace(base, min_time=self.min_time_s)
         return base
 
     def to_json(self) -> dict[str, Any]:

@@ -128,6 +128,8 @@ def test_cli_namespace_and_toml_give_the_same_config(tmp_path: Path) -> None:
             "quick",
             "--budget",
             "30",
+            "--min-time",
+            "0.01",
             "--no-capabilities",
         ]
     )
@@ -136,12 +138,14 @@ def test_cli_namespace_and_toml_give_the_same_config(tmp_path: Path) -> None:
     path.write_text(
         'layers = "conv2d"\ndtype = ["float32", "float64"]\nthreads = [1, 2]\n'
         'allocator = ["glibc", "glibc-fixed"]\nprofile = "quick"\nbudget_s = 30\n'
-        'capabilities = false\n[grid]\nn = "8..32*2"\nk = [3]\n'
+        'min_time_s = 0.01\ncapabilities = false\n[grid]\nn = "8..32*2"\nk = [3]\n'
     )
     from_toml = RunConfig(**load_config(path))
     assert from_cli == from_toml
     assert RunConfig.from_json(from_cli.to_json()) == from_cli
     assert from_cli.profile_spec.budget_s == 30
+    assert from_cli.profile_spec.min_time == 0.01
+    assert RunConfig(profile="quick").profile_spec.min_time == PROFILES["quick"].min_time
     # options left out are None in the namespace: "given" can be told from "default"
     assert settings_from_namespace(build_parser().parse_args(["run"])) == {}
 
