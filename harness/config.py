@@ -107,6 +107,11 @@ PROFILES: dict[str, Profile] = {
     # (2 cores, AVX512), past the 130 s budget it had, so no adaptive pass ever ran and
     # a quarter of the points stayed undecided. Half of 420 s holds that first pass;
     # the other half goes to the points still undecided, near-crossover first.
+    # A value lasts 10 ms, as a block of scripts/truth.py's plain loop: with 5 ms values
+    # the waits for other libraries' spinning pools before each value
+    # (harness.contention.PoolWatch, up to ~10 ms after a torch or ONNX Runtime value)
+    # were a third of the time timed, and two default runs on 2026-12-01 (AVX512) left
+    # 7.1% and 14.3% of comparisons undecided; with 10 ms, 4.8% and 10.7%.
     "default": Profile(
         "default",
         budget_s=420,
@@ -114,7 +119,7 @@ PROFILES: dict[str, Profile] = {
         min_rounds=4,
         max_rounds=20,
         extra_rounds=6,
-        min_time=0.005,
+        min_time=0.01,
     ),
     "rigorous": Profile(
         "rigorous",

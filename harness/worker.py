@@ -236,6 +236,10 @@ class Worker:
             variant=variant.to_json(),
             phases=[ph for ph in PHASES if ph in self.job.phases],
             memory=self.job.memory,
+            # the loop calibration is for one value length: a warm run at a longer
+            # --min-time would keep values of the cold run's length wherever they last
+            # half of it (measure.recalibrated_loops), at a shorter one longer values
+            min_time=self.job.min_time,
         )
         if found.hit and self._setup_from_cache(variant, found.value):
             return

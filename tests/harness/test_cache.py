@@ -295,6 +295,21 @@ def test_the_worker_serves_setup_from_the_cache_without_building_the_form(
     assert warm.oneoff_s == cold.oneoff_s
 
 
+def test_a_setup_calibrated_for_another_value_length_is_checked_again(tmp_path: Path) -> None:
+    from harness.case import Variant
+
+    variant = Variant.make("fft", "torch", {"n": 8}, "float32", 1)
+    found = []
+    for min_time in (0.0005, 0.002, 0.0005):
+        worker, raw = _worker(tmp_path, tmp_path / "cache")
+        worker.job = type(worker.job)(**{**vars(worker.job), "min_time": min_time})
+        worker.setup(variant)
+        found.append(_events(raw)[-1])
+    assert [done.cache for done in found] == ["miss", "miss", "hit"]
+    # calibrated afresh: four times the value length takes more calls
+    assert found[1].phases["forward"].loops > found[0].phases["forward"].loops
+
+
 def _no_build(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("a setup served from the cache built the form")
 
