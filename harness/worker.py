@@ -146,19 +146,9 @@ class Worker:
             left = [t for t in job.tasks if t not in self._cached_breakdowns]
             if left:
                 with quiet():
-                    prepare_to_fork(self._forms(left), profiling)
+                    prepare_to_fork(_forms(self.registry, left), profiling)
         self._prepared: dict[Variant, Prepared] = {}
         self.setup_checks = SetupChecks(job.seed)
-
-    def _forms(self, tasks: Iterable[Task]) -> set[str]:
-        """The forms of the implementations ``tasks`` time or profile."""
-        variants = [c.variant for t in tasks if isinstance(t, RoundsTask) for c, _ in t.cases]
-        variants += [t.variant for t in tasks if isinstance(t, ProfileTask)]
-        forms = set()
-        for variant in {(v.layer, v.impl) for v in variants}:
-            with contextlib.suppress(Exception):  # an unknown one fails in its child
-                forms.add(self.registry.get(variant[0]).implementation(variant[1]).form)
-        return forms
 
     # -- preparation ----------------------------------------------------------------
 
@@ -236,10 +226,7 @@ class Worker:
             variant=variant.to_json(),
             phases=[ph for ph in PHASES if ph in self.job.phases],
             memory=self.job.memory,
-            # the loop calibration is for one value length: a warm run at a longer
-            # --min-time would keep values of the cold run's length wherever they last
-            # half of it (measure.recalibrated_loops), at a shorter one longer values
-            min_time=self.job.min_time,
+            min_time=self.job.min_time,  # the calibration is for one value length
         )
         if found.hit and self._setup_from_cache(variant, found.value):
             return
@@ -501,6 +488,17 @@ def _breakdown_from_cache(task: ProfileTask, found: Lookup) -> BreakdownDone | N
     if not isinstance(done, BreakdownDone) or set(done.phases) != set(task.phases):
         return None
     return replace(done, cache="hit")
+
+
+def _forms(registry: Registry, tasks: Iterable[Task]) -> set[str]:
+    """The forms of the implementations ``tasks`` time or profile."""
+    variants = [c.variant for t in tasks if isinstance(t, RoundsTask) for c, _ in t.cases]
+    variants += [t.variant for t in tasks if isinstance(t, ProfileTask)]
+    forms = set()
+    for variant in {(v.layer, v.impl) for v in variants}:
+        with contextlib.suppress(Exception):  # an unknown one fails in its child
+            forms.add(registry.get(variant[0]).implementation(variant[1]).form)
+    return forms
 
 
 def _time_rounds(
