@@ -123,7 +123,9 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
         code = frame.f_code
         if code.co_name.endswith("_dispatcher"):
             return None  # __array_function__ dispatch: part of the call that follows
-        name = f"{_public(module)}.{getattr(code, 'co_qualname', code.co_name)}"
+        qualname = getattr(code, "co_qualname", code.co_name)
+        name = _wrapped(frame) if "<locals>" in qualname else None
+        name = name or f"{_public(module)}.{qualname}"
         return ("bridge" if code.co_name in NUMPY_BRIDGE else "numpy"), name
     name = getattr(arg, "__name__", "")
     owner = getattr(arg, "__self__", None)
@@ -141,6 +143,31 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
         return kind, f"{_public(module)}.{name}"
     if top == "torch" and name in TORCH_BRIDGE:
         return "bridge", f"torch.{name}"
+    return None
+
+
+def _wrapped(frame: FrameType) -> str | None:
+    """The NumPy/SciPy function a decorator's wrapper calls, named as users import it
+    (``scipy.linalg.logm``), or None. SciPy wraps many of its functions in closures
+    (``_apply_over_batch``'s ``wrapper`` round ``logm``, ``eigh``, ``expm``): named by
+    its code, every one read ``scipy._apply_over_batch.<locals>.decorator.<locals>.
+    wrapper``. The wrapped function is the closure's free variable that is a public
+    NumPy/SciPy function (one defined at module level)."""
+    code = frame.f_code
+    if not code.co_freevars:
+        return None
+    scope = frame.f_locals  # a wrapper's free variables are among its locals
+    for var in code.co_freevars:
+        fn = scope.get(var)
+        module = str(getattr(fn, "__module__", None) or "")
+        qualname = str(getattr(fn, "__qualname__", "") or "")
+        if (
+            callable(fn)
+            and module.split(".")[0] in _NUMERIC
+            and qualname
+            and "<locals>" not in qualname
+        ):
+            return f"{_public(module)}.{qualname}"
     return None
 
 

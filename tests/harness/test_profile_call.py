@@ -144,3 +144,36 @@ def test_a_call_into_onnxruntime_is_a_kernel() -> None:
     Session.run.__qualname__ = "Session.run"
     found = classify_call(None, "c_call", Session().run)  # type: ignore[arg-type]
     assert found == ("kernel", "onnxruntime.Session.run")
+
+
+def test_a_scipy_wrapper_is_named_by_the_function_it_wraps() -> None:
+    # as scipy's _apply_over_batch wraps logm and eigh: a closure in a private module
+    # whose free variable is the public function
+    import sys
+
+    source = (
+        "def logm(a):\n    return a\n"
+        "def decorator(f):\n    def wrapper(*args):\n        return f(*args)\n    return wrapper\n"
+        "def other(a):\n    def helper(x):\n        return x\n    return helper(a)\n"
+    )
+    scope: dict[str, object] = {"__name__": "scipy._lib._util"}
+    exec(compile(source, "<scipy-like>", "exec"), scope)
+    logm = scope["logm"]
+    logm.__module__ = "scipy.linalg._matfuncs"  # type: ignore[attr-defined]
+    wrapped = scope["decorator"](logm)  # type: ignore[operator]
+    names: list[str] = []
+
+    def hook(frame: object, event: str, arg: object) -> None:
+        found = classify_call(frame, event, arg)  # type: ignore[arg-type]
+        if found is not None:
+            names.append(found[1])
+
+    sys.setprofile(hook)
+    try:
+        wrapped(1)
+        scope["other"](2)  # type: ignore[operator]
+    finally:
+        sys.setprofile(None)
+    assert names[0] == "scipy.linalg.logm"  # the wrapper, by what it wraps
+    # a closure without a public function among its free variables keeps its own name
+    assert "scipy.other.<locals>.helper" in names
