@@ -120,6 +120,19 @@ class Timed:
         return event
 
 
+def timed_seconds(done: RoundsDone) -> float:
+    """Seconds one rounds event spent inside timed regions: each value and warm-up
+    value (seconds per call) times its case's loop count, as pyperf.json records them
+    (the warm-up at the values' count, which the warm-up round may have raised)."""
+    total = 0.0
+    for case, values in done.values.items():
+        loops = done.loops.get(case, 1)
+        total += sum(values) * loops
+        warm = done.warmups.get(case)
+        total += (warm or 0.0) * loops
+    return total
+
+
 def compared_baseline(baselines: Sequence[str], state: State, layer: str) -> str | None:
     """The baseline every speedup of ``layer`` is taken against: the first declared
     whose setup ran (a phase ``ok``) at some point, else the first declared. Why: a
@@ -181,6 +194,12 @@ class State:
     """Layer -> how many gradcheck results changed its rows."""
     breakdowns: dict[str, BreakdownDone] = field(default_factory=dict)
     """Variant name -> its profiled calls (breakdown.csv; small: a few parts a phase)."""
+    timed_s: float = 0.0
+    """Seconds inside timed regions: every rounds event's values and warm-up values,
+    each times its loop count (``timed_seconds``)."""
+    pool_wait_s: float = 0.0
+    """Seconds timing workers waited before values for other implementations' thread
+    pools to go quiet (``harness.contention.PoolWatch``; rounds events' metadata)."""
 
     def add(self, event: Event, process: int | None = None, stored: Stored | None = None) -> None:
         """Fold one event in; ``process`` is the timing process whose file it came from,
@@ -210,6 +229,9 @@ class State:
                 else Timed(event.batch, n, stored=stored)
             )
             self.rounds.setdefault(event.group.name, {})[event.process] = timed
+            self.timed_s += timed_seconds(event)
+            wait = event.metadata.get("pool_wait_s")
+            self.pool_wait_s += float(wait) if isinstance(wait, int | float) else 0.0
             self._changed(event.group.name)
         elif isinstance(event, BreakdownDone):
             self.breakdowns[event.variant.name] = event

@@ -310,7 +310,13 @@ class Runner:
             "fingerprint": fingerprint(self.env),
             "command": " ".join(sys.argv),
             "plan": plan_id(self.config.plan_json()),
-            "timing": self.scheduler.record().to_json(),
+            "timing": {
+                **self.scheduler.record().to_json(),
+                # of the seconds spent: inside timed values and warm-ups, and waiting
+                # before values for other libraries' pools (the report's budget line)
+                "timed_s": round(self.collector.state.timed_s, 2),
+                "pool_wait_s": round(self.collector.state.pool_wait_s, 2),
+            },
             "cache": self._cache_record(),
             # false until every pass ended: a run killed, interrupted or cut by a full
             # disk says so in report and compare (harness.report.faults)

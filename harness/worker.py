@@ -319,6 +319,7 @@ class Worker:
         # keyed by case name, the pyperf benchmark name (RoundsDone's keys)
         loops = {case.name: n for case, n in task.cases}
         timed = _Timed()
+        pools = PoolWatch()  # one per group: its waits are reported with the rounds
         prepared: dict[Variant, Prepared] = {}
         for case, _ in task.cases:
             if case.variant in prepared:
@@ -340,7 +341,7 @@ class Worker:
                 except Exception as exc:
                     timed.errors[case.name] = describe(exc)
             set_threads(group.threads)
-            _time_rounds(funcs, loops, task.rounds, rng, timed, self.job.min_time)
+            _time_rounds(funcs, loops, task.rounds, rng, timed, self.job.min_time, pools)
             del funcs
             for case in cases:
                 prepared[case.variant].drop_graph()  # a retained graph: gone before the next
@@ -362,6 +363,7 @@ class Worker:
                     "allocator": allocator_in_use(),
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "pid": os.getpid(),
+                    "pool_wait_s": round(pools.waited_s, 4),
                 },
             )
         )

@@ -673,7 +673,21 @@ def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) ->
             f", then {len(extra)} adaptive process(es) giving {rounds} more rounds to "
             f"{groups} undecided point(s) in all ({seconds:.0f}s)"
         )
-    text += f"; {timing.get('spent_s', 0):.0f}s spent"
+    spent = float(timing.get("spent_s") or 0)
+    text += f"; {spent:.0f}s spent"
+    timed = timing.get("timed_s")
+    if isinstance(timed, int | float) and spent > 0:
+        text += (
+            f", {timed:.0f}s ({100 * timed / spent:.0f}%) of it inside timed values and "
+            "warm-ups (the rest starts workers, builds each form in each process"
+        )
+        wait = timing.get("pool_wait_s")
+        if isinstance(wait, int | float) and wait >= 0.5:
+            text += (
+                f" and waits, {wait:.0f}s in all, for other implementations' thread pools "
+                "to go quiet before a value"
+            )
+        text += ")"
     if timing.get("stopped"):
         text += f"; stopped: {timing['stopped']}"
     overrun = _first_pass_overrun(timing, min_rounds)

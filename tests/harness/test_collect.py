@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.case import Group
-from harness.collect import Builder, Collector, State, build_outputs
+from harness.collect import Builder, Collector, State, build_outputs, timed_seconds
 from harness.config import RunConfig
 from harness.plan import LayerInfo, Plan
 from harness.protocol import (
@@ -313,6 +313,27 @@ def test_minor_faults_come_from_the_timing_rounds_where_a_case_was_timed() -> No
     assert rows.loc[torch_fwd, "minor_faults"] == 3.0
     # no faults in the rounds (an older raw file): the setup pass's figure
     assert rows.loc[numpy_fwd, "minor_faults"] == 99.0
+
+
+def test_the_state_adds_up_the_seconds_timed_and_waited_for_pools() -> None:
+    p = plan((8,))
+    state = State()
+    case = "toy/torch/n=8/float32/t1/cpu/glibc/forward"
+    done = RoundsDone(
+        p.groups[0],
+        0,
+        0,
+        {case: (1e-3, 2e-3)},
+        {case: 10},
+        {case: 5e-3},  # the warm-up value, per call
+        {},
+        {"threads": 1, "pool_wait_s": 0.25},
+    )
+    assert timed_seconds(done) == pytest.approx((1e-3 + 2e-3 + 5e-3) * 10)
+    state.add(done, 0)
+    state.add(replace(done, process=1, metadata={"threads": 1}), 1)  # an older worker's
+    assert state.timed_s == pytest.approx(2 * 0.08)
+    assert state.pool_wait_s == pytest.approx(0.25)
 
 
 def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:

@@ -200,6 +200,9 @@ def test_environment_and_run_files(seed_run: pd.DataFrame) -> None:
     assert run["layers"]["conv2d"]["size_axis"] == "n"
     assert run["layers"]["fft"]["baselines"] == ["numpy"]
     assert run["timing"]["first_pass"]["processes"] == 2
+    # the seconds inside timed regions: some, and fewer than the timing spent
+    assert 0 < run["timing"]["timed_s"] < run["timing"]["spent_s"]
+    assert run["timing"]["pool_wait_s"] >= 0
     import pyperf
 
     bench = pyperf.BenchmarkSuite.load(str(folder / "pyperf.json")).get_benchmarks()[0]

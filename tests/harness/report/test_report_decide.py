@@ -806,6 +806,20 @@ def test_a_first_pass_over_the_budget_is_explained_with_a_budget_that_fits() -> 
     assert by_a_hair is not None and "overran" not in by_a_hair
 
 
+def test_the_budget_line_says_how_much_of_the_timing_was_timed() -> None:
+    first = {"processes": 3, "rounds": 5, "groups": 24, "seconds": 199.4}
+    timing = {"budget_s": 420, "first_pass": first, "spent_s": 268.5, "timed_s": 134.9}
+    text = budget_sentence({**timing, "pool_wait_s": 21.3})
+    assert text is not None
+    assert "268s spent, 135s (50%) of it inside timed values and warm-ups" in text
+    assert "waits, 21s in all, for other implementations' thread pools" in text
+    # no wait worth a word, and a run.json written before either figure existed
+    quiet = budget_sentence({**timing, "pool_wait_s": 0.2})
+    assert quiet is not None and "inside timed values" in quiet and "waits" not in quiet
+    older = budget_sentence({k: v for k, v in timing.items() if k != "timed_s"})
+    assert older is not None and "inside timed values" not in older
+
+
 def test_a_baseline_whose_thread_pool_fights_torchs_is_explained(rf: ModuleType) -> None:
     """2026-11-30: scipy.linalg.logm at 8×8, 2 threads: 1.30 ms back to back, 4.23 ms
     after a torch op, and the torch op 3.7 ms after it (harness.contention)."""
