@@ -48,7 +48,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -146,6 +146,10 @@ class Crossover:
     lower: float
     upper: float
     faster_above: str
+    failing: str | None = None
+    """``native`` or ``baseline`` where no speed makes the change but that side's
+    failure at ``size``, a measured size (``lower`` or ``upper``): the other side wins
+    there by running (``_by_failure``)."""
 
 
 @dataclass(frozen=True)
@@ -573,7 +577,7 @@ def _setting_decision(
     crossovers = tuple(
         find_crossovers([(p.size, p.speedup) for p in points if p.speedup is not None])
     )
-    refined = [_refine(c, crossovers) for c in crossings]
+    refined = [_by_failure(_refine(c, crossovers), points) for c in crossings]
     return SettingDecision(
         setting.label,
         setting.context,
@@ -761,6 +765,22 @@ def _refine(threshold: Crossover, crossovers: Sequence[Crossover]) -> Crossover:
     if inside:
         return Crossover(inside[-1].size, threshold.lower, threshold.upper, threshold.faster_above)
     return threshold
+
+
+def _by_failure(c: Crossover, points: Sequence[PointDecision]) -> Crossover:
+    """``c``, marked where a side's failure makes the change rather than its speed: the
+    side faster below it failed at its upper size, or the side faster above it at its
+    lower size. The crossing is then that measured size, never a middle between a
+    speed and a failure (2026-12-01: a native that raised at m=12 and ran at m=4 read
+    "keep above m ≈ 6.93 (4–12)"; "scipy is faster above")."""
+    slower_above = "baseline" if c.faster_above == "native" else "native"
+    at = {p.size: p for p in points}
+    upper, lower = at.get(c.upper), at.get(c.lower)
+    if upper is not None and upper.failed == slower_above:
+        return replace(c, size=c.upper, failing=slower_above)
+    if lower is not None and lower.failed == c.faster_above:
+        return replace(c, size=c.lower, failing=c.faster_above)
+    return c
 
 
 # ----------------------------------------------------------------------------- layers

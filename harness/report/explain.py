@@ -74,7 +74,15 @@ def _hi(high: float) -> str:
     return "∞" if high == float("inf") else fmt_speedup(high)[1:]
 
 
+def _failing(c: Crossover) -> str:
+    """`` (the native fails there and above)``: a crossing a failure makes, said."""
+    who = "the native" if c.failing == "native" else "the baseline"
+    return f" ({who} fails there and {'above' if c.size == c.upper else 'below'})"
+
+
 def _range(axis: str, c: Crossover) -> str:
+    if c.failing is not None:
+        return f"{axis} = {fmt_size(c.size)}{_failing(c)}"
     if c.lower == c.upper:
         return f"{axis} = {fmt_size(c.size)}"
     return f"{axis} ≈ {fmt_size(c.size)} (between {fmt_size(c.lower)} and {fmt_size(c.upper)})"
@@ -87,7 +95,9 @@ def headline(
     n ≈ 45 (32–64) and n ≈ 724 (512–1024)``."""
     if kind in (PORT_ABOVE, KEEP_ABOVE) and threshold is not None:
         word = "port" if kind == PORT_ABOVE else "keep"
-        return f"{word} above {_at(axis, threshold)}"
+        # a failure from a measured size on: that size is the first of the stretch
+        above = "from" if threshold.failing and threshold.size == threshold.upper else "above"
+        return f"{word} {above} {_at(axis, threshold)}"
     if kind in (PORT_BETWEEN, KEEP_BETWEEN) and threshold is not None and closing is not None:
         word = "port" if kind == PORT_BETWEEN else "keep"
         return f"{word} between {_at(axis, threshold)} and {_at(axis, closing)}"
@@ -95,7 +105,10 @@ def headline(
 
 
 def _at(axis: str, c: Crossover) -> str:
-    """``n ≈ 91 (64–128)``, or ``n = 64`` where the crossing is at a measured size."""
+    """``n ≈ 91 (64–128)``, or ``n = 64`` where the crossing is at a measured size (a
+    failure's: ``m = 12 (the native fails there and above)``)."""
+    if c.failing is not None:
+        return f"{axis} = {fmt_size(c.size)}{_failing(c)}"
     if c.lower == c.upper:
         return f"{axis} = {fmt_size(c.size)}"
     return f"{axis} ≈ {fmt_size(c.size)} ({fmt_size(c.lower)}–{fmt_size(c.upper)})"
@@ -250,6 +263,16 @@ def _band_sentences(s: SettingDecision, axis: str) -> list[str]:
             f"The faster side changes twice: at {_range(axis, s.threshold)}, above which "
             f"{first} is faster, and at {_range(axis, s.closing)}, above which {again} is "
             f"faster again; {first} wins only between them."
+        )
+    elif s.threshold is not None and s.threshold.failing is not None:
+        c = s.threshold
+        failing = s.native if c.failing == "native" else s.baseline
+        other = s.baseline if c.failing == "native" else s.native
+        where = "from" if c.size == c.upper else "up to"
+        ran = c.lower if c.size == c.upper else c.upper
+        out.append(
+            f"{failing} fails {where} {axis} = {fmt_size(c.size)} and runs at "
+            f"{axis} = {fmt_size(ran)}: there {other} wins by running, not by speed."
         )
     elif s.threshold is not None:
         faster = s.native if s.threshold.faster_above == "native" else s.baseline

@@ -598,6 +598,31 @@ def test_a_native_failure_is_a_baseline_win(rf: ModuleType) -> None:
     assert sides(d) == ["native", "native", "baseline"]
     assert d.settings[0].points[-1].failed == "native"
     assert d.kind == KEEP_ABOVE
+    # the change is the failure, at the size where it fails: no middle between a speed
+    # and a failure (2026-12-01: "keep above m ≈ 6.93 (4–12)", "scipy is faster above")
+    threshold = d.settings[0].threshold
+    assert threshold is not None and threshold.failing == "native" and threshold.size == 32
+    assert headline(d.kind, threshold, "n") == "keep from n = 32 (the native fails there and above)"
+    text = " ".join(setting_sentences(d.settings[0], "n"))
+    assert "torch fails from n = 32 and runs at n = 16: there numpy wins by running" in text
+    assert "faster above" not in text
+
+
+def test_a_native_failing_at_small_sizes_ports_above_them(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {16: rf.iv(2.0), 32: rf.iv(2.0)})
+    rows.append(rf.row("lay", "numpy", 8, "forward", 1e-3))
+    rows.append(rf.row("lay", "numpy", 8, "backward", 1e-3))
+    rows.append(rf.row("lay", "torch", 8, "forward", status="error", error="ValueError: odd"))
+    rows.append(rf.row("lay", "torch", 8, "backward", status="error", error="ValueError: odd"))
+    d = decide_one(rf, rows)
+    threshold = d.settings[0].threshold
+    assert d.kind == PORT_ABOVE and threshold is not None
+    assert (threshold.failing, threshold.size) == ("native", 8)
+    assert headline(d.kind, threshold, "n") == "port above n = 8 (the native fails there and below)"
+    # a crossing of two speeds keeps its interpolated estimate
+    speeds = decide_one(rf, layer_rows(rf, {8: rf.iv(0.5), 64: rf.iv(2.0)}))
+    assert speeds.settings[0].threshold is not None
+    assert speeds.settings[0].threshold.failing is None
 
 
 def test_a_baseline_failing_everywhere_means_port(rf: ModuleType) -> None:
