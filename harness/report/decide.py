@@ -544,12 +544,16 @@ def _setting_decision(
     passed_over = _out_of_tolerance(setting, sides.candidates, use)
     trusted = [c for c in sides.candidates if c not in dict(passed_over)]
     best = _best_candidate(setting, trusted, phase, prefix) if trusted else None
+    wrong: dict[float, str] = {}
     if best is None and passed_over:
         # every candidate that ran is wrong somewhere (2026-11-30: a logm's four, at
         # n=128, left only ONNX Runtime, which has no training step): weigh them all,
-        # with their cautions
+        # with their cautions, and where the best is wrong it loses as if it failed
+        # (2026-12-01: a float32 soft sort's native, 100% off at n=512, won inference
+        # there on speed, its caution only in the training paragraph)
         passed_over = ()
         best = _best_candidate(setting, sides.candidates, phase, prefix)
+        wrong = _wrong_sizes(setting, best, use) if best is not None else {}
     if best is None:
         # say what failed: 2026-12-01, a complex SVD's candidates all ran forward, and
         # only their training step failed (the loss of a random upstream gradient on
@@ -567,7 +571,10 @@ def _setting_decision(
             forward_only=forward_only, note=note, use=use,
         )  # fmt: skip
     sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
-    points = _metric_points(setting, baseline, best, phase, prefix, sizes)
+    points = [
+        _wrong_point(p, best, wrong[p.size]) if p.size in wrong else p
+        for p in _metric_points(setting, baseline, best, phase, prefix, sizes)
+    ]
     kind, crossings, undecided, possible = _verdict(points)
     compiled = (
         _compiled_finding(setting, sides.compiled[0], baseline, points, phase, prefix, sizes)
@@ -626,6 +633,30 @@ def _out_of_tolerance(
         if wrong:
             out.append((impl, " and ".join(wrong)))
     return tuple(out)
+
+
+def _wrong_sizes(setting: Setting, impl: str, use: str) -> dict[float, str]:
+    """Size -> why ``impl`` is wrong there: its outputs (or, for training where the
+    reference judges them, its gradients) exceed tolerance against the reference."""
+    shown = {"forward": "outputs", "backward": "gradients"}
+    judges = reference_judges_gradients(setting.rows)
+    phases = ("forward", "backward") if use == TRAINING_USE and judges else ("forward",)
+    out: dict[float, str] = {}
+    for ph in phases:
+        for size, row in sorted(_rows_by_size(setting, impl, ph).items()):
+            if row.get("within_tol") is False and size not in out:
+                err = row.get("max_rel_err")
+                worst = f" (max relative error {float(err):.2g})" if err is not None else ""
+                out[size] = f"its {shown[ph]} exceed tolerance against the float64 reference{worst}"
+    return out
+
+
+def _wrong_point(p: PointDecision, impl: str, why: str) -> PointDecision:
+    """``p`` where the candidate's results are wrong: the baseline wins it, as where the
+    candidate fails (a port that gives wrong answers is no port)."""
+    return PointDecision(
+        p.size, None, None, None, "baseline", frozenset({"baseline"}), "native", why, p.processes
+    )
 
 
 def _compiled_finding(

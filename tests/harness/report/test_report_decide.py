@@ -410,6 +410,15 @@ def test_a_faster_candidate_with_wrong_gradients_is_not_the_training_pick(
     ]
     (train,) = decide_one(rf, wrong).settings
     assert train.native == "eigh" and train.passed_over == ()
+    # and where the one weighed is wrong it wins nothing: the baseline does, as where
+    # the candidate fails (2026-12-01: a soft sort's float32 native, 100% off at
+    # n=512, won inference there on speed)
+    assert [p.side for p in train.points] == ["baseline", "baseline"]
+    assert [p.failed for p in train.points] == ["native", "native"]
+    assert train.points[0].error == (
+        "its gradients exceed tolerance against the float64 reference (max relative error 37)"
+    )
+    assert train.kind == KEEP
     # nor is one that cannot train the pick: an ONNX Runtime form, forward only
     # (2026-11-30: "No native implementation ran successfully" on a logm at n=128)
     rows = _three_phase_rows(
