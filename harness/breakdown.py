@@ -69,6 +69,7 @@ __all__ = [
     "kind_shares",
     "numpy_name",
     "reconcile",
+    "runtime_name",
 ]
 
 KINDS = ("numpy", "bridge", "python", "code", "kernel", "other")
@@ -79,7 +80,8 @@ _NUMPY = "numpy::"
 _BRIDGE = "bridge::"
 _KERNEL = "kernel::"
 _CODE = "code::"
-_ANNOTATED = {_NUMPY: "numpy", _BRIDGE: "bridge", _KERNEL: "kernel"}
+_RUNTIME = "python::"
+_ANNOTATED = {_NUMPY: "numpy", _BRIDGE: "bridge", _KERNEL: "kernel", _RUNTIME: "python"}
 _PYTHON_REST = "Python between calls"
 _DISPATCH = "autograd Function dispatch"
 _ENGINE = "autograd engine"
@@ -106,6 +108,12 @@ def code_name(name: str) -> str:
     """The annotation of an autograd Function's forward or backward body (its
     qualified name, ``SoftDTW.forward``)."""
     return _CODE + name
+
+
+def runtime_name(name: str) -> str:
+    """The annotation of an outermost call into the Python runtime that costs in its
+    own right (``gc.collect``, ``time.sleep``): kind ``python``, named."""
+    return _RUNTIME + name
 
 
 def kernel_name(name: str) -> str:

@@ -52,6 +52,7 @@ from harness.breakdown import (
     code_name,
     kernel_name,
     numpy_name,
+    runtime_name,
 )
 
 __all__ = ["CallProfile", "calibrate", "function_bodies", "minor_faults", "profile_call"]
@@ -110,10 +111,41 @@ def _public(module: str) -> str:
     return ".".join(p for p in module.split(".") if not p.startswith("_")) or module
 
 
+#: Calls into the Python runtime (and torch's Python) that cost in their own right in
+#: a layer's hot path, named apart as kind ``python`` (2026-12-01: a public sparse
+#: solver's forward and backward each ran ``gc.collect()``, 100 ms a call in a plain
+#: process and 250 ms in the harness's, read as "the layer's own code ... the baseline's
+#: work, not overhead").
+RUNTIME_CALLS = frozenset(
+    {
+        "gc.collect",
+        "time.sleep",
+        "builtins.print",
+        "builtins.input",
+        "torch.cuda.memory.empty_cache",
+        "torch.cuda.synchronize",
+    }
+)
+
+
+_RUNTIME_NAMES = frozenset(name.rsplit(".", 1)[1] for name in RUNTIME_CALLS)
+
+
+def _runtime_call(module: str, name: str) -> tuple[str, str] | None:
+    """(``python``, the name users call it by) for one of ``RUNTIME_CALLS``."""
+    if name not in _RUNTIME_NAMES or f"{module}.{name}" not in RUNTIME_CALLS:
+        return None  # the bare name first: the hook asks at every call
+    return "python", f"{module}.{name}".replace("builtins.", "").replace(".memory.", ".")
+
+
 def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | None:
-    """(kind, name) of a call the hook sees, when it is a NumPy/SciPy or bridge call."""
+    """(kind, name) of a call the hook sees, when it is a NumPy/SciPy or bridge call,
+    or one of ``RUNTIME_CALLS``."""
     if event == "call":
         module = str(frame.f_globals.get("__name__", ""))
+        runtime = _runtime_call(module, frame.f_code.co_name)
+        if runtime is not None:
+            return runtime
         if module.split(".")[0] in _RUNTIMES:
             code = frame.f_code
             qualname = getattr(code, "co_qualname", code.co_name)
@@ -129,6 +161,9 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
         return ("bridge" if code.co_name in NUMPY_BRIDGE else "numpy"), name
     name = getattr(arg, "__name__", "")
     owner = getattr(arg, "__self__", None)
+    runtime = _runtime_call(str(getattr(arg, "__module__", None) or ""), name)
+    if runtime is not None:
+        return runtime
     if isinstance(owner, torch.Tensor):
         return ("bridge", f"torch.Tensor.{name}") if name in TENSOR_BRIDGE else None
     if isinstance(owner, np.ndarray | np.generic):
@@ -245,7 +280,12 @@ class _Hook:
             self.span_index = len(self.spans)
             self.spans.append(0)
             self._record = _RecordFunction(
-                {"numpy": numpy_name, "bridge": bridge_name, "kernel": kernel_name}[kind](name)
+                {
+                    "numpy": numpy_name,
+                    "bridge": bridge_name,
+                    "kernel": kernel_name,
+                    "python": runtime_name,
+                }[kind](name)
             )
             self._record.__enter__()
             return

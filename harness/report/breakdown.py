@@ -271,6 +271,38 @@ def _body_is_work(largest: Profiled | None) -> bool:
     return largest is not None and largest.kinds()["code"] >= _NAMED
 
 
+#: Calls into the Python runtime a layer may make on every call, named apart by the
+#: profiling hook (``harness.profile_call.RUNTIME_CALLS``), and what each costs.
+_RUNTIME_WHY = {
+    "gc.collect": (
+        "a full garbage collection every call, whose cost grows with every Python object "
+        "the process holds (a training process holds many), not with the data"
+    ),
+    "time.sleep": "a sleep every call",
+    "print": "printing every call",
+    "input": "waiting for input",
+    "torch.cuda.empty_cache": "handing the CUDA memory cache back every call",
+    "torch.cuda.synchronize": "waiting for the device every call",
+}
+#: The share of a call from which such a runtime call is named as the first thing to fix.
+_RUNTIME_SHARE = 0.1
+
+
+def _runtime_sentence(c: Profiled, where: str, word: str) -> str | None:
+    """The largest runtime call in ``c`` past ``_RUNTIME_SHARE``: the fix it calls for
+    comes before any port (2026-12-01: a public sparse solver's ``gc.collect()`` was
+    most of its step, read as the layer's own work)."""
+    found = [p for p in c.of_kind("python") if p[0] in _RUNTIME_WHY and p[3] >= _RUNTIME_SHARE]
+    if not found:
+        return None
+    name, _, _, share, _ = max(found, key=lambda p: p[3])
+    return (
+        f"{where}, `{name}()` alone takes {_pct(share)} of {c.impl}'s {word}: "
+        f"{_RUNTIME_WHY[name]}. Take it out of the layer's forward and backward before "
+        "weighing a port: every speedup here includes it."
+    )
+
+
 def _baseline_sentences(
     c: Profiled, axis: str, candidate: str | None, body_is_work: bool
 ) -> list[str]:
@@ -278,6 +310,9 @@ def _baseline_sentences(
     word = _PHASE_WORDS.get(c.phase, c.phase)
     where = _where(axis, c.size)
     out = []
+    runtime = _runtime_sentence(c, where, word)
+    if runtime is not None:
+        out.append(runtime)
     # the Function bodies: work (``_body_is_work``), or Python statements, named as
     # overhead with the rest of the Python
     bodies = c.of_kind("code")

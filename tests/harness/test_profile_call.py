@@ -133,6 +133,14 @@ def test_classify_call_names_bridge_and_numpy_calls() -> None:
     assert classify_call(None, "c_call", a.sum) == ("numpy", "numpy.ndarray.sum")  # type: ignore[arg-type]
     assert classify_call(None, "c_call", torch.from_numpy) == ("bridge", "torch.from_numpy")  # type: ignore[arg-type]
     assert classify_call(None, "c_call", t.add) is None  # type: ignore[arg-type]
+    import gc
+    import time
+
+    # calls into the runtime that cost in their own right are named apart
+    assert classify_call(None, "c_call", gc.collect) == ("python", "gc.collect")  # type: ignore[arg-type]
+    assert classify_call(None, "c_call", time.sleep) == ("python", "time.sleep")  # type: ignore[arg-type]
+    assert classify_call(None, "c_call", print) == ("python", "print")  # type: ignore[arg-type]
+    assert classify_call(None, "c_call", time.perf_counter) is None  # type: ignore[arg-type]
 
 
 def test_a_call_into_onnxruntime_is_a_kernel() -> None:
@@ -177,3 +185,22 @@ def test_a_scipy_wrapper_is_named_by_the_function_it_wraps() -> None:
     assert names[0] == "scipy.linalg.logm"  # the wrapper, by what it wraps
     # a closure without a public function among its free variables keeps its own name
     assert "scipy.other.<locals>.helper" in names
+
+
+def test_a_garbage_collection_in_the_call_is_a_named_python_part() -> None:
+    import gc
+
+    import numpy as np
+
+    garbage = [[i] for i in range(200_000)]  # objects for the collector to walk
+
+    def call() -> np.ndarray:
+        gc.collect()
+        return np.cumsum(np.ones(1000))
+
+    parts = profile_call(call, costs=calibrate()).breakdown.parts
+    assert len(garbage) == 200_000
+    collect = [p for p in parts if p.part == "gc.collect"]
+    assert collect and collect[0].kind == "python", parts
+    # it is the call's largest part: what the report names first
+    assert max(parts, key=lambda p: p.seconds).part == "gc.collect", parts

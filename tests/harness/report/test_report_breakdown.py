@@ -187,6 +187,30 @@ def test_a_baseline_whose_time_is_its_own_code_is_not_told_a_port_removes_overhe
     assert "*code* (the layer's own code" in text
 
 
+def test_a_garbage_collection_in_the_layer_is_the_first_thing_to_fix() -> None:
+    """2026-12-01: a public sparse solver ran ``gc.collect()`` in its forward and its
+    backward, 62% of its step at every size, read as "the layer's own code ... the
+    baseline's work, not overhead"."""
+    collecting = [
+        ("gc.collect", "python", 0.62),
+        ("SparseSolver.forward", "code", 0.20),
+        ("numpy.fft.rfft2", "numpy", 0.18),
+    ]
+    rows = _breakdown_rows({**PARTS, ("numpy", "step", 1024): collecting})
+    text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    assert (
+        "At n=1024, `gc.collect()` alone takes 62% of numpy's training step: a full garbage "
+        "collection every call, whose cost grows with every Python object the process "
+        "holds"
+    ) in text
+    assert "Take it out of the layer's forward and backward before weighing a port" in text
+    # a runtime call under a tenth of the call is left to the overhead sentence
+    rows = _breakdown_rows(
+        {**PARTS, ("numpy", "step", 1024): [*collecting[1:], ("gc.collect", "python", 0.05)]}
+    )
+    assert "alone takes" not in "\n".join(section_lines(rows, _layer_rows(), _decision()))
+
+
 def test_a_short_function_body_is_named_with_the_overhead() -> None:
     """At n=8 the Function's body is 30% of the forward, and at the largest size it
     holds none of it: Python statements, overhead a port removes (the seed's
