@@ -316,11 +316,24 @@ def _pct(part: float, whole: float) -> float:
     return round(100.0 * part / whole, 2) if whole > 0 else 0.0
 
 
+def own_cpu_s() -> float:
+    """CPU seconds of this process and of its children that ended (its workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class NoiseMonitor:
     """What else the machine did during a run: the runner makes one at the start (it
     takes the first sample), calls ``sample()`` every few seconds (one read of
     /proc/stat and one of /proc/loadavg) and ``summary()`` at the end, for
     environment.json["noise"].
+
+    ``others_pct`` is the busy time not the run's own, of all CPU time: the machine's
+    busy time less the CPU time of the runner and of its workers (``own_cpu_s``: a
+    worker's counts once it has ended, so the last sample, after the last worker, has
+    them all), and ``others_cpus`` that time over the run's duration: how many CPUs
+    other processes kept busy on average (2026-12-01: a quick run beside a test suite,
+    "machine busy 100%", decided speedups in the wrong direction, its report silent).
 
     Steal, iowait and busy percentages are of all CPU time of the whole machine between
     the first and the last sample (guest ``cpu`` line, every core); busy is user, nice,
@@ -338,10 +351,15 @@ class NoiseMonitor:
         clock: Callable[[], float] = time.monotonic,
         read_stat: Callable[[], str] = lambda: Path("/proc/stat").read_text(),
         read_loadavg: Callable[[], str] = lambda: Path("/proc/loadavg").read_text(),
+        read_own: Callable[[], float] = own_cpu_s,
+        ticks_per_s: float | None = None,
     ) -> None:
         self._clock = clock
         self._read_stat = read_stat
         self._read_loadavg = read_loadavg
+        self._read_own = read_own
+        self._ticks = ticks_per_s or float(os.sysconf("SC_CLK_TCK"))
+        self._own: list[float] = []
         self._start: float | None = None
         self._end = 0.0
         self._first: CpuTimes | None = None
@@ -372,6 +390,9 @@ class NoiseMonitor:
         if times is None:
             return
         self._samples += 1
+        # the run's own CPU time at the first sample and the latest one
+        own = self._read_own()
+        self._own = [self._own[0], own] if self._own else [own]
         if self._first is None:
             self._first = times
         elif self._last is not None:
@@ -413,6 +434,12 @@ class NoiseMonitor:
             "iowait_pct": _pct(max(0, last.iowait - first.iowait), total),
             "busy_pct": _pct(max(0, last.busy - first.busy), total),
         }
+        if len(self._own) == 2:
+            others_s = max(
+                0.0, (last.busy - first.busy) / self._ticks - (self._own[1] - self._own[0])
+            )
+            out["others_pct"] = _pct(others_s, total / self._ticks)
+            out["others_cpus"] = round(others_s / duration, 2) if duration > 0 else 0.0
         if self._loads:
             out["load1"] = {
                 "min": min(self._loads),

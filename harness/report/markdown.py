@@ -195,6 +195,8 @@ def _summary(results: Results, decisions: Sequence[LayerDecision]) -> list[str]:
         out += [summary_table(decisions), ""]
         threads = threads_sentence(decisions, results.run.get("default_threads"))
         out += [threads, ""] if threads else []
+        crowded = load_caution(results.environment, [t for d in decisions for t in d.threads])
+        out += [crowded, ""] if crowded else []
         out += [_USES, "", _KINDS, ""]
     else:
         out += ["The results frame holds no rows: nothing was measured.", ""]
@@ -370,6 +372,36 @@ def _environment_section(results: Results) -> list[str]:
     return out
 
 
+#: Other processes' average load (CPUs) from which a run is said to have been crowded,
+#: where what they left idle cannot hold the workers' threads and the runner.
+_CROWDED_CPUS = 0.25
+
+
+def load_caution(environment: Mapping[str, Any], threads: Sequence[int]) -> str | None:
+    """A caution for the summary when other processes kept the CPUs the run needed
+    busy (environment.json's ``noise``: ``others_cpus``), else None (2026-12-01: a
+    quick run beside a test suite decided speedups in the wrong direction, with
+    "machine busy 100%" only in the Environment section)."""
+    noise = environment.get("noise")
+    cores = environment.get("cores")
+    if not isinstance(noise, Mapping) or not isinstance(cores, int) or cores < 1:
+        return None
+    others = noise.get("others_cpus")
+    if not isinstance(others, int | float) or others < _CROWDED_CPUS:
+        return None
+    needed = max(threads, default=1) + 1  # a worker's threads and the runner
+    if cores - others >= needed:
+        return None
+    return (
+        f"**Caution: a crowded machine.** While this run measured, other processes kept "
+        f"{others:.2g} of the machine's {cores} CPUs busy on average "
+        f"({noise.get('others_pct', 0):.0f}% of its CPU time), where the workers' "
+        f"{max(threads, default=1)} thread(s) and the runner needed {needed}: timed "
+        "values ran beside them, so speedups may be off as well as noisy, in either "
+        "direction. Measure again on a quiet machine, or with `--threads 1`."
+    )
+
+
 def _noise_lines(environment: Mapping[str, Any]) -> list[str]:
     noise = environment.get("noise")
     if not isinstance(noise, Mapping):
@@ -383,6 +415,11 @@ def _noise_lines(environment: Mapping[str, Any]) -> list[str]:
         f"(worst interval {noise.get('steal_pct_max', 0):.1f}%), iowait "
         f"{noise.get('iowait_pct', 0):.1f}%, machine busy {noise.get('busy_pct', 0):.0f}%"
     )
+    if isinstance(noise.get("others_cpus"), int | float):
+        text += (
+            f" ({noise.get('others_pct', 0):.0f}% by other processes than the run's: "
+            f"{noise['others_cpus']:.2g} CPUs on average)"
+        )
     if load:
         text += (
             f", 1-minute load average {load.get('min', 0):.2f}–{load.get('max', 0):.2f} "

@@ -207,11 +207,20 @@ def test_noise_monitor_computes_steal_iowait_busy_and_load() -> None:
         ],
         loads=["0.50 0 0 1/1 1", "2.00 0 0 1/1 1", "1.00 0 0 1/1 1", "3.00 0 0 1/1 1"],
     )
-    mon = NoiseMonitor(clock=fake.clock, read_stat=fake.stat, read_loadavg=fake.loadavg)
+    own = iter([0.0, 0.5, 1.0, 1.5])  # the run's own CPU seconds at each sample
+    mon = NoiseMonitor(
+        clock=fake.clock,
+        read_stat=fake.stat,
+        read_loadavg=fake.loadavg,
+        read_own=lambda: next(own),
+        ticks_per_s=100,
+    )
     mon.sample()
     mon.sample()
     summary = mon.summary()
-    # totals: 9500 -> 11300 ticks = 1800; steal 50, iowait 10, busy 2100 -> 1950 = 450
+    # totals: 9500 -> 11300 ticks = 1800; steal 50, iowait 10, busy 2100 -> 1950 = 450;
+    # busy 4.5 s of 18 s, 1.5 s of it the run's own: others 3 s (16.67%, 0.2 CPUs
+    # over 15 s)
     assert summary == {
         "available": True,
         "samples": 4,
@@ -220,6 +229,8 @@ def test_noise_monitor_computes_steal_iowait_busy_and_load() -> None:
         "steal_pct_max": 8.0,
         "iowait_pct": round(100 * 10 / 1800, 2),
         "busy_pct": 25.0,
+        "others_pct": 16.67,
+        "others_cpus": 0.2,
         "load1": {"min": 0.5, "median": 1.5, "max": 3.0},
     }
 
@@ -250,6 +261,7 @@ def test_noise_monitor_on_this_machine() -> None:
         assert summary["samples"] == 2
         if summary["available"]:
             assert 0 <= summary["steal_pct"] <= 100 and 0 <= summary["busy_pct"] <= 100
+            assert 0 <= summary["others_pct"] <= summary["busy_pct"] + 1e-9
     else:
         assert summary["available"] is False
 

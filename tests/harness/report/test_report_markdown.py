@@ -146,3 +146,19 @@ def test_write_report_writes_report_and_linked_plots(rf: ModuleType, tmp_path: P
 def test_write_report_rejects_a_folder_that_is_not_a_results_folder(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="not a results folder"):
         write_report(tmp_path)
+
+
+def test_a_crowded_machine_is_a_caution_in_the_summary() -> None:
+    from harness.report.markdown import load_caution
+
+    def env(others: float, cores: int = 2) -> dict[str, object]:
+        return {"cores": cores, "noise": {"others_cpus": others, "others_pct": 45.0}}
+
+    text = load_caution(env(0.9), [2])
+    assert text is not None and text.startswith("**Caution: a crowded machine.**")
+    assert "kept 0.9 of the machine's 2 CPUs busy on average (45% of its CPU time)" in text
+    assert "the workers' 2 thread(s) and the runner needed 3" in text
+    assert load_caution(env(0.1), [2]) is None  # background daemons
+    assert load_caution(env(1.0, cores=16), [2]) is None  # cores enough were idle
+    assert load_caution({"cores": 2, "noise": {"available": False}}, [2]) is None
+    assert load_caution({}, [1]) is None  # an older environment.json
