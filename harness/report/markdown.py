@@ -395,10 +395,10 @@ def load_caution(environment: Mapping[str, Any], threads: Sequence[int]) -> str 
     return (
         f"**Caution: a crowded machine.** While this run measured, other processes kept "
         f"{others:.2g} of the machine's {cores} CPUs busy on average "
-        f"({noise.get('others_pct', 0):.0f}% of its CPU time), where the workers' "
-        f"{max(threads, default=1)} thread(s) and the runner needed {needed}: timed "
-        "values ran beside them, so speedups may be off as well as noisy, in either "
-        "direction. Measure again on a quiet machine, or with `--threads 1`."
+        f"({noise.get('others_pct', 0):.0f}% of its CPU time), CPUs the workers' "
+        f"{max(threads, default=1)} thread(s) needed: timed values ran beside them, so "
+        "speedups may be off as well as noisy, in either direction. Measure again on a "
+        "quiet machine, or with `--threads 1`."
     )
 
 
