@@ -332,7 +332,7 @@ def summary_table(decisions: Sequence[LayerDecision]) -> str:
         "best for training: speedup, 95% interval (smallest, largest size)",
         "inference (forward)",
         "best for inference: speedup, 95% interval (smallest, largest size)",
-        "break-even calls (training, largest size)",
+        "break-even calls (training, at the largest size that pays off)",
     ]
     return md_table(header, body, ["l", "l", "l", "l", "l", "l", "r"])
 

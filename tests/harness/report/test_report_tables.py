@@ -190,7 +190,7 @@ def test_summary_table_one_row_per_setting(rf: ModuleType) -> None:
         "| best for training: speedup, 95% interval (smallest, largest size) "
         "| inference (forward) "
         "| best for inference: speedup, 95% interval (smallest, largest size) "
-        "| break-even calls (training, largest size) |"
+        "| break-even calls (training, at the largest size that pays off) |"
     )
     assert lines[2] == (
         "| c | k=3 | **port** | torch ×2.00 (1.96–2.04) at n=8, ×2.00 (1.96–2.04) at n=64 "
