@@ -356,6 +356,8 @@ class Scheduler:
         # per group, the cases whose comparison is undecided, with the baseline's
         # (``pending``): what an adaptive pass times
         self._open: dict[str, Needed] = {}
+        # whether any comparison had an interval yet (``pending``)
+        self._compared = False
         self._steps = self._run()
 
     def next(self, state: State) -> Step:
@@ -554,6 +556,7 @@ class Scheduler:
                             (float(size), group.name, interval.estimate)
                         )
             decisive[group.name] = intervals
+            self._compared = self._compared or any(i is not None for i in intervals)
             # an adaptive pass times only what is undecided, beside the baseline: the
             # backward (an explanation, never a verdict) and decided comparisons have
             # their first-pass rounds, and a cheaper visit leaves budget for processes
@@ -590,6 +593,8 @@ class Scheduler:
             pending = self.pending(state, groups)
             chosen, why = choose_groups(prof, pending, left, prep)
             if not chosen:
+                if not pending and not self._compared:  # "every point decided" misleads
+                    why = "nothing to compare: no candidate ran beside a baseline"
                 self.timing.stopped = why
                 break
             rounds = adaptive_rounds(prof, [p for p in pending if p.key in chosen], left, prep)

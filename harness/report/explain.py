@@ -123,6 +123,8 @@ def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
         return COMPILE_AS_IS
     if setting.kind == UNDECIDED and setting.undecided_sizes:
         return f"undecided at {_sizes(decision.size_axis, setting.undecided_sizes)}"
+    if not setting.points and setting.note:  # no candidate ran: keep by default
+        return f"{setting.kind} (nothing compared)"
     return headline(setting.kind, setting.threshold, decision.size_axis, setting.closing)
 
 

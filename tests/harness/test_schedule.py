@@ -133,6 +133,17 @@ def test_stop_when_decided() -> None:
     assert stop.timing.adaptive == [] and stop.timing.spent_s == 6.0
 
 
+def test_stop_with_nothing_compared_says_so() -> None:
+    """2026-12-01: a layer with no native candidate read "every point decided"."""
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, PROFILE, clock, lambda state, groups: {g.name: {} for g in groups})
+    first_pass(sched, state, clock, 6.0)
+    stop = sched.next(state)
+    assert isinstance(stop, Stop)
+    assert stop.timing.stopped == "nothing to compare: no candidate ran beside a baseline"
+
+
 def test_near_crossover_first_then_stop_when_spent() -> None:
     p, clock = plan(), Clock()
     state = set_up(p)

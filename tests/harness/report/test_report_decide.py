@@ -644,6 +644,10 @@ def test_a_baseline_failing_everywhere_means_port(rf: ModuleType) -> None:
     assert sides(d) == ["native", "native"]
     # nothing was compared, and the report says so before any figure
     first = setting_sentences(d.settings[0], "n")[0]
+    # a layer with a baseline alone: keep, and nothing compared (2026-12-01: a bold
+    # "keep" beside "stopped: every point decided" read as a measured verdict)
+    alone = decide_one(rf, [r for r in layer_rows(rf, {16: rf.iv(2.0)}) if r["impl"] == "numpy"])
+    assert setting_headline(alone, alone.settings[0]) == "keep (nothing compared)"
     assert first.startswith("numpy fails at every size measured, so nothing was compared")
 
 
