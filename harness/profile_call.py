@@ -30,12 +30,15 @@ results: profiling runs after timing, in its own pass.
 
 from __future__ import annotations
 
+import functools
+import os
 import resource
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
@@ -230,6 +233,40 @@ def function_bodies() -> dict[CodeType, str]:
     return found
 
 
+def _library_roots() -> tuple[str, ...]:
+    """Folders of installed code: the standard library, site-packages, this harness."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = {paths.get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.add(str(Path(__file__).resolve().parent))
+    return tuple(sorted(str(Path(r).resolve()) + os.sep for r in roots if r))
+
+
+_LIBRARIES = _library_roots()
+
+
+@functools.lru_cache(maxsize=4096)
+def user_helper(code: CodeType) -> str | None:
+    """The name of a function of the user's own code (``numpy_ops.Isotonic.vjp``):
+    defined in a file outside the standard library, site-packages and this harness;
+    None for any other code (a comprehension, or a library's). Inside an autograd
+    Function's body such a call is a part of its own (kind ``code``), named, where its
+    time used to be the body's (2026-12-01: fast-soft-sort's ``Isotonic.vjp``, a
+    Python loop, read as "NumpyOpWrapper.backward 52%")."""
+    name = code.co_name
+    if name.startswith("<") or not code.co_filename or code.co_filename.startswith("<"):
+        return None
+    try:
+        path = str(Path(code.co_filename).resolve())
+    except OSError:
+        return None
+    if path.startswith(_LIBRARIES):
+        return None
+    module = Path(path).stem
+    return f"{module}.{getattr(code, 'co_qualname', name)}"
+
+
 class _Hook:
     """The profile hook: annotates outermost NumPy/bridge calls and the bodies of the
     layer's autograd Functions (``bodies``, from ``function_bodies``), counts the rest.
@@ -264,12 +301,18 @@ class _Hook:
             if self.span_depth is not None:
                 self.span_events += 1
                 return
-            if event == "call" and frame.f_code in self.bodies:
-                record = _RecordFunction(code_name(self.bodies[frame.f_code]))
-                record.__enter__()
-                self._bodies.append((self.depth, len(self.spans), record))
-                self.spans.append(0)
-                return
+            if event == "call":
+                body = self.bodies.get(frame.f_code)
+                if body is None and len(self._bodies) == 1:
+                    # a helper of the user's called from a Function body (one level:
+                    # what a helper calls is the helper's)
+                    body = user_helper(frame.f_code)
+                if body is not None:
+                    record = _RecordFunction(code_name(body))
+                    record.__enter__()
+                    self._bodies.append((self.depth, len(self.spans), record))
+                    self.spans.append(0)
+                    return
             found = classify_call(frame, event, arg)
             if found is None:
                 self._count()

@@ -7,6 +7,7 @@ import importlib.util
 import math
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
@@ -204,3 +205,26 @@ def test_a_garbage_collection_in_the_call_is_a_named_python_part() -> None:
     assert collect and collect[0].kind == "python", parts
     # it is the call's largest part: what the report names first
     assert max(parts, key=lambda p: p.seconds).part == "gc.collect", parts
+
+
+def _slow_helper(a: Any) -> Any:  # a Python loop over the data, as a user writes one
+    total = 0.0
+    for value in a.ravel().tolist():
+        total += value * value
+    return a * total
+
+
+class _LoopFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(_slow_helper(x.detach().numpy()))
+
+
+def test_a_helper_of_the_users_called_from_a_function_body_is_its_own_named_part() -> None:
+    x = torch.ones(20_000, dtype=torch.float64)
+    with torch.no_grad():
+        parts = profile_call(lambda: _LoopFunction.apply(x), costs=calibrate()).breakdown.parts
+    helper = [p for p in parts if p.part == "test_profile_call._slow_helper"]
+    assert helper and helper[0].kind == "code", parts
+    # the loop is the call's time, and the body keeps only its own statements
+    assert max(parts, key=lambda p: p.seconds).part == "test_profile_call._slow_helper", parts
