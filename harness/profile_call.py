@@ -246,6 +246,18 @@ def _library_roots() -> tuple[str, ...]:
 _LIBRARIES = _library_roots()
 
 
+def user_file(filename: str) -> Path | None:
+    """``filename`` resolved, when it is the user's own code: a real file outside the
+    standard library, site-packages and this harness; else None."""
+    if not filename or filename.startswith("<"):
+        return None
+    try:
+        path = Path(filename).resolve()
+    except OSError:
+        return None
+    return None if str(path).startswith(_LIBRARIES) else path
+
+
 @functools.lru_cache(maxsize=4096)
 def user_helper(code: CodeType) -> str | None:
     """The name of a function of the user's own code (``numpy_ops.Isotonic.vjp``):
@@ -255,16 +267,10 @@ def user_helper(code: CodeType) -> str | None:
     time used to be the body's (2026-12-01: fast-soft-sort's ``Isotonic.vjp``, a
     Python loop, read as "NumpyOpWrapper.backward 52%")."""
     name = code.co_name
-    if name.startswith("<") or not code.co_filename or code.co_filename.startswith("<"):
+    path = None if name.startswith("<") else user_file(code.co_filename)
+    if path is None:
         return None
-    try:
-        path = str(Path(code.co_filename).resolve())
-    except OSError:
-        return None
-    if path.startswith(_LIBRARIES):
-        return None
-    module = Path(path).stem
-    return f"{module}.{getattr(code, 'co_qualname', name)}"
+    return f"{path.stem}.{getattr(code, 'co_qualname', name)}"
 
 
 class _Hook:

@@ -39,6 +39,7 @@ __all__ = [
     "Registry",
     "builtin_layers",
     "load_layers_from",
+    "load_registry",
     "validate_layer",
 ]
 
@@ -115,6 +116,28 @@ class Registry:
             for layer in load_layers_from(source):
                 reg.register(layer, source)
         return reg
+
+
+def load_registry(layers_from: Sequence[str] = ()) -> tuple[Registry, tuple[str, ...]]:
+    """``Registry.default(layers_from)``, silenced, and the warnings the layers' own
+    code raised while it loaded (``file:line: Category: message``, each once): a user
+    module that warns on import says something the timings depend on (2026-12-01:
+    fast-soft-sort's "Numba could not be imported. Code will run much more slowly",
+    lost in the worker's silence, where its pure-Python loops were most of the time)."""
+    import warnings
+
+    from harness.forms import quiet
+    from harness.profile_call import user_file
+
+    with quiet(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = Registry.default(layers_from)
+    said: dict[str, None] = {}
+    for w in caught:
+        path = user_file(str(w.filename))
+        if path is not None:
+            said[f"{path.name}:{w.lineno}: {w.category.__name__}: {w.message}"] = None
+    return registry, tuple(said)
 
 
 def builtin_layers() -> list[Layer]:

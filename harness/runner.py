@@ -47,13 +47,12 @@ from harness.config import RunConfig, default_threads, merge_settings, run_signa
 from harness.declarations import DeclarationChecks
 from harness.environment import NoiseMonitor, collect_environment, fingerprint
 from harness.errors import ConfigError, HarnessError, ResultsError
-from harness.forms import quiet as silence
 from harness.lifetime import FolderLock, clean_stale
 from harness.plan import Plan, make_plan
 from harness.progress import Progress
 from harness.protocol import EventLog
 from harness.rebuild import PIECES_FILE, rebuild_outputs, stored_run
-from harness.registry import Registry
+from harness.registry import load_registry
 from harness.results import (
     ENVIRONMENT_JSON,
     RAW_DIR,
@@ -225,8 +224,7 @@ class Runner:
             self.out = Path(out) if out is not None else default_out_dir()
             self.resuming = False
         self.config = config
-        with silence():
-            self.registry = Registry.default(config.layers_from)
+        self.registry, self.load_warnings = load_registry(config.layers_from)
         self.plan: Plan = make_plan(self.registry, config)
         self.quiet = quiet
         self.report = report
@@ -325,6 +323,8 @@ class Runner:
             # what a fresh process of the user's gets: the report says which verdicts
             # are for it (threads default to it unless --threads says otherwise)
             "default_threads": default_threads(),
+            # what the layers' own code warned as it loaded (the report's head)
+            "load_warnings": list(self.load_warnings),
         }
         if self.config.shard is not None:
             data["shard"] = {

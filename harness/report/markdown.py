@@ -184,6 +184,14 @@ def _head(results: Results) -> list[str]:
         ]
     for note in results.notes:
         out += [f"*Note: {note}.*", ""]
+    said = results.run.get("load_warnings") or []
+    if said:
+        out += [
+            "**The layers' code warned as it loaded** (what it says may explain its "
+            "timings): "
+            + "; ".join("`" + " ".join(str(w).replace("`", "'").split()) + "`" for w in said[:5]),
+            "",
+        ]
     out += fault_lines(results)  # a cut run, NaN/inf in inputs or outputs
     return out
 

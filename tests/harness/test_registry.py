@@ -10,7 +10,7 @@ import torch
 import harness_layers as layers
 from harness import Axis, Layer, baseline, native
 from harness.errors import ConfigError, LayerDefinitionError
-from harness.registry import Registry, load_layers_from, validate_layer
+from harness.registry import Registry, load_layers_from, load_registry, validate_layer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -30,6 +30,24 @@ def test_layers_from_a_file_and_a_module() -> None:
     assert [layer.name for layer in load_layers_from("harness_layers")] == ["fft", "conv2d"]
     with pytest.raises(ConfigError, match="no such module or file"):
         load_layers_from("no_such_package.layers")
+
+
+def test_what_a_layers_module_warns_as_it_loads_is_kept(tmp_path: Path) -> None:
+    source = (FIXTURES / "user_layers.py").read_text()
+    warning = (
+        "import warnings\n"
+        "warnings.warn('Numba could not be imported. Code will run much more slowly.')\n"
+    )
+    path = tmp_path / "warning_layers.py"
+    path.write_text(source.replace("from __future__ import annotations\n", "") + warning)
+    registry, said = load_registry([str(path)])
+    assert "square" in registry.names()
+    assert said == (
+        f"warning_layers.py:{len(path.read_text().splitlines())}: UserWarning: Numba could not be imported. Code will run much "
+        "more slowly.",
+    )
+    # the built-in layers alone: nothing said
+    assert load_registry()[1] == ()
 
 
 def test_duplicate_names_are_refused_naming_both_origins() -> None:

@@ -96,6 +96,18 @@ def test_report_without_extras(rf: ModuleType) -> None:
     assert "![" not in text
 
 
+def test_what_the_layers_warned_as_they_loaded_opens_the_report(rf: ModuleType) -> None:
+    rows = rf.series("lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 0.5e-3}, (8, 64))
+    said = "isotonic.py:39: UserWarning: Numba could not be `imported`.\nSlowly."
+    text = render_report(rf.results(rows, run={"load_warnings": [said]}), {})
+    head = text.split("## Summary")[0]
+    assert (
+        "**The layers' code warned as it loaded** (what it says may explain its timings): "
+        "`isotonic.py:39: UserWarning: Numba could not be 'imported'. Slowly.`"
+    ) in head
+    assert "warned as it loaded" not in render_report(rf.results(rows), {})
+
+
 def test_plots_are_valid_pngs(rf: ModuleType, tmp_path: Path) -> None:
     rows = rf.seed_like_rows()
     frame = rf.frame(rows)
