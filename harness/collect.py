@@ -884,6 +884,7 @@ def _add_deviations(
         max_abs_err=max(d["max_abs_err"] for d in devs),
         max_rel_err=max(d["max_rel_err"] for d in devs),
         worst_tensor=worst["tensor"],
+        tensors_out_of_tol=", ".join(d["tensor"] for d in devs if not d["within_tol"]) or None,
         within_tol=all(d["within_tol"] for d in devs),
         rtol=RTOL[variant.dtype],
     )

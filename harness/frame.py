@@ -167,6 +167,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "the tensor with the largest relative error ('output', or 'output[1]' of a layer "
         "of several outputs, 'grad_x', ...)",
     ),
+    "tensors_out_of_tol": (
+        "string",
+        "the tensors outside tolerance, comma-separated ('grad_a, grad_b'); empty when "
+        "every one is within",
+    ),
     "rtol": ("Float64", "relative tolerance for this dtype"),
     "within_tol": (
         "boolean",

@@ -850,6 +850,20 @@ class _Tolerance:
     """The reference fails gradcheck: gradients out of tolerance need no fixing."""
 
 
+def _with_every_tensor(
+    worst: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+) -> Mapping[str, Any]:
+    """``worst`` with ``tensors_out_of_tol`` over all of ``rows`` (every size): the
+    sentence names the worst tensor and the others out of tolerance too (2026-12-01: a
+    sparse solve's transposed backward, 24× off in both gradients, named one)."""
+    names: dict[str, None] = {}
+    for r in rows:
+        for name in str(r.get("tensors_out_of_tol") or "").split(","):
+            if name.strip():
+                names[name.strip()] = None
+    return {**worst, "tensors_out_of_tol": ", ".join(names) or None}
+
+
 def reference_judges_gradients(rows: Sequence[Mapping[str, Any]]) -> bool:
     """Whether gradients measured against the reference judge anything: not where the
     reference itself fails gradcheck (rows' ``reference_gradcheck``)."""
@@ -968,17 +982,17 @@ def _check_phase(
         # beside SciPy's exact one, read as torch's gradients "exceeding tolerance")
         bb, nb = [], []
     if bb:
-        worst = max(bb, key=lambda r: r.get("max_rel_err") or 0)
+        worst = _with_every_tensor(max(bb, key=lambda r: r.get("max_rel_err") or 0), bb)
         tol.base_bad.append((setting.label, noun, _sizes_where(bb), worst))
         if phase == "backward" and not nb and not tol.reference_failed:
             tol.fix = True
     if nb:
-        worst = max(nb, key=lambda r: r.get("max_rel_err") or 0)
+        worst = _with_every_tensor(max(nb, key=lambda r: r.get("max_rel_err") or 0), nb)
         tol.nat_bad.append((setting.label, d.native or "", noun, _sizes_where(nb), worst))
     for impl, _ in d.passed_over:  # not weighed for being wrong: say where and how much
         pb, _ = _tolerance_rows(setting, _judged(impl, tol), phase)
         if pb:
-            worst = max(pb, key=lambda r: r.get("max_rel_err") or 0)
+            worst = _with_every_tensor(max(pb, key=lambda r: r.get("max_rel_err") or 0), pb)
             tol.nat_bad.append((setting.label, impl, noun, _sizes_where(pb), worst))
             tol.problem[noun] = True
     if bb or nb:

@@ -524,6 +524,16 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
     return out
 
 
+def _also_out(worst: Mapping[str, Any]) -> str:
+    """`` (grad_b out of tolerance too)``: the other tensors a row set names."""
+    others = [
+        t.strip()
+        for t in str(worst.get("tensors_out_of_tol") or "").split(",")
+        if t.strip() and t.strip() != worst.get("worst_tensor")
+    ]
+    return f" ({' and '.join(others)} out of tolerance too)" if others else ""
+
+
 def _deviation_sentences(d: LayerDecision) -> list[str]:
     """Outputs and gradients out of tolerance, and the baseline's failures, by size."""
     g = d.gradient
@@ -534,6 +544,7 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
             f"{baseline}'s {noun} disagree with the float64 reference{_label(label)} at "
             f"{_sizes(d.size_axis, sizes)}: max relative error {_err(worst)}"
             + (f" in {worst['worst_tensor']}" if worst.get("worst_tensor") else "")
+            + _also_out(worst)
             + (
                 f" (the tolerance for {worst['dtype']}: {tolerance_text(str(worst['dtype']))})"
                 if worst.get("dtype")
@@ -548,6 +559,7 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
             f"Caution: {native}'s {noun} exceed tolerance{_label(label)} at "
             f"{_sizes(d.size_axis, sizes)} (max relative error {_err(worst)}"
             + (f" in {tensor}" if tensor and tensor != "output" else "")
+            + (_also_out(worst) if tensor and tensor != "output" else "")
             + ")."
         )
     for label, baseline, phase, sizes, error in g.baseline_failures:

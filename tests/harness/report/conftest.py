@@ -90,6 +90,7 @@ def row(
     within_tol: bool | None = True,
     rtol: float = 1e-5,
     worst_tensor: str | None = None,
+    tensors_out_of_tol: str | None = None,
     gradcheck: bool | None = None,
     gradcheck_error: str | None = None,
     oneoff_s: float | None = None,
@@ -151,6 +152,7 @@ def row(
             max_abs_err=None if max_rel_err is None else max_rel_err * 10,
             max_rel_err=max_rel_err,
             worst_tensor=worst_tensor or ("output" if phase == "forward" else "grad_x"),
+            tensors_out_of_tol=tensors_out_of_tol,
             rtol=rtol,
             within_tol=within_tol,
         )

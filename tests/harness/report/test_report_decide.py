@@ -345,6 +345,20 @@ def test_fix_the_gradient_first_when_only_the_baselines_gradients_disagree(
     assert (label, noun, sizes) == ("", "gradients", (16.0, 32.0, 128.0))
     assert worst["max_rel_err"] == 0.9
     assert g.native_out_of_tol == ()
+    # every gradient out of tolerance is named, the worst first (2026-12-01: a sparse
+    # solve's transposed backward, 24x off in both gradients, named one)
+    both = decide_one(
+        rf,
+        _fast_wrong_numpy(
+            rf,
+            within_tol=False,
+            max_rel_err=24.0,
+            worst_tensor="grad_a",
+            tensors_out_of_tol="grad_a, grad_b",
+        ),
+    )
+    text = " ".join(layer_sentences(both))
+    assert "max relative error 24 in grad_a (grad_b out of tolerance too)" in text
     assert g.agree == ("outputs",)
 
 
