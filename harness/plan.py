@@ -40,9 +40,13 @@ class LayerInfo:
     """Implementation -> the declared implementation it is (or derives from)."""
     roles: dict[str, str]
     forms: dict[str, str]
+    reference_is: str | None = None
+    """The implementation whose function is the layer's reference itself, if one is:
+    its deviations then measure its dtype alone, and the report says so."""
 
     def to_json(self) -> dict[str, object]:
         return {
+            **({"reference_is": self.reference_is} if self.reference_is else {}),
             "axes": list(self.axes),
             "size_axis": self.size_axis,
             "baselines": list(self.baselines),
@@ -93,7 +97,14 @@ def _layer_info(layer: Layer, impls: tuple[str, ...]) -> LayerInfo:
         sources={i.name: i.origin for i in chosen},
         roles={i.name: i.role for i in chosen},
         forms={i.name: i.form for i in chosen},
+        reference_is=next((i.name for i in chosen if _is_reference(layer, i.fn)), None),
     )
+
+
+def _is_reference(layer: Layer, fn: object) -> bool:
+    """Whether ``fn`` (a function, or an autograd Function class) is the reference."""
+    ref = layer.reference
+    return fn is not None and (fn is ref or getattr(fn, "apply", None) == ref)
 
 
 def make_plan(registry: Registry, config: RunConfig) -> Plan:

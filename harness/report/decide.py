@@ -248,6 +248,9 @@ class GradientFindings:
     not either."""
     worst_agreeing_impl: str | None = None
     """Whose that largest error is (a sentence of several implementations names it)."""
+    reference_is: str | None = None
+    """The implementation whose own function the reference is (run.json's layer info):
+    that one's agreement measures its dtype alone."""
 
 
 @dataclass(frozen=True)
@@ -1213,6 +1216,8 @@ def _layer_decision(
             INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed, inf_closing
         )
     gradient = _gradient_findings(rows, decisions, setting_list)
+    if info.get("reference_is"):
+        gradient = replace(gradient, reference_is=str(info["reference_is"]))
     kind, threshold, closing, mixed = _merge(decisions)
     compile_check = _baseline_check(layer_caps, "compile")
     fullgraph = _baseline_check(layer_caps, "compile_fullgraph")

@@ -676,9 +676,10 @@ def _agreement(g: GradientFindings) -> str:
     whose = " and ".join(g.agree)
     if g.random:  # they are not judged: the sentence is of the others
         whose = f"the other implementations' {whose}"
-    text = (
-        f"{whose[0].upper()}{whose[1:]} agree with the float64 reference within tolerance ({rule}"
-    )
+    reference = "the float64 reference"
+    if g.reference_is:  # 2026-12-01: a baseline-only layer compared with itself, unsaid
+        reference += f" ({g.reference_is}'s own function, run in float64)"
+    text = f"{whose[0].upper()}{whose[1:]} agree with {reference} within tolerance ({rule}"
     worst = g.worst_agreeing_error
     if worst is not None:
         text += f"; largest relative error {fmt_rel_err(worst)}"

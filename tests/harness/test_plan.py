@@ -39,6 +39,8 @@ def test_groups_hold_every_implementation_of_a_point(registry: Registry) -> None
     info = plan.info["conv2d"]
     assert info.size_axis == "n" and info.baselines == ("scipy",)
     assert "onnxruntime" not in info.backward and "torch" in info.backward
+    # the seed's reference is its native's own function: said in run.json
+    assert info.reference_is == "torch" and info.to_json()["reference_is"] == "torch"
 
 
 def test_settings_multiply_groups(registry: Registry) -> None:

@@ -611,6 +611,17 @@ def test_baseline_backward_failures_are_native_wins_and_reported(rf: ModuleType)
     )
 
 
+def test_a_reference_that_is_an_implementations_own_function_is_named(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {8: rf.iv(2.0), 16: rf.iv(2.0)})
+    plain = " ".join(layer_sentences(decide_one(rf, rows)))
+    assert "agree with the float64 reference within tolerance" in plain
+    run = {"layers": {"lay": {"baselines": ["numpy"], "reference_is": "numpy"}}}
+    text = " ".join(layer_sentences(decide_one(rf, rows, run)))
+    assert (
+        "agree with the float64 reference (numpy's own function, run in float64) within tolerance"
+    ) in text
+
+
 def test_a_native_failure_is_a_baseline_win(rf: ModuleType) -> None:
     rows = layer_rows(rf, {8: rf.iv(2.0), 16: rf.iv(2.0)})
     rows.append(rf.row("lay", "numpy", 32, "forward", 1e-3))
