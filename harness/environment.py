@@ -359,7 +359,9 @@ class NoiseMonitor:
         self._read_loadavg = read_loadavg
         self._read_own = read_own
         self._ticks = ticks_per_s or float(os.sysconf("SC_CLK_TCK"))
-        self._own: list[float] = []
+        # the run's own CPU seconds at the first sample and at the latest
+        self._own_first: float | None = None
+        self._own_last = 0.0
         self._start: float | None = None
         self._end = 0.0
         self._first: CpuTimes | None = None
@@ -390,9 +392,9 @@ class NoiseMonitor:
         if times is None:
             return
         self._samples += 1
-        # the run's own CPU time at the first sample and the latest one
-        own = self._read_own()
-        self._own = [self._own[0], own] if self._own else [own]
+        self._own_last = self._read_own()
+        if self._own_first is None:
+            self._own_first = self._own_last
         if self._first is None:
             self._first = times
         elif self._last is not None:
@@ -434,10 +436,9 @@ class NoiseMonitor:
             "iowait_pct": _pct(max(0, last.iowait - first.iowait), total),
             "busy_pct": _pct(max(0, last.busy - first.busy), total),
         }
-        if len(self._own) == 2:
-            others_s = max(
-                0.0, (last.busy - first.busy) / self._ticks - (self._own[1] - self._own[0])
-            )
+        if self._own_first is not None:
+            own_s = self._own_last - self._own_first
+            others_s = max(0.0, (last.busy - first.busy) / self._ticks - own_s)
             out["others_pct"] = _pct(others_s, total / self._ticks)
             out["others_cpus"] = round(others_s / duration, 2) if duration > 0 else 0.0
         if self._loads:

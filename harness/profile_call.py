@@ -164,9 +164,10 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
         return ("bridge" if code.co_name in NUMPY_BRIDGE else "numpy"), name
     name = getattr(arg, "__name__", "")
     owner = getattr(arg, "__self__", None)
-    runtime = _runtime_call(str(getattr(arg, "__module__", None) or ""), name)
-    if runtime is not None:
-        return runtime
+    if name in _RUNTIME_NAMES:  # the module only then: the hook asks at every C call
+        runtime = _runtime_call(str(getattr(arg, "__module__", None) or ""), name)
+        if runtime is not None:
+            return runtime
     if isinstance(owner, torch.Tensor):
         return ("bridge", f"torch.Tensor.{name}") if name in TENSOR_BRIDGE else None
     if isinstance(owner, np.ndarray | np.generic):

@@ -80,6 +80,7 @@ __all__ = [
     "decide_layers",
     "find_crossovers",
     "reference_raised",
+    "tensor_names",
 ]
 
 PORT = "port"
@@ -575,7 +576,7 @@ def _setting_decision(
         )  # fmt: skip
     sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
     points = [
-        _wrong_point(p, best, wrong[p.size]) if p.size in wrong else p
+        _wrong_point(p, wrong[p.size]) if p.size in wrong else p
         for p in _metric_points(setting, baseline, best, phase, prefix, sizes)
     ]
     kind, crossings, undecided, possible = _verdict(points)
@@ -615,6 +616,18 @@ def _setting_decision(
     )
 
 
+#: What a phase's deviations are of.
+_SHOWN = {"forward": "outputs", "backward": "gradients"}
+
+
+def _judged_phases(setting: Setting, use: str) -> tuple[str, ...]:
+    """The phases whose deviations judge a candidate for ``use``: the outputs, and for
+    training the gradients too, where the reference's own judge anything."""
+    if use == TRAINING_USE and reference_judges_gradients(setting.rows):
+        return ("forward", "backward")
+    return ("forward",)
+
+
 def _out_of_tolerance(
     setting: Setting, candidates: Sequence[str], use: str
 ) -> tuple[tuple[str, str], ...]:
@@ -623,14 +636,11 @@ def _out_of_tolerance(
 
     2026-11-30: an eigh-based logm, whose gradients were 37-209 (relative) off, was
     named the best port for training with a caution beside it."""
-    shown = {"forward": "outputs", "backward": "gradients"}
-    judges = reference_judges_gradients(setting.rows)
-    phases = ("forward", "backward") if use == TRAINING_USE and judges else ("forward",)
     out = []
     for impl in candidates:
         wrong = [
-            shown[ph]
-            for ph in phases
+            _SHOWN[ph]
+            for ph in _judged_phases(setting, use)
             if any(r.get("within_tol") is False for r in setting.rows_for(impl, ph))
         ]
         if wrong:
@@ -641,20 +651,19 @@ def _out_of_tolerance(
 def _wrong_sizes(setting: Setting, impl: str, use: str) -> dict[float, str]:
     """Size -> why ``impl`` is wrong there: its outputs (or, for training where the
     reference judges them, its gradients) exceed tolerance against the reference."""
-    shown = {"forward": "outputs", "backward": "gradients"}
-    judges = reference_judges_gradients(setting.rows)
-    phases = ("forward", "backward") if use == TRAINING_USE and judges else ("forward",)
     out: dict[float, str] = {}
-    for ph in phases:
+    for ph in _judged_phases(setting, use):
         for size, row in sorted(_rows_by_size(setting, impl, ph).items()):
             if row.get("within_tol") is False and size not in out:
                 err = row.get("max_rel_err")
                 worst = f" (max relative error {float(err):.2g})" if err is not None else ""
-                out[size] = f"its {shown[ph]} exceed tolerance against the float64 reference{worst}"
+                out[size] = (
+                    f"its {_SHOWN[ph]} exceed tolerance against the float64 reference{worst}"
+                )
     return out
 
 
-def _wrong_point(p: PointDecision, impl: str, why: str) -> PointDecision:
+def _wrong_point(p: PointDecision, why: str) -> PointDecision:
     """``p`` where the candidate's results are wrong: the baseline wins it, as where the
     candidate fails (a port that gives wrong answers is no port)."""
     return PointDecision(
@@ -859,12 +868,13 @@ def _with_every_tensor(
     """``worst`` with ``tensors_out_of_tol`` over all of ``rows`` (every size): the
     sentence names the worst tensor and the others out of tolerance too (2026-12-01: a
     sparse solve's transposed backward, 24× off in both gradients, named one)."""
-    names: dict[str, None] = {}
-    for r in rows:
-        for name in str(r.get("tensors_out_of_tol") or "").split(","):
-            if name.strip():
-                names[name.strip()] = None
+    names = dict.fromkeys(n for r in rows for n in tensor_names(r.get("tensors_out_of_tol")))
     return {**worst, "tensors_out_of_tol": ", ".join(names) or None}
+
+
+def tensor_names(text: Any) -> list[str]:
+    """``"grad_a, grad_b"`` (results.csv's ``tensors_out_of_tol``) -> its names."""
+    return [t.strip() for t in str(text or "").split(",") if t.strip()]
 
 
 def reference_judges_gradients(rows: Sequence[Mapping[str, Any]]) -> bool:

@@ -30,6 +30,7 @@ from harness.report.decide import (
     PointDecision,
     SettingDecision,
     reference_raised,
+    tensor_names,
 )
 from harness.stats import BAND
 from harness.text import fmt_rel_err, fmt_seconds, fmt_size, fmt_speedup
@@ -80,12 +81,19 @@ def _failing(c: Crossover) -> str:
     return f" ({who} fails there and {'above' if c.size == c.upper else 'below'})"
 
 
-def _range(axis: str, c: Crossover) -> str:
+def _measured(axis: str, c: Crossover) -> str | None:
+    """A crossing at a measured size (``n = 64``; a failure's says so), else None."""
     if c.failing is not None:
         return f"{axis} = {fmt_size(c.size)}{_failing(c)}"
     if c.lower == c.upper:
         return f"{axis} = {fmt_size(c.size)}"
-    return f"{axis} ≈ {fmt_size(c.size)} (between {fmt_size(c.lower)} and {fmt_size(c.upper)})"
+    return None
+
+
+def _range(axis: str, c: Crossover) -> str:
+    return _measured(axis, c) or (
+        f"{axis} ≈ {fmt_size(c.size)} (between {fmt_size(c.lower)} and {fmt_size(c.upper)})"
+    )
 
 
 def headline(
@@ -107,11 +115,9 @@ def headline(
 def _at(axis: str, c: Crossover) -> str:
     """``n ≈ 91 (64–128)``, or ``n = 64`` where the crossing is at a measured size (a
     failure's: ``m = 12 (the native fails there and above)``)."""
-    if c.failing is not None:
-        return f"{axis} = {fmt_size(c.size)}{_failing(c)}"
-    if c.lower == c.upper:
-        return f"{axis} = {fmt_size(c.size)}"
-    return f"{axis} ≈ {fmt_size(c.size)} ({fmt_size(c.lower)}–{fmt_size(c.upper)})"
+    return _measured(axis, c) or (
+        f"{axis} ≈ {fmt_size(c.size)} ({fmt_size(c.lower)}–{fmt_size(c.upper)})"
+    )
 
 
 def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
@@ -527,9 +533,7 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
 def _also_out(worst: Mapping[str, Any]) -> str:
     """`` (grad_b out of tolerance too)``: the other tensors a row set names."""
     others = [
-        t.strip()
-        for t in str(worst.get("tensors_out_of_tol") or "").split(",")
-        if t.strip() and t.strip() != worst.get("worst_tensor")
+        t for t in tensor_names(worst.get("tensors_out_of_tol")) if t != worst.get("worst_tensor")
     ]
     return f" ({' and '.join(others)} out of tolerance too)" if others else ""
 

@@ -397,14 +397,14 @@ def load_caution(environment: Mapping[str, Any], threads: Sequence[int]) -> str 
     others = noise.get("others_cpus")
     if not isinstance(others, int | float) or others < _CROWDED_CPUS:
         return None
-    needed = max(threads, default=1) + 1  # a worker's threads and the runner
-    if cores - others >= needed:
+    workers = max(threads, default=1)
+    if cores - others >= workers + 1:  # a worker's threads and the runner fit
         return None
     return (
         f"**Caution: a crowded machine.** While this run measured, other processes kept "
         f"{others:.2g} of the machine's {cores} CPUs busy on average "
         f"({noise.get('others_pct', 0):.0f}% of its CPU time), CPUs the workers' "
-        f"{max(threads, default=1)} thread(s) needed: timed values ran beside them, so "
+        f"{workers} thread(s) needed: timed values ran beside them, so "
         "speedups may be off as well as noisy, in either direction. Measure again on a "
         "quiet machine, or with `--threads 1`."
     )

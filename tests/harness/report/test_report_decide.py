@@ -622,12 +622,18 @@ def test_a_reference_that_is_an_implementations_own_function_is_named(rf: Module
     ) in text
 
 
+def _torch_failing_at(rf: ModuleType, n: int, error: str) -> list[dict[str, Any]]:
+    """Rows of size ``n`` where numpy runs and torch fails, forward and backward."""
+    rows = [rf.row("lay", "numpy", n, phase, 1e-3) for phase in ("forward", "backward")]
+    return rows + [
+        rf.row("lay", "torch", n, phase, status="error", error=error)
+        for phase in ("forward", "backward")
+    ]
+
+
 def test_a_native_failure_is_a_baseline_win(rf: ModuleType) -> None:
     rows = layer_rows(rf, {8: rf.iv(2.0), 16: rf.iv(2.0)})
-    rows.append(rf.row("lay", "numpy", 32, "forward", 1e-3))
-    rows.append(rf.row("lay", "numpy", 32, "backward", 1e-3))
-    rows.append(rf.row("lay", "torch", 32, "forward", status="error", error="RuntimeError: oom"))
-    rows.append(rf.row("lay", "torch", 32, "backward", status="error", error="RuntimeError: oom"))
+    rows += _torch_failing_at(rf, 32, "RuntimeError: oom")
     d = decide_one(rf, rows)
     assert sides(d) == ["native", "native", "baseline"]
     assert d.settings[0].points[-1].failed == "native"
@@ -644,10 +650,7 @@ def test_a_native_failure_is_a_baseline_win(rf: ModuleType) -> None:
 
 def test_a_native_failing_at_small_sizes_ports_above_them(rf: ModuleType) -> None:
     rows = layer_rows(rf, {16: rf.iv(2.0), 32: rf.iv(2.0)})
-    rows.append(rf.row("lay", "numpy", 8, "forward", 1e-3))
-    rows.append(rf.row("lay", "numpy", 8, "backward", 1e-3))
-    rows.append(rf.row("lay", "torch", 8, "forward", status="error", error="ValueError: odd"))
-    rows.append(rf.row("lay", "torch", 8, "backward", status="error", error="ValueError: odd"))
+    rows += _torch_failing_at(rf, 8, "ValueError: odd")
     d = decide_one(rf, rows)
     threshold = d.settings[0].threshold
     assert d.kind == PORT_ABOVE and threshold is not None
