@@ -36,6 +36,7 @@ import pandas as pd
 
 from harness.report.decide import (
     FIX_GRADIENT,
+    FIX_LAYER,
     UNDECIDED,
     LayerDecision,
     SettingDecision,
@@ -68,15 +69,17 @@ def run_once(out: Path, extra: Sequence[str]) -> float:
 
 def decisions(folder: Path) -> list[LayerDecision]:
     results = load_results(folder)
-    return decide_layers(results.frame, results.run, results.capabilities)
+    return decide_layers(results.frame, results.run, results.capabilities, results.breakdown)
 
 
 def _verdict(d: LayerDecision, s: SettingDecision, use: str = "inference") -> str:
-    """A setting's verdict as printed; a training verdict that the layer's wrong
-    gradient overrides says so (the speed verdict beside it, which is compared)."""
+    """A setting's verdict as printed; a verdict that the layer's wrong gradient or a
+    runtime call overrides says so (the speed verdict beside it, which is compared)."""
     text = headline(s.kind, s.threshold, d.size_axis, s.closing)
     if use == "training" and d.kind == FIX_GRADIENT:
         return f"{FIX_GRADIENT} (speed: {text})"
+    if any(c.undoes_port and c.use == use and c.setting == s.label for c in d.runtime):
+        return f"{FIX_LAYER} (speed: {text})"
     return text
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.breakdown import KINDS
 from harness.report._data import finite, records, settings
+from harness.report.decide import RUNTIME_SHARE
 from harness.text import fmt_pct, fmt_seconds, fmt_size, md_table
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CASTS",
+    "RUNTIME_WHY",
     "Pair",
     "Profiled",
     "breakdown_figure",
@@ -273,7 +275,7 @@ def _body_is_work(largest: Profiled | None) -> bool:
 
 #: Calls into the Python runtime a layer may make on every call, named apart by the
 #: profiling hook (``harness.profile_call.RUNTIME_CALLS``), and what each costs.
-_RUNTIME_WHY = {
+RUNTIME_WHY = {
     "gc.collect": (
         "a full garbage collection every call, whose cost grows with every Python object "
         "the process holds (a training process holds many), not with the data"
@@ -284,21 +286,19 @@ _RUNTIME_WHY = {
     "torch.cuda.empty_cache": "handing the CUDA memory cache back every call",
     "torch.cuda.synchronize": "waiting for the device every call",
 }
-#: The share of a call from which such a runtime call is named as the first thing to fix.
-_RUNTIME_SHARE = 0.1
 
 
 def _runtime_sentence(c: Profiled, where: str, word: str) -> str | None:
-    """The largest runtime call in ``c`` past ``_RUNTIME_SHARE``: the fix it calls for
+    """The largest runtime call in ``c`` past ``RUNTIME_SHARE``: the fix it calls for
     comes before any port (2026-12-01: a public sparse solver's ``gc.collect()`` was
     most of its step, read as the layer's own work)."""
-    found = [p for p in c.of_kind("python") if p[0] in _RUNTIME_WHY and p[3] >= _RUNTIME_SHARE]
+    found = [p for p in c.of_kind("python") if p[0] in RUNTIME_WHY and p[3] >= RUNTIME_SHARE]
     if not found:
         return None
     name, _, _, share, _ = max(found, key=lambda p: p[3])
     return (
         f"{where}, `{name}()` alone takes {_pct(share)} of {c.impl}'s {word}: "
-        f"{_RUNTIME_WHY[name]}. Take it out of the layer's forward and backward before "
+        f"{RUNTIME_WHY[name]}. Take it out of the layer's forward and backward before "
         "weighing a port: every speedup here includes it."
     )
 

@@ -36,8 +36,15 @@ threads, device, allocator):
    *fix the gradient first* (training). A baseline that returns another dtype than its
    input (``torch.Tensor(array)`` makes float32) gets a caution instead: gradcheck
    cannot judge it, and its verdict stands on the dtype measured.
+6. A port whose gain is a call into the Python runtime the baseline makes every call
+   (``gc.collect()``, ``time.sleep``, ``print``: breakdown.csv names them apart, kind
+   ``python``) gets *fix the layer first*: at a profiled size where the native was
+   decided faster, the baseline's call less that share leaves the port no longer
+   decided faster (``RuntimeCost``). Removing one line beats a port, and the timings
+   must be taken again without it before any port is weighed.
 
-A layer's verdict merges its settings': *fix the gradient first* wins; then any
+A layer's verdict merges its settings': *fix the gradient first* wins; then *fix the
+layer first*; then any
 *undecided* setting makes the layer undecided; equal kinds stay (the largest N for
 *port above*, the smallest for *keep above*); *port* with *port above* is *port above*
 the largest N; any other mix is *keep* (the cautious one), with each setting's own.
@@ -60,6 +67,7 @@ __all__ = [
     "ALTERNATING_RATIO",
     "COMPILE_AS_IS",
     "FIX_GRADIENT",
+    "FIX_LAYER",
     "INFERENCE",
     "KEEP",
     "KEEP_ABOVE",
@@ -68,6 +76,8 @@ __all__ = [
     "PORT",
     "PORT_ABOVE",
     "PORT_BETWEEN",
+    "RUNTIME_CALLS",
+    "RUNTIME_SHARE",
     "STEP",
     "UNDECIDED",
     "CompiledFinding",
@@ -75,6 +85,7 @@ __all__ = [
     "GradientFindings",
     "LayerDecision",
     "PointDecision",
+    "RuntimeCost",
     "SettingDecision",
     "Verdict",
     "decide_layers",
@@ -93,6 +104,7 @@ KEEP_ABOVE = "keep above size N"
 PORT_BETWEEN = "port between sizes N1 and N2"
 KEEP_BETWEEN = "keep between sizes N1 and N2"
 FIX_GRADIENT = "fix the gradient first"
+FIX_LAYER = "fix the layer first"
 UNDECIDED = "undecided"
 COMPILE_AS_IS = "compile as is"
 KINDS = (
@@ -103,6 +115,7 @@ KINDS = (
     PORT_BETWEEN,
     KEEP_BETWEEN,
     FIX_GRADIENT,
+    FIX_LAYER,
     UNDECIDED,
     COMPILE_AS_IS,
 )
@@ -206,6 +219,48 @@ class SettingDecision:
 
 
 @dataclass(frozen=True)
+class RuntimeCost:
+    """A call into the Python runtime in the baseline's call at one profiled size
+    (breakdown.csv's parts of kind ``python`` named ``gc.collect``, ``time.sleep``,
+    ...), taking ``RUNTIME_SHARE`` of it or more: its cost is no work of the layer's,
+    and removing it is a fix cheaper than any port."""
+
+    use: str
+    """``training`` (the baseline's profiled step) or ``inference`` (its forward)."""
+    setting: str
+    baseline: str
+    candidate: str | None
+    """The setting's best candidate, whose speedup ``point`` is."""
+    call: str
+    size: float
+    share: float
+    """Of the baseline's profiled call."""
+    point: PointDecision | None
+    """The verdict's point at that size (None: nothing decided there)."""
+
+    @property
+    def without(self) -> tuple[float, float, float] | None:
+        """The best candidate's speedup (median, low, high) were the call gone: the
+        baseline's time less the call's share (None: no speedup measured there)."""
+        p = self.point
+        if p is None or p.speedup is None or p.low is None or p.high is None:
+            return None
+        keep = 1.0 - self.share
+        return p.speedup * keep, p.low * keep, p.high * keep
+
+    @property
+    def undoes_port(self) -> bool:
+        """The native was decided faster here, and would not be without the call."""
+        w = self.without
+        return (
+            self.point is not None
+            and self.point.side == "native"
+            and w is not None
+            and (w[1] < _UPPER)
+        )
+
+
+@dataclass(frozen=True)
 class Verdict:
     """One use's verdict of a layer, merged over its settings."""
 
@@ -284,6 +339,9 @@ class LayerDecision:
     the second or more: its thread pool and torch's fight (``harness.contention``)."""
     closing: Crossover | None = None
     """Where a middle stretch ends (the ``*_BETWEEN`` kinds of ``kind``)."""
+    runtime: tuple[RuntimeCost, ...] = ()
+    """Calls into the Python runtime in the baseline's profiled calls, both uses
+    (``RuntimeCost``): any that undoes a port makes that use *fix the layer first*."""
 
     @property
     def training(self) -> Verdict | None:
@@ -1167,13 +1225,15 @@ def decide_layers(
     frame: pd.DataFrame,
     run: Mapping[str, Any] | None = None,
     capabilities: pd.DataFrame | None = None,
+    breakdown: pd.DataFrame | None = None,
 ) -> list[LayerDecision]:
     """One ``LayerDecision`` per layer of a results frame, in the frame's order.
 
     ``run`` is the folder's run.json: its ``layers`` entry says each layer's size axis,
     baselines and which implementations run backward (older folders without it fall
     back to what the rows say), its ``config.use`` which verdicts were asked for.
-    ``capabilities`` is the capability matrix."""
+    ``capabilities`` is the capability matrix, ``breakdown`` breakdown.csv (where the
+    baseline's profiled calls spend a share in a runtime call: ``RuntimeCost``)."""
     run = run or {}
     infos = run.get("layers") if isinstance(run.get("layers"), Mapping) else {}
     config = run.get("config")
@@ -1183,20 +1243,92 @@ def decide_layers(
     timing: Mapping[str, Any] = stored if isinstance(stored, Mapping) else {}
     caps = records(capabilities) if capabilities is not None and len(capabilities) else []
     all_rows = records(frame)
+    profiled = _runtime_parts(breakdown)
     out = []
     for layer in layer_names(frame):
         info = infos.get(layer) if isinstance(infos, Mapping) else None
-        out.append(
-            _layer_decision(
-                layer,
-                [r for r in all_rows if r.get("layer") == layer],
-                info if isinstance(info, Mapping) else {},
-                uses,
-                [c for c in caps if c.get("layer") == layer],
-                timing,
-            )
+        decision = _layer_decision(
+            layer,
+            [r for r in all_rows if r.get("layer") == layer],
+            info if isinstance(info, Mapping) else {},
+            uses,
+            [c for c in caps if c.get("layer") == layer],
+            timing,
+            profiled,
         )
+        out.append(decision)
     return out
+
+
+#: The share of the baseline's call from which a runtime call is weighed against a port.
+RUNTIME_SHARE = 0.1
+#: The runtime calls as breakdown.csv names them (``harness.profile_call.RUNTIME_CALLS``).
+RUNTIME_CALLS = frozenset(
+    {
+        "gc.collect",
+        "time.sleep",
+        "print",
+        "input",
+        "torch.cuda.empty_cache",
+        "torch.cuda.synchronize",
+    }
+)
+#: The phase each use's verdict profiled (``harness.breakdown_pass``).
+_PROFILED_PHASE = {TRAINING_USE: "step", INFERENCE_USE: "forward"}
+
+
+def _runtime_parts(
+    breakdown: pd.DataFrame | None,
+) -> dict[tuple[str, str, str], list[tuple[str, float]]]:
+    """(case, allocator, role) -> its runtime calls at ``RUNTIME_SHARE`` or more, as
+    (name, share), largest first."""
+    out: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+    if breakdown is None or not len(breakdown):
+        return out
+    for r in records(breakdown):
+        share = finite(r.get("share"))
+        if r.get("kind") != "python" or r.get("part") not in RUNTIME_CALLS or share is None:
+            continue
+        if share >= RUNTIME_SHARE:
+            key = (str(r.get("case")), str(r.get("allocator") or ""), str(r.get("role") or ""))
+            out.setdefault(key, []).append((str(r["part"]), share))
+    for found in out.values():
+        found.sort(key=lambda p: -p[1])
+    return out
+
+
+def _runtime_costs(
+    setting_list: Sequence[Setting],
+    decisions: Sequence[SettingDecision],
+    use: str,
+    profiled: Mapping[tuple[str, str, str], list[tuple[str, float]]],
+) -> list[RuntimeCost]:
+    """The largest runtime call (``RuntimeCost``) in each profiled call of each
+    setting's baseline, in the phase ``use`` is decided on."""
+    phase = _PROFILED_PHASE[use]
+    out = []
+    for setting, s in zip(setting_list, decisions, strict=True):
+        if s.baseline is None:
+            continue
+        points = {p.size: p for p in s.points}
+        for row in setting.rows_for(s.baseline, phase):
+            key = (str(row.get("case")), str(row.get("allocator") or ""), "baseline")
+            size = finite(row.get("size"))
+            for call, share in profiled.get(key, [])[:1]:  # the largest names the fix
+                if size is not None:
+                    point = points.get(size)
+                    out.append(
+                        RuntimeCost(use, s.label, s.baseline, s.native, call, size, share, point)
+                    )
+    return out
+
+
+def _fixed_first(kind: str, use: str, costs: Sequence[RuntimeCost]) -> str:
+    """*fix the layer first* where a runtime call undoes a port of ``use`` (a wrong
+    gradient still comes first)."""
+    if kind == FIX_GRADIENT:
+        return kind
+    return FIX_LAYER if any(c.use == use and c.undoes_port for c in costs) else kind
 
 
 def _layer_decision(
@@ -1206,6 +1338,7 @@ def _layer_decision(
     uses: Sequence[str],
     layer_caps: Sequence[Mapping[str, Any]],
     timing: Mapping[str, Any],
+    profiled: Mapping[tuple[str, str, str], list[tuple[str, float]]] | None = None,
 ) -> LayerDecision:
     setting_list = settings(rows, info.get("size_axis"))
     baselines = tuple(info.get("baselines") or ())
@@ -1216,12 +1349,17 @@ def _layer_decision(
     )
     use = TRAINING_USE if TRAINING_USE in uses and trains else INFERENCE_USE
     decisions = [_setting_decision(s, baselines, back, use) for s in setting_list]
+    runtime = _runtime_costs(setting_list, decisions, use, profiled or {})
     inference = None
     if use == TRAINING_USE and INFERENCE_USE in uses:
         inf = [_setting_decision(s, baselines, back, INFERENCE_USE) for s in setting_list]
         inf_kind, inf_threshold, inf_closing, inf_mixed = _merge(inf)
         if inf_kind == PORT and _best_is_compiled(inf, rows):
             inf_kind = COMPILE_AS_IS
+        inf_costs = _runtime_costs(setting_list, inf, INFERENCE_USE, profiled or {})
+        if _fixed_first(inf_kind, INFERENCE_USE, inf_costs) == FIX_LAYER:
+            inf_kind, inf_threshold, inf_closing = FIX_LAYER, None, None
+        runtime += inf_costs
         inference = Verdict(
             INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed, inf_closing
         )
@@ -1241,6 +1379,8 @@ def _layer_decision(
         kind = COMPILE_AS_IS
     if gradient.fix and use == TRAINING_USE:
         kind, threshold, closing = FIX_GRADIENT, None, None
+    if _fixed_first(kind, use, runtime) == FIX_LAYER:
+        kind, threshold, closing = FIX_LAYER, None, None
     best = next((d for d in decisions if d.native), None)
     native_source = None
     if best is not None:
@@ -1265,6 +1405,7 @@ def _layer_decision(
         tuple(sorted({int(r["threads"]) for r in rows if r.get("threads") is not None})),
         _alternating(rows),
         closing,
+        tuple(runtime),
     )
 
 

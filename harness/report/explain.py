@@ -12,10 +12,12 @@ from typing import Any
 from harness.capabilities import CHECK_LABELS
 from harness.dtypes import RTOL, tolerance_text
 from harness.protocol import FLOAT32_ROUNDING, SHORT_OF_FLOAT64, UPSTREAM_GRADIENT, written_what
+from harness.report.breakdown import RUNTIME_WHY
 from harness.report.decide import (
     ALTERNATING_RATIO,
     COMPILE_AS_IS,
     FIX_GRADIENT,
+    FIX_LAYER,
     INFERENCE,
     KEEP,
     KEEP_ABOVE,
@@ -33,7 +35,7 @@ from harness.report.decide import (
     tensor_names,
 )
 from harness.stats import BAND
-from harness.text import fmt_rel_err, fmt_seconds, fmt_size, fmt_speedup
+from harness.text import fmt_pct, fmt_rel_err, fmt_seconds, fmt_size, fmt_speedup
 
 __all__ = [
     "NEXT_STEPS",
@@ -43,6 +45,7 @@ __all__ = [
     "fmt_interval",
     "headline",
     "layer_sentences",
+    "runtime_sentences",
     "setting_headline",
     "setting_sentences",
 ]
@@ -122,9 +125,14 @@ def _at(axis: str, c: Crossover) -> str:
 
 def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
     """A setting's verdict in a few words (``fix the gradient first`` when the layer's
-    training verdict is)."""
+    training verdict is; ``fix the layer first`` where a runtime call undoes its port)."""
     if decision.kind == FIX_GRADIENT and setting.use == decision.use:
         return FIX_GRADIENT
+    if any(
+        c.undoes_port and c.use == setting.use and c.setting == setting.label
+        for c in decision.runtime
+    ):
+        return FIX_LAYER
     if setting.kind == COMPILE_AS_IS:
         return COMPILE_AS_IS
     if setting.kind == UNDECIDED and setting.undecided_sizes:
@@ -382,6 +390,62 @@ def layer_sentences(d: LayerDecision) -> list[str]:
     if alternating:
         out.append(alternating)
     return _dedupe(out)
+
+
+def runtime_sentences(d: LayerDecision, use: str) -> list[str]:
+    """What the baseline's runtime calls (``RuntimeCost``) do to ``use``'s verdict: the
+    port they undo (*fix the layer first*, the verdict), else what a port still gains
+    without them where the native was decided faster."""
+    costs = [c for c in d.runtime if c.use == use]
+    undone = [c for c in costs if c.undoes_port]
+    word = "training step" if use == "training" else "forward"
+    out = []
+    if undone:
+        c = max(undone, key=lambda c: c.share)
+        w = c.without
+        assert w is not None  # undoes_port has one
+        label = f" ({c.setting})" if c.setting else ""
+        # a wrong gradient comes first; the runtime call is then the next fix
+        lead = (
+            "Then fix the layer"
+            if use == d.use and d.kind == FIX_GRADIENT
+            else FIX_LAYER.capitalize()
+        )
+        others = sorted({x.size for x in undone if x is not c and x.setting == c.setting})
+        also = f" (at {_sizes(d.size_axis, others)} too)" if others else ""
+        out.append(
+            f"{lead}: at {d.size_axis}={fmt_size(c.size)}{label}, `{c.call}()` "
+            f"takes {fmt_pct(100 * c.share)} of {c.baseline}'s {word}: "
+            f"{RUNTIME_WHY.get(c.call, 'no work of the layer')}. Without it, "
+            f"{c.candidate or 'the best candidate'}'s "
+            f"{fmt_interval(*_interval(c.point))} there would be about "
+            f"{fmt_interval(*w)}{also}, {_fixed_side(w)}: what a port gains is that "
+            "call's cost (estimated as the baseline's timed call less the call's profiled "
+            "share). Take it out of the layer and run again before weighing a port."
+        )
+    kept = [c for c in costs if not c.undoes_port and c.point and c.point.side == "native"]
+    if kept and not undone:
+        c = min(kept, key=lambda c: c.without[0] if c.without else math.inf)
+        if c.without is not None:
+            out.append(
+                f"At {d.size_axis}={fmt_size(c.size)}, `{c.call}()` takes {fmt_pct(100 * c.share)} "
+                f"of {c.baseline}'s {word}; without it the port would still gain about "
+                f"{fmt_interval(*c.without)}: take it out whichever way you go."
+            )
+    return out
+
+
+def _interval(p: PointDecision | None) -> tuple[float | None, float | None, float | None]:
+    return (None, None, None) if p is None else (p.speedup, p.low, p.high)
+
+
+def _fixed_side(w: tuple[float, float, float]) -> str:
+    """Where a port's speedup interval without the runtime call lies, in words."""
+    if w[2] < 1 / (1 + BAND):
+        return "the baseline the faster"
+    if w[1] >= 1 / (1 + BAND) and w[2] <= 1 + BAND:
+        return f"as fast as the baseline within ±{BAND:.0%}"
+    return "no longer decidedly faster than the baseline"
 
 
 def _alternating_sentence(d: LayerDecision) -> str | None:

@@ -9,12 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from harness.report._data import records, settings
 from harness.report.breakdown import breakdown_section
-from harness.report.decide import FIX_GRADIENT, LayerDecision, SettingDecision, decide_layers
+from harness.report.decide import (
+    FIX_GRADIENT,
+    FIX_LAYER,
+    LayerDecision,
+    SettingDecision,
+    decide_layers,
+)
 from harness.report.explain import (
     budget_sentence,
     cache_sentence,
     headline,
     layer_sentences,
+    runtime_sentences,
     setting_headline,
     setting_sentences,
 )
@@ -74,7 +81,9 @@ _KINDS = (
     "*port between sizes N1 and N2*: native is faster between N1 and N2 only, the "
     "baseline below N1 and above N2 (*keep between*: the reverse); "
     "*fix the gradient first*: the baseline's gradient disagrees with autograd, whatever "
-    "the speed; *undecided*: too noisy to tell at the sizes named; *compile as is*: "
+    "the speed; *fix the layer first*: the port's gain is a call into the Python runtime "
+    "the baseline makes every call (`gc.collect()`, `time.sleep`, `print`), and without "
+    "it the port is no longer decidedly faster; *undecided*: too noisy to tell at the sizes named; *compile as is*: "
     "`torch.compile` of the baseline exactly as declared runs without a graph break, "
     "agrees with the reference and keeps up with the best native candidate."
 )
@@ -86,7 +95,12 @@ def _plot(paths: Mapping[str, str], kind: str, alt: str) -> str | None:
 
 
 def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
-    layer_text = layer_sentences(d)
+    runtime = runtime_sentences(d, d.use)
+    layer_text = (
+        [*layer_sentences(d), *runtime]
+        if d.kind == FIX_GRADIENT
+        else [*runtime, *layer_sentences(d)]
+    )
     per_setting = []
     for s in d.settings:
         memory = (
@@ -100,7 +114,7 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
     title = "Training verdict" if d.use == "training" else "Inference verdict"
     head = headline(d.kind, d.threshold, d.size_axis, d.closing)
     lines = _verdict_lines(
-        d, title, head, d.settings, per_setting, layer_text, d.kind == FIX_GRADIENT
+        d, title, head, d.settings, per_setting, layer_text, d.kind in (FIX_GRADIENT, FIX_LAYER)
     )
     if d.inference is not None:
         v = d.inference
@@ -112,6 +126,8 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
                 headline(v.kind, v.threshold, d.size_axis, v.closing),
                 v.settings,
                 [setting_sentences(s, d.size_axis) for s in v.settings],
+                runtime_sentences(d, v.use),
+                v.kind == FIX_LAYER,
             ),
         ]
     return lines
@@ -156,7 +172,7 @@ def render_report(results: Results, plot_paths: Mapping[str, Mapping[str, str]])
 
     ``plot_paths`` maps a layer to its plots (``time``, ``speedup``, ``deviation``,
     ``memory``) as paths relative to the report, which are linked as given."""
-    decisions = decide_layers(results.frame, results.run, results.capabilities)
+    decisions = decide_layers(results.frame, results.run, results.capabilities, results.breakdown)
     notes = Footnotes()
     out = _head(results)
     out += _summary(results, decisions)

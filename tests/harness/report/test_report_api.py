@@ -31,6 +31,7 @@ def test_all_is_pinned() -> None:
         "port between sizes N1 and N2",
         "keep between sizes N1 and N2",
         "fix the gradient first",
+        "fix the layer first",
         "undecided",
         "compile as is",
     )

@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from harness.report.decide import (
     COMPILE_AS_IS,
     FIX_GRADIENT,
+    FIX_LAYER,
     INFERENCE,
     KEEP,
     KEEP_ABOVE,
@@ -36,6 +38,7 @@ from harness.report.explain import (
     fmt_interval,
     headline,
     layer_sentences,
+    runtime_sentences,
     setting_headline,
     setting_sentences,
 )
@@ -1354,3 +1357,120 @@ def test_the_sides_follow_the_baseline_the_speedups_are_against() -> None:
     assert _baseline_of(setting, ("published", "mended")) == ["mended"]
     older = Setting((), "float32", 1, "cpu", "all", tuple({**r, "versus": nan} for r in rows))
     assert _baseline_of(older, ("published", "mended")) == ["published"]
+
+
+# ------------------------------------------------------------- runtime calls (issue 16)
+
+
+def _collecting(
+    rf: ModuleType, rows: Sequence[Mapping[str, Any]], shares: Mapping[tuple[str, int], float]
+) -> pd.DataFrame:
+    """breakdown.csv rows where the numpy baseline's profiled ``(phase, n)`` spends
+    ``shares[...]`` in ``gc.collect`` and the rest in NumPy."""
+    out = []
+    for r in rows:
+        share = shares.get((r["phase"], r["n"]))
+        if r["impl"] != "numpy" or share is None:
+            continue
+        common = {k: r[k] for k in ("case", "layer", "impl", "role", "point", "size", "dtype",
+                                    "threads", "device", "allocator", "phase")}  # fmt: skip
+        for part, kind, part_share in (
+            ("gc.collect", "python", share),
+            ("numpy.fft.rfft2", "numpy", 1 - share),
+        ):
+            out.append({**common, "part": part, "kind": kind, "share": part_share,
+                        "seconds": part_share * 1e-3, "profiled_s": 1e-3})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def test_a_port_that_gains_only_a_runtime_call_is_fix_the_layer_first(rf: ModuleType) -> None:
+    """2026-12-01: a public sparse solver's ``gc.collect()`` was 99% of its step; torch's
+    port won by what that call cost, and the verdict read "port"."""
+    rows = _three_phase_rows(
+        rf, (8, 64), step=rf.iv(50.0), forward=rf.iv(50.0), backward=rf.iv(50.0)
+    )
+    frame = rf.frame(rows)
+    (plain,) = decide_layers(frame)
+    assert plain.kind == PORT and plain.runtime == ()
+    # 99% in gc.collect at n=8: without it, ×50 would be ×0.5: the port is that call
+    breakdown = _collecting(rf, rows, {("step", 8): 0.99, ("forward", 8): 0.5})
+    (d,) = decide_layers(frame, None, None, breakdown)
+    assert d.kind == FIX_LAYER and d.threshold is None
+    train = [c for c in d.runtime if c.use == "training"]
+    assert [(c.call, c.size, c.share, c.undoes_port) for c in train] == [
+        ("gc.collect", 8.0, 0.99, True)
+    ]
+    assert train[0].without == pytest.approx((0.5, 0.5 / 1.02, 0.5 * 1.02))
+    # the inference forward: half in gc.collect leaves ×25, still a port
+    assert d.inference is not None and d.inference.kind == PORT
+    assert setting_headline(d, d.settings[0]) == FIX_LAYER
+    assert setting_headline(d, d.inference.settings[0]) == PORT
+    (fix,) = runtime_sentences(d, "training")
+    assert fix.startswith("Fix the layer first: at n=8, `gc.collect()` takes 99% of numpy's ")
+    assert "Without it, torch's ×50 (49–51) there would be about ×0.50 (0.49–0.51), " in fix
+    assert "the baseline the faster: what a port gains is that call's cost" in fix
+    (still,) = runtime_sentences(d, "inference")
+    assert "without it the port would still gain about ×25 (24.5–25.5)" in still
+    # the summary names the verdict
+    assert FIX_LAYER in summary_table([d])
+
+
+def test_a_runtime_call_the_port_outruns_anyway_leaves_the_port(rf: ModuleType) -> None:
+    rows = _three_phase_rows(rf, (8, 64), step=rf.iv(3.0), forward=rf.iv(3.0), backward=rf.iv(3.0))
+    # a third in gc.collect: ×3 falls to ×2 without it, still decided faster
+    (d,) = decide_layers(rf.frame(rows), None, None, _collecting(rf, rows, {("step", 64): 0.33}))
+    assert d.kind == PORT
+    (c,) = d.runtime
+    assert not c.undoes_port and c.without is not None and c.without[1] > 1.05
+    # under a tenth of the call it is not weighed at all
+    (d,) = decide_layers(rf.frame(rows), None, None, _collecting(rf, rows, {("step", 64): 0.09}))
+    assert d.kind == PORT and d.runtime == ()
+
+
+def test_a_runtime_call_in_a_kept_layer_or_a_candidate_changes_nothing(rf: ModuleType) -> None:
+    # the baseline wins even with its gc.collect: keep stands
+    rows = _three_phase_rows(rf, (8, 64), step=rf.iv(0.5), forward=rf.iv(0.5), backward=rf.iv(0.5))
+    (d,) = decide_layers(rf.frame(rows), None, None, _collecting(rf, rows, {("step", 8): 0.9}))
+    assert d.kind == KEEP and not any(c.undoes_port for c in d.runtime)
+    assert runtime_sentences(d, "training") == []
+    # a candidate's runtime call is not the baseline's to fix
+    rows = _three_phase_rows(
+        rf, (8, 64), step=rf.iv(50.0), forward=rf.iv(50.0), backward=rf.iv(50.0)
+    )
+    torch_rows = [
+        {**r, "impl": "numpy"} if r["impl"] == "torch" else {**r, "impl": "x"} for r in rows
+    ]
+    breakdown = _collecting(rf, torch_rows, {("step", 8): 0.99})
+    breakdown["impl"], breakdown["role"] = "torch", "native"
+    breakdown["case"] = breakdown["case"].str.replace("/numpy/", "/torch/")
+    (d,) = decide_layers(rf.frame(rows), None, None, breakdown)
+    assert d.kind == PORT and d.runtime == ()
+
+
+def test_a_wrong_gradient_still_comes_before_a_runtime_call(rf: ModuleType) -> None:
+    rows = _three_phase_rows(
+        rf, (8, 64), step=rf.iv(50.0), forward=rf.iv(50.0), backward=rf.iv(50.0)
+    )
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r.update(gradcheck=False, gradcheck_error="Jacobian mismatch")
+    (d,) = decide_layers(rf.frame(rows), None, None, _collecting(rf, rows, {("step", 8): 0.99}))
+    assert d.kind == FIX_GRADIENT
+    # named all the same, as the next fix
+    (then,) = runtime_sentences(d, "training")
+    assert then.startswith("Then fix the layer: at n=8, `gc.collect()` takes 99%")
+
+
+def test_every_runtime_call_the_profiler_names_is_weighed() -> None:
+    from harness.profile_call import RUNTIME_CALLS as HOOKED
+    from harness.profile_call import _runtime_call
+    from harness.report.breakdown import RUNTIME_WHY
+    from harness.report.decide import RUNTIME_CALLS
+
+    named = set()
+    for full in HOOKED:
+        module, name = full.rsplit(".", 1)
+        found = _runtime_call(module, name)
+        assert found is not None and found[0] == "python"
+        named.add(found[1])
+    assert named == RUNTIME_CALLS == set(RUNTIME_WHY)

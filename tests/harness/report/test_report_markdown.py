@@ -174,3 +174,35 @@ def test_a_crowded_machine_is_a_caution_in_the_summary() -> None:
     assert load_caution(env(1.0, cores=16), [2]) is None  # cores enough were idle
     assert load_caution({"cores": 2, "noise": {"available": False}}, [2]) is None
     assert load_caution({}, [1]) is None  # an older environment.json
+
+
+def test_a_port_that_is_a_runtime_calls_cost_reads_fix_the_layer_first(rf: ModuleType) -> None:
+    """2026-12-01: a public sparse solver's ``gc.collect()`` was 99% of its step and the
+    summary said "port"; the breakdown section alone named the call."""
+    import dataclasses
+
+    import pandas as pd
+
+    phases = ("forward", "backward", "step")
+    rows = rf.series("lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 2e-5}, (8, 64), phases)
+    base = next(r for r in rows if (r["impl"], r["phase"], r["n"]) == ("numpy", "step", 8))
+    keys = ("case", "layer", "impl", "role", "point", "size", "dtype", "threads", "device",
+            "allocator", "phase")  # fmt: skip
+    breakdown = pd.DataFrame(
+        [
+            {**{k: base[k] for k in keys}, "part": part, "kind": kind, "share": share}
+            for part, kind, share in (("gc.collect", "python", 0.99), ("numpy.add", "numpy", 0.01))
+        ]
+    )
+    results = dataclasses.replace(rf.results(rows), breakdown=breakdown)
+    text = render_report(results, {})
+    assert "| lay | all | **fix the layer first** |" in text
+    section = text.split("## lay\n\n", 1)[1]
+    assert section.startswith(
+        "**Training verdict: fix the layer first.** Fix the layer first: at n=8, "
+        "`gc.collect()` takes 99% of numpy's training step"
+    )
+    # the forward was not profiled with it: the inference verdict stands
+    assert "**Inference verdict: port.**" in section
+    assert "*fix the layer first*: the port's gain is a call into the Python runtime" in text
+    assert "**port**" in render_report(rf.results(rows), {}).split("## lay")[0]
