@@ -245,6 +245,7 @@ class Runner:
             earlier=TimingLog.from_json(stored["timing"], self.profile.budget_s)
             if "timing" in stored
             else None,
+            startups=lambda: self.supervisor.startups.get("timing", ()),
         )
         # the scheduler fills it in as the passes go
         self.timing: TimingLog = self.scheduler.timing

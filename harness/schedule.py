@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -95,7 +96,9 @@ __all__ = [
     "setup_tasks",
 ]
 
-#: Seconds a worker takes to start (import torch, build the registry): budgeted for.
+#: Seconds a timing worker takes to start (import torch, build the registry, warm the
+#: toolchains), budgeted for until this run has measured its own (``Scheduler.start_s``:
+#: 6-8 s on 2026-12-01, Intel AVX512, against 4.5 s the day before on AMD).
 WORKER_START_S = 4.0
 _PENDING = "pending"
 
@@ -115,6 +118,9 @@ class TimingLog:
     profiling: dict[str, Any] = field(default_factory=dict)
     """The profiling pass after timing (``harness.breakdown_pass``): mode, variants,
     seconds; empty when it did not run."""
+    worker_starts_s: list[float] = field(default_factory=list)
+    """Each timing worker's start-up (spawned to its first task), earlier sessions'
+    first: what the scheduler plans a process's start on (``Scheduler.start_s``)."""
 
     @classmethod
     def from_json(cls, data: Any, budget_s: float) -> TimingLog:
@@ -127,6 +133,7 @@ class TimingLog:
         profiling = data.get("profiling")
         spent = data.get("spent_s")
         stopped = data.get("stopped")
+        starts = data.get("worker_starts_s")
         return cls(
             budget_s,
             first_pass=dict(first_pass) if isinstance(first_pass, Mapping) else {},
@@ -136,6 +143,11 @@ class TimingLog:
             spent_s=max(0.0, float(spent)) if isinstance(spent, int | float) else 0.0,
             stopped=stopped if isinstance(stopped, str) else "",
             profiling=dict(profiling) if isinstance(profiling, Mapping) else {},
+            worker_starts_s=[
+                float(t)
+                for t in (starts if isinstance(starts, list) else [])
+                if isinstance(t, int | float) and math.isfinite(t)
+            ],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +160,8 @@ class TimingLog:
         }
         if self.profiling:
             out["profiling"] = self.profiling
+        if self.worker_starts_s:
+            out["worker_starts_s"] = [round(t, 2) for t in self.worker_starts_s]
         return out
 
 
@@ -337,8 +351,11 @@ class Scheduler:
         comparisons: Comparisons | None = None,
         logs: str = "logs",
         earlier: TimingLog | None = None,
+        startups: Callable[[], Sequence[float]] | None = None,
     ) -> None:
         self.plan = plan
+        #: this session's timing workers' start-ups so far (``Supervisor.startups``)
+        self.startups = startups or (lambda: ())
         self.config = plan.config
         self.profile = profile
         self.clock = clock
@@ -350,6 +367,7 @@ class Scheduler:
             self.timing.spent_s = earlier.spent_s  # unrounded
         # timing seconds spent before this session's timing began (earlier sessions')
         self._spent_before = self.timing.spent_s
+        self._starts_before = list(self.timing.worker_starts_s)
         # the clock when this session's timing began; None before it and once it ended
         self._since: float | None = None
         self._state = State()
@@ -367,6 +385,16 @@ class Scheduler:
         except StopIteration:
             return Stop(self.timing)
 
+    def worker_starts(self) -> list[float]:
+        """Each timing worker's start-up measured, earlier sessions' first."""
+        return [*self._starts_before, *self.startups()]
+
+    def start_s(self) -> float:
+        """What starting a timing worker costs: the median of this run's measured
+        start-ups, ``WORKER_START_S`` before any."""
+        measured = [t for t in self.worker_starts() if math.isfinite(t) and t > 0]
+        return statistics.median(measured) if measured else WORKER_START_S
+
     def spent(self) -> float:
         """Seconds of the timing budget spent, by earlier sessions of a resumed run and
         this one's timing passes so far."""
@@ -376,6 +404,7 @@ class Scheduler:
     def record(self) -> TimingLog:
         """The timing log, with ``spent_s`` brought up to the clock while timing goes
         (what run.json says of a run interrupted mid-pass, for its resume to count)."""
+        self.timing.worker_starts_s = self.worker_starts()
         if self._since is not None:
             self.timing.spent_s = self.spent()
         return self.timing
@@ -447,7 +476,7 @@ class Scheduler:
         processes = prof.processes * len(self.config.allocators)
         # What a process spends before its first round: starting, and building every
         # form again (compiling from a warm cache costs a fraction of the cold one-off).
-        prep = WORKER_START_S
+        prep = self.start_s()
         for group in groups:
             for variant in self.plan.variants_of(group):
                 setup = state.setup.get(variant.name)
@@ -588,16 +617,19 @@ class Scheduler:
         while True:
             # what earlier sessions of a resumed run spent counts: a complete run's
             # folder resumed has nothing left to spend
-            left = prof.budget_s - self.spent() - WORKER_START_S
+            start = self.start_s()
+            left = prof.budget_s - self.spent() - start
             state = self._state
             pending = self.pending(state, groups)
-            chosen, why = choose_groups(prof, pending, left, prep)
+            chosen, why = choose_groups(prof, pending, left, prep, start)
             if not chosen:
                 if not pending and not self._compared:  # "every point decided" misleads
                     why = "nothing to compare: no candidate ran beside a baseline"
                 self.timing.stopped = why
                 break
-            rounds = adaptive_rounds(prof, [p for p in pending if p.key in chosen], left, prep)
+            rounds = adaptive_rounds(
+                prof, [p for p in pending if p.key in chosen], left, prep, start
+            )
             started = self.clock()
             for allocator in allocators:
                 mine = [by_name[k] for k in chosen if by_name[k].allocator == allocator]
@@ -646,11 +678,15 @@ class Scheduler:
 
 
 def choose_groups(
-    profile: Profile, pending: list[Pending], left: float, prep: float
+    profile: Profile,
+    pending: list[Pending],
+    left: float,
+    prep: float,
+    start: float = WORKER_START_S,
 ) -> tuple[list[str], str]:
     """The groups of the next adaptive pass (``left`` seconds of budget after the
-    worker's start, ``prep`` seconds to prepare a group in it), or none and why timing
-    stops."""
+    worker's start, ``prep`` seconds to prepare a group in it, ``start`` to start a
+    worker), or none and why timing stops."""
     if not pending:
         return [], "every point decided (or equal within the band)"
     if left <= 0:
@@ -666,7 +702,7 @@ def choose_groups(
         )
     # the processes what is left could add to every pending group, one per pass: a
     # group that many more cannot decide gets none (a tie on the band's edge)
-    per_pass = WORKER_START_S + sum(p.cost_s * extra for p in costed)
+    per_pass = start + sum(p.cost_s * extra for p in costed)
     passes = max(1, int(left // per_pass))
     hopeful = [p for p in costed if any(decidable(i, passes) for i in p.intervals)]
     chosen = plan_extra_rounds(hopeful, left, extra)
@@ -679,9 +715,16 @@ def choose_groups(
     return chosen, ""
 
 
-def adaptive_rounds(profile: Profile, chosen: Sequence[Pending], left: float, prep: float) -> int:
+def adaptive_rounds(
+    profile: Profile,
+    chosen: Sequence[Pending],
+    left: float,
+    prep: float,
+    start_s: float = WORKER_START_S,
+) -> int:
     """Rounds per process of an adaptive pass over ``chosen`` (``left`` seconds of
-    budget after the worker's start, ``prep`` seconds to prepare a group): the optimum of
+    budget after the worker's start, ``prep`` seconds to prepare a group, ``start_s``
+    to start a worker): the optimum of
     ``harness.stats.rounds_per_process`` for what the process costs to start (a
     worker, and preparing each group's forms) against what a round of its groups
     costs, with the variance components pooled over their undecided intervals;
@@ -692,7 +735,7 @@ def adaptive_rounds(profile: Profile, chosen: Sequence[Pending], left: float, pr
     (10 ms a round against 4 s to start, 2026-11-30, AVX512) then times its
     rounds for about as long as it took to start, not 0.2 s of 6 rounds."""
     open_ = [i for p in chosen for i in p.intervals if i is not None and straddles(i)]
-    start = WORKER_START_S + prep * len(chosen)
+    start = start_s + prep * len(chosen)
     per_round = sum(p.cost_s for p in chosen)
     worth = math.ceil(start / per_round) if per_round > 0 else profile.max_rounds
     best = rounds_per_process(

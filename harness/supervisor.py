@@ -78,6 +78,9 @@ class Supervisor:
         self.lock: FolderLock | None = None
         self._min_time = config.profile_spec.min_time
         self._cache_dir: Path | None = None
+        #: per mode, each worker's start-up: spawned to its first task started (the
+        #: interpreter, torch, the layers, the toolchains' warm-up), as measured here
+        self.startups: dict[str, list[float]] = {}
 
     # -- one worker ------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class Supervisor:
         reader = EventReader(raw)
         reader.offset = raw.stat().st_size if raw.exists() else 0
         with open(self.out / "logs" / f"{tag}.log", "wb") as log:
+            spawned = time.monotonic()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "harness.worker", str(job_path)],
                 stdout=log,
@@ -131,20 +135,31 @@ class Supervisor:
                 pass_fds=(self.lock.fd,) if self.lock is not None else (),
             )
             try:
-                self._watch(proc, raw, reader)
+                self._watch(proc, raw, reader, self.startups.setdefault(mode, []), spawned)
             except BaseException:
                 kill(proc)
                 raise
 
-    def _watch(self, proc: subprocess.Popen[bytes], raw: Path, reader: EventReader) -> None:
+    def _watch(
+        self,
+        proc: subprocess.Popen[bytes],
+        raw: Path,
+        reader: EventReader,
+        startups: list[float],
+        spawned: float,
+    ) -> None:
         current: Task | None = None
         finished = False
         since = time.monotonic()
         limit = STARTUP_TIMEOUT_S
+        started = False
         while True:
             code = proc.poll()
             for event in reader.poll():
                 if isinstance(event, Started):
+                    if not started:  # its first task: the worker's start-up is over
+                        started = True
+                        startups.append(time.monotonic() - spawned)
                     current = event.task
                     since = time.monotonic()
                     limit = self.task_limit(current)

@@ -783,9 +783,16 @@ def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) ->
     text += f"; {spent:.0f}s spent"
     timed = timing.get("timed_s")
     if isinstance(timed, int | float) and spent > 0:
+        starts = [t for t in timing.get("worker_starts_s") or [] if isinstance(t, int | float)]
+        workers = (
+            f"starts {len(starts)} worker{'s' if len(starts) != 1 else ''} "
+            f"({sum(starts):.0f}s: torch, the layers and the toolchains imported in each)"
+            if starts
+            else "starts workers"
+        )
         text += (
             f", {timed:.0f}s ({100 * timed / spent:.0f}%) of it inside timed values and "
-            "warm-ups (the rest starts workers, builds each form in each process"
+            f"warm-ups (the rest {workers}, builds each form in each process"
         )
         wait = timing.get("pool_wait_s")
         if isinstance(wait, int | float) and wait >= 0.5:

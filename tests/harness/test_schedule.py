@@ -438,3 +438,47 @@ def test_a_resumed_interrupted_run_finishes_its_first_pass_within_what_is_left()
     assert stop.timing.stopped == "budget spent with 3 points still undecided"
     assert stop.timing.first_pass["seconds"] == 6.0 and stop.timing.spent_s == 17.0
     assert [a["process"] for a in stop.timing.adaptive] == [2]
+
+
+def test_the_plan_counts_each_worker_start_as_measured() -> None:
+    """A worker's start was budgeted at 4 s, measured on a fast day; on 2026-12-01 (Intel,
+    AVX512) a timing worker took 6-8 s to start, and passes were planned too cheap."""
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    assert Scheduler(p, PROFILE, clock).start_s() == 4.0  # nothing measured yet
+    measured: list[float] = [6.0, 8.0]
+    sched = Scheduler(p, PROFILE, clock, startups=lambda: measured)
+    measured.append(7.0)
+    assert sched.start_s() == 7.0  # the median, as the workers start
+    # half of 20 s less 2 starts of 7 s leaves nothing: the profile's fewest rounds
+    assert sched.first_pass_rounds(state, p.groups) == PROFILE.min_rounds
+    log = sched.record()
+    assert log.worker_starts_s == [6.0, 8.0, 7.0]
+    assert log.to_json()["worker_starts_s"] == [6.0, 8.0, 7.0]
+    # a resumed run plans on what its earlier sessions measured
+    earlier = TimingLog.from_json(log.to_json(), PROFILE.budget_s)
+    resumed = Scheduler(p, PROFILE, clock, earlier=earlier, startups=lambda: [9.0])
+    assert resumed.start_s() == 7.5 and resumed.worker_starts() == [6.0, 8.0, 7.0, 9.0]
+    # what does not read back is dropped, not trusted
+    bad = TimingLog.from_json({"worker_starts_s": [5.0, "x", float("nan")]}, 20)
+    assert bad.worker_starts_s == [5.0]
+    assert "worker_starts_s" not in TimingLog(20).to_json()
+
+
+def test_an_adaptive_pass_times_more_rounds_where_workers_start_slowly() -> None:
+    iv = Interval(1.3, 0.9, 1.9, 2, 10, within_var=0.01, between_var=0.0)
+    by_size = {8: iv, 16: interval(2.0, 1.8, 2.2), 32: interval(2.0, 1.8, 2.2)}
+    rounds = {}
+    for start in (4.0, 6.0):
+        p, clock = plan(), Clock()
+        state = set_up(p)
+        profile = replace(PROFILE, budget_s=40)
+        sched = Scheduler(p, profile, clock, fixed(by_size), startups=lambda s=start: [s])  # type: ignore[misc]
+        first_pass(sched, state, clock, 6.0)
+        job = sched.next(state)
+        assert isinstance(job, WorkerJob)
+        [task] = job.tasks
+        assert isinstance(task, RoundsTask)
+        rounds[start] = task.rounds
+    # the optimum grows with what a process costs to start
+    assert rounds[6.0] > rounds[4.0]

@@ -887,6 +887,9 @@ def test_the_budget_line_says_how_much_of_the_timing_was_timed() -> None:
     assert quiet is not None and "inside timed values" in quiet and "waits" not in quiet
     older = budget_sentence({k: v for k, v in timing.items() if k != "timed_s"})
     assert older is not None and "inside timed values" not in older
+    # each worker's start-up, as measured
+    starts = budget_sentence({**timing, "worker_starts_s": [6.2, 6.9, 7.7]})
+    assert starts is not None and "(the rest starts 3 workers (21s: torch, the layers" in starts
 
 
 def test_a_baseline_whose_thread_pool_fights_torchs_is_explained(rf: ModuleType) -> None:
