@@ -342,6 +342,10 @@ class LayerDecision:
     runtime: tuple[RuntimeCost, ...] = ()
     """Calls into the Python runtime in the baseline's profiled calls, both uses
     (``RuntimeCost``): any that undoes a port makes that use *fix the layer first*."""
+    unrun_baselines: tuple[tuple[str, str], ...] = ()
+    """(baseline, its first error): declared baselines that ran at no size, where the
+    speedups are against another (2026-12-01: a public sqrtm layer as published calls
+    ``np.float_``, gone in NumPy 2; its mended copy, declared second, was compared)."""
 
     @property
     def training(self) -> Verdict | None:
@@ -1406,7 +1410,22 @@ def _layer_decision(
         _alternating(rows),
         closing,
         tuple(runtime),
+        _unrun_baselines(rows, baselines, best.baseline if best else None),
     )
+
+
+def _unrun_baselines(
+    rows: Sequence[Mapping[str, Any]], baselines: Sequence[str], compared: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The declared baselines, other than the one compared, with rows but none ok."""
+    out = []
+    for b in baselines:
+        mine = [r for r in rows if r.get("impl") == b]
+        if b == compared or not mine or any(r.get("status") == "ok" for r in mine):
+            continue
+        error = next((str(r["error"]) for r in mine if r.get("error")), "it did not run")
+        out.append((b, error))
+    return tuple(out)
 
 
 #: How much more a baseline's call must cost alternating with torch's ops than with

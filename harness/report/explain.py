@@ -380,7 +380,7 @@ def _compiled_sentence(s: SettingDecision, axis: str) -> str:
 def layer_sentences(d: LayerDecision) -> list[str]:
     """Layer-wide sentences: correctness of outputs and gradients, what porting enables,
     how the timing budget was spent."""
-    out = _correctness_sentences(d)
+    out = [*_unrun_sentences(d), *_correctness_sentences(d)]
     compiled = _compile_check_sentence(d)
     if compiled is not None:
         # compiling as is, when it works, is the verdict: it comes first
@@ -446,6 +446,17 @@ def _fixed_side(w: tuple[float, float, float]) -> str:
     if w[1] >= 1 / (1 + BAND) and w[2] <= 1 + BAND:
         return f"as fast as the baseline within ±{BAND:.0%}"
     return "no longer decidedly faster than the baseline"
+
+
+def _unrun_sentences(d: LayerDecision) -> list[str]:
+    """A declared baseline that ran nowhere, the comparisons made against another: the
+    layer as published does not run, which comes before any speed."""
+    compared = next((s.baseline for s in d.settings if s.baseline), None)
+    against = f"every speedup here is against {compared}" if compared else "nothing compared"
+    return [
+        f"{impl}, a baseline declared, ran at no size ({error.rstrip('.')}): {against}."
+        for impl, error in d.unrun_baselines
+    ]
 
 
 def _alternating_sentence(d: LayerDecision) -> str | None:

@@ -1477,3 +1477,28 @@ def test_every_runtime_call_the_profiler_names_is_weighed() -> None:
         assert found is not None and found[0] == "python"
         named.add(found[1])
     assert named == RUNTIME_CALLS == set(RUNTIME_WHY)
+
+
+def test_a_declared_baseline_that_ran_nowhere_is_said_first(rf: ModuleType) -> None:
+    """2026-12-01: a public sqrtm layer as published calls ``np.float_`` (gone in NumPy
+    2) and failed at every size; its mended copy, declared second, was compared, and the
+    verdict never said the layer as published does not run."""
+    why = "AttributeError: `np.float_` was removed in the NumPy 2.0 release."
+    rows = []
+    for n in (8, 64):
+        for ph in ("forward", "backward", "step"):
+            rows.append(rf.row("lay", "numpy", n, ph, status="error", error=why))
+            rows.append(rf.row("lay", "mended", n, ph, 1e-3, role="baseline"))
+            rows.append(rf.row("lay", "torch", n, ph, 5e-4, speedup=rf.iv(2.0), versus="mended"))
+    run = {"layers": {"lay": {"size_axis": "n", "baselines": ["numpy", "mended"]}}}
+    d = decide_one(rf, rows, run)
+    assert d.kind == PORT and d.settings[0].baseline == "mended"
+    assert d.unrun_baselines == (("numpy", why),)
+    first = layer_sentences(d)[0]
+    assert first == (
+        "numpy, a baseline declared, ran at no size (AttributeError: `np.float_` was "
+        "removed in the NumPy 2.0 release): every speedup here is against mended."
+    )
+    # one that ran somewhere is not said
+    rows[0] = rf.row("lay", "numpy", 8, "forward", 1e-3)
+    assert decide_one(rf, rows, run).unrun_baselines == ()
