@@ -24,6 +24,7 @@ from harness.report.explain import (
     runtime_sentences,
     setting_headline,
     setting_sentences,
+    unrun_sentences,
 )
 from harness.report.faults import fault_lines
 from harness.report.heap import heap_lines, heap_regimes
@@ -143,12 +144,15 @@ def _verdict_lines(
     layer_first: bool = False,
 ) -> list[str]:
     """One verdict: a single setting's in one paragraph (the layer's sentences first
-    when they decide it), else the layer's headline and a bullet per setting."""
+    when they decide it), else the layer's headline and a bullet per setting; a
+    declared baseline that never ran leads either (``unrun_sentences``)."""
+    lead = unrun_sentences(d)
     if len(settings_) == 1:
         s_text = per_setting[0]
         reasons = [*layer_text, *s_text] if layer_first else [*s_text, *layer_text]
-        return [" ".join([f"**{title}: {setting_headline(d, settings_[0])}.**", *reasons])]
-    lines = [" ".join([f"**{title}: {head}.**", *layer_text]), ""]
+        title_line = f"**{title}: {setting_headline(d, settings_[0])}.**"
+        return [" ".join([title_line, *lead, *reasons])]
+    lines = [" ".join([f"**{title}: {head}.**", *lead, *layer_text]), ""]
     for s, text in zip(settings_, per_setting, strict=True):
         lines.append(f"- **{s.label}: {setting_headline(d, s)}.** " + " ".join(text))
     return lines

@@ -1494,7 +1494,9 @@ def test_a_declared_baseline_that_ran_nowhere_is_said_first(rf: ModuleType) -> N
     d = decide_one(rf, rows, run)
     assert d.kind == PORT and d.settings[0].baseline == "mended"
     assert d.unrun_baselines == (("numpy", why),)
-    first = layer_sentences(d)[0]
+    from harness.report.explain import unrun_sentences
+
+    (first,) = unrun_sentences(d)
     assert first == (
         "numpy, a baseline declared, ran at no size (AttributeError: `np.float_` was "
         "removed in the NumPy 2.0 release): every speedup here is against mended."
@@ -1502,3 +1504,26 @@ def test_a_declared_baseline_that_ran_nowhere_is_said_first(rf: ModuleType) -> N
     # one that ran somewhere is not said
     rows[0] = rf.row("lay", "numpy", 8, "forward", 1e-3)
     assert decide_one(rf, rows, run).unrun_baselines == ()
+
+
+def test_a_gradient_right_in_float64_and_off_in_float32_is_named_as_precision(
+    rf: ModuleType,
+) -> None:
+    """2026-12-01: a public gammainc layer's finite-difference gradient passes gradcheck
+    (float64) and is 0.3 off in float32; the report said "the NumPy/SciPy gradient is
+    wrong" beside "scipy passes gradcheck"."""
+    rows = _fast_wrong_numpy(rf, within_tol=False, max_rel_err=0.3, gradcheck=True)
+    d = decide_one(rf, rows)
+    assert d.kind == FIX_GRADIENT and d.gradient.gradcheck_passed == ("numpy",)
+    text = " ".join(layer_sentences(d))
+    assert text.startswith(
+        "numpy passes gradcheck, so its gradient formula is right in float64, but in "
+        "float32, the dtype measured, its gradients disagree with the float64 reference"
+    )
+    assert "gradient is wrong" not in text
+    # off in float64 too: the formula itself is wrong
+    wide = decide_one(
+        rf,
+        _fast_wrong_numpy(rf, within_tol=False, max_rel_err=0.3, gradcheck=True, dtype="float64"),
+    )
+    assert "The NumPy/SciPy gradient is wrong" in " ".join(layer_sentences(wide))
