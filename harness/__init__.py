@@ -34,14 +34,15 @@ they import ``harness``, and the registry imports them by name when asked
     ground     harness.errors harness.text harness.points harness.dtypes harness.frame
                harness.stats harness.measure harness.memory harness.progress harness.names
                harness.pyperf_adapter harness.breakdown harness.profile_call harness.atomic
-               harness.contention harness.outputs
+               harness.contention harness.outputs harness.ufuncs
 
 - *ground*: standard library, NumPy, pandas, pyperf; no knowledge of runs
   (``text`` formats numbers and Markdown, ``frame`` declares the columns, ``atomic``
   writes files whole or not at all, ``names`` makes names read from files safe as file
   names, ``pyperf_adapter`` holds every use of pyperf's private names, ``contention``
   probes a call alternating with torch's ops, ``outputs`` says how a layer of several
-  outputs is compared and differentiated).
+  outputs is compared and differentiated, ``ufuncs`` makes ufunc calls visible to the
+  profile hook).
 - *records*: what a run is and writes: cases, settings, shards, the machine, the
   worker protocol, the results folder and who may write it (``lifetime``), the
   cache of checks across runs (``cache``).

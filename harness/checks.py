@@ -371,7 +371,9 @@ def profile_phase(p: Prepared, phase: str, costs: Costs) -> PhaseBreakdown:
             p.drop_graph()  # the step builds its own graphs, as timed
         call = p.step_call if phase == "step" else p.forward
         with quiet():
-            found = profile_call(call, p.variant.device, costs)
+            # a compiled form guards on the globals it traced: ufuncs stay as they are
+            compiled = p.impl.form == "compile" or p.impl.role == "compiled"
+            found = profile_call(call, p.variant.device, costs, ufuncs=not compiled)
     except Exception as exc:
         return PhaseBreakdown("error", error=describe(exc))
     b = found.breakdown

@@ -37,9 +37,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType, FrameType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ from harness.breakdown import (
     numpy_name,
     runtime_name,
 )
+from harness.ufuncs import VISIBLE_CALL, ufunc_label, ufunc_modules, visible_ufuncs
 
 __all__ = ["CallProfile", "calibrate", "function_bodies", "minor_faults", "profile_call"]
 
@@ -145,6 +147,8 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
     """(kind, name) of a call the hook sees, when it is a NumPy/SciPy or bridge call,
     or one of ``RUNTIME_CALLS``."""
     if event == "call":
+        if frame.f_code is VISIBLE_CALL:  # a ufunc, visible while profiled
+            return "numpy", frame.f_locals["self"].label
         module = str(frame.f_globals.get("__name__", ""))
         runtime = _runtime_call(module, frame.f_code.co_name)
         if runtime is not None:
@@ -170,6 +174,8 @@ def classify_call(frame: FrameType, event: str, arg: Any) -> tuple[str, str] | N
             return runtime
     if isinstance(owner, torch.Tensor):
         return ("bridge", f"torch.Tensor.{name}") if name in TENSOR_BRIDGE else None
+    if isinstance(owner, np.ufunc):  # np.add.reduce, np.maximum.at
+        return "numpy", f"{ufunc_label(owner)}.{name}"
     if isinstance(owner, np.ndarray | np.generic):
         kind = "bridge" if name in NUMPY_BRIDGE else "numpy"
         return kind, f"numpy.ndarray.{name}"
@@ -257,6 +263,17 @@ def user_file(filename: str) -> Path | None:
     except OSError:
         return None
     return None if str(path).startswith(_LIBRARIES) else path
+
+
+def user_modules() -> list[ModuleType]:
+    """The modules of the user's own code that are loaded (``user_file``): where a
+    layer may hold a ufunc imported by name (``from scipy.special import ive``)."""
+    out = []
+    for module in list(sys.modules.values()):
+        filename = getattr(module, "__file__", None)
+        if isinstance(filename, str) and user_file(filename) is not None:
+            out.append(module)
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -434,8 +451,13 @@ def profile_call(
     costs: Costs | None = None,
     min_plain_s: float = 0.02,
     attempts: int = 3,
+    ufuncs: bool = True,
 ) -> CallProfile:
-    """One call of ``call`` under torch.profiler and the profile hook, split into parts."""
+    """One call of ``call`` under torch.profiler and the profile hook, split into parts.
+
+    ``ufuncs``: NumPy/SciPy ufuncs are made visible to the hook while it profiles
+    (``harness.ufuncs``); off for a ``torch.compile`` form, whose guards on the globals
+    it traced would see them replaced and compile again inside the profiled call."""
     from torch.profiler import profile
 
     sync = _sync(device)
@@ -459,7 +481,8 @@ def profile_call(
         # a call preempted on a shared machine (or an OpenMP barrier waiting on a
         # descheduled thread) is profiled again: the call nearest its plain time is kept
         hook = _Hook(bodies)
-        with profile(activities=_activities(device)) as prof:
+        visible = visible_ufuncs(ufunc_modules(user_modules())) if ufuncs else nullcontext()
+        with visible, profile(activities=_activities(device)) as prof:
             # the tools' first-call costs fall outside the root: a warm-up call under both
             sys.setprofile(_Hook(bodies))
             try:
