@@ -184,6 +184,7 @@ CHECK_MODULES = (
     "prepared",
     "profile_call",
     "registry",
+    "ufuncs",
     "worker",
 )
 
