@@ -372,8 +372,7 @@ def profile_phase(p: Prepared, phase: str, costs: Costs) -> PhaseBreakdown:
         call = p.step_call if phase == "step" else p.forward
         with quiet():
             # a compiled form guards on the globals it traced: ufuncs stay as they are
-            compiled = p.impl.form == "compile" or p.impl.role == "compiled"
-            found = profile_call(call, p.variant.device, costs, ufuncs=not compiled)
+            found = profile_call(call, p.variant.device, costs, ufuncs=p.impl.form != "compile")
     except Exception as exc:
         return PhaseBreakdown("error", error=describe(exc))
     b = found.breakdown

@@ -78,7 +78,7 @@ def _verdict(d: LayerDecision, s: SettingDecision, use: str = "inference") -> st
     text = headline(s.kind, s.threshold, d.size_axis, s.closing)
     if use == "training" and d.kind == FIX_GRADIENT:
         return f"{FIX_GRADIENT} (speed: {text})"
-    if any(c.undoes_port and c.use == use and c.setting == s.label for c in d.runtime):
+    if d.fixes_layer_first(s):
         return f"{FIX_LAYER} (speed: {text})"
     return text
 

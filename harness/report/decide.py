@@ -347,6 +347,14 @@ class LayerDecision:
     speedups are against another (2026-12-01: a public sqrtm layer as published calls
     ``np.float_``, gone in NumPy 2; its mended copy, declared second, was compared)."""
 
+    def fixes_layer_first(self, setting: SettingDecision) -> bool:
+        """Whether a runtime call undoes ``setting``'s port (``RuntimeCost``): that
+        setting reads *fix the layer first*."""
+        return any(
+            c.undoes_port and c.use == setting.use and c.setting == setting.label
+            for c in self.runtime
+        )
+
     @property
     def training(self) -> Verdict | None:
         """The training verdict, or None (forward-only layer, or not asked)."""
@@ -1283,21 +1291,19 @@ _PROFILED_PHASE = {TRAINING_USE: "step", INFERENCE_USE: "forward"}
 
 def _runtime_parts(
     breakdown: pd.DataFrame | None,
-) -> dict[tuple[str, str, str], list[tuple[str, float]]]:
-    """(case, allocator, role) -> its runtime calls at ``RUNTIME_SHARE`` or more, as
-    (name, share), largest first."""
-    out: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+) -> dict[tuple[str, str, str], tuple[str, float]]:
+    """(case, allocator, role) -> its largest runtime call at ``RUNTIME_SHARE`` or more,
+    as (name, share): the one that names the fix."""
+    out: dict[tuple[str, str, str], tuple[str, float]] = {}
     if breakdown is None or not len(breakdown):
         return out
     for r in records(breakdown):
         share = finite(r.get("share"))
         if r.get("kind") != "python" or r.get("part") not in RUNTIME_CALLS or share is None:
             continue
-        if share >= RUNTIME_SHARE:
-            key = (str(r.get("case")), str(r.get("allocator") or ""), str(r.get("role") or ""))
-            out.setdefault(key, []).append((str(r["part"]), share))
-    for found in out.values():
-        found.sort(key=lambda p: -p[1])
+        key = (str(r.get("case")), str(r.get("allocator") or ""), str(r.get("role") or ""))
+        if share >= RUNTIME_SHARE and share > out.get(key, ("", 0.0))[1]:
+            out[key] = (str(r["part"]), share)
     return out
 
 
@@ -1305,7 +1311,7 @@ def _runtime_costs(
     setting_list: Sequence[Setting],
     decisions: Sequence[SettingDecision],
     use: str,
-    profiled: Mapping[tuple[str, str, str], list[tuple[str, float]]],
+    profiled: Mapping[tuple[str, str, str], tuple[str, float]],
 ) -> list[RuntimeCost]:
     """The largest runtime call (``RuntimeCost``) in each profiled call of each
     setting's baseline, in the phase ``use`` is decided on."""
@@ -1316,23 +1322,24 @@ def _runtime_costs(
             continue
         points = {p.size: p for p in s.points}
         for row in setting.rows_for(s.baseline, phase):
-            key = (str(row.get("case")), str(row.get("allocator") or ""), "baseline")
+            found = profiled.get(
+                (str(row.get("case")), str(row.get("allocator") or ""), "baseline")
+            )
             size = finite(row.get("size"))
-            for call, share in profiled.get(key, [])[:1]:  # the largest names the fix
-                if size is not None:
-                    point = points.get(size)
-                    out.append(
-                        RuntimeCost(use, s.label, s.baseline, s.native, call, size, share, point)
+            if found is not None and size is not None:
+                call, share = found
+                out.append(
+                    RuntimeCost(
+                        use, s.label, s.baseline, s.native, call, size, share, points.get(size)
                     )
+                )
     return out
 
 
-def _fixed_first(kind: str, use: str, costs: Sequence[RuntimeCost]) -> str:
-    """*fix the layer first* where a runtime call undoes a port of ``use`` (a wrong
-    gradient still comes first)."""
-    if kind == FIX_GRADIENT:
-        return kind
-    return FIX_LAYER if any(c.use == use and c.undoes_port for c in costs) else kind
+def _undoes_a_port(use: str, costs: Sequence[RuntimeCost]) -> bool:
+    """Whether a runtime call undoes a port of ``use``: its verdict is *fix the layer
+    first* (a wrong gradient still comes first)."""
+    return any(c.use == use and c.undoes_port for c in costs)
 
 
 def _layer_decision(
@@ -1342,7 +1349,7 @@ def _layer_decision(
     uses: Sequence[str],
     layer_caps: Sequence[Mapping[str, Any]],
     timing: Mapping[str, Any],
-    profiled: Mapping[tuple[str, str, str], list[tuple[str, float]]] | None = None,
+    profiled: Mapping[tuple[str, str, str], tuple[str, float]] | None = None,
 ) -> LayerDecision:
     setting_list = settings(rows, info.get("size_axis"))
     baselines = tuple(info.get("baselines") or ())
@@ -1361,7 +1368,7 @@ def _layer_decision(
         if inf_kind == PORT and _best_is_compiled(inf, rows):
             inf_kind = COMPILE_AS_IS
         inf_costs = _runtime_costs(setting_list, inf, INFERENCE_USE, profiled or {})
-        if _fixed_first(inf_kind, INFERENCE_USE, inf_costs) == FIX_LAYER:
+        if _undoes_a_port(INFERENCE_USE, inf_costs):
             inf_kind, inf_threshold, inf_closing = FIX_LAYER, None, None
         runtime += inf_costs
         inference = Verdict(
@@ -1383,7 +1390,7 @@ def _layer_decision(
         kind = COMPILE_AS_IS
     if gradient.fix and use == TRAINING_USE:
         kind, threshold, closing = FIX_GRADIENT, None, None
-    if _fixed_first(kind, use, runtime) == FIX_LAYER:
+    elif _undoes_a_port(use, runtime):
         kind, threshold, closing = FIX_LAYER, None, None
     best = next((d for d in decisions if d.native), None)
     native_source = None

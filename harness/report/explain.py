@@ -129,10 +129,7 @@ def setting_headline(decision: LayerDecision, setting: SettingDecision) -> str:
     training verdict is; ``fix the layer first`` where a runtime call undoes its port)."""
     if decision.kind == FIX_GRADIENT and setting.use == decision.use:
         return FIX_GRADIENT
-    if any(
-        c.undoes_port and c.use == setting.use and c.setting == setting.label
-        for c in decision.runtime
-    ):
+    if decision.fixes_layer_first(setting):
         return FIX_LAYER
     if setting.kind == COMPILE_AS_IS:
         return COMPILE_AS_IS
@@ -424,15 +421,18 @@ def runtime_sentences(d: LayerDecision, use: str) -> list[str]:
             "call's cost (estimated as the baseline's timed call less the call's profiled "
             "share). Take it out of the layer and run again before weighing a port."
         )
-    kept = [c for c in costs if not c.undoes_port and c.point and c.point.side == "native"]
+    kept = [
+        (w, c)
+        for c in costs
+        if c.point and c.point.side == "native" and (w := c.without) is not None
+    ]
     if kept and not undone:
-        c = min(kept, key=lambda c: c.without[0] if c.without else math.inf)
-        if c.without is not None:
-            out.append(
-                f"At {d.size_axis}={fmt_size(c.size)}, `{c.call}()` takes {fmt_pct(100 * c.share)} "
-                f"of {c.baseline}'s {word}; without it the port would still gain about "
-                f"{fmt_interval(*c.without)}: take it out whichever way you go."
-            )
+        w, c = min(kept, key=lambda k: k[0][0])
+        out.append(
+            f"At {d.size_axis}={fmt_size(c.size)}, `{c.call}()` takes {fmt_pct(100 * c.share)} "
+            f"of {c.baseline}'s {word}; without it the port would still gain about "
+            f"{fmt_interval(*w)}: take it out whichever way you go."
+        )
     return out
 
 

@@ -3,7 +3,7 @@ torch, no worker, no results folder."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -122,8 +122,10 @@ def _decision(inference_native: str = "torchscript") -> LayerDecision:
     )
 
 
-def _text(**kw: Any) -> str:
-    return "\n".join(section_lines(_breakdown_rows(), _layer_rows(), _decision(), **kw))
+def _text(rows: Sequence[Mapping[str, Any]] | None = None, **kw: Any) -> str:
+    """The section's text for breakdown ``rows`` (default: ``PARTS``'s)."""
+    found = _breakdown_rows() if rows is None else rows
+    return "\n".join(section_lines(found, _layer_rows(), _decision(), **kw))
 
 
 def test_the_section_explains_the_verdict_with_named_parts() -> None:
@@ -158,7 +160,7 @@ def test_a_cast_in_the_bridge_is_a_cheaper_fix_before_a_port() -> None:
             row["share"] = {"numpy.ndarray.astype": 0.5, "numpy.fft.rfft2": 0.1}.get(
                 row["part"], row["share"] / 2
             )
-    text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    text = _text(rows)
     assert "Cheaper fix to try before a port: at n=8 the bridge is" in text
     assert "the dtype cast (numpy.ndarray.astype) could go by keeping the input's dtype" in text
 
@@ -175,7 +177,7 @@ def test_a_baseline_whose_time_is_its_own_code_is_not_told_a_port_removes_overhe
         ("aten::mul", "kernel", 0.03),
     ]
     rows = _breakdown_rows({**PARTS, ("numpy", "step", 1024): numba})
-    text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    text = _text(rows)
     assert (
         "At n=1024, 87% of numpy's training step runs in the layer's own code "
         "(SoftDTW.forward 62%, SoftDTW.backward 25%), outside every NumPy/SciPy, bridge "
@@ -197,7 +199,7 @@ def test_a_garbage_collection_in_the_layer_is_the_first_thing_to_fix() -> None:
         ("numpy.fft.rfft2", "numpy", 0.18),
     ]
     rows = _breakdown_rows({**PARTS, ("numpy", "step", 1024): collecting})
-    text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    text = _text(rows)
     assert (
         "At n=1024, `gc.collect()` alone takes 62% of numpy's training step: a full garbage "
         "collection every call, whose cost grows with every Python object the process "
@@ -208,7 +210,7 @@ def test_a_garbage_collection_in_the_layer_is_the_first_thing_to_fix() -> None:
     rows = _breakdown_rows(
         {**PARTS, ("numpy", "step", 1024): [*collecting[1:], ("gc.collect", "python", 0.05)]}
     )
-    assert "alone takes" not in "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    assert "alone takes" not in _text(rows)
 
 
 def test_a_short_function_body_is_named_with_the_overhead() -> None:
@@ -221,7 +223,7 @@ def test_a_short_function_body_is_named_with_the_overhead() -> None:
         ("Python between calls", "python", 0.25),
     ]
     rows = _breakdown_rows({**PARTS, ("numpy", "forward", 8): statements})
-    text = "\n".join(section_lines(rows, _layer_rows(), _decision()))
+    text = _text(rows)
     assert (
         "At n=8, 55% of numpy's forward is bridge and Python overhead "
         "(BadFFTFunction.forward's own Python 30%, Python between calls 25%)"
