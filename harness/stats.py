@@ -111,6 +111,7 @@ __all__ = [
     "geomean",
     "inside_band",
     "plan_extra_rounds",
+    "processes_needed",
     "round_ratios",
     "rounds_per_process",
     "significance",
@@ -387,6 +388,22 @@ def decidable(interval: Interval | None, extra_processes: int, band: float = BAN
         _t_quantile(1 - tail, now - 1) / math.sqrt(now)
     )
     return half * scale < distance
+
+
+def processes_needed(interval: Interval | None, most: int, band: float = BAND) -> int | None:
+    """The fewest more processes (1 to ``most``) that ``decidable`` says could decide
+    ``interval``; ``None`` when not even ``most`` could (or nothing straddles)."""
+    if most < 1 or not decidable(interval, most, band):
+        return None
+    # decidable is monotone in the processes added (t(P-1)/sqrt(P) falls with P)
+    low, high = 1, most
+    while low < high:
+        mid = (low + high) // 2
+        if decidable(interval, mid, band):
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 def _shortfall(interval: Interval, band: float) -> float:

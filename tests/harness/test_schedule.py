@@ -22,7 +22,7 @@ from harness.protocol import (
     SetupDone,
 )
 from harness.schedule import Record, Scheduler, Stop, TimingLog, WorkerJob
-from harness.stats import Interval
+from harness.stats import Interval, Pending
 
 INFO = LayerInfo(
     name="toy",
@@ -264,6 +264,27 @@ def test_ties_on_the_band_edge_get_no_more_processes() -> None:
     assert stop.timing.stopped.startswith(
         "the 3 undecided points lie too close to the band's edge for what is left"
     )
+
+
+def test_ties_do_not_shorten_the_projection_of_a_group_that_can_still_decide() -> None:
+    """Ten costly ties and one cheap point two more processes decide: counted on passes
+    over all eleven, 20 s hold one process and nothing is chosen; the cheap point's
+    own passes (4 s to start, 0.4 s of rounds) hold four, so it gets them."""
+    from harness.schedule import choose_groups
+
+    tie = Interval(1.04, 1.0, 1.09, processes=8, rounds=40)
+    wide = Interval(1.2, 0.95, 1.5, processes=3, rounds=30)
+    ties = [Pending(f"tie{i}", (tie,), 1.0, False) for i in range(10)]
+    cheap = Pending("cheap", (None, wide), 0.1, False)
+    assert choose_groups(PROFILE, [*ties, cheap], 20.0, 0.0, 4.0) == (["cheap"], "")
+    # a point that needs more processes than its own passes hold is still left out
+    chosen, why = choose_groups(PROFILE, [*ties, cheap], 6.0, 0.0, 4.0)
+    assert chosen == [] and why.startswith("the 11 undecided points lie too close")
+    # among the hopeful, a costlier one joins while the passes over the set still
+    # hold what each needs
+    near = Pending("near", (Interval(1.3, 0.9, 1.9, processes=2, rounds=10),), 0.5, False)
+    chosen, _ = choose_groups(PROFILE, [*ties, cheap, near], 40.0, 0.0, 4.0)
+    assert sorted(chosen) == ["cheap", "near"]
 
 
 def test_a_dying_worker_leaves_the_rest_to_the_next_and_four_stalls_stop() -> None:

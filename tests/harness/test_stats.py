@@ -297,6 +297,17 @@ def test_decidable_projects_the_process_level_and_gives_up_on_edge_ties() -> Non
     assert not decidable(wide, 1) and decidable(wide, 20)
 
 
+def test_processes_needed_is_the_fewest_that_decide() -> None:
+    from harness.stats import decidable, processes_needed
+
+    wide = Interval(1.2, 0.95, 1.5, processes=3, rounds=30)
+    assert processes_needed(wide, 1) is None
+    k = processes_needed(wide, 20)
+    assert k is not None and decidable(wide, k) and not decidable(wide, k - 1)
+    assert processes_needed(Interval(1.04, 1.0, 1.09, processes=8, rounds=40), 50) is None
+    assert processes_needed(None, 10) is None
+
+
 # ------------------------------------------------------------------ unpaired tools
 
 
