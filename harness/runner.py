@@ -403,6 +403,7 @@ class Runner:
                 self._write_run_records()
             finally:  # a full disk must not leave the compile cache or temporaries behind
                 self.builder.close()
+                self.supervisor.close_spares()
                 self.supervisor.close_caches()
                 clean_stale(self.out)
             if self._lock is not None:
@@ -480,6 +481,7 @@ class Runner:
             self.supervisor.run_worker(
                 step.mode, tasks, raw, step.allocator, step.process, step.attempt
             )
+        self.supervisor.close_spares()  # timing is over: the last of a pair has no job
         # Issue 19's profiling pass runs here, after timing, when it is defined.
         breakdown = getattr(self, "_breakdown_pass", None)
         if breakdown is not None:

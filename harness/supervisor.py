@@ -15,6 +15,8 @@ with ``--no-cache``, a folder inside the results folder removed at the end.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,17 @@ from harness.protocol import (
 
 __all__ = ["STARTUP_TIMEOUT_S", "Supervisor", "describe_task", "kill", "run_to_end"]
 
+
+@dataclass
+class _Spare:
+    """A timing worker started ahead of its job (``harness.worker.spare``)."""
+
+    proc: subprocess.Popen[bytes]
+    ready: Path  # created by the worker once it has started
+    log: Path  # what it prints until its job names another file
+    spawned: float
+
+
 #: Seconds a worker may take to start (import torch, build the registry).
 STARTUP_TIMEOUT_S = 180.0
 
@@ -54,7 +68,8 @@ _POLL_S = 0.05
 
 
 class Supervisor:
-    """Runs one worker at a time for a results folder.
+    """Runs one worker's job at a time for a results folder. Timing workers start two
+    at a time (``_ordered``): the second waits, blocked, for the next job.
 
     ``task_limit`` says how long a task may run before its worker counts as hung (the
     scheduler's rule); ``tick`` is called while a worker runs (the runner's write
@@ -81,6 +96,9 @@ class Supervisor:
         #: per mode, each worker's start-up: spawned to its first task started (the
         #: interpreter, torch, the layers, the toolchains' warm-up), as measured here
         self.startups: dict[str, list[float]] = {}
+        #: per allocator, timing workers started ahead and waiting for a job
+        self._spares: dict[str, list[_Spare]] = {}
+        self._spare_count = 0
 
     # -- one worker ------------------------------------------------------------------
 
@@ -113,14 +131,30 @@ class Supervisor:
         env = worker_env(max(self.config.threads), allocator, extra)
         reader = EventReader(raw)
         reader.offset = raw.stat().st_size if raw.exists() else 0
-        with open(self.out / "logs" / f"{tag}.log", "wb") as log:
-            spawned = time.monotonic()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.worker", str(job_path)],
-                stdout=log,
+        log = self.out / "logs" / f"{tag}.log"
+        startups = self.startups.setdefault(mode, [])
+        if mode == "timing":
+            proc, spawned = self._ordered(job_path, log, env, allocator, startups), None
+        else:
+            proc, spawned = self._spawn([str(job_path)], log, env), time.monotonic()
+        try:
+            self._watch(proc, raw, reader, startups, spawned)
+        except BaseException:
+            kill(proc)
+            raise
+
+    def _spawn(
+        self, args: list[str], log: Path, env: Mapping[str, str], orders: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start ``python -m harness.worker ARGS`` printing to ``log`` (``orders``: with
+        a pipe on its stdin, for a worker started ahead of its job)."""
+        with open(log, "wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "harness.worker", *args],
+                stdout=out,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
+                stdin=subprocess.PIPE if orders else subprocess.DEVNULL,
+                env=dict(env),
                 # A process group of its own (Ctrl-C reaches the runner, which stops
                 # it), in the runner's session: the kernel's autogroup scheduling
                 # groups processes by session, and a user's training script shares
@@ -134,11 +168,71 @@ class Supervisor:
                 preexec_fn=die_with_parent,
                 pass_fds=(self.lock.fd,) if self.lock is not None else (),
             )
-            try:
-                self._watch(proc, raw, reader, self.startups.setdefault(mode, []), spawned)
-            except BaseException:
-                kill(proc)
-                raise
+
+    # -- timing workers, started in pairs ----------------------------------------------
+
+    def _ordered(
+        self,
+        job_path: Path,
+        log: Path,
+        env: Mapping[str, str],
+        allocator: str,
+        startups: list[float],
+    ) -> subprocess.Popen[bytes]:
+        """A timing worker running ``job_path``: one started beside the last if it is
+        ready, otherwise two started together (``harness.worker.spare``), the first
+        given the job once both have started. No start-up then runs beside a timed
+        value, and two start in about the time of one."""
+        ready = [s for s in self._spares.get(allocator, []) if s.proc.poll() is None]
+        if not ready:
+            ready = [self._spawn_spare(job_path, env, allocator) for _ in range(2)]
+            self._await_started(ready, startups)
+        spare = ready.pop(0)
+        spare.ready.unlink(missing_ok=True)
+        self._spares[allocator] = ready
+        log.write_text(f"started ahead of its job; its start-up printed to {spare.log.name}\n")
+        order = json.dumps({"job": str(job_path), "log": str(log)}) + "\n"
+        assert spare.proc.stdin is not None
+        with contextlib.suppress(OSError):  # it died meanwhile: _watch records how
+            spare.proc.stdin.write(order.encode())
+            spare.proc.stdin.close()
+        return spare.proc
+
+    def _spawn_spare(self, like: Path, env: Mapping[str, str], allocator: str) -> _Spare:
+        self._spare_count += 1
+        name = f"spare-{self._spare_count:03d}-{allocator}"
+        ready, log = self.out / "logs" / f"{name}.ready", self.out / "logs" / f"{name}.log"
+        ready.unlink(missing_ok=True)
+        proc = self._spawn(["--spare", str(like), str(ready)], log, env, orders=True)
+        return _Spare(proc, ready, log, time.monotonic())
+
+    def _await_started(self, spares: list[_Spare], startups: list[float]) -> None:
+        """Wait until every one of ``spares`` has started or died; record the wall time
+        waited as each one's start-up, shared among those started together (what the
+        run paid per process, which the scheduler plans on)."""
+        begun = time.monotonic()
+        waiting = list(spares)
+        while waiting:
+            waiting = [s for s in waiting if s.proc.poll() is None and not s.ready.exists()]
+            if waiting and time.monotonic() - begun > STARTUP_TIMEOUT_S:
+                for s in spares:
+                    kill(s.proc)
+                raise ResultsError(
+                    f"a worker did not start within {STARTUP_TIMEOUT_S:.0f}s; see {self.out / 'logs'}"
+                )
+            self.tick()
+            if waiting:
+                time.sleep(_POLL_S)
+        share = (time.monotonic() - begun) / len(spares)
+        startups.extend(share for s in spares if s.ready.exists())
+
+    def close_spares(self) -> None:
+        """Stop the workers started ahead that no job needed (the last of a pair)."""
+        for spares in self._spares.values():
+            for spare in spares:
+                kill(spare.proc)
+                spare.ready.unlink(missing_ok=True)
+        self._spares.clear()
 
     def _watch(
         self,
@@ -146,18 +240,18 @@ class Supervisor:
         raw: Path,
         reader: EventReader,
         startups: list[float],
-        spawned: float,
+        spawned: float | None,
     ) -> None:
         current: Task | None = None
         finished = False
         since = time.monotonic()
         limit = STARTUP_TIMEOUT_S
-        started = False
+        started = spawned is None  # a worker started ahead: its start-up is recorded
         while True:
             code = proc.poll()
             for event in reader.poll():
                 if isinstance(event, Started):
-                    if not started:  # its first task: the worker's start-up is over
+                    if not started and spawned is not None:  # its first task: started
                         started = True
                         startups.append(time.monotonic() - spawned)
                     current = event.task

@@ -115,6 +115,11 @@ def prepare_to_fork(forms: Iterable[str] = (), modules: Iterable[str] = ()) -> N
         warm_toolchains(set(forms))
 
 
+#: The toolchains this process has warmed already: a worker started ahead of its job
+#: (``harness.worker.spare``) warms them before it knows the job, and again for nothing.
+_WARMED: set[str] = set()
+
+
 def warm_toolchains(forms: set[str]) -> None:
     """Pay the first-use costs of the compile toolchain once, in the worker, on an
     8-element function: dynamo's and inductor's first compile (2-5 s here). Without
@@ -129,7 +134,7 @@ def warm_toolchains(forms: set[str]) -> None:
     the model the setup pass exported from the cache (``harness.forms._onnx_model``)
     and never exports; warming it cost every timing process 2 s (2026-11-30, AVX512)
     for nothing."""
-    if "compile" in forms:
+    if "compile" in forms and "compile" not in _WARMED:
         import torch._inductor.config as inductor_config
 
         remember_isa_probes()
@@ -137,6 +142,7 @@ def warm_toolchains(forms: set[str]) -> None:
         compiled = torch.compile(lambda x: torch.tanh(x) * 2, dynamic=False)
         x = torch.randn(8, requires_grad=True)
         compiled(x).sum().backward()
+        _WARMED.add("compile")
 
 
 #: The file in ``TORCHINDUCTOR_CACHE_DIR`` that remembers the ISA probes that loaded.

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import random
 import signal
@@ -39,7 +40,8 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import torch
 
@@ -111,15 +113,19 @@ _FORKING_MODES = ("timing", "profile")
 
 
 class Worker:
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, registry: Registry | None = None) -> None:
+        """``registry``: the layers, where this process loaded them already (a worker
+        started ahead of its job, ``spare``); otherwise loaded here."""
         self.job = job
         #: whether each group (or profiled variant) runs in a child forked for it
-        self.forking = job.mode in _FORKING_MODES and fresh_process_per_group() and _cpu_only(job)
+        self.forking = _forks(job)
         if self.forking:  # before the layers' modules run anything
             torch.set_num_threads(1)
         self.log = EventLog(job.raw)
-        with quiet():
-            self.registry = Registry.default(job.layers_from)
+        if registry is None:
+            with quiet():
+                registry = Registry.default(job.layers_from)
+        self.registry = registry
         self.seed = job.seed
         self.checks = (
             Checks(
@@ -555,6 +561,11 @@ def _time_rounds(
                 timed.faults[name].append(faulted)
 
 
+def _forks(job: Job) -> bool:
+    """Whether ``job``'s groups (or profiled variants) each run in a forked child."""
+    return job.mode in _FORKING_MODES and fresh_process_per_group() and _cpu_only(job)
+
+
 def _cpu_only(job: Job) -> bool:
     """No task of ``job`` runs on a GPU: CUDA cannot be used in a forked child of a
     process that initialised it, and a device's caching allocator has no glibc history
@@ -613,16 +624,69 @@ def run_in_child(work: Callable[[], None]) -> None:
         sys.exit(code)
 
 
+def spare(like: Job, ready: Path, orders: TextIO) -> tuple[Job, Registry] | None:
+    """Start up ahead of a job: do what a worker for a job ``like`` this one does
+    before its first task (load the layers; a forking worker's imports and toolchain
+    warm-up, ``prepare_to_fork``), say so by creating ``ready``, then wait for one line
+    on ``orders``: ``{"job": JOB.json, "log": FILE}``. Returns that job and the layers
+    loaded, the process's output now going to ``FILE``; None when ``orders`` closes
+    first (the run needed no more workers).
+
+    Why: on 2 cores two workers start in about the time of one (their imports are one
+    thread each: 7.7 s for two against 6.7 s for one, 2026-12-02, AVX512), and a run
+    starts ten or so timing workers one after the other, none of it timed. The runner
+    starts them in pairs (``harness.supervisor``) and lets the first time only once
+    both have started, so that no start-up runs beside a timed value. Nothing timed
+    changes: each process is still a process of its own (its own heap layout, its own
+    children per group); it has only waited, blocked, before its first task."""
+    forking = _forks(like)
+    if forking:  # before the layers' modules run anything, as Worker does
+        torch.set_num_threads(1)
+    with quiet():
+        registry = Registry.default(like.layers_from)
+        if forking:
+            prepare_to_fork(_forms(registry, like.tasks))
+    ready.touch()
+    line = orders.readline()
+    if not line.strip():
+        return None
+    order = json.loads(line)
+    _redirect_output(order["log"])
+    return Job.read(order["job"]), registry
+
+
+def _redirect_output(path: str) -> None:
+    """From now on this process (and its children) print to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main(argv: list[str] | None = None, *, skip_teardown: bool = False) -> int:
-    """Run a job. ``skip_teardown`` (the process's own entry point): a forking worker
-    that has written its last event leaves with ``os._exit`` (``leave_now``)."""
+    """Run a job: ``JOB.json``, or ``--spare LIKE.json READY`` (``spare``: the job
+    then comes on stdin). ``skip_teardown`` (the process's own entry point): a forking
+    worker that has written its last event leaves with ``os._exit`` (``leave_now``)."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m harness.worker JOB.json", file=sys.stderr)
+    registry: Registry | None = None
+    if len(argv) == 3 and argv[0] == "--spare":
+        try:
+            ordered = spare(Job.read(argv[1]), Path(argv[2]), sys.stdin)
+        except Exception:
+            traceback.print_exc()
+            return 1
+        if ordered is None:
+            return 0
+        job, registry = ordered
+    elif len(argv) == 1:
+        job = Job.read(argv[0])
+    else:
+        print("usage: python -m harness.worker JOB.json | --spare LIKE.json READY", file=sys.stderr)
         return 2
-    job = Job.read(argv[0])
     try:
-        worker = Worker(job)
+        worker = Worker(job, registry)
         worker.run()
     except Exception:
         traceback.print_exc()

@@ -206,6 +206,14 @@ def test_environment_and_run_files(seed_run: pd.DataFrame) -> None:
     # each timing worker's start-up, as the supervisor measured it: one per process
     starts = run["timing"]["worker_starts_s"]
     assert len(starts) >= 2 and all(0 < t < run["timing"]["spent_s"] for t in starts)
+    # timing workers start two at a time (harness.supervisor): the pair shares its wait,
+    # each job ran on a worker started ahead, and no worker without a job is left
+    assert starts[0] == starts[1]
+    logs = folder / "logs"
+    jobs = sorted(logs.glob("timing-*.log"))
+    assert jobs and all(p.read_text().startswith("started ahead of its job") for p in jobs)
+    assert len(list(logs.glob("spare-*.log"))) in (len(jobs), len(jobs) + 1)
+    assert not list(logs.glob("*.ready"))
     import pyperf
 
     bench = pyperf.BenchmarkSuite.load(str(folder / "pyperf.json")).get_benchmarks()[0]

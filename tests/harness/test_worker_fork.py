@@ -3,11 +3,13 @@ the group's allocator state is its own, as in a user's loop at that size."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,47 @@ def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
         assert len(pids) == 2 and worker.pid not in pids
     else:
         assert pids == {worker.pid}
+
+
+@linux_only
+@pytest.mark.slow
+def test_a_worker_started_ahead_runs_the_job_it_is_then_given(tmp_path: Path) -> None:
+    # the supervisor starts timing workers two at a time; each says when it has started
+    # and then waits, blocked, for a job on its stdin
+    raw = tmp_path / "timing.jsonl"
+    job = _timing_job(tmp_path, raw)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def start(name: str) -> tuple[subprocess.Popen[bytes], Path]:
+        ready = tmp_path / f"{name}.ready"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.worker", "--spare", str(job), str(ready)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
+        return proc, ready
+
+    (first, first_ready), (second, second_ready) = start("first"), start("second")
+    deadline = time.monotonic() + 240
+    while not (first_ready.exists() and second_ready.exists()):
+        assert time.monotonic() < deadline, "the workers did not start"
+        assert first.poll() is None and second.poll() is None
+        time.sleep(0.05)
+    assert not raw.exists()  # started, and nothing run before its job came
+    log = tmp_path / "job.log"
+    assert first.stdin is not None and second.stdin is not None
+    first.stdin.write(json.dumps({"job": str(job), "log": str(log)}).encode() + b"\n")
+    first.stdin.close()
+    assert first.wait(timeout=240) == 0
+    events = EventLog.read(raw)
+    done = [e for e in events if isinstance(e, RoundsDone)]
+    assert [dict(e.group.point)["n"] for e in done] == [8, 16]
+    assert isinstance(events[-1], Finished) and log.exists()
+    # no job came: it leaves without running anything
+    second.stdin.close()
+    assert second.wait(timeout=60) == 0
+    assert len(EventLog.read(raw)) == len(events)
 
 
 @linux_only
