@@ -89,10 +89,21 @@ def graded(outputs: Any) -> tuple[int, ...]:
 
 def tensors_of(arrays: Any, device: torch.device | str) -> Outputs:
     """NumPy's result as the layer's output on ``device``: an array as a tensor, a
-    tuple (or list) of arrays as a tuple of tensors (a layer of several outputs)."""
+    tuple (or list) of arrays as a tuple of tensors (a layer of several outputs). A
+    0-d array or NumPy scalar (a loss) stays 0-d."""
     if isinstance(arrays, tuple | list):
-        return tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
-    return torch.from_numpy(np.ascontiguousarray(arrays)).to(device)
+        return tuple(_tensor_of(a, device) for a in arrays)
+    return _tensor_of(arrays, device)
+
+
+def _tensor_of(array: Any, device: torch.device | str) -> torch.Tensor:
+    # Not np.ascontiguousarray: it returns at least one dimension, so a scalar loss
+    # came back of shape (1,) and failed the shape check against the reference's ()
+    # (ONNX Runtime's output of a public Hausdorff loss, 2026-12-02).
+    a = np.asarray(array)
+    if not a.flags.c_contiguous:
+        a = np.array(a, order="C")  # from_numpy refuses negative strides
+    return torch.from_numpy(a).to(device)
 
 
 def shape_of(out: object) -> Any:

@@ -103,6 +103,16 @@ def test_one_ort_session_builder_feeds_inputs_by_name_or_in_order() -> None:
     assert torch.allclose(ort_callable(session, ["a", "b"])(x, y), y * 3)
 
 
+def test_a_scalar_output_of_onnx_runtime_stays_a_scalar() -> None:
+    # a loss: the reference returns shape (), and ONNX Runtime's 0-d array must not
+    # come back as shape (1,) (np.ascontiguousarray did that, and every onnxruntime
+    # row of a public Hausdorff loss failed its shape check, 2026-12-02)
+    x = torch.randn(3, 4)
+    session = ort_session(_onnx(lambda a: (a * a).mean(), (x,), ["a"]))
+    out = ort_callable(session, ["a"])(x)
+    assert out.shape == () and torch.allclose(out, (x * x).mean())
+
+
 def test_ort_session_on_cuda_needs_the_cuda_provider() -> None:
     import onnxruntime
 

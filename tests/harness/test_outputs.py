@@ -13,7 +13,7 @@ import torch
 from harness.case import Variant
 from harness.deviation import compare_outputs, output_mismatch, upstream_gradient
 from harness.errors import LayerDefinitionError
-from harness.outputs import as_tuple, differentiable, output_names, several
+from harness.outputs import as_tuple, differentiable, output_names, several, tensors_of
 from harness.registry import load_layers_from, validate_layer
 
 FIXTURE = str(Path(__file__).resolve().parents[1] / "fixtures" / "outputs_layers.py")
@@ -31,6 +31,17 @@ def test_outputs_are_one_tensor_or_a_tuple_of_them() -> None:
         as_tuple((x, 3))
     assert output_names(1) == ["output"]
     assert output_names(2) == ["output[0]", "output[1]"]
+
+
+def test_arrays_become_tensors_of_the_same_shape() -> None:
+    import numpy as np
+
+    assert tensors_of(np.float64(2.5), "cpu").shape == ()  # a NumPy scalar: a loss
+    assert tensors_of(np.array(2.5), "cpu").shape == ()
+    reversed_ = np.arange(6.0).reshape(2, 3)[:, ::-1]  # negative strides: copied
+    assert torch.equal(tensors_of(reversed_, "cpu"), torch.tensor([[2.0, 1, 0], [5, 4, 3]]))
+    loss, grad = tensors_of((np.array(1.0), np.ones((2, 2))), "cpu")
+    assert loss.shape == () and grad.shape == (2, 2)
 
 
 def test_several_outputs_get_an_upstream_gradient_each_the_first_as_one_output_gets() -> None:
