@@ -407,7 +407,7 @@ def _check_implementation(
     if impl.module is not None:
         factory = impl.module
         module = lambda: factory(point)  # noqa: E731
-    mask = layer.grad_mask(a) if impl.backward else ()
+    mask = layer.grad_mask(a) if impl.backward and layer.trains else ()
     subject = _Subject(
         fn, module, tuple(layer.inputs), a, b, ref_a, ref_b, impl.compilable(point), mask,
         arrays=impl.arrays, random=random,

@@ -305,6 +305,10 @@ def no_backward(p: Prepared) -> PhaseSetup | None:
         return PhaseSetup("unsupported", error=why)
     if not any(p.grad_mask):
         return PhaseSetup("unsupported", error="the layer declares no differentiable input")
+    if not p.layer.trains:
+        return PhaseSetup(
+            "unsupported", error="forward-only layer: no baseline has a backward to compare with"
+        )
     return None
 
 

@@ -436,10 +436,13 @@ def build(
         if impl.arguments is not None and impl.fn is not None:
             # the function itself is scripted; the arguments follow the tensors
             built = _build_torchscript(impl, cast(Callable[..., torch.Tensor], impl.fn))
-            return Built(
+            built = Built(
                 with_arguments(built.fn, impl.arguments, point), built.oneoff_s, built.oneoff_what
             )
-        return _build_torchscript(impl, fn)
+        else:
+            built = _build_torchscript(impl, fn)
+        _called_as_eager(built, fn, example)
+        return built
     if impl.form == "compile":
         return _build_compiled(impl, fn, example, grad_mask)
     if impl.form == "onnxruntime":
@@ -459,6 +462,32 @@ def _build_torchscript(impl: Implementation, fn: Callable[..., torch.Tensor]) ->
         )
     loaded = script_saved(fn)
     return Built(loaded, time.perf_counter() - t0, "torch.jit.script, then save and load back")
+
+
+def _called_as_eager(
+    built: Built, eager: Callable[..., Any], example: Sequence[torch.Tensor]
+) -> None:
+    """One call of the loaded TorchScript on the example inputs, as the layer calls it.
+    A saved function keeps no default arguments (``F.mse_loss`` loaded back wants its
+    ``size_average``, 2026-12-02): where eager runs and the loaded form cannot, it is
+    ``FormUnsupported``, not an error of every timed point."""
+    try:
+        with torch.no_grad():
+            built.fn(*example)
+    except Exception as exc:
+        try:
+            with torch.no_grad():
+                eager(*example)
+        except Exception:
+            raise exc from None  # the layer's own failure: eager fails too
+        why = "TorchScript saved and loaded back cannot be called as the layer calls it"
+        if "missing value for argument" in str(exc):
+            why += (
+                " (a saved function keeps no default arguments:"
+                " wrap it in a function of the layer's inputs)"
+            )
+        cause = first_line(exc).split(" Declaration:")[0]
+        raise FormUnsupported(f"{why}: {type(exc).__name__}: {cause}") from exc
 
 
 def _build_compiled(

@@ -614,6 +614,13 @@ class Layer:
         """The first declared baseline implementation."""
         return next(i for i in self.implementations if i.role == "baseline")
 
+    @property
+    def trains(self) -> bool:
+        """Whether a training step has a baseline to be compared with: some baseline
+        declares a backward. A forward-only layer's natives are not set up or timed
+        for ``backward`` and ``step``: no verdict would read those figures."""
+        return any(i.backward for i in self.implementations if i.role == "baseline")
+
     # -- grid -----------------------------------------------------------------------
 
     @property

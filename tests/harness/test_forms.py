@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -66,6 +68,38 @@ def test_module_candidate_has_no_torchscript_form() -> None:
             "cpu",
             [True] * 3,
         )
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.mm(a, b)  # of two vectors: fails, eager or scripted
+
+
+def test_a_torchscript_form_that_cannot_be_called_as_eager_is_unsupported() -> None:
+    """2026-12-02: ``native("torch", F.mse_loss)`` scripts and saves, but the function
+    loaded back has lost its default arguments; every timed point was an error."""
+    import torch.nn.functional as F
+
+    mse = Layer(
+        name="mse",
+        description="mean squared error",
+        axes=(Axis("n", (4,)),),
+        inputs={"a": 1, "b": 1},
+        make_inputs=lambda p, g: (torch.randn(4, generator=g), torch.randn(4, generator=g)),
+        reference=F.mse_loss,
+        implementations=(
+            baseline("numpy", lambda a, b: ((a - b) ** 2).mean()),
+            native("torch", F.mse_loss),
+        ),
+    )
+    inputs = mse.make({"n": 4}, torch.float32, "cpu", seed=0)
+    impl = mse.implementation("torchscript")
+    with pytest.raises(FormUnsupported, match="keeps no default arguments.*'size_average'"):
+        build(mse, impl, {"n": 4}, inputs, "float32", 1, "cpu", [True, True])
+    # a failure of the layer itself, eager's too, stays the layer's error
+    broken = native("broken", _matmul)
+    impl = replace(broken, name="broken-torchscript", form="torchscript", source="broken")
+    with pytest.raises(RuntimeError, match="must be a matrix"):
+        build(mse, impl, {"n": 4}, inputs, "float32", 1, "cpu", [True, True])
 
 
 def _onnx(fn: object, example: tuple[torch.Tensor, ...], names: list[str]) -> bytes:

@@ -164,6 +164,29 @@ def test_an_output_without_a_gradient_is_left_out_of_the_backward(tmp_path: Path
     assert done["numpy"].phases["step"].status == "unsupported"  # a function of arrays
 
 
+def test_a_forward_only_layer_sets_up_no_training_phase_of_its_natives(tmp_path: Path) -> None:
+    """No baseline has a backward: no verdict reads a native's step, and an integer
+    output has no gradient to take (2026-12-02: a NumPy argmax's torch and compile
+    rows were 'failed points' of 'element 0 of tensors does not require grad')."""
+    variants = [Variant.make("argmax", impl, {"n": 16}) for impl in ("numpy", "torch", "compile")]
+    done, _ = _setup(tmp_path, variants)
+    for impl in ("numpy", "torch", "compile"):
+        assert done[impl].phases["forward"].status == "ok", impl
+    for impl in ("torch", "compile"):
+        for phase in ("backward", "step"):
+            info = done[impl].phases[phase]
+            assert info.status == "unsupported" and "forward-only" in str(info.error)
+    assert not _layers()["argmax"].trains and _layers()["sort"].trains
+
+
+@pytest.mark.slow
+def test_compile_of_a_forward_only_layer_is_checked_on_its_forward() -> None:
+    from harness.capabilities import capability_matrix
+
+    rows = capability_matrix(_layers()["argmax"], ["torch"], checks=["compile_fullgraph"])
+    assert [r["status"] for r in rows] == ["ok"], rows
+
+
 def test_a_reference_whose_backward_raises_leaves_the_outputs_compared(tmp_path: Path) -> None:
     """2026-12-01: torch's complex SVD refuses a loss that depends on its singular
     vectors' phases; every forward of a public SciPy SVD layer then failed with the
