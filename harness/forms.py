@@ -294,7 +294,7 @@ def _onnx_model(
 ) -> tuple[bytes, float, bool]:
     """Exported model bytes, the export's duration, and whether it came from the cache
     (keyed by the code, the shapes, the dtype, the layer's ``arguments`` at the point,
-    which the export bakes in, and the versions)."""
+    which the export bakes in, a module's whole point, and the versions)."""
     import onnxruntime
 
     target = impl.fn if impl.fn is not None else impl.module
@@ -448,6 +448,11 @@ def build(
     if impl.form == "onnxruntime":
         # the export bakes the layer's arguments in: they key its cache entry
         extra = repr(tuple(impl.arguments(point))) if impl.arguments is not None else ""
+        if impl.module is not None:
+            # built per point (module=lambda point: ...): a module's export depends on the
+            # whole point, not only on the shapes (a Bessel module of order v=1 was
+            # served the export, and the cause, of v=0's, 2026-12-02)
+            extra += json.dumps(dict(point), sort_keys=True, default=str)
         return _build_onnxruntime(layer, impl, fn, example, dtype, threads, device, extra)
     raise ValueError(f"unknown form {impl.form!r}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,6 +69,42 @@ def test_module_candidate_has_no_torchscript_form() -> None:
             "cpu",
             [True] * 3,
         )
+
+
+class Scale(torch.nn.Module):
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+@pytest.mark.slow
+def test_a_module_is_exported_per_point_not_per_shape(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two points of one shape build two modules (module=lambda point: ...): the second
+    must not be served the first's export from the cache."""
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    scaled = Layer(
+        name="scaled",
+        description="x times a factor the point gives the module",
+        axes=(Axis("n", (4,)), Axis("factor", (2, 3))),
+        inputs={"x": 1},
+        make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g),),
+        reference=lambda x: x,
+        implementations=(
+            baseline("numpy", lambda x: x),
+            native("torch", module=lambda p: Scale(int(p["factor"]))),
+        ),
+    )
+    impl = scaled.implementation("onnxruntime")
+    for factor in (2, 3):
+        point = {"n": 4, "factor": factor}
+        (x,) = scaled.make(point, torch.float32, "cpu", seed=0)
+        built = build(scaled, impl, point, (x,), "float32", 1, "cpu", [True])
+        assert torch.allclose(built.fn(x), x * factor), factor
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
