@@ -1101,6 +1101,18 @@ def test_a_compiled_baseline_that_cannot_run_says_why(rf: ModuleType) -> None:
     assert "torch.compile cannot run numpy as declared: Unsupported: other" in text
 
 
+def test_the_compile_check_read_is_the_compared_baseline_s(rf: ModuleType) -> None:
+    """2026-12-02: a public Hausdorff loss declared as published (failing on NumPy 2) and
+    mended; the report pinned the published copy's compile failure on the mended one."""
+    rows = layer_rows(rf, {n: rf.iv(3.0) for n in (8, 64)})  # against "numpy"
+    published = {**_compile_cap(0, "unsupported", "eager call failed: AttributeError: ptp")}
+    published["impl"] = "published"
+    d = decide_one(rf, rows, caps=[published, _compile_cap(2, reason="scipy call")])
+    text = " ".join(layer_sentences(d))
+    assert "torch.compile of numpy as declared breaks the graph 2 time(s)" in text, text
+    assert "ptp" not in text
+
+
 def test_a_compile_failure_is_said_once(rf: ModuleType) -> None:
     """2026-11-30: dynoNet's report gave the same Dynamo error twice in a paragraph: in
     "scipy-compile was not timed" and in "torch.compile cannot run scipy as declared"."""
