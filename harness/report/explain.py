@@ -196,8 +196,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         # nothing was compared: say so first, before "not measured on both sides"
         out.append(
             f"{s.baseline} fails at every size measured, so nothing was compared: "
-            f"{s.native} runs where it does not (the failure is below). Make {s.baseline} "
-            "run to weigh speed."
+            f"{s.native} runs where it does not. Make {s.baseline} run to weigh speed."
         )
     what = {
         STEP: "a whole training step (a forward that records the graph, then the backward)",
@@ -497,6 +496,9 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
             "timings do not matter until then."
         )
         out += [f"{_writes(*w)}: fix that too." for w in writers[1:]]
+    elif d.kind == FIX_GRADIENT and (broken := _no_gradient(g, baselines)):
+        out.append(_no_gradient_sentence(*broken, "gradients" in g.agree))
+        out += [f"{_writes(*w)}: fix that too." for w in writers]
     elif d.kind == FIX_GRADIENT and not g.gradcheck_failed and _returns_of(g, baselines):
         # what it returns (a dtype, float32 inside) is the likelier defect than its formula
         out.append(
@@ -532,6 +534,38 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
             f"Caution: {impl} returns {how}." + _returns_consequence(d, impl in baselines, how)
         )
     return out
+
+
+def _no_gradient(g: GradientFindings, baselines: set[str]) -> tuple[str, str] | None:
+    """(baseline, error) when the compared baseline's gradcheck failed because no
+    gradient could be taken at all (an exception, not gradcheck's Jacobian mismatch):
+    nothing says its formula is wrong (2026-12-02: a public Hausdorff loss calls
+    ``.numpy()`` on a tensor that requires grad, and read "the gradient is wrong")."""
+    for impl, err in g.gradcheck_failed:
+        if impl in baselines and err and not re.search(r"GradcheckError|Jacobian|mismatch", err):
+            return impl, err
+    return None
+
+
+def _no_gradient_sentence(baseline: str, error: str, native_agrees: bool) -> str:
+    text = (
+        f"{baseline} cannot be trained: no gradient can be taken through it ({error}), so "
+        "there is no gradient to check or to time, and its timings do not matter until "
+        "there is."
+    )
+    if "numpy() on Tensor that requires grad" in error:
+        text += (
+            " It converts a tensor that requires grad to NumPy outside a "
+            "torch.autograd.Function, where autograd cannot follow: put that code in an "
+            "autograd.Function with a backward of its own"
+        )
+    else:
+        text += " Make its backward run"
+    return text + (
+        ", or port (the native implementation's autograd gradient agrees with the reference)."
+        if native_agrees
+        else ", or port."
+    )
 
 
 def _right_only_in_float64(g: GradientFindings, baselines: set[str]) -> tuple[str, str] | None:

@@ -275,6 +275,9 @@ def _speed_cell(s: SettingDecision | None, axis: str) -> str:
         return "—"
     measured = [p for p in s.points if p.speedup is not None]
     if not measured:
+        if s.points and s.baseline and all(p.failed == "baseline" for p in s.points):
+            # the candidate ran: it is the baseline that has no figure to compare with
+            return f"{cell(s.native)}: {cell(s.baseline)} fails at every size"
         return f"{cell(s.native)}: not measured"
     lo, hi = measured[0], measured[-1]
     speed = f"{fmt_interval(lo.speedup, lo.low, lo.high)} at {axis}={fmt_size(lo.size)}"

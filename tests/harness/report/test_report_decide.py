@@ -337,6 +337,35 @@ def test_fix_the_gradient_first_when_gradcheck_fails(rf: ModuleType) -> None:
     assert d.settings[0].kind == KEEP  # the speed is still decided, and reported
 
 
+NUMPY_OF_GRAD = "RuntimeError: Can't call numpy() on Tensor that requires grad."
+
+
+def test_a_baseline_no_gradient_can_be_taken_through_is_not_called_wrong(rf: ModuleType) -> None:
+    """2026-12-02: a public Hausdorff loss calls .numpy() on a tensor that requires grad;
+    the report said "the NumPy/SciPy gradient is wrong" of a gradient that never ran."""
+    d = decide_one(rf, _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error=NUMPY_OF_GRAD))
+    assert d.kind == FIX_GRADIENT
+    text = " ".join(layer_sentences(d))
+    assert "numpy cannot be trained: no gradient can be taken through it" in text, text
+    assert "outside a torch.autograd.Function" in text
+    assert "gradient is wrong" not in text
+    # a Jacobian mismatch is a wrong gradient, said so
+    d = decide_one(rf, _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error="Jacobian mismatch"))
+    assert "The NumPy/SciPy gradient is wrong" in " ".join(layer_sentences(d))
+
+
+def test_a_baseline_failing_everywhere_is_named_in_the_summary(rf: ModuleType) -> None:
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (8, 64)})
+    for r in rows:
+        if r["impl"] == "numpy":
+            r.update(status="error", error=NUMPY_OF_GRAD, median_s=None)
+        else:
+            r.update(speedup=None, speedup_low=None, speedup_high=None)
+            r.update(step_speedup=None, step_speedup_low=None, step_speedup_high=None)
+    table = summary_table([decide_one(rf, rows)])
+    assert "torch: numpy fails at every size" in table, table
+
+
 def test_fix_the_gradient_first_when_only_the_baselines_gradients_disagree(
     rf: ModuleType,
 ) -> None:
