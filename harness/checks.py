@@ -23,6 +23,7 @@ from harness.deviation import (
     compare_outputs,
     compare_tensors,
     gradients,
+    integer_output,
     output_mismatch,
     precision_mismatch,
     run_gradcheck,
@@ -119,8 +120,10 @@ class SetupChecks:
         random = differs(p.forward(), out, p.variant.dtype)
         ref_out, _ = self.reference(p.layer, p.variant)
         devs = compare_outputs(out, ref_out, p.variant.dtype)  # one per output
-        returns = output_mismatch(out, p.inputs, shape_of(ref_out)) or precision_mismatch(
-            out, ref_out
+        returns = (
+            output_mismatch(out, p.inputs, shape_of(ref_out))
+            or integer_output(out, ref_out)
+            or precision_mismatch(out, ref_out)
         )
         del out
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from harness.dtypes import RTOL, cast_input
+from harness.dtypes import RTOL, cast_input, differentiable_dtype
 from harness.errors import describe
 from harness.outputs import Outputs, as_tuple, differentiable, output_names, several
-from harness.protocol import FLOAT32_ROUNDING, SHORT_OF_FLOAT64
+from harness.protocol import FLOAT32_ROUNDING, INTEGER_TRUNCATION, SHORT_OF_FLOAT64
 
 __all__ = [
     "RTOL",
@@ -36,6 +36,7 @@ __all__ = [
     "compare_outputs",
     "compare_tensors",
     "gradients",
+    "integer_output",
     "output_mismatch",
     "precision_mismatch",
     "run_gradcheck",
@@ -251,6 +252,26 @@ def _tensor_mismatch(
     if shape is not None and tuple(out.shape) != tuple(shape):
         found.append(f"shape {tuple(out.shape)} where the reference has {tuple(shape)}")
     return "; ".join(found) or None
+
+
+def integer_output(out: object, ref: object) -> str | None:
+    """How an output is integer where the reference's is floating, or None (several
+    outputs: each, named). Its values are then truncated: a result array made like an
+    integer input (``np.zeros_like(seg)``) keeps the input's dtype. 2026-12-02: a public
+    signed distance map (LIVIAETS/boundary-loss ``one_hot2dist``) called on an int32
+    one-hot returned int32 distances, 1.0 off, and only "outputs disagree" was said."""
+    if several(out) and several(ref) and len(as_tuple(out)) == len(as_tuple(ref)):
+        return _each_output(integer_output, as_tuple(out), as_tuple(ref))
+    if not isinstance(out, torch.Tensor) or not isinstance(ref, torch.Tensor):
+        return None
+    if not differentiable_dtype(ref) or differentiable_dtype(out):
+        return None
+    return (
+        f"{str(out.dtype).removeprefix('torch.')} where the reference returns "
+        f"{str(ref.dtype).removeprefix('torch.')}: {INTEGER_TRUNCATION} (a result array "
+        "made like an integer input, `np.zeros_like(x)` or `np.empty_like(x)`, keeps the "
+        "input's dtype; give it a floating `dtype=`)"
+    )
 
 
 #: The relative errors of a float64 output that look like float32 rounding (float32's

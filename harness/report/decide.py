@@ -60,6 +60,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.protocol import INTEGER_TRUNCATION
 from harness.report._data import Setting, finite, impl_order, layer_names, records, settings
 from harness.stats import BAND, geomean
 
@@ -307,6 +308,11 @@ class GradientFindings:
     reference_is: str | None = None
     """The implementation whose own function the reference is (run.json's layer info):
     that one's agreement measures its dtype alone."""
+    truncated: tuple[str, ...] = ()
+    """The baselines whose outputs are out of tolerance because they are integer where
+    the reference's are floating (``protocol.INTEGER_TRUNCATION``): wrong, whatever
+    the speed, and *fix the layer first* for every use. Other disagreements stay
+    cautions: an SVD's signs or a solver's tolerance read as one too."""
 
 
 @dataclass(frozen=True)
@@ -348,8 +354,11 @@ class LayerDecision:
     ``np.float_``, gone in NumPy 2; its mended copy, declared second, was compared)."""
 
     def fixes_layer_first(self, setting: SettingDecision) -> bool:
-        """Whether a runtime call undoes ``setting``'s port (``RuntimeCost``): that
-        setting reads *fix the layer first*."""
+        """Whether a runtime call undoes ``setting``'s port (``RuntimeCost``), or the
+        baseline's outputs are truncated to integers: that setting reads *fix the layer
+        first*."""
+        if setting.baseline is not None and setting.baseline in self.gradient.truncated:
+            return True
         return any(
             c.undoes_port and c.use == setting.use and c.setting == setting.label
             for c in self.runtime
@@ -1032,6 +1041,16 @@ def _gradient_findings(
             if r.get("returns") and r.get("phase") in ("forward", "backward")
         )
     )
+    bad_outputs = {
+        str(worst.get("impl"))
+        for _, noun, _, worst in tol.base_bad
+        if noun == "outputs" and worst.get("impl")
+    }
+    truncated = tuple(
+        dict.fromkeys(
+            impl for impl, how in returns if impl in bad_outputs and INTEGER_TRUNCATION in how
+        )
+    )
     return GradientFindings(
         tol.fix,
         failed,
@@ -1047,6 +1066,7 @@ def _gradient_findings(
         tuple(random.items()),
         reference_failed,
         worst_agreeing[1] if worst_agreeing else None,
+        truncated=truncated,
     )
 
 
@@ -1361,6 +1381,9 @@ def _layer_decision(
     use = TRAINING_USE if TRAINING_USE in uses and trains else INFERENCE_USE
     decisions = [_setting_decision(s, baselines, back, use) for s in setting_list]
     runtime = _runtime_costs(setting_list, decisions, use, profiled or {})
+    gradient = _gradient_findings(rows, decisions, setting_list)
+    if info.get("reference_is"):
+        gradient = replace(gradient, reference_is=str(info["reference_is"]))
     inference = None
     if use == TRAINING_USE and INFERENCE_USE in uses:
         inf = [_setting_decision(s, baselines, back, INFERENCE_USE) for s in setting_list]
@@ -1368,15 +1391,12 @@ def _layer_decision(
         if inf_kind == PORT and _best_is_compiled(inf, rows):
             inf_kind = COMPILE_AS_IS
         inf_costs = _runtime_costs(setting_list, inf, INFERENCE_USE, profiled or {})
-        if _undoes_a_port(INFERENCE_USE, inf_costs):
+        if _undoes_a_port(INFERENCE_USE, inf_costs) or gradient.truncated:
             inf_kind, inf_threshold, inf_closing = FIX_LAYER, None, None
         runtime += inf_costs
         inference = Verdict(
             INFERENCE_USE, inf_kind, inf_threshold, tuple(inf), inf_mixed, inf_closing
         )
-    gradient = _gradient_findings(rows, decisions, setting_list)
-    if info.get("reference_is"):
-        gradient = replace(gradient, reference_is=str(info["reference_is"]))
     kind, threshold, closing, mixed = _merge(decisions)
     compared = next((d.baseline for d in decisions if d.baseline), None)
     compile_check = _baseline_check(layer_caps, "compile", compared)
@@ -1391,7 +1411,7 @@ def _layer_decision(
         kind = COMPILE_AS_IS
     if gradient.fix and use == TRAINING_USE:
         kind, threshold, closing = FIX_GRADIENT, None, None
-    elif _undoes_a_port(use, runtime):
+    elif _undoes_a_port(use, runtime) or gradient.truncated:
         kind, threshold, closing = FIX_LAYER, None, None
     best = next((d for d in decisions if d.native), None)
     native_source = None

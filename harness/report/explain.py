@@ -11,7 +11,13 @@ from typing import Any
 
 from harness.capabilities import CHECK_LABELS
 from harness.dtypes import RTOL, tolerance_text
-from harness.protocol import FLOAT32_ROUNDING, SHORT_OF_FLOAT64, UPSTREAM_GRADIENT, written_what
+from harness.protocol import (
+    FLOAT32_ROUNDING,
+    INTEGER_TRUNCATION,
+    SHORT_OF_FLOAT64,
+    UPSTREAM_GRADIENT,
+    written_what,
+)
 from harness.report.breakdown import RUNTIME_WHY
 from harness.report.decide import (
     ALTERNATING_RATIO,
@@ -389,6 +395,18 @@ def layer_sentences(d: LayerDecision) -> list[str]:
     return _dedupe(out)
 
 
+def _truncation_sentence(d: LayerDecision, use: str, baseline: str) -> str:
+    """*Fix the layer first*: ``baseline`` returns integers for a floating reference."""
+    how = next((h for impl, h in d.gradient.returns if impl == baseline), "integers")
+    lead = (
+        "Then fix the layer" if use == d.use and d.kind == FIX_GRADIENT else FIX_LAYER.capitalize()
+    )
+    return (
+        f"{lead}: {baseline} returns {how}, so its outputs are wrong wherever a value has "
+        "a fraction, and its timings do not matter until it returns floating values."
+    )
+
+
 def runtime_sentences(d: LayerDecision, use: str) -> list[str]:
     """What the baseline's runtime calls (``RuntimeCost``) do to ``use``'s verdict: the
     port they undo (*fix the layer first*, the verdict), else what a port still gains
@@ -396,7 +414,7 @@ def runtime_sentences(d: LayerDecision, use: str) -> list[str]:
     costs = [c for c in d.runtime if c.use == use]
     undone = [c for c in costs if c.undoes_port]
     word = "training step" if use == "training" else "forward"
-    out = []
+    out = [_truncation_sentence(d, use, b) for b in d.gradient.truncated]
     if undone:
         c = max(undone, key=lambda c: c.share)
         w = c.without
@@ -530,6 +548,8 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
     if g.agree:
         out.append(_agreement(g))
     for impl, how in g.returns:
+        if impl in g.truncated:
+            continue  # the verdict's own sentence (runtime_sentences) says it
         out.append(
             f"Caution: {impl} returns {how}." + _returns_consequence(d, impl in baselines, how)
         )
@@ -605,6 +625,8 @@ def _returns_consequence(d: LayerDecision, baseline: bool, how: str) -> str:
             f" It then does {words[0]} work where the candidates do {given}: its speedups "
             f"compare dtypes as much as code (`--dtype {words[0]}` compares like with like)."
         )
+    if INTEGER_TRUNCATION in how:  # deviation.integer_output: wrong, not imprecise
+        return " Its outputs are wrong wherever a value has a fraction: fix that first."
     if d.use != "training":
         return ""
     if SHORT_OF_FLOAT64 in how and FLOAT32_ROUNDING not in how:

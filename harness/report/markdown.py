@@ -84,7 +84,8 @@ _KINDS = (
     "*fix the gradient first*: the baseline's gradient disagrees with autograd, whatever "
     "the speed; *fix the layer first*: the port's gain is a call into the Python runtime "
     "the baseline makes every call (`gc.collect()`, `time.sleep`, `print`), and without "
-    "it the port is no longer decidedly faster; *undecided*: too noisy to tell at the sizes named; *compile as is*: "
+    "it the port is no longer decidedly faster, or the baseline returns integers where "
+    "the reference's outputs are floating; *undecided*: too noisy to tell at the sizes named; *compile as is*: "
     "`torch.compile` of the baseline exactly as declared runs without a graph break, "
     "agrees with the reference and keeps up with the best native candidate."
 )

@@ -158,6 +158,20 @@ def test_output_mismatch_names_a_dtype_change_and_its_likely_cause() -> None:
     assert "shape (3,) where the reference has (4,)" in str(output_mismatch(x, (x,), (4,)))
 
 
+def test_an_integer_output_of_a_floating_reference_is_named() -> None:
+    from harness.deviation import integer_output
+
+    ref = torch.tensor([0.5, 1.5, 2.5], dtype=torch.float64)
+    found = integer_output(ref.to(torch.int32), ref)
+    assert found is not None and found.startswith("int32 where the reference returns float64")
+    assert "np.zeros_like" in found
+    assert integer_output(ref.float(), ref) is None  # a dtype, not integers: elsewhere
+    indices = torch.tensor([2, 0, 1])
+    assert integer_output(indices, indices) is None  # integer both: an argmax
+    several = integer_output((ref, ref.to(torch.int64)), (ref, ref))
+    assert several is not None and several.startswith("output[1]: int64 where")
+
+
 def test_precision_mismatch_names_float32_rounding_in_a_float64_output() -> None:
     from harness.deviation import precision_mismatch
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from harness.protocol import INTEGER_TRUNCATION
 from harness.report.decide import (
     COMPILE_AS_IS,
     FIX_GRADIENT,
@@ -1321,6 +1322,34 @@ def test_a_baseline_that_returns_float64_for_float32_is_said_to_compare_dtypes(
         "float32: its speedups compare dtypes as much as code (`--dtype float64`"
     ) in text
     assert "not of its gradient formula" not in text
+
+
+def test_a_baseline_returning_integers_for_a_floating_reference_is_fixed_first(
+    rf: ModuleType,
+) -> None:
+    """2026-12-02: a public signed distance map (boundary-loss's one_hot2dist) called on
+    an int32 one-hot returned int32 distances; the verdict weighed its speed all the
+    same, and the report said only that its outputs disagree."""
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0)
+    )
+    why = f"int32 where the reference returns float64: {INTEGER_TRUNCATION} (...)"
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r.update(returns=why, within_tol=False, max_rel_err=1.0)
+    d = decide_one(rf, rows)
+    assert d.gradient.truncated == ("numpy",)
+    assert d.kind == FIX_LAYER and d.inference is not None and d.inference.kind == FIX_LAYER
+    assert setting_headline(d, d.settings[0]) == FIX_LAYER
+    said = " ".join(runtime_sentences(d, "inference"))
+    assert f"Fix the layer first: numpy returns {why}, so its outputs are wrong" in said
+    assert "Caution: numpy returns" not in " ".join(layer_sentences(d))  # said once
+    # outputs within tolerance (integers happen to be right): a caution, not the verdict
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r.update(within_tol=True, max_rel_err=0.0)
+    d = decide_one(rf, rows)
+    assert d.gradient.truncated == () and d.kind == PORT
 
 
 def test_gradients_off_beside_what_a_baseline_returns_name_that_first(rf: ModuleType) -> None:
