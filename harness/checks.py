@@ -37,7 +37,13 @@ from harness.layer import Layer
 from harness.measure import calibrate_loops, set_threads
 from harness.outputs import Outputs, as_tuple, differentiable, is_outputs, several, shape_of
 from harness.prepared import Prepared
-from harness.protocol import UPSTREAM_GRADIENT, PhaseBreakdown, PhaseSetup, written_what
+from harness.protocol import (
+    NO_BACKWARD,
+    UPSTREAM_GRADIENT,
+    PhaseBreakdown,
+    PhaseSetup,
+    written_what,
+)
 
 if TYPE_CHECKING:
     from harness.profile_call import Costs
@@ -303,7 +309,7 @@ def no_backward(p: Prepared) -> PhaseSetup | None:
         why = (
             "ONNX Runtime sessions run forward only"
             if p.impl.form == "onnxruntime"
-            else "declared without backward"
+            else NO_BACKWARD
         )
         return PhaseSetup("unsupported", error=why)
     if not any(p.grad_mask):

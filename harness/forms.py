@@ -444,7 +444,7 @@ def build(
         _called_as_eager(built, fn, example)
         return built
     if impl.form == "compile":
-        return _build_compiled(impl, fn, example, grad_mask)
+        return _build_compiled(impl, fn, example, grad_mask, trains=layer.trains)
     if impl.form == "onnxruntime":
         # the export bakes the layer's arguments in: they key its cache entry
         extra = repr(tuple(impl.arguments(point))) if impl.arguments is not None else ""
@@ -500,11 +500,13 @@ def _build_compiled(
     fn: Callable[..., torch.Tensor],
     example: Sequence[torch.Tensor],
     grad_mask: Sequence[bool],
+    *,
+    trains: bool = True,
 ) -> Built:
     """``fn`` under ``torch.compile``, compiled here by its first calls (the one-off
-    cost) so that no timed call compiles. The baseline compiled (role ``compiled``)
-    must be taken whole (``fullgraph``): else it is no port, and ``FormUnsupported``
-    says why."""
+    cost) so that no timed call compiles; of a forward-only layer (``trains`` false)
+    the forward as served alone. The baseline compiled (role ``compiled``) must be
+    taken whole (``fullgraph``): else it is no port, and ``FormUnsupported`` says why."""
     _compile_every_shape()
     # The baseline's own code is a port only if compile takes it whole.
     whole = impl.role == "compiled"
@@ -516,7 +518,7 @@ def _build_compiled(
     t0 = time.perf_counter()
     try:
         with quiet():
-            _first_calls(compiled, impl, example, grad_mask)
+            _first_calls(compiled, impl, example, grad_mask, trains)
     except torch._dynamo.exc.Unsupported as exc:
         if not whole:
             raise
@@ -526,7 +528,9 @@ def _build_compiled(
     return Built(
         compiled,
         time.perf_counter() - t0,
-        "first calls: compile forward (inference and training) and backward",
+        "first calls: compile forward (inference and training) and backward"
+        if trains
+        else "first call: compile the forward (inference)",
     )
 
 
@@ -556,14 +560,18 @@ def _first_calls(
     impl: Implementation,
     example: Sequence[torch.Tensor],
     grad_mask: Sequence[bool],
+    trains: bool = True,
 ) -> None:
     """Call ``compiled`` once in each grad mode it will be timed in, and its backward
-    once when it has one: each compiles a graph of its own."""
+    once when it has one: each compiles a graph of its own. A forward-only layer's
+    (``trains`` false) is timed as served alone."""
     # the forward is timed as it is served: natives under inference_mode
     # (dynamo guards on the grad mode), the baseline's own code under no_grad
     serve = torch.inference_mode if impl.role == "native" else torch.no_grad
     with serve():
         compiled(*example)
+    if not trains:
+        return
     leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]
     out = compiled(*leaves)
     if impl.backward and any(grad_mask):

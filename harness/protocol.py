@@ -104,6 +104,9 @@ UPSTREAM_GRADIENT = "grad_output"
 #: tolerance).
 FLOAT32_ROUNDING = "float64 with float32's rounding"
 SHORT_OF_FLOAT64 = "float64 short of float64's accuracy"
+#: Why a baseline's backward and step are not set up (``harness.checks.no_backward``
+#: writes it, the report reads it): ``backward=False``, or a function of arrays.
+NO_BACKWARD = "declared without backward"
 #: How ``returns`` says an output is integer where the reference's is floating
 #: (``harness.deviation.integer_output``): wrong, not imprecise.
 INTEGER_TRUNCATION = "its values are truncated to integers"

@@ -551,7 +551,8 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
         if impl in g.truncated:
             continue  # the verdict's own sentence (runtime_sentences) says it
         out.append(
-            f"Caution: {impl} returns {how}." + _returns_consequence(d, impl in baselines, how)
+            f"Caution: {impl} returns {how}."
+            + _returns_consequence(d, impl in baselines, how, _no_gradient(g, {impl}) is None)
         )
     return out
 
@@ -611,9 +612,12 @@ def _returns_of(g: GradientFindings, baselines: set[str]) -> bool:
     return any(impl in baselines for impl, _ in g.returns)
 
 
-def _returns_consequence(d: LayerDecision, baseline: bool, how: str) -> str:
+def _returns_consequence(
+    d: LayerDecision, baseline: bool, how: str, has_gradient: bool = True
+) -> str:
     """What a baseline's dtype mismatch ``how`` (``deviation.output_mismatch``) does to
-    the checks or to the comparison, or ""."""
+    the checks or to the comparison, or "" (nothing about gradients for a baseline no
+    gradient can be taken through: ``_no_gradient``)."""
     if not baseline:
         return ""
     widths = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
@@ -627,7 +631,7 @@ def _returns_consequence(d: LayerDecision, baseline: bool, how: str) -> str:
         )
     if INTEGER_TRUNCATION in how:  # deviation.integer_output: wrong, not imprecise
         return " Its outputs are wrong wherever a value has a fraction: fix that first."
-    if d.use != "training":
+    if d.use != "training" or not has_gradient:
         return ""
     if SHORT_OF_FLOAT64 in how and FLOAT32_ROUNDING not in how:
         return (

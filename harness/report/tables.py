@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from harness.capabilities import format_capabilities
+from harness.protocol import NO_BACKWARD
 from harness.report._data import Measure, impl_order, measure, records, settings, size_axis
 from harness.report.decide import LayerDecision, SettingDecision, reference_judges_gradients
 from harness.report.explain import fmt_interval, setting_headline
@@ -122,6 +123,10 @@ def untimed_phase(layer_frame: pd.DataFrame, phase: str) -> str | None:
     rows = [r for r in records(layer_frame) if r.get("phase") == phase]
     if not rows or any(r.get("status") == "ok" for r in rows):
         return None
+    base = [r for r in rows if r.get("role") == "baseline"]
+    if phase != "forward" and base and all(r.get("error") == NO_BACKWARD for r in base):
+        # each form's own reason (a compile it cannot take, an export) is no reason here
+        return f"the layer is forward only (its baseline is {NO_BACKWARD})"
     ordered = sorted(rows, key=lambda r: r.get("role") != "baseline")
     reasons = dict.fromkeys(str(r.get("error") or r.get("status")) for r in ordered)
     return "; ".join(reasons)

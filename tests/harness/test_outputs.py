@@ -180,6 +180,21 @@ def test_a_forward_only_layer_sets_up_no_training_phase_of_its_natives(tmp_path:
 
 
 @pytest.mark.slow
+def test_compile_of_a_forward_only_layer_compiles_its_forward_alone() -> None:
+    from harness.forms import build
+
+    layer = _layers()["argmax"]
+    point = {"n": 16}
+    inputs = layer.make(point, torch.float32, "cpu", seed=0)
+    built = build(
+        layer, layer.implementation("compile"), point, inputs, "float32", 1, "cpu", [True]
+    )
+    assert built.oneoff_what == "first call: compile the forward (inference)"
+    with torch.inference_mode():
+        assert torch.equal(built.fn(*inputs), torch.argmax(inputs[0], dim=-1))
+
+
+@pytest.mark.slow
 def test_compile_of_a_forward_only_layer_is_checked_on_its_forward() -> None:
     from harness.capabilities import capability_matrix
 

@@ -350,6 +350,14 @@ def test_a_baseline_no_gradient_can_be_taken_through_is_not_called_wrong(rf: Mod
     assert "numpy cannot be trained: no gradient can be taken through it" in text, text
     assert "outside a torch.autograd.Function" in text
     assert "gradient is wrong" not in text
+    # what it returns is no word on a gradient it does not have
+    rows = _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error=NUMPY_OF_GRAD)
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r["returns"] = "float32 for float64 input (likely torch.Tensor(array))"
+    text = " ".join(layer_sentences(decide_one(rf, rows)))
+    assert "Caution: numpy returns float32 for float64 input" in text
+    assert "gradient formula" not in text, text
     # a Jacobian mismatch is a wrong gradient, said so
     d = decide_one(rf, _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error="Jacobian mismatch"))
     assert "The NumPy/SciPy gradient is wrong" in " ".join(layer_sentences(d))

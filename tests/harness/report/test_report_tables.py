@@ -94,7 +94,18 @@ def test_a_phase_no_implementation_ran_is_one_line_not_a_table_of_na(rf: ModuleT
         ]  # fmt: skip
     frame = rf.frame(rf.paired(rows))
     assert time_tables(frame, "step", Footnotes()) == []
-    assert untimed_phase(frame, "step") == "declared without backward; forward only"
+    # the baseline has no backward: the forms' own reasons are none here (2026-12-02:
+    # boundary-loss's distance map listed a compile and an export failure there)
+    assert untimed_phase(frame, "step") == (
+        "the layer is forward only (its baseline is declared without backward)"
+    )
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "step":
+            r["error"] = "RuntimeError: no graph"
+    frame = rf.frame(rf.paired(rows))
+    assert untimed_phase(frame, "step") == (
+        "RuntimeError: no graph; declared without backward; forward only"
+    )
     assert untimed_phase(frame, "forward") is None
     assert untimed_phase(frame, "backward") is None  # no rows of it at all
 
