@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -816,9 +817,30 @@ def _describe(exc: BaseException) -> str:
         None,
     )
     if explanation:
-        text += f" ({explanation.removeprefix('Explanation:').strip()})"
+        text += f" ({_fake_call(explanation.removeprefix('Explanation:').strip())})"
     text += _where(root) or _where(exc)
     return f"{type(exc).__name__} from {text}" if root is not exc else text
+
+
+_FAKE_CALL = re.compile(
+    r"Dynamo failed to run FX node with fake tensors: call_\w+ (?P<fn>.+?)\(\*.*\): "
+    r"got (?P<got>.+)$",
+    re.S,
+)
+
+
+def _fake_call(explanation: str) -> str:
+    """Dynamo's "failed to run FX node with fake tensors: call_function <fn>(*(args),
+    **{...}): got Error(...)" without its arguments: the function and what it raised,
+    the line that says what is wrong, were cut off behind a list of fake tensors
+    (2026-12-02, dynoNet's ``np.empty_like(a, shape=...)``)."""
+    m = _FAKE_CALL.match(explanation)
+    if m is None:
+        return explanation
+    fn = m.group("fn")
+    original = re.search(r"<original (\w+)>", fn)
+    name = original.group(1) if original else fn.strip("<>")
+    return f"{name} failed on fake tensors: {m.group('got').strip()}"
 
 
 def _where(exc: BaseException) -> str:
@@ -828,7 +850,15 @@ def _where(exc: BaseException) -> str:
     the user found no ``.dtype`` in their code (2026-12-01, NOTEARS' trace(expm):
     ``scipy/linalg/_matfuncs.py:323`` in ``expm``, from the layer's line 19)."""
     stack = getattr(exc, "real_stack", None) or ()
-    frames = [f for f in stack if f"{os.sep}torch{os.sep}" not in f.filename]
+    # nor the harness's own frames (a module's binding, harness/layer.py): the user's
+    # line is the outermost of theirs (2026-12-02: "from layer.py:339" named ours)
+    ours = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frames = [
+        f
+        for f in stack
+        if f"{os.sep}torch{os.sep}" not in f.filename
+        and not os.path.abspath(f.filename).startswith(ours)
+    ]
     if not frames:
         return ""
     inner, outer = frames[-1], frames[0]

@@ -38,10 +38,11 @@ from harness.measure import calibrate_loops, set_threads
 from harness.outputs import Outputs, as_tuple, differentiable, is_outputs, several, shape_of
 from harness.prepared import Prepared
 from harness.protocol import (
-    NO_BACKWARD,
+    FORWARD_ONLY_LAYER,
     UPSTREAM_GRADIENT,
     PhaseBreakdown,
     PhaseSetup,
+    no_backward_reason,
     written_what,
 )
 
@@ -306,18 +307,11 @@ def differs(again: Any, first: Any, dtype: str) -> float | None:
 def no_backward(p: Prepared) -> PhaseSetup | None:
     """Why ``p`` has no backward (an ``unsupported`` phase), or None."""
     if not p.impl.backward:
-        why = (
-            "ONNX Runtime sessions run forward only"
-            if p.impl.form == "onnxruntime"
-            else NO_BACKWARD
-        )
-        return PhaseSetup("unsupported", error=why)
+        return PhaseSetup("unsupported", error=no_backward_reason(p.impl.form, "baseline"))
     if not any(p.grad_mask):
         return PhaseSetup("unsupported", error="the layer declares no differentiable input")
     if not p.layer.trains:
-        return PhaseSetup(
-            "unsupported", error="forward-only layer: no baseline has a backward to compare with"
-        )
+        return PhaseSetup("unsupported", error=FORWARD_ONLY_LAYER)
     return None
 
 

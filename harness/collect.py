@@ -52,6 +52,7 @@ from harness.protocol import (
     RoundsTask,
     SetupDone,
     SetupTask,
+    no_backward_reason,
     read_event_at,
 )
 from harness.results import RAW_DIR, ResultsWriter, benchmark_json, pyperf_suite
@@ -781,6 +782,12 @@ def _row(
     per-tensor deviations. Keep the order: it is the order of a row's keys."""
     case = Case(variant, phase)  # type: ignore[arg-type]
     ps = setup.phases.get(phase) or PhaseSetup("error", error="not set up")
+    if phase != "forward" and ps.status == "error" and variant.impl not in info.backward:
+        # a setup that crashed or timed out failed every phase: those this implementation
+        # never runs are no failed points (2026-12-02: an ONNX Runtime form's backward
+        # and step listed as failed after its export timed out)
+        reason = no_backward_reason(info.forms[variant.impl], info.roles[variant.impl])
+        ps = PhaseSetup("unsupported", error=reason)
     row = _setup_columns(case, setup, ps, info, size_value)
     _add_deviations(row, case, ps, dev_rows)
     if phase == "backward" and info.roles[variant.impl] == "baseline":

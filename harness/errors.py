@@ -151,17 +151,34 @@ def one_line(text: str, limit: int | None = 500) -> str:
         line = kept
     if limit is None or len(line) <= limit:
         return line
-    sentences = [end for end in _sentence_ends(line) if end <= limit]
+    # a cut inside parentheses closes them (TorchScript's "(This attribute exists on
+    # the Python module, ... to a TorchScript type." read as if cut off, 2026-12-02)
+    sentences = [end for end in _sentence_ends(line) if end + _open(line[:end]) <= limit]
     if sentences and sentences[-1] >= limit // 3:
-        return line[: sentences[-1]].rstrip()
-    room = line[: max(limit - 1, 0)]
+        return _closed(line[: sentences[-1]].rstrip())
+    room = line[: max(limit - 1 - _open(line[:limit]), 0)]
     clauses = [m.start() for m in _CLAUSE_END.finditer(room)]
     if clauses and clauses[-1] >= limit // 3:
-        return room[: clauses[-1]].rstrip(" ,;:—-(") + "…"
+        return _closed(room[: clauses[-1]].rstrip(" ,;:—-(") + "…")
     space = room.rfind(" ")
     if space >= limit // 3:
-        return room[:space].rstrip(" ,;:—-(") + "…"
+        return _closed(room[:space].rstrip(" ,;:—-(") + "…")
     return truncate(line, limit)
+
+
+def _open(text: str) -> int:
+    """How many parentheses ``text`` leaves open."""
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+    return depth
+
+
+def _closed(text: str) -> str:
+    return text + ")" * _open(text)
 
 
 def truncate(text: str, limit: int | None) -> str:

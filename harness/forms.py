@@ -463,7 +463,9 @@ def _build_torchscript(impl: Implementation, fn: Callable[..., torch.Tensor]) ->
     t0 = time.perf_counter()
     if impl.module is not None:
         raise FormUnsupported(
-            "no TorchScript form of a module-based implementation: declare it with fn="
+            "not built: the harness times no TorchScript form of a module-declared "
+            "candidate (the capability matrix says whether TorchScript scripts and saves "
+            "it); declare it with fn= to time one"
         )
     loaded = script_saved(fn)
     return Built(loaded, time.perf_counter() - t0, "torch.jit.script, then save and load back")

@@ -93,7 +93,8 @@ def _layer_info(layer: Layer, impls: tuple[str, ...]) -> LayerInfo:
         axes=layer.axis_names,
         size_axis=layer.size_axis_name,
         baselines=tuple(i.name for i in chosen if i.role == "baseline"),
-        backward=tuple(i.name for i in chosen if i.backward),
+        # a forward-only layer's natives run no backward either (Layer.trains)
+        backward=tuple(i.name for i in chosen if i.backward and layer.trains),
         sources={i.name: i.origin for i in chosen},
         roles={i.name: i.role for i in chosen},
         forms={i.name: i.form for i in chosen},

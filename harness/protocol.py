@@ -107,6 +107,19 @@ SHORT_OF_FLOAT64 = "float64 short of float64's accuracy"
 #: Why a baseline's backward and step are not set up (``harness.checks.no_backward``
 #: writes it, the report reads it): ``backward=False``, or a function of arrays.
 NO_BACKWARD = "declared without backward"
+FORWARD_ONLY_FORM = "ONNX Runtime sessions run forward only"
+FORWARD_ONLY_LAYER = "forward-only layer: no baseline has a backward to compare with"
+
+
+def no_backward_reason(form: str, role: str) -> str:
+    """Why an implementation of ``form`` and ``role`` runs no backward (it is not in
+    its layer's ``backward``): an ONNX Runtime session, a baseline declared so, or a
+    native of a layer no baseline of which has a backward."""
+    if form == "onnxruntime":
+        return FORWARD_ONLY_FORM
+    return NO_BACKWARD if role == "baseline" else FORWARD_ONLY_LAYER
+
+
 #: How ``returns`` says an output is integer where the reference's is floating
 #: (``harness.deviation.integer_output``): wrong, not imprecise.
 INTEGER_TRUNCATION = "its values are truncated to integers"

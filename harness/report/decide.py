@@ -1041,16 +1041,6 @@ def _gradient_findings(
             if r.get("returns") and r.get("phase") in ("forward", "backward")
         )
     )
-    bad_outputs = {
-        str(worst.get("impl"))
-        for _, noun, _, worst in tol.base_bad
-        if noun == "outputs" and worst.get("impl")
-    }
-    truncated = tuple(
-        dict.fromkeys(
-            impl for impl, how in returns if impl in bad_outputs and INTEGER_TRUNCATION in how
-        )
-    )
     return GradientFindings(
         tol.fix,
         failed,
@@ -1066,7 +1056,22 @@ def _gradient_findings(
         tuple(random.items()),
         reference_failed,
         worst_agreeing[1] if worst_agreeing else None,
-        truncated=truncated,
+        truncated=_truncated(returns, tol),
+    )
+
+
+def _truncated(returns: Sequence[tuple[str, str]], tol: _Tolerance) -> tuple[str, ...]:
+    """The baselines whose outputs are out of tolerance and integer where the
+    reference's are floating (``GradientFindings.truncated``)."""
+    bad_outputs = {
+        str(worst.get("impl"))
+        for _, noun, _, worst in tol.base_bad
+        if noun == "outputs" and worst.get("impl")
+    }
+    return tuple(
+        dict.fromkeys(
+            impl for impl, how in returns if impl in bad_outputs and INTEGER_TRUNCATION in how
+        )
     )
 
 

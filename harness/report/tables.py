@@ -46,7 +46,12 @@ def _status_cell(m: Measure, notes: Footnotes) -> str:
     if m.status == "missing":
         return "—"
     if m.status == "unsupported":
-        return "n/a (unsupported)" + (notes.ref(m.error) if m.error else "")
+        # a form not built (its build ran past the limit at another size) or not timed
+        # (compile cannot take the baseline whole) is skipped, not unsupported by
+        # the code: the cell says which, the footnote why
+        why = str(m.error or "")
+        word = next((w for w in ("not built", "not timed") if why.startswith(f"{w}:")), None)
+        return f"n/a ({word or 'unsupported'})" + (notes.ref(why) if why else "")
     if m.status == "error":
         return "error" + notes.ref(m.error or "failed with no message recorded")
     return f"{m.status}" + (notes.ref(m.error) if m.error else "")

@@ -587,6 +587,19 @@ def test_a_layer_random_by_its_own_generator_is_not_called_wrong() -> None:
     assert row["status"] == "ok" and not row["reason"]
 
 
+def test_a_fake_tensor_failure_says_what_failed_not_its_arguments() -> None:
+    explanation = (
+        "Dynamo failed to run FX node with fake tensors: call_function <Wrapped function "
+        "<original empty_like>>(*(FakeTensor(..., size=(3, 4)),), **{'shape': (3, 2, 3)}): "
+        "got RuntimeError(\"shape '[3, 2, 3]' is invalid for input of size 12\")"
+    )
+    assert capabilities._fake_call(explanation) == (
+        "empty_like failed on fake tensors: "
+        "RuntimeError(\"shape '[3, 2, 3]' is invalid for input of size 12\")"
+    )
+    assert capabilities._fake_call("something else") == "something else"
+
+
 def test_a_graph_break_says_where_in_the_traced_code_it_happened() -> None:
     import traceback
 
@@ -600,4 +613,15 @@ def test_a_graph_break_says_where_in_the_traced_code_it_happened() -> None:
     )
     text = capabilities._describe(exc)
     assert text.endswith("at scipy/linalg/_matfuncs.py:323 (expm), from expm_layers.py:19"), text
+    # the harness's own frames (a module's binding) are not the user's line
+    import harness.layer
+
+    exc.real_stack = traceback.StackSummary.from_list(  # type: ignore[attr-defined]
+        [
+            (harness.layer.__file__, 339, "call", ""),
+            ("/home/me/hausdorff.py", 52, "forward", ""),
+            ("/venv/lib/python3.11/site-packages/scipy/ndimage/_filters.py", 1254, "f", ""),
+        ]
+    )
+    assert capabilities._describe(exc).endswith("(f), from hausdorff.py:52")
     assert capabilities._describe(RuntimeError("no stack")) == "RuntimeError: no stack"

@@ -343,6 +343,14 @@ def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
     out = build_outputs(state, p).frame
     rows = out[out["impl"] == "torch"]
     assert set(rows["status"]) == {"error"} and rows["error"].str.contains("timed out").all()
+    # an ONNX Runtime form's backward and step are none of its failures: it has none
+    state.add(Crash(SetupTask(p.variants[2]), "timed out after 60s"))
+    out = build_outputs(state, p).frame
+    rows = out[out["impl"] == "onnxruntime"].set_index("phase")
+    assert rows.loc["forward", "status"] == "error"
+    for phase in ("backward", "step"):
+        assert rows.loc[phase, "status"] == "unsupported"
+        assert rows.loc[phase, "error"] == "ONNX Runtime sessions run forward only"
 
 
 def test_a_gradcheck_that_timed_out_is_not_run_rather_than_failed() -> None:

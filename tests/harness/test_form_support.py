@@ -91,7 +91,16 @@ def test_a_cut_line_ends_a_sentence_never_a_dangling_announcement() -> None:
         * 20
     )
     cut = one_line(dynamo, 240)
-    assert not cut.endswith(("(e.g.", "e.g")) and cut.endswith("…"), cut
+    assert not cut.rstrip(")").endswith(("(e.g.", "e.g")) and cut.endswith("…))"), cut
+    assert len(cut) <= 240 and cut.count("(") == cut.count(")")
+    # a cut inside parentheses closes them (TorchScript's attribute error, 2026-12-02)
+    attribute = (
+        "Module 'M' has no attribute 'kernel3D' (This attribute exists on the Python "
+        "module, but we failed to convert Python type: 'numpy.ndarray' to a TorchScript "
+        "type. Its type was inferred; try adding a type annotation for the attribute.)"
+    )
+    cut = one_line(attribute, 170)
+    assert cut.endswith("to a TorchScript type.)") and len(cut) <= 170, cut
     assert one_line("It failed, i.e. badly. " + "word " * 60, 60) == "It failed, i.e. badly."
     # a first line that only announces the next one is completed by it (TorchScript)
     schema = "\n\nFunction.apply(Tensor cls, ...) -> Tensor 0:\nExpected a Tensor for 'cls'.\n:\n"

@@ -78,6 +78,19 @@ def test_failed_and_unsupported_points_show_as_such(rf: ModuleType) -> None:
     assert notes.render() == "[^1]: ValueError: bad shape\n[^2]: forward only"
     # the same speed is not called a win: plain text; no speedup where numpy failed
     assert "| torch | 1 ms ±1% ×1.00 (0.98–1.02) | 1 ms ±1% |" in table
+    # a form skipped is no form the code cannot have: the cell says which
+    slow = "not built: building its compile form at n=8 ran past the setup limit (60s)"
+    rows = rf.paired(
+        [
+            rf.row("lay", "numpy", 9, "backward", 1e-3),
+            rf.row("lay", "compile", 9, "backward", status="unsupported", error=slow),
+            rf.row("lay", "numpy-compile", 9, "backward", status="unsupported",
+                   error="not timed: torch.compile(fullgraph=True) cannot take numpy whole"),
+        ]
+    )  # fmt: skip
+    ((_, table),) = time_tables(rf.frame(rows), "backward", Footnotes())
+    assert "| compile | n/a (not built)[^1] |" in table, table
+    assert "| numpy-compile | n/a (not timed)[^2] |" in table
 
 
 def test_a_phase_no_implementation_ran_is_one_line_not_a_table_of_na(rf: ModuleType) -> None:
