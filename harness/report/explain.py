@@ -398,11 +398,10 @@ def layer_sentences(d: LayerDecision) -> list[str]:
 def _truncation_sentence(d: LayerDecision, use: str, baseline: str) -> str:
     """*Fix the layer first*: ``baseline`` returns integers for a floating reference."""
     how = next((h for impl, h in d.gradient.returns if impl == baseline), "integers")
-    lead = (
-        "Then fix the layer" if use == d.use and d.kind == FIX_GRADIENT else FIX_LAYER.capitalize()
-    )
+    # under the verdict's own title ("fix the layer first") the sentence is its reason
+    lead = "Then fix the layer: " if use == d.use and d.kind == FIX_GRADIENT else ""
     return (
-        f"{lead}: {baseline} returns {how}, so its outputs are wrong wherever a value has "
+        f"{lead}{baseline} returns {how}, so its outputs are wrong wherever a value has "
         "a fraction, and its timings do not matter until it returns floating values."
     )
 
@@ -665,7 +664,10 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
             )
         )
     ill_posed = _ill_posed(g)
+    said = _no_gradient(g, baselines) if d.kind == FIX_GRADIENT else None
     for impl, why in g.gradcheck_failed:
+        if said is not None and said == (impl, why):
+            continue  # "cannot be trained" gave that error already
         out.append(
             f"{impl} fails torch.autograd.gradcheck"
             + (f" ({why})" if why else "")

@@ -350,6 +350,7 @@ def test_a_baseline_no_gradient_can_be_taken_through_is_not_called_wrong(rf: Mod
     assert "numpy cannot be trained: no gradient can be taken through it" in text, text
     assert "outside a torch.autograd.Function" in text
     assert "gradient is wrong" not in text
+    assert text.count(NUMPY_OF_GRAD) == 1, text  # the error said once
     # what it returns is no word on a gradient it does not have
     rows = _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error=NUMPY_OF_GRAD)
     for r in rows:
@@ -1350,7 +1351,7 @@ def test_a_baseline_returning_integers_for_a_floating_reference_is_fixed_first(
     assert d.kind == FIX_LAYER and d.inference is not None and d.inference.kind == FIX_LAYER
     assert setting_headline(d, d.settings[0]) == FIX_LAYER
     said = " ".join(runtime_sentences(d, "inference"))
-    assert f"Fix the layer first: numpy returns {why}, so its outputs are wrong" in said
+    assert said.startswith(f"numpy returns {why}, so its outputs are wrong"), said
     assert "Caution: numpy returns" not in " ".join(layer_sentences(d))  # said once
     # outputs within tolerance (integers happen to be right): a caution, not the verdict
     for r in rows:
