@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, first_line, one_line, root_cause
 from harness.layer import Implementation, Layer, Point, with_arguments
 from harness.outputs import as_tuple, tensors_of
@@ -291,7 +292,8 @@ def _onnx_model(
     example: Sequence[torch.Tensor],
     dtype: str,
     arguments: str = "",
-) -> tuple[bytes, float, bool]:
+    second: Sequence[torch.Tensor] = (),
+) -> tuple[bytes, float, bool, str]:
     """Exported model bytes, the export's duration, and whether it came from the cache
     (keyed by the code, the shapes, the dtype, the layer's ``arguments`` at the point,
     which the export bakes in, a module's whole point, and the versions)."""
@@ -307,6 +309,9 @@ def _onnx_model(
             "dtype": dtype,
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,
+            # 2: the TorchScript-based exporter is tried where the dynamo one fails (an
+            # entry that says unsupported before that is not this one's answer)
+            "exporters": 2,
             **({"arguments": arguments} if arguments else {}),
         },
         sort_keys=True,
@@ -320,7 +325,9 @@ def _onnx_model(
             if meta.get("unsupported"):
                 raise FormUnsupported(str(meta["unsupported"]))
             if model_path.is_file():
-                return model_path.read_bytes(), float(meta["export_s"]), True
+                exporter = str(meta.get("exporter", "dynamo"))
+                if exporter in _EXPORTERS:
+                    return model_path.read_bytes(), float(meta["export_s"]), True, exporter
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is re-exported below
     from harness.atomic import atomic_write_bytes, atomic_write_json
@@ -333,22 +340,88 @@ def _onnx_model(
             program = torch.onnx.export(module, cpu_example, dynamo=True, verbose=False)
         if program is None:
             raise RuntimeError("torch.onnx.export returned no program")
+        data: bytes = program.model_proto.SerializeToString()
+        exporter = "dynamo"
     except Exception as exc:
-        # An export fails the same way every time: remember why, so that the other
-        # points and processes do not export again to learn it.
         cause = onnx_cause(exc)
-        with contextlib.suppress(OSError):
-            atomic_write_json(meta_path, {"unsupported": cause, "key": json.loads(key)})
-        raise FormUnsupported(cause) from exc
-    data: bytes = program.model_proto.SerializeToString()
+        exporter = "legacy"
+        try:
+            data = _legacy_export(module, cpu_example, tuple(layer.inputs), second, cause)
+        except FormUnsupported as unsupported:
+            # An export fails the same way every time: remember why, so that the other
+            # points and processes do not export again to learn it.
+            with contextlib.suppress(OSError):
+                atomic_write_json(
+                    meta_path, {"unsupported": unsupported.cause, "key": json.loads(key)}
+                )
+            raise unsupported from exc
     export_s = time.perf_counter() - t0
 
     try:
         atomic_write_bytes(model_path, data)
-        atomic_write_json(meta_path, {"export_s": export_s, "key": json.loads(key)})
+        atomic_write_json(
+            meta_path, {"export_s": export_s, "exporter": exporter, "key": json.loads(key)}
+        )
     except OSError:
         pass  # an unwritable cache only costs re-exporting next time
-    return data, export_s, False
+    return data, export_s, False, exporter
+
+
+#: The seed of the second input an export traced by the TorchScript-based exporter is
+#: held against eager on (``Layer.make``; the capability matrix's is another).
+_SECOND_SEED = 7919
+
+#: How the report names each exporter (meta.json's ``exporter``).
+_EXPORTERS = {
+    "dynamo": "torch.onnx.export(dynamo=True)",
+    "legacy": "torch.onnx.export(dynamo=False)",
+}
+
+
+def _legacy_export(
+    module: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    names: tuple[str, ...],
+    second: Sequence[torch.Tensor],
+    cause: str,
+) -> bytes:
+    """``module`` exported by the TorchScript-based exporter (``dynamo=False``), which a
+    deployment falls back to where ``torch.export`` cannot trace the code (a public
+    distance map's data-dependent guard, 2026-12-02). A trace bakes Python control
+    flow and values in: the model is trusted only where ONNX Runtime's output on
+    ``second`` agrees with eager's. ``FormUnsupported`` naming the dynamo exporter's
+    ``cause`` first, otherwise."""
+    buffer = io.BytesIO()
+    try:
+        with quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, example, buffer, dynamo=False, input_names=list(names), verbose=False
+            )
+        data = buffer.getvalue()
+        if second:
+            run = ort_callable(ort_session(data), names)
+            cpu = tuple(t.detach().cpu() for t in second)
+            with torch.no_grad():
+                mine, eager = as_tuple(run(*cpu)), as_tuple(module(*cpu))
+            if len(mine) != len(eager) or not all(
+                m.shape == e.shape
+                and torch.allclose(m.double(), e.double(), rtol=1e-3, atol=1e-5 * _scale(e))
+                for m, e in zip(mine, eager, strict=False)
+            ):
+                raise FormUnsupported(
+                    f"{cause}; the TorchScript-based exporter's trace differs from eager on "
+                    "a second input"
+                )
+    except FormUnsupported:
+        raise
+    except Exception as exc:
+        raise FormUnsupported(f"{cause}; nor does the TorchScript-based exporter take it") from exc
+    return data
+
+
+def _scale(t: torch.Tensor) -> float:
+    return float(t.detach().abs().max()) if t.numel() and t.is_floating_point() else 1.0
 
 
 def ort_session(model: bytes, threads: int = 1, device: str = "cpu") -> InferenceSession:
@@ -453,7 +526,12 @@ def build(
             # whole point, not only on the shapes (a Bessel module of order v=1 was
             # served the export, and the cause, of v=0's, 2026-12-02)
             extra += json.dumps(dict(point), sort_keys=True, default=str)
-        return _build_onnxruntime(layer, impl, fn, example, dtype, threads, device, extra)
+        # the TorchScript-based exporter, tried where the dynamo one fails, traces:
+        # its graph is held against eager on a second input before it is trusted
+        second = layer.make(point, torch_dtype(dtype), "cpu", seed=_SECOND_SEED)
+        return _build_onnxruntime(
+            layer, impl, fn, example, dtype, threads, device, extra, second=second
+        )
     raise ValueError(f"unknown form {impl.form!r}")
 
 
@@ -596,11 +674,15 @@ def _build_onnxruntime(
     threads: int,
     device: str,
     arguments: str = "",
+    *,
+    second: Sequence[torch.Tensor] = (),
 ) -> Built:
     """``fn`` exported to ONNX (or its export from the cache) and run by an ONNX
     Runtime session; the one-off cost is the export and the session's creation.
     ``FormUnsupported`` when ONNX Runtime cannot run the model here."""
-    data, export_s, _cached = _onnx_model(layer, impl, fn, example, dtype, arguments)
+    data, export_s, _cached, exporter = _onnx_model(
+        layer, impl, fn, example, dtype, arguments, second
+    )
     t0 = time.perf_counter()
     try:
         session = ort_session(data, threads, device)
@@ -608,9 +690,7 @@ def _build_onnxruntime(
         raise FormUnsupported(
             f"ONNX Runtime cannot run the exported model: {first_line(exc)}"
         ) from exc
-    run = ort_callable(session)
+    run = ort_callable(session, tuple(layer.inputs))
     return Built(
-        run,
-        export_s + time.perf_counter() - t0,
-        "torch.onnx.export(dynamo=True) + InferenceSession",
+        run, export_s + time.perf_counter() - t0, f"{_EXPORTERS[exporter]} + InferenceSession"
     )

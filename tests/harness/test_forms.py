@@ -107,6 +107,51 @@ def test_a_module_is_exported_per_point_not_per_shape(
         assert torch.allclose(built.fn(x), x * factor), factor
 
 
+def _checked_double(x: torch.Tensor) -> torch.Tensor:
+    if bool(torch.all(x > -100)):  # data-dependent: torch.export cannot guard on it
+        return x * 2
+    return x
+
+
+def _sign_branch(x: torch.Tensor) -> torch.Tensor:
+    if bool(x.sum() > 0):  # a trace bakes the branch its example takes
+        return x * 2
+    return -x
+
+
+@pytest.mark.slow
+def test_onnx_runtime_falls_back_to_the_torchscript_based_exporter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """2026-12-02: a public distance map's native, whose data-dependent check torch.export
+    cannot guard, had no ONNX Runtime form, though the matrix said the TorchScript-based
+    exporter takes it; a deployment falls back to that exporter, and so does the form."""
+    from harness.forms import _legacy_export
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    checked = Layer(
+        name="checked",
+        description="a data-dependent check, then x * 2",
+        axes=(Axis("n", (4,)),),
+        inputs={"x": 1},
+        make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g),),
+        reference=_checked_double,
+        implementations=(baseline("numpy", lambda x: x * 2), native("torch", _checked_double)),
+    )
+    (x,) = checked.make({"n": 4}, torch.float32, "cpu", seed=0)
+    built = build(
+        checked, checked.implementation("onnxruntime"), {"n": 4}, (x,), "float32", 1, "cpu", [True]
+    )
+    assert built.oneoff_what == "torch.onnx.export(dynamo=False) + InferenceSession"
+    assert torch.allclose(built.fn(x), x * 2)
+    # a trace that took another branch than eager takes on a second input is not trusted
+    module = CallableModule(_sign_branch)
+    ones = torch.ones(4)
+    with pytest.raises(FormUnsupported, match="cause; the TorchScript-based exporter's trace"):
+        _legacy_export(module, (ones,), ("x",), (-ones,), "cause")
+    assert _legacy_export(module, (ones,), ("x",), (2 * ones,), "cause")
+
+
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.mm(a, b)  # of two vectors: fails, eager or scripted
 
