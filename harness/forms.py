@@ -292,7 +292,7 @@ def _onnx_model(
     example: Sequence[torch.Tensor],
     dtype: str,
     arguments: str = "",
-    second: Sequence[torch.Tensor] = (),
+    second: Callable[[], Sequence[torch.Tensor]] | None = None,
 ) -> tuple[bytes, float, bool, str]:
     """Exported model bytes, the export's duration, and whether it came from the cache
     (keyed by the code, the shapes, the dtype, the layer's ``arguments`` at the point,
@@ -382,14 +382,14 @@ def _legacy_export(
     module: torch.nn.Module,
     example: tuple[torch.Tensor, ...],
     names: tuple[str, ...],
-    second: Sequence[torch.Tensor],
+    second: Callable[[], Sequence[torch.Tensor]] | None,
     cause: str,
 ) -> bytes:
     """``module`` exported by the TorchScript-based exporter (``dynamo=False``), which a
     deployment falls back to where ``torch.export`` cannot trace the code (a public
     distance map's data-dependent guard, 2026-12-02). A trace bakes Python control
     flow and values in: the model is trusted only where ONNX Runtime's output on
-    ``second`` agrees with eager's. ``FormUnsupported`` naming the dynamo exporter's
+    ``second()`` (other inputs of the same point) agrees with eager's. ``FormUnsupported`` naming the dynamo exporter's
     ``cause`` first, otherwise."""
     buffer = io.BytesIO()
     try:
@@ -399,9 +399,9 @@ def _legacy_export(
                 module, example, buffer, dynamo=False, input_names=list(names), verbose=False
             )
         data = buffer.getvalue()
-        if second:
+        if second is not None:
             run = ort_callable(ort_session(data), names)
-            cpu = tuple(t.detach().cpu() for t in second)
+            cpu = tuple(t.detach().cpu() for t in second())
             with torch.no_grad():
                 mine, eager = as_tuple(run(*cpu)), as_tuple(module(*cpu))
             if len(mine) != len(eager) or not all(
@@ -526,9 +526,12 @@ def build(
             # whole point, not only on the shapes (a Bessel module of order v=1 was
             # served the export, and the cause, of v=0's, 2026-12-02)
             extra += json.dumps(dict(point), sort_keys=True, default=str)
+
         # the TorchScript-based exporter, tried where the dynamo one fails, traces:
         # its graph is held against eager on a second input before it is trusted
-        second = layer.make(point, torch_dtype(dtype), "cpu", seed=_SECOND_SEED)
+        def second() -> tuple[torch.Tensor, ...]:  # made only if that exporter runs
+            return layer.make(point, torch_dtype(dtype), "cpu", seed=_SECOND_SEED)
+
         return _build_onnxruntime(
             layer, impl, fn, example, dtype, threads, device, extra, second=second
         )
@@ -675,7 +678,7 @@ def _build_onnxruntime(
     device: str,
     arguments: str = "",
     *,
-    second: Sequence[torch.Tensor] = (),
+    second: Callable[[], Sequence[torch.Tensor]] | None = None,
 ) -> Built:
     """``fn`` exported to ONNX (or its export from the cache) and run by an ONNX
     Runtime session; the one-off cost is the export and the session's creation.

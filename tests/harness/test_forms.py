@@ -148,8 +148,8 @@ def test_onnx_runtime_falls_back_to_the_torchscript_based_exporter(
     module = CallableModule(_sign_branch)
     ones = torch.ones(4)
     with pytest.raises(FormUnsupported, match="cause; the TorchScript-based exporter's trace"):
-        _legacy_export(module, (ones,), ("x",), (-ones,), "cause")
-    assert _legacy_export(module, (ones,), ("x",), (2 * ones,), "cause")
+        _legacy_export(module, (ones,), ("x",), lambda: (-ones,), "cause")
+    assert _legacy_export(module, (ones,), ("x",), lambda: (2 * ones,), "cause")
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
