@@ -356,6 +356,9 @@ def _cell(row: Mapping[str, Any], notes: Notes, whole: Mapping[str, Any] | None 
             if _FULLGRAPH_RULES not in str(reason or ""):
                 # rows from before the checks were reconciled: say which one rules here
                 reason = _overruled(row, str(whole.get("status")), reason)
+        if row.get("check") == "trace" and "cannot be saved" in str(reason or ""):
+            # a trace that calls back into Python: it runs, and deploys nowhere
+            text = "✓ runs, not saved"
     else:
         text = f"✗ {status}"
     if reason:
@@ -434,6 +437,8 @@ def _run_check(check: str, subject: _Subject) -> _Outcome:
         named = missing_onnx_function(exc) if check.startswith("onnx") else None
         if check == "script_save" and "Could not export Python function call" in str(exc):
             named = script_cause(exc, "save")
+        elif check == "script_save" and isinstance(root_cause(exc), SyntaxError):
+            named = script_cause(exc, "script")
         elif check == "script_save" and isinstance(subject.fn, types.BuiltinFunctionType):
             named = script_cause(exc, "script", subject.fn)
         elif check == "script_save" and subject.arrays:

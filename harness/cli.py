@@ -318,7 +318,9 @@ def cmd_layers(args: argparse.Namespace) -> int:
             )
         for impl in layer.all_implementations():
             kind = impl.role if impl.form == "eager" else f"{impl.form} form of {impl.source}"
-            back = "" if impl.backward else ", forward only"
+            back = "" if impl.backward and layer.trains else ", forward only"
+            if impl.form == "torchscript" and impl.module is not None:
+                back += ", not built (declared with module=: declare it with fn= to time one)"
             lines.append(f"  impl {impl.name}: {kind}{back}")
     print("\n".join(lines))
     return 0

@@ -223,8 +223,42 @@ def script_cause(exc: BaseException, stage: str, fn: object = None) -> str:
             f"TorchScript cannot {stage} the built-in {name} declared as it is: declare "
             f"a def that calls it (def f(x): return {name}(x))"
         )
-    text = first_line(root_cause(exc)) or type(exc).__name__
+    root = root_cause(exc)
+    text = first_line(root) or type(exc).__name__
+    if isinstance(root, SyntaxError):
+        # torch.jit dedents a function's source and parses it: a line at column 0 inside
+        # an indented def (a comment, say) fails, and the error names "<unknown>, line 1"
+        # (2026-12-02: a public interp1d Function read as if the user's file had a
+        # syntax error)
+        where = _parsed_function(exc)
+        return one_line(
+            f"TorchScript cannot {stage} it: Python rejects the source of {where} once "
+            f"torch.jit dedents it ({type(root).__name__}: {text}); a line at column 0 "
+            "inside the def, a comment say, is the usual cause",
+            _CAUSE_CHARS,
+        )
     return one_line(f"TorchScript cannot {stage} it: {text}", _CAUSE_CHARS)
+
+
+def _parsed_function(exc: BaseException) -> str:
+    """The function torch.jit was parsing when ``exc`` was raised (its ``fn`` in
+    ``torch._jit_internal``'s frames), as ``file.py:line (qualname)``."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        fn = (
+            tb.tb_frame.f_locals.get("fn")
+            if "_jit_internal" in tb.tb_frame.f_code.co_filename
+            else None
+        )
+        if callable(fn):
+            found = fn
+        tb = tb.tb_next
+    code = getattr(inspect.unwrap(found), "__code__", None) if found is not None else None
+    if code is None:
+        return "a function it compiles"
+    name = getattr(found, "__qualname__", code.co_name)
+    return f"{name} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
 
 
 def dynamo_cause(exc: BaseException) -> str:

@@ -898,11 +898,16 @@ def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) ->
             f"warm-ups (the rest {workers}, builds each form in each process"
         )
         wait = timing.get("pool_wait_s")
-        if isinstance(wait, int | float) and wait >= 0.5:
+        waited = float(wait) if isinstance(wait, int | float) and wait >= 0.5 else 0.0
+        if waited:
             text += (
                 f" and waits, {wait:.0f}s in all, for other implementations' thread pools "
                 "to go quiet before a value"
             )
+        # what no measure names: building the forms, calibrating, the runner between
+        rest = spent - timed - sum(starts) - waited
+        if rest >= 0.5:
+            text += f"; {rest:.0f}s building the forms and between values"
         text += ")"
     if timing.get("stopped"):
         text += f"; stopped: {timing['stopped']}"

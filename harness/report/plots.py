@@ -199,6 +199,15 @@ def plot_times(
     return _save(fig, path)
 
 
+def compared_baseline(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The baseline the rows' speedups are against (``versus``: the first declared that
+    ran), not merely the first declared: the speedup plot of a public soft-rank layer
+    named the published copy that failed beside its mended one (2026-12-02)."""
+    return next((str(r["versus"]) for r in rows if r.get("versus")), None) or next(
+        (str(r["impl"]) for r in rows if r.get("role") == "baseline"), None
+    )
+
+
 def plot_speedups(
     layer_frame: pd.DataFrame, path: str | os.PathLike[str], axis: str | None = None
 ) -> Path:
@@ -212,7 +221,7 @@ def plot_speedups(
     fig, axes = _figure(max(1, len(groups)), 1)
     for i, setting in enumerate(groups):
         ax = axes[i][0]
-        base = next((str(r["impl"]) for r in setting.rows if r.get("role") == "baseline"), None)
+        base = compared_baseline(setting.rows)
         sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
         ratios: list[float] = []
         for impl in impl_order(setting.rows):

@@ -71,6 +71,46 @@ def test_layers_command_lists_where_layers_come_from(capsys: pytest.CaptureFixtu
     assert capsys.readouterr().out.startswith("fft  (built-in (layers))\n")
 
 
+_MODULE_LAYER = """
+import numpy as np
+import torch
+
+from harness import Axis, Layer, baseline, native
+
+
+class Double(torch.nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+LAYERS = [
+    Layer(
+        name="double",
+        description="x times 2, forward only",
+        axes=(Axis("n", (4,)),),
+        inputs={"x": 1},
+        make_inputs=lambda p, g: (torch.randn(int(p["n"]), generator=g),),
+        reference=lambda x: x * 2,
+        implementations=(
+            baseline("numpy", lambda a: a * 2, arrays=True),
+            native("torch", module=lambda p: Double()),
+        ),
+    )
+]
+"""
+
+
+def test_layers_command_says_what_a_run_will_not_build_or_differentiate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "double.py"
+    path.write_text(_MODULE_LAYER)
+    assert main(["layers", "--layers-from", str(path), "--layers", "double"]) == 0
+    out = capsys.readouterr().out
+    assert "impl torch: native, forward only" in out  # no baseline has a backward
+    assert "impl torchscript: torchscript form of torch, forward only, not built" in out
+
+
 def test_capabilities_command_prints_the_matrix_of_the_selection(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

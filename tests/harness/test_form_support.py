@@ -69,6 +69,41 @@ def test_the_onnx_cause_names_the_op_the_exporter_lacks() -> None:
     )
 
 
+_COLUMN_ZERO = """
+import torch
+
+
+class F(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+# a comment at column 0, as a public interp1d Function has them
+        return x * 2
+
+
+class M(torch.nn.Module):
+    def forward(self, x):
+        return F.apply(x)
+"""
+
+
+def test_a_source_torchscript_cannot_parse_is_named_with_its_place(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = tmp_path / "column_zero.py"
+    path.write_text(_COLUMN_ZERO)
+    spec = importlib.util.spec_from_file_location("column_zero", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SyntaxError) as caught:
+        torch.jit.script(module.M())
+    cause = script_cause(caught.value, "script")
+    assert cause.startswith(
+        "TorchScript cannot script it: Python rejects the source of F.forward (column_zero.py:6)"
+    ), cause
+    assert "a line at column 0 inside the def" in cause
+
+
 def test_a_cut_line_ends_a_sentence_never_a_dangling_announcement() -> None:
     # the footnote seen cut mid-sentence: "... This is step 3/3 ... Next steps:"
     text = describe(_exporter_error())
@@ -245,6 +280,12 @@ def test_baseline_compile_is_timed_only_where_fullgraph_compiles_it() -> None:
     # folders without the fullgraph check: the compile row decides, as before
     assert "breaks the graph" in (compile_not_timed(_caps(compile=("ok", None, 2)), "scipy") or "")
     assert compile_not_timed(_caps(compile=("ok", None, 0)), "scipy") is None
+
+
+def test_a_trace_that_calls_back_into_python_reads_runs_not_saved() -> None:
+    why = "the trace calls back into Python (IveFunction): it runs here but cannot be saved"
+    text = format_capabilities(_caps(trace=("ok", why, None), compile=("ok", None, 0)))
+    assert "✓ runs, not saved[^1]" in text and "| ✓ |" in text, text
 
 
 def test_checks_that_disagree_say_that_fullgraph_rules() -> None:

@@ -929,6 +929,11 @@ def test_the_budget_line_says_how_much_of_the_timing_was_timed() -> None:
     # each worker's start-up, as measured
     starts = budget_sentence({**timing, "worker_starts_s": [6.2, 6.9, 7.7]})
     assert starts is not None and "(the rest starts 3 workers (21s: torch, the layers" in starts
+    # what is left is named with its seconds (2026-12-02: a public soft-rank layer's
+    # 14 s spent read 1 s timed, 6 s of starts and 1 s of waits, and 6 s unsaid)
+    assert "; 0s building" not in starts
+    waits = budget_sentence({**timing, "worker_starts_s": [21.0], "pool_wait_s": 12.6})
+    assert waits is not None and "; 100s building the forms and between values)" in waits
 
 
 def test_a_baseline_whose_thread_pool_fights_torchs_is_explained(rf: ModuleType) -> None:

@@ -17,7 +17,7 @@ import pytest
 from harness.errors import ResultsError
 from harness.report import render_report, write_report
 from harness.report.memory import plot_memory
-from harness.report.plots import plot_deviations, plot_speedups, plot_times
+from harness.report.plots import compared_baseline, plot_deviations, plot_speedups, plot_times
 from harness.results import Results, load_results
 
 GOLDEN = Path(__file__).parent / "expected" / "report.md"
@@ -118,6 +118,16 @@ def test_plots_are_valid_pngs(rf: ModuleType, tmp_path: Path) -> None:
     memory = plot_memory(conv, tmp_path / "sub" / "memory.png")
     assert memory is not None and memory.read_bytes().startswith(PNG)
     assert plot_memory(frame[frame["layer"] == "fft"], tmp_path / "none.png") is None
+
+
+def test_the_speedup_plot_names_the_baseline_compared() -> None:
+    rows = [
+        {"impl": "numpy", "role": "baseline", "status": "error"},  # as published: failed
+        {"impl": "numpy-mended", "role": "baseline", "status": "ok"},
+        {"impl": "torch", "role": "native", "versus": "numpy-mended"},
+    ]
+    assert compared_baseline(rows) == "numpy-mended"
+    assert compared_baseline(rows[:2]) == "numpy"  # no speedup anywhere: the first declared
 
 
 def write_links(folder: Path) -> dict[str, dict[str, str]]:
