@@ -255,6 +255,10 @@ def compile_not_timed(rows: Iterable[Mapping[str, Any]], source: str) -> str | N
         status, reason = whole.get("status"), whole.get("reason")
         if status == "ok":
             return None
+        if str(reason or "").startswith(_EAGER_FAILED):
+            # nothing was compiled: the code fails as declared (2026-12-02: np.int in a
+            # public soft-rank layer read as a fullgraph failure)
+            return one_line(f"not timed: {source} itself fails ({reason})", 400)
         why = (
             f"torch.compile(fullgraph=True) cannot take {source} whole"
             if status != "wrong"
@@ -403,7 +407,7 @@ def _check_implementation(
             as_tuple(ref)  # TypeError: neither a tensor nor a tuple of tensors
         random = _mismatch(again, ref_a) is not None
     except Exception as exc:  # the layer's own failure: record it for every check
-        reason = _reason(f"eager call failed: {_describe(exc)}")
+        reason = _reason(f"{_EAGER_FAILED}: {_describe(exc)}")
         for check in checks:
             yield check, _Outcome("unsupported", reason)
         return
@@ -455,6 +459,8 @@ def _run_check(check: str, subject: _Subject) -> _Outcome:
 
 #: The words that mark a reason saying which of two disagreeing checks rules.
 _FULLGRAPH_RULES = "fullgraph rules"
+#: How a capability row says the implementation failed before any check ran.
+_EAGER_FAILED = "eager call failed"
 
 
 def _overruled(row: Mapping[str, Any], whole: str, reason: Any) -> str:

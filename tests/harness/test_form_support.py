@@ -280,6 +280,13 @@ def test_baseline_compile_is_timed_only_where_fullgraph_compiles_it() -> None:
     # folders without the fullgraph check: the compile row decides, as before
     assert "breaks the graph" in (compile_not_timed(_caps(compile=("ok", None, 2)), "scipy") or "")
     assert compile_not_timed(_caps(compile=("ok", None, 0)), "scipy") is None
+    # code that fails as declared: nothing was compiled, and the cause says so
+    broken = _caps(
+        compile_fullgraph=("unsupported", "eager call failed: AttributeError: np.int", None)
+    )
+    assert compile_not_timed(broken, "scipy") == (
+        "not timed: scipy itself fails (eager call failed: AttributeError: np.int)"
+    )
 
 
 def test_a_trace_that_calls_back_into_python_reads_runs_not_saved() -> None:
