@@ -417,7 +417,8 @@ def test_format_capabilities_of_real_rows(
     assert text.count(header) == 2
     fft, conv = text.split("### conv2d")
     assert (
-        "| numpy (baseline) | ✗ unsupported[^1] | ✓ runs, not saved[^2] | ✗ unsupported[^3] | ✗ wrong[^4] |" in fft
+        "| numpy (baseline) | ✗ unsupported[^1] | ✓ runs, not saved[^2] | ✗ unsupported[^3] | ✗ wrong[^4] |"
+        in fft
     )
     assert "| torch | ✓ | ✓ | ✓ | ✗ unsupported[^5] |" in fft
     assert "[^5]: UnsupportedOperatorError: " in conv  # footnotes come after the last table
