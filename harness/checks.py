@@ -307,7 +307,7 @@ def differs(again: Any, first: Any, dtype: str) -> float | None:
 def no_backward(p: Prepared) -> PhaseSetup | None:
     """Why ``p`` has no backward (an ``unsupported`` phase), or None."""
     if not p.impl.backward:
-        return PhaseSetup("unsupported", error=no_backward_reason(p.impl.form, "baseline"))
+        return PhaseSetup("unsupported", error=no_backward_reason(p.impl.form, False))
     if not any(p.grad_mask):
         return PhaseSetup("unsupported", error="the layer declares no differentiable input")
     if not p.layer.trains:

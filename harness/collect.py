@@ -786,7 +786,10 @@ def _row(
         # a setup that crashed or timed out failed every phase: those this implementation
         # never runs are no failed points (2026-12-02: an ONNX Runtime form's backward
         # and step listed as failed after its export timed out)
-        reason = no_backward_reason(info.forms[variant.impl], info.roles[variant.impl])
+        # a baseline out of it was declared so; a native, too, where a baseline trains
+        trains = any(b in info.backward for b in info.baselines)
+        declared = info.roles[variant.impl] != "baseline" and not trains
+        reason = no_backward_reason(info.forms[variant.impl], declared)
         ps = PhaseSetup("unsupported", error=reason)
     row = _setup_columns(case, setup, ps, info, size_value)
     _add_deviations(row, case, ps, dev_rows)

@@ -111,13 +111,13 @@ FORWARD_ONLY_FORM = "ONNX Runtime sessions run forward only"
 FORWARD_ONLY_LAYER = "forward-only layer: no baseline has a backward to compare with"
 
 
-def no_backward_reason(form: str, role: str) -> str:
-    """Why an implementation of ``form`` and ``role`` runs no backward (it is not in
-    its layer's ``backward``): an ONNX Runtime session, a baseline declared so, or a
-    native of a layer no baseline of which has a backward."""
+def no_backward_reason(form: str, declared: bool) -> str:
+    """Why an implementation of ``form`` runs no backward (it is not in its layer's
+    ``backward``): an ONNX Runtime session; one declared without (``declared``
+    false); else its layer's, no baseline of which has a backward."""
     if form == "onnxruntime":
         return FORWARD_ONLY_FORM
-    return NO_BACKWARD if role == "baseline" else FORWARD_ONLY_LAYER
+    return FORWARD_ONLY_LAYER if declared else NO_BACKWARD
 
 
 #: How ``returns`` says an output is integer where the reference's is floating

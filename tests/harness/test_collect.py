@@ -351,6 +351,22 @@ def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:
     for phase in ("backward", "step"):
         assert rows.loc[phase, "status"] == "unsupported"
         assert rows.loc[phase, "error"] == "ONNX Runtime sessions run forward only"
+    # a native declared without backward beside a baseline that trains: its own reason,
+    # not the forward-only layer's
+    groups = (Group("toy", (("n", 8),)),)
+    info = replace(INFO, backward=("numpy",))
+    q = Plan(RunConfig(), ("toy",), groups, {"toy": IMPLS}, (), {"toy": info})
+    state = State()
+    state.add(Crash(SetupTask(q.variants[1]), "timed out after 60s"))
+    out = build_outputs(state, q).frame
+    rows = out[out["impl"] == "torch"].set_index("phase")
+    assert rows.loc["step", "error"] == "declared without backward"
+    # no baseline trains: the layer's reason
+    info = replace(INFO, backward=())
+    q = Plan(RunConfig(), ("toy",), groups, {"toy": IMPLS}, (), {"toy": info})
+    out = build_outputs(state, q).frame
+    rows = out[out["impl"] == "torch"].set_index("phase")
+    assert rows.loc["step", "error"].startswith("forward-only layer")
 
 
 def test_a_gradcheck_that_timed_out_is_not_run_rather_than_failed() -> None:
