@@ -89,6 +89,7 @@ __all__ = [
     "RuntimeCost",
     "SettingDecision",
     "Verdict",
+    "compared_baseline",
     "decide_layers",
     "find_crossovers",
     "reference_raised",
@@ -1520,15 +1521,24 @@ def _versus(rows: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def _baseline_of(setting: Setting, baselines: Sequence[str]) -> list[str]:
-    """The setting's baseline: the one its speedups are against, else the first
-    declared, else the first with that role."""
-    compared = _versus(setting.rows)
+    """The setting's baseline (``compared_baseline``), as a list of none or one."""
+    found = compared_baseline(setting.rows, baselines)
+    return [] if found is None else [found]
+
+
+def compared_baseline(
+    rows: Sequence[Mapping[str, Any]], baselines: Sequence[str] = ()
+) -> str | None:
+    """The rows' baseline: the one their speedups are against (``versus``), else the
+    first of ``baselines`` (those declared), else the first with that role. Not merely
+    the first declared: the speedup plot of a public soft-rank layer named the
+    published copy that failed beside its mended one (2026-12-02)."""
+    compared = _versus(rows)
     if compared is not None:
-        return [compared]
+        return compared
     if baselines:
-        return [baselines[0]]
-    found = [str(r["impl"]) for r in setting.rows if r.get("role") == "baseline"]
-    return found[:1]
+        return baselines[0]
+    return next((str(r["impl"]) for r in rows if r.get("role") == "baseline"), None)
 
 
 def roles_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

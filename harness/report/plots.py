@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.report._data import Setting, impl_order, records, settings, size_axis
+from harness.report.decide import compared_baseline
 from harness.results import atomic_write_bytes
 from harness.text import fmt_size
 
@@ -197,15 +198,6 @@ def plot_times(
             ax.set_title(_title(layer, setting, phase))
             ax.grid(True, which="major", alpha=0.3)
     return _save(fig, path)
-
-
-def compared_baseline(rows: Sequence[Mapping[str, Any]]) -> str | None:
-    """The baseline the rows' speedups are against (``versus``: the first declared that
-    ran), not merely the first declared: the speedup plot of a public soft-rank layer
-    named the published copy that failed beside its mended one (2026-12-02)."""
-    return next((str(r["versus"]) for r in rows if r.get("versus")), None) or next(
-        (str(r["impl"]) for r in rows if r.get("role") == "baseline"), None
-    )
 
 
 def plot_speedups(

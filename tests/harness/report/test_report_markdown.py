@@ -16,8 +16,9 @@ import pytest
 
 from harness.errors import ResultsError
 from harness.report import render_report, write_report
+from harness.report.decide import compared_baseline
 from harness.report.memory import plot_memory
-from harness.report.plots import compared_baseline, plot_deviations, plot_speedups, plot_times
+from harness.report.plots import plot_deviations, plot_speedups, plot_times
 from harness.results import Results, load_results
 
 GOLDEN = Path(__file__).parent / "expected" / "report.md"
