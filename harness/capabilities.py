@@ -62,7 +62,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError, describe, first_line, one_line, root_cause
@@ -392,7 +391,7 @@ def _check_implementation(
     the eager call itself) is recorded as ``unsupported`` for all of them."""
     import torch
 
-    from harness.deviation import seeded
+    from harness.deviation import eager_mismatch, seeded
     from harness.outputs import as_tuple
 
     try:
@@ -405,7 +404,7 @@ def _check_implementation(
             ref_a, ref_b, again = seeded(fn)(*a), seeded(fn)(*b), seeded(fn)(*a)
         for ref in (ref_a, ref_b):
             as_tuple(ref)  # TypeError: neither a tensor nor a tuple of tensors
-        random = _mismatch(again, ref_a) is not None
+        random = eager_mismatch(again, ref_a) is not None
     except Exception as exc:  # the layer's own failure: record it for every check
         reason = _reason(f"{_EAGER_FAILED}: {_describe(exc)}")
         for check in checks:
@@ -511,14 +510,14 @@ def _verdict(
 
     Raising here (while running) propagates: the check is ``unsupported``.
     """
-    from harness.deviation import seed_globals
+    from harness.deviation import eager_mismatch, seed_globals
 
     for inputs, ref, which in (
         (subject.a, subject.ref_a, "output"),
         (subject.b, subject.ref_b, "output on a second input"),
     ):
         seed_globals()  # as for the eager reference (_check_implementation)
-        problem = _mismatch(run(inputs), ref)
+        problem = eager_mismatch(run(inputs), ref)
         if problem is not None and subject.random:
             # 2026-11-30: propack's SVD (its own generator) read "torch.compile ...
             # output differs from eager (max rel err 2)"; eager differs from itself
@@ -628,7 +627,7 @@ def _backward_mismatch(subject: _Subject, compiled: Callable[..., Any]) -> str |
     """How ``compiled``'s gradients on input A differ from eager's (None: they agree)."""
     import torch
 
-    from harness.deviation import seed_globals, upstream_gradient
+    from harness.deviation import eager_mismatch, seed_globals, upstream_gradient
     from harness.outputs import differentiable
 
     def grads_of(fn: Callable[..., Any]) -> tuple[torch.Tensor | None, ...]:
@@ -656,7 +655,7 @@ def _backward_mismatch(subject: _Subject, compiled: Callable[..., Any]) -> str |
                 given, eager_gives = ("none", "one") if mine is None else ("one", "none")
                 return f"gradient for {name!r}: {given} where eager gives {eager_gives}"
             continue
-        problem = _mismatch(mine, ref)
+        problem = eager_mismatch(mine, ref)
         if problem is not None:
             return f"gradient for {name!r} {problem}"
     return None
@@ -738,78 +737,6 @@ _CHECK_FUNCTIONS: dict[str, Callable[[_Subject], _Outcome]] = {
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def _mismatch(out: Any, ref: Any) -> str | None:
-    """``None`` if ``out`` matches the eager ``ref`` within the tolerance of ``ref``'s
-    dtype (``harness.deviation.within_tolerance``), else what differs; for several
-    outputs, each against its own (``harness.outputs``), the first that differs named."""
-    from harness.outputs import as_tuple, output_names, several
-
-    if several(ref):
-        refs = as_tuple(ref)
-        got = len(out) if isinstance(out, tuple | list) else 1
-        if got != len(refs):
-            return f"is {got} tensor{'s' if got != 1 else ''}, eager gives {len(refs)}"
-        for name, mine, theirs in zip(output_names(len(refs)), out, refs, strict=True):
-            problem = _tensor_mismatch(mine, theirs)
-            if problem is not None:
-                return f"{problem}, in {name}"
-        return None
-    return _tensor_mismatch(out, ref)
-
-
-def _tensor_mismatch(out: Any, ref: torch.Tensor) -> str | None:
-    """``_mismatch`` of one output."""
-    import torch
-
-    from harness.deviation import within_tolerance
-    from harness.dtypes import dtype_name
-
-    if isinstance(out, tuple | list) and len(out) == 1:
-        out = out[0]
-    if not isinstance(out, torch.Tensor):
-        try:
-            out = torch.as_tensor(np.asarray(out))
-        except Exception:
-            return f"is a {type(out).__name__}, not a tensor"
-    if tuple(out.shape) != tuple(ref.shape):
-        return f"has shape {tuple(out.shape)}, eager gives {tuple(ref.shape)}"
-    try:
-        dtype = dtype_name(ref.dtype)
-    except ValueError:  # not a floating dtype (an integer output): be strict
-        dtype = "float64"
-    out, ref = out.detach().cpu(), ref.detach().cpu()
-    if out.layout != torch.strided or ref.layout != torch.strided:
-        out, ref = out.to_dense(), ref.to_dense()
-    # NaN where eager has NaN is agreement (2026-11-30: a float32 Sinkhorn that never
-    # converged read "differs from eager (max rel err nan)"); elsewhere, say where
-    mine, theirs = out.isnan(), ref.isnan()
-    if not torch.equal(mine, theirs):
-        extra, missing = int((mine & ~theirs).sum()), int((theirs & ~mine).sum())
-        if extra:
-            return f"gives NaN at {_entries(extra)} where eager does not"
-        return f"gives numbers at {_entries(missing)} where eager gives NaN"
-    if bool(mine.any()):
-        out, ref = out[~mine], ref[~theirs]
-    if within_tolerance(out, ref, dtype):
-        return None
-    wide = torch.complex128 if ref.is_complex() or out.is_complex() else torch.float64
-    # the same infinity on both sides is no difference (inf - inf is NaN)
-    diff = (out.to(wide) - ref.to(wide)).abs().nan_to_num(nan=0.0)
-    want = ref.to(wide).abs()
-    want = want.where(want.isfinite(), 0.0)
-    scale = float(want.max()) if want.numel() else 0.0
-    big = want > 1e-3 * scale
-    if scale > 0 and bool(big.any()):
-        rel = float((diff[big] / want[big]).max())
-    else:
-        rel = float("inf") if float(diff.max()) > 0 else float("nan")
-    return f"differs from eager (max rel err {rel:.2g})"
-
-
-def _entries(count: int) -> str:
-    return f"{count:,} entr{'y' if count == 1 else 'ies'}"
 
 
 def _describe(exc: BaseException) -> str:

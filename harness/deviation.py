@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
-from harness.dtypes import RTOL, cast_input, differentiable_dtype
+from harness.dtypes import RTOL, cast_input, differentiable_dtype, dtype_name
 from harness.errors import describe
 from harness.outputs import Outputs, as_tuple, differentiable, output_names, several
 from harness.protocol import FLOAT32_ROUNDING, INTEGER_TRUNCATION, SHORT_OF_FLOAT64
@@ -35,6 +36,7 @@ __all__ = [
     "TensorDeviation",
     "compare_outputs",
     "compare_tensors",
+    "eager_mismatch",
     "gradients",
     "integer_output",
     "output_mismatch",
@@ -284,6 +286,73 @@ _FLOAT32_NOISE = (1e-8, 1e-5)
 #: (``x == float64(float32(x))``) to say it was cast back from float32: a value computed
 #: in float64 is one with odds of about 2^-29.
 _FLOAT32_EXACT = 0.9
+
+
+def eager_mismatch(out: Any, ref: Any) -> str | None:
+    """``None`` if ``out`` (a converted form's: compiled, scripted, exported) matches
+    the eager ``ref`` within the tolerance of ``ref``'s dtype (``within_tolerance``),
+    else what differs; for several outputs, each against its own (``harness.outputs``),
+    the first that differs named. The capability matrix and the ONNX exporter's
+    fallback (``harness.forms``) hold a form to eager by this one rule."""
+    if several(ref):
+        refs = as_tuple(ref)
+        got = len(out) if isinstance(out, tuple | list) else 1
+        if got != len(refs):
+            return f"is {got} tensor{'s' if got != 1 else ''}, eager gives {len(refs)}"
+        for name, mine, theirs in zip(output_names(len(refs)), out, refs, strict=True):
+            problem = _eager_tensor_mismatch(mine, theirs)
+            if problem is not None:
+                return f"{problem}, in {name}"
+        return None
+    return _eager_tensor_mismatch(out, ref)
+
+
+def _eager_tensor_mismatch(out: Any, ref: torch.Tensor) -> str | None:
+    """``eager_mismatch`` of one output."""
+    if isinstance(out, tuple | list) and len(out) == 1:
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        try:
+            out = torch.as_tensor(np.asarray(out))
+        except Exception:
+            return f"is a {type(out).__name__}, not a tensor"
+    if tuple(out.shape) != tuple(ref.shape):
+        return f"has shape {tuple(out.shape)}, eager gives {tuple(ref.shape)}"
+    try:
+        dtype = dtype_name(ref.dtype)
+    except ValueError:  # not a floating dtype (an integer output): be strict
+        dtype = "float64"
+    out, ref = out.detach().cpu(), ref.detach().cpu()
+    if out.layout != torch.strided or ref.layout != torch.strided:
+        out, ref = out.to_dense(), ref.to_dense()
+    # NaN where eager has NaN is agreement (2026-11-30: a float32 Sinkhorn that never
+    # converged read "differs from eager (max rel err nan)"); elsewhere, say where
+    mine, theirs = out.isnan(), ref.isnan()
+    if not torch.equal(mine, theirs):
+        extra, missing = int((mine & ~theirs).sum()), int((theirs & ~mine).sum())
+        if extra:
+            return f"gives NaN at {_entries(extra)} where eager does not"
+        return f"gives numbers at {_entries(missing)} where eager gives NaN"
+    if bool(mine.any()):
+        out, ref = out[~mine], ref[~theirs]
+    if within_tolerance(out, ref, dtype):
+        return None
+    wide = torch.complex128 if ref.is_complex() or out.is_complex() else torch.float64
+    # the same infinity on both sides is no difference (inf - inf is NaN)
+    diff = (out.to(wide) - ref.to(wide)).abs().nan_to_num(nan=0.0)
+    want = ref.to(wide).abs()
+    want = want.where(want.isfinite(), 0.0)
+    scale = float(want.max()) if want.numel() else 0.0
+    big = want > 1e-3 * scale
+    if scale > 0 and bool(big.any()):
+        rel = float((diff[big] / want[big]).max())
+    else:
+        rel = float("inf") if float(diff.max()) > 0 else float("nan")
+    return f"differs from eager (max rel err {rel:.2g})"
+
+
+def _entries(count: int) -> str:
+    return f"{count:,} entr{'y' if count == 1 else 'ies'}"
 
 
 def precision_mismatch(out: object, ref: object) -> str | None:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from harness.deviation import eager_mismatch
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, first_line, one_line, root_cause
 from harness.layer import Implementation, Layer, Point, with_arguments
@@ -437,25 +438,16 @@ def _legacy_export(
             run = ort_callable(ort_session(data), names)
             cpu = tuple(t.detach().cpu() for t in second())
             with torch.no_grad():
-                mine, eager = as_tuple(run(*cpu)), as_tuple(module(*cpu))
-            if len(mine) != len(eager) or not all(
-                m.shape == e.shape
-                and torch.allclose(m.double(), e.double(), rtol=1e-3, atol=1e-5 * _scale(e))
-                for m, e in zip(mine, eager, strict=False)
-            ):
+                problem = eager_mismatch(run(*cpu), module(*cpu))
+            if problem is not None:
                 raise FormUnsupported(
-                    f"{cause}; the TorchScript-based exporter's trace differs from eager on "
-                    "a second input"
+                    f"{cause}; the TorchScript-based exporter's trace, on a second input, {problem}"
                 )
     except FormUnsupported:
         raise
     except Exception as exc:
         raise FormUnsupported(f"{cause}; nor does the TorchScript-based exporter take it") from exc
     return data
-
-
-def _scale(t: torch.Tensor) -> float:
-    return float(t.detach().abs().max()) if t.numel() and t.is_floating_point() else 1.0
 
 
 def ort_session(model: bytes, threads: int = 1, device: str = "cpu") -> InferenceSession:

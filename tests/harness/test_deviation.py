@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from harness import deviation, dtypes
-from harness.deviation import RTOL, compare_tensors, run_gradcheck, within_tolerance
+from harness.deviation import (
+    RTOL,
+    compare_tensors,
+    eager_mismatch,
+    run_gradcheck,
+    within_tolerance,
+)
 from harness.dtypes import DTYPES, dtype_name, torch_dtype
 from harness_layers.native import torch_fft
 from harness_layers.seed import BadFFTFunction, ScipyConv2dFunction
@@ -268,3 +274,20 @@ def test_a_complex_output_is_compared_with_its_imaginary_part() -> None:
     dev = compare_tensors("output", off, ref, "float32")
     assert not dev.within_tol and dev.max_abs_err == pytest.approx(1.0)
     assert compare_tensors("output", ref.to(torch.complex64), ref, "float32").within_tol
+
+
+def test_a_converted_form_is_held_to_eager_with_nan_where_eager_has_nan() -> None:
+    """2026-11-30: a float32 Sinkhorn that never converged gave NaN in eager and in its
+    ONNX form alike, and the matrix said "differs from eager (max rel err nan)"."""
+    nan, inf = float("nan"), float("inf")
+    ref = torch.tensor([1.0, nan, 3.0, inf])
+    assert eager_mismatch(ref.clone(), ref) is None
+    assert eager_mismatch(torch.tensor([1.0, nan, 3.5, inf]), ref) == (
+        "differs from eager (max rel err 0.17)"
+    )
+    assert eager_mismatch(torch.tensor([nan, nan, 3.0, inf]), ref) == (
+        "gives NaN at 1 entry where eager does not"
+    )
+    assert eager_mismatch(torch.tensor([1.0, 2.0, 3.0, inf]), ref) == (
+        "gives numbers at 1 entry where eager gives NaN"
+    )
