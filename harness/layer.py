@@ -23,6 +23,7 @@ TorchScript, ``torch.compile`` and ONNX Runtime forms for free (``forms=()`` opt
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ __all__ = [
     "Point",
     "baseline",
     "bind_module",
+    "call_order_hint",
     "native",
     "parameter_order",
     "with_arguments",
@@ -212,6 +214,45 @@ def _on_arrays(fn: Callable[..., Any]) -> Callable[..., Any]:
     call.__name__ = getattr(fn, "__name__", "numpy_function")
     call.__qualname__ = getattr(fn, "__qualname__", call.__name__)
     return call
+
+
+def call_order_hint(fn: object, inputs: Sequence[str], arguments: int) -> str | None:
+    """Why a callable's parameters may not take what the harness passes, in order: the
+    layer's ``inputs`` first, then its ``arguments`` (how many at the point). Said where
+    ``fn``'s positional parameters (an ``autograd.Function``'s ``forward`` after
+    ``ctx``) name every input but at other positions (2026-12-02: graphnet's
+    ``LogCMK.forward(ctx, m, kappa)``, declared as is, was called ``apply(kappa, 2)``
+    and failed at every size on ``'int' object has no attribute 'dtype'``); None
+    otherwise, and for anything whose signature cannot be read."""
+    target: Any = fn
+    label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "it")
+    function = isinstance(fn, type) and issubclass(fn, torch.autograd.Function)
+    if function:
+        target = cast(Any, fn).forward
+        label = f"{label}.forward"
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    positional = [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    # forward(ctx, ...), unless the Function sets its context up apart (setup_context)
+    own_setup = function and "setup_context" in vars(fn)
+    if function and not own_setup and positional:
+        positional = positional[1:]
+    if not inputs or not set(inputs) <= set(positional):
+        return None
+    if [positional.index(name) for name in inputs] == list(range(len(inputs))):
+        return None
+    passed = [*inputs, *(["<argument>"] * arguments)]
+    return (
+        f"{label} takes ({', '.join(positional)}), but the harness passes "
+        f"({', '.join(passed)}): the layer's inputs first, then its arguments; declare a "
+        "function that calls it in its own order"
+    )
 
 
 def parameter_order(names: Sequence[str], inputs: Sequence[str]) -> list[int]:

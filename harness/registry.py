@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from harness.errors import ConfigError, LayerDefinitionError, describe
-from harness.layer import Layer
+from harness.layer import Layer, call_order_hint
 from harness.outputs import as_tuple, is_outputs, shape_of
 from harness.points import format_point
 
@@ -268,6 +268,7 @@ def validate_layer(
     point = layer.smallest_point()
     where = format_point(point)
     inputs = layer.make(point, torch.float64, "cpu", seed=0)
+    extra: Sequence[Any] = ()
     if layer.arguments is not None:
         try:
             extra = layer.arguments(point)
@@ -301,9 +302,10 @@ def validate_layer(
             with torch.no_grad(), _time_limit(timeout_s, f"implementation {impl.name!r}"):
                 out = fn(*[t.clone() for t in inputs])
         except Exception as exc:
+            hint = call_order_hint(impl.fn, list(layer.inputs), len(extra)) if impl.fn else None
             notes.append(
                 f"layer {layer.name!r}: implementation {impl.name!r} failed at {where}: "
-                f"{describe(exc)}"
+                f"{describe(exc)}" + (f" ({hint})" if hint else "")
             )
             continue
         if not is_outputs(out):

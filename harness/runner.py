@@ -255,6 +255,7 @@ class Runner:
         self._complete = False
         # why an incomplete run stopped (run.json's "stopped"; the report says it)
         self._stopped: str | None = None
+        self._declaration_notes: list[str] = []
         # spawns, watches and kills the workers; a hung task's limit is the scheduler's
         self.supervisor = Supervisor(
             self.out,
@@ -326,6 +327,9 @@ class Runner:
             "default_threads": default_threads(),
             # what the layers' own code warned as it loaded (the report's head)
             "load_warnings": list(self.load_warnings),
+            # implementations that failed their declaration check (the report's head):
+            # where a call order is the cause, the note says so
+            "declaration_notes": list(self._declaration_notes),
         }
         if self.config.shard is not None:
             data["shard"] = {
@@ -367,6 +371,7 @@ class Runner:
         if self.resuming and self.was_complete:
             return already_complete(self)
         notes = self.validate()
+        self._declaration_notes = notes
         if not self.resuming:
             _prepare_out(self.out)
         if self._lock is None:

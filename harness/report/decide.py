@@ -42,6 +42,11 @@ threads, device, allocator):
    decided faster, the baseline's call less that share leaves the port no longer
    decided faster (``RuntimeCost``). Removing one line beats a port, and the timings
    must be taken again without it before any port is weighed.
+7. A baseline that fails at every size of every setting gets *fix the layer first*
+   for that use, not *port*: nothing was compared, and the failure is as often the
+   declaration (a Function whose ``forward`` takes a non-tensor first, which the
+   harness passes last) as the layer (2026-12-02: graphnet's ``LogCMK`` declared as
+   is read **port** with no speed measured).
 
 A layer's verdict merges its settings': *fix the gradient first* wins; then *fix the
 layer first*; then any
@@ -92,6 +97,7 @@ __all__ = [
     "compared_baseline",
     "decide_layers",
     "find_crossovers",
+    "nothing_compared",
     "reference_raised",
     "tensor_names",
 ]
@@ -355,10 +361,12 @@ class LayerDecision:
     ``np.float_``, gone in NumPy 2; its mended copy, declared second, was compared)."""
 
     def fixes_layer_first(self, setting: SettingDecision) -> bool:
-        """Whether a runtime call undoes ``setting``'s port (``RuntimeCost``), or the
-        baseline's outputs are truncated to integers: that setting reads *fix the layer
-        first*."""
+        """Whether a runtime call undoes ``setting``'s port (``RuntimeCost``), the
+        baseline's outputs are truncated to integers, or the baseline fails at every
+        size (``nothing_compared``): that setting reads *fix the layer first*."""
         if setting.baseline is not None and setting.baseline in self.gradient.truncated:
+            return True
+        if nothing_compared(setting):
             return True
         return any(
             c.undoes_port and c.use == setting.use and c.setting == setting.label
@@ -1179,6 +1187,12 @@ def _capability_gains(
     )
 
 
+def nothing_compared(setting: SettingDecision) -> bool:
+    """Whether ``setting``'s baseline failed at every size it was measured at, so that
+    no speed was compared (the native "wins" each size by running)."""
+    return bool(setting.points) and all(p.failed == "baseline" for p in setting.points)
+
+
 def _merge(
     decisions: Sequence[SettingDecision],
 ) -> tuple[str, Crossover | None, Crossover | None, bool]:
@@ -1397,7 +1411,11 @@ def _layer_decision(
         if inf_kind == PORT and _best_is_compiled(inf, rows):
             inf_kind = COMPILE_AS_IS
         inf_costs = _runtime_costs(setting_list, inf, INFERENCE_USE, profiled or {})
-        if _undoes_a_port(INFERENCE_USE, inf_costs) or gradient.truncated:
+        if (
+            _undoes_a_port(INFERENCE_USE, inf_costs)
+            or gradient.truncated
+            or all(nothing_compared(s) for s in inf)
+        ):
             inf_kind, inf_threshold, inf_closing = FIX_LAYER, None, None
         runtime += inf_costs
         inference = Verdict(
@@ -1417,7 +1435,11 @@ def _layer_decision(
         kind = COMPILE_AS_IS
     if gradient.fix and use == TRAINING_USE:
         kind, threshold, closing = FIX_GRADIENT, None, None
-    elif _undoes_a_port(use, runtime) or gradient.truncated:
+    elif (
+        _undoes_a_port(use, runtime)
+        or gradient.truncated
+        or (decisions and all(nothing_compared(s) for s in decisions))
+    ):
         kind, threshold, closing = FIX_LAYER, None, None
     best = next((d for d in decisions if d.native), None)
     native_source = None

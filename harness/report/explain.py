@@ -202,7 +202,8 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         # nothing was compared: say so first, before "not measured on both sides"
         out.append(
             f"{s.baseline} fails at every size measured, so nothing was compared: "
-            f"{s.native} runs where it does not. Make {s.baseline} run to weigh speed."
+            f"{s.native} runs where it does not. Make {s.baseline} run to weigh speed "
+            "(it is called with the layer's inputs first, then its `arguments`)."
         )
     what = {
         STEP: "a whole training step (a forward that records the graph, then the backward)",

@@ -85,7 +85,8 @@ _KINDS = (
     "the speed; *fix the layer first*: the port's gain is a call into the Python runtime "
     "the baseline makes every call (`gc.collect()`, `time.sleep`, `print`), and without "
     "it the port is no longer decidedly faster, or the baseline returns integers where "
-    "the reference's outputs are floating; *undecided*: too noisy to tell at the sizes named; *compile as is*: "
+    "the reference's outputs are floating, or it fails at every size (nothing compared); "
+    "*undecided*: too noisy to tell at the sizes named; *compile as is*: "
     "`torch.compile` of the baseline exactly as declared runs without a graph break, "
     "agrees with the reference and keeps up with the best native candidate."
 )
@@ -211,6 +212,13 @@ def _head(results: Results) -> list[str]:
             "**The layers' code warned as it loaded** (what it says may explain its "
             "timings): "
             + "; ".join("`" + " ".join(str(w).replace("`", "'").split()) + "`" for w in said[:5]),
+            "",
+        ]
+    failed = results.run.get("declaration_notes") or []
+    if failed:
+        out += [
+            "**Declaration check** (each layer run once at its smallest point, before "
+            "anything is measured): " + "; ".join(str(n) for n in failed[:5]) + ".",
             "",
         ]
     out += fault_lines(results)  # a cut run, NaN/inf in inputs or outputs

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness import baseline
 from harness.errors import LayerDefinitionError
 from harness.registry import load_layers_from, validate_layer
 
@@ -34,6 +35,41 @@ def test_every_implementation_and_the_reference_get_the_points_arguments() -> No
     bad = replace(layer, arguments=lambda point: int(point["k"]))
     with pytest.raises(LayerDefinitionError, match="arguments must return a tuple"):
         validate_layer(bad)
+
+
+class _ArgumentFirst(torch.autograd.Function):
+    """graphnet's LogCMK (2026-12-02) takes its non-tensor first: forward(ctx, m, kappa)."""
+
+    @staticmethod
+    def forward(ctx, k, x):  # type: ignore[no-untyped-def]
+        return x.mul(k)  # called apply(x, k): an int has no .mul
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        return None, grad
+
+
+def test_a_function_taking_its_argument_first_is_told_the_order_it_is_called_in() -> None:
+    from harness.layer import call_order_hint
+
+    layer = _layer()
+    assert call_order_hint(layer.implementation("numpy").fn, ["x"], 1) is None
+    assert call_order_hint(torch_mul, ["x"], 1) is None
+    swapped = replace(
+        layer,
+        implementations=(baseline("numpy", _ArgumentFirst), *layer.implementations[1:]),
+    )
+    (note,) = validate_layer(swapped)
+    assert "implementation 'numpy' failed at n=8,k=2" in note
+    assert note.endswith(
+        "(_ArgumentFirst.forward takes (k, x), but the harness passes (x, <argument>): the "
+        "layer's inputs first, then its arguments; declare a function that calls it in its "
+        "own order)"
+    ), note
+
+
+def torch_mul(x: torch.Tensor, k: int) -> torch.Tensor:
+    return x * k
 
 
 def test_the_checks_run_with_the_arguments(tmp_path: Path) -> None:

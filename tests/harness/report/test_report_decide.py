@@ -704,14 +704,22 @@ def test_a_native_failing_at_small_sizes_ports_above_them(rf: ModuleType) -> Non
     assert speeds.settings[0].threshold.failing is None
 
 
-def test_a_baseline_failing_everywhere_means_port(rf: ModuleType) -> None:
+def test_a_baseline_failing_everywhere_means_fix_the_layer_first(rf: ModuleType) -> None:
+    """2026-12-02: graphnet's LogCMK, declared as is, was called with its non-tensor
+    argument last and failed at every size; the verdict read **port**, with no speed
+    measured. Nothing compared is no port: the layer (or its declaration) comes first."""
     rows = []
     for n in (16, 32):
         rows.append(rf.row("lay", "numpy", n, "forward", status="error", error="MemoryError"))
         rows.append(rf.row("lay", "torch", n, "forward", 1e-3))
     d = decide_one(rf, rows)
-    assert d.kind == PORT
-    assert sides(d) == ["native", "native"]
+    assert d.kind == FIX_LAYER
+    assert d.inference_verdict is not None and d.inference_verdict.kind == FIX_LAYER
+    assert sides(d) == ["native", "native"]  # each size: the side that runs
+    assert setting_headline(d, d.settings[0]) == FIX_LAYER
+    # one size compared is enough for a speed verdict
+    rows[2] = rf.row("lay", "numpy", 32, "forward", 2e-3)
+    assert decide_one(rf, rows).kind == PORT
     # nothing was compared, and the report says so before any figure
     first = setting_sentences(d.settings[0], "n")[0]
     # a layer with a baseline alone: keep, and nothing compared (2026-12-01: a bold

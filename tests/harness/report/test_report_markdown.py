@@ -109,6 +109,17 @@ def test_what_the_layers_warned_as_they_loaded_opens_the_report(rf: ModuleType) 
     assert "warned as it loaded" not in render_report(rf.results(rows), {})
 
 
+def test_what_the_declaration_check_found_opens_the_report(rf: ModuleType) -> None:
+    """2026-12-02: a Function taking its non-tensor first failed at every size, and what
+    the declaration check knew of the call order was only printed on stderr."""
+    rows = rf.series("lay", {"numpy": lambda n: 1e-3, "torch": lambda n: 0.5e-3}, (8, 64))
+    note = "layer 'lay': implementation 'numpy' failed at n=8: AttributeError: x (F.forward)"
+    head = render_report(rf.results(rows, run={"declaration_notes": [note]}), {})
+    assert "**Declaration check** (each layer run once at its smallest point, before " in head
+    assert f"anything is measured): {note}." in head.split("## Summary")[0]
+    assert "Declaration check" not in render_report(rf.results(rows), {})
+
+
 def test_plots_are_valid_pngs(rf: ModuleType, tmp_path: Path) -> None:
     rows = rf.seed_like_rows()
     frame = rf.frame(rows)
