@@ -17,6 +17,7 @@ from harness.report.decide import (
     decide_layers,
 )
 from harness.report.explain import (
+    baseline_output_sentences,
     budget_sentence,
     cache_sentence,
     headline,
@@ -129,7 +130,7 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
                 headline(v.kind, v.threshold, d.size_axis, v.closing),
                 v.settings,
                 [setting_sentences(s, d.size_axis) for s in v.settings],
-                runtime_sentences(d, v.use),
+                [*runtime_sentences(d, v.use), *baseline_output_sentences(d)],
                 v.kind == FIX_LAYER,
             ),
         ]

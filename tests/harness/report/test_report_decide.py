@@ -35,6 +35,7 @@ from harness.report.decide import (
     find_crossovers,
 )
 from harness.report.explain import (
+    baseline_output_sentences,
     budget_sentence,
     fmt_interval,
     headline,
@@ -508,6 +509,12 @@ def test_outputs_out_of_tolerance_alone_are_not_fix_the_gradient(rf: ModuleType)
     d = decide_one(rf, rows)
     assert d.kind == PORT and not d.gradient.fix
     assert [b[1] for b in d.gradient.baseline_out_of_tol] == ["outputs"]
+    # and the inference verdict, which serves those outputs, says so too (2026-12-02:
+    # a SciPy forward that overflowed to inf read "Inference verdict: port" alone)
+    (said,) = baseline_output_sentences(d)
+    assert said.startswith("numpy's outputs disagree with the float64 reference at n=16, 32")
+    rows = layer_rows(rf, {n: rf.iv(2.0) for n in (16, 32)})
+    assert baseline_output_sentences(decide_one(rf, rows)) == []
 
 
 def test_a_baseline_that_writes_into_its_input_is_fixed_first_and_named(
