@@ -388,13 +388,22 @@ def _faults_sentence(base: Profiled | None, cand: Profiled | None, axis: str) ->
     ratio = high.faults / low.faults if low.faults > 0 else math.inf
     if ratio < _FAULT_RATIO:
         return None
-    times = f" (×{ratio:.0f})" if math.isfinite(ratio) else ""
+    # a ratio to less than one fault a call says nothing (2026-12-02: "against 0 for
+    # torch's (×9673)", torch's 0.33 printed as 0)
+    times = f" (×{ratio:.0f})" if low.faults >= 1 else ""
     word = _PHASE_WORDS.get(high.phase, high.phase)
     return (
         f"{_where(axis, high.size)} {high.impl}'s {word} takes {high.faults:,.0f} minor page "
-        f"faults per call against {low.faults:,.0f} for {low.impl}'s{times}: memory the "
+        f"faults per call against {_fewer(low.faults)} for {low.impl}'s{times}: memory the "
         "allocator gets afresh from the kernel each call (compare `--allocator glibc-fixed`)."
     )
+
+
+def _fewer(faults: float) -> str:
+    """Faults per call: ``0``, ``0.33`` (fewer than one a call), ``1,024``."""
+    if faults == 0 or faults >= 1:
+        return f"{faults:,.0f}"
+    return f"{faults:.2g}"
 
 
 def explain_pair(pair: Pair, axis: str) -> list[str]:

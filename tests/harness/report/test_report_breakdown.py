@@ -128,6 +128,18 @@ def _text(rows: Sequence[Mapping[str, Any]] | None = None, **kw: Any) -> str:
     return "\n".join(section_lines(found, _layer_rows(), _decision(), **kw))
 
 
+def test_fewer_faults_than_one_a_call_are_not_printed_as_zero_nor_divided_by() -> None:
+    """2026-12-02: "3,224 minor page faults per call against 0 for torch's (×9673)",
+    where torch took 0.33 a call."""
+    rows = [
+        {**r, "minor_faults": 1 / 3} if r.get("minor_faults") == 10.0 else r
+        for r in _breakdown_rows()
+    ]
+    text = _text(rows)
+    assert "takes 512 minor page faults per call against 0.33 for numpy's:" in text, text
+    assert "(×" not in text.split("minor page faults per call against 0.33")[1][:20]
+
+
 def test_the_section_explains_the_verdict_with_named_parts() -> None:
     text = _text(plot="plots/fft-breakdown.png")
     assert text.startswith("### Where the time goes (fft)")
