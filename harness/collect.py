@@ -802,11 +802,14 @@ def _row(
         row.update(_interval_columns("", comparison.phase.get(phase)))
         row.update(_interval_columns("step_", comparison.step))
         trains = _trains(setup) and _trains(baseline_setup)
+        # a forward row's calls are forwards, as the inference verdict serves them
+        # (2026-12-02: compile's forward row carried the training step's 2.7 calls
+        # where its forwards need 8)
         row["break_even_calls"] = _break_even(
             setup.oneoff_s,
             baseline_times,
             _medians(analysis, variant),
-            "step" if trains else "forward",
+            "step" if trains and phase != "forward" else "forward",
         )
         if phase == "step" and row["status"] == "ok" and comparison.step is None and trains:
             # this side timed its step, the baseline did not: say why there is no

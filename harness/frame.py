@@ -133,9 +133,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "break_even_calls": (
         "Float64",
         "calls after which the one-off cost has paid off against the baseline: oneoff_s / "
-        "(baseline time - this time), per call of a training step (the 'step' phase) "
-        "where both sides train, per forward where either has no step by design (a "
-        "forward-only form or baseline); empty where this is not faster, has no one-off "
+        "(baseline time - this time), per forward on 'forward' rows (the inference "
+        "verdict's), per call of a training step (the 'step' phase) on the others where "
+        "both sides train, else per forward (a forward-only form or baseline); empty "
+        "where this is not faster, has no one-off "
         "cost, or a step that should have run failed or was not timed (never estimated "
         "from forward + backward)",
     ),

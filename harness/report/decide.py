@@ -1261,10 +1261,14 @@ def _slow_payoffs(
     winners = {d.native for d in decisions if d.native} | {
         d.compiled.impl for d in decisions if d.compiled is not None
     }
+    # the calls of the verdict's use: a forward row's are forwards, the others' steps
+    training = any(d.use == TRAINING_USE and not d.estimated for d in decisions)
     worst: dict[str, tuple[float, float]] = {}
     for r in rows:
         calls, size = r.get("break_even_calls"), r.get("size")
         if r.get("impl") not in winners or calls is None or size is None:
+            continue
+        if (r.get("phase") == "forward") == training:
             continue
         if float(calls) > worst.get(str(r["impl"]), (0.0, 0.0))[1]:
             worst[str(r["impl"])] = (float(size), float(calls))

@@ -243,7 +243,13 @@ def test_a_step_that_failed_leaves_no_break_even(impl: str) -> None:
                 state.full_setup(event.variant.name), oneoff_s=2.0
             )  # type: ignore[arg-type]
     rows = build_outputs(state, p).frame
-    assert rows[rows["impl"] == "torch"]["break_even_calls"].isna().all()
+    torch_rows = rows[rows["impl"] == "torch"].set_index("phase")["break_even_calls"]
+    # no training break-even, never one estimated from forward + backward
+    assert torch_rows[["step", "backward"]].isna().all()
+    # a forward row's is per forward, the inference verdict's (2026-12-02: a forward row
+    # carried the training step's figure)
+    forward = TIMES[("numpy", "forward")] - TIMES[("torch", "forward")]
+    assert torch_rows["forward"] == pytest.approx(2.0 / forward, rel=0.05)
 
 
 def test_drift_and_bursts_hitting_every_implementation_leave_the_speedup_alone() -> None:
