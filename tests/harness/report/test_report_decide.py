@@ -1201,6 +1201,7 @@ def test_a_one_off_cost_that_does_not_pay_off_is_named(rf: ModuleType) -> None:
     # and 5,809 here, 2026-11-30)
     assert "needs 5,810 calls to pay off at n=64" in " ".join(layer_sentences(d))
     # a training verdict weighs steps: a forward row's calls are forwards
+    rows = _three_phase_rows(rf, (8, 64), step=rf.iv(1.2), forward=rf.iv(1.2), backward=rf.iv(1.2))
     for r in rows:
         if r["impl"] == "torch":
             r["break_even_calls"] = 9e9 if r["phase"] == "forward" else 20.0
