@@ -327,8 +327,7 @@ class Runner:
             "default_threads": default_threads(),
             # what the layers' own code warned as it loaded (the report's head)
             "load_warnings": list(self.load_warnings),
-            # implementations that failed their declaration check (the report's head):
-            # where a call order is the cause, the note says so
+            # implementations that failed their declaration check (the report's head)
             "declaration_notes": list(self._declaration_notes),
         }
         if self.config.shard is not None:
@@ -370,8 +369,7 @@ class Runner:
     def _run(self) -> RunOutcome:
         if self.resuming and self.was_complete:
             return already_complete(self)
-        notes = self.validate()
-        self._declaration_notes = notes
+        notes = self._declaration_notes = self.validate()
         if not self.resuming:
             _prepare_out(self.out)
         if self._lock is None:
