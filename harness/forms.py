@@ -238,7 +238,31 @@ def script_cause(exc: BaseException, stage: str, fn: object = None) -> str:
             "inside the def, a comment say, is the usual cause",
             _CAUSE_CHARS,
         )
-    return one_line(f"TorchScript cannot {stage} it: {text}", _CAUSE_CHARS)
+    where = _script_error_at(fn, str(root), text)
+    return one_line(f"TorchScript cannot {stage} it: {text.rstrip(':')}{where}", _CAUSE_CHARS)
+
+
+#: Where TorchScript's own errors put the offending line, below their first.
+_SCRIPT_FILE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+def _script_error_at(fn: object, message: str, text: str) -> str:
+    """`` (at logcmk.py:78)`` where TorchScript's message names the line below its first
+    (``import statements aren't supported:``), else `` (in log_cmk_torch, logcmk.py:72)``,
+    the function being scripted, when the error names no place at all (2026-12-02:
+    "cannot create weak reference to 'numpy.ufunc' object", from an ``np.log`` in a
+    native, said nothing of where); "" where the first line already says it."""
+    if re.search(r"\.py\W|line \d", text):
+        return ""
+    numpy = "; a NumPy function in it, which TorchScript cannot compile" if "numpy" in text else ""
+    found = _SCRIPT_FILE.search(message)
+    if found:
+        return f" (at {os.path.basename(found['file'])}:{found['line']}{numpy})"
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return f" ({numpy[2:]})" if numpy else ""
+    name = getattr(fn, "__qualname__", code.co_name)
+    return f" (in {name}, {os.path.basename(code.co_filename)}:{code.co_firstlineno}{numpy})"
 
 
 def _parsed_function(exc: BaseException) -> str:

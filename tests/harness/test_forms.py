@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -237,3 +238,39 @@ def test_ort_session_on_cuda_needs_the_cuda_provider() -> None:
     x = torch.randn(2, 2)
     with pytest.raises(NotImplementedError, match="no CUDAExecutionProvider"):
         ort_session(_onnx(lambda a: a + 1, (x,), ["a"]), device="cuda")
+
+
+def _numpy_constant(x: torch.Tensor) -> torch.Tensor:
+    return x * float(np.log(2.0))
+
+
+def _imports(x: torch.Tensor) -> torch.Tensor:
+    import math
+
+    return x * math.pi
+
+
+def test_a_script_error_that_names_no_place_is_given_the_functions() -> None:
+    """2026-12-02: a native with an ``np.log`` read "cannot create weak reference to
+    'numpy.ufunc' object", with no word of where."""
+    from harness.forms import _script, script_cause
+
+    with pytest.raises(Exception) as failed:
+        _script(_numpy_constant)
+    said = script_cause(failed.value, "script", _numpy_constant)
+    line = _numpy_constant.__code__.co_firstlineno
+    assert said.endswith(
+        f"(in _numpy_constant, test_forms.py:{line}; a NumPy function in it, which "
+        "TorchScript cannot compile)"
+    ), said
+    # TorchScript's own place, below its first line, is kept
+    with pytest.raises(Exception) as failed:
+        _script(_imports)
+    line = _imports.__code__.co_firstlineno + 1
+    assert script_cause(failed.value, "script", _imports) == (
+        f"TorchScript cannot script it: import statements aren't supported (at test_forms.py:{line})"
+    )
+    # an error that names its place keeps it alone
+    assert script_cause(RuntimeError("bad at f.py:3"), "script", _numpy_constant) == (
+        "TorchScript cannot script it: bad at f.py:3"
+    )
