@@ -356,13 +356,25 @@ def _phase_sentence(s: SettingDecision, axis: str) -> str | None:
     """A training step's speedup by phase, or None."""
     if s.metric != STEP:
         return None
-    parts = [f"{phase} {describe_points(pts, axis)}" for phase, pts in s.phase_points.items()]
+    parts = [
+        f"{phase} {describe_points(pts, axis)}" + _undecided_of(pts, axis)
+        for phase, pts in s.phase_points.items()
+    ]
     if not parts:
         return None
     return (
         "Where the step's time goes, by phase (forward under inference_mode, "
         "backward on a retained graph): " + "; ".join(parts) + "."
     )
+
+
+def _undecided_of(points: Sequence[PointDecision], axis: str) -> str:
+    """`` (undecided at n=8, 64)`` for the sizes whose interval straddles a band edge:
+    figures that explain a verdict are not decided by quoting them (2026-12-02: a
+    quick run's "forward ×3.89–×15.4", both undecided, where a default run decided
+    ×0.48)."""
+    noisy = [p.size for p in points if p.side == "noisy"]
+    return f" (undecided at {_sizes(axis, noisy)})" if noisy else ""
 
 
 def _compiled_sentence(s: SettingDecision, axis: str) -> str:

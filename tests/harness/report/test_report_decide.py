@@ -1252,6 +1252,16 @@ def test_training_is_decided_on_the_step_not_on_its_parts(rf: ModuleType) -> Non
     (s,) = d.settings
     assert s.metric == STEP and [p.speedup for p in s.points] == [0.5, 0.5]
     assert set(s.phase_points) == {"forward", "backward"}
+    # figures that explain the verdict say where they are undecided (2026-12-02: a quick
+    # run's undecided "forward ×3.89–×15.4" where a default run decided ×0.48)
+    said = " ".join(setting_sentences(s, "n"))
+    assert "forward ×2.00 at n=64–256; backward ×3.00 at n=64–256." in said, said
+    noisy = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(0.5), forward=rf.iv(2.0, 1.5), backward=rf.iv(3.0)
+    )
+    (s,) = decide_one(rf, noisy).settings
+    said = " ".join(setting_sentences(s, "n"))
+    assert "forward ×2.00 at n=64–256 (undecided at n=64, 256); backward ×3.00" in said, said
     # inference is decided on the forward: there torch wins
     assert d.inference is not None and d.inference.kind == PORT
     assert d.inference.settings[0].metric == INFERENCE
