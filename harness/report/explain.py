@@ -202,9 +202,9 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.points and all(p.failed == "baseline" for p in s.points):
         # nothing was compared: say so first, before "not measured on both sides"
         out.append(
-            f"{s.baseline} fails at every size measured, so nothing was compared: "
-            f"{s.native} runs where it does not. Make {s.baseline} run to weigh speed "
-            "(it is called with the layer's inputs first, then its `arguments`)."
+            f"{s.baseline}'s {'training step' if s.metric == STEP else 'forward'} fails "
+            f"at every size measured, so none was compared: {s.native}'s runs where it "
+            f"does not. Make {s.baseline}'s run to weigh speed."
         )
     what = {
         STEP: "a whole training step (a forward that records the graph, then the backward)",
@@ -590,8 +590,10 @@ def _no_gradient_sentence(baseline: str, error: str, native_agrees: bool) -> str
     if "numpy() on Tensor that requires grad" in error:
         text += (
             " It converts a tensor that requires grad to NumPy outside a "
-            "torch.autograd.Function, where autograd cannot follow: put that code in an "
-            "autograd.Function with a backward of its own"
+            "torch.autograd.Function, where autograd cannot follow: where what NumPy "
+            "computes there needs no gradient (indices, an assignment, a mask), "
+            "`.detach()` before `.numpy()` is the whole fix; otherwise put that code in "
+            "an autograd.Function with a backward of its own"
         )
     else:
         text += " Make its backward run"

@@ -350,6 +350,9 @@ def test_a_baseline_no_gradient_can_be_taken_through_is_not_called_wrong(rf: Mod
     text = " ".join(layer_sentences(d))
     assert "numpy cannot be trained: no gradient can be taken through it" in text, text
     assert "outside a torch.autograd.Function" in text
+    # 2026-12-02: a Hungarian-matching loss's NumPy computes only the assignment, which
+    # needs no gradient: a .detach() is the whole fix, and the report says so first
+    assert "`.detach()` before `.numpy()` is the whole fix" in text
     assert "gradient is wrong" not in text
     assert text.count(NUMPY_OF_GRAD) == 1, text  # the error said once
     # what it returns is no word on a gradient it does not have
@@ -733,7 +736,19 @@ def test_a_baseline_failing_everywhere_means_fix_the_layer_first(rf: ModuleType)
     # "keep" beside "stopped: every point decided" read as a measured verdict)
     alone = decide_one(rf, [r for r in layer_rows(rf, {16: rf.iv(2.0)}) if r["impl"] == "numpy"])
     assert setting_headline(alone, alone.settings[0]) == "keep (nothing compared)"
-    assert first.startswith("numpy fails at every size measured, so nothing was compared")
+    assert first.startswith("numpy's forward fails at every size measured, so none was compared")
+    # a training step that fails where the forward ran says which (2026-12-02: a
+    # Hungarian loss's "numpy fails at every size" beside forwards compared at each)
+    rows = _three_phase_rows(rf, (16, 32), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0))
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "step":
+            r.update(status="error", error="RuntimeError: no", median_s=None)
+        if r["impl"] == "torch" and r["phase"] == "step":
+            r.update(speedup=None, speedup_low=None, speedup_high=None)
+    d = decide_one(rf, rows)
+    (said,) = setting_sentences(d.settings[0], "n")[:1]
+    assert said.startswith("numpy's training step fails at every size measured"), said
+    assert d.inference is not None and d.inference.kind == PORT
 
 
 # ---------------------------------------------------------------- forward-only sides
