@@ -1146,6 +1146,14 @@ def test_no_compile_as_is_with_graph_breaks_or_when_slower(rf: ModuleType) -> No
     )
     assert slower.kind == PORT and slower.settings[0].compiled is not None
     assert not slower.settings[0].compiled.as_fast
+    # where the native is decided faster nowhere, being as fast still needs evidence:
+    # a compiled form far slower than the native, measured at one size of three
+    # (2026-12-02: a NumPy loop's compile ×0.027 read "as fast as torchscript")
+    slow_native = {n: rf.iv(0.15) for n in (8, 64, 512)}
+    one_size = decide_one(rf, _with_compiled(rf, slow_native, {8: rf.iv(0.027)}))
+    assert one_size.settings[0].compiled is not None
+    assert not one_size.settings[0].compiled.as_fast
+    assert "as fast as" not in " ".join(setting_sentences(one_size.settings[0], "n"))
     # gradients outside tolerance: never compile as is
     wrong = decide_one(
         rf, _with_compiled(rf, fast, keeps_up, within_tol=False), caps=[_compile_cap(0)]
