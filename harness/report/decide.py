@@ -224,6 +224,11 @@ class SettingDecision:
     closing: Crossover | None = None
     """For ``PORT_BETWEEN``/``KEEP_BETWEEN``: where the middle stretch ends (``threshold``
     is where it begins)."""
+    also_faster: tuple[tuple[str, PointDecision], ...] = ()
+    """(candidate, its point) where another trusted candidate than ``native`` is decided
+    faster than the baseline at a size where ``native`` is not: the verdict follows one
+    candidate, and the report names what it leaves aside (2026-12-02: ONNX Runtime ×1.98
+    (1.81–2.17) at n=64 went unsaid beside torch's undecided ×0.75 there)."""
 
 
 @dataclass(frozen=True)
@@ -677,6 +682,7 @@ def _setting_decision(
         find_crossovers([(p.size, p.speedup) for p in points if p.speedup is not None])
     )
     refined = [_by_failure(_refine(c, crossovers), points) for c in crossings]
+    also = _also_faster(setting, baseline, best, trusted, points, (phase, prefix), sizes)
     return SettingDecision(
         setting.label,
         setting.context,
@@ -701,7 +707,29 @@ def _setting_decision(
         estimated=bool(prefix),
         passed_over=passed_over,
         closing=refined[1] if len(refined) > 1 else None,
+        also_faster=also,
     )
+
+
+def _also_faster(
+    setting: Setting,
+    baseline: str,
+    best: str,
+    candidates: Sequence[str],
+    points: Sequence[PointDecision],
+    metric: tuple[str, str],
+    sizes: Sequence[float],
+) -> tuple[tuple[str, PointDecision], ...]:
+    """``SettingDecision.also_faster``: the other candidates' decided wins (by running or
+    by speed) at the sizes where ``best``'s point is not one."""
+    open_sizes = {p.size for p in points if p.side != "native"}
+    found = []
+    for other in candidates:
+        if other == best or not open_sizes:
+            continue
+        theirs = _metric_points(setting, baseline, other, *metric, sizes)
+        found += [(other, p) for p in theirs if p.size in open_sizes and p.side == "native"]
+    return tuple(found)
 
 
 #: What a phase's deviations are of.

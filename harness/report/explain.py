@@ -237,6 +237,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
         out.append(turns)
     if s.kind == UNDECIDED:
         out.append(_undecided_sentence(s, axis))
+    out += _also_faster_sentences(s, axis)
     phases = _phase_sentence(s, axis)
     if phases:
         out.append(phases)
@@ -253,6 +254,21 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if memory:
         out.append(memory)
     return _dedupe(out)
+
+
+def _also_faster_sentences(s: SettingDecision, axis: str) -> list[str]:
+    """Another candidate decided faster where the verdict's is not: named, with why the
+    verdict follows the other (``SettingDecision.also_faster``)."""
+    by_impl: dict[str, list[PointDecision]] = {}
+    for impl, p in s.also_faster:
+        by_impl.setdefault(impl, []).append(p)
+    return [
+        f"{impl} is decided faster than {s.baseline} at "
+        + ", ".join(f"{axis}={fmt_size(p.size)} ({fmt_interval(*_interval(p))})" for p in pts)
+        + f", where {s.native} is not; the verdict follows {s.native}, the candidate with "
+        "a speedup at the most sizes (then the highest geometric mean)."
+        for impl, pts in by_impl.items()
+    ]
 
 
 def _band_sentences(s: SettingDecision, axis: str) -> list[str]:

@@ -1264,6 +1264,32 @@ def _three_phase_rows(
     return rows
 
 
+def test_another_candidate_decided_faster_where_the_best_is_not_is_named(
+    rf: ModuleType,
+) -> None:
+    """2026-12-02: an elastic deformation's inference verdict followed torch (×0.75,
+    undecided at n=64) and never named ONNX Runtime's ×1.98 (1.81–2.17) there."""
+    rows = _three_phase_rows(
+        rf, (64, 256), step=rf.iv(0.75, 0.5), forward=rf.iv(0.75, 0.5), backward=rf.iv(1.0)
+    )
+    rows.append(
+        rf.row("lay", "onnxruntime", 64, "forward", 1e-3 / 1.98, form="onnxruntime",
+               source="torch", speedup=rf.iv(1.98))
+    )  # fmt: skip
+    d = decide_one(rf, rows)
+    assert d.inference is not None
+    (s,) = d.inference.settings
+    assert s.native == "torch" and [(i, p.size) for i, p in s.also_faster] == [
+        ("onnxruntime", 64.0)
+    ]
+    said = " ".join(setting_sentences(s, "n"))
+    assert "onnxruntime is decided faster than numpy at n=64 (×1.98 (1.94–2.02)), where " in said
+    # none said where the best candidate is decided faster itself
+    fast = _three_phase_rows(rf, (64,), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0))
+    fast += [r for r in rows if r["impl"] == "onnxruntime"]
+    assert decide_one(rf, fast).inference.settings[0].also_faster == ()  # type: ignore[union-attr]
+
+
 def test_training_is_decided_on_the_step_not_on_its_parts(rf: ModuleType) -> None:
     # forward and backward each faster, yet the whole step slower (e.g. compiled code
     # moving work into the forward that records the graph): the step rules training
