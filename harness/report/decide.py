@@ -682,7 +682,6 @@ def _setting_decision(
         find_crossovers([(p.size, p.speedup) for p in points if p.speedup is not None])
     )
     refined = [_by_failure(_refine(c, crossovers), points) for c in crossings]
-    also = _also_faster(setting, baseline, best, trusted, points, (phase, prefix), sizes)
     return SettingDecision(
         setting.label,
         setting.context,
@@ -707,7 +706,7 @@ def _setting_decision(
         estimated=bool(prefix),
         passed_over=passed_over,
         closing=refined[1] if len(refined) > 1 else None,
-        also_faster=also,
+        also_faster=_also_faster(setting, baseline, best, trusted, points, (phase, prefix), sizes),
     )
 
 
