@@ -140,6 +140,18 @@ def test_fewer_faults_than_one_a_call_are_not_printed_as_zero_nor_divided_by() -
     assert "(×" not in text.split("minor page faults per call against 0.33")[1][:20]
 
 
+def test_a_loop_of_calls_too_short_to_time_is_said_to_be_understated() -> None:
+    """2026-12-02: a public cross-correlation's 2,044 np.dot calls a forward (60% of it,
+    measured apart) each cost less than the tools' estimate, counted as 0, and the
+    report read "99% in the layer's own code"."""
+    rows = _breakdown_rows()
+    dot = {**rows[0], "part": "numpy.dot", "kind": "numpy", "seconds": 0.0, "share": 0.0}
+    text = _text([*rows, {**dot, "calls": 2044}])
+    assert "makes calls too short for the tools to time, each under their estimated cost " in text
+    assert "per call: numpy.dot (2,044 calls). They count as 0 here" in text
+    assert "too short for the tools" not in _text([*rows, {**dot, "calls": 3}])
+
+
 def test_the_section_explains_the_verdict_with_named_parts() -> None:
     text = _text(plot="plots/fft-breakdown.png")
     assert text.startswith("### Where the time goes (fft)")
