@@ -37,6 +37,7 @@ __all__ = [
     "ResultsError",
     "describe",
     "first_line",
+    "inference_mode_only",
     "one_line",
     "root_cause",
     "truncate",
@@ -209,3 +210,15 @@ def root_cause(exc: BaseException) -> BaseException:
         root = root.__cause__
         seen.add(id(root))
     return root
+
+
+def inference_mode_only(exc: BaseException) -> RuntimeError:
+    """The error of a native call that fails under ``torch.inference_mode()``, the mode
+    it is served in, and runs under ``torch.no_grad()``: the mode named as the trigger
+    (2026-12-02: a compiled native with ``torch.from_numpy`` inside failed a Dynamo guard
+    under inference_mode alone, beside a capability matrix that said compile ✓; an
+    in-place update of an inference tensor fails the same way)."""
+    return RuntimeError(
+        "fails under torch.inference_mode(), the mode it is served in, and runs under "
+        f"torch.no_grad() (serve it there): {describe(exc)}"
+    )

@@ -48,7 +48,13 @@ import torch
 
 from harness.deviation import eager_mismatch
 from harness.dtypes import torch_dtype
-from harness.errors import FormUnsupported, first_line, one_line, root_cause
+from harness.errors import (
+    FormUnsupported,
+    first_line,
+    inference_mode_only,
+    one_line,
+    root_cause,
+)
 from harness.layer import Implementation, Layer, Point, with_arguments
 from harness.outputs import as_tuple, tensors_of
 
@@ -702,8 +708,18 @@ def _first_calls(
     # the forward is timed as it is served: natives under inference_mode
     # (dynamo guards on the grad mode), the baseline's own code under no_grad
     serve = torch.inference_mode if impl.role == "native" else torch.no_grad
-    with serve():
-        compiled(*example)
+    try:
+        with serve():
+            compiled(*example)
+    except Exception as exc:
+        if impl.role != "native":
+            raise
+        try:
+            with torch.no_grad():
+                compiled(*example)
+        except Exception:
+            raise exc from None
+        raise inference_mode_only(exc) from exc
     if not trains:
         return
     leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]

@@ -274,3 +274,26 @@ def test_a_script_error_that_names_no_place_is_given_the_functions() -> None:
     assert script_cause(RuntimeError("bad at f.py:3"), "script", _numpy_constant) == (
         "TorchScript cannot script it: bad at f.py:3"
     )
+
+
+def test_a_compiled_native_failing_under_inference_mode_alone_names_the_mode() -> None:
+    """2026-12-02: torch.compile of a native with torch.from_numpy inside failed a Dynamo
+    guard on its first call under inference_mode, and ran under no_grad."""
+    from harness.forms import _first_calls
+
+    def guarded(x: torch.Tensor) -> torch.Tensor:
+        if torch.is_inference_mode_enabled():
+            raise AssertionError("Guard failed on the same frame it was created")
+        return x * 2
+
+    impl = native("torch", guarded)
+    with pytest.raises(RuntimeError, match=r"fails under torch.inference_mode\(\), the mode"):
+        _first_calls(guarded, impl, (torch.ones(3),), (True,), trains=False)
+
+    # failing either way, or the baseline's code (served under no_grad): its own error
+    def broken(x: torch.Tensor) -> torch.Tensor:
+        raise ValueError("broken")
+
+    for impl in (native("torch", broken), baseline("numpy", broken)):
+        with pytest.raises(ValueError, match="broken"):
+            _first_calls(broken, impl, (torch.ones(3),), (True,), trains=False)
