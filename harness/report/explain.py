@@ -79,7 +79,17 @@ def fmt_interval(speedup: float | None, low: float | None, high: float | None) -
         return "—"
     if low is None or high is None:
         return fmt_speedup(speedup)
+    if (low <= 0 or speedup / low > UNBOUNDED) and high / speedup > UNBOUNDED:
+        # 2026-12-02: two processes' quick run read "(2.7e-07–6153056)": unreadable,
+        # and no bound at all in practice
+        return f"{fmt_speedup(speedup)} (unbounded: too few processes)"
     return f"{fmt_speedup(speedup)} ({fmt_speedup(low)[1:]}–{_hi(high)})"
+
+
+#: An interval whose ends both lie further than this factor from its estimate bounds
+#: nothing (a quick run's two processes: a t quantile of 12.7 on a between-process
+#: spread); one end near it still bounds that side (``(1.90–∞)``).
+UNBOUNDED = 100.0
 
 
 def _hi(high: float) -> str:

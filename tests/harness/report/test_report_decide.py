@@ -1083,6 +1083,10 @@ def test_fmt_interval() -> None:
     assert fmt_interval(2.1, 1.9, float("inf")) == "×2.10 (1.90–∞)"
     assert fmt_interval(2.1, None, None) == "×2.10"
     assert fmt_interval(None, None, None) == "—"
+    # 2026-12-02: a quick run's two processes read "(2.7e-07–6153056)"
+    assert fmt_interval(1.29, 2.7e-07, 6153056) == "×1.29 (unbounded: too few processes)"
+    assert fmt_interval(1.29, 0.0, float("inf")) == "×1.29 (unbounded: too few processes)"
+    assert fmt_interval(1.29, 0.5, 6153056) == "×1.29 (0.50–6153056)"  # a bound below
 
 
 # ------------------------------------------------------------- the baseline, compiled
