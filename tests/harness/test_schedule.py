@@ -486,6 +486,43 @@ def test_the_plan_counts_each_worker_start_as_measured() -> None:
     assert "worker_starts_s" not in TimingLog(20).to_json()
 
 
+def test_a_build_that_timed_out_after_building_at_a_smaller_size_says_it_grows() -> None:
+    """2026-12-02: a NumPy loop's compile built in 8.9 s at n=64 and ran past 60 s at
+    n=512 (Dynamo unrolls the loop); the note said only that a longer limit helps."""
+    info = replace(
+        INFO,
+        sources={**INFO.sources, "compile": "torch"},
+        roles={**INFO.roles, "compile": "native"},
+        forms={**INFO.forms, "compile": "compile"},
+    )
+    groups = tuple(Group("toy", (("n", n),)) for n in SIZES)
+    impls = {"toy": ("numpy", "torch", "compile")}
+    p = Plan(RunConfig(capabilities=False), ("toy",), groups, impls, (), {"toy": info})
+    state = State()
+    state.add(GradcheckDone("toy", "numpy", True))
+    sched = Scheduler(p, PROFILE, Clock())
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob)
+    ok = PhaseSetup("ok", loops=10, estimate_s=1e-3)
+    by_name = {t.variant.name: t for t in job.tasks}  # type: ignore[union-attr]
+    for name, task in by_name.items():
+        if "/compile/" not in name:
+            state.add(SetupDone(task.variant, dict.fromkeys(PHASES, ok)))  # type: ignore[union-attr]
+    small = by_name["toy/compile/n=8/float32/t1/cpu/glibc"]
+    state.add(SetupDone(small.variant, dict.fromkeys(PHASES, ok), 8.94, "torch.compile"))  # type: ignore[union-attr]
+    state.add(Crash.timeout(by_name["toy/compile/n=16/float32/t1/cpu/glibc"], 60, "x"), -1)
+    record = sched.next(state)
+    assert isinstance(record, Record)
+    (done,) = record.events
+    assert isinstance(done, SetupDone) and done.variant.point_str == "n=32"
+    (why,) = {ps.error for ps in done.phases.values()}
+    assert why is not None and why.endswith(
+        "raises the limit; it built in 8.9s at n=8: a build time that grows with the size, "
+        "as where Dynamo unrolls a Python loop over the data, makes a longer limit move only "
+        "the size it stops at)"
+    ), why
+
+
 def test_an_adaptive_pass_times_more_rounds_where_workers_start_slowly() -> None:
     iv = Interval(1.3, 0.9, 1.9, 2, 10, within_var=0.01, between_var=0.0)
     by_size = {8: iv, 16: interval(2.0, 1.8, 2.2), 32: interval(2.0, 1.8, 2.2)}
