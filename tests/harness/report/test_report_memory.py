@@ -218,15 +218,33 @@ def test_finding_per_setting_and_caveat_for_uncounted_sources() -> None:
     frame = pd.concat(
         [
             series({("scipy", "forward"): {8: MiB}, ("torch", "forward"): {8: MiB}}, k=3),
-            series(
-                {("scipy", "forward"): {8: 8 * MiB}, ("torch", "forward"): {8: MiB}},
-                k=7,
-                sources=ORT,
-            ),
+            series({("scipy", "forward"): {8: 8 * MiB}}, k=7, sources=ORT),
+            series({("torch", "forward"): {8: MiB}}, k=7),
         ],
         ignore_index=True,
     )
     assert memory_finding(frame, "scipy", "torch", "n") == (
         "Porting also needs 8× less memory at n=8, k=7 "
         "(forward peak: 8.0 MiB vs 1.0 MiB; not counting onnxruntime arena)."
+    )
+    # a lower bound on the side said to need less supports nothing (2026-12-02:
+    # "48610× less memory ... 43 MiB vs 927 B", an ONNX Runtime arena not counted)
+    lower = pd.concat(
+        [
+            series({("scipy", "forward"): {8: 8 * MiB}}, k=7),
+            series({("torch", "forward"): {8: MiB}}, k=7, sources=ORT),
+        ],
+        ignore_index=True,
+    )
+    assert memory_finding(lower, "scipy", "torch", "n") is None
+    more = pd.concat(
+        [
+            series({("scipy", "forward"): {8: MiB}}, k=7),
+            series({("torch", "forward"): {8: 8 * MiB}}, k=7, sources=ORT),
+        ],
+        ignore_index=True,
+    )
+    assert memory_finding(more, "scipy", "torch", "n") == (
+        "Porting also needs 8× more memory at n=8 "
+        "(forward peak: 1.0 MiB vs 8.0 MiB; not counting onnxruntime arena)."
     )
