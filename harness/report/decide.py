@@ -697,16 +697,26 @@ def _setting_decision(
         possible,
         forward_only,
         compiled=compiled,
-        break_even=tuple(
-            (s, float(r["break_even_calls"]))
-            for s, r in sorted(_rows_by_size(setting, best, phase).items())
-            if r.get("break_even_calls") is not None
-        ),
+        break_even=_break_even(setting, best, phase, points),
         use=use,
         estimated=bool(prefix),
         passed_over=passed_over,
         closing=refined[1] if len(refined) > 1 else None,
         also_faster=_also_faster(setting, baseline, best, trusted, points, (phase, prefix), sizes),
+    )
+
+
+def _break_even(
+    setting: Setting, best: str, phase: str, points: Sequence[PointDecision]
+) -> tuple[tuple[float, float], ...]:
+    """(size, calls) of ``best``'s one-off cost, where it is decided faster by speed
+    only: a median that may be noise pays off nothing (2026-12-02: "1 at n=256" beside
+    "×5.21 (unbounded)")."""
+    faster = {p.size for p in points if p.side == "native" and p.failed is None}
+    return tuple(
+        (s, float(r["break_even_calls"]))
+        for s, r in sorted(_rows_by_size(setting, best, phase).items())
+        if r.get("break_even_calls") is not None and s in faster
     )
 
 

@@ -1233,6 +1233,13 @@ def test_a_one_off_cost_that_does_not_pay_off_is_named(rf: ModuleType) -> None:
         if r["impl"] == "torch":
             r["break_even_calls"] = 9e9 if r["phase"] == "forward" else 20.0
     assert decide_one(rf, rows).break_even == ()
+    # a size not decided faster pays off nothing (2026-12-02: "1 at n=256" beside an
+    # unbounded ×5.21)
+    noisy = layer_rows(rf, {8: rf.iv(1.2), 64: rf.iv(5.2, 100.0)})
+    for r in noisy:
+        if r["impl"] == "torch":
+            r["break_even_calls"] = 1.0
+    assert decide_one(rf, noisy).settings[0].break_even == ((8.0, 1.0),)
 
 
 # ------------------------------------------------------- training and inference verdicts
