@@ -700,7 +700,8 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
             "against the float64 reference"
             + (
                 "; gradcheck ran with NumPy's, Python's and torch's global generators "
-                "reseeded before each call, a fixed draw."
+                "reseeded before each call (a routine with a generator of its own, "
+                "ARPACK's random start vector say, still draws afresh)."
                 if impl in baselines and d.use == "training"
                 else "."
             )

@@ -169,6 +169,21 @@ def test_gradients_off_from_a_reference_that_fails_gradcheck_are_not_marked(
     assert "not judged: the reference itself fails gradcheck" in notes.render()
 
 
+def test_a_random_implementations_deviations_are_not_marked_wrong(rf: ModuleType) -> None:
+    """2026-12-02: ARPACK's eigenvectors (a sign drawn afresh each call) read "2 ✗" in the
+    table beside "not held against the float64 reference" in the verdict."""
+    rows = [
+        rf.row("lay", "scipy", 8, "forward", 1e-3, max_rel_err=2.0, within_tol=False),
+        rf.row("lay", "torch", 8, "forward", 1e-3),
+    ]
+    rows[0]["random_output"] = 2.0
+    notes = Footnotes()
+    dev = deviation_table(rf.frame(rows), None, notes)
+    assert dev is not None and "✗" not in dev
+    assert "| scipy (baseline) | 2[^1] |" in dev, dev
+    assert "not held against the reference: two calls on the same input differ" in notes.render()
+
+
 def test_noise_warnings_follow_pyperf_check(rf: ModuleType) -> None:
     rows = [
         rf.row("lay", "numpy", 8, "forward", 1e-3, spread=0.02),
