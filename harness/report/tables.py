@@ -185,40 +185,7 @@ def deviation_table(
     impls = impl_order(rows)
     dtypes = list(dict.fromkeys(str(r.get("dtype")) for r in rows))
     multi_dtype = len(dtypes) > 1
-    # (impl, dtype) -> tensor -> (max rel err, all within tol, any measured)
-    table: dict[tuple[str, str], dict[str, list[Any]]] = {}
-    tensors: list[str] = []
-
-    def add(impl: str, dtype: str, tensor: str, err: Any, within: Any) -> None:
-        if tensor not in tensors:
-            tensors.append(tensor)
-        slot = table.setdefault((impl, dtype), {}).setdefault(tensor, [None, True])
-        if err is not None:
-            slot[0] = max(slot[0] or 0.0, float(err))
-        if within is False:
-            slot[1] = False
-
-    if dev:
-        for d in dev:
-            add(
-                str(d["impl"]),
-                str(d.get("dtype")),
-                str(d.get("tensor")),
-                d.get("max_rel_err"),
-                d.get("within_tol"),
-            )
-    else:
-        for r in rows:
-            if r.get("status") != "ok" or r.get("max_rel_err") is None:
-                continue
-            tensor = "output" if r.get("phase") == "forward" else "gradients"
-            add(
-                str(r["impl"]),
-                str(r.get("dtype")),
-                tensor,
-                r.get("max_rel_err"),
-                r.get("within_tol"),
-            )
+    table, tensors = _deviation_slots(rows, dev)
     tensors.sort(key=lambda t: (not t.startswith("output"), t))  # output[0], output[1], ...
     # a reference that fails gradcheck judges no gradient: no ✗ from it (decide.py)
     unjudged = (
@@ -266,6 +233,47 @@ def deviation_table(
             body.append(cells)
     header = ["implementation", *tensors, "rtol", "gradcheck"]
     return md_table(header, body)
+
+
+def _deviation_slots(
+    rows: Sequence[Mapping[str, Any]], dev: Sequence[Mapping[str, Any]]
+) -> tuple[dict[tuple[str, str], dict[str, list[Any]]], list[str]]:
+    """(impl, dtype) -> tensor -> [max rel err, all within tol], and the tensors named,
+    from deviations.csv's rows (else results.csv's, for folders without it)."""
+    table: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    tensors: list[str] = []
+
+    def add(impl: str, dtype: str, tensor: str, err: Any, within: Any) -> None:
+        if tensor not in tensors:
+            tensors.append(tensor)
+        slot = table.setdefault((impl, dtype), {}).setdefault(tensor, [None, True])
+        if err is not None:
+            slot[0] = max(slot[0] or 0.0, float(err))
+        if within is False:
+            slot[1] = False
+
+    if dev:
+        for d in dev:
+            add(
+                str(d["impl"]),
+                str(d.get("dtype")),
+                str(d.get("tensor")),
+                d.get("max_rel_err"),
+                d.get("within_tol"),
+            )
+    else:
+        for r in rows:
+            if r.get("status") != "ok" or r.get("max_rel_err") is None:
+                continue
+            tensor = "output" if r.get("phase") == "forward" else "gradients"
+            add(
+                str(r["impl"]),
+                str(r.get("dtype")),
+                tensor,
+                r.get("max_rel_err"),
+                r.get("within_tol"),
+            )
+    return table, tensors
 
 
 def _gradcheck_cell(rows: Sequence[Mapping[str, Any]], impl: str, notes: Footnotes) -> str:
