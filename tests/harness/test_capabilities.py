@@ -605,3 +605,23 @@ def test_a_graph_break_says_where_in_the_traced_code_it_happened() -> None:
     )
     assert capabilities._describe(exc).endswith("(f), from hausdorff.py:52")
     assert capabilities._describe(RuntimeError("no stack")) == "RuntimeError: no stack"
+
+
+def test_a_form_is_not_called_wrong_for_randomness_one_repeat_missed() -> None:
+    """2026-12-02: ARPACK's eigenvector sign (its own generator) agreed in 5 calls of 6;
+    the one repeat the matrix makes agreed, and compile and trace read "wrong"."""
+    import torch
+
+    calls = []
+
+    def sometimes(x: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return -x if len(calls) == 2 else x  # its second call since the repeat
+
+    x = torch.ones(3)
+    subject = capabilities._Subject(sometimes, None, ("x",), (x,), (x,), x, x)
+    outcome = capabilities._verdict(subject, lambda inputs: -inputs[0])
+    assert outcome.status == "ok", outcome
+    assert outcome.reason is not None and outcome.reason.startswith("it runs; its output")
+    steady = capabilities._Subject(lambda t: t, None, ("x",), (x,), (x,), x, x)
+    assert capabilities._verdict(steady, lambda inputs: -inputs[0]).status == "wrong"
