@@ -789,7 +789,14 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
             f"{_sizes(d.size_axis, sizes)} (max relative error {_err(worst)}"
             + (f" in {tensor}" if tensor and tensor != "output" else "")
             + (_also_out(worst) if tensor and tensor != "output" else "")
-            + ")."
+            + ")"
+            + (
+                f": {native} is the reference's own function, so this is that computation's "
+                f"rounding in {worst.get('dtype') or 'the dtype measured'}, which no port "
+                "in it avoids; it is weighed all the same."
+                if g.reference_is == native
+                else "."
+            )
         )
     for label, baseline, phase, sizes, error in g.baseline_failures:
         if phase == "step":

@@ -463,6 +463,15 @@ def test_a_faster_candidate_with_wrong_gradients_is_not_the_training_pick(
     assert "eigh is not weighed for this verdict: its gradients exceed tolerance" in (
         " ".join(setting_sentences(train, "n"))
     )
+    # the reference's own function is never passed over: off from itself in float64 it
+    # shows the computation's float32 rounding (2026-12-02: torch's eig, for 12 gradient
+    # entries of 65,536); its caution stays
+    run = {"layers": {"lay": {"baselines": ["numpy"], "reference_is": "eigh"}}}
+    itself = decide_one(rf, rows, {**run, "config": {"use": ["training", "inference"]}})
+    assert itself.settings[0].native == "eigh" and itself.settings[0].passed_over == ()
+    said = " ".join(layer_sentences(itself))
+    assert "Caution: eigh's gradients exceed tolerance" in said
+    assert "eigh is the reference's own function, so this is that computation's" in said, said
     # every candidate wrong: all are weighed, each with its caution
     wrong = [
         {**r, "within_tol": False} if r["impl"] == "torch" and r["phase"] == "backward" else r
