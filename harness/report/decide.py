@@ -1476,7 +1476,7 @@ def _layer_decision(
         if (
             _undoes_a_port(INFERENCE_USE, inf_costs)
             or gradient.truncated
-            or all(nothing_compared(s) for s in inf)
+            or (inf and all(nothing_compared(s) for s in inf))
         ):
             inf_kind, inf_threshold, inf_closing = FIX_LAYER, None, None
         runtime += inf_costs
