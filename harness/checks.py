@@ -127,6 +127,14 @@ class SetupChecks:
         random = differs(p.forward(), out, p.variant.dtype)
         ref_out, _ = self.reference(p.layer, p.variant)
         devs = compare_outputs(out, ref_out, p.variant.dtype)  # one per output
+        if random is None and not all(d.within_tol for d in devs):
+            # outputs off the reference: a repeat that agreed by chance is no proof of a
+            # function (2026-12-02: ARPACK's eigenvector sign agreed in 5 calls of 6, and
+            # its outputs read wrong at n=64 and 256 in one run, random in another)
+            random = next(
+                (d for _ in range(_AGAIN) if (d := differs(p.forward(), out, p.variant.dtype))),
+                None,
+            )
         returns = (
             output_mismatch(out, p.inputs, shape_of(ref_out))
             or integer_output(out, ref_out)
@@ -282,6 +290,10 @@ def backward_writes(
     outs, grads = differentiable(out, upstream if several(out) else upstream[0])
     torch.autograd.grad(outs, wrt, grads, allow_unused=True)
     return written_inputs((*names, *(UPSTREAM_GRADIENT,) * len(upstream)), held, before)
+
+
+#: More calls that look for randomness where the outputs are off the reference.
+_AGAIN = 3
 
 
 def differs(again: Any, first: Any, dtype: str) -> float | None:
