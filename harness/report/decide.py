@@ -224,6 +224,9 @@ class SettingDecision:
     closing: Crossover | None = None
     """For ``PORT_BETWEEN``/``KEEP_BETWEEN``: where the middle stretch ends (``threshold``
     is where it begins)."""
+    instead_of: str | None = None
+    """The candidate ranked first, whose verdict was undecided, where ``native``'s is a
+    decided *port* (``_port_instead``)."""
     also_faster: tuple[tuple[str, PointDecision], ...] = ()
     """(candidate, its point) where another trusted candidate than ``native`` is decided
     faster than the baseline at a size where ``native`` is not: the verdict follows one
@@ -565,12 +568,9 @@ def _best_candidate(
     """The candidate with the metric at the most sizes, then the highest geometric mean
     speedup; else the first that ran at all; None when none did."""
 
-    def score(impl: str) -> tuple[int, float]:
-        got = _rows_by_size(setting, impl, phase)
-        ests = [float(r[f"{prefix}speedup"]) for r in got.values() if r.get(f"{prefix}speedup")]
-        return len(ests), (geomean(ests) if ests else 0.0)
-
-    scored = [(score(i), -n, i) for n, i in enumerate(candidates)]
+    scored = [
+        (_candidate_score(setting, i, phase, prefix), -n, i) for n, i in enumerate(candidates)
+    ]
     scored = [sc for sc in scored if sc[0][0] > 0]
     if scored:
         return max(scored)[2]
@@ -578,6 +578,14 @@ def _best_candidate(
         i for i in candidates if any(r.get("status") == "ok" for r in setting.rows_for(i, phase))
     ]
     return runs[0] if runs else None
+
+
+def _candidate_score(setting: Setting, impl: str, phase: str, prefix: str) -> tuple[int, float]:
+    """(sizes with a speedup against the baseline, their geometric mean): how candidates
+    are ranked."""
+    got = _rows_by_size(setting, impl, phase)
+    ests = [float(r[f"{prefix}speedup"]) for r in got.values() if r.get(f"{prefix}speedup")]
+    return len(ests), (geomean(ests) if ests else 0.0)
 
 
 def _metric_points(
@@ -653,20 +661,9 @@ def _setting_decision(
         best = _best_candidate(setting, sides.candidates, phase, prefix)
         wrong = _wrong_sizes(setting, best, use) if best is not None else {}
     if best is None:
-        # say what failed: 2026-12-01, a complex SVD's candidates all ran forward, and
-        # only their training step failed (the loss of a random upstream gradient on
-        # U and V is ill-defined)
-        errors = [
-            str(r["error"])
-            for c in sides.candidates
-            for r in setting.rows_for(c, phase)
-            if r.get("status") == "error" and r.get("error")
-        ]
-        what = "training step" if phase == "step" else phase
-        note = f"No native candidate's {what} ran" + (f" ({errors[0]})" if errors else "") + "."
         return SettingDecision(
             setting.label, setting.context, KEEP, None, baseline, None, metric,
-            forward_only=forward_only, note=note, use=use,
+            forward_only=forward_only, note=_none_ran(setting, sides.candidates, phase), use=use,
         )  # fmt: skip
     sizes = sorted({float(r["size"]) for r in setting.rows if r.get("size") is not None})
     points = [
@@ -674,6 +671,13 @@ def _setting_decision(
         for p in _metric_points(setting, baseline, best, phase, prefix, sizes)
     ]
     kind, crossings, undecided, possible = _verdict(points)
+    first = best
+    if (
+        kind == UNDECIDED
+        and not wrong
+        and (port := _port_instead(setting, baseline, best, trusted, (phase, prefix), sizes))
+    ):
+        best, points, (kind, crossings, undecided, possible) = port
     compiled = (
         _compiled_finding(setting, sides.compiled[0], baseline, points, phase, prefix, sizes)
         if use == TRAINING_USE and sides.compiled and sides.compiled[0] != best
@@ -704,6 +708,7 @@ def _setting_decision(
         passed_over=passed_over,
         closing=refined[1] if len(refined) > 1 else None,
         also_faster=_also_faster(setting, baseline, best, trusted, points, (phase, prefix), sizes),
+        instead_of=first if first != best else None,
     )
 
 
@@ -719,6 +724,53 @@ def _break_even(
         for s, r in sorted(_rows_by_size(setting, best, phase).items())
         if r.get("break_even_calls") is not None and s in faster
     )
+
+
+def _none_ran(setting: Setting, candidates: Sequence[str], phase: str) -> str:
+    """Say what failed where no candidate ran: 2026-12-01, a complex SVD's candidates
+    all ran forward, and only their training step failed (the loss of a random upstream
+    gradient on U and V is ill-defined)."""
+    errors = [
+        str(r["error"])
+        for c in candidates
+        for r in setting.rows_for(c, phase)
+        if r.get("status") == "error" and r.get("error")
+    ]
+    what = "training step" if phase == "step" else phase
+    return f"No native candidate's {what} ran" + (f" ({errors[0]})" if errors else "") + "."
+
+
+def _port_instead(
+    setting: Setting,
+    baseline: str,
+    best: str,
+    candidates: Sequence[str],
+    metric: tuple[str, str],
+    sizes: Sequence[float],
+) -> (
+    tuple[
+        str,
+        list[PointDecision],
+        tuple[str, tuple[Crossover, ...], tuple[float, ...], tuple[str, ...]],
+    ]
+    | None
+):
+    """Where ``best``'s verdict is undecided, the next candidate (in the best's order)
+    decided faster at every size: porting is then settled whichever way the best's
+    noisy sizes fall (2026-12-02: a NumPy loop read "undecided at n=512" for torch,
+    while compile, ONNX Runtime and TorchScript were each decided faster at every size);
+    None where there is none."""
+    ranked = sorted(
+        (c for c in candidates if c != best),
+        key=lambda c: _candidate_score(setting, c, *metric),
+        reverse=True,
+    )
+    for other in ranked:
+        points = _metric_points(setting, baseline, other, *metric, sizes)
+        # decided faster at every size, none missing, none won by the baseline failing
+        if points and all(p.side == "native" and p.failed is None for p in points):
+            return other, points, _verdict(points)
+    return None
 
 
 def _also_faster(

@@ -267,18 +267,32 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
 
 
 def _also_faster_sentences(s: SettingDecision, axis: str) -> list[str]:
-    """Another candidate decided faster where the verdict's is not: named, with why the
-    verdict follows the other (``SettingDecision.also_faster``)."""
+    """Another candidate decided faster where the verdict's is not, named in one
+    sentence with why the verdict follows the other (``SettingDecision.also_faster``);
+    the candidate ranked first where the verdict follows another, decided at every size
+    (``SettingDecision.instead_of``)."""
+    out = []
+    if s.instead_of:
+        out.append(
+            f"{s.instead_of} ranks first (the most sizes measured, then the highest "
+            f"geometric-mean speedup) but its verdict is undecided; {s.native} is decided "
+            f"faster than {s.baseline} at every size, so the verdict follows {s.native}."
+        )
     by_impl: dict[str, list[PointDecision]] = {}
     for impl, p in s.also_faster:
         by_impl.setdefault(impl, []).append(p)
-    return [
-        f"{impl} is decided faster than {s.baseline} at "
-        + ", ".join(f"{axis}={fmt_size(p.size)} ({fmt_interval(*_interval(p))})" for p in pts)
-        + f", where {s.native} is not; the verdict follows {s.native}, the candidate with "
-        "a speedup at the most sizes (then the highest geometric mean)."
-        for impl, pts in by_impl.items()
-    ]
+    if by_impl:
+        named = "; ".join(
+            f"{impl} at "
+            + ", ".join(f"{axis}={fmt_size(p.size)} ({fmt_interval(*_interval(p))})" for p in pts)
+            for impl, pts in by_impl.items()
+        )
+        out.append(
+            f"Decided faster than {s.baseline} where {s.native} is not: {named}; the "
+            f"verdict follows {s.native}, measured against {s.baseline} at the most sizes "
+            "(then the highest geometric-mean speedup)."
+        )
+    return out
 
 
 def _band_sentences(s: SettingDecision, axis: str) -> list[str]:

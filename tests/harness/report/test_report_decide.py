@@ -1303,11 +1303,41 @@ def test_another_candidate_decided_faster_where_the_best_is_not_is_named(
         ("onnxruntime", 64.0)
     ]
     said = " ".join(setting_sentences(s, "n"))
-    assert "onnxruntime is decided faster than numpy at n=64 (×1.98 (1.94–2.02)), where " in said
+    assert (
+        "Decided faster than numpy where torch is not: onnxruntime at n=64 (×1.98 (1.94–2.02)); "
+        "the verdict follows torch, measured against numpy at the most sizes"
+    ) in said, said
     # none said where the best candidate is decided faster itself
     fast = _three_phase_rows(rf, (64,), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0))
     fast += [r for r in rows if r["impl"] == "onnxruntime"]
     assert decide_one(rf, fast).inference.settings[0].also_faster == ()  # type: ignore[union-attr]
+
+
+def test_an_undecided_first_candidate_yields_to_one_decided_faster_everywhere(
+    rf: ModuleType,
+) -> None:
+    """2026-12-02: a NumPy loop read "undecided at n=512" for torch (ranked first by its
+    speedups), while compile, ONNX Runtime and TorchScript were each decided faster at
+    every size."""
+    rows = _three_phase_rows(
+        rf, (64, 512), step=rf.iv(9.0, 10.0), forward=rf.iv(9.0, 10.0), backward=rf.iv(9.0)
+    )
+    for n in (64, 512):
+        rows.append(
+            rf.row("lay", "onnxruntime", n, "forward", 1e-3 / 3.0, form="onnxruntime",
+                   source="torch", speedup=rf.iv(3.0))
+        )  # fmt: skip
+    d = decide_one(rf, rows)
+    assert d.inference is not None
+    (s,) = d.inference.settings
+    assert s.kind == PORT and s.native == "onnxruntime" and s.instead_of == "torch"
+    said = " ".join(setting_sentences(s, "n"))
+    assert "torch ranks first (the most sizes measured, then the highest geometric-mean" in said
+    assert "onnxruntime is decided faster than numpy at every size, so the verdict follows" in said
+    # a candidate missing a size does not settle it
+    partial = rows[:-1]
+    (s,) = decide_one(rf, partial).inference.settings  # type: ignore[union-attr]
+    assert s.kind == UNDECIDED and s.native == "torch" and s.instead_of is None
 
 
 def test_training_is_decided_on_the_step_not_on_its_parts(rf: ModuleType) -> None:
