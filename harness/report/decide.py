@@ -21,7 +21,8 @@ threads, device, allocator):
    ``estimated`` and worded as an estimate. Where a step was timed, a side whose step
    failed has no training speedup (never the estimate), and the report says why.
 2. The *best candidate* is the one with the metric at the most sizes, then the highest
-   geometric mean speedup.
+   geometric mean speedup; where its verdict is undecided and another candidate is
+   decided faster at every size, the verdict follows that one (a port either way).
 3. At each size its speedup interval decides a side: *native* (interval above the
    ±5% band), *baseline* (below it), *tie* (inside the band: equally fast within 5%)
    or *noisy* (it straddles a band edge: more measuring could decide it). A side that
