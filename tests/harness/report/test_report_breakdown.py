@@ -322,3 +322,11 @@ def test_a_single_call_far_from_the_loop_is_not_blamed_on_the_tools() -> None:
     # where the tools do cost: profiled far from the plain call too
     (text,) = reconcile_lines([case(90e-6, 20e-6, 20e-6)])
     assert "Python-level tracing costs more than its estimate" in text
+    assert "without the tools, slower than both" not in text
+    # a plain call slower than both others is the outlier, said so (2026-12-02: torch's
+    # step ran 16 ms plain beside 486 µs profiled and 211 µs timed)
+    (text,) = reconcile_lines([case(486e-6, 16e-3, 211e-6)])
+    assert (
+        "scipy's forward at size 256 ran 16 ms without the tools, slower than both its "
+        "profiled and its timed call"
+    ) in text, text
