@@ -503,18 +503,14 @@ def _reconcile(outcomes: dict[str, _Outcome]) -> dict[str, _Outcome]:
     return {**outcomes, "compile": _Outcome(compiled.status, reason, compiled.graph_breaks)}
 
 
-#: Seeded eager calls that look again for randomness before a form is called wrong.
-_AGAIN = 3
-
-
 def _differs_from_itself(subject: _Subject, inputs: Inputs, ref: Outputs) -> bool:
     """Whether eager, seeded, differs from ``ref`` on the same ``inputs`` in one of a
     few more calls: one repeat can agree by chance (2026-12-02: ARPACK's eigenvector
     sign, drawn by its own generator, agreed in 5 calls of 6, and compile and trace
     read "wrong" for the baseline's randomness)."""
-    from harness.deviation import eager_mismatch, seeded
+    from harness.deviation import RANDOM_LOOKS, eager_mismatch, seeded
 
-    again = (seeded(subject.fn)(*inputs) for _ in range(_AGAIN))
+    again = (seeded(subject.fn)(*inputs) for _ in range(RANDOM_LOOKS))
     return any(eager_mismatch(out, ref) is not None for out in again)
 
 

@@ -20,6 +20,7 @@ import torch
 from harness.case import Variant
 from harness.contention import PoolWatch, probe
 from harness.deviation import (
+    RANDOM_LOOKS,
     compare_outputs,
     compare_tensors,
     gradients,
@@ -132,7 +133,11 @@ class SetupChecks:
             # function (2026-12-02: ARPACK's eigenvector sign agreed in 5 calls of 6, and
             # its outputs read wrong at n=64 and 256 in one run, random in another)
             random = next(
-                (d for _ in range(_AGAIN) if (d := differs(p.forward(), out, p.variant.dtype))),
+                (
+                    d
+                    for _ in range(RANDOM_LOOKS)
+                    if (d := differs(p.forward(), out, p.variant.dtype))
+                ),
                 None,
             )
         returns = (
@@ -290,10 +295,6 @@ def backward_writes(
     outs, grads = differentiable(out, upstream if several(out) else upstream[0])
     torch.autograd.grad(outs, wrt, grads, allow_unused=True)
     return written_inputs((*names, *(UPSTREAM_GRADIENT,) * len(upstream)), held, before)
-
-
-#: More calls that look for randomness where the outputs are off the reference.
-_AGAIN = 3
 
 
 def differs(again: Any, first: Any, dtype: str) -> float | None:

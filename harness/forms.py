@@ -48,14 +48,9 @@ import torch
 
 from harness.deviation import eager_mismatch
 from harness.dtypes import torch_dtype
-from harness.errors import (
-    FormUnsupported,
-    first_line,
-    inference_mode_only,
-    one_line,
-    root_cause,
-)
+from harness.errors import FormUnsupported, first_line, one_line, root_cause
 from harness.layer import Implementation, Layer, Point, with_arguments
+from harness.measure import served_call
 from harness.outputs import as_tuple, tensors_of
 
 if TYPE_CHECKING:
@@ -455,8 +450,8 @@ def _legacy_export(
     deployment falls back to where ``torch.export`` cannot trace the code (a public
     distance map's data-dependent guard, 2026-12-02). A trace bakes Python control
     flow and values in: the model is trusted only where ONNX Runtime's output on
-    ``second()`` (other inputs of the same point) agrees with eager's. ``FormUnsupported`` naming the dynamo exporter's
-    ``cause`` first, otherwise."""
+    ``second()`` (other inputs of the same point) agrees with eager's.
+    ``FormUnsupported`` naming the dynamo exporter's ``cause`` first, otherwise."""
     buffer = io.BytesIO()
     try:
         with quiet(), warnings.catch_warnings():
@@ -707,19 +702,7 @@ def _first_calls(
     (``trains`` false) is timed as served alone."""
     # the forward is timed as it is served: natives under inference_mode
     # (dynamo guards on the grad mode), the baseline's own code under no_grad
-    serve = torch.inference_mode if impl.role == "native" else torch.no_grad
-    try:
-        with serve():
-            compiled(*example)
-    except Exception as exc:
-        if impl.role != "native":
-            raise
-        try:
-            with torch.no_grad():
-                compiled(*example)
-        except Exception:
-            raise exc from None
-        raise inference_mode_only(exc) from exc
+    served_call(compiled, example, inference=impl.role == "native")
     if not trains:
         return
     leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]

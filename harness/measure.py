@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from harness.errors import inference_mode_only
 from harness.outputs import Outputs, differentiable, several
 
 __all__ = [
@@ -118,8 +119,23 @@ def served_call(
     inference: bool = False,
     grad_mode: bool = True,
 ) -> torch.Tensor:
-    """One call as ``forward_time_func`` times each of its calls (same arguments)."""
-    return _call_in(fn, tuple(inputs), _served_mode(inference, grad_mode))  # type: ignore[no-any-return]
+    """One call as ``forward_time_func`` times each of its calls (same arguments), for
+    the checks around the timing, never inside it. A call that fails under
+    ``inference_mode`` is tried once under ``no_grad``; where that runs, the error says
+    the serving mode is the trigger (``errors.inference_mode_only``; 2026-12-02: a
+    compiled native with ``torch.from_numpy`` inside failed a Dynamo guard under
+    ``inference_mode`` alone, beside a capability matrix that said compile ✓)."""
+    args, mode = tuple(inputs), _served_mode(inference, grad_mode)
+    try:
+        return _call_in(fn, args, mode)  # type: ignore[no-any-return]
+    except Exception as exc:
+        if mode is not torch.inference_mode:
+            raise
+        try:
+            _call_in(fn, args, torch.no_grad)
+        except Exception:
+            raise exc from None
+        raise inference_mode_only(exc) from exc
 
 
 def _served_mode(inference: bool, grad_mode: bool) -> Callable[[], Any] | None:

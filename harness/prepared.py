@@ -17,7 +17,6 @@ import torch
 
 from harness.case import Variant
 from harness.deviation import upstream_gradient
-from harness.errors import inference_mode_only
 from harness.forms import Built
 from harness.layer import Implementation, Layer
 from harness.measure import backward_time_func, forward_time_func, served_call, step_time_func
@@ -65,22 +64,9 @@ class Prepared:
         )
 
     def forward(self) -> Outputs:
-        """One inference call, as ``forward`` times it (deviation and peak memory).
-
-        A call that fails under ``inference_mode`` is tried once under ``no_grad``; where
-        that runs, the error says the serving mode is the trigger (2026-12-02: a compiled
-        native with ``torch.from_numpy`` inside failed a Dynamo guard under
-        ``inference_mode`` alone, beside a capability matrix that said compile ✓)."""
-        try:
-            return served_call(self.built.fn, self.inputs, self.inference, self.grad_mode)
-        except Exception as exc:
-            if not self.inference:
-                raise
-            try:
-                served_call(self.built.fn, self.inputs, False, self.grad_mode)
-            except Exception:
-                raise exc from None
-            raise inference_mode_only(exc) from exc
+        """One inference call, as ``forward`` times it (deviation and peak memory); one
+        that fails under ``inference_mode`` alone says so (``measure.served_call``)."""
+        return served_call(self.built.fn, self.inputs, self.inference, self.grad_mode)
 
     def graph(self) -> tuple[Outputs, list[torch.Tensor]]:
         """Output (or outputs) with its autograd graph, and the leaves to differentiate
