@@ -340,10 +340,9 @@ def test_a_compiled_form_not_worth_timing_is_recorded_not_run(
     assert isinstance(job, WorkerJob) and [t.variant.impl for t in job.tasks] == ["numpy"]  # type: ignore[union-attr]
 
 
-def test_a_form_whose_build_timed_out_at_one_size_is_not_built_at_the_others() -> None:
-    """A public soft-DTW layer's compile form took the whole 60 s limit at each of three
-    sizes (2026-11-30): after the first, the others are recorded, not run."""
-    # the toy layer with torch's compile form
+def _with_compile_form() -> tuple[State, Scheduler, object]:
+    """The toy layer with torch's compile form: the state (numpy gradchecked), the
+    scheduler and its first job (the setup of every variant)."""
     info = replace(
         INFO,
         sources={**INFO.sources, "compile": "torch"},
@@ -357,6 +356,13 @@ def test_a_form_whose_build_timed_out_at_one_size_is_not_built_at_the_others() -
     state.add(GradcheckDone("toy", "numpy", True))
     sched = Scheduler(p, PROFILE, Clock())
     job = sched.next(state)
+    return state, sched, job
+
+
+def test_a_form_whose_build_timed_out_at_one_size_is_not_built_at_the_others() -> None:
+    """A public soft-DTW layer's compile form took the whole 60 s limit at each of three
+    sizes (2026-11-30): after the first, the others are recorded, not run."""
+    state, sched, job = _with_compile_form()
     assert isinstance(job, WorkerJob) and job.mode == "setup" and len(job.tasks) == 9
     ok = PhaseSetup("ok", loops=10, estimate_s=1e-3)
     # the worker set up n=8's numpy and torch, then was killed building compile at n=8;
@@ -489,19 +495,7 @@ def test_the_plan_counts_each_worker_start_as_measured() -> None:
 def test_a_build_that_timed_out_after_building_at_a_smaller_size_says_it_grows() -> None:
     """2026-12-02: a NumPy loop's compile built in 8.9 s at n=64 and ran past 60 s at
     n=512 (Dynamo unrolls the loop); the note said only that a longer limit helps."""
-    info = replace(
-        INFO,
-        sources={**INFO.sources, "compile": "torch"},
-        roles={**INFO.roles, "compile": "native"},
-        forms={**INFO.forms, "compile": "compile"},
-    )
-    groups = tuple(Group("toy", (("n", n),)) for n in SIZES)
-    impls = {"toy": ("numpy", "torch", "compile")}
-    p = Plan(RunConfig(capabilities=False), ("toy",), groups, impls, (), {"toy": info})
-    state = State()
-    state.add(GradcheckDone("toy", "numpy", True))
-    sched = Scheduler(p, PROFILE, Clock())
-    job = sched.next(state)
+    state, sched, job = _with_compile_form()
     assert isinstance(job, WorkerJob)
     ok = PhaseSetup("ok", loops=10, estimate_s=1e-3)
     by_name = {t.variant.name: t for t in job.tasks}  # type: ignore[union-attr]
