@@ -37,6 +37,7 @@ from harness.report.decide import (
     LayerDecision,
     PointDecision,
     SettingDecision,
+    nothing_compared,
     reference_raised,
     tensor_names,
 )
@@ -209,7 +210,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.note:
         return [s.note]
     out: list[str] = []
-    if s.points and all(p.failed == "baseline" for p in s.points):
+    if nothing_compared(s):
         # nothing was compared: say so first, before "not measured on both sides"
         out.append(
             f"{s.baseline}'s {'training step' if s.metric == STEP else 'forward'} fails "

@@ -17,7 +17,12 @@ import pandas as pd
 from harness.capabilities import format_capabilities
 from harness.protocol import NO_BACKWARD
 from harness.report._data import Measure, impl_order, measure, records, settings, size_axis
-from harness.report.decide import LayerDecision, SettingDecision, reference_judges_gradients
+from harness.report.decide import (
+    LayerDecision,
+    SettingDecision,
+    nothing_compared,
+    reference_judges_gradients,
+)
 from harness.report.explain import fmt_interval, setting_headline
 from harness.text import (
     Footnotes,
@@ -304,7 +309,7 @@ def _speed_cell(s: SettingDecision | None, axis: str) -> str:
         return "—"
     measured = [p for p in s.points if p.speedup is not None]
     if not measured:
-        if s.points and s.baseline and all(p.failed == "baseline" for p in s.points):
+        if s.baseline and nothing_compared(s):
             # the candidate ran: it is the baseline that has no figure to compare with
             return f"{cell(s.native)}: {cell(s.baseline)} fails at every size"
         return f"{cell(s.native)}: not measured"
