@@ -160,6 +160,11 @@ class PointDecision:
     processes: int | None = None
     """The timing processes behind a noisy interval (results.csv's ``n_processes``)."""
 
+    @property
+    def faster(self) -> bool:
+        """The candidate is decided faster here by speed, not by the baseline failing."""
+        return self.side == "native" and self.failed is None
+
 
 @dataclass(frozen=True)
 class Crossover:
@@ -719,7 +724,7 @@ def _break_even(
     """(size, calls) of ``best``'s one-off cost, where it is decided faster by speed
     only: a median that may be noise pays off nothing (2026-12-02: "1 at n=256" beside
     "×5.21 (unbounded)")."""
-    faster = {p.size for p in points if p.side == "native" and p.failed is None}
+    faster = {p.size for p in points if p.faster}
     return tuple(
         (s, float(r["break_even_calls"]))
         for s, r in sorted(_rows_by_size(setting, best, phase).items())
@@ -769,7 +774,7 @@ def _port_instead(
     for other in ranked:
         points = _metric_points(setting, baseline, other, *metric, sizes)
         # decided faster at every size, none missing, none won by the baseline failing
-        if points and all(p.side == "native" and p.failed is None for p in points):
+        if points and all(p.faster for p in points):
             return other, points, _verdict(points)
     return None
 
