@@ -15,6 +15,7 @@ from harness.report.decide import (
     LayerDecision,
     SettingDecision,
     decide_layers,
+    nothing_compared,
 )
 from harness.report.explain import (
     baseline_output_sentences,
@@ -106,16 +107,9 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
         if d.kind == FIX_GRADIENT
         else [*runtime, *layer_sentences(d)]
     )
-    per_setting = []
-    for s in d.settings:
-        memory = (
-            memory_finding(
-                layer_frame_for(layer_frame, s, d.size_axis), s.baseline, s.native, d.size_axis
-            )
-            if s.baseline and s.native
-            else None
-        )
-        per_setting.append(setting_sentences(s, d.size_axis, memory=memory))
+    per_setting = [
+        setting_sentences(s, d.size_axis, memory=_memory(d, s, layer_frame)) for s in d.settings
+    ]
     title = "Training verdict" if d.use == "training" else "Inference verdict"
     head = headline(d.kind, d.threshold, d.size_axis, d.closing)
     lines = _verdict_lines(
@@ -130,12 +124,30 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
                 "Inference verdict",
                 headline(v.kind, v.threshold, d.size_axis, v.closing),
                 v.settings,
-                [setting_sentences(s, d.size_axis) for s in v.settings],
+                [
+                    # the memory sentence rides with the training verdict, unless that
+                    # one compared nothing (its baseline never trained)
+                    setting_sentences(
+                        s,
+                        d.size_axis,
+                        memory=_memory(d, s, layer_frame) if nothing_compared(t) else None,
+                    )
+                    for s, t in zip(v.settings, d.settings, strict=False)
+                ],
                 [*runtime_sentences(d, v.use), *baseline_output_sentences(d)],
                 v.kind == FIX_LAYER,
             ),
         ]
     return lines
+
+
+def _memory(d: LayerDecision, s: SettingDecision, layer_frame: Any) -> str | None:
+    """The memory sentence of one setting's verdict (``memory_finding``), none where its
+    baseline fails at every size: a baseline that never ran is no port's "before"."""
+    if not (s.baseline and s.native) or nothing_compared(s):
+        return None
+    frame = layer_frame_for(layer_frame, s, d.size_axis)
+    return memory_finding(frame, s.baseline, s.native, d.size_axis)
 
 
 def _verdict_lines(

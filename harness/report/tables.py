@@ -310,8 +310,9 @@ def _speed_cell(s: SettingDecision | None, axis: str) -> str:
     measured = [p for p in s.points if p.speedup is not None]
     if not measured:
         if s.baseline and nothing_compared(s):
-            # the candidate ran: it is the baseline that has no figure to compare with
-            return f"{cell(s.native)}: {cell(s.baseline)} fails at every size"
+            # no candidate is best where nothing was compared: naming the first one
+            # (whichever the plan listed first) would read as a recommendation
+            return f"none compared: {cell(s.baseline)} fails at every size"
         return f"{cell(s.native)}: not measured"
     lo, hi = measured[0], measured[-1]
     speed = f"{fmt_interval(lo.speedup, lo.low, lo.high)} at {axis}={fmt_size(lo.size)}"

@@ -228,3 +228,31 @@ def test_a_port_that_is_a_runtime_calls_cost_reads_fix_the_layer_first(rf: Modul
     assert "**Inference verdict: port.**" in section
     assert "*fix the layer first*: the port's gain is a call into the Python runtime" in text
     assert "**port**" in render_report(rf.results(rows), {}).split("## lay")[0]
+
+
+def test_no_memory_finding_beside_a_baseline_that_never_trained(rf: ModuleType) -> None:
+    # numpy declares a backward, but only its forward runs (its peak is recorded): its
+    # step fails at every size, so the training verdict compares nothing and "porting
+    # also needs less memory" has no "before" there; the inference verdict compares
+    # forwards and keeps it
+    rows = rf.series(
+        "lay",
+        {"numpy": lambda n: 2e-3, "torch": lambda n: 1e-3},
+        (8, 1024),
+        phases=("forward", "backward", "step"),
+    )
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] != "forward":
+            r.update(status="error", error="RuntimeError: no backward", median_s=None)
+            continue
+        r["peak_bytes"] = (12 if r["impl"] == "numpy" else 4) * 1024**2 * r["n"] // 8
+        r["peak_sources"] = "numpy+torch-cpu"
+        if r["impl"] == "torch" and r["phase"] != "forward":
+            r.update(speedup=None, speedup_low=None, speedup_high=None)
+    run = {"layers": {"lay": {"baselines": ["numpy"], "backward": ["numpy", "torch"]}}}
+    text = render_report(rf.results(rows, run=run), {})
+    section = text.split("## lay\n\n", 1)[1]
+    training, inference = section.split("**Inference verdict", 1)
+    assert "numpy's training step fails at every size measured" in training, training
+    assert "Porting also needs" not in training, training
+    assert "Porting also needs 3× less memory" in inference, inference
