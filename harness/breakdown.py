@@ -181,7 +181,6 @@ class Breakdown:
     plain_s: float | None = None
     """The same call's wall time without the tools (median of a few calls); not used to
     scale the parts, only stated beside them."""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def overhead_s(self) -> float:
@@ -258,8 +257,8 @@ def aggregate(
     if raw > tree_s:  # the call's time outside every event: Python
         tally.add(("python", _PYTHON_REST), TOOL_REST, raw - tree_s, 0, 0.0)
     _charge_python(tally, outside_traced, c.event_s)
-    parts, total, notes = _parts(tally, costs is not None)
-    return Breakdown(parts, total, raw, plain_s, notes)
+    parts, total = _parts(tally, costs is not None)
+    return Breakdown(parts, total, raw, plain_s)
 
 
 def _children(events: Sequence[ProfEvent]) -> dict[int | None, list[ProfEvent]]:
@@ -334,19 +333,13 @@ def _charge_python(tally: _Tally, events: int, event_s: float) -> None:
         tally.weight[k] += share * events * event_s
 
 
-def _parts(tally: _Tally, correct: bool) -> tuple[tuple[Part, ...], float, tuple[str, ...]]:
-    """(parts largest first, their sum, notes): each part's seconds less the tools'
-    cost in it when ``correct``, clipped at 0 (and a note saying how many were);
-    shares of the sum, even when nothing was measurable, so that they sum to 1."""
-    notes: list[str] = []
+def _parts(tally: _Tally, correct: bool) -> tuple[tuple[Part, ...], float]:
+    """(parts largest first, their sum): each part's seconds less the tools' cost in it
+    when ``correct``, clipped at 0; shares of the sum, even when nothing was measurable,
+    so that they sum to 1. A clipped part keeps its calls: the report reads a part of 0
+    seconds and many calls as calls too short to time (``report.breakdown._too_short``)."""
     seconds = tally.seconds
     corrected = {k: v - tally.weight[k] for k, v in seconds.items()} if correct else seconds
-    clipped = [k for k, v in corrected.items() if v < 0]
-    if clipped:
-        notes.append(
-            f"{len(clipped)} part(s) had less time than the tools' estimated cost in them "
-            "and count as 0"
-        )
     corrected = {k: max(0.0, v) for k, v in corrected.items()}
     total = sum(corrected.values())
     parts = [
@@ -363,7 +356,7 @@ def _parts(tally: _Tally, correct: bool) -> tuple[tuple[Part, ...], float, tuple
     if total <= 0 and parts:  # nothing measurable: an even split keeps shares summing to 1
         parts = [Part(p.part, p.kind, 0.0, 1 / len(parts), p.calls, p.tool) for p in parts]
     parts.sort(key=lambda p: (-p.seconds, p.kind, p.part))
-    return tuple(parts), total, tuple(notes)
+    return tuple(parts), total
 
 
 def reconcile(profiled_s: float | None, timed_s: float | None) -> float | None:

@@ -319,6 +319,14 @@ def test_a_single_call_far_from_the_loop_is_not_blamed_on_the_tools() -> None:
     (text,) = reconcile_lines([case(31.8e-3, 32e-3, 406e-6)], shown={"numpy", "compile"})
     assert "scipy's forward at size 256 (profiled, but not in the table above) (" in text
     assert "so the tools are not the cause" in text and "tracing costs more" not in text
+    # the range is the table's rows': a row left out widens it no more, and is named
+    # only where its gap is the largest (2026-12-02: "−99% to +7714%" beside ±40% rows)
+    shown = Profiled("torch", "native", "forward", 256.0, (), (), 1.1e-3, None, 1e-3, None, 1e-3)
+    (text,) = reconcile_lines([shown, case(90e-6, 20e-6, 20e-6)], shown={"torch"})
+    assert "lie +10% to +10% from the same calls" in text, text
+    assert "scipy's forward at size 256 (profiled, but not in the table above) (+350%" in text
+    (text,) = reconcile_lines([shown, case(1.05e-3, 1e-3, 1e-3)], shown={"torch"})
+    assert "scipy" not in text and "+5%" not in text, text
     # where the tools do cost: profiled far from the plain call too
     (text,) = reconcile_lines([case(90e-6, 20e-6, 20e-6)])
     assert "Python-level tracing costs more than its estimate" in text
