@@ -19,9 +19,10 @@ small grids).
 from __future__ import annotations
 
 import io
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,8 @@ __all__ = [
     "Written",
     "analyse_group",
     "build_outputs",
+    "built_smaller",
+    "form_key",
     "timing_file",
 ]
 
@@ -791,6 +794,11 @@ def _row(
         declared = info.roles[variant.impl] != "baseline" and not trains
         reason = no_backward_reason(info.forms[variant.impl], declared)
         ps = PhaseSetup("unsupported", error=reason)
+    if ps.status == "error" and ps.limit_s is not None and info.forms[variant.impl] != "eager":
+        # the size whose build ran past the limit says so too, not only those after it
+        grows = built_smaller(state, variant, info.size_axis)
+        if grows and ps.error and ps.error.endswith(")"):
+            ps = replace(ps, error=f"{ps.error[:-1]}{grows})")
     row = _setup_columns(case, setup, ps, info, size_value)
     _add_deviations(row, case, ps, dev_rows)
     if phase == "backward" and info.roles[variant.impl] == "baseline":
@@ -818,6 +826,39 @@ def _row(
             if why is not None:
                 row["error"] = "; ".join(e for e in (row["error"], why) if e)
     return row
+
+
+def built_smaller(state: State, slow: Variant, axis: str) -> str:
+    """``; it built in 8.9s at n=64 ...``: the form of ``slow``, whose build ran past
+    the setup limit, built at a smaller size (on the size ``axis``), so its build time
+    grows with the size (2026-12-02: a NumPy loop's
+    compile took 8.9 s at n=64 and over 60 s at n=512, Dynamo unrolling the loop; the
+    report said only that a longer limit would help)."""
+
+    def size(v: Variant) -> float:
+        value = v.point_dict.get(axis)
+        return float(value) if isinstance(value, int | float) else math.nan
+
+    built = [
+        (done.oneoff_s, done.variant)
+        for done in state.setup.values()
+        if form_key(done.variant) == form_key(slow)
+        and done.oneoff_s
+        and size(done.variant) < size(slow)
+    ]
+    if not built:
+        return ""
+    seconds, variant = max(built, key=lambda b: b[0] or 0.0)
+    return (
+        f"; it built in {seconds:.1f}s at {variant.point_str}: a build time that grows "
+        "with the size, as where Dynamo unrolls a Python loop over the data, makes a "
+        "longer limit move only the size it stops at"
+    )
+
+
+def form_key(variant: Variant) -> Variant:
+    """A variant without its point: the sizes of one form in one setting."""
+    return replace(variant, point=())
 
 
 def _trains(setup: SetupDone | None) -> bool:

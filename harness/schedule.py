@@ -55,7 +55,7 @@ import math
 import random
 import statistics
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.case import PHASES, Case, Group, Variant
@@ -64,7 +64,9 @@ from harness.collect import (
     Comparison,
     State,
     analyse_group,
+    built_smaller,
     compared_baseline,
+    form_key,
     timing_file,
 )
 from harness.config import Profile
@@ -280,7 +282,7 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
     for done in state.setup.values():
         limit = next((ps.limit_s for ps in done.phases.values() if ps.limit_s is not None), None)
         if limit is not None:
-            slow_builds.setdefault(_form_key(done.variant), (done.variant, limit))
+            slow_builds.setdefault(form_key(done.variant), (done.variant, limit))
     for group in plan.groups:
         if group.allocator != allocator:
             continue
@@ -300,13 +302,13 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
                     tasks.append(task)
             if variant.name in state.setup:
                 continue
-            slow = slow_builds.get(_form_key(variant)) if info.forms[impl] != "eager" else None
+            slow = slow_builds.get(form_key(variant)) if info.forms[impl] != "eager" else None
             if slow is not None:
                 not_built = (
                     f"not built: building its {info.forms[impl]} form at "
                     f"{slow[0].point_str} ran past the setup limit ({slow[1]:.0f}s), "
                     "so no other size is tried (`--timeout SECONDS` raises the limit"
-                    f"{_built_faster(state, slow[0], info.size_axis)})"
+                    f"{built_smaller(state, slow[0], info.size_axis)})"
                 )
                 skipped_phase = PhaseSetup("unsupported", error=not_built)
                 skipped.append(SetupDone(variant, {ph: skipped_phase for ph in config.phases}))
@@ -322,38 +324,6 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
                     continue
             tasks.append(SetupTask(variant))
     return tasks, tuple(skipped)
-
-
-def _built_faster(state: State, slow: Variant, axis: str) -> str:
-    """``; it built in 8.9s at n=64 ...``: the same form built at a smaller size (on the
-    size ``axis``), so its build time grows with the size (2026-12-02: a NumPy loop's
-    compile took 8.9 s at n=64 and over 60 s at n=512, Dynamo unrolling the loop; the
-    report said only that a longer limit would help)."""
-
-    def size(v: Variant) -> float:
-        value = v.point_dict.get(axis)
-        return float(value) if isinstance(value, int | float) else math.nan
-
-    built = [
-        (done.oneoff_s, done.variant)
-        for done in state.setup.values()
-        if _form_key(done.variant) == _form_key(slow)
-        and done.oneoff_s
-        and size(done.variant) < size(slow)
-    ]
-    if not built:
-        return ""
-    seconds, variant = max(built, key=lambda b: b[0] or 0.0)
-    return (
-        f"; it built in {seconds:.1f}s at {variant.point_str}: a build time that grows "
-        "with the size, as where Dynamo unrolls a Python loop over the data, makes a "
-        "longer limit move only the size it stops at"
-    )
-
-
-def _form_key(variant: Variant) -> Variant:
-    """A variant without its point: the sizes of one form in one setting."""
-    return replace(variant, point=())
 
 
 def _compiled_not_timed(plan: Plan, state: State, layer: str, source: str) -> str | None:

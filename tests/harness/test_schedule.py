@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from harness.case import PHASES, Group
-from harness.collect import Comparison, State
+from harness.collect import Comparison, State, build_outputs
 from harness.config import Profile, RunConfig
 from harness.errors import ResultsError
 from harness.plan import LayerInfo, Plan
@@ -515,6 +515,16 @@ def test_a_build_that_timed_out_after_building_at_a_smaller_size_says_it_grows()
         "as where Dynamo unrolls a Python loop over the data, makes a longer limit move only "
         "the size it stops at)"
     ), why
+    # the size that ran past the limit says so in its own rows, not only the sizes after it
+    state.add(record.events[0])
+    frame = build_outputs(state, sched.plan).frame
+    rows = frame[(frame["impl"] == "compile") & (frame["point"] == "n=16")]
+    [error] = set(rows[rows["status"] == "error"]["error"])
+    assert error == (
+        "timed out after 60s (x; it built in 8.9s at n=8: a build time that grows with the "
+        "size, as where Dynamo unrolls a Python loop over the data, makes a longer limit move "
+        "only the size it stops at)"
+    ), error
 
 
 def test_an_adaptive_pass_times_more_rounds_where_workers_start_slowly() -> None:
