@@ -227,9 +227,10 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
             "folder is from before the step was timed whole: an estimate, not what a "
             "training loop runs)"
         )
-    out.append(
-        f"Speedup of {s.native} over {s.baseline} on {what}: {describe_points(s.points, axis)}."
-    )
+    if not nothing_compared(s):  # else "not measured on both sides" repeats the above
+        out.append(
+            f"Speedup of {s.native} over {s.baseline} on {what}: {describe_points(s.points, axis)}."
+        )
     out += [
         f"{impl} is not weighed for this verdict: its {noun} exceed tolerance against "
         "the float64 reference, and a port must be right first."
@@ -249,8 +250,8 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.kind == UNDECIDED:
         out.append(_undecided_sentence(s, axis))
     out += _also_faster_sentences(s, axis)
-    phases = _phase_sentence(s, axis)
-    if phases:
+    phases = None if nothing_compared(s) else _phase_sentence(s, axis)
+    if phases:  # a step's phases explain a step compared, not one never run
         out.append(phases)
     failed = [p for p in s.points if p.failed == "native"]
     if failed:
@@ -813,18 +814,27 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
                 else "."
             )
         )
+    # phases that fail alike (the same sizes, the same error) are one sentence: a
+    # backward that raises fails the step with it, and two sentences read as two defects
+    alike: dict[tuple[str, str, tuple[float, ...], str], list[str]] = {}
     for label, baseline, phase, sizes, error in g.baseline_failures:
-        if phase == "step":
-            out.append(
-                f"{baseline}'s training step fails{_label(label)} at "
-                f"{_sizes(d.size_axis, sizes)}: {error}; no training speedup there "
-                "(none is estimated from forward + backward)."
-            )
-            continue
+        alike.setdefault((label, baseline, sizes, error), []).append(phase)
+    for (label, baseline, sizes, error), phases in alike.items():
+        words = [_FAILING_PHASE.get(ph, ph) for ph in phases]
+        verb = "fails" if len(words) == 1 else "fail"
         out.append(
-            f"{baseline}'s {phase} fails{_label(label)} at {_sizes(d.size_axis, sizes)}: {error}."
+            f"{baseline}'s {' and '.join(words)} {verb}{_label(label)} at "
+            f"{_sizes(d.size_axis, sizes)}: {error}"
+            + (
+                "; no training speedup there (none is estimated from forward + backward)."
+                if "step" in phases
+                else "."
+            )
         )
     return out
+
+
+_FAILING_PHASE = {"step": "training step"}
 
 
 def _writes(impl: str, phase: str, names: Sequence[str]) -> str:
@@ -925,6 +935,9 @@ def _agreement(g: GradientFindings) -> str:
     tolerance (|a − r| ≤ …; largest relative error 3.4e-04 …).``"""
     rule = "; ".join(f"{dt}: {tolerance_text(dt)}" for dt in g.dtypes) or "the dtype's rule"
     whose = " and ".join(g.agree)
+    if "gradients" in g.agree and any(f[2] in ("backward", "step") for f in g.baseline_failures):
+        # a backward that raised has no gradient to agree (said with its failure)
+        whose = whose.replace("gradients", "the gradients computed")
     if g.random:  # they are not judged: the sentence is of the others
         whose = f"the other implementations' {whose}"
     reference = "the float64 reference"

@@ -254,5 +254,11 @@ def test_no_memory_finding_beside_a_baseline_that_never_trained(rf: ModuleType) 
     section = text.split("## lay\n\n", 1)[1]
     training, inference = section.split("**Inference verdict", 1)
     assert "numpy's training step fails at every size measured" in training, training
+    # one sentence for the backward and the step failing alike, none for a speedup or
+    # phases never compared, and no gradient of numpy's said to agree
+    assert training.count("RuntimeError: no backward") == 1, training
+    assert "numpy's backward and training step fail at n=8, 1024" in training, training
+    assert "not measured on both sides" not in training, training
+    assert "Outputs and the gradients computed agree" in training, training
     assert "Porting also needs" not in training, training
     assert "Porting also needs 3× less memory" in inference, inference
