@@ -222,9 +222,18 @@ class _LoopFunction(torch.autograd.Function):
 
 def test_a_helper_of_the_users_called_from_a_function_body_is_its_own_named_part() -> None:
     x = torch.ones(20_000, dtype=torch.float64)
-    with torch.no_grad():
-        parts = profile_call(lambda: _LoopFunction.apply(x), costs=calibrate()).breakdown.parts
-    helper = [p for p in parts if p.part == "test_profile_call._slow_helper"]
-    assert helper and helper[0].kind == "code", parts
-    # the loop is the call's time, and the body keeps only its own statements
-    assert max(parts, key=lambda p: p.seconds).part == "test_profile_call._slow_helper", parts
+    costs = calibrate()
+    largest = []
+    # one profiled call: a preemption under load can land in any part (2026-12-03, a
+    # full suite beside two harness runs: 11 ms in the 0.3 ms tolist); the loop is the
+    # largest part of a call left alone, so of one call in three at least
+    for _ in range(3):
+        with torch.no_grad():
+            parts = profile_call(lambda: _LoopFunction.apply(x), costs=costs).breakdown.parts
+        helper = [p for p in parts if p.part == "test_profile_call._slow_helper"]
+        assert helper and helper[0].kind == "code", parts
+        # the loop is the call's time, and the body keeps only its own statements
+        largest.append(max(parts, key=lambda p: p.seconds).part)
+        if largest[-1] == "test_profile_call._slow_helper":
+            break
+    assert largest[-1] == "test_profile_call._slow_helper", largest
