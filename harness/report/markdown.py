@@ -449,7 +449,8 @@ def load_caution(environment: Mapping[str, Any], threads: Sequence[int]) -> str 
         f"({noise.get('others_pct', 0):.0f}% of its CPU time), CPUs the workers' "
         f"{workers} thread(s) needed: timed values ran beside them, so "
         "speedups may be off as well as noisy, in either direction. Measure again on a "
-        "quiet machine, or with `--threads 1`."
+        # a run on one thread already is: only a quiet machine helps it (2026-12-03)
+        + ("quiet machine, or with `--threads 1`." if workers > 1 else "quiet machine.")
     )
 
 

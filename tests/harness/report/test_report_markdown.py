@@ -192,6 +192,10 @@ def test_a_crowded_machine_is_a_caution_in_the_summary() -> None:
     assert text is not None and text.startswith("**Caution: a crowded machine.**")
     assert "kept 0.9 of the machine's 2 CPUs busy on average (45% of its CPU time)" in text
     assert "CPUs the workers' 2 thread(s) needed: timed values ran beside them" in text
+    assert text.endswith("Measure again on a quiet machine, or with `--threads 1`.")
+    # a run on one thread is told of the quiet machine only: it used --threads 1 already
+    one = load_caution(env(1.2), [1])
+    assert one is not None and one.endswith("Measure again on a quiet machine."), one
     assert load_caution(env(0.1), [2]) is None  # background daemons
     assert load_caution(env(1.0, cores=16), [2]) is None  # cores enough were idle
     assert load_caution({"cores": 2, "noise": {"available": False}}, [2]) is None
