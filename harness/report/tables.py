@@ -80,6 +80,17 @@ def _rows_by(
     }
 
 
+def _compared_baseline(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The baseline a table's speedups are against: the candidates' ``versus``, else the
+    first baseline. Not simply the first declared: where it fails, speedups are against
+    the next that ran (2026-12-03: "(baseline)" marked a row of errors, the row every
+    speedup was measured against unmarked)."""
+    versus = [str(r["versus"]) for r in rows if isinstance(r.get("versus"), str)]
+    if versus:
+        return max(dict.fromkeys(versus), key=versus.count)
+    return next((r["impl"] for r in rows if r.get("role") == "baseline"), None)
+
+
 def time_tables(
     layer_frame: pd.DataFrame,
     phase: str,
@@ -101,7 +112,7 @@ def time_tables(
             continue  # a table of n/a alone says less than ``untimed_phase``'s line
         sizes = sorted({float(r["size"]) for r in rows if r.get("size") is not None})
         impls = impl_order(rows)
-        base_impl = next((r["impl"] for r in rows if r.get("role") == "baseline"), None)
+        base_impl = _compared_baseline(rows)
         body = []
         for impl in impls:
             by_size = _rows_by(rows, impl, phase)

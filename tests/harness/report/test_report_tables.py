@@ -45,6 +45,24 @@ def test_time_table_rows_are_implementations_and_columns_sizes(rf: ModuleType) -
     assert not notes
 
 
+def test_the_baseline_marked_is_the_one_speedups_are_against(rf: ModuleType) -> None:
+    # two baselines, the first declared failing everywhere: speedups are against scipy,
+    # and the table marks scipy, not a row of errors (2026-12-03, a public ive layer)
+    rows = rf.series(
+        "lay",
+        {"numpy": lambda n: 1e-3, "scipy": lambda n: 1e-3, "torch": lambda n: 0.25e-3},
+        (8, 64),
+    )
+    for r in rows:
+        if r["impl"] == "numpy":
+            r.update(status="error", error="TypeError: bad call", median_s=None)
+        if r["impl"] == "torch":
+            r["versus"] = "scipy"
+    ((_, table),) = time_tables(rf.frame(rows), "forward", Footnotes())
+    assert "| scipy (baseline) | 1 ms ±1% |" in table, table
+    assert "| numpy | error" in table, table
+
+
 def test_only_decided_speedups_are_bold(rf: ModuleType) -> None:
     rows = [
         rf.row("lay", "numpy", n, "forward", 1e-3) for n in (8, 16, 32)
