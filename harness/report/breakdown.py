@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -473,13 +473,16 @@ def _fmt_gap(gap: float | None) -> str:
     return ("+" if gap >= 0 else "−") + fmt_pct(100 * abs(gap))
 
 
-def reconcile_lines(cases: Sequence[Profiled], shown: Collection[str] = ()) -> list[str]:
+def reconcile_lines(
+    cases: Sequence[Profiled], shown: Mapping[tuple[Any, ...], str] | None = None
+) -> list[str]:
     """How far the profiled calls lie from the plain calls and the timed medians, in
-    words: the range of each gap and the largest, never hidden; ``shown``: the
-    implementations the table above has: the range is of their rows (2026-12-02: a range
-    "−99% to +7714%" read beside a table whose own rows lay within ±40%), and a row it
-    leaves out is named only where its gap is the largest, said to be left out."""
-    in_table = [c for c in cases if c.impl in shown] if shown else list(cases)
+    words: the range of each gap and the largest, never hidden; ``shown``: the rows the
+    table above has (``row_id`` -> its setting's label, "" where there is one setting):
+    the range is of those rows (2026-12-02: a range "−99% to +7714%" read beside a table
+    whose own rows lay within ±40%), and a row it leaves out is named only where its gap
+    is the largest, said to be left out."""
+    in_table = [c for c in cases if row_id(c) in shown] if shown else list(cases)
     ranged = in_table or list(cases)
     plain = [(g, c) for c in ranged if (g := _gap(c.profiled_s, c.plain_s)) is not None]
     timed = [(g, c) for c in ranged if (g := _gap(c.profiled_s, c.timed_s)) is not None]
@@ -495,7 +498,11 @@ def reconcile_lines(cases: Sequence[Profiled], shown: Collection[str] = ()) -> l
     g, c = _largest_gap(cases, timed or plain, bool(timed))
     word = _PHASE_WORDS.get(c.phase, c.phase)
     # 2026-12-01: "torch's forward" named here beside a table of scipy and compile only
-    left_out = " (profiled, but not in the table above)" if shown and c.impl not in shown else ""
+    left_out = ""
+    if shown and row_id(c) not in shown:
+        left_out = " (profiled, but not in the table above)"
+    elif shown and shown[row_id(c)]:  # which setting's row, where the table has several
+        left_out = f" ({shown[row_id(c)]})"
     text += (
         f" The largest gap is {c.impl}'s {word} at size {fmt_size(c.size)}{left_out} "
         f"({_fmt_gap(g)}: profiled {fmt_seconds(c.profiled_s or 0)}"
@@ -564,15 +571,31 @@ def _kinds_cell(c: Profiled) -> str:
     return " · ".join(f"{k} {_pct(v)}" for k, v in kinds.items() if v >= 0.005)
 
 
+def row_id(c: Profiled) -> tuple[Any, ...]:
+    """What identifies a row of the breakdown table: setting, implementation, phase, size."""
+    return (c.key, c.impl, c.phase, c.size)
+
+
+def _table_rows(pair_list: Sequence[Pair]) -> dict[tuple[Any, ...], str]:
+    """The rows the breakdown table shows (``row_id`` -> the setting's label), in order."""
+    return {
+        row_id(c): pair.label
+        for pair in pair_list
+        for _, base, cand in pair.sizes
+        for c in (base, cand)
+        if c is not None
+    }
+
+
 def _table(pair_list: Sequence[Pair], axis: str, show_setting: bool) -> str | None:
     rows = []
     seen: set[tuple[Any, ...]] = set()
     for pair in pair_list:
         for size, base, cand in pair.sizes:
             for c in (base, cand):
-                if c is None or (c.key, c.impl, c.phase, c.size) in seen:
+                if c is None or row_id(c) in seen:
                     continue
-                seen.add((c.key, c.impl, c.phase, c.size))
+                seen.add(row_id(c))
                 row = [pair.label] if show_setting else []
                 row += [
                     _PHASE_WORDS.get(c.phase, c.phase),
@@ -683,7 +706,9 @@ def section_lines(
     table = _table(pair_list, axis, len(labels) > 1 and any(labels))
     if table:
         out += [table, ""]
-    shown = {i for p in pair_list for i in (p.baseline, p.candidate) if i}
+    shown = _table_rows(pair_list)
+    if not (len(labels) > 1 and any(labels)):
+        shown = dict.fromkeys(shown, "")  # one setting: no label to name
     out += reconcile_lines(cases, shown)
     out.append("")
     return out
