@@ -84,6 +84,7 @@ __all__ = [
     "capability_matrix",
     "compile_not_timed",
     "format_capabilities",
+    "native_compile_not_timed",
 ]
 
 #: The checks, in the order rows and table columns list them.
@@ -277,6 +278,26 @@ def compile_not_timed(rows: Iterable[Mapping[str, Any]], source: str) -> str | N
             f"{int(row['graph_breaks'])} time(s) (capability matrix)"
         )
     return None
+
+
+#: The compile check's reason where ``torch._dynamo.explain`` counted no graph.
+NO_GRAPH = "Dynamo captured no graph"
+
+
+def native_compile_not_timed(rows: Iterable[Mapping[str, Any]], source: str) -> str | None:
+    """Why a native's ``compile`` form is not timed (``None``: time it): Dynamo captured
+    no graph of ``source``, so torch.compile runs it eagerly and its time would be the
+    eager native's under another name (2026-12-03: torch-fem's sparse solve, dense
+    ``torch.linalg.solve`` after ``to_dense``, read "compile ×2.84" beside a matrix that
+    said no graph was captured). A native compiled in pieces is still what
+    ``torch.compile`` gives its user, and is timed."""
+    row = next((r for r in rows if r.get("impl") == source and r.get("check") == "compile"), None)
+    if row is None or NO_GRAPH not in str(row.get("reason") or ""):
+        return None
+    return (
+        f"not timed: {NO_GRAPH} of {source}, so torch.compile runs it eagerly: its time "
+        f"would be eager {source}'s under another name (capability matrix)"
+    )
 
 
 class Notes(Protocol):
@@ -685,7 +706,7 @@ def _compile(subject: _Subject) -> _Outcome:
         explained = torch._dynamo.explain(target)(*subject.a)
         if explained.graph_count == 0:
             # explain counts graphs - 1 breaks: -1 where Dynamo captured nothing
-            note = "Dynamo captured no graph: all of it runs as Python"
+            note = f"{NO_GRAPH}: all of it runs as Python"
         else:
             breaks = int(explained.graph_break_count)
     except Exception as exc:

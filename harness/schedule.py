@@ -313,8 +313,10 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
                 skipped_phase = PhaseSetup("unsupported", error=not_built)
                 skipped.append(SetupDone(variant, {ph: skipped_phase for ph in config.phases}))
                 continue
-            if info.roles[impl] == "compiled":
-                why = _compiled_not_timed(plan, state, variant.layer, info.sources[impl])
+            if info.forms[impl] == "compile":
+                why = _compiled_not_timed(
+                    plan, state, variant.layer, info.sources[impl], info.roles[impl] == "compiled"
+                )
                 if why == _PENDING:
                     continue  # decided once the layer's capability matrix is known
                 if why:
@@ -326,17 +328,22 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
     return tasks, tuple(skipped)
 
 
-def _compiled_not_timed(plan: Plan, state: State, layer: str, source: str) -> str | None:
-    """Why ``<baseline>-compile`` is not worth timing, from the capability matrix:
-    ``torch.compile(fullgraph=True)`` cannot take the baseline whole, so compiling it as
-    declared is no port (``capabilities.compile_not_timed``). ``_PENDING`` while the
-    matrix is still to be computed; ``None``: time it."""
+def _compiled_not_timed(
+    plan: Plan, state: State, layer: str, source: str, baseline: bool
+) -> str | None:
+    """Why a ``compile`` form of ``source`` is not worth timing, from the capability
+    matrix: for ``<baseline>-compile`` (``baseline``), ``torch.compile(fullgraph=True)``
+    cannot take the baseline whole, so compiling it as declared is no port
+    (``capabilities.compile_not_timed``); for a native's, Dynamo captured no graph of it
+    (``capabilities.native_compile_not_timed``). ``_PENDING`` while the matrix is still
+    to be computed; ``None``: time it."""
     rows = state.capabilities.get(layer)
     if rows is None:
         return _PENDING if plan.config.capabilities else None
-    from harness.capabilities import compile_not_timed
+    from harness.capabilities import compile_not_timed, native_compile_not_timed
 
-    return compile_not_timed(rows, source)
+    rule = compile_not_timed if baseline else native_compile_not_timed
+    return rule(rows, source)
 
 
 class Scheduler:

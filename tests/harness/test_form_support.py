@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import torch
 
-from harness.capabilities import _Outcome, _reconcile, compile_not_timed, format_capabilities
+from harness.capabilities import (
+    NO_GRAPH,
+    _Outcome,
+    _reconcile,
+    compile_not_timed,
+    format_capabilities,
+    native_compile_not_timed,
+)
 from harness.case import PHASES
 from harness.collect import Builder, State
 from harness.config import RunConfig
@@ -342,3 +349,18 @@ def test_baseline_compile_that_fullgraph_cannot_take_is_unsupported() -> None:
     cause = caught.value.cause
     assert cause.startswith("torch.compile(fullgraph=True) cannot take scipy whole: ")
     assert "bessel_layers.py:" in cause and "\n" not in cause
+
+
+def test_a_natives_compile_form_is_not_timed_where_dynamo_captured_no_graph() -> None:
+    # 2026-12-03: a dense solve after to_dense read "compile ×2.84", all of it eager
+    def caps(reason: str | None, breaks: int | None) -> list[dict[str, Any]]:
+        return [{"layer": "s", "impl": "torch", "role": "native", "check": "compile",
+                 "status": "ok", "reason": reason, "graph_breaks": breaks}]  # fmt: skip
+
+    why = native_compile_not_timed(caps(f"{NO_GRAPH}: all of it runs as Python", None), "torch")
+    assert why is not None and why.startswith(f"not timed: {NO_GRAPH} of torch"), why
+    assert "eager torch's under another name" in why
+    # compiled in pieces, or whole: what torch.compile gives its user, timed
+    assert native_compile_not_timed(caps(None, 3), "torch") is None
+    assert native_compile_not_timed(caps(None, 0), "torch") is None
+    assert native_compile_not_timed([], "torch") is None  # no matrix row: timed

@@ -308,6 +308,39 @@ def test_a_dying_worker_leaves_the_rest_to_the_next_and_four_stalls_stop() -> No
         sched.next(state)
 
 
+def test_a_natives_compile_form_that_dynamo_captures_nothing_of_is_recorded_not_run() -> None:
+    from harness.capabilities import NO_GRAPH
+
+    info = LayerInfo(
+        name="toy",
+        axes=("n",),
+        size_axis="n",
+        baselines=("numpy",),
+        backward=("numpy",),
+        sources={"numpy": "numpy", "torch": "torch", "compile": "torch"},
+        roles={"numpy": "baseline", "torch": "native", "compile": "native"},
+        forms={"numpy": "eager", "torch": "eager", "compile": "compile"},
+    )
+    groups = (Group("toy", (("n", 8),)),)
+    impls = {"toy": ("numpy", "torch", "compile")}
+    p = Plan(RunConfig(), ("toy",), groups, impls, (), {"toy": info})
+    state = State()
+    state.add(GradcheckDone("toy", "numpy", True))
+    row = {"impl": "torch", "check": "compile", "status": "ok", "reason": f"{NO_GRAPH}: x"}
+    state.capabilities["toy"] = (row,)
+    sched = Scheduler(p, PROFILE, Clock())
+    record = sched.next(state)
+    assert isinstance(record, Record) and record.raw == "setup.jsonl"
+    [done] = record.events
+    assert isinstance(done, SetupDone) and done.variant.impl == "compile"
+    assert {ps.status for ps in done.phases.values()} == {"unsupported"}
+    assert all(f"not timed: {NO_GRAPH} of torch" in (ps.error or "") for ps in done.phases.values())
+    state.add(done)
+    job = sched.next(state)
+    assert isinstance(job, WorkerJob)
+    assert sorted(t.variant.impl for t in job.tasks) == ["numpy", "torch"]  # type: ignore[union-attr]
+
+
 def test_a_compiled_form_not_worth_timing_is_recorded_not_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
