@@ -257,7 +257,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if failed:
         out.append(
             f"{s.native} fails at {_sizes(axis, [p.size for p in failed])}: "
-            f"{failed[0].error or 'no message'}."
+            f"{_one_error([p.error or 'no message' for p in failed])}."
         )
     if s.kind == KEEP and not decided and not ties and not s.undecided_sizes:
         out.append("Nothing was decided, so speed is no reason to port.")
@@ -266,6 +266,28 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if memory:
         out.append(memory)
     return _dedupe(out)
+
+
+_REL_ERR = re.compile(r" \(max relative error ([^)\s]+)\)")
+
+
+def _one_error(errors: Sequence[str]) -> str:
+    """One message for failures at several sizes: the first, or where they differ only
+    in their max relative error, that text with the largest of them (2026-12-03: "fails
+    at n=16, 32, 64: ... (max relative error 28)", n=16's, where n=32's was 99.8)."""
+    if len({_REL_ERR.sub("", e) for e in errors}) != 1:
+        return errors[0]
+    found = []
+    for e in errors:
+        m = _REL_ERR.search(e)
+        if m is not None:
+            try:
+                found.append(float(m.group(1)))
+            except ValueError:
+                return errors[0]
+    if len(set(found)) < 2:
+        return errors[0]
+    return f"{_REL_ERR.sub('', errors[0])} (max relative error up to {max(found):.2g})"
 
 
 def _also_faster_sentences(s: SettingDecision, axis: str) -> list[str]:
