@@ -98,6 +98,7 @@ __all__ = [
     "compared_baseline",
     "decide_layers",
     "find_crossovers",
+    "native_wrong_everywhere",
     "nothing_compared",
     "reference_raised",
     "tensor_names",
@@ -854,9 +855,7 @@ def _wrong_sizes(setting: Setting, impl: str, use: str) -> dict[float, str]:
             if row.get("within_tol") is False and size not in out:
                 err = row.get("max_rel_err")
                 worst = f" (max relative error {float(err):.2g})" if err is not None else ""
-                out[size] = (
-                    f"its {_SHOWN[ph]} exceed tolerance against the float64 reference{worst}"
-                )
+                out[size] = f"its {_SHOWN[ph]} {WRONG_RESULTS}{worst}"
     return out
 
 
@@ -1297,6 +1296,20 @@ def _capability_gains(
         check
         for check in checks
         if status.get((native_source, check)) == "ok" and status.get((baseline, check)) != "ok"
+    )
+
+
+#: Why a candidate loses a size where its results are wrong (``_wrong_sizes``).
+WRONG_RESULTS = "exceed tolerance against the float64 reference"
+
+
+def native_wrong_everywhere(setting: SettingDecision) -> bool:
+    """Whether the candidate lost every size for results out of tolerance (every
+    candidate was, so the best was weighed and lost where wrong, ``_wrong_point``):
+    timed, but not weighed (2026-12-03: its summary cell read "torch: not measured"
+    beside a step table of ×1.68–×8.57)."""
+    return bool(setting.points) and all(
+        p.failed == "native" and WRONG_RESULTS in (p.error or "") for p in setting.points
     )
 
 

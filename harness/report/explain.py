@@ -37,6 +37,7 @@ from harness.report.decide import (
     LayerDecision,
     PointDecision,
     SettingDecision,
+    native_wrong_everywhere,
     nothing_compared,
     reference_raised,
     tensor_names,
@@ -227,7 +228,8 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
             "folder is from before the step was timed whole: an estimate, not what a "
             "training loop runs)"
         )
-    if not nothing_compared(s):  # else "not measured on both sides" repeats the above
+    wrong_port = native_wrong_everywhere(s)
+    if not nothing_compared(s) and not wrong_port:  # else "not measured" says nothing
         out.append(
             f"Speedup of {s.native} over {s.baseline} on {what}: {describe_points(s.points, axis)}."
         )
@@ -250,7 +252,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     if s.kind == UNDECIDED:
         out.append(_undecided_sentence(s, axis))
     out += _also_faster_sentences(s, axis)
-    phases = None if nothing_compared(s) else _phase_sentence(s, axis)
+    phases = None if nothing_compared(s) or wrong_port else _phase_sentence(s, axis)
     if phases:  # a step's phases explain a step compared, not one never run
         out.append(phases)
     failed = [p for p in s.points if p.failed == "native"]
@@ -259,7 +261,14 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
             f"{s.native} fails at {_sizes(axis, [p.size for p in failed])}: "
             f"{_one_error([p.error or 'no message' for p in failed])}."
         )
-    if s.kind == KEEP and not decided and not ties and not s.undecided_sizes:
+    if wrong_port:
+        out.append(
+            f"{s.native} is timed (the tables) but not weighed: a port whose results are "
+            f"wrong is no port, so the verdict stays with {s.baseline} until {s.native} "
+            "agrees with the reference (where the two differ by a convention, such as a "
+            "gradient defined for symmetric inputs only, measure on inputs that have it)."
+        )
+    elif s.kind == KEEP and not decided and not ties and not s.undecided_sizes:
         out.append("Nothing was decided, so speed is no reason to port.")
     if s.compiled is not None:
         out.append(_compiled_sentence(s, axis))

@@ -149,7 +149,8 @@ def share_lines(scan: Mapping[str, Any], decisions: Sequence[Any]) -> list[str]:
         head = f"- **{r.layer}** is {_pct(r.share)} of your step"
         if r.speedup is None or r.saving is None:
             lines.append(
-                f"{head}; no candidate was measured against it, so no saving to weigh "
+                f"{head}; no candidate's speedup was weighed (none was measured, or "
+                "each was wrong against the reference: see its verdict), so no saving to weigh "
                 f"(verdict: {kinds.get(r.layer, '?')})."
             )
         elif not r.decided:

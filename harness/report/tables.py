@@ -20,6 +20,7 @@ from harness.report._data import Measure, impl_order, measure, records, settings
 from harness.report.decide import (
     LayerDecision,
     SettingDecision,
+    native_wrong_everywhere,
     nothing_compared,
     reference_judges_gradients,
 )
@@ -324,6 +325,8 @@ def _speed_cell(s: SettingDecision | None, axis: str) -> str:
             # no candidate is best where nothing was compared: naming the first one
             # (whichever the plan listed first) would read as a recommendation
             return f"none compared: {cell(s.baseline)} fails at every size"
+        if native_wrong_everywhere(s):  # timed, but a wrong port has no speedup to show
+            return f"{cell(s.native)}: wrong at every size, not weighed"
         return f"{cell(s.native)}: not measured"
     lo, hi = measured[0], measured[-1]
     speed = f"{fmt_interval(lo.speedup, lo.low, lo.high)} at {axis}={fmt_size(lo.size)}"

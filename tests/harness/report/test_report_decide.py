@@ -33,6 +33,7 @@ from harness.report.decide import (
     LayerDecision,
     decide_layers,
     find_crossovers,
+    native_wrong_everywhere,
 )
 from harness.report.explain import (
     baseline_output_sentences,
@@ -1742,3 +1743,26 @@ def test_a_gradient_right_in_float64_and_off_in_float32_is_named_as_precision(
         _fast_wrong_numpy(rf, within_tol=False, max_rel_err=0.3, gradcheck=True, dtype="float64"),
     )
     assert "The NumPy/SciPy gradient is wrong" in " ".join(layer_sentences(wide))
+
+
+def test_a_candidate_wrong_at_every_size_is_timed_but_not_weighed(rf: ModuleType) -> None:
+    """2026-12-03: an eigh-based native of a matrix square root, its gradients off the
+    reference at every size, read "torch: not measured" in the summary and "Nothing was
+    decided" beside a step table of x1.68-x8.57."""
+    rows = _three_phase_rows(rf, (16, 32), step=rf.iv(2.0), forward=rf.iv(2.0), backward=rf.iv(2.0))
+    for r in rows:
+        if r["impl"] == "torch" and r["phase"] == "backward":
+            r.update(within_tol=False, max_rel_err=54.0)
+    d = decide_one(rf, rows)
+    (train,) = d.settings
+    assert train.kind == KEEP and native_wrong_everywhere(train)
+    text = " ".join(setting_sentences(train, "n"))
+    assert "torch is timed (the tables) but not weighed" in text, text
+    assert "not measured" not in text and "Nothing was decided" not in text, text
+    assert "torch: wrong at every size, not weighed" in summary_table([d])
+    # right at one size: weighed there, and not "wrong at every size"
+    for r in rows:
+        if r["impl"] == "torch" and r["phase"] == "backward" and r["n"] == 16:
+            r.update(within_tol=True, max_rel_err=1e-6)
+    (train,) = decide_one(rf, rows).settings
+    assert not native_wrong_everywhere(train)
