@@ -161,7 +161,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "max_rel_err": (
         "Float64",
-        "max |impl - ref| / |ref| over entries with |ref| > 1e-3 * max|ref|, over the phase's tensors",
+        "max |impl - ref| / |ref| over entries with |ref| > 1e-3 * max|ref|, over the phase's "
+        "tensors; where a tensor is out of tolerance only at entries whose |ref| is below that, "
+        "also their |impl - ref| / max|ref|",
     ),
     "worst_tensor": (
         "string",

@@ -264,6 +264,47 @@ def test_gradcheck_of_a_sparse_input_checks_its_entries_only(
     assert not ok and "Jacobian mismatch" in why
 
 
+class _DenseGradMatVec(torch.autograd.Function):
+    """y = A @ x for a sparse A, whose backward gives A's gradient dense, every entry of
+    the matrix A stands for (torch-fem's spsolve does, 2026-12-03); ``scale`` spoils it."""
+
+    scale = 1.0
+
+    @staticmethod
+    def forward(ctx, A, x):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(A, x)
+        return torch.from_numpy(A.detach().to_dense().numpy() @ x.detach().numpy())
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        A, x = ctx.saved_tensors
+        dense_a = A.detach().to_dense()
+        return torch.outer(grad, x) * _DenseGradMatVec.scale, dense_a.t() @ grad
+
+
+def test_a_dense_gradient_of_a_sparse_input_is_right_on_its_entries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.deviation import on_pattern
+
+    A, x = _sparse_system()
+    # gradcheck: right in the dense convention, though masked gradcheck fails it
+    assert run_gradcheck(_DenseGradMatVec.apply, [A, x], [True, True]) == (True, "")
+    # compared on A's entries: agrees with to_dense's masked gradient; entry by entry it
+    # does not (the off-pattern entries the masked reference leaves at 0)
+    leaf = A.clone().requires_grad_()
+    (grad_a,) = torch.autograd.grad(_DenseGradMatVec.apply(leaf, x).sum(), (leaf,))
+    (ref,) = torch.autograd.grad((leaf.to_dense() @ x).sum(), (leaf,))
+    assert not compare_tensors("grad_A", grad_a, ref, "float64").within_tol
+    dev = compare_tensors("grad_A", on_pattern(grad_a, A), on_pattern(ref, A), "float64")
+    assert dev.within_tol and dev.max_abs_err < 1e-12
+    assert on_pattern(grad_a, x) is grad_a  # a strided input's gradient, as it is
+    # wrong in both conventions: fails
+    monkeypatch.setattr(_DenseGradMatVec, "scale", 2.0)
+    ok, why = run_gradcheck(_DenseGradMatVec.apply, [A, x], [True, True])
+    assert not ok and "Jacobian mismatch" in why
+
+
 def test_a_complex_output_is_compared_with_its_imaginary_part() -> None:
     # 2026-12-01: a complex SVD's outputs were cast to float64 to compare, which drops
     # the imaginary part (with a warning)
@@ -291,3 +332,15 @@ def test_a_converted_form_is_held_to_eager_with_nan_where_eager_has_nan() -> Non
     assert eager_mismatch(torch.tensor([1.0, 2.0, 3.0, inf]), ref) == (
         "gives numbers at 1 entry where eager gives NaN"
     )
+
+
+def test_an_error_where_the_reference_is_zero_shows_in_the_relative_error() -> None:
+    # 2026-12-03: "max relative error 1.9e-05 ✗" where 0.29 stood against a reference 0
+    ref = torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)
+    off = torch.tensor([1.0, 2.0, 0.58], dtype=torch.float64)
+    dev = compare_tensors("grad_A", off, ref, "float32")
+    assert not dev.within_tol and dev.max_rel_err == pytest.approx(0.29)
+    # within tolerance there: the ratio over the reference's non-zero entries alone
+    near = torch.tensor([1.0, 2.0 * (1 + 1e-6), 1e-9], dtype=torch.float64)
+    dev = compare_tensors("grad_A", near, ref, "float32")
+    assert dev.within_tol and dev.max_rel_err == pytest.approx(1e-6)
