@@ -106,7 +106,9 @@ CHECK_LABELS: dict[str, str] = {
     "onnx_legacy": "ONNX export (TorchScript-based)",
 }
 
-_REASON_CHARS = 200
+#: A reason's length as stored: a Dynamo or TorchScript cause runs to a few hundred
+#: characters, and at 200 its footnote ended in "... in file…" (2026-12-03), cut.
+_REASON_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,7 @@ def compile_not_timed(rows: Iterable[Mapping[str, Any]], source: str) -> str | N
         if str(reason or "").startswith(_EAGER_FAILED):
             # nothing was compiled: the code fails as declared (2026-12-02: np.int in a
             # public soft-rank layer read as a fullgraph failure)
-            return one_line(f"not timed: {source} itself fails ({reason})", 400)
+            return one_line(f"not timed: {source} itself fails ({reason})", 2 * _REASON_CHARS)
         why = (
             f"torch.compile(fullgraph=True) cannot take {source} whole"
             if status != "wrong"
@@ -266,7 +268,7 @@ def compile_not_timed(rows: Iterable[Mapping[str, Any]], source: str) -> str | N
         )
         if reason:
             why += f" ({reason})"
-        return one_line(f"not timed: {why}; fullgraph rules (capability matrix)", 400)
+        return one_line(f"not timed: {why}; fullgraph rules (capability matrix)", 2 * _REASON_CHARS)
     row = mine.get("compile")
     if row is None:
         return None

@@ -364,3 +364,16 @@ def test_a_natives_compile_form_is_not_timed_where_dynamo_captured_no_graph() ->
     assert native_compile_not_timed(caps(None, 3), "torch") is None
     assert native_compile_not_timed(caps(None, 0), "torch") is None
     assert native_compile_not_timed([], "torch") is None  # no matrix row: timed
+
+
+def test_a_dynamo_cause_of_a_few_hundred_characters_is_stored_whole() -> None:
+    # 2026-12-03: stored at 200 characters, a footnote ended "... `isMaskedArray` in file…"
+    from harness.capabilities import _reason
+
+    cause = (
+        "Unsupported: Attempted to call function marked as skipped (Dynamo developers have "
+        "intentionally marked that the function `isMaskedArray` in file "
+        "`/venv/lib/python3.11/site-packages/numpy/ma/core.py` should not be traced, so "
+        "the call runs as Python)"
+    )
+    assert len(cause) > 200 and _reason(cause) == cause
