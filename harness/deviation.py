@@ -431,8 +431,8 @@ def precision_mismatch(out: object, ref: object) -> str | None:
         f"{SHORT_OF_FLOAT64} (max relative error {err:.1e} against the reference, where "
         "float64 rounds at 1.1e-16; its values are not float32 numbers: likely an "
         "iterative method's tolerance, such as a Lanczos, ARPACK or PROPACK solver's, or "
-        "a fixed number of iterations; else float32 work inside that float64 arithmetic "
-        "after it hides)"
+        "a fixed number of iterations; else float32 data or work inside that float64 "
+        "arithmetic after it hides, such as constants, knots or buffers stored in float32)"
     )
 
 

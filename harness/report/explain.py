@@ -603,6 +603,23 @@ def _correctness_sentences(d: LayerDecision) -> list[str]:
     elif d.kind == FIX_GRADIENT and (broken := _no_gradient(g, baselines)):
         out.append(_no_gradient_sentence(*broken, "gradients" in g.agree))
         out += [f"{_writes(*w)}: fix that too." for w in writers]
+    elif (
+        d.kind == FIX_GRADIENT
+        and not g.gradcheck_failed
+        and _returns_of(g, baselines)
+        and (far := _gradient_error(g)) >= _FORMULA_ERR
+    ):
+        # what it returns cannot explain an error this large: the formula is the defect
+        # (2026-12-03: an interp1d backward that ignored grad_output, 2.3e+02 off, was
+        # put down to its float32 knots, which cost 3.6e-08)
+        out.append(
+            f"The NumPy/SciPy gradients disagree with the float64 reference by up to "
+            f"{_err({'max_rel_err': far})} (relative), far more than the precision it "
+            "returns (the caution below) can explain: the gradient formula is wrong (a "
+            "backward that drops grad_output, a missing transpose or term). Fix it first; "
+            "its timings do not matter until then."
+        )
+        out += [f"{_writes(*w)}: fix that too." for w in writers]
     elif d.kind == FIX_GRADIENT and not g.gradcheck_failed and _returns_of(g, baselines):
         # what it returns (a dtype, float32 inside) is the likelier defect than its formula
         out.append(
@@ -693,6 +710,21 @@ def _right_only_in_float64(g: GradientFindings, baselines: set[str]) -> tuple[st
     if not dtypes or "float64" in dtypes or "" in dtypes:
         return None
     return passed[0], ", ".join(sorted(dtypes))
+
+
+#: A baseline's relative gradient error from which what it returns (float32 inside, a
+#: narrower dtype: errors of 1e-8 to 1e-4) is no explanation: its formula is wrong.
+_FORMULA_ERR = 1e-2
+
+
+def _gradient_error(g: GradientFindings) -> float:
+    """The largest relative error of the baselines' gradients against the reference."""
+    errs = [
+        float(worst.get("max_rel_err") or 0.0)
+        for _, what, _, worst in g.baseline_out_of_tol
+        if what == "gradients"
+    ]
+    return max((e for e in errs if not math.isnan(e)), default=0.0)
 
 
 def _returns_of(g: GradientFindings, baselines: set[str]) -> bool:
