@@ -25,6 +25,7 @@ from harness.deviation import (
     compare_tensors,
     gradients,
     integer_output,
+    judged_dtype,
     on_pattern,
     output_mismatch,
     precision_mismatch,
@@ -128,7 +129,8 @@ class SetupChecks:
         writes = written_inputs(tuple(p.layer.inputs), p.inputs, before)
         random = differs(p.forward(), out, p.variant.dtype)
         ref_out, _ = self.reference(p.layer, p.variant)
-        devs = compare_outputs(out, ref_out, p.variant.dtype)  # one per output
+        # one per output, held to the layer's own dtype where it narrows the run's
+        devs = compare_outputs(out, ref_out, judged_dtype(out, p.variant.dtype))
         if random is None and not all(d.within_tol for d in devs):
             # outputs off the reference: a repeat that agreed by chance is no proof of a
             # function (2026-12-02: ARPACK's eigenvector sign agreed in 5 calls of 6, and
@@ -187,12 +189,13 @@ class SetupChecks:
         before = snapshot(held)
         grads = gradients(out, wrt, p.grad_output())
         names = [f"grad_{n}" for n, m in zip(p.layer.inputs, p.grad_mask, strict=True) if m]
+        judged = judged_dtype(out, p.variant.dtype)  # autograd casts the gradients back
         # the reference's backward raised: no gradient to compare with (its gradcheck,
         # run apart, says why)
         devs = (
             tuple(
                 # a sparse input's gradients, on its entries only (deviation.on_pattern)
-                asdict(compare_tensors(name, on_pattern(g, x), on_pattern(r, x), p.variant.dtype))
+                asdict(compare_tensors(name, on_pattern(g, x), on_pattern(r, x), judged))
                 for name, g, r, x in zip(names, grads, ref_grads, wrt, strict=True)
             )
             if isinstance(ref_grads, tuple)

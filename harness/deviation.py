@@ -40,6 +40,7 @@ __all__ = [
     "eager_mismatch",
     "gradients",
     "integer_output",
+    "judged_dtype",
     "on_pattern",
     "output_mismatch",
     "precision_mismatch",
@@ -391,6 +392,27 @@ def _eager_tensor_mismatch(out: Any, ref: torch.Tensor) -> str | None:
 
 def _entries(count: int) -> str:
     return f"{count:,} entr{'y' if count == 1 else 'ies'}"
+
+
+def judged_dtype(out: object, dtype: str) -> str:
+    """The dtype a layer's outputs and gradients are held to: the run's ``dtype``, or the
+    narrower floating dtype the layer returns (float32 for float64 input, through
+    ``torch.Tensor(array)``). A layer can be right only to its own precision; that it
+    narrows the dtype is a finding of its own (``output_mismatch``), a caution, not a
+    wrong gradient (2026-12-03: s-vae's IveFunction in a float64 run, its gradients
+    3.1e-05 off, within float32's tolerance, read "fix the gradient first")."""
+    wanted = getattr(torch, dtype, None)
+    if not isinstance(wanted, torch.dtype) or not wanted.is_floating_point:
+        return dtype
+    bits = [
+        (torch.finfo(t.dtype).bits, str(t.dtype).removeprefix("torch."))
+        for t in as_tuple(out)
+        if isinstance(t, torch.Tensor) and t.is_floating_point()
+    ]
+    narrowest = min(bits, default=None)
+    if narrowest is None or narrowest[0] >= torch.finfo(wanted).bits:
+        return dtype
+    return narrowest[1] if narrowest[1] in RTOL else dtype
 
 
 def precision_mismatch(out: object, ref: object) -> str | None:

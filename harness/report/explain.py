@@ -997,6 +997,11 @@ def _agreement(g: GradientFindings) -> str:
     """``Outputs and gradients agree with the float64 reference within float32's
     tolerance (|a − r| ≤ …; largest relative error 3.4e-04 …).``"""
     rule = "; ".join(f"{dt}: {tolerance_text(dt)}" for dt in g.dtypes) or "the dtype's rule"
+    narrowed = _narrowed(g)
+    if narrowed:  # held to the dtype each returns (harness.deviation.judged_dtype)
+        rule += "; " + "; ".join(
+            f"{impl}, which returns {dt}: {dt}'s {tolerance_text(dt)}" for impl, dt in narrowed
+        )
     whose = " and ".join(g.agree)
     if "gradients" in g.agree and any(f[2] in ("backward", "step") for f in g.baseline_failures):
         # a backward that raised has no gradient to agree (said with its failure)
@@ -1013,9 +1018,26 @@ def _agreement(g: GradientFindings) -> str:
         if g.worst_agreeing_impl:
             text += f", {g.worst_agreeing_impl}'s"
         rtol = min((RTOL[dt] for dt in g.dtypes if dt in RTOL), default=None)
-        if rtol is not None and worst > rtol:
+        if rtol is not None and worst > rtol and g.worst_agreeing_impl in dict(narrowed):
+            text += f", held to {dict(narrowed)[g.worst_agreeing_impl]}'s tolerance"
+        elif rtol is not None and worst > rtol:
             text += ", on entries small against max|r|, which the rule's second term covers"
     return text + ")."
+
+
+_NARROWS = re.compile(r"^(\w+) for (\w+) input")
+
+
+def _narrowed(g: GradientFindings) -> list[tuple[str, str]]:
+    """(implementation, the dtype it returns) where it returns a narrower floating dtype
+    than its input's (``deviation.output_mismatch``): its results were held to that
+    dtype's tolerance (``deviation.judged_dtype``)."""
+    out = []
+    for impl, how in g.returns:
+        m = _NARROWS.match(how)
+        if m and m.group(1) in RTOL and m.group(2) in RTOL and RTOL[m.group(1)] > RTOL[m.group(2)]:
+            out.append((impl, m.group(1)))
+    return out
 
 
 def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) -> str | None:

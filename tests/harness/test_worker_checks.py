@@ -359,3 +359,23 @@ def test_outputs_off_the_reference_are_looked_at_again_for_randomness(tmp_path: 
     worker.log.close()
     (done,) = [e for e in EventLog.read(raw) if isinstance(e, SetupDone)]
     assert done.phases["forward"].random is not None, done.phases["forward"]
+
+
+def test_a_layer_that_narrows_float64_to_float32_is_held_to_float32(tmp_path: Path) -> None:
+    """2026-12-03: s-vae's IveFunction in a float64 run, its gradients 3.1e-05 off (right
+    to float32's precision), read "fix the gradient first"; its defect is the dtype it
+    returns, said apart (``returns``)."""
+    from harness.case import Variant
+    from harness.protocol import SetupDone
+
+    raw = tmp_path / "checks.jsonl"
+    worker = Worker(Job("setup", (), str(raw), layers_from=(FIXTURE,), memory=False))
+    worker.setup(Variant.make("exp32", "numpy", {"n": 64}, dtype="float64"))
+    worker.log.close()
+    (done,) = [e for e in EventLog.read(raw) if isinstance(e, SetupDone)]
+    forward, backward = done.phases["forward"], done.phases["backward"]
+    assert forward.returns is not None and forward.returns.startswith("float32 for float64")
+    (out,) = forward.deviations
+    assert out["within_tol"] and 1e-9 < out["max_rel_err"] < 1e-6, out  # float32's, not 0
+    (grad,) = backward.deviations
+    assert grad["within_tol"] and 1e-9 < grad["max_rel_err"] < 1e-6, grad

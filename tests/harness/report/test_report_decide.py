@@ -1774,3 +1774,29 @@ def test_a_candidate_wrong_at_every_size_is_timed_but_not_weighed(rf: ModuleType
             r.update(within_tol=True, max_rel_err=1e-6)
     (train,) = decide_one(rf, rows).settings
     assert not native_wrong_everywhere(train)
+
+
+def test_a_layer_that_narrows_float64_is_weighed_with_a_caution(rf: ModuleType) -> None:
+    """Issue 16: in a float64 run, a layer that returns float32 is held to float32's
+    tolerance (its own dtype); the verdict is on speed, the narrowing a caution, and the
+    agreement sentence states the tolerance it was held to."""
+    why = "float32 for float64 input (likely `torch.Tensor(array)` ...)"
+    rows = []
+    for n in (64, 256):
+        for ph in ("forward", "backward", "step"):
+            rows.append(rf.row("lay", "numpy", n, ph, 1e-3, dtype="float64"))
+            rows.append(
+                rf.row("lay", "torch", n, ph, 5e-4, dtype="float64", speedup=rf.iv(2.0),
+                       step=rf.iv(2.0))
+            )  # fmt: skip
+    for r in rows:
+        if r["impl"] == "numpy" and r["phase"] == "forward":
+            r.update(returns=why, within_tol=True, max_rel_err=5.9e-8)
+        if r["impl"] == "numpy" and r["phase"] == "backward":
+            r.update(within_tol=True, max_rel_err=3.1e-5, gradcheck=None)
+    d = decide_one(rf, rows)
+    assert d.kind == PORT and not d.gradient.fix
+    text = " ".join(layer_sentences(d))
+    assert f"Caution: numpy returns {why}." in text
+    assert "numpy, which returns float32: float32's |a − r| ≤ 0.0001·|r|" in text, text
+    assert "held to float32's tolerance" in text and "second term covers" not in text, text
