@@ -870,10 +870,15 @@ def _deviation_sentences(d: LayerDecision) -> list[str]:
             + (_also_out(worst) if tensor and tensor != "output" else "")
             + ")"
             + (
-                f": {native} is the reference's own function, so this is that computation's "
+                (
+                    f": {native} is the reference's own function"
+                    if g.reference_is == native
+                    else f": {native} is a form of the reference's own function ({g.reference_is})"
+                )
+                + ", so this is that computation's "
                 f"rounding in {worst.get('dtype') or 'the dtype measured'}, which no port "
                 "in it avoids; it is weighed all the same."
-                if g.reference_is == native
+                if g.reference_is and g.reference_is in (native, worst.get("source"))
                 else "."
             )
         )

@@ -1800,3 +1800,28 @@ def test_a_layer_that_narrows_float64_is_weighed_with_a_caution(rf: ModuleType) 
     assert f"Caution: numpy returns {why}." in text
     assert "numpy, which returns float32: float32's |a − r| ≤ 0.0001·|r|" in text, text
     assert "held to float32's tolerance" in text and "second term covers" not in text, text
+
+
+def test_every_candidate_out_of_tolerance_is_named_and_forms_of_the_reference_say_so(
+    rf: ModuleType,
+) -> None:
+    """2026-12-03: a float32 soft sort's natives were 0.41 off at n=256, each of them;
+    the caution named compile's alone, without the reason it gives torch's."""
+    rows = rf.series(
+        "lay",
+        {"numpy": lambda n: 1e-3, "torch": lambda n: 5e-4, "compile": lambda n: 4e-4},
+        (16, 256),
+        phases=("forward",),
+    )
+    for r in rows:
+        if r["impl"] == "compile":
+            r.update(form="compile", source="torch")
+        if r["impl"] != "numpy" and r["n"] == 256:
+            r.update(within_tol=False, max_rel_err=0.41)
+    run = {"layers": {"lay": {"baselines": ["numpy"], "reference_is": "torch", "backward": []}}}
+    d = decide_one(rf, rows, run)
+    said = " ".join(layer_sentences(d))
+    for impl in ("torch", "compile"):
+        assert f"Caution: {impl}'s outputs exceed tolerance at n=256" in said, said
+    assert "torch is the reference's own function, so this is" in said, said
+    assert "compile is a form of the reference's own function (torch), so this is" in said, said
