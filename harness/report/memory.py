@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -208,14 +208,19 @@ def _fmt_ratio(ratio: float) -> str:
 
 
 def _setting_finding(
-    setting: Setting, baseline: str, native: str, size_axis: str, factor: float
+    setting: Setting,
+    baseline: str,
+    native: str,
+    size_axis: str,
+    factor: float,
+    skip: Collection[float] = (),
 ) -> str | None:
     by_size = {
         (impl, phase): _by_size(setting, impl, phase)
         for impl in (baseline, native)
         for phase in _PHASES
     }
-    sizes = sorted(set(by_size[baseline, "forward"]) & set(by_size[native, "forward"]))
+    sizes = sorted(set(by_size[baseline, "forward"]) & set(by_size[native, "forward"]) - set(skip))
     for size in reversed(sizes):
         b_bytes, n_bytes, what = _metric(by_size, baseline, native, size)
         ratio = max(b_bytes, 1) / max(n_bytes, 1)
@@ -248,6 +253,7 @@ def memory_finding(
     native: str,
     size_axis: str,
     factor: float = 2.0,
+    skip: Collection[float] = (),
 ) -> str | None:
     """The sentence a verdict adds when porting ``baseline`` to ``native`` changes the
     peak memory of a call by more than ``factor`` at some size: ``Porting also needs
@@ -255,14 +261,16 @@ def memory_finding(
 
     Compared on the sum of the forward and backward peaks where both implementations
     have both, else on forward; the largest size where the ratio exceeds ``factor`` is
-    named. One sentence per setting of the other axes that qualifies (labelled when the
-    layer has several); ``None`` when no size qualifies."""
+    named, never one of ``skip`` (where the verdict's point failed: a candidate that
+    fails or is wrong there is no port to weigh memory for). One sentence per setting of
+    the other axes that qualifies (labelled when the layer has several); ``None`` when no
+    size qualifies."""
     rows = _peak_rows(layer_frame)
     if not rows:
         return None
     found = [
         s
         for setting in settings(rows, size_axis)
-        if (s := _setting_finding(setting, baseline, native, size_axis, factor)) is not None
+        if (s := _setting_finding(setting, baseline, native, size_axis, factor, skip)) is not None
     ]
     return " ".join(found) if found else None
