@@ -561,7 +561,11 @@ def scan_markdown(scan: Scan, folder: str = "DIR") -> str:
             "## Next",
             "",
             "1. Open `layers.py` beside this file and fill in each `FILL IN` (the native "
-            "candidate; the reference if the baseline's own float64 run is not trusted).",
+            "candidate; the reference if the baseline's own float64 run is not trusted). "
+            "Check each `make_inputs` too: the scan saw shapes and dtypes only, so it draws "
+            "values at random (`torch.randn`); a layer that needs inputs with structure "
+            "(symmetric, positive definite, non-negative, indices in a range) must get them "
+            "there, or its correctness checks judge it on inputs your script never passes.",
             f"2. `python -m harness run --layers-from {folder}/layers.py --scan {folder}` "
             "measures them and weighs each verdict by its share of the step.",
             "",

@@ -215,6 +215,12 @@ def _make_inputs_code(
         "",
         "",
         f"def {fn_inputs}(point: Point, gen: torch.Generator) -> tuple[torch.Tensor, ...]:",
+        # 2026-12-03: a sqrtm layer the script fed covariance matrices got randn inputs
+        # here, and its gradient read wrong (sqrtm of a non-symmetric matrix is complex)
+        '    """CHECK: the scan recorded shapes and dtypes, not values; these are drawn at',
+        "    random. Where the layer needs structure your script's inputs have (symmetric,",
+        "    positive definite, non-negative, indices in a range), draw it here, or the",
+        '    correctness checks judge the layer on inputs it never gets."""',
     ]
     if grid.axis == "shape":
         lines.append(

@@ -175,6 +175,7 @@ def test_json_round_trip_and_markdown() -> None:
     text = scan_markdown(scan)
     assert text.index("ScipyConv2dFunction: 41%") < text.index("Other: 5.0%")
     assert "| native torch ops | 0.300 | 30% |" in text
+    assert "the scan saw shapes and dtypes only, so it draws values at random" in text
 
 
 # -- the layer file --------------------------------------------------------------------
@@ -230,6 +231,8 @@ def test_the_layer_file_loads_and_builds_inputs_at_the_shapes_seen(tmp_path: Pat
     )
     text = layer_file(_scan((f,)), str(tmp_path))
     assert "FILL IN" in text and "NumpyScale_native = None" in text
+    # the drawn inputs say they are random, for a layer that needs structured ones
+    assert "CHECK: the scan recorded shapes and dtypes, not values" in text
     namespace: dict[str, Any] = {}
     exec(compile(text, str(tmp_path / "layers.py"), "exec"), namespace)
     (layer,) = namespace["LAYERS"]
