@@ -392,7 +392,8 @@ def _baseline_sentences(
             fix += (
                 f"; the dtype cast{'s' if len(casts) > 1 else ''} "
                 f"({', '.join(p[0] for p in casts)}) could go by keeping the input's dtype "
-                "through the NumPy/SciPy call"
+                "through the NumPy/SciPy call, where it only converts the input's dtype "
+                "and back (a cast the computation needs, such as a mask to numbers, stays)"
             )
         else:
             fix += "; avoid the copies (work on the tensor's memory: `.numpy()` shares it)"

@@ -187,6 +187,7 @@ def test_a_cast_in_the_bridge_is_a_cheaper_fix_before_a_port() -> None:
     text = _text(rows)
     assert "Cheaper fix to try before a port: at n=8 the bridge is" in text
     assert "the dtype cast (numpy.ndarray.astype) could go by keeping the input's dtype" in text
+    assert "where it only converts the input's dtype and back" in text  # 2026-12-03: bool masks
 
 
 def test_a_baseline_whose_time_is_its_own_code_is_not_told_a_port_removes_overhead() -> None:
