@@ -687,7 +687,7 @@ def _setting_decision(
         best, points, (kind, crossings, undecided, possible) = port
     compiled = (
         _compiled_finding(setting, sides.compiled[0], baseline, points, phase, prefix, sizes)
-        if use == TRAINING_USE and sides.compiled and sides.compiled[0] != best
+        if sides.compiled and sides.compiled[0] != best
         else None
     )
     crossovers = tuple(
