@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -308,37 +309,58 @@ def test_a_dying_worker_leaves_the_rest_to_the_next_and_four_stalls_stop() -> No
         sched.next(state)
 
 
-def test_a_natives_compile_form_that_dynamo_captures_nothing_of_is_recorded_not_run() -> None:
-    from harness.capabilities import NO_GRAPH
-
+def _compile_form_at_one_point(
+    impls: Mapping[str, tuple[str, str, str]], caps: tuple[Mapping[str, Any], ...]
+) -> tuple[State, Scheduler]:
+    """A toy layer at n=8 whose implementations are ``name -> (source, role, form)``,
+    numpy gradchecked and the capability matrix ``caps`` known."""
     info = LayerInfo(
         name="toy",
         axes=("n",),
         size_axis="n",
         baselines=("numpy",),
         backward=("numpy",),
-        sources={"numpy": "numpy", "torch": "torch", "compile": "torch"},
-        roles={"numpy": "baseline", "torch": "native", "compile": "native"},
-        forms={"numpy": "eager", "torch": "eager", "compile": "compile"},
+        sources={k: v[0] for k, v in impls.items()},
+        roles={k: v[1] for k, v in impls.items()},
+        forms={k: v[2] for k, v in impls.items()},
     )
     groups = (Group("toy", (("n", 8),)),)
-    impls = {"toy": ("numpy", "torch", "compile")}
-    p = Plan(RunConfig(), ("toy",), groups, impls, (), {"toy": info})
+    p = Plan(RunConfig(), ("toy",), groups, {"toy": tuple(impls)}, (), {"toy": info})
     state = State()
     state.add(GradcheckDone("toy", "numpy", True))
-    row = {"impl": "torch", "check": "compile", "status": "ok", "reason": f"{NO_GRAPH}: x"}
-    state.capabilities["toy"] = (row,)
-    sched = Scheduler(p, PROFILE, Clock())
+    state.capabilities["toy"] = caps
+    return state, Scheduler(p, PROFILE, Clock())
+
+
+def _recorded_not_run(state: State, sched: Scheduler, impl: str) -> set[str | None]:
+    """The one variant ``sched`` records without running (``impl``): its phases'
+    errors; then the job that follows sets up the others."""
     record = sched.next(state)
     assert isinstance(record, Record) and record.raw == "setup.jsonl"
     [done] = record.events
-    assert isinstance(done, SetupDone) and done.variant.impl == "compile"
+    assert isinstance(done, SetupDone) and done.variant.impl == impl
     assert {ps.status for ps in done.phases.values()} == {"unsupported"}
-    assert all(f"not timed: {NO_GRAPH} of torch" in (ps.error or "") for ps in done.phases.values())
     state.add(done)
     job = sched.next(state)
     assert isinstance(job, WorkerJob)
-    assert sorted(t.variant.impl for t in job.tasks) == ["numpy", "torch"]  # type: ignore[union-attr]
+    assert impl not in [t.variant.impl for t in job.tasks]  # type: ignore[union-attr]
+    return {ps.error for ps in done.phases.values()}
+
+
+def test_a_natives_compile_form_that_dynamo_captures_nothing_of_is_recorded_not_run() -> None:
+    from harness.capabilities import NO_GRAPH
+
+    row = {"impl": "torch", "check": "compile", "status": "ok", "reason": f"{NO_GRAPH}: x"}
+    state, sched = _compile_form_at_one_point(
+        {
+            "numpy": ("numpy", "baseline", "eager"),
+            "torch": ("torch", "native", "eager"),
+            "compile": ("torch", "native", "compile"),
+        },
+        (row,),
+    )
+    (why,) = _recorded_not_run(state, sched, "compile")
+    assert why is not None and why.startswith(f"not timed: {NO_GRAPH} of torch"), why
 
 
 def test_a_compiled_form_not_worth_timing_is_recorded_not_run(
@@ -347,30 +369,14 @@ def test_a_compiled_form_not_worth_timing_is_recorded_not_run(
     import harness.capabilities
 
     monkeypatch.setattr(harness.capabilities, "compile_not_timed", lambda rows, source: "breaks")
-    info = LayerInfo(
-        name="toy",
-        axes=("n",),
-        size_axis="n",
-        baselines=("numpy",),
-        backward=("numpy",),
-        sources={"numpy": "numpy", "numpy-compile": "numpy"},
-        roles={"numpy": "baseline", "numpy-compile": "compiled"},
-        forms={"numpy": "eager", "numpy-compile": "compile"},
+    state, sched = _compile_form_at_one_point(
+        {
+            "numpy": ("numpy", "baseline", "eager"),
+            "numpy-compile": ("numpy", "compiled", "compile"),
+        },
+        (),
     )
-    groups = (Group("toy", (("n", 8),)),)
-    p = Plan(RunConfig(), ("toy",), groups, {"toy": ("numpy", "numpy-compile")}, (), {"toy": info})
-    state = State()
-    state.add(GradcheckDone("toy", "numpy", True))
-    state.capabilities["toy"] = ()
-    sched = Scheduler(p, PROFILE, Clock())
-    record = sched.next(state)
-    assert isinstance(record, Record) and record.raw == "setup.jsonl"
-    [done] = record.events
-    assert isinstance(done, SetupDone) and done.variant.impl == "numpy-compile"
-    assert {ps.error for ps in done.phases.values()} == {"breaks"}
-    state.add(done)
-    job = sched.next(state)
-    assert isinstance(job, WorkerJob) and [t.variant.impl for t in job.tasks] == ["numpy"]  # type: ignore[union-attr]
+    assert _recorded_not_run(state, sched, "numpy-compile") == {"breaks"}
 
 
 def _with_compile_form() -> tuple[State, Scheduler, object]:

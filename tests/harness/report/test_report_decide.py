@@ -1802,20 +1802,27 @@ def test_a_layer_that_narrows_float64_is_weighed_with_a_caution(rf: ModuleType) 
     assert "held to float32's tolerance" in text and "second term covers" not in text, text
 
 
+def _forward_rows_with_a_compile_form(
+    rf: ModuleType, name: str, seconds: float, *, role: str, source: str, torch_s: float = 5e-4
+) -> list[dict[str, Any]]:
+    """Forward rows at n=16 and 256 of numpy (1 ms), torch and a compile form ``name``
+    (of ``source``, in ``role``)."""
+    medians = {"numpy": 1e-3, "torch": torch_s, name: seconds}
+    rows = rf.series("lay", {k: (lambda n, s=s: s) for k, s in medians.items()}, (16, 256),
+                     phases=("forward",))  # fmt: skip
+    for r in rows:
+        if r["impl"] == name:
+            r.update(role=role, form="compile", source=source)
+    return rows
+
+
 def test_every_candidate_out_of_tolerance_is_named_and_forms_of_the_reference_say_so(
     rf: ModuleType,
 ) -> None:
     """2026-12-03: a float32 soft sort's natives were 0.41 off at n=256, each of them;
     the caution named compile's alone, without the reason it gives torch's."""
-    rows = rf.series(
-        "lay",
-        {"numpy": lambda n: 1e-3, "torch": lambda n: 5e-4, "compile": lambda n: 4e-4},
-        (16, 256),
-        phases=("forward",),
-    )
+    rows = _forward_rows_with_a_compile_form(rf, "compile", 4e-4, role="native", source="torch")
     for r in rows:
-        if r["impl"] == "compile":
-            r.update(form="compile", source="torch")
         if r["impl"] != "numpy" and r["n"] == 256:
             r.update(within_tol=False, max_rel_err=0.41)
     run = {"layers": {"lay": {"baselines": ["numpy"], "reference_is": "torch", "backward": []}}}
@@ -1831,19 +1838,13 @@ def test_an_inference_verdict_names_the_baseline_compiled_as_is(rf: ModuleType) 
     """2026-12-03: a public NumPy Chamfer distance compiled as declared was decided
     x9.3-x17.2 faster, fullgraph taking it whole; the inference verdict (a port to the
     faster native) never said so, though it is the port that needs no rewrite."""
-    rows = rf.series(
-        "lay",
-        {"numpy": lambda n: 1e-3, "torch": lambda n: 5e-5, "numpy-compile": lambda n: 1e-4},
-        (64, 256),
-        phases=("forward",),
+    rows = _forward_rows_with_a_compile_form(
+        rf, "numpy-compile", 1e-4, role="compiled", source="numpy", torch_s=5e-5
     )
-    for r in rows:
-        if r["impl"] == "numpy-compile":
-            r.update(role="compiled", form="compile", source="numpy")
     run = {"layers": {"lay": {"baselines": ["numpy"], "backward": []}}}
     (inf,) = decide_one(rf, rows, run).settings
     assert inf.use == "inference" and inf.native == "torch"
     text = " ".join(setting_sentences(inf, "n"))
     assert (
-        "numpy-compile (torch.compile of numpy as declared) against numpy: ×10 at n=64–256" in text
+        "numpy-compile (torch.compile of numpy as declared) against numpy: ×10 at n=16–256" in text
     )
