@@ -1152,7 +1152,13 @@ def _gradient_findings(
             _check_phase(tol, setting, d, phase, noun)
         if d.use == TRAINING_USE and not d.forward_only:
             _step_failures(tol, setting, d)
-    agree = tuple(n for n in ("outputs", "gradients") if tol.known[n] and not tol.problem[n])
+    # gradients held against a reference that fails gradcheck agree with nothing
+    # (2026-12-03: "Gradients agree ... within tolerance" beside "they judge no gradient")
+    agree = tuple(
+        n
+        for n in ("outputs", "gradients")
+        if tol.known[n] and not tol.problem[n] and not (n == "gradients" and tol.reference_failed)
+    )
     errs = [e for n in agree for e in tol.errors[n]]
     worst_agreeing = max(errs) if errs else None
     returns = tuple(

@@ -812,8 +812,9 @@ def _check_sentences(d: LayerDecision, baselines: set[str]) -> list[str]:
             f"The reference itself fails gradcheck ({g.reference_failed}): its gradients are "
             "not the derivative of its output over every input entry (a reference whose "
             "backward assumes a structure of its input has the gradient of another "
-            "function: torch.linalg.eigh's assumes a symmetric matrix and returns the "
-            "symmetric part of the gradient), so they judge no gradient here, and "
+            "function, as torch.linalg.eigh's, which assumes a symmetric matrix and returns "
+            "the symmetric part of the gradient; or the inputs drawn here lack a structure "
+            "it needs), so they judge no gradient here, and "
             "gradients off from them are not marked: gradcheck alone judges."
         )
     return out

@@ -601,6 +601,9 @@ def test_a_reference_that_fails_gradcheck_judges_no_gradient(rf: ModuleType) -> 
     assert d.gradient.reference_failed == "GradcheckError: Jacobian mismatch"
     text = " ".join(layer_sentences(d))
     assert "The reference itself fails gradcheck (GradcheckError: Jacobian mismatch)" in text
+    # nor do gradients agree with it (2026-12-03: "Gradients agree ... within tolerance"
+    # beside "they judge no gradient here")
+    assert "gradients agree" not in text.lower() and "gradients" not in d.gradient.agree, text
     # nor is the candidate's gradient off from it a caution, or a reason to pass it over
     # (2026-12-01: torch's eigh-based gradient, the symmetric part of SciPy's exact one)
     for r in rows:
