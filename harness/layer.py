@@ -23,6 +23,7 @@ TorchScript, ``torch.compile`` and ONNX Runtime forms for free (``forms=()`` opt
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import re
@@ -722,14 +723,23 @@ class Layer:
         """The reference at ``point``: called with the tensors, then ``arguments``."""
         return with_arguments(self.reference, self.arguments, point)
 
-    def smallest_point(self) -> dict[str, AxisValue]:
+    def smallest_point(self, fixed: Mapping[str, AxisValue] | None = None) -> dict[str, AxisValue]:
         """The first valid point of the default grid in sorted order: used for quick
-        checks (capabilities, gradcheck) when no ``gradcheck_point`` is declared."""
+        checks (capabilities, gradcheck) when no ``gradcheck_point`` is declared.
+
+        ``fixed``: values of axes other than the size that the run measures, which
+        replace the default grid's (2026-12-03: a run of a Bessel layer at ``--grid v=1``
+        had its gradient checked at v=0, a code path it never measured); the size stays
+        the default grid's smallest, where a check is cheapest. A combination the
+        layer's constraint refuses falls back to the default grid's point."""
         if self.gradcheck_point is not None:
             return self.check_point(self.gradcheck_point)
         valid, _ = self.points({a.name: sorted(a.default) for a in self.axes})  # type: ignore[type-var]
         if not valid:
             raise LayerDefinitionError(f"layer {self.name!r}: its default grid has no valid point")
+        if fixed:
+            with contextlib.suppress(ConfigError):
+                return self.check_point({**valid[0], **fixed})
         return valid[0]
 
     # -- inputs ---------------------------------------------------------------------

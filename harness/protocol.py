@@ -159,6 +159,8 @@ class CapabilitiesTask:
     kind: ClassVar[str] = "capabilities"
     layer: str
     impls: tuple[str, ...]
+    fixed: tuple[tuple[str, Any], ...] = ()
+    """The run's values of the layer's axes other than its size (``Layer.smallest_point``)."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ class GradcheckTask:
     kind: ClassVar[str] = "gradcheck"
     layer: str
     impl: str
+    fixed: tuple[tuple[str, Any], ...] = ()
+    """As ``CapabilitiesTask.fixed``."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,8 @@ def task_from_json(data: Mapping[str, Any]) -> Task:
     kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data}
     if cls in (ValidateTask, CapabilitiesTask):
         kwargs["impls"] = tuple(kwargs.get("impls", ()))
+    if cls in (CapabilitiesTask, GradcheckTask):
+        kwargs["fixed"] = tuple((str(k), v) for k, v in kwargs.get("fixed", ()))
     if cls is ProfileTask and "phases" in kwargs:
         kwargs["phases"] = tuple(kwargs["phases"])
     try:

@@ -263,6 +263,26 @@ def _with_baseline(baseline: str | None, needed: set[tuple[str, str]]) -> Needed
     return frozenset(needed | paired)
 
 
+def run_fixed(plan: Plan, layer: str) -> tuple[tuple[str, Any], ...]:
+    """The smallest value the run measures of each of ``layer``'s axes but its size:
+    where the checks run (``Layer.smallest_point``), so that gradcheck and the
+    capability matrix take the code path the run times."""
+    size_axis = plan.info[layer].size_axis
+    seen: dict[str, list[Any]] = {}
+    for group in plan.groups:
+        if group.layer == layer:
+            for axis, value in group.point:
+                if axis != size_axis:
+                    seen.setdefault(axis, []).append(value)
+    out = []
+    for axis, values in seen.items():
+        try:
+            out.append((axis, min(values)))
+        except TypeError:  # values of mixed types: the first the plan lists
+            out.append((axis, values[0]))
+    return tuple(out)
+
+
 def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], tuple[Event, ...]]:
     """The setup tasks left for ``allocator`` given what ``state`` holds, and the setups
     of compiled forms not worth timing (to record, not to run). Pure."""
@@ -272,7 +292,7 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
     first = allocator == config.allocators[0]
     for name in plan.layers if (config.capabilities and first) else ():
         if name not in state.capabilities:
-            tasks.append(CapabilitiesTask(name, declared_impls(plan, name)))
+            tasks.append(CapabilitiesTask(name, declared_impls(plan, name), run_fixed(plan, name)))
     planned: set[GradcheckTask] = set()
     # a derived form (compile, TorchScript, ONNX) whose setup timed out at one size is
     # not built at the others: its build (compiling or exporting unrolled Python loops)
@@ -296,7 +316,7 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
                 and info.forms[impl] == "eager"
                 and impl in info.backward
             ):
-                task = GradcheckTask(variant.layer, impl)
+                task = GradcheckTask(variant.layer, impl, run_fixed(plan, variant.layer))
                 if (task.layer, task.impl) not in state.gradchecks and task not in planned:
                     planned.add(task)
                     tasks.append(task)

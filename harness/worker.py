@@ -267,10 +267,12 @@ class Worker:
         self.log.write(SetupDone(variant, phases, built.oneoff_s, built.oneoff_what, cache=status))
         self._store("setup", key, cache_entry(phases, True, built.oneoff_s, built.oneoff_what))
 
-    def gradcheck(self, layer_name: str, impl_name: str) -> None:
+    def gradcheck(
+        self, layer_name: str, impl_name: str, fixed: tuple[tuple[str, Any], ...] = ()
+    ) -> None:
         layer = self.registry.get(layer_name)
         impl = layer.implementation(impl_name)
-        point = layer.smallest_point()
+        point = layer.smallest_point(dict(fixed))
         key, found = self._cached("gradcheck", layer, impl=impl_name, point=format_point(point))
         if found.hit:
             ok_, why_, at, returns_, ref_ok_, ref_why_ = found.value
@@ -291,17 +293,20 @@ class Worker:
             GradcheckDone(layer_name, impl_name, ok, why, at, returns, status, ref_ok, ref_why)
         )
 
-    def capabilities(self, layer_name: str, impls: tuple[str, ...]) -> None:
+    def capabilities(
+        self, layer_name: str, impls: tuple[str, ...], fixed: tuple[tuple[str, Any], ...] = ()
+    ) -> None:
         from harness.capabilities import capability_matrix
 
         layer = self.registry.get(layer_name)
-        point = format_point(layer.smallest_point())
+        where = layer.smallest_point(dict(fixed))
+        point = format_point(where)
         key, found = self._cached("capabilities", layer, impls=list(impls), point=point)
         if found.hit:
             self.log.write(CapabilitiesDone(layer_name, tuple(found.value), cache="hit"))
             return
         with quiet():
-            rows = capability_matrix(layer, list(impls))
+            rows = capability_matrix(layer, list(impls), where)
         self._store("capabilities", key, rows)
         status = found.status if key is not None else ""
         self.log.write(CapabilitiesDone(layer_name, tuple(rows), cache=status))
@@ -439,9 +444,9 @@ class Worker:
             self.setup(variant)
             self._prepared.pop(variant, None)  # set up once per process
         elif isinstance(task, GradcheckTask):
-            self.gradcheck(task.layer, task.impl)
+            self.gradcheck(task.layer, task.impl, task.fixed)
         elif isinstance(task, CapabilitiesTask):
-            self.capabilities(task.layer, task.impls)
+            self.capabilities(task.layer, task.impls, task.fixed)
         elif isinstance(task, RoundsTask):
             self.rounds(task)
         elif isinstance(task, ProfileTask):

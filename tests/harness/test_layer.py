@@ -56,6 +56,19 @@ def test_a_valid_layer_and_its_derived_forms() -> None:
     assert torch.equal(x, again)  # seeded: every process sees the same input
 
 
+def test_the_checks_take_the_runs_values_of_axes_other_than_the_size() -> None:
+    """2026-12-03: a Bessel layer run at ``--grid v=1`` had its gradient checked at v=0."""
+    layer = _layer(axes=(Axis("n", (4, 8)), Axis("v", (0, 1), minimum=0)))
+    assert layer.smallest_point() == {"n": 4, "v": 0}
+    assert layer.smallest_point({"v": 1}) == {"n": 4, "v": 1}
+    # a combination the layer refuses: the default grid's point
+    refusing = _layer(
+        axes=(Axis("n", (4, 8)), Axis("v", (0, 1, 2), minimum=0)),
+        constraint=lambda p: "v=2 needs n=8" if p["v"] == 2 and p["n"] < 8 else None,
+    )
+    assert refusing.smallest_point({"v": 2}) == {"n": 4, "v": 0}
+
+
 def test_forms_of_other_candidates_are_prefixed_and_can_be_opted_out() -> None:
     layer = _layer(
         implementations=(

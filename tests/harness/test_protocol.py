@@ -108,6 +108,13 @@ def test_job_round_trip_and_schema(tmp_path: Path) -> None:
     job = Job("timing", (RoundsTask(GROUP, ((CASE, 4),), 3),), str(tmp_path / "raw.jsonl"), 2)
     job.write(tmp_path / "job.json")
     assert Job.read(tmp_path / "job.json") == job
+    # the checks' fixed axis values (tuples of pairs) come back as written
+    from harness.protocol import CapabilitiesTask, GradcheckTask
+
+    checks = (GradcheckTask("lay", "numpy", (("v", 1),)), CapabilitiesTask("lay", ("numpy",)))
+    setup = Job("setup", checks, str(tmp_path / "raw.jsonl"), 0)
+    setup.write(tmp_path / "setup.json")
+    assert Job.read(tmp_path / "setup.json") == setup
     data = job.to_json()
     data["schema"] = 99
     with pytest.raises(ProtocolError, match="protocol 99"):

@@ -583,3 +583,18 @@ def test_an_adaptive_pass_times_more_rounds_where_workers_start_slowly() -> None
         rounds[start] = task.rounds
     # the optimum grows with what a process costs to start
     assert rounds[6.0] > rounds[4.0]
+
+
+def test_the_checks_are_told_the_runs_values_of_axes_other_than_the_size() -> None:
+    """2026-12-03: a Bessel layer run at ``--grid v=1`` had its gradient checked at v=0,
+    a code path the run never measured."""
+    from harness.protocol import CapabilitiesTask, GradcheckTask
+    from harness.schedule import run_fixed, setup_tasks
+
+    info = replace(INFO, axes=("n", "v"))
+    groups = tuple(Group("toy", (("n", n), ("v", 1))) for n in (8, 16))
+    p = Plan(RunConfig(), ("toy",), groups, {"toy": ("numpy", "torch")}, (), {"toy": info})
+    assert run_fixed(p, "toy") == (("v", 1),)
+    tasks, _ = setup_tasks(p, State(), p.config.allocators[0])
+    checks = [t for t in tasks if isinstance(t, GradcheckTask | CapabilitiesTask)]
+    assert checks and all(t.fixed == (("v", 1),) for t in checks), checks
