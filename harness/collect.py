@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from harness.case import PHASES, Case, Group, Variant
-from harness.dtypes import RTOL
+from harness.dtypes import RTOL, narrowed_to
 from harness.frame import (
     BREAKDOWN_COLUMNS,
     CAPABILITY_COLUMNS,
@@ -800,7 +800,9 @@ def _row(
         if grows and ps.error and ps.error.endswith(")"):
             ps = replace(ps, error=f"{ps.error[:-1]}{grows})")
     row = _setup_columns(case, setup, ps, info, size_value)
-    _add_deviations(row, case, ps, dev_rows)
+    forward = setup.phases.get("forward")
+    narrow = narrowed_to(forward.returns if forward else None, variant.dtype)
+    _add_deviations(row, case, ps, dev_rows, narrow)
     if phase == "backward" and info.roles[variant.impl] == "baseline":
         _add_gradcheck(row, state, variant)
     if row["status"] == "ok":
@@ -924,7 +926,11 @@ def _setup_columns(
 
 
 def _add_deviations(
-    row: dict[str, Any], case: Case, ps: PhaseSetup, dev_rows: list[dict[str, Any]]
+    row: dict[str, Any],
+    case: Case,
+    ps: PhaseSetup,
+    dev_rows: list[dict[str, Any]],
+    judged: str | None = None,
 ) -> None:
     """The phase's deviations from the float64 reference summed up on ``row`` (the
     worst tensor: out of tolerance before within it, then the largest relative
@@ -940,7 +946,8 @@ def _add_deviations(
         worst_tensor=worst["tensor"],
         tensors_out_of_tol=", ".join(d["tensor"] for d in devs if not d["within_tol"]) or None,
         within_tol=all(d["within_tol"] for d in devs),
-        rtol=RTOL[variant.dtype],
+        # the tolerance it was held to: its own dtype's where it narrows the run's
+        rtol=RTOL[judged or variant.dtype],
     )
     for d in devs:
         dev_rows.append(

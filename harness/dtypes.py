@@ -8,6 +8,7 @@ module does not import torch; ``torch_dtype`` does, when first called.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ __all__ = [
     "cast_input",
     "differentiable_dtype",
     "dtype_name",
+    "narrowed_to",
     "tolerance_text",
     "torch_dtype",
 ]
@@ -35,6 +37,20 @@ RTOL: dict[str, float] = {
     "float32": 1e-4,
     "float64": 1e-9,
 }
+
+
+_NARROWS = re.compile(r"^(\w+) for (\w+) input")
+
+
+def narrowed_to(returns: str | None, dtype: str) -> str | None:
+    """The narrower dtype a layer returns for ``dtype`` input, from its ``returns``
+    finding (``float32 for float64 input (...)``, ``harness.deviation.output_mismatch``),
+    else None: its results are held to that dtype's tolerance
+    (``harness.deviation.judged_dtype``)."""
+    m = _NARROWS.match(returns or "")
+    if m is None or m.group(2) != dtype or m.group(1) not in RTOL or dtype not in RTOL:
+        return None
+    return m.group(1) if RTOL[m.group(1)] > RTOL[dtype] else None
 
 
 def torch_dtype(name: str) -> torch.dtype:

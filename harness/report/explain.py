@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.capabilities import CHECK_LABELS
-from harness.dtypes import RTOL, tolerance_text
+from harness.dtypes import RTOL, narrowed_to, tolerance_text
 from harness.protocol import (
     FLOAT32_ROUNDING,
     INTEGER_TRUNCATION,
@@ -1031,19 +1031,18 @@ def _agreement(g: GradientFindings) -> str:
     return text + ")."
 
 
-_NARROWS = re.compile(r"^(\w+) for (\w+) input")
-
-
 def _narrowed(g: GradientFindings) -> list[tuple[str, str]]:
     """(implementation, the dtype it returns) where it returns a narrower floating dtype
     than its input's (``deviation.output_mismatch``): its results were held to that
     dtype's tolerance (``deviation.judged_dtype``)."""
-    out = []
-    for impl, how in g.returns:
-        m = _NARROWS.match(how)
-        if m and m.group(1) in RTOL and m.group(2) in RTOL and RTOL[m.group(1)] > RTOL[m.group(2)]:
-            out.append((impl, m.group(1)))
-    return out
+    # only where the run measured the wider dtype: a float32 run holds it to float32
+    # anyway (the narrowing was seen by gradcheck, in float64)
+    return [
+        (impl, narrow)
+        for impl, how in g.returns
+        for dt in g.dtypes
+        if (narrow := narrowed_to(how, dt)) is not None
+    ]
 
 
 def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) -> str | None:

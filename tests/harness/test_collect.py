@@ -528,3 +528,19 @@ def test_speedups_are_against_the_first_declared_baseline_that_ran() -> None:
     state.add(SetupDone(p.variants[0], {"forward": PhaseSetup("ok", loops=1, estimate_s=1e-4)}))
     assert p.variants[0].impl == "published"
     assert compared_baseline(info.baselines, state, "toy") == "published"
+
+
+def test_a_layer_that_narrows_the_dtype_is_held_to_its_own_tolerance_in_the_rows() -> None:
+    """The rtol column says what each row was held to: float32's 1e-4 for a baseline
+    that returns float32 in a float64 run (harness.deviation.judged_dtype)."""
+    groups = (Group("toy", (("n", 8),), dtype="float64"),)
+    p = Plan(RunConfig(dtypes=("float64",)), ("toy",), groups, {"toy": IMPLS}, (), {"toy": INFO})
+    state = State()
+    for done in setup_events(p):
+        if done.variant.impl == "numpy":
+            fwd = replace(done.phases["forward"], returns="float32 for float64 input (likely ...)")
+            done = replace(done, phases={**done.phases, "forward": fwd})
+        state.add(done)
+    out = build_outputs(state, p).frame
+    rtol = out[out["phase"] == "forward"].groupby("impl")["rtol"].first()
+    assert rtol["numpy"] == pytest.approx(1e-4) and rtol["torch"] == pytest.approx(1e-9), rtol
