@@ -1527,6 +1527,7 @@ def test_gradients_off_beside_what_a_baseline_returns_name_that_first(rf: Module
     text = " ".join(layer_sentences(decide_one(rf, rows)))
     assert "by up to 2.3e+02 (relative), far more than the precision it returns" in text, text
     assert "the gradient formula is wrong" in text and "is a likely cause" not in text
+    assert "its gradient formula" not in text, text  # nor does its caution argue
 
 
 def test_a_solvers_tolerance_is_told_apart_from_a_bridge_defect(rf: ModuleType) -> None:
