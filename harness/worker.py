@@ -275,20 +275,16 @@ class Worker:
         point = layer.smallest_point(dict(fixed))
         key, found = self._cached("gradcheck", layer, impl=impl_name, point=format_point(point))
         if found.hit:
-            ok_, why_, at, returns_, ref_ok_, ref_why_ = found.value
-            self.log.write(
-                GradcheckDone(
-                    layer_name, impl_name, ok_, why_, at, returns_, "hit", ref_ok_, ref_why_
+            ok, why, at, returns, ref_ok, ref_why = found.value
+            status = "hit"
+        else:
+            with quiet():
+                ok, why, returns, ref_ok, ref_why = gradcheck_with_reference(
+                    layer, impl.callable_for(point), point, self.seed
                 )
-            )
-            return
-        with quiet():
-            ok, why, returns, ref_ok, ref_why = gradcheck_with_reference(
-                layer, impl.callable_for(point), point, self.seed
-            )
-        at = format_point(point)
-        self._store("gradcheck", key, [ok, why, at, returns, ref_ok, ref_why])
-        status = found.status if key is not None else ""
+            at = format_point(point)
+            self._store("gradcheck", key, [ok, why, at, returns, ref_ok, ref_why])
+            status = found.status if key is not None else ""
         self.log.write(
             GradcheckDone(layer_name, impl_name, ok, why, at, returns, status, ref_ok, ref_why)
         )

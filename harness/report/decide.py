@@ -1152,13 +1152,7 @@ def _gradient_findings(
             _check_phase(tol, setting, d, phase, noun)
         if d.use == TRAINING_USE and not d.forward_only:
             _step_failures(tol, setting, d)
-    # gradients held against a reference that fails gradcheck agree with nothing
-    # (2026-12-03: "Gradients agree ... within tolerance" beside "they judge no gradient")
-    agree = tuple(
-        n
-        for n in ("outputs", "gradients")
-        if tol.known[n] and not tol.problem[n] and not (n == "gradients" and tol.reference_failed)
-    )
+    agree = _agreeing(tol)
     errs = [e for n in agree for e in tol.errors[n]]
     worst_agreeing = max(errs) if errs else None
     returns = tuple(
@@ -1273,6 +1267,17 @@ def _other_candidates(setting: Setting, d: SettingDecision) -> list[str]:
             for r in setting.rows
             if r.get("role") != "baseline" and r.get("impl") not in skip
         )
+    )
+
+
+def _agreeing(tol: _Tolerance) -> tuple[str, ...]:
+    """The nouns (outputs, gradients) checked and within tolerance everywhere; never
+    gradients held against a reference that fails gradcheck, which agree with nothing
+    (2026-12-03: "Gradients agree ... within tolerance" beside "they judge no gradient")."""
+    return tuple(
+        n
+        for n in ("outputs", "gradients")
+        if tol.known[n] and not tol.problem[n] and not (n == "gradients" and tol.reference_failed)
     )
 
 
