@@ -21,6 +21,7 @@ from harness.report.explain import (
     baseline_output_sentences,
     budget_sentence,
     cache_sentence,
+    candidate_output_sentences,
     headline,
     layer_sentences,
     runtime_sentences,
@@ -134,7 +135,11 @@ def _verdict_block(d: LayerDecision, layer_frame: Any) -> list[str]:
                     )
                     for s, t in zip(v.settings, d.settings, strict=False)
                 ],
-                [*runtime_sentences(d, v.use), *baseline_output_sentences(d)],
+                [
+                    *runtime_sentences(d, v.use),
+                    *baseline_output_sentences(d),
+                    *candidate_output_sentences(d),
+                ],
                 v.kind == FIX_LAYER,
             ),
         ]
