@@ -79,7 +79,8 @@ _USES = (
 
 _KINDS = (
     "*port*: the native implementation is faster at some size and slower at none; "
-    "*keep*: it is faster at no size; *port above size N*: the baseline is faster below "
+    "*keep*: it is faster at no size (a size where its results are wrong counts as "
+    "the baseline's); *port above size N*: the baseline is faster below "
     "N and native above it (N with the range of sizes it lies in); *keep above size N*: "
     "native is faster below N and the baseline above it (port only for sizes below N); "
     "*port between sizes N1 and N2*: native is faster between N1 and N2 only, the "
