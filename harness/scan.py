@@ -543,6 +543,11 @@ def _pct(share: float) -> str:
     return f"{pct:.0f}%" if pct >= 10 or pct == 0 else f"{pct:.1f}%"
 
 
+#: The share of a step outside every torch op from which a scan that found no Function
+#: says where such time may hide.
+_UNSEEN_SHARE = 0.3
+
+
 def scan_markdown(scan: Scan, folder: str = "DIR") -> str:
     """The text of ``scan.md``: the Functions ranked by share, then what to do next
     (``folder``: where it is written, for the commands it suggests)."""
@@ -550,6 +555,19 @@ def scan_markdown(scan: Scan, folder: str = "DIR") -> str:
     lines += _run_paragraphs(scan)
     if not scan.functions:
         lines += ["No custom `torch.autograd.Function` ran: nothing to port.", ""]
+        other = scan.totals.other_s / scan.totals.profiled_s if scan.totals.profiled_s else 0.0
+        if other >= _UNSEEN_SHARE:
+            # 2026-12-03: a SciPy KD-tree inside a plain loss function was 37% of a step
+            # (measured apart), under "other" here, and "nothing to port" was all it said
+            lines += [
+                f"{_pct(other)} of the profiled time is outside every torch op (the table "
+                "below): NumPy/SciPy called from plain functions (a loss or a metric that "
+                "calls `.numpy()` and wraps the result back), which the scan cannot see. "
+                "Declare such a function as a layer of its own (README, 'Benchmark your "
+                "own layer': a function of tensors, or `arrays=True` for one of arrays) and "
+                "`python -m harness run` weighs it.",
+                "",
+            ]
     else:
         lines += ["## Custom Functions, largest share first", ""]
         for f in scan.functions:

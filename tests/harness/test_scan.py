@@ -495,3 +495,19 @@ def test_every_field_of_scan_json_is_documented() -> None:
     data = scan_to_json(_scan((_function(),)))
     assert list(data) == list(SCAN_FIELDS)
     assert list(data["functions"][0]) == list(FUNCTION_FIELDS)
+
+
+def test_a_scan_with_no_function_says_where_numpy_in_plain_functions_hides() -> None:
+    """2026-12-03: a SciPy KD-tree inside a plain loss function was 37% of a step,
+    filed under "other", and the scan said "nothing to port" alone."""
+    from dataclasses import replace
+
+    from harness.scan import Totals
+
+    hidden = replace(_scan(()), totals=Totals(1.0, 1.0, 0.0, 0.35, 0.65))
+    text = scan_markdown(hidden)
+    assert "nothing to port" in text
+    assert "65% of the profiled time is outside every torch op" in text, text
+    assert "Declare such a function as a layer of its own" in text
+    quiet = replace(_scan(()), totals=Totals(1.0, 1.0, 0.0, 0.9, 0.1))
+    assert "outside every torch op" not in scan_markdown(quiet)
