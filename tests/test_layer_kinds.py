@@ -71,7 +71,7 @@ def test_a_forward_only_baseline_is_decided_on_its_forward(kinds: Kinds) -> None
     # no training step to decide: the inference verdict is its only one
     assert s.metric == INFERENCE and s.forward_only and d.use == "inference"
     report = (out / "report.md").read_text()
-    assert "Inference verdict only: numpy is declared without a backward" in report
+    assert "Inference verdict only: numpy has no backward" in report
     assert "— (forward only: no backward to train)" in report
 
 

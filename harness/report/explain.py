@@ -241,7 +241,9 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     ]
     if s.forward_only and s.use == "inference":
         out.append(
-            f"Inference verdict only: {s.baseline} is declared without a backward, so there "
+            # 2026-12-03: said of a plain function of arrays, which nobody "declared" so
+            f"Inference verdict only: {s.baseline} has no backward (declared without one, or "
+            "a function of NumPy arrays, which autograd cannot go through), so there "
             "is no training step to time and no gradient to check."
         )
     decided = [p for p in s.points if p.side in ("native", "baseline") and p.failed is None]

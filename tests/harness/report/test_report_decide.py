@@ -1083,7 +1083,7 @@ def test_the_port_above_headline_of_a_decision(rf: ModuleType) -> None:
 def test_forward_only_and_gradient_sentences(rf: ModuleType) -> None:
     d = decide_one(rf, _forward_only_rows(rf, {16: rf.iv(1.5)}), FORWARD_ONLY_RUN)
     assert any(
-        t.startswith("Inference verdict only: numpy is declared without a backward")
+        t.startswith("Inference verdict only: numpy has no backward")
         for t in setting_sentences(d.settings[0], "n")
     )
     d = decide_one(rf, _fast_wrong_numpy(rf, gradcheck=False, gradcheck_error="Jacobian mismatch"))
