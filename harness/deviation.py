@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.dtypes import RTOL, cast_input, differentiable_dtype, dtype_name
+from harness.dtypes import RTOL, cast_input, differentiable_dtype, dtype_name, torch_dtype
 from harness.errors import describe
 from harness.outputs import Outputs, as_tuple, differentiable, output_names, several
 from harness.protocol import FLOAT32_ROUNDING, INTEGER_TRUNCATION, SHORT_OF_FLOAT64
@@ -196,9 +196,10 @@ def run_gradcheck(
     backward, for one). Unmasked, gradcheck perturbs every zero too and failed a right
     masked backward (2026-11-30: a public SciPy ``spsolve`` Function read as "fix the
     gradient first"); a backward that gives the dense gradient fails masked and passes
-    unmasked, and passes here too. Its check that the backward takes an undefined gradient is left out
-    there: torch's gradcheck cannot run it on sparse gradients (``aten::eq`` has no
-    sparse kernel) and failed the same right backward with that error."""
+    unmasked, and passes here too. Its check that the backward takes an undefined
+    gradient is left out there: torch's gradcheck cannot run it on sparse gradients
+    (``aten::eq`` has no sparse kernel) and failed the same right backward with that
+    error."""
     args = [
         cast_input(t, torch.float64).requires_grad_(bool(m))
         for t, m in zip(inputs, grad_mask, strict=True)
@@ -401,18 +402,18 @@ def judged_dtype(out: object, dtype: str) -> str:
     narrows the dtype is a finding of its own (``output_mismatch``), a caution, not a
     wrong gradient (2026-12-03: s-vae's IveFunction in a float64 run, its gradients
     3.1e-05 off, within float32's tolerance, read "fix the gradient first")."""
-    wanted = getattr(torch, dtype, None)
-    if not isinstance(wanted, torch.dtype) or not wanted.is_floating_point:
+    if dtype not in RTOL:
         return dtype
-    bits = [
-        (torch.finfo(t.dtype).bits, str(t.dtype).removeprefix("torch."))
-        for t in as_tuple(out)
-        if isinstance(t, torch.Tensor) and t.is_floating_point()
+    floating = [
+        t.dtype for t in as_tuple(out) if isinstance(t, torch.Tensor) and t.is_floating_point()
     ]
-    narrowest = min(bits, default=None)
-    if narrowest is None or narrowest[0] >= torch.finfo(wanted).bits:
+    narrowest = min(floating, key=lambda d: (torch.finfo(d).bits, str(d)), default=None)
+    if narrowest is None or torch.finfo(narrowest).bits >= torch.finfo(torch_dtype(dtype)).bits:
         return dtype
-    return narrowest[1] if narrowest[1] in RTOL else dtype
+    try:
+        return dtype_name(narrowest)
+    except ValueError:  # a dtype with no tolerance of its own: the run's
+        return dtype
 
 
 def precision_mismatch(out: object, ref: object) -> str | None:

@@ -290,9 +290,11 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
     tasks: list[Task] = []
     skipped: list[Event] = []
     first = allocator == config.allocators[0]
+    # the checks' values of the axes but the size, once per layer (not per variant)
+    fixed = {name: run_fixed(plan, name) for name in plan.layers} if first else {}
     for name in plan.layers if (config.capabilities and first) else ():
         if name not in state.capabilities:
-            tasks.append(CapabilitiesTask(name, declared_impls(plan, name), run_fixed(plan, name)))
+            tasks.append(CapabilitiesTask(name, declared_impls(plan, name), fixed[name]))
     planned: set[GradcheckTask] = set()
     # a derived form (compile, TorchScript, ONNX) whose setup timed out at one size is
     # not built at the others: its build (compiling or exporting unrolled Python loops)
@@ -316,7 +318,7 @@ def setup_tasks(plan: Plan, state: State, allocator: str) -> tuple[list[Task], t
                 and info.forms[impl] == "eager"
                 and impl in info.backward
             ):
-                task = GradcheckTask(variant.layer, impl, run_fixed(plan, variant.layer))
+                task = GradcheckTask(variant.layer, impl, fixed[variant.layer])
                 if (task.layer, task.impl) not in state.gradchecks and task not in planned:
                     planned.add(task)
                     tasks.append(task)

@@ -740,11 +740,12 @@ def section_lines(
             "sizes]" + f"({plot})",
             "",
         ]
-    table = _table(pair_list, axis, len(labels) > 1 and any(labels))
+    several = len(labels) > 1 and any(labels)  # settings to tell apart
+    table = _table(pair_list, axis, several)
     if table:
         out += [table, ""]
     shown = _table_rows(pair_list)
-    if not (len(labels) > 1 and any(labels)):
+    if not several:
         shown = dict.fromkeys(shown, "")  # one setting: no label to name
     out += reconcile_lines(cases, shown)
     out.append("")

@@ -1216,24 +1216,14 @@ def _check_phase(
         if phase == "backward" and not nb and not tol.reference_failed:
             tol.fix = True
     if nb:
-        worst = _with_every_tensor(max(nb, key=lambda r: r.get("max_rel_err") or 0), nb)
-        worst = {**worst, "source": _source_of(setting, d.native or "")}
-        tol.nat_bad.append((setting.label, d.native or "", noun, _sizes_where(nb), worst))
-    for impl in _other_candidates(setting, d):
-        # every candidate out of tolerance is named, not only the verdict's (2026-12-03:
-        # "Caution: compile's outputs exceed tolerance" where torch's and torchscript's
-        # were 0.41 off too)
+        _add_candidate_caution(tol, setting, d.native or "", noun, nb)
+    # every candidate out of tolerance is named, not only the verdict's (2026-12-03:
+    # "Caution: compile's outputs exceed tolerance" where torch's and torchscript's were
+    # 0.41 off too); those passed over for it say where and how much
+    for impl in [*_other_candidates(setting, d), *dict(d.passed_over)]:
         ob, _ = _tolerance_rows(setting, _judged(impl, tol), phase)
         if ob:
-            worst = _with_every_tensor(max(ob, key=lambda r: r.get("max_rel_err") or 0), ob)
-            worst = {**worst, "source": _source_of(setting, impl)}
-            tol.nat_bad.append((setting.label, impl, noun, _sizes_where(ob), worst))
-            tol.problem[noun] = True
-    for impl, _ in d.passed_over:  # not weighed for being wrong: say where and how much
-        pb, _ = _tolerance_rows(setting, _judged(impl, tol), phase)
-        if pb:
-            worst = _with_every_tensor(max(pb, key=lambda r: r.get("max_rel_err") or 0), pb)
-            tol.nat_bad.append((setting.label, impl, noun, _sizes_where(pb), worst))
+            _add_candidate_caution(tol, setting, impl, noun, ob)
             tol.problem[noun] = True
     if bb or nb:
         tol.problem[noun] = True
@@ -1255,6 +1245,16 @@ def _check_phase(
                     str(errored[0].get("error") or "no message"),
                 )
             )
+
+
+def _add_candidate_caution(
+    tol: _Tolerance, setting: Setting, impl: str, noun: str, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """``impl``'s ``rows`` out of tolerance into ``tol.nat_bad``: the worst (with every
+    tensor out of tolerance, and the implementation it is a form of), and where."""
+    worst = _with_every_tensor(max(rows, key=lambda r: r.get("max_rel_err") or 0), rows)
+    worst = {**worst, "source": _source_of(setting, impl)}
+    tol.nat_bad.append((setting.label, impl, noun, _sizes_where(rows), worst))
 
 
 def _other_candidates(setting: Setting, d: SettingDecision) -> list[str]:

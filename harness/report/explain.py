@@ -756,12 +756,12 @@ def _returns_consequence(
         return " Its outputs are wrong wherever a value has a fraction: fix that first."
     if d.use != "training" or not has_gradient:
         return ""
-    if _gradient_error(d.gradient) >= _FORMULA_ERR:
+    if (far := _gradient_error(d.gradient)) >= _FORMULA_ERR:
         # the verdict says the formula is wrong: "not necessarily its formula" would argue
         # with it (2026-12-03, an interp1d backward that dropped grad_output)
         return (
             " It explains errors of its own precision, not gradients off by "
-            f"{_err({'max_rel_err': _gradient_error(d.gradient)})}: gradcheck cannot judge "
+            f"{_err({'max_rel_err': far})}: gradcheck cannot judge "
             "it, so its gradients are judged against the float64 reference."
         )
     if SHORT_OF_FLOAT64 in how and FLOAT32_ROUNDING not in how:

@@ -153,8 +153,9 @@ def _memory(d: LayerDecision, s: SettingDecision, layer_frame: Any) -> str | Non
     if not (s.baseline and s.native) or nothing_compared(s):
         return None
     frame = layer_frame_for(layer_frame, s, d.size_axis)
-    failed = [p.size for p in s.points if p.failed is not None]  # 2026-12-03: "2.6× more
-    # memory at n=100000" for a candidate the verdict said fails there
+    # never a size the verdict's point failed at (2026-12-03: "2.6× more memory at
+    # n=100000" for a candidate the verdict said fails there)
+    failed = [p.size for p in s.points if p.failed is not None]
     return memory_finding(frame, s.baseline, s.native, d.size_axis, skip=failed)
 
 

@@ -20,6 +20,7 @@ from harness.report._data import Measure, impl_order, measure, records, settings
 from harness.report.decide import (
     LayerDecision,
     SettingDecision,
+    compared_baseline,
     native_wrong_everywhere,
     nothing_compared,
     reference_judges_gradients,
@@ -81,17 +82,6 @@ def _rows_by(
     }
 
 
-def _compared_baseline(rows: Sequence[Mapping[str, Any]]) -> str | None:
-    """The baseline a table's speedups are against: the candidates' ``versus``, else the
-    first baseline. Not simply the first declared: where it fails, speedups are against
-    the next that ran (2026-12-03: "(baseline)" marked a row of errors, the row every
-    speedup was measured against unmarked)."""
-    versus = [str(r["versus"]) for r in rows if isinstance(r.get("versus"), str)]
-    if versus:
-        return max(dict.fromkeys(versus), key=versus.count)
-    return next((r["impl"] for r in rows if r.get("role") == "baseline"), None)
-
-
 def time_tables(
     layer_frame: pd.DataFrame,
     phase: str,
@@ -113,7 +103,7 @@ def time_tables(
             continue  # a table of n/a alone says less than ``untimed_phase``'s line
         sizes = sorted({float(r["size"]) for r in rows if r.get("size") is not None})
         impls = impl_order(rows)
-        base_impl = _compared_baseline(rows)
+        base_impl = compared_baseline(rows)  # the one the speedups are against
         body = []
         for impl in impls:
             by_size = _rows_by(rows, impl, phase)

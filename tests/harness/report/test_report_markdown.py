@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -234,17 +235,31 @@ def test_a_port_that_is_a_runtime_calls_cost_reads_fix_the_layer_first(rf: Modul
     assert "**port**" in render_report(rf.results(rows), {}).split("## lay")[0]
 
 
+def _trained_rows(rf: ModuleType, sizes: tuple[int, int]) -> list[dict[str, Any]]:
+    """numpy (2 ms) and torch (1 ms), both training, all three phases at ``sizes``."""
+    return rf.series(
+        "lay",
+        {"numpy": lambda n: 2e-3, "torch": lambda n: 1e-3},
+        sizes,
+        phases=("forward", "backward", "step"),
+    )
+
+
+def _verdict_sections(rf: ModuleType, rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """The layer's section of the report, split into its training verdict and what
+    follows from its inference verdict on."""
+    run = {"layers": {"lay": {"baselines": ["numpy"], "backward": ["numpy", "torch"]}}}
+    section = render_report(rf.results(rows, run=run), {}).split("## lay\n\n", 1)[1]
+    training, inference = section.split("**Inference verdict", 1)
+    return training, inference
+
+
 def test_no_memory_finding_beside_a_baseline_that_never_trained(rf: ModuleType) -> None:
     # numpy declares a backward, but only its forward runs (its peak is recorded): its
     # step fails at every size, so the training verdict compares nothing and "porting
     # also needs less memory" has no "before" there; the inference verdict compares
     # forwards and keeps it
-    rows = rf.series(
-        "lay",
-        {"numpy": lambda n: 2e-3, "torch": lambda n: 1e-3},
-        (8, 1024),
-        phases=("forward", "backward", "step"),
-    )
+    rows = _trained_rows(rf, (8, 1024))
     for r in rows:
         if r["impl"] == "numpy" and r["phase"] != "forward":
             r.update(status="error", error="RuntimeError: no backward", median_s=None)
@@ -253,10 +268,7 @@ def test_no_memory_finding_beside_a_baseline_that_never_trained(rf: ModuleType) 
         r["peak_sources"] = "numpy+torch-cpu"
         if r["impl"] == "torch" and r["phase"] != "forward":
             r.update(speedup=None, speedup_low=None, speedup_high=None)
-    run = {"layers": {"lay": {"baselines": ["numpy"], "backward": ["numpy", "torch"]}}}
-    text = render_report(rf.results(rows, run=run), {})
-    section = text.split("## lay\n\n", 1)[1]
-    training, inference = section.split("**Inference verdict", 1)
+    training, inference = _verdict_sections(rf, rows)
     assert "numpy's training step fails at every size measured" in training, training
     # one sentence for the backward and the step failing alike, none for a speedup or
     # phases never compared, and no gradient of numpy's said to agree
@@ -271,17 +283,10 @@ def test_no_memory_finding_beside_a_baseline_that_never_trained(rf: ModuleType) 
 def test_the_inference_verdict_says_where_the_candidates_outputs_are_off(rf: ModuleType) -> None:
     # 2026-12-03: a float32 soft sort's natives were 0.41 off at n=256; the inference
     # verdict, which serves those outputs, said nothing of it (training did)
-    rows = rf.series(
-        "lay",
-        {"numpy": lambda n: 2e-3, "torch": lambda n: 1e-3},
-        (16, 256),
-        phases=("forward", "backward", "step"),
-    )
+    rows = _trained_rows(rf, (16, 256))
     for r in rows:
         if r["impl"] == "torch" and r["phase"] == "forward" and r["n"] == 256:
             r.update(within_tol=False, max_rel_err=0.41)
-    run = {"layers": {"lay": {"baselines": ["numpy"], "backward": ["numpy", "torch"]}}}
-    section = render_report(rf.results(rows, run=run), {}).split("## lay\n\n", 1)[1]
-    training, inference = section.split("**Inference verdict", 1)
+    training, inference = _verdict_sections(rf, rows)
     caution = "Caution: torch's outputs exceed tolerance at n=256 (max relative error 0.41)"
     assert caution in training and caution in inference.split("\n\n")[0], inference
