@@ -15,8 +15,9 @@ The modes:
   count of each phase; gradcheck for baselines with a backward; each layer's
   capability matrix.
 - ``timing``: paired rounds. For each group (every implementation of one grid point),
-  in a child forked for it (``run_in_child``: its allocator state is its own), one
-  discarded warm-up round, then ``rounds`` rounds, each timing every case of the
+  in children forked for it (``run_in_child``: their allocator state is their own),
+  one for the inference phase and one for the training phases, one discarded warm-up
+  round, then ``rounds`` rounds, each timing every case of the
   group once, in a fresh random order: drift and bursts of noise then hit every
   implementation of a point alike, and the per-round ratios cancel them.
 - ``profile``: after timing, one profiled call per phase of a variant (where the
@@ -32,6 +33,7 @@ import contextlib
 import functools
 import json
 import os
+import pickle
 import random
 import signal
 import statistics
@@ -41,7 +43,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import torch
 
@@ -94,18 +96,46 @@ from harness.toolchain import PROFILER_IMPORTS, prepare_to_fork
 
 __all__ = ["Worker", "leave_now", "main"]
 
+T = TypeVar("T")
+
 #: The order in which a group's phases are timed (``Worker.rounds``).
 TIMED_ORDER = ("forward", "step", "backward")
+#: The phases timed in one process, where each group gets processes of its own: an
+#: inference process has run forwards only, a training loop steps only (its backward,
+#: timed on a retained graph to explain the step, comes after). Timed in one process,
+#: the forwards set glibc's adaptive mmap and trim thresholds for the steps: torch's
+#: fft step at n=1024 on 2 threads then took fresh pages each call (5,090 faults, 12
+#: ms) where steps alone reuse their heap (0 faults, 9 ms) (2026-12-03, AVX512).
+PROCESS_PHASES = (("forward",), ("step", "backward"))
 
 
 @dataclass
 class _Timed:
-    """What a group's rounds gave, per case name."""
+    """What a group's rounds gave, per case name, in one process (``time_phases``)."""
 
     values: dict[str, list[float]] = field(default_factory=dict)
     faults: dict[str, list[float]] = field(default_factory=dict)
     warmups: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: the loop count each case was timed with (after ``recalibrated_loops``)
+    loops: dict[str, int] = field(default_factory=dict)
+    #: the processes that timed them, and how long they waited for other pools to rest
+    pids: list[int] = field(default_factory=list)
+    pool_wait_s: float = 0.0
+
+    @classmethod
+    def merged(cls, parts: Iterable[_Timed]) -> _Timed:
+        """The parts of one group timed in several processes (disjoint cases), as one."""
+        out = cls()
+        for part in parts:
+            out.values.update(part.values)
+            out.faults.update(part.faults)
+            out.warmups.update(part.warmups)
+            out.errors.update(part.errors)
+            out.loops.update(part.loops)
+            out.pids += part.pids
+            out.pool_wait_s += part.pool_wait_s
+        return out
 
 
 #: Modes whose tasks each run in a child forked for them (``run_in_child``).
@@ -310,67 +340,43 @@ class Worker:
     # -- timing mode ----------------------------------------------------------------
 
     def rounds(self, task: RoundsTask) -> None:
-        """Time every case of a group, ``task.rounds`` paired rounds per phase.
+        """Time every case of a group, ``task.rounds`` paired rounds per phase, and
+        write what they gave (one ``RoundsDone``).
 
-        The phases run one after the other, in ``TIMED_ORDER``, each with its own
-        calls alive only while it is timed: ``forward`` first (an inference process
-        has run forwards only), then ``step`` (a training loop's steps free their
-        graphs), then ``backward`` (its retained graph would otherwise sit in memory
-        while the others are timed, which no user's loop does). Within a phase, every
-        round times each implementation once in a fresh random order, so drift and
-        bursts hit both sides of a ratio alike."""
+        A forking worker times the group's inference phase and its training phases in
+        a child each (``PROCESS_PHASES``), as a user's inference process runs forwards
+        only and a training loop steps only; otherwise all phases run here, in
+        ``TIMED_ORDER``. See ``time_phases``."""
         from harness.environment import allocator_in_use
 
-        group = task.group
-        rng = random.Random(f"{self.seed}/{self.job.process}/{task.batch}/{group.name}")
-        # keyed by case name, the pyperf benchmark name (RoundsDone's keys)
+        if self.forking:
+            parts = [
+                run_in_child(functools.partial(time_phases, self, task, phases))
+                for phases in PROCESS_PHASES
+                if any(case.phase in phases for case, _ in task.cases)
+            ]
+        else:
+            parts = [time_phases(self, task, TIMED_ORDER)]
+        timed = _Timed.merged(parts)
         loops = {case.name: n for case, n in task.cases}
-        timed = _Timed()
-        pools = PoolWatch()  # one per group: its waits are reported with the rounds
-        prepared: dict[Variant, Prepared] = {}
-        for case, _ in task.cases:
-            if case.variant in prepared:
-                continue
-            try:
-                with quiet():
-                    prepared[case.variant] = self.prepare(case.variant)
-            except Exception as exc:
-                for other, _ in task.cases:
-                    if other.variant == case.variant:
-                        timed.errors[other.name] = describe(exc)
-        for phase in TIMED_ORDER:
-            cases = [c for c, _ in task.cases if c.phase == phase and c.variant in prepared]
-            funcs: dict[str, Callable[[int], float]] = {}
-            for case in cases:
-                try:
-                    set_threads(case.variant.threads)
-                    funcs[case.name] = prepared[case.variant].time_func(phase)
-                except Exception as exc:
-                    timed.errors[case.name] = describe(exc)
-            set_threads(group.threads)
-            _time_rounds(funcs, loops, task.rounds, rng, timed, self.job.min_time, pools)
-            del funcs
-            for case in cases:
-                prepared[case.variant].drop_graph()  # a retained graph: gone before the next
-        for variant in {case.variant for case, _ in task.cases}:
-            self._prepared.pop(variant, None)  # free inputs, graph and form
         self.log.write(
             RoundsDone(
                 group=task.group,
                 process=self.job.process,
                 batch=task.batch,
                 values={k: tuple(v) for k, v in timed.values.items()},
-                loops={k: loops[k] for k in timed.values},
+                loops={k: timed.loops.get(k, loops[k]) for k in timed.values},
                 warmups=timed.warmups,
                 errors=timed.errors,
                 faults={k: statistics.median(v) for k, v in timed.faults.items() if v},
                 metadata={
-                    "threads": group.threads,
-                    "device": group.device,
+                    "threads": task.group.threads,
+                    "device": task.group.device,
                     "allocator": allocator_in_use(),
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "pid": os.getpid(),
-                    "pool_wait_s": round(pools.waited_s, 4),
+                    "pid": timed.pids[-1] if timed.pids else os.getpid(),
+                    "pids": list(timed.pids),
+                    "pool_wait_s": round(timed.pool_wait_s, 4),
                 },
             )
         )
@@ -450,10 +456,10 @@ class Worker:
             self._prepared.pop(task.variant, None)
 
     def run(self) -> None:
-        # what is timed, and the profiled calls whose page faults explain it, run in a
-        # process of their own (run_in_child)
+        # what is timed (``rounds`` forks for it), and the profiled calls whose page
+        # faults explain it, run in processes of their own (run_in_child)
         for task in self.job.tasks:
-            forked = isinstance(task, RoundsTask | ProfileTask)
+            forked = isinstance(task, ProfileTask)
             # a cached profile has nothing to profile: its parts are written here
             if self.forking and forked and task not in self._cached_breakdowns:
                 run_in_child(functools.partial(self.run_task, task))
@@ -508,6 +514,55 @@ def _forms(registry: Registry, tasks: Iterable[Task]) -> set[str]:
         with contextlib.suppress(Exception):  # an unknown one fails in its child
             forms.add(registry.get(variant[0]).implementation(variant[1]).form)
     return forms
+
+
+def time_phases(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Timed:
+    """Time the cases of ``task`` in ``phases`` (in ``TIMED_ORDER``), in this process.
+
+    Each phase has its own calls alive only while it is timed: ``forward`` (an
+    inference process has run forwards only), then ``step`` (a training loop's steps
+    free their graphs), then ``backward`` (its retained graph would otherwise sit in
+    memory while the others are timed, which no user's loop does). Only the variants
+    with a case in ``phases`` are prepared. Within a phase, every round times each
+    implementation once in a fresh random order, so drift and bursts hit both sides of
+    a ratio alike."""
+    wanted = set(phases)
+    group = task.group
+    rng = random.Random(f"{worker.seed}/{worker.job.process}/{task.batch}/{group.name}/{phases}")
+    # keyed by case name, the pyperf benchmark name (RoundsDone's keys)
+    loops = {case.name: n for case, n in task.cases if case.phase in wanted}
+    timed = _Timed(pids=[os.getpid()])
+    pools = PoolWatch()  # one per group and process: its waits are reported with the rounds
+    prepared: dict[Variant, Prepared] = {}
+    for case, _ in task.cases:
+        if case.phase not in wanted or case.variant in prepared:
+            continue
+        try:
+            with quiet():
+                prepared[case.variant] = worker.prepare(case.variant)
+        except Exception as exc:
+            for other, _ in task.cases:
+                if other.variant == case.variant and other.phase in wanted:
+                    timed.errors[other.name] = describe(exc)
+    for phase in (p for p in TIMED_ORDER if p in wanted):
+        cases = [c for c, _ in task.cases if c.phase == phase and c.variant in prepared]
+        funcs: dict[str, Callable[[int], float]] = {}
+        for case in cases:
+            try:
+                set_threads(case.variant.threads)
+                funcs[case.name] = prepared[case.variant].time_func(phase)
+            except Exception as exc:
+                timed.errors[case.name] = describe(exc)
+        set_threads(group.threads)
+        _time_rounds(funcs, loops, task.rounds, rng, timed, worker.job.min_time, pools)
+        del funcs
+        for case in cases:
+            prepared[case.variant].drop_graph()  # a retained graph: gone before the next
+    for variant in prepared:
+        worker._prepared.pop(variant, None)  # free inputs, graph and form
+    timed.loops = {k: loops[k] for k in timed.values}
+    timed.pool_wait_s = pools.waited_s
+    return timed
 
 
 def _time_rounds(
@@ -585,15 +640,16 @@ def fresh_process_per_group() -> bool:
     return sys.platform.startswith("linux") and os.environ.get("HARNESS_FORK_GROUPS") != "0"
 
 
-def run_in_child(work: Callable[[], None]) -> None:
-    """Run ``work`` in a forked child of this process and wait for it.
+def run_in_child(work: Callable[[], T]) -> T:
+    """Run ``work`` in a forked child of this process, wait for it, and return what it
+    returned (pickled through a pipe).
 
     Why: a training loop runs one layer at one size, and its process's allocator state
     (glibc's adaptive mmap and trim thresholds, the heap's top) is what that loop's own
     buffers made it. A worker that timed other sizes first carries their history:
     conv2d's step at n=512 measured 19-40 ms in one process depending on which sizes
-    had run before (2026-11-29, AVX512). So each group is timed in a child that has run
-    nothing else, forked from a worker that only imported torch and the layers: the
+    had run before (2026-11-29, AVX512). So each group is timed in children that have
+    run nothing else, forked from a worker that only imported torch and the layers: the
     imports are paid once, the allocator starts clean.
 
     The worker must not have entered a parallel region (GNU OpenMP's pool does not
@@ -603,12 +659,16 @@ def run_in_child(work: Callable[[], None]) -> None:
     task in progress, as it would without the fork."""
     sys.stdout.flush()
     sys.stderr.flush()
+    read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        os.close(read)
         code = 1
         try:
             die_with_parent()
-            work()
+            result = work()
+            with os.fdopen(write, "wb") as out:
+                pickle.dump(result, out)
             code = 0
         except BaseException:
             traceback.print_exc()
@@ -616,6 +676,9 @@ def run_in_child(work: Callable[[], None]) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as got:
+        data = got.read()  # before waiting: a result longer than the pipe's buffer
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
@@ -623,6 +686,7 @@ def run_in_child(work: Callable[[], None]) -> None:
         os.kill(os.getpid(), -code)
     if code != 0:
         sys.exit(code)
+    return pickle.loads(data)  # type: ignore[no-any-return]
 
 
 def spare(like: Job, ready: Path, orders: TextIO) -> tuple[Job, Registry] | None:

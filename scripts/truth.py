@@ -13,8 +13,9 @@ For a handful of picks (layer, baseline, candidate, grid point) this script
    them, since this machine's speed drifts over minutes and not alike for every
    implementation), exactly as a user's code runs them,
    under the default allocator (glibc malloc defaults: ``MALLOC_*`` and ``LD_PRELOAD``
-   are cleared), the forward first and then the step (an inference process has run
-   forwards only; the harness orders a group's phases the same way):
+   are cleared), the forward and the step each in a process of its own (an inference
+   process runs forwards only, a training loop steps only; the harness times a group's
+   phases apart likewise, ``harness.worker.PROCESS_PHASES``):
 
    - **step**: every iteration ``out = fn(*leaves)`` with grad enabled, then
      ``torch.autograd.grad(out, leaves, grad_output)`` without ``retain_graph`` (the
@@ -565,10 +566,13 @@ class Spec:
     block_ms: float
     min_rounds: int = 10
     max_rounds: int = 400
-    # forward first: an inference process has run forwards only; a training loop's
-    # steps then shape the allocator as its own (a step's buffers include a forward's).
-    # The harness times a group's phases in the same order (harness.worker.TIMED_ORDER).
-    phases: list[str] = field(default_factory=lambda: ["forward", "step"])
+    # one phase per process, as the user's processes run them: an inference process
+    # forwards only, a training loop steps only. Forwards timed first in the steps'
+    # process set glibc's adaptive mmap and trim thresholds for them: torch's fft step
+    # at n=1024 on 2 threads then took 5,090 fresh pages a call (12 ms) where steps
+    # alone reuse their heap (0, 9 ms), 2026-12-03, AVX512. The harness times them
+    # apart likewise (harness.worker.PROCESS_PHASES).
+    phases: list[str] = field(default_factory=lambda: ["step"])
 
 
 def _load_layer(spec: Spec) -> Any:
@@ -981,19 +985,25 @@ class _Session:
         found = []
         for _ in range(self.args.processes):
             self.seed += 1
-            spec = Spec(
-                pick={**pick.__dict__, "point": dict(pick.point)},
-                threads=str(count) if label != "default" else "default",
-                layers_from=self.layers_from(pick.source),
-                seed=self.seed,
-                seconds=self.args.seconds,
-                block_ms=self.args.block_ms,
-            )
+            specs = [
+                Spec(
+                    pick={**pick.__dict__, "point": dict(pick.point)},
+                    threads=str(count) if label != "default" else "default",
+                    layers_from=self.layers_from(pick.source),
+                    seed=self.seed,
+                    seconds=self.args.seconds,
+                    block_ms=self.args.block_ms,
+                    phases=[phase],
+                )
+                for phase in ("forward", "step")
+            ]
             try:
-                got = run_child(spec)
+                parts = [run_child(spec) for spec in specs]
             except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
                 self.errors.append(f"{pick.name} t{count}: {exc}")
                 continue
+            got = {**parts[0], "phases": {k: v for p in parts for k, v in p["phases"].items()}}
+            got["pids"] = [p["pid"] for p in parts]
             if got["torch_threads"] != count:
                 self.errors.append(
                     f"{pick.name}: the truth process ran {got['torch_threads']} "

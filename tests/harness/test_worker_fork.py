@@ -96,11 +96,13 @@ def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
     done = [e for e in events if isinstance(e, RoundsDone)]
     assert [dict(e.group.point)["n"] for e in done] == [8, 16]
     assert all(len(values) == 2 for e in done for values in e.values.values())
-    pids = {e.metadata["pid"] for e in done}
+    # forward cases only: one process per group where it forks
+    pids = [tuple(e.metadata["pids"]) for e in done]
     if fork:
-        assert len(pids) == 2 and worker.pid not in pids
+        assert all(len(p) == 1 for p in pids) and len(set(pids)) == 2
+        assert worker.pid not in {p for ps in pids for p in ps}
     else:
-        assert pids == {worker.pid}
+        assert pids == [(worker.pid,), (worker.pid,)]
 
 
 @linux_only
@@ -251,6 +253,57 @@ def test_a_groups_phases_are_timed_one_after_the_other_with_no_graph_left_over(
     assert set(done.faults) == set(done.values)
 
 
+@pytest.mark.parametrize("phases", [("backward", "step", "forward"), ("forward",), ("step",)])
+def test_a_forking_worker_times_inference_and_training_in_a_process_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phases: tuple[str, ...]
+) -> None:
+    # an inference process has run forwards only, a training loop steps only: the
+    # forwards' buffers would set glibc's thresholds for the steps (PROCESS_PHASES)
+    import harness.worker as worker_module
+    from harness.prepared import Prepared
+    from harness.worker import Worker
+
+    monkeypatch.setenv("HARNESS_FORK_GROUPS", "0")  # no real fork in the test process
+    children: list[list[str]] = []
+
+    def in_child(work: Any) -> Any:
+        children.append([])
+        return work()
+
+    real = Prepared.time_func
+
+    def spied(self: Prepared, phase: str) -> Any:
+        func = real(self, phase)
+
+        def timed(loops: int) -> float:
+            children[-1].append(phase)
+            return func(loops)
+
+        return timed
+
+    monkeypatch.setattr(worker_module, "run_in_child", in_child)
+    monkeypatch.setattr(Prepared, "time_func", spied)
+    variants = [Variant.make("fft", impl, {"n": 8}) for impl in ("numpy", "torch")]
+    cases = tuple((v.case(ph), 2) for v in variants for ph in phases)
+    raw = tmp_path / "timing.jsonl"
+    worker = Worker(Job("timing", (), str(raw), process=0))
+    worker.forking = True
+    worker.rounds(RoundsTask(variants[0].group, cases, rounds=2))
+    expected = [
+        [p for p in process if p in phases]
+        for process in (["forward"], ["step", "backward"])
+        if set(process) & set(phases)
+    ]
+    assert [sorted(set(c), key=["forward", "step", "backward"].index) for c in children] == (
+        expected
+    )
+    (done,) = [e for e in EventLog.read(raw) if isinstance(e, RoundsDone)]
+    # one event for the group, every case of every process in it
+    assert len(done.values) == 2 * len(phases)
+    assert all(len(v) == 2 for v in done.values.values())
+    assert set(done.loops) == set(done.values) and len(done.metadata["pids"]) == len(expected)
+
+
 #: Packages a group's child must never import itself: each costs seconds (sympy alone
 #: 0.4 s), paid again in every child when the worker did not import it before forking.
 EXPENSIVE = (
@@ -324,6 +377,7 @@ for task in tasks:
         os.close(read)
         before = set(sys.modules)
         try:
+            worker.forking = False  # this child is the group's process: time it here
             worker.run_task(task)
             found = sorted(set(sys.modules) - before)
         except BaseException as exc:
