@@ -375,7 +375,8 @@ class Worker:
                     "allocator": allocator_in_use(),
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "pid": timed.pids[-1] if timed.pids else os.getpid(),
-                    "pids": list(timed.pids),
+                    # pyperf metadata holds no lists
+                    "pids": ",".join(str(p) for p in timed.pids),
                     "pool_wait_s": round(timed.pool_wait_s, 4),
                 },
             )

@@ -97,7 +97,7 @@ def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
     assert [dict(e.group.point)["n"] for e in done] == [8, 16]
     assert all(len(values) == 2 for e in done for values in e.values.values())
     # forward cases only: one process per group where it forks
-    pids = [tuple(e.metadata["pids"]) for e in done]
+    pids = [tuple(int(p) for p in str(e.metadata["pids"]).split(",")) for e in done]
     if fork:
         assert all(len(p) == 1 for p in pids) and len(set(pids)) == 2
         assert worker.pid not in {p for ps in pids for p in ps}
@@ -301,7 +301,9 @@ def test_a_forking_worker_times_inference_and_training_in_a_process_each(
     # one event for the group, every case of every process in it
     assert len(done.values) == 2 * len(phases)
     assert all(len(v) == 2 for v in done.values.values())
-    assert set(done.loops) == set(done.values) and len(done.metadata["pids"]) == len(expected)
+    assert set(done.loops) == set(done.values) and len(
+        str(done.metadata["pids"]).split(",")
+    ) == len(expected)
 
 
 #: Packages a group's child must never import itself: each costs seconds (sympy alone
