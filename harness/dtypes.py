@@ -15,12 +15,14 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "BITS",
     "DTYPES",
     "RTOL",
     "cast_input",
     "differentiable_dtype",
     "dtype_name",
     "narrowed_to",
+    "returned_for",
     "tolerance_text",
     "torch_dtype",
 ]
@@ -39,7 +41,19 @@ RTOL: dict[str, float] = {
 }
 
 
-_NARROWS = re.compile(r"^(\w+) for (\w+) input")
+#: Bits per element of each dtype: which of two is wider.
+BITS: dict[str, int] = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
+
+#: ``harness.deviation.output_mismatch``'s finding, of one output of several or of the
+#: only one: "output[1]: float32 for float64 input (...)".
+_RETURNS = re.compile(r"^(?:output\[\d+\]: )?(\w+) for (\w+) input")
+
+
+def returned_for(returns: str | None) -> tuple[str, str] | None:
+    """(the dtype a layer returns, the input dtype it returns it for) from its
+    ``returns`` finding (``harness.deviation.output_mismatch``), else None."""
+    m = _RETURNS.match(returns or "")
+    return (m.group(1), m.group(2)) if m else None
 
 
 def narrowed_to(returns: str | None, dtype: str) -> str | None:
@@ -47,10 +61,10 @@ def narrowed_to(returns: str | None, dtype: str) -> str | None:
     finding (``float32 for float64 input (...)``, ``harness.deviation.output_mismatch``),
     else None: its results are held to that dtype's tolerance
     (``harness.deviation.judged_dtype``)."""
-    m = _NARROWS.match(returns or "")
-    if m is None or m.group(2) != dtype or m.group(1) not in RTOL or dtype not in RTOL:
+    found = returned_for(returns)
+    if found is None or found[1] != dtype or found[0] not in RTOL or dtype not in RTOL:
         return None
-    return m.group(1) if RTOL[m.group(1)] > RTOL[dtype] else None
+    return found[0] if RTOL[found[0]] > RTOL[dtype] else None
 
 
 def torch_dtype(name: str) -> torch.dtype:

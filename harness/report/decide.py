@@ -160,6 +160,9 @@ class PointDecision:
     error: str | None = None
     processes: int | None = None
     """The timing processes behind a noisy interval (results.csv's ``n_processes``)."""
+    rel_err: float | None = None
+    """Where the candidate loses because its results are wrong (``error`` says so),
+    its largest relative error against the reference there."""
 
     @property
     def faster(self) -> bool:
@@ -657,7 +660,7 @@ def _setting_decision(
     passed_over = _out_of_tolerance(setting, sides.candidates, use, reference)
     trusted = [c for c in sides.candidates if c not in dict(passed_over)]
     best = _best_candidate(setting, trusted, phase, prefix) if trusted else None
-    wrong: dict[float, str] = {}
+    wrong: dict[float, tuple[str, float | None]] = {}
     if best is None and passed_over:
         # every candidate that ran is wrong somewhere (2026-11-30: a logm's four, at
         # n=128, left only ONNX Runtime, which has no training step): weigh them all,
@@ -846,25 +849,30 @@ def _source_of(setting: Setting, impl: str) -> str:
     return next((str(r["source"]) for r in rows if r.get("source")), impl)
 
 
-def _wrong_sizes(setting: Setting, impl: str, use: str) -> dict[float, str]:
-    """Size -> why ``impl`` is wrong there: its outputs (or, for training where the
-    reference judges them, its gradients) exceed tolerance against the reference."""
-    out: dict[float, str] = {}
+def _wrong_sizes(setting: Setting, impl: str, use: str) -> dict[float, tuple[str, float | None]]:
+    """Size -> why ``impl`` is wrong there, and its largest relative error: its outputs
+    (or, for training where the reference judges them, its gradients) exceed tolerance
+    against the reference."""
+    out: dict[float, tuple[str, float | None]] = {}
     for ph in _judged_phases(setting, use):
         for size, row in sorted(_rows_by_size(setting, impl, ph).items()):
             if row.get("within_tol") is False and size not in out:
                 err = row.get("max_rel_err")
-                worst = f" (max relative error {float(err):.2g})" if err is not None else ""
-                out[size] = f"its {_SHOWN[ph]} {WRONG_RESULTS}{worst}"
+                out[size] = (
+                    f"its {_SHOWN[ph]} {WRONG_RESULTS}",
+                    float(err) if err is not None else None,
+                )
     return out
 
 
-def _wrong_point(p: PointDecision, why: str) -> PointDecision:
-    """``p`` where the candidate's results are wrong: the baseline wins it, as where the
-    candidate fails (a port that gives wrong answers is no port)."""
+def _wrong_point(p: PointDecision, why: tuple[str, float | None]) -> PointDecision:
+    """``p`` where the candidate's results are wrong (``why``: ``_wrong_sizes``'s): the
+    baseline wins it, as where the candidate fails (a port that gives wrong answers is
+    no port)."""
     return PointDecision(
-        p.size, None, None, None, "baseline", frozenset({"baseline"}), "native", why, p.processes
-    )
+        p.size, None, None, None, "baseline", frozenset({"baseline"}), "native", why[0],
+        p.processes, rel_err=why[1],
+    )  # fmt: skip
 
 
 def _compiled_finding(

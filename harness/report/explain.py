@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.capabilities import CHECK_LABELS
-from harness.dtypes import RTOL, narrowed_to, tolerance_text
+from harness.dtypes import BITS, RTOL, narrowed_to, returned_for, tolerance_text
 from harness.protocol import (
     FLOAT32_ROUNDING,
     INTEGER_TRUNCATION,
@@ -261,8 +261,7 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     failed = [p for p in s.points if p.failed == "native"]
     if failed:
         out.append(
-            f"{s.native} fails at {_sizes(axis, [p.size for p in failed])}: "
-            f"{_one_error([p.error or 'no message' for p in failed])}."
+            f"{s.native} fails at {_sizes(axis, [p.size for p in failed])}: {_one_error(failed)}."
         )
     if wrong_port:
         out.append(
@@ -280,26 +279,20 @@ def setting_sentences(s: SettingDecision, axis: str, *, memory: str | None = Non
     return _dedupe(out)
 
 
-_REL_ERR = re.compile(r" \(max relative error ([^)\s]+)\)")
-
-
-def _one_error(errors: Sequence[str]) -> str:
-    """One message for failures at several sizes: the first, or where they differ only
-    in their max relative error, that text with the largest of them (2026-12-03: "fails
-    at n=16, 32, 64: ... (max relative error 28)", n=16's, where n=32's was 99.8)."""
-    if len({_REL_ERR.sub("", e) for e in errors}) != 1:
-        return errors[0]
-    found = []
-    for e in errors:
-        m = _REL_ERR.search(e)
-        if m is not None:
-            try:
-                found.append(float(m.group(1)))
-            except ValueError:
-                return errors[0]
-    if len(set(found)) < 2:
-        return errors[0]
-    return f"{_REL_ERR.sub('', errors[0])} (max relative error up to {max(found):.2g})"
+def _one_error(points: Sequence[PointDecision]) -> str:
+    """One message for a candidate's failures at several sizes: the first size's, with
+    its largest relative error where its results are wrong; where every size failed
+    alike, with the largest of them (2026-12-03: "fails at n=16, 32, 64: ... (max
+    relative error 28)" was n=16's figure, where n=32's was 99.8)."""
+    first = points[0].error or "no message"
+    alike = all(p.error == points[0].error for p in points)
+    errs = [p.rel_err for p in points if p.rel_err is not None] if alike else []
+    if not alike and points[0].rel_err is not None:
+        errs = [points[0].rel_err]
+    if not errs:
+        return first
+    up_to = "up to " if len(set(errs)) > 1 else ""
+    return f"{first} (max relative error {up_to}{max(errs):.2g})"
 
 
 def _also_faster_sentences(s: SettingDecision, axis: str) -> list[str]:
@@ -743,14 +736,12 @@ def _returns_consequence(
     gradient can be taken through: ``_no_gradient``)."""
     if not baseline:
         return ""
-    widths = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
-    # a layer of several outputs names each: "output[1]: float64 for float32 input ..."
-    words = re.sub(r"^output\[\d+\]: ", "", how).split()
-    given = words[2] if len(words) > 3 and words[1] == "for" and words[3] == "input" else ""
-    if words and widths.get(words[0], 0) > widths.get(given, 64):
+    found = returned_for(how)
+    if found and BITS.get(found[0], 0) > BITS.get(found[1], 64):
+        wide, given = found
         return (
-            f" It then does {words[0]} work where the candidates do {given}: its speedups "
-            f"compare dtypes as much as code (`--dtype {words[0]}` compares like with like)."
+            f" It then does {wide} work where the candidates do {given}: its speedups "
+            f"compare dtypes as much as code (`--dtype {wide}` compares like with like)."
         )
     if INTEGER_TRUNCATION in how:  # deviation.integer_output: wrong, not imprecise
         return " Its outputs are wrong wherever a value has a fraction: fix that first."
