@@ -25,7 +25,7 @@ they import ``harness``, and the registry imports them by name when asked
     report     harness.report harness.report.*
     measuring  harness.plan harness.collect harness.rebuild harness.worker harness.scan*
                harness.schedule harness.supervisor harness.prepared harness.checks
-               harness.declarations
+               harness.declarations harness.own_process
     layers     harness.layer harness.registry harness.forms harness.capabilities
                harness.toolchain
     records    harness.case harness.config harness.shard harness.environment

@@ -39,7 +39,7 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,35 +186,43 @@ MAX_WAIT_S = 0.3
 POLL_S = 0.001
 
 
-def _tasks() -> list[int]:
-    """The process's threads (Linux: /proc/self/task) but the caller's; none elsewhere."""
+def _tasks() -> list[tuple[int | str, int]]:
+    """The process's threads (Linux: /proc/self/task) but the caller's, ``("self",
+    tid)`` each; none elsewhere."""
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
         return []
     me = threading.get_native_id()
-    return [int(t) for t in tids if int(t) != me]
+    return [("self", int(t)) for t in tids if int(t) != me]
 
 
-def thread_runtimes() -> dict[int, int]:
-    """Nanoseconds each other thread of the process has run (its ``schedstat``)."""
+#: Lists threads as ``(pid, tid)``: those of this process (``_tasks``), or of the
+#: processes timing a group's implementations (``harness.own_process.thread_pids``).
+Threads = Callable[[], Iterable[tuple[int | str, int]]]
+
+
+def thread_runtimes(threads: Threads = _tasks) -> dict[int, int]:
+    """Nanoseconds each of ``threads`` (by default the process's others) has run (its
+    ``schedstat``)."""
     times: dict[int, int] = {}
-    for tid in _tasks():
+    for pid, tid in threads():
         try:
-            with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
                 times[tid] = int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             continue  # gone, or no schedstat
     return times
 
 
-def running_threads() -> set[int]:
-    """The other threads of the process on a CPU, or waiting for one, right now (state
-    ``R`` in their ``stat``): a pool spinning for work is running. About 50 us."""
+def running_threads(threads: Threads = _tasks) -> set[int]:
+    """Those of ``threads`` (by default the process's others) on a CPU, or waiting for
+    one, right now (state ``R`` in their ``stat``): a pool spinning for work is
+    running. About 50 us."""
     running: set[int] = set()
-    for tid in _tasks():
+    for pid, tid in threads():
         try:
-            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
                 stat = f.read()
         except OSError:
             continue

@@ -42,6 +42,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -56,13 +57,20 @@ from harness.checks import (
     pools_meet,
     profile_phase,
 )
-from harness.contention import PoolWatch, probe
+from harness.contention import PoolWatch, probe, running_threads, thread_runtimes
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
 from harness.layer import Layer
 from harness.lifetime import die_with_parent
 from harness.measure import recalibrated_loops, set_threads
+from harness.own_process import (
+    OwnProcess,
+    RemoteFailure,
+    process_faults,
+    serve_requests,
+    thread_pids,
+)
 from harness.points import format_point
 from harness.prepared import Prepared
 from harness.profile_call import minor_faults
@@ -107,6 +115,11 @@ TIMED_ORDER = ("forward", "step", "backward")
 #: fft step at n=1024 on 2 threads then took fresh pages each call (5,090 faults, 12
 #: ms) where steps alone reuse their heap (0 faults, 9 ms) (2026-12-03, AVX512).
 PROCESS_PHASES = (("forward",), ("step", "backward"))
+#: Untimed calls an implementation's process runs before its first value of a phase
+#: (``time_apart``): at least this many, and for at least ``OWN_WARM_S`` seconds, unless
+#: twice that has passed.
+OWN_WARM_CALLS = 5
+OWN_WARM_S = 0.05
 
 
 @dataclass
@@ -343,15 +356,16 @@ class Worker:
         """Time every case of a group, ``task.rounds`` paired rounds per phase, and
         write what they gave (one ``RoundsDone``).
 
-        A forking worker times the group's inference phase and its training phases in
-        a child each (``PROCESS_PHASES``), as a user's inference process runs forwards
-        only and a training loop steps only; otherwise all phases run here, in
-        ``TIMED_ORDER``. See ``time_phases``."""
+        A forking worker times each implementation's inference phase and its training
+        phases in a child each (``PROCESS_PHASES``, ``time_apart``), as a user's
+        inference process runs forwards of one implementation only and a training
+        loop steps of one only; otherwise all phases run here, in ``TIMED_ORDER``
+        (``time_phases``)."""
         from harness.environment import allocator_in_use
 
         if self.forking:
             parts = [
-                run_in_child(functools.partial(time_phases, self, task, phases))
+                time_apart(self, task, phases)
                 for phases in PROCESS_PHASES
                 if any(case.phase in phases for case, _ in task.cases)
             ]
@@ -566,6 +580,96 @@ def time_phases(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Tim
     return timed
 
 
+def time_apart(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Timed:
+    """Time the cases of ``task`` in ``phases`` as ``time_phases`` does, but each
+    implementation in a process of its own (``harness.own_process``), forked from this
+    one: a process per variant with a case in ``phases``, the rounds run from here."""
+    wanted = set(phases)
+    group = task.group
+    rng = random.Random(f"{worker.seed}/{worker.job.process}/{task.batch}/{group.name}/{phases}")
+    loops = {case.name: n for case, n in task.cases if case.phase in wanted}
+    variants = list(dict.fromkeys(c.variant for c, _ in task.cases if c.phase in wanted))
+    timed = _Timed()
+    children: dict[Variant, OwnProcess] = {}
+    try:
+        for variant in variants:
+            child = OwnProcess(functools.partial(_serve_variant, worker, variant))
+            children[variant] = child
+            try:
+                child.ask("ready")
+            except RemoteFailure as exc:  # its form could not be prepared
+                for case, _ in task.cases:
+                    if case.variant == variant and case.phase in wanted:
+                        timed.errors[case.name] = str(exc)
+                children.pop(variant).close()
+        OwnProcess.group(list(children.values()))
+        timed.pids = [c.pid for c in children.values()]
+        pid_of = {c.name: children[c.variant].pid for c, _ in task.cases if c.variant in children}
+        pools = PoolWatch(
+            runtimes=functools.partial(thread_runtimes, thread_pids(timed.pids)),
+            running=functools.partial(running_threads, thread_pids(timed.pids)),
+        )
+        for phase in (p for p in TIMED_ORDER if p in wanted):
+            cases = [c for c, _ in task.cases if c.phase == phase and c.variant in children]
+            funcs: dict[str, Callable[[int], float]] = {}
+            for case in cases:
+                try:
+                    children[case.variant].ask("phase", phase)
+                    funcs[case.name] = functools.partial(children[case.variant].ask, "value")
+                except RemoteFailure as exc:
+                    timed.errors[case.name] = str(exc)
+            _time_rounds(
+                funcs,
+                loops,
+                task.rounds,
+                rng,
+                timed,
+                worker.job.min_time,
+                pools,
+                faults=lambda name: process_faults(pid_of[name]),
+            )
+            for case in cases:
+                children[case.variant].ask("drop")
+        timed.pool_wait_s = pools.waited_s
+    finally:
+        for child in children.values():
+            child.close()
+    timed.loops = {k: loops[k] for k in timed.values}
+    return timed
+
+
+def _serve_variant(worker: Worker, variant: Variant, conn: Connection) -> None:
+    """An implementation's process (``time_apart``): prepare ``variant``, then time a
+    value of ``loops`` calls of the phase last asked for, on request."""
+    state: dict[str, Any] = {}
+
+    def ready() -> None:
+        with quiet():
+            state["prepared"] = worker.prepare(variant)
+        set_threads(variant.threads)
+
+    def phase(name: str) -> None:
+        func = state["func"] = state["prepared"].time_func(name)
+        set_threads(variant.threads)
+        # a loop's steady state before its first value: its heap, pools and caches as
+        # the calls before left them (a user's loop has run many)
+        start, calls = time.perf_counter(), 0
+        while calls < OWN_WARM_CALLS or time.perf_counter() - start < OWN_WARM_S:
+            func(1)
+            calls += 1
+            if time.perf_counter() - start >= 2 * OWN_WARM_S:
+                break
+
+    def value(loops: int) -> float:
+        return float(state["func"](loops))
+
+    def drop() -> None:
+        state.pop("func", None)
+        state["prepared"].drop_graph()  # a retained graph: gone before the next phase
+
+    serve_requests(conn, {"ready": ready, "phase": phase, "value": value, "drop": drop})
+
+
 def _time_rounds(
     funcs: dict[str, Callable[[int], float]],
     loops: dict[str, int],
@@ -574,6 +678,7 @@ def _time_rounds(
     timed: _Timed,
     min_time: float,
     pools: PoolWatch | None = None,
+    faults: Callable[[str], int] | None = None,
 ) -> None:
     """One discarded warm-up round (which checks each loop count), then ``rounds``
     rounds, each timing every case of ``funcs`` once in a fresh random order; the
@@ -586,8 +691,10 @@ def _time_rounds(
     what a loop of it alone measures, not what it gets beside another library's
     spinning pool. A value of one call that had to wait starts with one untimed call,
     as longer values always do (``measure.warm_first``): its own pool may have gone
-    to sleep meanwhile. ``pools``: the watch (a new one by default)."""
+    to sleep meanwhile. ``pools``: the watch (a new one by default); ``faults``: a
+    case's process's minor page faults so far (by default this process's)."""
     pools = pools if pools is not None else PoolWatch()
+    faults_of = faults if faults is not None else (lambda _: minor_faults())
     for name in funcs:
         timed.values[name] = []
         timed.faults[name] = []
@@ -600,12 +707,13 @@ def _time_rounds(
                 # after a wait its own pool may have gone to sleep: one call wakes it
                 if r >= 0 and pools.settle(name) > 0 and loops[name] == 1:
                     funcs[name](1)
-                faults0 = minor_faults()
+                faults0 = faults_of(name)
                 value = functools.partial(funcs[name], loops[name])
                 per_call = (pools.learn(name, value) if r < 0 else value()) / loops[name]
-                faulted = (minor_faults() - faults0) / loops[name]
+                faulted = (faults_of(name) - faults0) / loops[name]
             except Exception as exc:
-                timed.errors[name] = describe(exc)
+                # a process's failure arrives described already
+                timed.errors[name] = str(exc) if isinstance(exc, RemoteFailure) else describe(exc)
                 del funcs[name]
                 timed.values.pop(name, None)
                 timed.faults.pop(name, None)

@@ -7,8 +7,11 @@ For a handful of picks (layer, baseline, candidate, grid point) this script
    the default grid gets (``--budget`` to set it), and reads the candidate's paired speedups from
    ``results.csv``: the ``step`` row (a training step) and the ``forward`` row (the
    inference forward);
-2. measures the same two things with its own plain loop, in a fresh process per pick
-   and thread setting (``--processes`` of them before the harness run, as many after
+2. measures the same two things with its own plain loop, each side (baseline,
+   candidate) in a fresh process of its own, as a user's loop runs one of them (two in
+   one process share a heap whose thresholds, set by either's buffers, decide which
+   takes fresh pages each call), the two paired in rounds from this script
+   (``--processes`` pairs per pick, thread setting and phase before the harness run, as many after
    it: the truth is pooled from both, and the table shows how far it moved between
    them, since this machine's speed drifts over minutes and not alike for every
    implementation), exactly as a user's code runs them,
@@ -25,7 +28,8 @@ For a handful of picks (layer, baseline, candidate, grid point) this script
      ``torch.no_grad()``.
 
    Baseline and candidate are paired and interleaved: rounds of [baseline block,
-   candidate block] in a random order, each block a loop of calls lasting at least
+   candidate block] in a random order, each block begun once the other side's
+   threads rest, each block a loop of calls lasting at least
    ``--block-ms``; one ratio per round, baseline time / candidate time. The truth is
    the median of the ratios of all rounds of all processes, with a 95% interval from a
    two-level bootstrap (processes, then rounds within each), computed here without the
@@ -641,50 +645,38 @@ def _calibrate(call: Callable[[], None], block_s: float) -> tuple[int, bool]:
     return max(1, math.ceil(block_s / max(t, 1e-7))), pooled
 
 
-def _paired_rounds(
-    calls: dict[str, Callable[[], None]], spec: Spec, rng: random.Random
-) -> dict[str, Any]:
-    """Rounds of one block per side, in random order, each begun once the process's
-    other threads leave it the cores it needs (``_rest``), after one untimed call where
-    that took a wait; seconds per call per round, and when each round ended (seconds
-    since the discarded warm-up round)."""
-    calibrated = {side: _calibrate(call, spec.block_ms / 1000.0) for side, call in calls.items()}
-    loops = {side: n for side, (n, _) in calibrated.items()}
+def _paired_rounds(sides: Mapping[str, _Side], spec: Spec, rng: random.Random) -> dict[str, Any]:
+    """Rounds of one block per side, in random order, each side in a process of its own
+    (``_Side``), each block begun once the two processes' other threads leave it the
+    cores it needs (``_rest``), after one untimed call where that took a wait; seconds
+    and page faults per call per round, and when each round ended (seconds since the
+    discarded warm-up round)."""
+    loops = {side: proc.loops for side, proc in sides.items()}
     # the cores other threads may hold while a block runs: a side on one thread leaves
     # the others to them; a side with threads of its own wants every core
-    free = {
-        side: 0 if pooled else (os.cpu_count() or 1) - 1 for side, (_, pooled) in calibrated.items()
-    }
-    times: dict[str, list[float]] = {side: [] for side in calls}
-    faults: dict[str, list[float]] = {side: [] for side in calls}
+    free = {side: 0 if proc.pooled else (os.cpu_count() or 1) - 1 for side, proc in sides.items()}
+    pids = [proc.pid for proc in sides.values()]
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    faults: dict[str, list[float]] = {side: [] for side in sides}
     ends: list[float] = []
-    flt: dict[str, float] = {}
-    sides = list(calls)
+    got: dict[str, tuple[float, float]] = {}
+    names = list(sides)
     started = deadline = math.inf
     rounds = -1  # one discarded warm-up round
     while rounds < spec.max_rounds:
-        order = sides[:]
+        order = names[:]
         rng.shuffle(order)
-        got = {}
         for side in order:
-            call, n = calls[side], loops[side]
             # the other side's pool, spinning, is no part of this side's loop; and this
             # side's own, asleep after a wait, is awake in its loop (no call otherwise:
             # one more call between blocks moved NumPy's rfft2 at 1024 on one thread
             # into glibc's faulting regime, 2012 fresh pages a call, where a loop of it
             # reuses its heap)
-            if _rest(free=free[side]):
-                call()
-            f0 = _minor_faults()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                call()
-            got[side] = (time.perf_counter() - t0) / n
-            flt[side] = (_minor_faults() - f0) / n
+            got[side] = sides[side].block(warm=_rest(pids, free=free[side]))
         if rounds >= 0:
-            for side in sides:
-                times[side].append(got[side])
-                faults[side].append(flt[side])
+            for side in names:
+                times[side].append(got[side][0])
+                faults[side].append(got[side][1])
             ends.append(time.perf_counter() - started)
         else:
             started = time.perf_counter()
@@ -696,34 +688,36 @@ def _paired_rounds(
     return {"loops": loops, "times": times, "faults": faults, "ratios": ratios, "ends": ends}
 
 
-def _rest(free: int = 0, longest_s: float = 0.3) -> bool:
-    """Wait while more than ``free`` other threads of this process are running (state
-    ``R`` in ``/proc/self/task/*/stat``), ``longest_s`` at most; whether it waited.
+def _rest(pids: Sequence[int] | None = None, free: int = 0, longest_s: float = 0.3) -> bool:
+    """Wait while more than ``free`` threads of the processes ``pids`` (None: this one)
+    are running (state ``R`` in ``/proc/PID/task/*/stat``), their main threads aside
+    (each side's caller, or this one's), ``longest_s`` at most; whether it waited.
     A user's loop runs one side:
-    no other library's pool spins beside it. Two sides in turns in one process do:
+    no other library's pool spins beside it. Two sides in turns do:
     OpenBLAS's threads spin about 0.1 s after a NumPy matmul, OpenMP's about 10 ms
     after a torch op, and a block begun meanwhile shares the cores with them (NumPy's
     linear at batch 256, 512x512, 2 threads: 4.7 ms a step beside torch's blocks,
     no faster than on 1 thread, 2026-12-01, AVX512)."""
     import threading
 
-    me = threading.get_native_id()
+    where = [("self", threading.get_native_id())] if pids is None else [(p, p) for p in pids]
     deadline = time.perf_counter() + longest_s
     waited = False
     while time.perf_counter() < deadline:
-        try:
-            tids = [t for t in os.listdir("/proc/self/task") if int(t) != me]
-        except OSError:
-            return waited  # no /proc: nothing to look at
         running = 0
-        for tid in tids:
+        for pid, main in where:
             try:
-                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                    stat = f.read()
+                tids = [t for t in os.listdir(f"/proc/{pid}/task") if int(t) != main]
             except OSError:
-                continue
-            if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R":
-                running += 1
+                continue  # gone, or no /proc: nothing to look at
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                        stat = f.read()
+                except OSError:
+                    continue
+                if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R":
+                    running += 1
         if running <= free:
             return waited
         time.sleep(0.001)
@@ -738,58 +732,52 @@ def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def _built_pair(spec: Spec) -> tuple[dict[str, Any], Any]:  # pragma: no cover - torch
-    """The pick's baseline and candidate as the user's code calls them, ``{"baseline":
-    (fn, args, leaves), "candidate": ...}``, and the output gradient a step's backward
-    gets (seeded, drawn in float64 then cast, so every dtype gets the same values)."""
+def _built_side(spec: Spec, side: str) -> tuple[tuple[Any, ...], Any]:  # pragma: no cover - torch
+    """The pick's ``side`` (``baseline`` or ``candidate``) as the user's code calls it,
+    ``(fn, args, leaves)``, and the output gradient a step's backward gets (seeded,
+    drawn in float64 then cast, so every side and dtype gets the same values)."""
     import torch
 
     layer = _load_layer(spec)
     point = dict(spec.pick["point"])
     inputs = layer.make(point, dtype=getattr(torch, spec.pick["dtype"]), seed=0)
-    roles = {"baseline": spec.pick["baseline"], "candidate": spec.pick["candidate"]}
-    built = {side: _user_callable(layer, impl, point, inputs) for side, impl in roles.items()}
+    built = _user_callable(layer, spec.pick[side], point, inputs)
     with torch.no_grad():
-        out = built["baseline"][0](*built["baseline"][1])
+        out = built[0](*built[1])
     gen = torch.Generator().manual_seed(1)
     grad_output = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.dtype)
     return built, grad_output
 
 
-def _phase_calls(
-    built: Mapping[str, tuple[Any, ...]], phase: str, grad_output: Any
-) -> dict[str, Callable[[], None]]:  # pragma: no cover - torch
-    """One call of ``phase`` per side of ``built`` (side -> (fn, args, leaves)):
-    ``step`` is a forward recording the graph, then ``autograd.grad`` freeing it;
-    ``forward`` runs the candidate under ``inference_mode``, the baseline under
-    ``no_grad``."""
+def _phase_call(
+    built: tuple[Any, ...], phase: str, side: str, grad_output: Any
+) -> Callable[[], None]:  # pragma: no cover - torch
+    """One call of ``phase`` of a side built by ``_built_side``: ``step`` is a forward
+    recording the graph, then ``autograd.grad`` freeing it; ``forward`` runs the
+    candidate under ``inference_mode``, the baseline under ``no_grad``."""
     import torch
 
-    def step_call(fn: Callable[..., Any], args: tuple[Any, ...], leaves: list[Any]):  # type: ignore[no-untyped-def]
-        def call() -> None:
+    fn, args, leaves = built
+    if phase == "step":
+
+        def step() -> None:
             out = fn(*args)
             torch.autograd.grad(out, leaves, grad_output)
 
-        return call
+        return step
+    ctx = torch.inference_mode if side == "candidate" else torch.no_grad
 
-    def forward_call(fn: Callable[..., Any], args: tuple[Any, ...], ctx: Callable[[], Any]):  # type: ignore[no-untyped-def]
-        def call() -> None:
-            with ctx():
-                fn(*args)
+    def forward() -> None:
+        with ctx():
+            fn(*args)
 
-        return call
-
-    if phase == "step":
-        return {side: step_call(*parts) for side, parts in built.items()}
-    return {
-        side: forward_call(
-            *parts[:2], torch.inference_mode if side == "candidate" else torch.no_grad
-        )
-        for side, parts in built.items()
-    }
+    return forward
 
 
-def child_main(spec: Spec) -> dict[str, Any]:  # pragma: no cover - runs in a fresh process
+def side_main(spec: Spec, side: str) -> None:  # pragma: no cover - runs in a fresh process
+    """One side's process: build it, warm it up and calibrate its block, say so on
+    stdout (a JSON line), then run one block per line read from stdin (``warm``: one
+    untimed call first) and answer each with its seconds and page faults per call."""
     import torch
 
     if spec.threads != "default":
@@ -800,39 +788,118 @@ def child_main(spec: Spec) -> dict[str, Any]:  # pragma: no cover - runs in a fr
         limiter = threadpool_limits(count)  # kept for the life of the process
     else:
         limiter = None
-    rng = random.Random(spec.seed)
-    result: dict[str, Any] = {
+    (phase,) = spec.phases
+    built, grad_output = _built_side(spec, side)
+    call = _phase_call(built, phase, side, grad_output)
+    for _ in range(3):  # warm-up: compiles, pools, the allocator's state
+        call()
+    loops, pooled = _calibrate(call, spec.block_ms / 1000.0)
+    ready = {
         "pid": os.getpid(),
         "torch_threads": torch.get_num_threads(),
         "capability": torch.backends.cpu.get_cpu_capability(),
-        "phases": {},
+        "loops": loops,
+        "pooled": pooled,
     }
-    built, grad_output = _built_pair(spec)
-    for phase in spec.phases:
-        calls = _phase_calls(built, phase, grad_output)
-        for call in calls.values():  # warm-up: compiles, pools, the allocator's state
-            for _ in range(3):
-                call()
-        result["phases"][phase] = _paired_rounds(calls, spec, rng)
+    print(_MARK + json.dumps(ready), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "exit":
+            break
+        if line.strip() == "warm":
+            call()
+        f0 = _minor_faults()
+        t0 = time.perf_counter()
+        for _ in range(loops):
+            call()
+        took = (time.perf_counter() - t0) / loops
+        print(_MARK + json.dumps([took, (_minor_faults() - f0) / loops]), flush=True)
     del limiter
-    return result
 
 
-def run_child(spec: Spec, timeout: float = 600.0) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec.__dict__)]
-    res = subprocess.run(
-        cmd,
-        env=_child_env(spec.threads),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-5:]
-        raise RuntimeError(f"truth process failed ({res.returncode}): " + " | ".join(tail))
-    return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+#: Marks the lines a side's process answers with (a library may print on stdout too).
+_MARK = "@truth "
+
+
+class _Side:
+    """A side's process (``side_main``), as its parent drives it."""
+
+    def __init__(self, spec: Spec, side: str) -> None:
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--side",
+            side,
+            "--child",
+            json.dumps(spec.__dict__),
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=_child_env(spec.threads),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        ready = self._answer()
+        self.pid: int = ready["pid"]
+        self.loops: int = ready["loops"]
+        self.pooled: bool = ready["pooled"]
+        self.ready: dict[str, Any] = ready
+
+    def _answer(self) -> Any:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(_MARK):
+                return json.loads(line[len(_MARK) :])
+        tail = (self.proc.stderr.read() if self.proc.stderr else "").strip().splitlines()[-5:]
+        self.proc.wait()
+        raise RuntimeError(f"truth process failed ({self.proc.returncode}): " + " | ".join(tail))
+
+    def block(self, warm: bool) -> tuple[float, float]:
+        """Seconds and page faults per call of one block."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("warm\n" if warm else "block\n")
+        self.proc.stdin.flush()
+        took, faults = self._answer()
+        return float(took), float(faults)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("exit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_child(spec: Spec) -> dict[str, Any]:
+    """One truth measurement of ``spec``'s phase: baseline and candidate each in a
+    fresh process of its own (a user's loop runs one of them: two in one process share
+    a heap, whose thresholds, set by either's buffers, decide which takes fresh pages
+    each call; 2026-12-03, AVX512, fft's step at n=1024 on 1 thread: NumPy's 31-36 ms
+    and torch's 17-20 ms each alone, 22 and 26 ms in turns in one process), started
+    one after the other, their blocks paired in rounds from here."""
+    sides: dict[str, _Side] = {}
+    try:
+        for side in ("baseline", "candidate"):
+            sides[side] = _Side(spec, side)
+        rng = random.Random(spec.seed)
+        (phase,) = spec.phases
+        first = sides["baseline"].ready
+        return {
+            "pid": first["pid"],
+            "pids": [s.pid for s in sides.values()],
+            "torch_threads": first["torch_threads"],
+            "capability": first["capability"],
+            "phases": {phase: _paired_rounds(sides, spec, rng)},
+        }
+    finally:
+        for s in sides.values():
+            s.close()
 
 
 def probe() -> dict[str, Any]:
@@ -955,6 +1022,7 @@ def _parser() -> argparse.ArgumentParser:
         help="least duration of one timed block (default: 10 ms)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--side", default="baseline", help=argparse.SUPPRESS)
     return parser
 
 
@@ -1003,7 +1071,7 @@ class _Session:
                 self.errors.append(f"{pick.name} t{count}: {exc}")
                 continue
             got = {**parts[0], "phases": {k: v for p in parts for k, v in p["phases"].items()}}
-            got["pids"] = [p["pid"] for p in parts]
+            got["pids"] = [pid for p in parts for pid in p["pids"]]
             if got["torch_threads"] != count:
                 self.errors.append(
                     f"{pick.name}: the truth process ran {got['torch_threads']} "
@@ -1238,7 +1306,7 @@ def summary_lines(table: Sequence[Mapping[str, str]]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.child:
-        print(json.dumps(child_main(Spec(**json.loads(args.child)))))
+        side_main(Spec(**json.loads(args.child)), args.side)
         return 0
 
     try:

@@ -206,6 +206,7 @@ _NOT_CHECKS = {
     "environment": "describes the machine (its capability is in the key)",
     "frame": "documents columns",
     "lifetime": "watches the parent process",
+    "own_process": "runs timed values in child processes",
     "protocol": "the event format (a cached value's fields have its check's version)",
     "text": "formats text",
     "toolchain": "warms compile before a fork",

@@ -96,7 +96,7 @@ def test_a_timing_worker_times_each_group_in_a_process_of_its_own(
     done = [e for e in events if isinstance(e, RoundsDone)]
     assert [dict(e.group.point)["n"] for e in done] == [8, 16]
     assert all(len(values) == 2 for e in done for values in e.values.values())
-    # forward cases only: one process per group where it forks
+    # forward cases of one implementation only: one process per group where it forks
     pids = [tuple(int(p) for p in str(e.metadata["pids"]).split(",")) for e in done]
     if fork:
         assert all(len(p) == 1 for p in pids) and len(set(pids)) == 2
@@ -253,57 +253,57 @@ def test_a_groups_phases_are_timed_one_after_the_other_with_no_graph_left_over(
     assert set(done.faults) == set(done.values)
 
 
-@pytest.mark.parametrize("phases", [("backward", "step", "forward"), ("forward",), ("step",)])
-def test_a_forking_worker_times_inference_and_training_in_a_process_each(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phases: tuple[str, ...]
+#: Run in a fresh interpreter: a forking worker (one thread until it forks) times one
+#: group of two implementations, the phases given on the command line, and prints the
+#: rounds event's process ids, cases and errors, and its own pid.
+_APART = """
+import json, sys
+from harness.case import Variant
+from harness.protocol import EventLog, Job, RoundsDone, RoundsTask
+from harness.worker import Worker
+
+phases = sys.argv[2].split(",")
+variants = [Variant.make("fft", impl, {"n": 8}) for impl in ("numpy", "torch")]
+cases = tuple((v.case(ph), 2) for v in variants for ph in phases)
+task = RoundsTask(variants[0].group, cases, rounds=2)
+worker = Worker(Job("timing", (task,), sys.argv[1], process=0, min_time=1e-4))
+assert worker.forking
+worker.rounds(task)
+(done,) = [e for e in EventLog.read(sys.argv[1]) if isinstance(e, RoundsDone)]
+print(json.dumps({
+    "me": __import__("os").getpid(),
+    "pids": [int(p) for p in str(done.metadata["pids"]).split(",")],
+    "values": {k: len(v) for k, v in done.values.items()},
+    "faults": sorted(done.faults),
+    "errors": done.errors,
+}))
+"""
+
+
+@linux_only
+@pytest.mark.slow
+@pytest.mark.parametrize(("phases", "processes"), [("forward,step,backward", 4), ("forward", 2)])
+def test_a_forking_worker_times_each_implementation_and_phase_set_in_a_process_of_its_own(
+    tmp_path: Path, phases: str, processes: int
 ) -> None:
-    # an inference process has run forwards only, a training loop steps only: the
-    # forwards' buffers would set glibc's thresholds for the steps (PROCESS_PHASES)
-    import harness.worker as worker_module
-    from harness.prepared import Prepared
-    from harness.worker import Worker
-
-    monkeypatch.setenv("HARNESS_FORK_GROUPS", "0")  # no real fork in the test process
-    children: list[list[str]] = []
-
-    def in_child(work: Any) -> Any:
-        children.append([])
-        return work()
-
-    real = Prepared.time_func
-
-    def spied(self: Prepared, phase: str) -> Any:
-        func = real(self, phase)
-
-        def timed(loops: int) -> float:
-            children[-1].append(phase)
-            return func(loops)
-
-        return timed
-
-    monkeypatch.setattr(worker_module, "run_in_child", in_child)
-    monkeypatch.setattr(Prepared, "time_func", spied)
-    variants = [Variant.make("fft", impl, {"n": 8}) for impl in ("numpy", "torch")]
-    cases = tuple((v.case(ph), 2) for v in variants for ph in phases)
-    raw = tmp_path / "timing.jsonl"
-    worker = Worker(Job("timing", (), str(raw), process=0))
-    worker.forking = True
-    worker.rounds(RoundsTask(variants[0].group, cases, rounds=2))
-    expected = [
-        [p for p in process if p in phases]
-        for process in (["forward"], ["step", "backward"])
-        if set(process) & set(phases)
-    ]
-    assert [sorted(set(c), key=["forward", "step", "backward"].index) for c in children] == (
-        expected
+    # a user's loop runs one implementation: two in turns in one process share a heap
+    # whose thresholds decide which takes fresh pages each call (harness.own_process);
+    # an inference process has run forwards only, a training loop steps only
+    env = {**os.environ, "HARNESS_FORK_GROUPS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _APART, str(tmp_path / "timing.jsonl"), phases],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
-    (done,) = [e for e in EventLog.read(raw) if isinstance(e, RoundsDone)]
-    # one event for the group, every case of every process in it
-    assert len(done.values) == 2 * len(phases)
-    assert all(len(v) == 2 for v in done.values.values())
-    assert set(done.loops) == set(done.values) and len(
-        str(done.metadata["pids"]).split(",")
-    ) == len(expected)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(set(found["pids"])) == processes and found["me"] not in found["pids"]
+    # every case of every process in the one event, with its rounds and page faults
+    n_phases = len(phases.split(","))
+    assert len(found["values"]) == 2 * n_phases and set(found["values"].values()) == {2}
+    assert found["faults"] == sorted(found["values"]) and not found["errors"]
 
 
 #: Packages a group's child must never import itself: each costs seconds (sympy alone

@@ -1,0 +1,119 @@
+"""Each implementation in a process of its own (``harness.own_process``)."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from multiprocessing.connection import Pipe
+
+import pytest
+
+from harness.own_process import process_faults, serve_requests, thread_pids
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc, fork")
+
+
+@linux_only
+def test_a_processs_page_faults_are_read_from_proc_and_grow_with_fresh_pages() -> None:
+    before = process_faults(os.getpid())
+    assert before > 0
+    with mmap.mmap(-1, 64 * mmap.PAGESIZE) as fresh:
+        for page in range(64):
+            fresh[page * mmap.PAGESIZE] = 1  # each first touch faults a page in
+    assert process_faults(os.getpid()) >= before + 64
+    assert process_faults(2**22 + 12345) == 0  # no such process: nothing, not an error
+
+
+@linux_only
+def test_the_threads_listed_leave_out_each_processs_main_thread() -> None:
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        listed = thread_pids([os.getpid()])()
+    finally:
+        stop.set()
+        helper.join()
+    tids = {tid for _, tid in listed}
+    assert helper.native_id in tids and os.getpid() not in tids
+    assert {pid for pid, _ in listed} == {os.getpid()}
+
+
+def test_requests_are_answered_with_a_value_or_the_error_and_end_on_exit() -> None:
+    parent, child = Pipe()
+    server = threading.Thread(
+        target=serve_requests, args=(child, {"twice": lambda x: 2 * x, "fail": lambda: 1 / 0})
+    )
+    server.start()
+    parent.send(("twice", 21))
+    assert parent.recv() == ("ok", 42)
+    parent.send(("fail",))
+    kind, message = parent.recv()
+    assert kind == "error" and message.startswith("ZeroDivisionError: ")
+    parent.send(("exit",))
+    server.join(timeout=10)
+    assert not server.is_alive()
+
+
+def _run(body: str) -> subprocess.CompletedProcess[str]:
+    code = "from harness.own_process import OwnProcess, RemoteFailure, serve_requests\n"
+    code += textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@linux_only
+def test_a_process_answers_in_its_own_process_and_a_failure_is_its_message() -> None:
+    done = _run(
+        """
+        import os
+        def serve(conn):
+            serve_requests(conn, {"pid": os.getpid, "bad": lambda: int("x")})
+        p = OwnProcess(serve)
+        assert p.ask("pid") == p.pid != os.getpid()
+        try:
+            p.ask("bad")
+        except RemoteFailure as exc:
+            print("failed:", exc)
+        p.close()
+        print("parent carried on")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "failed: ValueError: invalid literal" in done.stdout
+    assert "parent carried on" in done.stdout
+
+
+@linux_only
+@pytest.mark.parametrize(("how", "returncode"), [("raise", 1), ("signal", -signal.SIGABRT)])
+def test_a_process_that_dies_takes_the_worker_and_its_siblings_down(
+    how: str, returncode: int
+) -> None:
+    # so that the supervisor records a crash of the task in progress, as without a fork
+    done = _run(
+        f"""
+        import os, signal, time
+        def die(conn):
+            conn.recv()
+            if {how!r} == "raise":
+                raise RuntimeError("boom in the implementation")
+            os.kill(os.getpid(), signal.SIGABRT)
+        def wait(conn):
+            conn.recv()
+        sibling = OwnProcess(wait)
+        dying = OwnProcess(die)
+        OwnProcess.group([sibling, dying])
+        print(sibling.pid, flush=True)
+        dying.ask("go")
+        print("parent carried on")
+        """
+    )
+    assert done.returncode == returncode, done.stderr
+    assert "parent carried on" not in done.stdout
+    sibling = int(done.stdout.split()[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(sibling, 0)  # killed and reaped with the worker
