@@ -15,11 +15,11 @@ The modes:
   count of each phase; gradcheck for baselines with a backward; each layer's
   capability matrix.
 - ``timing``: paired rounds. For each group (every implementation of one grid point),
-  in children forked for it (``run_in_child``: their allocator state is their own),
-  one for the inference phase and one for the training phases, one discarded warm-up
-  round, then ``rounds`` rounds, each timing every case of the
-  group once, in a fresh random order: drift and bursts of noise then hit every
-  implementation of a point alike, and the per-round ratios cancel them.
+  each implementation in children forked for it (``time_apart``, ``harness.own_process``:
+  their allocator state is their own), one for its inference phase and one for its
+  training phases, one discarded warm-up round, then ``rounds`` rounds, each timing
+  every case of the group once, in a fresh random order: drift and bursts of noise
+  then hit every implementation of a point alike, and the per-round ratios cancel them.
 - ``profile``: after timing, one profiled call per phase of a variant (where the
   time goes), each variant in a child of its own, as timing's groups.
 
@@ -116,10 +116,11 @@ TIMED_ORDER = ("forward", "step", "backward")
 #: ms) where steps alone reuse their heap (0 faults, 9 ms) (2026-12-03, AVX512).
 PROCESS_PHASES = (("forward",), ("step", "backward"))
 #: Untimed calls an implementation's process runs before its first value of a phase
-#: (``time_apart``): at least this many, and for at least ``OWN_WARM_S`` seconds, unless
-#: twice that has passed.
+#: (``time_apart``): this many, or fewer where they reach ``OWN_WARM_S`` seconds (one at
+#: least). Without them torch's 1-thread fft step at n=1024 faulted 46-2,069 pages a
+#: call in some processes, where its loop alone faults none (2026-12-03, AVX512).
 OWN_WARM_CALLS = 5
-OWN_WARM_S = 0.05
+OWN_WARM_S = 0.1
 
 
 @dataclass
@@ -653,11 +654,10 @@ def _serve_variant(worker: Worker, variant: Variant, conn: Connection) -> None:
         set_threads(variant.threads)
         # a loop's steady state before its first value: its heap, pools and caches as
         # the calls before left them (a user's loop has run many)
-        start, calls = time.perf_counter(), 0
-        while calls < OWN_WARM_CALLS or time.perf_counter() - start < OWN_WARM_S:
+        start = time.perf_counter()
+        for _ in range(OWN_WARM_CALLS):
             func(1)
-            calls += 1
-            if time.perf_counter() - start >= 2 * OWN_WARM_S:
+            if time.perf_counter() - start >= OWN_WARM_S:
                 break
 
     def value(loops: int) -> float:
