@@ -33,7 +33,15 @@ from typing import Any, NoReturn
 from harness.errors import HarnessError, describe
 from harness.lifetime import die_with_parent
 
-__all__ = ["OwnProcess", "RemoteFailure", "process_faults", "thread_pids"]
+__all__ = [
+    "OwnProcess",
+    "RemoteFailure",
+    "exit_like",
+    "fork_child",
+    "process_faults",
+    "serve_requests",
+    "thread_pids",
+]
 
 
 class RemoteFailure(HarnessError):
@@ -51,24 +59,8 @@ class OwnProcess:
 
     def __init__(self, serve: Callable[[Connection], None]) -> None:
         parent, child = Pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            parent.close()
-            code = 1
-            try:
-                die_with_parent()
-                serve(child)
-                code = 0
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
+        self.pid = fork_child(lambda: serve(child), parent.close)
         child.close()
-        self.pid = pid
         self._conn = parent
         self._siblings: Sequence[OwnProcess] = ()
 
@@ -102,16 +94,45 @@ class OwnProcess:
 
     def _exit_like(self, code: int) -> NoReturn:
         kill_all(p for p in self._siblings if p is not self)
-        if code < 0:
-            signal.signal(-code, signal.SIG_DFL)
-            os.kill(os.getpid(), -code)
-        sys.exit(code)
+        exit_like(code)
 
     @staticmethod
     def group(processes: Sequence[OwnProcess]) -> None:
         """Let each of ``processes`` kill the others if it dies."""
         for p in processes:
             p._siblings = processes
+
+
+def fork_child(work: Callable[[], None], in_child: Callable[[], None] = lambda: None) -> int:
+    """Fork; in the child, run ``in_child`` (closing the parent's ends of pipes), then
+    ``work``, dying with this process, and exit 0, or 1 with the traceback printed where
+    ``work`` raised. Returns the child's pid (in this process)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            in_child()
+            die_with_parent()
+            work()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
+def exit_like(code: int) -> NoReturn:
+    """Leave this process as a child left with ``code`` (``os.waitstatus_to_exitcode``'s:
+    negative for a signal, which is then raised here with its default action)."""
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
 
 
 def kill_all(processes: Iterable[OwnProcess]) -> None:

@@ -33,9 +33,7 @@ import contextlib
 import functools
 import json
 import os
-import pickle
 import random
-import signal
 import statistics
 import sys
 import time
@@ -44,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 import torch
 
@@ -62,11 +60,12 @@ from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, LayerDefinitionError, describe
 from harness.forms import build, quiet
 from harness.layer import Layer
-from harness.lifetime import die_with_parent
 from harness.measure import recalibrated_loops, set_threads
 from harness.own_process import (
     OwnProcess,
     RemoteFailure,
+    exit_like,
+    fork_child,
     process_faults,
     serve_requests,
     thread_pids,
@@ -103,8 +102,6 @@ from harness.registry import Registry, validate_layer
 from harness.toolchain import PROFILER_IMPORTS, prepare_to_fork
 
 __all__ = ["Worker", "leave_now", "main"]
-
-T = TypeVar("T")
 
 #: The order in which a group's phases are timed (``Worker.rounds``).
 TIMED_ORDER = ("forward", "step", "backward")
@@ -373,14 +370,13 @@ class Worker:
         else:
             parts = [time_phases(self, task, TIMED_ORDER)]
         timed = _Timed.merged(parts)
-        loops = {case.name: n for case, n in task.cases}
         self.log.write(
             RoundsDone(
                 group=task.group,
                 process=self.job.process,
                 batch=task.batch,
                 values={k: tuple(v) for k, v in timed.values.items()},
-                loops={k: timed.loops.get(k, loops[k]) for k in timed.values},
+                loops=timed.loops,
                 warmups=timed.warmups,
                 errors=timed.errors,
                 faults={k: statistics.median(v) for k, v in timed.faults.items() if v},
@@ -749,9 +745,8 @@ def fresh_process_per_group() -> bool:
     return sys.platform.startswith("linux") and os.environ.get("HARNESS_FORK_GROUPS") != "0"
 
 
-def run_in_child(work: Callable[[], T]) -> T:
-    """Run ``work`` in a forked child of this process, wait for it, and return what it
-    returned (pickled through a pipe).
+def run_in_child(work: Callable[[], None]) -> None:
+    """Run ``work`` in a forked child of this process and wait for it.
 
     Why: a training loop runs one layer at one size, and its process's allocator state
     (glibc's adaptive mmap and trim thresholds, the heap's top) is what that loop's own
@@ -766,36 +761,10 @@ def run_in_child(work: Callable[[], T]) -> T:
     (``harness.toolchain.prepare_to_fork``). A child that dies takes the worker down
     the same way (same exit code or signal), so the supervisor records a crash of the
     task in progress, as it would without the fork."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        os.close(read)
-        code = 1
-        try:
-            die_with_parent()
-            result = work()
-            with os.fdopen(write, "wb") as out:
-                pickle.dump(result, out)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as got:
-        data = got.read()  # before waiting: a result longer than the pipe's buffer
-    _, status = os.waitpid(pid, 0)
+    _, status = os.waitpid(fork_child(work), 0)
     code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
     if code != 0:
-        sys.exit(code)
-    return pickle.loads(data)  # type: ignore[no-any-return]
+        exit_like(code)
 
 
 def spare(like: Job, ready: Path, orders: TextIO) -> tuple[Job, Registry] | None:

@@ -253,6 +253,15 @@ def test_a_groups_phases_are_timed_one_after_the_other_with_no_graph_left_over(
     assert set(done.faults) == set(done.values)
 
 
+def _last_json(env: dict[str, str], code: str, *args: str) -> Any:
+    """Run ``code`` in a fresh interpreter with ``env``; the JSON of its last line."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 #: Run in a fresh interpreter: a forking worker (one thread until it forks) times one
 #: group of two implementations, the phases given on the command line, and prints the
 #: rounds event's process ids, cases and errors, and its own pid.
@@ -290,15 +299,7 @@ def test_a_forking_worker_times_each_implementation_and_phase_set_in_a_process_o
     # whose thresholds decide which takes fresh pages each call (harness.own_process);
     # an inference process has run forwards only, a training loop steps only
     env = {**os.environ, "HARNESS_FORK_GROUPS": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", _APART, str(tmp_path / "timing.jsonl"), phases],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _last_json(env, _APART, str(tmp_path / "timing.jsonl"), phases)
     assert len(set(found["pids"])) == processes and found["me"] not in found["pids"]
     # every case of every process in the one event, with its rounds and page faults
     n_phases = len(phases.split(","))
@@ -403,7 +404,6 @@ def test_a_groups_child_imports_nothing_expensive_the_worker_could_have(tmp_path
     ``warm_toolchains``) of ``harness.toolchain``: a torch upgrade that imports another
     heavy module lazily on a first call would make every group's child pay it, and this
     test says which."""
-    import json
 
     env = {
         **os.environ,
@@ -417,15 +417,7 @@ def test_a_groups_child_imports_nothing_expensive_the_worker_could_have(tmp_path
     )
     assert setup.returncode == 0, setup.stderr
     assert list((tmp_path / "cache" / "onnx").glob("*/model.onnx")), "nothing exported"
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD_IMPORTS, str(tmp_path / "timing.jsonl")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _last_json(env, _CHILD_IMPORTS, str(tmp_path / "timing.jsonl"))
     # the children really ran the groups: every implementation's forward was timed
     timed = {name.split("/")[1] for name in found["timed"] if name.endswith("/forward")}
     assert {"scipy", "numpy", "torch", "compile", "torchscript", "onnxruntime"} <= timed, found[
