@@ -17,7 +17,7 @@ The modes:
 - ``timing``: paired rounds. For each group (every implementation of one grid point),
   each implementation in children forked for it (``time_apart``, ``harness.own_process``:
   their allocator state is their own), one for its inference phase and one for its
-  training phases, one discarded warm-up round, then ``rounds`` rounds, each timing
+  training phases, all forked and prepared at once; one discarded warm-up round, then ``rounds`` rounds, each timing
   every case of the group once, in a fresh random order: drift and bursts of noise
   then hit every implementation of a point alike, and the per-round ratios cancel them.
 - ``profile``: after timing, one profiled call per phase of a variant (where the
@@ -64,6 +64,8 @@ from harness.measure import recalibrated_loops, set_threads
 from harness.own_process import (
     OwnProcess,
     RemoteFailure,
+    ask_all,
+    close_all,
     exit_like,
     fork_child,
     process_faults,
@@ -133,20 +135,6 @@ class _Timed:
     #: the processes that timed them, and how long they waited for other pools to rest
     pids: list[int] = field(default_factory=list)
     pool_wait_s: float = 0.0
-
-    @classmethod
-    def merged(cls, parts: Iterable[_Timed]) -> _Timed:
-        """The parts of one group timed in several processes (disjoint cases), as one."""
-        out = cls()
-        for part in parts:
-            out.values.update(part.values)
-            out.faults.update(part.faults)
-            out.warmups.update(part.warmups)
-            out.errors.update(part.errors)
-            out.loops.update(part.loops)
-            out.pids += part.pids
-            out.pool_wait_s += part.pool_wait_s
-        return out
 
 
 #: Modes whose tasks each run in a child forked for them (``run_in_child``).
@@ -361,15 +349,7 @@ class Worker:
         (``time_phases``)."""
         from harness.environment import allocator_in_use
 
-        if self.forking:
-            parts = [
-                time_apart(self, task, phases)
-                for phases in PROCESS_PHASES
-                if any(case.phase in phases for case, _ in task.cases)
-            ]
-        else:
-            parts = [time_phases(self, task, TIMED_ORDER)]
-        timed = _Timed.merged(parts)
+        timed = time_apart(self, task) if self.forking else time_phases(self, task, TIMED_ORDER)
         self.log.write(
             RoundsDone(
                 group=task.group,
@@ -577,62 +557,85 @@ def time_phases(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Tim
     return timed
 
 
-def time_apart(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Timed:
-    """Time the cases of ``task`` in ``phases`` as ``time_phases`` does, but each
-    implementation in a process of its own (``harness.own_process``), forked from this
-    one: a process per variant with a case in ``phases``, the rounds run from here."""
-    wanted = set(phases)
-    group = task.group
-    rng = random.Random(f"{worker.seed}/{worker.job.process}/{task.batch}/{group.name}/{phases}")
-    loops = {case.name: n for case, n in task.cases if case.phase in wanted}
-    variants = list(dict.fromkeys(c.variant for c, _ in task.cases if c.phase in wanted))
+def time_apart(worker: Worker, task: RoundsTask) -> _Timed:
+    """Time the cases of ``task`` as ``time_phases`` does, but each implementation in
+    a process of its own (``harness.own_process``) per phase set (``PROCESS_PHASES``),
+    forked from this one; the rounds are run from here.
+
+    Every process of the group is forked and prepares its form at once, and each
+    phase's processes warm it up at once (``ask_all``): on 2 cores that halves what a
+    visit of a group spends before its first value, and nothing is timed meanwhile
+    (each process's heap is its own, whoever runs beside it). The processes of a
+    phase set are ended before the next set is timed; those of a later set wait idle
+    in a pipe read until then."""
+    sets = [ph for ph in PROCESS_PHASES if any(c.phase in ph for c, _ in task.cases)]
+    rng = random.Random(f"{worker.seed}/{worker.job.process}/{task.batch}/{task.group.name}/apart")
+    loops = {case.name: n for case, n in task.cases}
     timed = _Timed()
-    children: dict[Variant, OwnProcess] = {}
+    children: dict[tuple[int, Variant], OwnProcess] = {}
     try:
-        for variant in variants:
-            child = OwnProcess(functools.partial(_serve_variant, worker, variant))
-            children[variant] = child
-            try:
-                child.ask("ready")
-            except RemoteFailure as exc:  # its form could not be prepared
-                for case, _ in task.cases:
-                    if case.variant == variant and case.phase in wanted:
-                        timed.errors[case.name] = str(exc)
-                children.pop(variant).close()
+        for i, phases in enumerate(sets):
+            for variant in dict.fromkeys(c.variant for c, _ in task.cases if c.phase in phases):
+                serve = functools.partial(_serve_variant, worker, variant)
+                children[i, variant] = OwnProcess(serve)
         OwnProcess.group(list(children.values()))
+        for key, answer in ask_all(children, "ready").items():
+            if isinstance(answer, RemoteFailure):  # its form could not be prepared
+                for case, _ in task.cases:
+                    if case.variant == key[1] and case.phase in sets[key[0]]:
+                        timed.errors[case.name] = str(answer)
+                children.pop(key).close()
         timed.pids = [c.pid for c in children.values()]
-        pid_of = {c.name: children[c.variant].pid for c, _ in task.cases if c.variant in children}
+        # every live process's threads: those of a later set rest in a pipe read
+        lister = thread_pids(timed.pids)
         pools = PoolWatch(
-            runtimes=functools.partial(thread_runtimes, thread_pids(timed.pids)),
-            running=functools.partial(running_threads, thread_pids(timed.pids)),
+            runtimes=functools.partial(thread_runtimes, lister),
+            running=functools.partial(running_threads, lister),
         )
-        for phase in (p for p in TIMED_ORDER if p in wanted):
-            cases = [c for c, _ in task.cases if c.phase == phase and c.variant in children]
-            funcs: dict[str, Callable[[int], float]] = {}
-            for case in cases:
-                try:
-                    children[case.variant].ask("phase", phase)
-                    funcs[case.name] = functools.partial(children[case.variant].ask, "value")
-                except RemoteFailure as exc:
-                    timed.errors[case.name] = str(exc)
-            _time_rounds(
-                funcs,
-                loops,
-                task.rounds,
-                rng,
-                timed,
-                worker.job.min_time,
-                pools,
-                faults=lambda name: process_faults(pid_of[name]),
-            )
-            for case in cases:
-                children[case.variant].ask("drop")
+        for i, phases in enumerate(sets):
+            mine = {v: c for (j, v), c in children.items() if j == i}
+            _time_set(task, phases, mine, loops, rng, timed, worker.job.min_time, pools)
+            close_all(children.pop((i, v)) for v in mine)
         timed.pool_wait_s = pools.waited_s
     finally:
         for child in children.values():
             child.close()
     timed.loops = {k: loops[k] for k in timed.values}
     return timed
+
+
+def _time_set(
+    task: RoundsTask,
+    phases: tuple[str, ...],
+    children: dict[Variant, OwnProcess],
+    loops: dict[str, int],
+    rng: random.Random,
+    timed: _Timed,
+    min_time: float,
+    pools: PoolWatch,
+) -> None:
+    """``time_apart``'s rounds of one phase set, over its processes (``children``)."""
+    for phase in (p for p in TIMED_ORDER if p in phases):
+        cases = {c.variant: c for c, _ in task.cases if c.phase == phase and c.variant in children}
+        started = ask_all({v: children[v] for v in cases}, "phase", phase)
+        funcs: dict[str, Callable[[int], float]] = {}
+        for variant, case in cases.items():
+            if isinstance(started[variant], RemoteFailure):
+                timed.errors[case.name] = str(started[variant])
+            else:
+                funcs[case.name] = functools.partial(children[variant].ask, "value")
+        pid_of = {c.name: children[v].pid for v, c in cases.items()}
+        _time_rounds(
+            funcs,
+            loops,
+            task.rounds,
+            rng,
+            timed,
+            min_time,
+            pools,
+            faults=lambda name: process_faults(pid_of[name]),  # noqa: B023 (used in this pass)
+        )
+        ask_all({v: children[v] for v in cases}, "drop")
 
 
 def _serve_variant(worker: Worker, variant: Variant, conn: Connection) -> None:

@@ -62,6 +62,7 @@ def test_requests_are_answered_with_a_value_or_the_error_and_end_on_exit() -> No
 
 def _run(body: str) -> subprocess.CompletedProcess[str]:
     code = "from harness.own_process import OwnProcess, RemoteFailure, serve_requests\n"
+    code += "from harness.own_process import ask_all, close_all\n"
     code += textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
@@ -86,6 +87,38 @@ def test_a_process_answers_in_its_own_process_and_a_failure_is_its_message() -> 
     assert done.returncode == 0, done.stderr
     assert "failed: ValueError: invalid literal" in done.stdout
     assert "parent carried on" in done.stdout
+
+
+@linux_only
+def test_ask_all_has_every_process_work_at_once_and_keeps_each_failure() -> None:
+    # three processes that each sleep 0.6 s on a request: asked together, in about
+    # the time of one (not of three), on any machine with a core or more
+    done = _run(
+        """
+        import os, time
+        def serve(conn):
+            def nap():
+                time.sleep(0.6)
+                return os.getpid()
+            serve_requests(conn, {"nap": nap, "bad": lambda: 1 / 0})
+        ps = {k: OwnProcess(serve) for k in "abc"}
+        OwnProcess.group(list(ps.values()))
+        t0 = time.perf_counter()
+        answers = ask_all(ps, "nap")
+        print("took", time.perf_counter() - t0)
+        print("own", all(answers[k] == ps[k].pid for k in ps))
+        failed = ask_all(ps, "bad")
+        print("failures", sorted(k for k, v in failed.items() if isinstance(v, RemoteFailure)))
+        close_all(ps.values())
+        print("reaped", sum(1 for p in ps.values() if not os.path.exists(f"/proc/{p.pid}")))
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert float(lines["took"]) < 1.2  # one nap and change, where three in turn take 1.8
+    assert lines["own"] == "True"
+    assert lines["failures"] == "['a', 'b', 'c']"
+    assert lines["reaped"] == "3"
 
 
 @linux_only
