@@ -114,12 +114,21 @@ TIMED_ORDER = ("forward", "step", "backward")
 #: fft step at n=1024 on 2 threads then took fresh pages each call (5,090 faults, 12
 #: ms) where steps alone reuse their heap (0 faults, 9 ms) (2026-12-03, AVX512).
 PROCESS_PHASES = (("forward",), ("step", "backward"))
-#: Untimed calls an implementation's process runs before its first value of a phase
-#: (``time_apart``): this many, or fewer where they reach ``OWN_WARM_S`` seconds (one at
-#: least). Without them torch's 1-thread fft step at n=1024 faulted 46-2,069 pages a
-#: call in some processes, where its loop alone faults none (2026-12-03, AVX512).
+#: Untimed calls an implementation's process runs before its first value of its first
+#: phase (``time_apart``): this many, or fewer where they reach ``OWN_WARM_S`` seconds
+#: (one at least). Without them torch's 1-thread fft step at n=1024 faulted 46-2,069
+#: pages a call in some processes, where its loop alone faults none (2026-12-03,
+#: AVX512). A later phase of the process (``backward``, after ``step``) finds its heap
+#: warm, and has the discarded warm-up round of every phase.
 OWN_WARM_CALLS = 5
 OWN_WARM_S = 0.1
+#: A value of one call that had to wait for other pools to rest starts with an untimed
+#: call where the call lasts less than this: its own pool has gone to sleep meanwhile,
+#: and waking it (about 0.1 ms: torch's conv2d forward at n=128 on 2 threads took 0.06
+#: ms in a loop, 0.16 ms as a first call, 2026-11-30) is timed as the call's. In a
+#: longer call that is under 1%, and the untimed call cost more than the values: conv2d
+#: n=1024 k=7 at 2 threads spent 4.3 s of a 22 s visit on them (2026-12-03, AVX512).
+WAKE_CALL_UNDER_S = 0.01
 
 
 @dataclass
@@ -651,13 +660,15 @@ def _serve_variant(worker: Worker, variant: Variant, conn: Connection) -> None:
     def phase(name: str) -> None:
         func = state["func"] = state["prepared"].time_func(name)
         set_threads(variant.threads)
-        # a loop's steady state before its first value: its heap, pools and caches as
-        # the calls before left them (a user's loop has run many)
-        start = time.perf_counter()
-        for _ in range(OWN_WARM_CALLS):
-            func(1)
-            if time.perf_counter() - start >= OWN_WARM_S:
-                break
+        if state.setdefault("phases", 0) == 0:
+            # a loop's steady state before its first value: its heap, pools and caches
+            # as the calls before left them (a user's loop has run many)
+            start = time.perf_counter()
+            for _ in range(OWN_WARM_CALLS):
+                func(1)
+                if time.perf_counter() - start >= OWN_WARM_S:
+                    break
+        state["phases"] += 1
 
     def value(loops: int) -> float:
         return float(state["func"](loops))
@@ -688,9 +699,9 @@ def _time_rounds(
     for more work) give back the cores its own need (``harness.contention.PoolWatch``,
     which learns each case's threads in the warm-up round): a case's values are then
     what a loop of it alone measures, not what it gets beside another library's
-    spinning pool. A value of one call that had to wait starts with one untimed call,
-    as longer values always do (``measure.warm_first``): its own pool may have gone
-    to sleep meanwhile. ``pools``: the watch (a new one by default); ``faults``: a
+    spinning pool. A value of one short call (``WAKE_CALL_UNDER_S``) that had to wait
+    starts with one untimed call, as values of more calls always do
+    (``measure.warm_first``): its own pool may have gone to sleep meanwhile. ``pools``: the watch (a new one by default); ``faults``: a
     case's process's minor page faults so far (by default this process's)."""
     pools = pools if pools is not None else PoolWatch()
     faults_of = faults if faults is not None else (lambda _: minor_faults())
@@ -703,8 +714,10 @@ def _time_rounds(
         for name in order:
             try:
                 # a value of one call has no untimed call first (measure.warm_first);
-                # after a wait its own pool may have gone to sleep: one call wakes it
-                if r >= 0 and pools.settle(name) > 0 and loops[name] == 1:
+                # after a wait its own pool may have gone to sleep: one short call wakes
+                # it (WAKE_CALL_UNDER_S)
+                waited = r >= 0 and pools.settle(name) > 0
+                if waited and loops[name] == 1 and timed.warmups[name] < WAKE_CALL_UNDER_S:
                     funcs[name](1)
                 faults0 = faults_of(name)
                 value = functools.partial(funcs[name], loops[name])

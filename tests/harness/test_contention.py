@@ -281,17 +281,21 @@ def test_the_readers_see_a_real_thread_run_and_rest() -> None:
     assert thread.native_id not in running_threads()
 
 
-def test_timed_rounds_settle_before_each_value_and_wake_a_single_call_after_a_wait() -> None:
+@pytest.mark.parametrize(("call_s", "woken"), [(0.005, True), (0.05, False)])
+def test_timed_rounds_settle_before_each_value_and_wake_a_short_single_call_after_a_wait(
+    call_s: float, woken: bool
+) -> None:
     import random
 
-    from harness.worker import _time_rounds, _Timed
+    from harness.worker import WAKE_CALL_UNDER_S, _time_rounds, _Timed
 
+    assert call_s < WAKE_CALL_UNDER_S if woken else call_s >= WAKE_CALL_UNDER_S
     calls: list[tuple[str, int]] = []
 
     def func(name: str) -> Callable[[int], float]:
         def time_func(loops: int) -> float:
             calls.append((name, loops))
-            return 0.01 * loops  # one call lasts min_time: a value of one call
+            return call_s * loops  # one call lasts min_time or more: a value of one call
 
         return time_func
 
@@ -311,10 +315,11 @@ def test_timed_rounds_settle_before_each_value_and_wake_a_single_call_after_a_wa
     funcs = {"scipy": func("scipy"), "torch": func("torch")}
     _time_rounds(funcs, {"scipy": 1, "torch": 1}, 3, random.Random(0), timed, 0.005, watch)
     assert sorted(watch.settled) == ["scipy"] * 3 + ["torch"] * 3  # every timed value
-    # warm-up round, then per round: scipy's value, torch's untimed call and value
+    # warm-up round, then per round: scipy's value, and torch's value, after an untimed
+    # call where the call is short (a sleeping pool's waking is then worth its cost)
     assert calls.count(("scipy", 1)) == 1 + 3
-    assert calls.count(("torch", 1)) == 1 + 2 * 3
-    assert timed.values == {"scipy": [0.01] * 3, "torch": [0.01] * 3}
+    assert calls.count(("torch", 1)) == 1 + (2 if woken else 1) * 3
+    assert timed.values == {"scipy": [call_s] * 3, "torch": [call_s] * 3}
 
 
 def test_a_look_that_finds_the_cores_free_is_no_wait() -> None:

@@ -454,3 +454,46 @@ def _listed(bad: dict[str, list[str]]) -> str:
         more = f" (+{subs} submodules)" if subs else ""
         out.append(f"{m}{more} [{', '.join(bad[m])}]")
     return "; ".join(out)
+
+
+def test_an_implementations_process_warms_up_its_first_phase_only() -> None:
+    # a loop's steady state before the process's first value; its later phase (the
+    # backward after the step) finds the heap warm and has the warm-up round
+    import threading
+    from multiprocessing import Pipe
+
+    from harness.worker import OWN_WARM_CALLS, _serve_variant
+
+    calls: list[str] = []
+
+    class FakePrepared:
+        def time_func(self, phase: str) -> Any:
+            def timed(loops: int) -> float:
+                calls.extend([phase] * loops)
+                return 1e-4 * loops
+
+            return timed
+
+        def drop_graph(self) -> None:
+            pass
+
+    class FakeWorker:
+        def prepare(self, variant: Variant) -> FakePrepared:
+            return FakePrepared()
+
+    parent, child = Pipe()
+    variant = Variant.make("fft", "torch", {"n": 8})
+    server = threading.Thread(target=_serve_variant, args=(FakeWorker(), variant, child))
+    server.start()
+    for request in [
+        ("ready",),
+        ("phase", "step"),
+        ("value", 3),
+        ("phase", "backward"),
+        ("value", 2),
+    ]:
+        parent.send(request)
+        assert parent.recv()[0] == "ok"
+    parent.send(("exit",))
+    server.join(timeout=10)
+    assert calls == ["step"] * (OWN_WARM_CALLS + 3) + ["backward"] * 2
