@@ -94,6 +94,7 @@ if TYPE_CHECKING:
     from harness.plan import Plan
 
 __all__ = [
+    "VISIT_PROCESS_S",
     "WORKER_START_S",
     "Record",
     "Scheduler",
@@ -110,6 +111,13 @@ __all__ = [
 #: toolchains), budgeted for until this run has measured its own (``Scheduler.start_s``:
 #: 6-8 s on 2026-12-01, Intel AVX512, against 4.5 s the day before on AMD).
 WORKER_START_S = 4.0
+#: Seconds each implementation's process of a group's visit costs beyond its values
+#: (``harness.worker.time_apart``: forking it, its warm-up calls, its share of the
+#: waits for other pools to rest, reaping it), besides building its form: a default
+#: run's first pass on 2026-12-03 (AVX512) spent 149 s outside values and warm-ups in
+#: 72 visits of 9 processes; building forms at 0.5 x their one-off accounts for 75 s,
+#: the other 74 s are 0.11 s a process.
+VISIT_PROCESS_S = 0.12
 _PENDING = "pending"
 
 #: Group name -> candidate -> its speedups: what deciding on more rounds reads.
@@ -217,6 +225,13 @@ def declared_impls(plan: Plan, layer: str) -> tuple[str, ...]:
 
 #: (implementation, phase) pairs of a group: the cases an adaptive pass times.
 Needed = frozenset[tuple[str, str]]
+
+
+def _own_processes(phases: Mapping[str, Any]) -> int:
+    """The processes a variant with these set-up ``phases`` gets in a group's visit:
+    one for its inference phase, one for its training phases, each where one timed."""
+    ok = {ph for ph, info in phases.items() if info.status == "ok" and info.loops}
+    return int("forward" in ok) + int(bool(ok & {"step", "backward"}))
 
 
 def round_cost(plan: Plan, state: State, group: Group, only: Needed | None = None) -> float:
@@ -509,14 +524,19 @@ class Scheduler:
         prof = self.profile
         per_round = sum(round_cost(self.plan, state, g) for g in groups) or 1e-3
         processes = prof.processes * len(self.config.allocators)
-        # What a process spends before its first round: starting, and building every
-        # form again (compiling from a warm cache costs a fraction of the cold one-off).
+        # What a process spends beside its rounds: starting, building every form again
+        # (compiling from a warm cache costs a fraction of the cold one-off), and on a
+        # CPU each implementation's processes of each group (VISIT_PROCESS_S)
         prep = self.start_s()
         for group in groups:
             for variant in self.plan.variants_of(group):
                 setup = state.setup.get(variant.name)
-                if setup is not None and setup.oneoff_s:
+                if setup is None:
+                    continue
+                if setup.oneoff_s:
                     prep += 0.5 * min(setup.oneoff_s, 10.0)
+                if group.device == "cpu":
+                    prep += VISIT_PROCESS_S * _own_processes(setup.phases)
         fit = int((0.5 * prof.budget_s - processes * prep) / (processes * per_round))
         return max(prof.min_rounds, min(prof.max_rounds, fit))
 

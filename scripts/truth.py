@@ -231,7 +231,7 @@ def grid_groups(picks: Sequence[Pick]) -> int:
 def default_budget_per_group(profile: str = "default") -> float:
     """The timing budget a run of the default grid (``python -m harness run``) gives
     each of its groups: ``profile``'s budget over the default grid's groups (the
-    default profile: 420 s over 24 groups on 2026-11-30). The harness run here gets as
+    default profile: 600 s over 24 groups since 2026-12-03). The harness run here gets as
     much per group, so that its figures are those of the run a user makes: a fixed 20 s
     left a three-point run at its fewest rounds, with none of the adaptive rounds a
     default run gives the points still undecided. Imports torch (the built-in layers

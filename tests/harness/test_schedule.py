@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from harness import schedule
 from harness.case import PHASES, Group
 from harness.collect import Comparison, State, build_outputs
 from harness.config import Profile, RunConfig
@@ -96,6 +97,34 @@ def first_pass(sched: Scheduler, state: State, clock: Clock, seconds: float) -> 
             assert isinstance(task, RoundsTask)
             timed(state, task.group, job.process)
         clock.now += seconds / 2
+
+
+@pytest.fixture(autouse=True)
+def _no_own_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy's sums leave out what each implementation's process of a visit costs
+    (``VISIT_PROCESS_S``); ``test_the_first_pass_budgets_each_visits_processes`` has it."""
+    monkeypatch.setattr(schedule, "VISIT_PROCESS_S", 0.0)
+
+
+def test_the_first_pass_budgets_each_visits_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3 groups x 2 implementations x 2 processes (inference, training) x 0.25 s = 3 s a
+    # process; a case's value is 10 calls of 1 ms and an untimed one, 6 cases a group:
+    # (half of 40 s - 2 x (4 s start + 3 s)) / (2 x 3 groups x 66 ms) = 15 rounds
+    monkeypatch.setattr(schedule, "VISIT_PROCESS_S", 0.25)
+    p, clock = plan(), Clock()
+    state = set_up(p)
+    sched = Scheduler(p, replace(PROFILE, budget_s=40), clock)
+    assert sched.first_pass_rounds(state, p.groups) == 15
+    # a variant whose training phases failed to set up gets one process a visit
+    only_forward = PhaseSetup("ok", loops=10, estimate_s=1e-3)
+    failed = PhaseSetup("error", error="boom")
+    for variant in p.variants:
+        if variant.impl == "torch":
+            state.add(
+                SetupDone(variant, {"forward": only_forward, "backward": failed, "step": failed})
+            )
+    # 3 x 3 processes x 0.25 s a process; a group's round: numpy's 3 cases, torch's 1
+    assert sched.first_pass_rounds(state, p.groups) == int((20 - 2 * 6.25) / (2 * 3 * 0.044))
 
 
 def test_first_pass_sizing_fits_half_the_budget() -> None:
