@@ -204,6 +204,10 @@ class State:
     pool_wait_s: float = 0.0
     """Seconds timing workers waited before values for other implementations' thread
     pools to go quiet (``harness.contention.PoolWatch``; rounds events' metadata)."""
+    prepare_s: float = 0.0
+    """Seconds timing workers spent on groups outside their rounds: forking each
+    implementation's processes, building their forms, warming them up, ending them
+    (rounds events' metadata ``prepare_s``)."""
 
     def add(self, event: Event, process: int | None = None, stored: Stored | None = None) -> None:
         """Fold one event in; ``process`` is the timing process whose file it came from,
@@ -234,8 +238,10 @@ class State:
             )
             self.rounds.setdefault(event.group.name, {})[event.process] = timed
             self.timed_s += timed_seconds(event)
-            wait = event.metadata.get("pool_wait_s")
-            self.pool_wait_s += float(wait) if isinstance(wait, int | float) else 0.0
+            for name in ("pool_wait_s", "prepare_s"):
+                seconds = event.metadata.get(name)
+                if isinstance(seconds, int | float):
+                    setattr(self, name, getattr(self, name) + float(seconds))
             self._changed(event.group.name)
         elif isinstance(event, BreakdownDone):
             self.breakdowns[event.variant.name] = event

@@ -14,9 +14,10 @@ So a forking timing worker forks one ``OwnProcess`` per implementation (and phas
 set, ``harness.worker.PROCESS_PHASES``) of a group; each prepares its variant and then
 waits for requests over a pipe: warm a phase up, time a value of ``loops`` calls of
 it, or drop a retained graph. What is not timed the processes do at once
-(``ask_all``): all of a group's prepare their forms together, and a phase's warm up
-together (a 5-implementation group's visit took 2.1-2.4 s where it took 2.9-3.1 s
-with one process at a time, conv2d n=64 at 2 threads, 2026-12-03, AVX512). The worker runs the rounds as before (``harness.worker._time_rounds``,
+(``ask_all``): a phase set's processes prepare their forms together, and a phase's
+warm up together (a 5-implementation group's visit took 2.2-2.5 s where it took 2.9-3.1
+s with one process at a time, conv2d n=64 at 2 threads, 2026-12-03, AVX512; forking
+both sets' processes at once gained nothing more, 2.4-2.5 s). The worker runs the rounds as before (``harness.worker._time_rounds``,
 a fresh random order per round), asking each process for its values in turn, so drift
 and bursts still hit every implementation of a round alike; it reads each process's
 page faults from ``/proc`` and waits for the other processes' spinning pools as it did

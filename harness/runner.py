@@ -312,10 +312,10 @@ class Runner:
             "plan": plan_id(self.config.plan_json()),
             "timing": {
                 **self.scheduler.record().to_json(),
-                # of the seconds spent: inside timed values and warm-ups, and waiting
-                # before values for other libraries' pools (the report's budget line)
+                # spent timed, waiting for pools, preparing groups (the budget line)
                 "timed_s": round(self.collector.state.timed_s, 2),
                 "pool_wait_s": round(self.collector.state.pool_wait_s, 2),
+                "prepare_s": round(self.collector.state.prepare_s, 2),
             },
             "cache": self._cache_record(),
             # false until every pass ended: a run killed, interrupted or cut by a full

@@ -17,7 +17,7 @@ The modes:
 - ``timing``: paired rounds. For each group (every implementation of one grid point),
   each implementation in children forked for it (``time_apart``, ``harness.own_process``:
   their allocator state is their own), one for its inference phase and one for its
-  training phases, all forked and prepared at once; one discarded warm-up round, then ``rounds`` rounds, each timing
+  training phases, each set's forked and prepared at once; one discarded warm-up round, then ``rounds`` rounds, each timing
   every case of the group once, in a fresh random order: drift and bursts of noise
   then hit every implementation of a point alike, and the per-round ratios cancel them.
 - ``profile``: after timing, one profiled call per phase of a variant (where the
@@ -144,6 +144,9 @@ class _Timed:
     #: the processes that timed them, and how long they waited for other pools to rest
     pids: list[int] = field(default_factory=list)
     pool_wait_s: float = 0.0
+    #: seconds outside the rounds: forking the processes, building the forms in them,
+    #: their warm-up calls, ending them (``time_apart``; ``time_phases``: preparing)
+    prepare_s: float = 0.0
 
 
 #: Modes whose tasks each run in a child forked for them (``run_in_child``).
@@ -378,6 +381,7 @@ class Worker:
                     # pyperf metadata holds no lists
                     "pids": ",".join(str(p) for p in timed.pids),
                     "pool_wait_s": round(timed.pool_wait_s, 4),
+                    "prepare_s": round(timed.prepare_s, 4),
                 },
             )
         )
@@ -534,6 +538,8 @@ def time_phases(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Tim
     loops = {case.name: n for case, n in task.cases if case.phase in wanted}
     timed = _Timed(pids=[os.getpid()])
     pools = PoolWatch()  # one per group and process: its waits are reported with the rounds
+    start = time.perf_counter()
+    in_rounds = 0.0
     prepared: dict[Variant, Prepared] = {}
     for case, _ in task.cases:
         if case.phase not in wanted or case.variant in prepared:
@@ -555,7 +561,9 @@ def time_phases(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Tim
             except Exception as exc:
                 timed.errors[case.name] = describe(exc)
         set_threads(group.threads)
+        began = time.perf_counter()
         _time_rounds(funcs, loops, task.rounds, rng, timed, worker.job.min_time, pools)
+        in_rounds += time.perf_counter() - began
         del funcs
         for case in cases:
             prepared[case.variant].drop_graph()  # a retained graph: gone before the next
@@ -563,6 +571,7 @@ def time_phases(worker: Worker, task: RoundsTask, phases: Iterable[str]) -> _Tim
         worker._prepared.pop(variant, None)  # free inputs, graph and form
     timed.loops = {k: loops[k] for k in timed.values}
     timed.pool_wait_s = pools.waited_s
+    timed.prepare_s = time.perf_counter() - start - in_rounds
     return timed
 
 
@@ -571,45 +580,48 @@ def time_apart(worker: Worker, task: RoundsTask) -> _Timed:
     a process of its own (``harness.own_process``) per phase set (``PROCESS_PHASES``),
     forked from this one; the rounds are run from here.
 
-    Every process of the group is forked and prepares its form at once, and each
+    A phase set's processes are forked and prepare their forms at once, and each
     phase's processes warm it up at once (``ask_all``): on 2 cores that halves what a
     visit of a group spends before its first value, and nothing is timed meanwhile
-    (each process's heap is its own, whoever runs beside it). The processes of a
-    phase set are ended before the next set is timed; those of a later set wait idle
-    in a pipe read until then."""
+    (each process's heap is its own, whoever runs beside it). A set's processes are
+    ended before the next set's are forked, so that no more of them hold their inputs
+    and forms at a time than implementations of the group (the sets' preparing at once
+    bought nothing more on 2 cores, where one set's keeps both busy)."""
     sets = [ph for ph in PROCESS_PHASES if any(c.phase in ph for c, _ in task.cases)]
     rng = random.Random(f"{worker.seed}/{worker.job.process}/{task.batch}/{task.group.name}/apart")
     loops = {case.name: n for case, n in task.cases}
     timed = _Timed()
-    children: dict[tuple[int, Variant], OwnProcess] = {}
-    try:
-        for i, phases in enumerate(sets):
+    start, in_rounds = time.perf_counter(), 0.0
+    for phases in sets:
+        children: dict[Variant, OwnProcess] = {}
+        try:
             for variant in dict.fromkeys(c.variant for c, _ in task.cases if c.phase in phases):
-                serve = functools.partial(_serve_variant, worker, variant)
-                children[i, variant] = OwnProcess(serve)
-        OwnProcess.group(list(children.values()))
-        for key, answer in ask_all(children, "ready").items():
-            if isinstance(answer, RemoteFailure):  # its form could not be prepared
-                for case, _ in task.cases:
-                    if case.variant == key[1] and case.phase in sets[key[0]]:
-                        timed.errors[case.name] = str(answer)
-                children.pop(key).close()
-        timed.pids = [c.pid for c in children.values()]
-        # every live process's threads: those of a later set rest in a pipe read
-        lister = thread_pids(timed.pids)
-        pools = PoolWatch(
-            runtimes=functools.partial(thread_runtimes, lister),
-            running=functools.partial(running_threads, lister),
-        )
-        for i, phases in enumerate(sets):
-            mine = {v: c for (j, v), c in children.items() if j == i}
-            _time_set(task, phases, mine, loops, rng, timed, worker.job.min_time, pools)
-            close_all(children.pop((i, v)) for v in mine)
-        timed.pool_wait_s = pools.waited_s
-    finally:
-        for child in children.values():
-            child.close()
+                children[variant] = OwnProcess(functools.partial(_serve_variant, worker, variant))
+            OwnProcess.group(list(children.values()))
+            for variant, answer in ask_all(children, "ready").items():
+                if isinstance(answer, RemoteFailure):  # its form could not be prepared
+                    for case, _ in task.cases:
+                        if case.variant == variant and case.phase in phases:
+                            timed.errors[case.name] = str(answer)
+                    children.pop(variant).close()
+            pids = [c.pid for c in children.values()]
+            timed.pids += pids
+            lister = thread_pids(pids)
+            pools = PoolWatch(
+                runtimes=functools.partial(thread_runtimes, lister),
+                running=functools.partial(running_threads, lister),
+            )
+            in_rounds += _time_set(
+                task, phases, children, loops, rng, timed, worker.job.min_time, pools
+            )
+            timed.pool_wait_s += pools.waited_s
+            close_all(children.values())
+            children = {}
+        finally:
+            for child in children.values():
+                child.close()
     timed.loops = {k: loops[k] for k in timed.values}
+    timed.prepare_s = time.perf_counter() - start - in_rounds
     return timed
 
 
@@ -622,8 +634,10 @@ def _time_set(
     timed: _Timed,
     min_time: float,
     pools: PoolWatch,
-) -> None:
-    """``time_apart``'s rounds of one phase set, over its processes (``children``)."""
+) -> float:
+    """``time_apart``'s rounds of one phase set, over its processes (``children``); the
+    seconds its rounds took (the rest: the processes' warm-ups)."""
+    in_rounds = 0.0
     for phase in (p for p in TIMED_ORDER if p in phases):
         cases = {c.variant: c for c, _ in task.cases if c.phase == phase and c.variant in children}
         started = ask_all({v: children[v] for v in cases}, "phase", phase)
@@ -634,6 +648,7 @@ def _time_set(
             else:
                 funcs[case.name] = functools.partial(children[variant].ask, "value")
         pid_of = {c.name: children[v].pid for v, c in cases.items()}
+        began = time.perf_counter()
         _time_rounds(
             funcs,
             loops,
@@ -644,7 +659,9 @@ def _time_set(
             pools,
             faults=lambda name: process_faults(pid_of[name]),  # noqa: B023 (used in this pass)
         )
+        in_rounds += time.perf_counter() - began
         ask_all({v: children[v] for v in cases}, "drop")
+    return in_rounds
 
 
 def _serve_variant(worker: Worker, variant: Variant, conn: Connection) -> None:

@@ -6,7 +6,8 @@ fresh cache folder) then warm, and the targets.
 Prints, cold and warm: wall time, time outside timing (wall − run.json's
 ``timing.spent_s``), the timed share of wall time (seconds inside timed regions, every
 process's warm-ups and values, from pyperf.json: ``scripts/bench_harness.timed_share``),
-what came from the cache, and each timing process's start-up (job written → its first
+what came from the cache, what the timing spent preparing each group's processes and
+waiting for other pools, and each timing process's start-up (job written → its first
 task started: imports and the registry) and first group (preparing its forms: compile,
 export load, then its rounds). Then the targets: warm time outside timing ≤ 40% of
 cold's, timed share ≥ 40% cold and ≥ 60% warm, and verdicts that agree
@@ -64,6 +65,9 @@ def summary(folder: Path, wall: float) -> dict[str, Any]:
         "spent": spent,
         "outside": wall - spent,
         "share": timed_share(folder, wall),
+        # the groups' visits outside their rounds: forks, forms, warm-ups (since 2026-12-03)
+        "prepare": float(record["timing"].get("prepare_s") or 0.0),
+        "waits": float(record["timing"].get("pool_wait_s") or 0.0),
         "cache": record.get("cache") or {},
         "processes": process_costs(folder),
     }
@@ -90,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name}: wall {wall:.1f}s, timing {s['spent']:.1f}s, outside timing "
             f"{s['outside']:.1f}s, timed share {100 * s['share']:.1f}%; "
             f"cache hits {hits or 'none'}, computed {misses or 'none'}"
+        )
+        print(
+            f"  of the timing: {s['prepare']:.1f}s preparing groups' processes (forks, forms, "
+            f"warm-ups), {s['waits']:.1f}s waiting for other pools"
         )
         for proc, start, first in s["processes"]:
             print(f"  {proc}: start-up {start:.1f}s, first group (forms + rounds) {first:.1f}s")

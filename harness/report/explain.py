@@ -1101,9 +1101,17 @@ def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) ->
             if starts
             else "starts workers"
         )
+        prep = timing.get("prepare_s")
+        prepared = float(prep) if isinstance(prep, int | float) and prep >= 0.5 else 0.0
+        building = (
+            f"forks each implementation's processes of each group, builds its form in "
+            f"them and warms them up ({prepared:.0f}s)"
+            if prepared
+            else "builds each form in each process"
+        )
         text += (
             f", {timed:.0f}s ({100 * timed / spent:.0f}%) of it inside timed values and "
-            f"warm-ups (the rest {workers}, builds each form in each process"
+            f"warm-ups (the rest {workers}, {building}"
         )
         wait = timing.get("pool_wait_s")
         waited = float(wait) if isinstance(wait, int | float) and wait >= 0.5 else 0.0
@@ -1112,10 +1120,12 @@ def budget_sentence(timing: Mapping[str, Any], min_rounds: int | None = None) ->
                 f" and waits, {wait:.0f}s in all, for other implementations' thread pools "
                 "to go quiet before a value"
             )
-        # what no measure names: building the forms, calibrating, the runner between
-        rest = spent - timed - sum(starts) - waited
+        # what no measure names: the runner and pipes between values, and where the
+        # preparing was not measured (runs from before prepare_s), the forms too
+        rest = spent - timed - sum(starts) - waited - prepared
         if rest >= 0.5:
-            text += f"; {rest:.0f}s building the forms and between values"
+            between = "between values" if prepared else "building the forms and between values"
+            text += f"; {rest:.0f}s {between}"
         text += ")"
     if timing.get("stopped"):
         text += f"; stopped: {timing['stopped']}"

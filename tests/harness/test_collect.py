@@ -333,13 +333,14 @@ def test_the_state_adds_up_the_seconds_timed_and_waited_for_pools() -> None:
         {case: 10},
         {case: 5e-3},  # the warm-up value, per call
         {},
-        {"threads": 1, "pool_wait_s": 0.25},
+        {"threads": 1, "pool_wait_s": 0.25, "prepare_s": 1.5},
     )
     assert timed_seconds(done) == pytest.approx((1e-3 + 2e-3 + 5e-3) * 10)
     state.add(done, 0)
     state.add(replace(done, process=1, metadata={"threads": 1}), 1)  # an older worker's
     assert state.timed_s == pytest.approx(2 * 0.08)
     assert state.pool_wait_s == pytest.approx(0.25)
+    assert state.prepare_s == pytest.approx(1.5)  # the older worker's said nothing
 
 
 def test_a_crashed_setup_task_is_an_error_for_both_phases() -> None:

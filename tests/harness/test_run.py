@@ -203,6 +203,8 @@ def test_environment_and_run_files(seed_run: pd.DataFrame) -> None:
     # the seconds inside timed regions: some, and fewer than the timing spent
     assert 0 < run["timing"]["timed_s"] < run["timing"]["spent_s"]
     assert run["timing"]["pool_wait_s"] >= 0
+    # the groups' processes forked, their forms built and warmed: outside the values
+    assert 0 < run["timing"]["prepare_s"] < run["timing"]["spent_s"] - run["timing"]["timed_s"]
     # each timing worker's start-up, as the supervisor measured it: one per process
     starts = run["timing"]["worker_starts_s"]
     assert len(starts) >= 2 and all(0 < t < run["timing"]["spent_s"] for t in starts)

@@ -977,6 +977,13 @@ def test_the_budget_line_says_how_much_of_the_timing_was_timed() -> None:
     assert "; 0s building" not in starts
     waits = budget_sentence({**timing, "worker_starts_s": [21.0], "pool_wait_s": 12.6})
     assert waits is not None and "; 100s building the forms and between values)" in waits
+    # the preparing measured (rounds events' prepare_s, since 2026-12-03): named apart
+    prepared = budget_sentence(
+        {**timing, "worker_starts_s": [21.0], "pool_wait_s": 12.6, "prepare_s": 70.2}
+    )
+    assert prepared is not None
+    assert "builds its form in them and warms them up (70s)" in prepared
+    assert "; 30s between values)" in prepared and "building the forms and" not in prepared
 
 
 def test_a_baseline_whose_thread_pool_fights_torchs_is_explained(rf: ModuleType) -> None:
