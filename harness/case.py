@@ -32,7 +32,7 @@ from harness.points import format_point
 
 AxisValue = int | float | str
 
-__all__ = ["PHASES", "Case", "Group", "Phase", "Variant", "point_from_json"]
+__all__ = ["PHASES", "PROCESS_PHASES", "Case", "Group", "Phase", "Variant", "point_from_json"]
 
 Phase = Literal["forward", "backward", "step"]
 
@@ -52,6 +52,14 @@ def _typed_point_text(point: tuple[tuple[str, AxisValue], ...], types: tuple[typ
 #: ``forward`` (inference), ``backward`` (on a retained graph: where a step's time goes)
 #: and ``step`` (a whole training step: what training verdicts are decided on).
 PHASES: tuple[Phase, ...] = ("forward", "backward", "step")
+#: The phases timed in one process, where each group gets processes of its own
+#: (``harness.worker.time_apart``; ``harness.schedule`` budgets a process for each): an
+#: inference process has run forwards only, a training loop steps only (its backward,
+#: timed on a retained graph to explain the step, comes after). Timed in one process,
+#: the forwards set glibc's adaptive mmap and trim thresholds for the steps: torch's
+#: fft step at n=1024 on 2 threads then took fresh pages each call (5,090 faults, 12
+#: ms) where steps alone reuse their heap (0 faults, 9 ms) (2026-12-03, AVX512).
+PROCESS_PHASES: tuple[tuple[Phase, ...], ...] = (("forward",), ("step", "backward"))
 
 
 @dataclass(frozen=True, order=True)

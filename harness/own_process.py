@@ -10,18 +10,19 @@ side's loop alone in a fresh process: NumPy's 31-36 ms (4,050 fresh pages a call
 torch's 17-20 ms (0); the two in turns in one process: NumPy's 22-23 ms (0), torch's
 26 ms (4,577): torch ×0.85 where the user's own loops give ×1.8.
 
-So a forking timing worker forks one ``OwnProcess`` per implementation (and phase
-set, ``harness.worker.PROCESS_PHASES``) of a group; each prepares its variant and then
-waits for requests over a pipe: warm a phase up, time a value of ``loops`` calls of
-it, or drop a retained graph. What is not timed the processes do at once
-(``ask_all``): a phase set's processes prepare their forms together, and a phase's
-warm up together (a 5-implementation group's visit took 2.2-2.5 s where it took 2.9-3.1
-s with one process at a time, conv2d n=64 at 2 threads, 2026-12-03, AVX512; forking
-both sets' processes at once gained nothing more, 2.4-2.5 s). The worker runs the rounds as before (``harness.worker._time_rounds``,
-a fresh random order per round), asking each process for its values in turn, so drift
-and bursts still hit every implementation of a round alike; it reads each process's
-page faults from ``/proc`` and waits for the other processes' spinning pools as it did
-for the threads of its own (``harness.contention.PoolWatch``, over ``thread_pids``).
+So a forking timing worker forks one ``OwnProcess`` per implementation (and phase set,
+``harness.case.PROCESS_PHASES``) of a group; each prepares its variant and then waits
+for requests over a pipe: warm a phase up, time a value of ``loops`` calls of it, or
+drop a retained graph. What is not timed the processes do at once (``ask_all``): a phase
+set's processes prepare their forms together, and a phase's warm up together (a
+5-implementation group's visit took 2.2-2.5 s where it took 2.9-3.1 s with one process
+at a time, conv2d n=64 at 2 threads, 2026-12-03, AVX512; forking both sets' processes at
+once gained nothing more, 2.4-2.5 s). The worker runs the rounds as before
+(``harness.worker._time_rounds``, a fresh random order per round), asking each process
+for its values in turn, so drift and bursts still hit every implementation of a round
+alike; it reads each process's page faults from ``/proc`` and waits for the other
+processes' spinning pools as it did for the threads of its own
+(``harness.contention.PoolWatch``, over ``thread_pids``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.case import PHASES, Case, Group, Variant
+from harness.case import PHASES, PROCESS_PHASES, Case, Group, Variant
 from harness.collect import (
     SETUP_FILE,
     Comparison,
@@ -229,9 +229,9 @@ Needed = frozenset[tuple[str, str]]
 
 def _own_processes(phases: Mapping[str, Any]) -> int:
     """The processes a variant with these set-up ``phases`` gets in a group's visit:
-    one for its inference phase, one for its training phases, each where one timed."""
+    one per phase set (``PROCESS_PHASES``) with a phase that is timed."""
     ok = {ph for ph, info in phases.items() if info.status == "ok" and info.loops}
-    return int("forward" in ok) + int(bool(ok & {"step", "backward"}))
+    return sum(1 for phase_set in PROCESS_PHASES if ok.intersection(phase_set))
 
 
 def round_cost(plan: Plan, state: State, group: Group, only: Needed | None = None) -> float:

@@ -47,7 +47,7 @@ from typing import Any, TextIO
 import torch
 
 from harness.cache import Checks, Lookup
-from harness.case import PHASES, Variant
+from harness.case import PHASES, PROCESS_PHASES, Variant
 from harness.checks import (
     SetupChecks,
     cache_entry,
@@ -107,13 +107,6 @@ __all__ = ["Worker", "leave_now", "main"]
 
 #: The order in which a group's phases are timed (``Worker.rounds``).
 TIMED_ORDER = ("forward", "step", "backward")
-#: The phases timed in one process, where each group gets processes of its own: an
-#: inference process has run forwards only, a training loop steps only (its backward,
-#: timed on a retained graph to explain the step, comes after). Timed in one process,
-#: the forwards set glibc's adaptive mmap and trim thresholds for the steps: torch's
-#: fft step at n=1024 on 2 threads then took fresh pages each call (5,090 faults, 12
-#: ms) where steps alone reuse their heap (0 faults, 9 ms) (2026-12-03, AVX512).
-PROCESS_PHASES = (("forward",), ("step", "backward"))
 #: Untimed calls an implementation's process runs before its first value of its first
 #: phase (``time_apart``): this many, or fewer where they reach ``OWN_WARM_S`` seconds
 #: (one at least). Without them torch's 1-thread fft step at n=1024 faulted 46-2,069

@@ -18,7 +18,7 @@ For a handful of picks (layer, baseline, candidate, grid point) this script
    under the default allocator (glibc malloc defaults: ``MALLOC_*`` and ``LD_PRELOAD``
    are cleared), the forward and the step each in a process of its own (an inference
    process runs forwards only, a training loop steps only; the harness times a group's
-   phases apart likewise, ``harness.worker.PROCESS_PHASES``):
+   phases apart likewise, ``harness.case.PROCESS_PHASES``):
 
    - **step**: every iteration ``out = fn(*leaves)`` with grad enabled, then
      ``torch.autograd.grad(out, leaves, grad_output)`` without ``retain_graph`` (the
@@ -575,7 +575,7 @@ class Spec:
     # process set glibc's adaptive mmap and trim thresholds for them: torch's fft step
     # at n=1024 on 2 threads then took 5,090 fresh pages a call (12 ms) where steps
     # alone reuse their heap (0, 9 ms), 2026-12-03, AVX512. The harness times them
-    # apart likewise (harness.worker.PROCESS_PHASES).
+    # apart likewise (harness.case.PROCESS_PHASES).
     phases: list[str] = field(default_factory=lambda: ["step"])
 
 
