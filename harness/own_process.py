@@ -27,12 +27,15 @@ processes' spinning pools as it did for the threads of its own
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing.connection import Connection, Pipe
+from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any, NoReturn, TypeVar
 
 from harness.errors import HarnessError, describe
@@ -41,11 +44,13 @@ from harness.lifetime import die_with_parent
 __all__ = [
     "OwnProcess",
     "RemoteFailure",
+    "Zygote",
     "ask_all",
     "close_all",
     "exit_like",
     "fork_child",
     "process_faults",
+    "redirect_output",
     "serve_requests",
     "thread_pids",
 ]
@@ -67,11 +72,24 @@ class OwnProcess:
     signal, after killing its siblings: ``kill_all``), so the supervisor records a
     crash of the task in progress, as it would without the fork."""
 
-    def __init__(self, serve: Callable[[Connection], None]) -> None:
-        parent, child = Pipe()
-        self.pid = fork_child(lambda: serve(child), parent.close)
-        child.close()
-        self._conn = parent
+    def __init__(
+        self,
+        serve: Callable[[Connection], None] | None = None,
+        *,
+        forked: tuple[int, Connection] | None = None,
+        wait: Callable[[int], int] | None = None,
+    ) -> None:
+        """Fork a child of this process that runs ``serve``; or, with ``forked`` (its
+        pid and the parent's end of its pipe) and ``wait`` (its exit code, once it has
+        exited), talk to one another process forked (``Zygote.start``)."""
+        if forked is None:
+            if serve is None:
+                raise TypeError("OwnProcess needs serve or forked")
+            parent, child = Pipe()
+            forked = (fork_child(lambda: serve(child), parent.close), parent)
+            child.close()
+        self.pid, self._conn = forked
+        self._wait = wait if wait is not None else _wait_child
         self._siblings: Sequence[OwnProcess] = ()
 
     def ask(self, *request: Any) -> Any:
@@ -110,14 +128,12 @@ class OwnProcess:
             pass
 
     def _reap(self) -> None:
-        _, status = os.waitpid(self.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
+        code = self._wait(self.pid)
         if code != 0:
             self._exit_like(code)
 
     def _died(self) -> NoReturn:
-        _, status = os.waitpid(self.pid, 0)
-        self._exit_like(os.waitstatus_to_exitcode(status) or 1)
+        self._exit_like(self._wait(self.pid) or 1)
 
     def _exit_like(self, code: int) -> NoReturn:
         kill_all(p for p in self._siblings if p is not self)
@@ -152,6 +168,117 @@ def close_all(processes: Iterable[OwnProcess]) -> None:
         p._tell_exit()
     for p in processes:
         p._reap()
+
+
+def _wait_child(pid: int) -> int:
+    """The exit code (``os.waitstatus_to_exitcode``'s) of this process's child ``pid``,
+    once it has exited."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+class Zygote:
+    """A child forked early that forks implementation processes on request (``start``),
+    each talked to as an ``OwnProcess`` of this process.
+
+    Why: a process's glibc malloc thresholds are inherited by its forked children, and
+    a timing worker raises them by what it imports before forking: after the compile
+    toolchain's or ONNX Runtime's imports a 1 MiB buffer comes from the heap, where a
+    fresh process that imported torch, NumPy and SciPy maps it afresh (and trims it
+    back) on every call. torch's 1-thread conv2d training step at n=512 then took 7
+    fresh pages a call in the harness where a user's loop took 8,128, and its speedup
+    over SciPy read ×0.91 where the user's loops measured ×0.61 (2026-12-03, AVX512).
+    So the worker forks a zygote before those imports, and an implementation whose
+    form needs none of them (``harness.toolchain.CLEAN_HEAP_FORMS``) is forked from it:
+    its heap starts as a user's training process's. The others (compile, ONNX Runtime)
+    are forked from the worker, as their deployed process also imported their
+    toolchain.
+
+    ``serve(key, conn)`` runs in each process the zygote forks, ``key`` being what
+    ``start`` was given (picklable). The zygote reaps its children and tells their exit
+    codes (``OwnProcess`` asks for them as it would ``waitpid`` its own); it dies with
+    this process, and its children with it."""
+
+    def __init__(self, serve: Callable[[Any, Connection], None]) -> None:
+        parent, child = Pipe()
+        self.pid = fork_child(lambda: _zygote(child, serve), parent.close)
+        child.close()
+        self._conn = parent
+
+    def start(self, key: Any) -> OwnProcess:
+        """A process forked from the zygote that runs ``serve(key, conn)``."""
+        pid = self._ask("fork", key)
+        try:
+            fd = recv_handle(self._conn)
+        except (EOFError, OSError):
+            self._died()
+        return OwnProcess(forked=(pid, Connection(fd)), wait=self.wait)
+
+    def wait(self, pid: int) -> int:
+        """The exit code of the zygote's child ``pid``, once it has exited."""
+        code: int = self._ask("wait", pid)
+        return code
+
+    def redirect_output(self, path: str) -> None:
+        """From now on the zygote and the processes it forks print to ``path``, as
+        this process does (``redirect_output``)."""
+        self._ask("output", path)
+
+    def close(self) -> None:
+        """Tell the zygote to exit, and reap it."""
+        with contextlib.suppress(OSError):
+            self._conn.send(("exit",))
+            self._conn.close()
+        _wait_child(self.pid)
+
+    def _ask(self, *request: Any) -> Any:
+        try:
+            self._conn.send(request)
+            return self._conn.recv()
+        except (EOFError, OSError):
+            self._died()
+
+    def _died(self) -> NoReturn:
+        exit_like(_wait_child(self.pid) or 1)
+
+
+def _zygote(conn: Connection, serve: Callable[[Any, Connection], None]) -> None:
+    """The zygote's loop (``Zygote``): fork, reap and redirect on request until told to
+    exit or this process's parent is gone."""
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request[0] == "exit":
+            return
+        if request[0] == "fork":
+            ours, theirs = Pipe()
+
+            def in_child(ours: Connection = ours) -> None:
+                ours.close()
+                conn.close()
+
+            pid = fork_child(functools.partial(serve, request[1], theirs), in_child)
+            theirs.close()
+            conn.send(pid)
+            send_handle(conn, ours.fileno(), 0)
+            ours.close()
+        elif request[0] == "wait":
+            conn.send(_wait_child(request[1]))
+        elif request[0] == "output":
+            redirect_output(request[1])
+            conn.send(None)
+
+
+def redirect_output(path: str) -> None:
+    """From now on this process (and its children) print to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def fork_child(work: Callable[[], None], in_child: Callable[[], None] = lambda: None) -> int:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "CLEAN_HEAP_FORMS",
     "FORM_IMPORTS",
     "LAZY_IMPORTS",
     "PROBES_FILE",
@@ -77,6 +78,13 @@ FORM_IMPORTS = {
     "onnxruntime": ("onnxruntime",),
     "torchscript": ("torch.jit",),
 }
+
+#: The forms whose imports (``LAZY_IMPORTS`` and their own) leave glibc's malloc
+#: thresholds as a fresh process's: a timing worker forks their processes from a zygote
+#: forked before the others' imports (``harness.own_process.Zygote``), which raise them
+#: (a 1 MiB buffer then comes from the heap: measured after importing onnxruntime or
+#: the compile toolchain, 2026-12-03; tests/harness/test_toolchain.py checks it).
+CLEAN_HEAP_FORMS = ("eager", "torchscript")
 
 #: What a profiled call imports on its first use (torch's profiler pulls in dynamo and
 #: the exporter's registries, 283 modules): imported once by a profiling worker, or each

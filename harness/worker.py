@@ -64,11 +64,13 @@ from harness.measure import recalibrated_loops, set_threads
 from harness.own_process import (
     OwnProcess,
     RemoteFailure,
+    Zygote,
     ask_all,
     close_all,
     exit_like,
     fork_child,
     process_faults,
+    redirect_output,
     serve_requests,
     thread_pids,
 )
@@ -101,7 +103,7 @@ from harness.protocol import (
     event_to_json,
 )
 from harness.registry import Registry, validate_layer
-from harness.toolchain import PROFILER_IMPORTS, prepare_to_fork
+from harness.toolchain import CLEAN_HEAP_FORMS, PROFILER_IMPORTS, prepare_to_fork
 
 __all__ = ["Worker", "leave_now", "main"]
 
@@ -147,9 +149,12 @@ _FORKING_MODES = ("timing", "profile")
 
 
 class Worker:
-    def __init__(self, job: Job, registry: Registry | None = None) -> None:
+    def __init__(
+        self, job: Job, registry: Registry | None = None, zygote: Zygote | None = None
+    ) -> None:
         """``registry``: the layers, where this process loaded them already (a worker
-        started ahead of its job, ``spare``); otherwise loaded here."""
+        started ahead of its job, ``spare``), otherwise loaded here; ``zygote``: the
+        zygote such a worker forked (``_ready_to_fork``)."""
         self.job = job
         #: whether each group (or profiled variant) runs in a child forked for it
         self.forking = _forks(job)
@@ -181,40 +186,24 @@ class Worker:
             for t, (_, found) in self._breakdown_lookups.items()
             if (done := _breakdown_from_cache(t, found))
         }
+        #: where a timing worker forks the processes of implementations whose form
+        #: leaves the heap as a fresh process's (``CLEAN_HEAP_FORMS``); None: from here
+        self.zygote = zygote
         if self.forking:
             profiling = PROFILER_IMPORTS if job.mode == "profile" else ()
             left = [t for t in job.tasks if t not in self._cached_breakdowns]
             if left:
                 with quiet():
-                    prepare_to_fork(_forms(self.registry, left), profiling)
+                    self.zygote = _ready_to_fork(self.registry, job.mode, left, profiling, zygote)
         self._prepared: dict[Variant, Prepared] = {}
         self.setup_checks = SetupChecks(job.seed)
 
     # -- preparation ----------------------------------------------------------------
 
     def prepare(self, variant: Variant) -> Prepared:
-        if variant in self._prepared:
-            return self._prepared[variant]
-        layer = self.registry.get(variant.layer)
-        impl = layer.implementation(variant.impl)
-        set_threads(variant.threads)
-        inputs = layer.make(
-            variant.point_dict, torch_dtype(variant.dtype), variant.device, self.seed
-        )
-        mask = layer.grad_mask(inputs)
-        built = build(
-            layer,
-            impl,
-            variant.point_dict,
-            inputs,
-            variant.dtype,
-            variant.threads,
-            variant.device,
-            mask,
-        )
-        prepared = Prepared(variant, layer, impl, built, inputs, mask, self.seed)
-        self._prepared[variant] = prepared
-        return prepared
+        if variant not in self._prepared:
+            self._prepared[variant] = prepare_variant(self.registry, variant, self.seed)
+        return self._prepared[variant]
 
     # -- the cache of checks (harness.cache) -----------------------------------------
 
@@ -463,6 +452,12 @@ class Worker:
                 run_in_child(functools.partial(self.run_task, task))
             else:
                 self.run_task(task)
+        if self.zygote is not None:
+            # reaped, so that its processes' CPU time reaches this worker's children's
+            # and the runner's (harness.environment.NoiseMonitor): unreaped, every
+            # eager implementation's timing counted as another process's load
+            self.zygote.close()
+            self.zygote = None
         self.log.write(Finished())
 
 
@@ -501,6 +496,26 @@ def _breakdown_from_cache(task: ProfileTask, found: Lookup) -> BreakdownDone | N
     if not isinstance(done, BreakdownDone) or set(done.phases) != set(task.phases):
         return None
     return replace(done, cache="hit")
+
+
+def prepare_variant(registry: Registry, variant: Variant, seed: int) -> Prepared:
+    """``variant``'s inputs (from ``seed``) and its form, built at its threads."""
+    layer = registry.get(variant.layer)
+    impl = layer.implementation(variant.impl)
+    set_threads(variant.threads)
+    inputs = layer.make(variant.point_dict, torch_dtype(variant.dtype), variant.device, seed)
+    mask = layer.grad_mask(inputs)
+    built = build(
+        layer,
+        impl,
+        variant.point_dict,
+        inputs,
+        variant.dtype,
+        variant.threads,
+        variant.device,
+        mask,
+    )
+    return Prepared(variant, layer, impl, built, inputs, mask, seed)
 
 
 def _forms(registry: Registry, tasks: Iterable[Task]) -> set[str]:
@@ -589,7 +604,7 @@ def time_apart(worker: Worker, task: RoundsTask) -> _Timed:
         children: dict[Variant, OwnProcess] = {}
         try:
             for variant in dict.fromkeys(c.variant for c, _ in task.cases if c.phase in phases):
-                children[variant] = OwnProcess(functools.partial(_serve_variant, worker, variant))
+                children[variant] = _own_process(worker, variant)
             OwnProcess.group(list(children.values()))
             for variant, answer in ask_all(children, "ready").items():
                 if isinstance(answer, RemoteFailure):  # its form could not be prepared
@@ -657,14 +672,33 @@ def _time_set(
     return in_rounds
 
 
-def _serve_variant(worker: Worker, variant: Variant, conn: Connection) -> None:
+def _own_process(worker: Worker, variant: Variant) -> OwnProcess:
+    """``variant``'s process (``time_apart``): forked from the worker's zygote where its
+    form leaves the heap as a fresh process's (``harness.own_process.Zygote``), from
+    the worker otherwise."""
+    form = worker.registry.get(variant.layer).implementation(variant.impl).form
+    if worker.zygote is not None and form in CLEAN_HEAP_FORMS:
+        return worker.zygote.start((variant, worker.seed))
+    return OwnProcess(functools.partial(_serve_variant, worker.prepare, variant))
+
+
+def _serve_in_zygote(registry: Registry, key: tuple[Variant, int], conn: Connection) -> None:
+    """A process forked from a worker's zygote (``_own_process``): ``key``'s variant
+    served as ``_serve_variant`` does, prepared with ``key``'s seed."""
+    variant, seed = key
+    _serve_variant(lambda v: prepare_variant(registry, v, seed), variant, conn)
+
+
+def _serve_variant(
+    prepare: Callable[[Variant], Prepared], variant: Variant, conn: Connection
+) -> None:
     """An implementation's process (``time_apart``): prepare ``variant``, then time a
     value of ``loops`` calls of the phase last asked for, on request."""
     state: dict[str, Any] = {}
 
     def ready() -> None:
         with quiet():
-            state["prepared"] = worker.prepare(variant)
+            state["prepared"] = prepare(variant)
         set_threads(variant.threads)
 
     def phase(name: str) -> None:
@@ -793,7 +827,7 @@ def run_in_child(work: Callable[[], None]) -> None:
         exit_like(code)
 
 
-def spare(like: Job, ready: Path, orders: TextIO) -> tuple[Job, Registry] | None:
+def spare(like: Job, ready: Path, orders: TextIO) -> tuple[Job, Registry, Zygote | None] | None:
     """Start up ahead of a job: do what a worker for a job ``like`` this one does
     before its first task (load the layers; a forking worker's imports and toolchain
     warm-up, ``prepare_to_fork``), say so by creating ``ready``, then wait for one line
@@ -811,27 +845,41 @@ def spare(like: Job, ready: Path, orders: TextIO) -> tuple[Job, Registry] | None
     forking = _forks(like)
     if forking:  # before the layers' modules run anything, as Worker does
         torch.set_num_threads(1)
+    zygote = None
     with quiet():
         registry = Registry.default(like.layers_from)
         if forking:
-            prepare_to_fork(_forms(registry, like.tasks))
+            zygote = _ready_to_fork(registry, like.mode, like.tasks)
     ready.touch()
     line = orders.readline()
     if not line.strip():
+        if zygote is not None:
+            zygote.close()
         return None
     order = json.loads(line)
-    _redirect_output(order["log"])
-    return Job.read(order["job"]), registry
+    redirect_output(order["log"])
+    if zygote is not None:
+        zygote.redirect_output(order["log"])
+    return Job.read(order["job"]), registry, zygote
 
 
-def _redirect_output(path: str) -> None:
-    """From now on this process (and its children) print to ``path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+def _ready_to_fork(
+    registry: Registry,
+    mode: str,
+    tasks: Iterable[Task],
+    modules: Iterable[str] = (),
+    zygote: Zygote | None = None,
+) -> Zygote | None:
+    """Make this worker a parent for its tasks' processes (``prepare_to_fork``: the
+    forms' imports and warm-ups, and ``modules``). A timing worker first forks its
+    zygote (unless it has ``zygote`` already), before any import that would raise its
+    malloc thresholds (``harness.own_process.Zygote``); returns it (None otherwise)."""
+    forms = _forms(registry, tasks)
+    if mode == "timing" and zygote is None:
+        prepare_to_fork(forms & set(CLEAN_HEAP_FORMS))
+        zygote = Zygote(functools.partial(_serve_in_zygote, registry))
+    prepare_to_fork(forms, modules)
+    return zygote
 
 
 def main(argv: list[str] | None = None, *, skip_teardown: bool = False) -> int:
@@ -840,6 +888,7 @@ def main(argv: list[str] | None = None, *, skip_teardown: bool = False) -> int:
     worker that has written its last event leaves with ``os._exit`` (``leave_now``)."""
     argv = sys.argv[1:] if argv is None else argv
     registry: Registry | None = None
+    zygote: Zygote | None = None
     if len(argv) == 3 and argv[0] == "--spare":
         try:
             ordered = spare(Job.read(argv[1]), Path(argv[2]), sys.stdin)
@@ -848,14 +897,14 @@ def main(argv: list[str] | None = None, *, skip_teardown: bool = False) -> int:
             return 1
         if ordered is None:
             return 0
-        job, registry = ordered
+        job, registry, zygote = ordered
     elif len(argv) == 1:
         job = Job.read(argv[0])
     else:
         print("usage: python -m harness.worker JOB.json | --spare LIKE.json READY", file=sys.stderr)
         return 2
     try:
-        worker = Worker(job, registry)
+        worker = Worker(job, registry, zygote)
         worker.run()
     except Exception:
         traceback.print_exc()

@@ -90,7 +90,8 @@ class Profiled:
     raw_s: float | None
     plain_s: float | None
     faults: float | None
-    """Minor page faults per plain call in the profiling pass."""
+    """Minor page faults per call: the timed processes' (results.csv ``minor_faults``),
+    the profiling pass's plain calls' where the case has no timed row."""
     timed_s: float | None = None
     """The timed median of the same case (results.csv), when there is one."""
 
@@ -140,12 +141,17 @@ def profiled_cases(
     layer_rows: Sequence[Mapping[str, Any]],
     axis: str,
 ) -> list[Profiled]:
-    """The profiled cases of one layer, each with its timed median from results.csv."""
-    timed = {
-        str(r.get("case")): finite(r.get("median_s"))
-        for r in layer_rows
-        if r.get("status") == "ok" and r.get("case") is not None
-    }
+    """The profiled cases of one layer, each with its timed median and page faults
+    from results.csv.
+
+    The page faults are the timed processes' where there are any: each implementation
+    was timed in processes of its own with a heap as a user's loop's
+    (``harness.own_process``), where the profiling worker has imported torch's compile
+    toolchain for the profiler, whose imports raise glibc's mmap threshold (a profiled
+    eager call then reuses heap memory that a user's loop maps afresh each call)."""
+    ok = [r for r in layer_rows if r.get("status") == "ok" and r.get("case") is not None]
+    timed = {str(r.get("case")): finite(r.get("median_s")) for r in ok}
+    timed_faults = {str(r.get("case")): finite(r.get("minor_faults")) for r in ok}
     grouped: dict[str, list[Mapping[str, Any]]] = {}
     for row in breakdown_rows:
         grouped.setdefault(str(row.get("case")), []).append(row)
@@ -179,7 +185,11 @@ def profiled_cases(
                 profiled_s=finite(first.get("profiled_s")),
                 raw_s=finite(first.get("raw_s")),
                 plain_s=finite(first.get("plain_s")),
-                faults=finite(first.get("minor_faults")),
+                faults=(
+                    timed_faults[case]
+                    if timed_faults.get(case) is not None
+                    else finite(first.get("minor_faults"))
+                ),
                 timed_s=timed.get(case),
             )
         )
@@ -671,8 +681,9 @@ def _table(pair_list: Sequence[Pair], axis: str, show_setting: bool) -> str | No
 _INTRO = (
     "After timing, one call per implementation, size and phase was profiled apart "
     "(never inside a timed region): torch.profiler for aten ops and kernels, a Python "
-    "profile hook (sys.setprofile) for NumPy/SciPy and bridge calls, getrusage for page "
-    "faults; the tools' estimated overhead is removed. Kinds: *numpy* (NumPy/SciPy "
+    "profile hook (sys.setprofile) for NumPy/SciPy and bridge calls; the tools' estimated "
+    "overhead is removed. Page faults per call are the timed processes' (getrusage "
+    "around each timed value), the profiling pass's where a case was not timed. Kinds: *numpy* (NumPy/SciPy "
     "functions), *bridge* (tensor↔ndarray, copies, casts), *python* (autograd Function "
     "dispatch and the Python between calls), *code* (the layer's own code in its "
     "Function's forward and backward, outside every call the tools see: NumPy operators "

@@ -62,7 +62,7 @@ def test_requests_are_answered_with_a_value_or_the_error_and_end_on_exit() -> No
 
 def _run(body: str) -> subprocess.CompletedProcess[str]:
     code = "from harness.own_process import OwnProcess, RemoteFailure, serve_requests\n"
-    code += "from harness.own_process import ask_all, close_all\n"
+    code += "from harness.own_process import Zygote, ask_all, close_all\n"
     code += textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
@@ -150,3 +150,85 @@ def test_a_process_that_dies_takes_the_worker_and_its_siblings_down(
     sibling = int(done.stdout.split()[0])
     with pytest.raises(ProcessLookupError):
         os.kill(sibling, 0)  # killed and reaped with the worker
+
+
+@linux_only
+def test_a_zygote_forks_processes_that_serve_this_one_and_are_reaped_through_it() -> None:
+    # the zygote's children are its own (their heap starts as the zygote's), talked to
+    # and reaped as this process's own are
+    done = _run(
+        """
+        import os, functools
+        def serve(key, conn):
+            serve_requests(conn, {
+                "who": lambda: (key, os.getpid(), os.getppid()),
+                "bad": lambda: int("x"),
+            })
+        zygote = Zygote(serve)
+        ps = {k: zygote.start(k) for k in ("a", "b")}
+        OwnProcess.group(list(ps.values()))
+        answers = ask_all(ps, "who")
+        print("keys", all(answers[k][0] == k for k in ps))
+        print("pids", all(answers[k][1] == ps[k].pid != os.getpid() for k in ps))
+        print("parent", all(answers[k][2] == zygote.pid for k in ps))
+        try:
+            ps["a"].ask("bad")
+        except RemoteFailure as exc:
+            print("failed", exc)
+        close_all(ps.values())
+        print("reaped", sum(1 for p in ps.values() if not os.path.exists(f"/proc/{p.pid}")))
+        zygote.close()
+        print("zygote", os.path.exists(f"/proc/{zygote.pid}"))
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert lines["keys"] == lines["pids"] == lines["parent"] == "True"
+    assert lines["failed"].startswith("ValueError: invalid literal")
+    assert lines["reaped"] == "2" and lines["zygote"] == "False"
+
+
+@linux_only
+def test_a_zygotes_child_that_dies_takes_the_worker_down_the_same_way() -> None:
+    done = _run(
+        """
+        import os, signal
+        def serve(key, conn):
+            conn.recv()
+            os.kill(os.getpid(), signal.SIGABRT)
+        zygote = Zygote(serve)
+        dying = zygote.start("x")
+        dying.ask("go")
+        print("parent carried on")
+        """
+    )
+    assert done.returncode == -signal.SIGABRT, done.stderr
+    assert "parent carried on" not in done.stdout
+
+
+@linux_only
+def test_a_zygotes_processes_cpu_time_reaches_this_processs_once_it_is_closed() -> None:
+    # the runner tells its own load from other processes' by its reaped children's CPU
+    # time (harness.environment.NoiseMonitor): a zygote left unreaped made every eager
+    # implementation's timing count as another process's, and the report cautioned
+    # of a crowded machine on a quiet one
+    done = _run(
+        """
+        import os, time
+        def serve(key, conn):
+            def spin():
+                end = time.process_time() + 0.4
+                while time.process_time() < end:
+                    pass
+            serve_requests(conn, {"spin": spin})
+        zygote = Zygote(serve)
+        p = zygote.start("x")
+        p.ask("spin")
+        p.close()
+        zygote.close()
+        t = os.times()
+        print(t.children_user + t.children_system)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) >= 0.35

@@ -477,13 +477,11 @@ def test_an_implementations_process_warms_up_its_first_phase_only() -> None:
         def drop_graph(self) -> None:
             pass
 
-    class FakeWorker:
-        def prepare(self, variant: Variant) -> FakePrepared:
-            return FakePrepared()
-
     parent, child = Pipe()
     variant = Variant.make("fft", "torch", {"n": 8})
-    server = threading.Thread(target=_serve_variant, args=(FakeWorker(), variant, child))
+    server = threading.Thread(
+        target=_serve_variant, args=(lambda _: FakePrepared(), variant, child)
+    )
     server.start()
     for request in [
         ("ready",),
@@ -497,3 +495,69 @@ def test_an_implementations_process_warms_up_its_first_phase_only() -> None:
     parent.send(("exit",))
     server.join(timeout=10)
     assert calls == ["step"] * (OWN_WARM_CALLS + 3) + ["backward"] * 2
+
+
+#: Run in a fresh interpreter: a forking worker times one group of two eager
+#: implementations after raising its own mmap threshold past 1 MiB (what the compile
+#: toolchain's and ONNX Runtime's imports do: harness.own_process.Zygote); each
+#: implementation's process writes where its 1 MiB buffer comes from before serving.
+_HEAP = """
+import ctypes, json, os, sys
+import harness.worker as w
+from harness.case import Variant
+from harness.protocol import EventLog, Job, RoundsDone, RoundsTask
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+def placement():
+    p = libc.malloc(1 << 20)
+    spans = [l.split()[0].split("-") for l in open("/proc/self/maps") if l.rstrip().endswith("[heap]")]
+    libc.free(p)
+    return "heap" if any(int(a, 16) <= p < int(b, 16) for a, b in spans) else "mmap"
+
+out = sys.argv[2]
+real = w._serve_variant
+def spied(prepare, variant, conn):
+    with open(os.path.join(out, str(os.getpid())), "w") as f:
+        f.write(placement())
+    real(prepare, variant, conn)
+w._serve_variant = spied
+
+variants = [Variant.make("fft", impl, {"n": 8}) for impl in ("numpy", "torch")]
+cases = tuple((v.case(ph), 2) for v in variants for ph in ("forward", "step"))
+task = RoundsTask(variants[0].group, cases, rounds=2)
+worker = w.Worker(Job("timing", (task,), sys.argv[1], process=0, min_time=1e-4))
+assert worker.forking and worker.zygote is not None
+libc.free(libc.malloc(4 << 20))  # glibc raises its threshold to a freed mapping's size
+here = placement()
+zygote = worker.zygote.pid
+worker.run()
+(done,) = [e for e in EventLog.read(sys.argv[1]) if isinstance(e, RoundsDone)]
+pids = [int(p) for p in str(done.metadata["pids"]).split(",")]
+print(json.dumps({
+    "worker": here,
+    "processes": {p: open(os.path.join(out, str(p))).read() for p in pids},
+    "errors": done.errors,
+    "zygote reaped": not os.path.exists(f"/proc/{zygote}"),
+}))
+"""
+
+
+@linux_only
+@pytest.mark.slow
+def test_an_eager_implementations_process_starts_with_a_fresh_processs_heap(
+    tmp_path: Path,
+) -> None:
+    # forked from the worker's zygote, not from the worker whose later imports raised
+    # its malloc thresholds: torch's 1-thread conv2d step at n=512 took 7 fresh pages
+    # a call where a user's loop takes 8,128 (2026-12-03)
+    env = {**os.environ, "HARNESS_FORK_GROUPS": "1", "OMP_NUM_THREADS": "1"}
+    found = _last_json(env, _HEAP, str(tmp_path / "timing.jsonl"), str(tmp_path))
+    assert found["worker"] == "heap"  # the worker's own threshold was raised
+    assert len(found["processes"]) == 4 and not found["errors"]
+    assert set(found["processes"].values()) == {"mmap"}, found
+    # reaped at the end of the worker's run: its processes' CPU time is the run's own
+    assert found["zygote reaped"]

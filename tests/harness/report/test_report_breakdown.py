@@ -369,3 +369,19 @@ def test_time_between_the_calls_seen_that_keeps_its_share_is_work_not_overhead()
     pair = Pair("", "inference", "forward", "kdtree", None, ((256.0, kdtree(256.0, 0.85), None),
                 (4096.0, kdtree(4096.0, 0.55), None)))  # fmt: skip
     assert "bridge and Python overhead" in " ".join(explain_pair(pair, "n"))
+
+
+def test_page_faults_are_the_timed_processes_where_the_case_was_timed() -> None:
+    # the profiling worker imports the compile toolchain, whose imports raise glibc's
+    # mmap threshold: its eager calls reuse heap that a user's loop maps afresh (conv2d's
+    # 1-thread step at n=512: 7 faults a call against 8,128, 2026-12-03); the timed
+    # processes start with a fresh process's heap (harness.own_process.Zygote)
+    timed_case = _case("torch", "step", 1024)
+    layer_rows = [
+        {**r, "minor_faults": 8128.0} if r["case"] == timed_case else r for r in _layer_rows()
+    ]
+    found = profiled_cases(_breakdown_rows(), layer_rows, "n")
+    by_case = {(c.impl, c.phase, c.size): c for c in found}
+    assert by_case[("torch", "step", 1024.0)].faults == 8128.0  # not the profile's 512
+    # no timed figure for a case: the profiling pass's own count stays
+    assert by_case[("numpy", "step", 1024.0)].faults == FAULTS[("numpy", "step", 1024)]
