@@ -16,10 +16,12 @@ The modes:
   capability matrix.
 - ``timing``: paired rounds. For each group (every implementation of one grid point),
   each implementation in children forked for it (``time_apart``, ``harness.own_process``:
-  their allocator state is their own), one for its inference phase and one for its
-  training phases, each set's forked and prepared at once; one discarded warm-up round, then ``rounds`` rounds, each timing
-  every case of the group once, in a fresh random order: drift and bursts of noise
-  then hit every implementation of a point alike, and the per-round ratios cancel them.
+  their allocator state is their own; an eager or TorchScript one's forked from the
+  worker's zygote, whose heap is a fresh process's, ``_own_process``), one for its
+  inference phase and one for its training phases, each set's forked and prepared at
+  once; one discarded warm-up round, then ``rounds`` rounds, each timing every case of
+  the group once, in a fresh random order: drift and bursts of noise then hit every
+  implementation of a point alike, and the per-round ratios cancel them.
 - ``profile``: after timing, one profiled call per phase of a variant (where the
   time goes), each variant in a child of its own, as timing's groups.
 
@@ -676,7 +678,10 @@ def _own_process(worker: Worker, variant: Variant) -> OwnProcess:
     """``variant``'s process (``time_apart``): forked from the worker's zygote where its
     form leaves the heap as a fresh process's (``harness.own_process.Zygote``), from
     the worker otherwise."""
-    form = worker.registry.get(variant.layer).implementation(variant.impl).form
+    try:
+        form = worker.registry.get(variant.layer).implementation(variant.impl).form
+    except Exception:
+        form = None  # an implementation that cannot be found: its process says so ("ready")
     if worker.zygote is not None and form in CLEAN_HEAP_FORMS:
         return worker.zygote.start((variant, worker.seed))
     return OwnProcess(functools.partial(_serve_variant, worker.prepare, variant))
