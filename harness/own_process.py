@@ -23,6 +23,11 @@ for its values in turn, so drift and bursts still hit every implementation of a 
 alike; it reads each process's page faults from ``/proc`` and waits for the other
 processes' spinning pools as it did for the threads of its own
 (``harness.contention.PoolWatch``, over ``thread_pids``).
+
+An implementation whose form imports nothing that changes glibc's malloc thresholds
+(eager code, TorchScript) is forked from a ``Zygote``, a child the worker forked
+before the imports that do (the compile toolchain's, ONNX Runtime's): its heap starts as
+a user's training process's would.
 """
 
 from __future__ import annotations
