@@ -3,8 +3,11 @@
 A timing (or profiling) worker forks a child for each group (``harness.worker``), and
 a child pays again whatever the worker left for a first use: a lazy import, the
 compile toolchain's first compile. ``prepare_to_fork`` pays them in the worker before
-it forks: imports only, and one tiny compile, so the children still start with a
-fresh allocator and no OpenMP pool.
+it forks: imports only, and one tiny compile, so the children still start with no
+OpenMP pool. Some of those imports (the compile toolchain's, ONNX Runtime's) raise
+glibc's mmap threshold, which every child inherits: a timing worker forks its eager
+and TorchScript implementations' processes from a zygote forked before them
+(``CLEAN_HEAP_FORMS``, ``harness.own_process.Zygote``).
 
 ``remember_isa_probes`` cuts one cost every process that compiles pays: before its
 first compile, inductor checks which vector ISAs the C++ compiler and the machine
@@ -107,9 +110,10 @@ def prepare_to_fork(forms: Iterable[str] = (), modules: Iterable[str] = ()) -> N
     torch at one thread until a child sets its own (so no OpenMP pool exists to be lost
     in a fork), and the modules a child would import lazily imported once here
     (``forms``: the forms of the job's implementations; ``modules``: more to import).
-    Imports, and the toolchains' first use on a tiny function (``warm_toolchains``):
-    the allocator stays as a fresh process's. What torch prints meanwhile is the
-    caller's to silence (``harness.forms.quiet``)."""
+    Imports, and the toolchains' first use on a tiny function (``warm_toolchains``);
+    the imports of a form outside ``CLEAN_HEAP_FORMS`` raise glibc's mmap threshold
+    (module docstring). What torch prints meanwhile is the caller's to silence
+    (``harness.forms.quiet``)."""
     torch.set_num_threads(1)
     names = [
         *LAZY_IMPORTS,
@@ -134,7 +138,8 @@ def warm_toolchains(forms: set[str]) -> None:
     this every group's child paid it again (2026-11-29: a conv2d group with every
     form took 6.3 s in its child, 1.3 s after). The tensors are tiny (no buffer near
     glibc's mmap threshold) and one thread runs them, so the children still start with
-    a fresh allocator and no OpenMP pool; inductor compiles in this process
+    no OpenMP pool (the imports before it raise the threshold: module docstring);
+    inductor compiles in this process
     (``compile_threads = 1``): a pool of compile workers would not survive the fork
     either.
 

@@ -818,8 +818,9 @@ def run_in_child(work: Callable[[], None]) -> None:
     buffers made it. A worker that timed other sizes first carries their history:
     conv2d's step at n=512 measured 19-40 ms in one process depending on which sizes
     had run before (2026-11-29, AVX512). So each group is timed in children that have
-    run nothing else, forked from a worker that only imported torch and the layers: the
-    imports are paid once, the allocator starts clean.
+    run nothing else, forked from a worker that imported torch, the layers and the
+    toolchains once (a timing worker's eager implementations from its zygote, forked
+    before the imports that raise glibc's mmap threshold: ``harness.own_process.Zygote``).
 
     The worker must not have entered a parallel region (GNU OpenMP's pool does not
     survive a fork): a timing worker keeps one thread until it forks
@@ -834,11 +835,12 @@ def run_in_child(work: Callable[[], None]) -> None:
 
 def spare(like: Job, ready: Path, orders: TextIO) -> tuple[Job, Registry, Zygote | None] | None:
     """Start up ahead of a job: do what a worker for a job ``like`` this one does
-    before its first task (load the layers; a forking worker's imports and toolchain
-    warm-up, ``prepare_to_fork``), say so by creating ``ready``, then wait for one line
-    on ``orders``: ``{"job": JOB.json, "log": FILE}``. Returns that job and the layers
-    loaded, the process's output now going to ``FILE``; None when ``orders`` closes
-    first (the run needed no more workers).
+    before its first task (load the layers; a forking worker's zygote, imports and
+    toolchain warm-up, ``_ready_to_fork``), say so by creating ``ready``, then wait for
+    one line on ``orders``: ``{"job": JOB.json, "log": FILE}``. Returns that job, the
+    layers loaded and the zygote (None for a job that does not time), the process's
+    output, and its zygote's, now going to ``FILE``; None when ``orders`` closes first
+    (the run needed no more workers).
 
     Why: on 2 cores two workers start in about the time of one (their imports are one
     thread each: 7.7 s for two against 6.7 s for one, 2026-12-02, AVX512), and a run
