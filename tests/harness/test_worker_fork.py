@@ -561,3 +561,42 @@ def test_an_eager_implementations_process_starts_with_a_fresh_processs_heap(
     assert set(found["processes"].values()) == {"mmap"}, found
     # reaped at the end of the worker's run: its processes' CPU time is the run's own
     assert found["zygote reaped"]
+
+
+def test_only_clean_heap_forms_are_forked_from_the_zygote(monkeypatch: pytest.MonkeyPatch) -> None:
+    # eager and TorchScript from the zygote (a user's training process's heap); compile
+    # and ONNX Runtime from the worker (their deployed process imported the toolchain);
+    # an implementation the registry cannot find from the worker, whose child says so
+    import harness.worker as w
+    from harness.registry import Registry
+
+    started: list[tuple[str, str]] = []
+
+    class FakeZygote:
+        def start(self, key: tuple[Variant, int]) -> str:
+            started.append(("zygote", key[0].impl))
+            return "zygote"
+
+    def forked(serve: Any) -> str:
+        started.append(("worker", serve.args[1].impl))
+        return "worker"
+
+    monkeypatch.setattr(w, "OwnProcess", forked)
+
+    class FakeWorker:
+        registry = Registry.default(())
+        zygote = FakeZygote()
+        seed = 0
+
+        def prepare(self, variant: Variant) -> None:
+            return None
+
+    impls = [i.name for i in FakeWorker.registry.get("fft").all_implementations()]
+    for impl in [*impls, "no-such-impl"]:
+        w._own_process(FakeWorker(), Variant.make("fft", impl, {"n": 8}))  # type: ignore[arg-type]
+    where = dict((impl, side) for side, impl in started)
+    forms = {i.name: i.form for i in FakeWorker.registry.get("fft").all_implementations()}
+    for impl, form in forms.items():
+        assert where[impl] == ("zygote" if form in ("eager", "torchscript") else "worker"), impl
+    assert {"compile", "onnxruntime"} <= set(forms.values())  # both sides were exercised
+    assert where["no-such-impl"] == "worker"
