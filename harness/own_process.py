@@ -32,7 +32,6 @@ a user's training process's would.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import signal
@@ -107,6 +106,13 @@ class OwnProcess:
         """Send ``request`` without waiting for its answer (``answer``)."""
         try:
             self._conn.send(request)
+        except OSError:
+            self._died()
+
+    def send_fd(self, fd: int) -> None:
+        """Pass the file descriptor ``fd`` to the child (SCM_RIGHTS), after a request."""
+        try:
+            send_handle(self._conn, fd, self.pid)
         except OSError:
             self._died()
 
@@ -205,75 +211,45 @@ class Zygote:
     this process, and its children with it."""
 
     def __init__(self, serve: Callable[[Any, Connection], None]) -> None:
-        parent, child = Pipe()
-        self.pid = fork_child(lambda: _zygote(child, serve), parent.close)
-        child.close()
-        self._conn = parent
+        self._process = OwnProcess(functools.partial(_zygote, serve=serve))
+        self.pid = self._process.pid
 
     def start(self, key: Any) -> OwnProcess:
         """A process forked from the zygote that runs ``serve(key, conn)``."""
-        pid = self._ask("fork", key)
-        try:
-            fd = recv_handle(self._conn)
-        except (EOFError, OSError):
-            self._died()
-        return OwnProcess(forked=(pid, Connection(fd)), wait=self.wait)
+        ours, theirs = Pipe()
+        self._process.send("fork", key)
+        self._process.send_fd(theirs.fileno())
+        theirs.close()
+        pid: int = self._process.answer()
+        return OwnProcess(forked=(pid, ours), wait=self.wait)
 
     def wait(self, pid: int) -> int:
         """The exit code of the zygote's child ``pid``, once it has exited."""
-        code: int = self._ask("wait", pid)
+        code: int = self._process.ask("wait", pid)
         return code
 
     def redirect_output(self, path: str) -> None:
         """From now on the zygote and the processes it forks print to ``path``, as
         this process does (``redirect_output``)."""
-        self._ask("output", path)
+        self._process.ask("output", path)
 
     def close(self) -> None:
         """Tell the zygote to exit, and reap it."""
-        with contextlib.suppress(OSError):
-            self._conn.send(("exit",))
-            self._conn.close()
-        _wait_child(self.pid)
-
-    def _ask(self, *request: Any) -> Any:
-        try:
-            self._conn.send(request)
-            return self._conn.recv()
-        except (EOFError, OSError):
-            self._died()
-
-    def _died(self) -> NoReturn:
-        exit_like(_wait_child(self.pid) or 1)
+        self._process.close()
 
 
 def _zygote(conn: Connection, serve: Callable[[Any, Connection], None]) -> None:
-    """The zygote's loop (``Zygote``): fork, reap and redirect on request until told to
-    exit or this process's parent is gone."""
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if request[0] == "exit":
-            return
-        if request[0] == "fork":
-            ours, theirs = Pipe()
+    """The zygote's requests (``Zygote``), served until it is told to exit or this
+    process's parent is gone: fork a process for a key, its pipe's end passed after the
+    request; reap one; redirect the output."""
 
-            def in_child(ours: Connection = ours) -> None:
-                ours.close()
-                conn.close()
+    def fork(key: Any) -> int:
+        theirs = Connection(recv_handle(conn))
+        pid = fork_child(functools.partial(serve, key, theirs), conn.close)
+        theirs.close()
+        return pid
 
-            pid = fork_child(functools.partial(serve, request[1], theirs), in_child)
-            theirs.close()
-            conn.send(pid)
-            send_handle(conn, ours.fileno(), 0)
-            ours.close()
-        elif request[0] == "wait":
-            conn.send(_wait_child(request[1]))
-        elif request[0] == "output":
-            redirect_output(request[1])
-            conn.send(None)
+    serve_requests(conn, {"fork": fork, "wait": _wait_child, "output": redirect_output})
 
 
 def redirect_output(path: str) -> None:
