@@ -41,6 +41,14 @@ _FILE_SECONDS = {
 }
 
 
+@pytest.fixture()
+def fixtures_pythonpath() -> str:
+    """PYTHONPATH with tests/fixtures first, for a script run in a fresh interpreter that
+    imports a helper from there (``heap_probe``)."""
+    fixtures = str(Path(__file__).resolve().parent / "fixtures")
+    return os.pathsep.join(p for p in (fixtures, os.environ.get("PYTHONPATH")) if p)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Longest files first, every file's tests in their own order: xdist hands out whole
     # files in this order (--no-loadscope-reorder), each to the worker that frees first.

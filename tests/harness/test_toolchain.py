@@ -112,24 +112,17 @@ def test_without_a_cache_folder_nothing_is_wrapped(monkeypatch: pytest.MonkeyPat
 #: 1 MiB buffer comes from; then the same after a freed 4 MiB mapping raised the
 #: threshold, which shows the probe tells the two apart.
 _THRESHOLD = """
-import ctypes, os, sys
+import os, sys
 import torch, numpy, scipy.signal
 from harness.registry import Registry
 from harness.toolchain import CLEAN_HEAP_FORMS, prepare_to_fork
-
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
+from heap_probe import placement, raise_threshold
 
 def in_child():
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        p = libc.malloc(1 << 20)
-        spans = [l.split()[0].split("-") for l in open("/proc/self/maps") if l.rstrip().endswith("[heap]")]
-        where = "heap" if any(int(a, 16) <= p < int(b, 16) for a, b in spans) else "mmap"
-        os.write(write, where.encode())
+        os.write(write, placement().encode())
         os._exit(0)
     os.close(write)
     where = os.read(read, 16).decode()
@@ -139,19 +132,25 @@ def in_child():
 Registry.default(())
 prepare_to_fork(CLEAN_HEAP_FORMS)
 print("clean", in_child())
-libc.free(libc.malloc(4 << 20))
+raise_threshold()
 print("raised", in_child())
 """
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc, fork")
-def test_the_clean_forms_imports_leave_a_forked_childs_mmap_threshold_as_a_fresh_processs() -> None:
+def test_the_clean_forms_imports_leave_a_forked_childs_mmap_threshold_as_a_fresh_processs(
+    fixtures_pythonpath: str,
+) -> None:
     # guards CLEAN_HEAP_FORMS: a torch, NumPy or SciPy whose import raised glibc's mmap
     # threshold would give every eager implementation's process a heap no user's
     # training process has (harness.own_process.Zygote)
     done = subprocess.run(
-        [sys.executable, "-c", _THRESHOLD], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _THRESHOLD],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": fixtures_pythonpath},
     )
     assert done.returncode == 0, done.stderr
     lines = dict(line.split() for line in done.stdout.splitlines())

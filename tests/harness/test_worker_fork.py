@@ -502,21 +502,11 @@ def test_an_implementations_process_warms_up_its_first_phase_only() -> None:
 #: toolchain's and ONNX Runtime's imports do: harness.own_process.Zygote); each
 #: implementation's process writes where its 1 MiB buffer comes from before serving.
 _HEAP = """
-import ctypes, json, os, sys
+import json, os, sys
 import harness.worker as w
 from harness.case import Variant
 from harness.protocol import EventLog, Job, RoundsDone, RoundsTask
-
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-
-def placement():
-    p = libc.malloc(1 << 20)
-    spans = [l.split()[0].split("-") for l in open("/proc/self/maps") if l.rstrip().endswith("[heap]")]
-    libc.free(p)
-    return "heap" if any(int(a, 16) <= p < int(b, 16) for a, b in spans) else "mmap"
+from heap_probe import placement, raise_threshold
 
 out = sys.argv[2]
 real = w._serve_variant
@@ -531,7 +521,7 @@ cases = tuple((v.case(ph), 2) for v in variants for ph in ("forward", "step"))
 task = RoundsTask(variants[0].group, cases, rounds=2)
 worker = w.Worker(Job("timing", (task,), sys.argv[1], process=0, min_time=1e-4))
 assert worker.forking and worker.zygote is not None
-libc.free(libc.malloc(4 << 20))  # glibc raises its threshold to a freed mapping's size
+raise_threshold()
 here = placement()
 zygote = worker.zygote.pid
 worker.run()
@@ -549,12 +539,17 @@ print(json.dumps({
 @linux_only
 @pytest.mark.slow
 def test_an_eager_implementations_process_starts_with_a_fresh_processs_heap(
-    tmp_path: Path,
+    tmp_path: Path, fixtures_pythonpath: str
 ) -> None:
     # forked from the worker's zygote, not from the worker whose later imports raised
     # its malloc thresholds: torch's 1-thread conv2d step at n=512 took 7 fresh pages
     # a call where a user's loop takes 8,128 (2026-12-03)
-    env = {**os.environ, "HARNESS_FORK_GROUPS": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "HARNESS_FORK_GROUPS": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": fixtures_pythonpath,  # heap_probe
+    }
     found = _last_json(env, _HEAP, str(tmp_path / "timing.jsonl"), str(tmp_path))
     assert found["worker"] == "heap"  # the worker's own threshold was raised
     assert len(found["processes"]) == 4 and not found["errors"]
