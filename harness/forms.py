@@ -39,13 +39,14 @@ import sys
 import time
 import types
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from harness.case import PHASES
 from harness.deviation import eager_mismatch
 from harness.dtypes import torch_dtype
 from harness.errors import FormUnsupported, first_line, one_line, root_cause
@@ -550,8 +551,11 @@ def build(
     threads: int,
     device: str,
     grad_mask: Sequence[bool],
+    phases: Collection[str] | None = None,
 ) -> Built:
-    """The callable for ``impl`` at ``point``; ``example`` inputs drive compilation."""
+    """The callable for ``impl`` at ``point``; ``example`` inputs drive compilation.
+    ``phases``: the only phases it will be called in (``harness.case.PHASES``; None:
+    any), so that a compiled form compiles only their graphs."""
     fn = impl.callable_for(point)
     if impl.form == "eager":
         if device != "cpu" and impl.role == "baseline":
@@ -569,7 +573,7 @@ def build(
         _called_as_eager(built, fn, example)
         return built
     if impl.form == "compile":
-        return _build_compiled(impl, fn, example, grad_mask, trains=layer.trains)
+        return _build_compiled(impl, fn, example, grad_mask, trains=layer.trains, phases=phases)
     if impl.form == "onnxruntime":
         # the export bakes the layer's arguments in: they key its cache entry
         extra = repr(tuple(impl.arguments(point))) if impl.arguments is not None else ""
@@ -637,11 +641,13 @@ def _build_compiled(
     grad_mask: Sequence[bool],
     *,
     trains: bool = True,
+    phases: Collection[str] | None = None,
 ) -> Built:
     """``fn`` under ``torch.compile``, compiled here by its first calls (the one-off
     cost) so that no timed call compiles; of a forward-only layer (``trains`` false)
-    the forward as served alone. The baseline compiled (role ``compiled``) must be
-    taken whole (``fullgraph``): else it is no port, and ``FormUnsupported`` says why."""
+    the forward as served alone; of a process that times only some ``phases``, only
+    theirs. The baseline compiled (role ``compiled``) must be taken whole
+    (``fullgraph``): else it is no port, and ``FormUnsupported`` says why."""
     _compile_every_shape()
     # The baseline's own code is a port only if compile takes it whole.
     whole = impl.role == "compiled"
@@ -653,7 +659,7 @@ def _build_compiled(
     t0 = time.perf_counter()
     try:
         with quiet():
-            _first_calls(compiled, impl, example, grad_mask, trains)
+            _first_calls(compiled, impl, example, grad_mask, trains, phases)
     except torch._dynamo.exc.Unsupported as exc:
         if not whole:
             raise
@@ -696,14 +702,21 @@ def _first_calls(
     example: Sequence[torch.Tensor],
     grad_mask: Sequence[bool],
     trains: bool = True,
+    phases: Collection[str] | None = None,
 ) -> None:
     """Call ``compiled`` once in each grad mode it will be timed in, and its backward
     once when it has one: each compiles a graph of its own. A forward-only layer's
-    (``trains`` false) is timed as served alone."""
+    (``trains`` false) is timed as served alone. ``phases``: the only phases timed
+    (None: any). An implementation's process that times the inference forward alone
+    compiles no training graphs, and one that times training steps no inference
+    graph: each graph cost 0.07-0.3 s in every such process, a visit of a group has
+    two, and the rounds of a conv2d visit were about as long (2026-12-03, AVX512)."""
+    wanted = set(PHASES if phases is None else phases)
     # the forward is timed as it is served: natives under inference_mode
     # (dynamo guards on the grad mode), the baseline's own code under no_grad
-    served_call(compiled, example, inference=impl.role == "native")
-    if not trains:
+    if "forward" in wanted:
+        served_call(compiled, example, inference=impl.role == "native")
+    if not trains or not wanted & {"step", "backward"}:
         return
     leaves = [t.detach().requires_grad_(m) for t, m in zip(example, grad_mask, strict=True)]
     out = compiled(*leaves)

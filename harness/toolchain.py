@@ -133,13 +133,18 @@ _WARMED: set[str] = set()
 
 
 def warm_toolchains(forms: set[str]) -> None:
-    """Pay the first-use costs of the compile toolchain once, in the worker, on an
-    8-element function: dynamo's and inductor's first compile (2-5 s here). Without
-    this every group's child paid it again (2026-11-29: a conv2d group with every
-    form took 6.3 s in its child, 1.3 s after). The tensors are tiny (no buffer near
-    glibc's mmap threshold) and one thread runs them, so the children still start with
-    no OpenMP pool (the imports before it raise the threshold: module docstring);
-    inductor compiles in this process
+    """Pay the first-use costs of the compile and TorchScript toolchains once, in the
+    worker, on an 8-element function: dynamo's and inductor's first compile (2-5 s
+    here) in each grad mode a form is timed in, TorchScript's first script, save, load
+    and optimised calls. Without this every group's child paid it again (2026-11-29: a
+    conv2d group with every form took 6.3 s in its child, 1.3 s after). Each mode has
+    first-use costs of its own: with the training compile alone warmed, a compile
+    process of conv2d at n=128 still took 0.6 s to build, 0.3 s with the inference
+    compile warmed too; a TorchScript process 0.19 s, 0.06 s after the warm-up
+    (2026-12-03, AVX512). The tensors are tiny (no buffer near glibc's mmap threshold)
+    and one thread runs them, so the children still start with no OpenMP pool (the
+    compile imports before it raise the threshold: module docstring; TorchScript's
+    leave it as it was, ``CLEAN_HEAP_FORMS``); inductor compiles in this process
     (``compile_threads = 1``): a pool of compile workers would not survive the fork
     either.
 
@@ -152,10 +157,27 @@ def warm_toolchains(forms: set[str]) -> None:
 
         remember_isa_probes()
         inductor_config.compile_threads = 1
-        compiled = torch.compile(lambda x: torch.tanh(x) * 2, dynamic=False)
+        compiled = torch.compile(_tiny, dynamic=False)
         x = torch.randn(8, requires_grad=True)
         compiled(x).sum().backward()
+        with torch.inference_mode():  # natives' forwards are served so (measure.served_call)
+            compiled(torch.randn(8))
         _WARMED.add("compile")
+    if "torchscript" in forms and "torchscript" not in _WARMED:
+        from harness.forms import script_saved
+
+        loaded = script_saved(_tiny)
+        x = torch.randn(8, requires_grad=True)
+        for _ in range(3):  # the profiling executor optimises a graph on its later calls
+            loaded(x).sum().backward()
+            with torch.inference_mode():
+                loaded(torch.randn(8))
+        _WARMED.add("torchscript")
+
+
+def _tiny(x: torch.Tensor) -> torch.Tensor:
+    """The function the toolchains are warmed up on (``warm_toolchains``)."""
+    return torch.tanh(x) * 2
 
 
 #: The file in ``TORCHINDUCTOR_CACHE_DIR`` that remembers the ISA probes that loaded.

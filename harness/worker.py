@@ -40,7 +40,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -500,8 +500,11 @@ def _breakdown_from_cache(task: ProfileTask, found: Lookup) -> BreakdownDone | N
     return replace(done, cache="hit")
 
 
-def prepare_variant(registry: Registry, variant: Variant, seed: int) -> Prepared:
-    """``variant``'s inputs (from ``seed``) and its form, built at its threads."""
+def prepare_variant(
+    registry: Registry, variant: Variant, seed: int, phases: Collection[str] | None = None
+) -> Prepared:
+    """``variant``'s inputs (from ``seed``) and its form, built at its threads for
+    ``phases`` (``harness.forms.build``; None: any)."""
     layer = registry.get(variant.layer)
     impl = layer.implementation(variant.impl)
     set_threads(variant.threads)
@@ -516,6 +519,7 @@ def prepare_variant(registry: Registry, variant: Variant, seed: int) -> Prepared
         variant.threads,
         variant.device,
         mask,
+        phases,
     )
     return Prepared(variant, layer, impl, built, inputs, mask, seed)
 
@@ -606,7 +610,7 @@ def time_apart(worker: Worker, task: RoundsTask) -> _Timed:
         children: dict[Variant, OwnProcess] = {}
         try:
             for variant in dict.fromkeys(c.variant for c, _ in task.cases if c.phase in phases):
-                children[variant] = _own_process(worker, variant)
+                children[variant] = _own_process(worker, variant, phases)
             OwnProcess.group(list(children.values()))
             for variant, answer in ask_all(children, "ready").items():
                 if isinstance(answer, RemoteFailure):  # its form could not be prepared
@@ -674,24 +678,27 @@ def _time_set(
     return in_rounds
 
 
-def _own_process(worker: Worker, variant: Variant) -> OwnProcess:
-    """``variant``'s process (``time_apart``): forked from the worker's zygote where its
-    form leaves the heap as a fresh process's (``harness.own_process.Zygote``), from
-    the worker otherwise."""
+def _own_process(worker: Worker, variant: Variant, phases: tuple[str, ...]) -> OwnProcess:
+    """``variant``'s process for ``phases`` (``time_apart``): forked from the worker's
+    zygote where its form leaves the heap as a fresh process's
+    (``harness.own_process.Zygote``), from the worker otherwise."""
     try:
         form = worker.registry.get(variant.layer).implementation(variant.impl).form
     except Exception:
         form = None  # an implementation that cannot be found: its process says so ("ready")
     if worker.zygote is not None and form in CLEAN_HEAP_FORMS:
-        return worker.zygote.start((variant, worker.seed))
-    return OwnProcess(functools.partial(_serve_variant, worker.prepare, variant))
+        return worker.zygote.start((variant, worker.seed, phases))
+    prepare = functools.partial(prepare_variant, worker.registry, seed=worker.seed, phases=phases)
+    return OwnProcess(functools.partial(_serve_variant, prepare, variant))
 
 
-def _serve_in_zygote(registry: Registry, key: tuple[Variant, int], conn: Connection) -> None:
+def _serve_in_zygote(
+    registry: Registry, key: tuple[Variant, int, tuple[str, ...]], conn: Connection
+) -> None:
     """A process forked from a worker's zygote (``_own_process``): ``key``'s variant
-    served as ``_serve_variant`` does, prepared with ``key``'s seed."""
-    variant, seed = key
-    _serve_variant(lambda v: prepare_variant(registry, v, seed), variant, conn)
+    served as ``_serve_variant`` does, prepared with ``key``'s seed for its phases."""
+    variant, seed, phases = key
+    _serve_variant(lambda v: prepare_variant(registry, v, seed, phases), variant, conn)
 
 
 def _serve_variant(

@@ -297,3 +297,33 @@ def test_a_compiled_native_failing_under_inference_mode_alone_names_the_mode() -
     for impl in (native("torch", broken), baseline("numpy", broken)):
         with pytest.raises(ValueError, match="broken"):
             _first_calls(broken, impl, (torch.ones(3),), (True,), trains=False)
+
+
+def test_a_compiled_form_compiles_only_the_graphs_of_the_phases_its_process_times() -> None:
+    """A process that times the inference forward alone makes no training graph, and
+    one that times steps no inference graph: each first call compiles a graph."""
+    from harness.forms import _first_calls
+
+    calls: list[str] = []
+
+    def recorded(x: torch.Tensor) -> torch.Tensor:
+        calls.append("inference" if torch.is_inference_mode_enabled() else "training")
+        out = x * 2
+        if out.requires_grad:
+            out.register_hook(lambda g: calls.append("backward"))
+        return out
+
+    impl = native("torch", recorded)
+    expected = {
+        ("forward",): ["inference"],
+        ("step", "backward"): ["training", "backward"],
+        ("backward",): ["training", "backward"],
+        None: ["inference", "training", "backward"],
+    }
+    for phases, wanted in expected.items():
+        calls.clear()
+        _first_calls(recorded, impl, (torch.ones(3),), (True,), phases=phases)
+        assert calls == wanted, phases
+    calls.clear()  # a forward-only layer's training phases compile nothing
+    _first_calls(recorded, impl, (torch.ones(3),), (True,), trains=False, phases=("step",))
+    assert calls == []

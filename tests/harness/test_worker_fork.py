@@ -568,7 +568,7 @@ def test_only_clean_heap_forms_are_forked_from_the_zygote(monkeypatch: pytest.Mo
     started: list[tuple[str, str]] = []
 
     class FakeZygote:
-        def start(self, key: tuple[Variant, int]) -> str:
+        def start(self, key: tuple[Variant, int, tuple[str, ...]]) -> str:
             started.append(("zygote", key[0].impl))
             return "zygote"
 
@@ -583,12 +583,10 @@ def test_only_clean_heap_forms_are_forked_from_the_zygote(monkeypatch: pytest.Mo
         zygote = FakeZygote()
         seed = 0
 
-        def prepare(self, variant: Variant) -> None:
-            return None
-
     impls = [i.name for i in FakeWorker.registry.get("fft").all_implementations()]
     for impl in [*impls, "no-such-impl"]:
-        w._own_process(FakeWorker(), Variant.make("fft", impl, {"n": 8}))  # type: ignore[arg-type]
+        variant = Variant.make("fft", impl, {"n": 8})
+        w._own_process(FakeWorker(), variant, ("forward",))  # type: ignore[arg-type]
     where = dict((impl, side) for side, impl in started)
     forms = {i.name: i.form for i in FakeWorker.registry.get("fft").all_implementations()}
     for impl, form in forms.items():
