@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -164,9 +165,11 @@ def warm_toolchains(forms: set[str]) -> None:
             compiled(torch.randn(8))
         _WARMED.add("compile")
     if "torchscript" in forms and "torchscript" not in _WARMED:
-        from harness.forms import script_saved
-
-        loaded = script_saved(_tiny)
+        # as harness.forms.script_saved builds the form: scripted, saved, loaded back
+        buffer = io.BytesIO()
+        torch.jit.save(torch.jit.script(_tiny), buffer)
+        buffer.seek(0)
+        loaded = torch.jit.load(buffer)
         x = torch.randn(8, requires_grad=True)
         for _ in range(3):  # the profiling executor optimises a graph on its later calls
             loaded(x).sum().backward()
