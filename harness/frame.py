@@ -106,7 +106,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "speedup": (
         "Float64",
         "baseline time / this time, per round (paired: both timed in the same round of the "
-        "same process), median over all rounds; above 1: this implementation is faster",
+        "same process), the interquartile mean of its logs over all rounds (each process "
+        "weighing as one, harness.stats); above 1: this implementation is faster",
     ),
     "speedup_low": (
         "Float64",

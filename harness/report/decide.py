@@ -266,7 +266,7 @@ class RuntimeCost:
 
     @property
     def without(self) -> tuple[float, float, float] | None:
-        """The best candidate's speedup (median, low, high) were the call gone: the
+        """The best candidate's speedup (estimate, low, high) were the call gone: the
         baseline's time less the call's share (None: no speedup measured there)."""
         p = self.point
         if p is None or p.speedup is None or p.low is None or p.high is None:
@@ -1007,7 +1007,7 @@ def _crossings(kind: str, bounds: Sequence[Bounds]) -> tuple[Crossover, ...]:
 
 
 def _refine(threshold: Crossover, crossovers: Sequence[Crossover]) -> Crossover:
-    """The interpolated crossing of the median speedups, where one lies in the range."""
+    """The interpolated crossing of the estimated speedups, where one lies in the range."""
     inside = [
         c
         for c in crossovers
