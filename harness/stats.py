@@ -38,11 +38,14 @@ The method, in log space (speedups are ratios; their noise is multiplicative):
   a round, and two runs, or the harness and a user's plain loop, differed by a whole
   mode (x0.39 against x0.51); a user's loop runs both modes, and the interquartile
   mean moves smoothly with their mix. It still leaves out the outlying quarter at
-  either end, which a burst of load on a shared machine makes. Re-read from
-  ``scripts/truth.py``'s saved rounds of 2026-12-03 (AVX512), harness and plain loop
-  agreed within 15% in 28 of 32 comparisons with this estimate on both sides, 27 with
-  the median; under a noisy neighbour 24 and 25, and 18 with the plain mean of the log
-  ratios, which outlying rounds move;
+  either end, which a burst of load on a shared machine makes. It does not make the
+  harness agree with a plain loop more often: re-read from ``scripts/truth.py``'s
+  saved rounds of three runs on 2026-12-03 (AVX512; quiet, noisy neighbour, quiet),
+  the two agreed within 15% in 28, 24 and 25 of 32 comparisons with this estimate on
+  both sides, 27, 25 and 26 with the median, 26, 18 and 24 with the plain mean of the
+  log ratios (which outlying rounds move). What it buys is an estimate that does not
+  jump with one round, and intervals about a tenth narrower at the same coverage
+  (below);
 * process level (K&J's between-process component): a t-interval
   ``log(estimate) ± t(P-1) · s / sqrt(P)``, where ``s`` is the standard deviation of
   the per-process interquartile means. Each carries its round noise too, so ``s``

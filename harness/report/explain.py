@@ -410,7 +410,7 @@ def _undecided_sentence(s: SettingDecision, axis: str) -> str:
             f"(intervals {shown} straddle the ±{BAND:.0%} band, and the verdict could be "
             f"{could}). Each point was timed in 2 processes, so the process level of its "
             "interval stands on one degree of freedom (12.7 standard errors of the "
-            "process medians either side): any difference between the two processes "
+            "process estimates either side): any difference between the two processes "
             "makes it wide. To decide: "
             "`--profile default` (3 processes or more, and adaptive passes)."
         )
