@@ -53,6 +53,7 @@ from harness.errors import FormUnsupported, first_line, one_line, root_cause
 from harness.layer import Implementation, Layer, Point, with_arguments
 from harness.measure import served_call
 from harness.outputs import as_tuple, tensors_of
+from harness.toolchain import remember_isa_probes, saved_and_loaded
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -315,14 +316,8 @@ def script_saved(fn: Callable[..., Any]) -> Any:
         scripted = _script(fn)
     except Exception as exc:
         raise FormUnsupported(script_cause(exc, "script", fn)) from exc
-    buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(scripted, buffer)
-            buffer.seek(0)
-            return torch.jit.load(buffer)
+        return saved_and_loaded(scripted)
     except Exception as exc:
         raise FormUnsupported(script_cause(exc, "save")) from exc
 
@@ -682,8 +677,6 @@ def _compile_every_shape() -> None:
     # buffers (a memory optimisation of compiled backward) forbid retain_graph.
     import torch._dynamo.config as dynamo_config
     import torch._functorch.config as functorch_config
-
-    from harness.toolchain import remember_isa_probes
 
     remember_isa_probes()  # inductor's ISA probes: once per machine, not per process
     functorch_config.donated_buffer = False

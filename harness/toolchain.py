@@ -24,6 +24,7 @@ import importlib
 import io
 import json
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "PROFILER_IMPORTS",
     "prepare_to_fork",
     "remember_isa_probes",
+    "saved_and_loaded",
     "warm_toolchains",
 ]
 
@@ -165,17 +167,25 @@ def warm_toolchains(forms: set[str]) -> None:
             compiled(torch.randn(8))
         _WARMED.add("compile")
     if "torchscript" in forms and "torchscript" not in _WARMED:
-        # as harness.forms.script_saved builds the form: scripted, saved, loaded back
-        buffer = io.BytesIO()
-        torch.jit.save(torch.jit.script(_tiny), buffer)
-        buffer.seek(0)
-        loaded = torch.jit.load(buffer)
+        loaded = saved_and_loaded(torch.jit.script(_tiny))  # as a form is built
         x = torch.randn(8, requires_grad=True)
         for _ in range(3):  # the profiling executor optimises a graph on its later calls
             loaded(x).sum().backward()
             with torch.inference_mode():
                 loaded(torch.randn(8))
         _WARMED.add("torchscript")
+
+
+def saved_and_loaded(scripted: Any) -> Any:
+    """A scripted function or module saved to memory and loaded back, as a deployment
+    loads it (``harness.forms.script_saved``, and the warm-up above)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(scripted, buffer)
+    buffer.seek(0)
+    return torch.jit.load(buffer)
 
 
 def _tiny(x: torch.Tensor) -> torch.Tensor:
